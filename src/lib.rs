@@ -1,0 +1,7 @@
+//! upgrade-guard: notices every Helm release revision change, judges the upgrade over a bake
+//! window from Kubernetes objects and Prometheus, and reports or acts on the verdict.
+//!
+//! The crate follows the data flow of `docs/architecture.md`: each box is one module, the
+//! pure decision steps take plain values and never a client.
+
+pub mod cli;

@@ -1,0 +1,71 @@
+//! Kubernetes access for tests: a kube-rs client for the test cluster and a fresh namespace
+//! per test, deleted when the test ends (even when it panics).
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::stack::stack;
+
+/// A client for the test cluster, as cluster admin.
+pub async fn client() -> Client {
+    let kubeconfig = Kubeconfig::read_from(&stack().kubeconfig).expect("read test kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("load test kubeconfig");
+    Client::try_from(config).expect("build kube client")
+}
+
+/// A namespace created for one test and deleted when dropped.
+pub struct TestNamespace {
+    /// The namespace's name, unique per test.
+    pub name: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Creates a fresh namespace named `<prefix>-<unique suffix>`.
+pub async fn namespace(prefix: &str) -> TestNamespace {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!(
+        "{prefix}-{:x}{:x}{:x}",
+        std::process::id() & 0xfff,
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos & 0xffff
+    );
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"upgrade-guard.dev/test": "true"}}
+    }))
+    .expect("namespace object");
+    Api::<Namespace>::all(client().await)
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+    TestNamespace { name }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Drop cannot await: delete from a thread with its own runtime. The
+        // controller-manager's namespace controller removes the contents.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                Api::<Namespace>::all(client().await)
+                    .delete(&name, &DeleteParams::background())
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}

@@ -1,0 +1,172 @@
+//! A real Prometheus per test: on historical series backfilled with
+//! `promtool tsdb create-blocks-from openmetrics`, and/or scraping live targets.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::wait::POLL_INTERVAL;
+
+/// A Prometheus server on a free loopback port, killed when dropped.
+pub struct Prometheus {
+    child: Option<Child>,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// One scrape target for [`Prometheus::start`].
+pub struct Target<'a> {
+    /// The `job` label.
+    pub job: &'a str,
+    /// `host:port` on loopback.
+    pub address: &'a str,
+}
+
+/// A free loopback TCP port (bound then released; callers retry on a lost race).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free loopback port")
+}
+
+fn tool(name: &str) -> &str {
+    match Command::new(name).arg("--version").output() {
+        Ok(out) if out.status.success() => name,
+        _ => panic!("{name} is not installed: run scripts/setup (Debian package prometheus)"),
+    }
+}
+
+impl Prometheus {
+    /// Writes `openmetrics` (OpenMetrics text with timestamps in seconds, ending in
+    /// `# EOF`) into TSDB blocks and starts Prometheus on them.
+    pub async fn with_backfill(openmetrics: &str) -> Self {
+        Self::start(Some(openmetrics), &[]).await
+    }
+
+    /// Starts Prometheus with optional backfilled history and live scrape targets
+    /// (scraped every second).
+    pub async fn start(openmetrics: Option<&str>, targets: &[Target<'_>]) -> Self {
+        let dir = tempfile::tempdir().expect("prometheus temp dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("prometheus data dir");
+        if let Some(text) = openmetrics {
+            backfill(dir.path(), &data, text);
+        }
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+        );
+        for t in targets {
+            config.push_str(&format!(
+                "  - job_name: {}\n    static_configs:\n      - targets: ['{}']\n",
+                t.job, t.address
+            ));
+        }
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        let log_path = dir.path().join("prometheus.log");
+
+        // A free port can be taken between probing and binding: try a few.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(tool("prometheus"))
+                .arg(format!("--config.file={}", config_path.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--storage.tsdb.retention.time=30d")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log_path).expect("prometheus log file"))
+                .spawn()
+                .expect("start prometheus");
+            let url = format!("http://127.0.0.1:{port}");
+            match wait_ready(&mut child, &url, &log_path).await {
+                Ok(()) => {
+                    return Prometheus {
+                        child: Some(child),
+                        url,
+                        _dir: dir,
+                    };
+                }
+                Err(e) => {
+                    last_error = e;
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        panic!("prometheus did not start: {last_error}");
+    }
+
+    /// Stops Prometheus (SIGKILL): later queries fail with connection refused, which is
+    /// how a monitoring outage looks to the daemon.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs an instant query and returns the JSON `data` object; panics on an error answer.
+    pub async fn query(&self, promql: &str, time: Option<f64>) -> serde_json::Value {
+        let mut params = vec![("query", promql.to_string())];
+        if let Some(t) = time {
+            params.push(("time", format!("{t}")));
+        }
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&params)
+            .send()
+            .await
+            .expect("query prometheus")
+            .json()
+            .await
+            .expect("prometheus answer is JSON");
+        assert_eq!(body["status"], "success", "query {promql} failed: {body}");
+        body["data"].clone()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn wait_ready(child: &mut Child, url: &str, log: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(format!("prometheus exited ({status}):\n{log}"));
+        }
+        if let Ok(resp) = http.get(format!("{url}/-/ready")).send().await
+            && resp.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("not ready after 60 s".into());
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+fn backfill(dir: &Path, data: &Path, text: &str) {
+    let input = dir.join("backfill.om");
+    std::fs::write(&input, text).expect("write openmetrics");
+    let out = Command::new(tool("promtool"))
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(data)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool tsdb create-blocks-from openmetrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
