@@ -5,3 +5,4 @@
 //! pure decision steps take plain values and never a client.
 
 pub mod cli;
+pub mod release;

@@ -1,0 +1,390 @@
+//! Release events: what happened to a release, classified from its revision history and the
+//! decoded payload of the revision concerned (pure).
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::decode::ReleaseSummary;
+use super::{ReleaseKey, ReleaseStatus};
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReleaseEventKind {
+    /// A first revision (or one after an uninstall kept in history) was deployed.
+    Installed,
+    /// Such an install failed.
+    InstallFailed,
+    /// A new revision was deployed over the one running before.
+    Upgraded {
+        /// Revision that ran before.
+        from: u32,
+        /// The new revision.
+        to: u32,
+    },
+    /// A new revision failed to deploy; `from` keeps running.
+    UpgradeFailed {
+        /// Revision that ran before, when known.
+        from: Option<u32>,
+        /// The failed revision.
+        to: u32,
+    },
+    /// `helm rollback` deployed a new revision with the content of `target`.
+    RolledBack {
+        /// The new revision written by the rollback.
+        to: u32,
+        /// The revision rolled back to.
+        target: u32,
+    },
+    /// `helm rollback` failed.
+    RollbackFailed {
+        /// The failed revision written by the rollback.
+        to: u32,
+        /// The revision it tried to roll back to, when known.
+        target: Option<u32>,
+    },
+    /// The release was uninstalled.
+    Uninstalled {
+        /// `true` for `--keep-history` (status `uninstalled`), `false` when its Secrets are gone.
+        kept_history: bool,
+    },
+    /// The newest revision has been `pending-*` for longer than the configured threshold:
+    /// a Helm process was probably killed and the release is locked.
+    StuckPending {
+        /// The pending status.
+        status: ReleaseStatus,
+        /// Since when (the revision Secret's creation).
+        since: Timestamp,
+    },
+}
+
+impl ReleaseEventKind {
+    /// Short, bounded name (log field, metric label).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Installed => "installed",
+            Self::InstallFailed => "install_failed",
+            Self::Upgraded { .. } => "upgraded",
+            Self::UpgradeFailed { .. } => "upgrade_failed",
+            Self::RolledBack { .. } => "rolled_back",
+            Self::RollbackFailed { .. } => "rollback_failed",
+            Self::Uninstalled { .. } => "uninstalled",
+            Self::StuckPending { .. } => "stuck_pending",
+        }
+    }
+}
+
+/// One release event, with the summary of the revision it is about (absent only when the
+/// release's Secrets are gone).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseEvent {
+    /// The release.
+    pub release: ReleaseKey,
+    /// The revision the event is about.
+    pub revision: u32,
+    /// That revision's status when the event was decided.
+    pub status: ReleaseStatus,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: ReleaseEventKind,
+    /// The decoded revision (no user values).
+    pub summary: Option<Arc<ReleaseSummary>>,
+}
+
+/// What the history alone says about a revision that needs an event; the payload's
+/// description completes it (see [`Draft::complete`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Draft {
+    /// The revision reached a settled status (deployed, failed, superseded, uninstalled,
+    /// unknown).
+    Settled {
+        /// Newest revision below it that was deployed (`deployed` or `superseded`).
+        last_deployed_before: Option<u32>,
+        /// Status of the revision right below it, if any.
+        previous_status: Option<ReleaseStatus>,
+        /// The revision was seen in `pending-rollback`.
+        seen_rolling_back: bool,
+    },
+    /// The revision has been pending for too long.
+    StuckPending {
+        /// Since when.
+        since: Timestamp,
+    },
+}
+
+/// A revision to fetch and decode before its event can be emitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    /// The release.
+    pub release: ReleaseKey,
+    /// The revision to fetch.
+    pub revision: u32,
+    /// Its status (label) when the event was decided.
+    pub status: ReleaseStatus,
+    /// What the history says.
+    pub draft: Draft,
+}
+
+/// Parses Helm's rollback description `Rollback to N`.
+pub fn rollback_target_in(description: &str) -> Option<u32> {
+    description
+        .strip_prefix("Rollback to ")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl PendingEvent {
+    /// Classifies the event with the decoded payload of the revision.
+    pub fn complete(self, summary: Arc<ReleaseSummary>) -> ReleaseEvent {
+        let to = self.revision;
+        let kind = match self.draft {
+            Draft::StuckPending { since } => ReleaseEventKind::StuckPending {
+                status: self.status,
+                since,
+            },
+            Draft::Settled {
+                last_deployed_before,
+                previous_status,
+                seen_rolling_back,
+            } => {
+                let target = rollback_target_in(&summary.description);
+                // Helm overwrites a failed rollback's description ("Rollback \"x\" failed:").
+                let rollback = target.is_some()
+                    || seen_rolling_back
+                    || summary.description.starts_with("Rollback \"");
+                let fresh_install = previous_status.is_none_or(|s| s == ReleaseStatus::Uninstalled);
+                match self.status {
+                    ReleaseStatus::Uninstalled => {
+                        ReleaseEventKind::Uninstalled { kept_history: true }
+                    }
+                    ReleaseStatus::Failed if rollback => {
+                        ReleaseEventKind::RollbackFailed { to, target }
+                    }
+                    ReleaseStatus::Failed if fresh_install => ReleaseEventKind::InstallFailed,
+                    ReleaseStatus::Failed => ReleaseEventKind::UpgradeFailed {
+                        from: last_deployed_before,
+                        to,
+                    },
+                    _ if rollback => match target {
+                        Some(target) => ReleaseEventKind::RolledBack { to, target },
+                        None => ReleaseEventKind::Upgraded {
+                            from: last_deployed_before.unwrap_or(to.saturating_sub(1)),
+                            to,
+                        },
+                    },
+                    _ if fresh_install => ReleaseEventKind::Installed,
+                    _ => ReleaseEventKind::Upgraded {
+                        from: last_deployed_before.unwrap_or(to.saturating_sub(1)),
+                        to,
+                    },
+                }
+            }
+        };
+        ReleaseEvent {
+            release: self.release,
+            revision: to,
+            status: self.status,
+            kind,
+            summary: Some(summary),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::decode::ChartRef;
+
+    fn summary(revision: u32, status: ReleaseStatus, description: &str) -> Arc<ReleaseSummary> {
+        Arc::new(ReleaseSummary {
+            name: "gim".into(),
+            namespace: "gim".into(),
+            revision,
+            status,
+            description: description.into(),
+            first_deployed: None,
+            last_deployed: None,
+            chart: ChartRef {
+                name: "gim".into(),
+                version: "100.0.116+2900".into(),
+                app_version: None,
+            },
+            hooks: vec![],
+            workloads: vec![],
+        })
+    }
+
+    fn settled(
+        revision: u32,
+        status: ReleaseStatus,
+        last_deployed_before: Option<u32>,
+        previous_status: Option<ReleaseStatus>,
+        seen_rolling_back: bool,
+        description: &str,
+    ) -> ReleaseEventKind {
+        PendingEvent {
+            release: ReleaseKey::new("gim", "gim"),
+            revision,
+            status,
+            draft: Draft::Settled {
+                last_deployed_before,
+                previous_status,
+                seen_rolling_back,
+            },
+        }
+        .complete(summary(revision, status, description))
+        .kind
+    }
+
+    use ReleaseStatus::*;
+
+    #[test]
+    fn classification_table() {
+        let cases = [
+            (
+                settled(1, Deployed, None, None, false, "Install complete"),
+                ReleaseEventKind::Installed,
+            ),
+            (
+                settled(1, Failed, None, None, false, "Release \"gim\" failed"),
+                ReleaseEventKind::InstallFailed,
+            ),
+            (
+                settled(
+                    5,
+                    Deployed,
+                    None,
+                    Some(Uninstalled),
+                    false,
+                    "Install complete",
+                ),
+                ReleaseEventKind::Installed,
+            ),
+            (
+                settled(
+                    2,
+                    Deployed,
+                    Some(1),
+                    Some(Superseded),
+                    false,
+                    "Upgrade complete",
+                ),
+                ReleaseEventKind::Upgraded { from: 1, to: 2 },
+            ),
+            (
+                settled(
+                    4,
+                    Deployed,
+                    Some(2),
+                    Some(Failed),
+                    false,
+                    "Upgrade complete",
+                ),
+                ReleaseEventKind::Upgraded { from: 2, to: 4 },
+            ),
+            (
+                settled(
+                    3,
+                    Failed,
+                    Some(2),
+                    Some(Deployed),
+                    false,
+                    "Upgrade \"gim\" failed: timed out",
+                ),
+                ReleaseEventKind::UpgradeFailed {
+                    from: Some(2),
+                    to: 3,
+                },
+            ),
+            (
+                settled(4, Deployed, Some(2), Some(Failed), true, "Rollback to 2"),
+                ReleaseEventKind::RolledBack { to: 4, target: 2 },
+            ),
+            (
+                settled(
+                    4,
+                    Failed,
+                    Some(2),
+                    Some(Failed),
+                    true,
+                    "Rollback \"gim\" failed: boom",
+                ),
+                ReleaseEventKind::RollbackFailed {
+                    to: 4,
+                    target: None,
+                },
+            ),
+            (
+                // A rollback we did not see pending is still told by its description.
+                settled(
+                    4,
+                    Failed,
+                    Some(2),
+                    Some(Failed),
+                    false,
+                    "Rollback \"gim\" failed: boom",
+                ),
+                ReleaseEventKind::RollbackFailed {
+                    to: 4,
+                    target: None,
+                },
+            ),
+            (
+                settled(
+                    4,
+                    Uninstalled,
+                    Some(3),
+                    Some(Superseded),
+                    false,
+                    "Uninstallation complete",
+                ),
+                ReleaseEventKind::Uninstalled { kept_history: true },
+            ),
+            (
+                // Seen only after it was superseded (missed while disconnected): still an upgrade.
+                settled(
+                    3,
+                    Superseded,
+                    Some(2),
+                    Some(Superseded),
+                    false,
+                    "Upgrade complete",
+                ),
+                ReleaseEventKind::Upgraded { from: 2, to: 3 },
+            ),
+        ];
+        for (i, (got, want)) in cases.into_iter().enumerate() {
+            assert_eq!(got, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn rollback_descriptions() {
+        assert_eq!(rollback_target_in("Rollback to 7"), Some(7));
+        assert_eq!(rollback_target_in("Rollback to x"), None);
+        assert_eq!(rollback_target_in("Upgrade complete"), None);
+    }
+
+    #[test]
+    fn stuck_pending_keeps_status_and_since() {
+        let since: Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let event = PendingEvent {
+            release: ReleaseKey::new("gim", "gim"),
+            revision: 3,
+            status: PendingUpgrade,
+            draft: Draft::StuckPending { since },
+        }
+        .complete(summary(3, PendingUpgrade, "Preparing upgrade"));
+        assert_eq!(
+            event.kind,
+            ReleaseEventKind::StuckPending {
+                status: PendingUpgrade,
+                since
+            }
+        );
+        assert_eq!(event.kind.name(), "stuck_pending");
+    }
+}
