@@ -5,4 +5,6 @@
 //! pure decision steps take plain values and never a client.
 
 pub mod cli;
+pub mod metrics;
 pub mod release;
+pub mod tracker;

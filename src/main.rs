@@ -1,8 +1,40 @@
-//! Entry point: parses the command line and hands over to the library.
+//! Entry point: parses the command line, sets up logging and hands over to the library.
 
 use clap::Parser;
-use upgrade_guard::cli::Args;
+use tracing_subscriber::EnvFilter;
+use upgrade_guard::cli::{self, Args, Command, LogFormat};
 
-fn main() {
-    let _args = Args::parse();
+fn init_logging(args: &Args) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&args.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<i32> {
+    let client = cli::kube_client(&args).await?;
+    match &args.command {
+        Command::History(a) => cli::history::run(client, a).await,
+        Command::Watch(a) => cli::watch::run(client, a).await,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    init_logging(&args);
+    let code = match run(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

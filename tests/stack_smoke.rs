@@ -28,8 +28,7 @@ fn labels(secret: &Secret) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn helm_install_and_upgrade_write_release_secrets() {
     let ns = tkube::namespace("smoke-helm").await;
-    let chart = helm::chart("demo-app");
-    let chart = chart.to_str().unwrap();
+    let chart = &helm::chart("demo-app");
     helm::ok(&["install", "web", chart, "-n", &ns.name]);
 
     let secrets: Api<Secret> = Api::namespaced(tkube::client().await, &ns.name);
@@ -101,8 +100,7 @@ async fn pod_state(
 #[tokio::test]
 async fn deployment_pods_become_ready_and_fault_variants_do_not() {
     let ns = tkube::namespace("smoke-pods").await;
-    let chart = helm::chart("demo-app");
-    let chart = chart.to_str().unwrap();
+    let chart = &helm::chart("demo-app");
     // --wait only returns once the Deployment is available: controllers, scheduler and
     // kwok all took part.
     helm::ok(&[

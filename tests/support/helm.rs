@@ -1,42 +1,95 @@
-//! Runs the real helm binary against the test cluster.
+//! Runs the real helm binary against a test cluster.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use super::stack::{repo_root, stack};
 
 /// Path of a chart under `tests/charts/`.
-pub fn chart(name: &str) -> PathBuf {
-    repo_root().join("tests/charts").join(name)
+pub fn chart(name: &str) -> String {
+    repo_root()
+        .join("tests/charts")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
-/// A `helm` command with the test cluster's kubeconfig and private helm homes.
-pub fn command(args: &[&str]) -> Command {
+/// helm bound to one cluster: its binary and environment (KUBECONFIG, private homes).
+#[derive(Debug, Clone)]
+pub struct Helm {
+    /// The helm binary.
+    pub bin: PathBuf,
+    /// Environment for every call.
+    pub env: Vec<(String, String)>,
+}
+
+/// helm for the shared stack.
+pub fn shared() -> Helm {
     let stack = stack();
-    let mut cmd = Command::new(&stack.helm_bin);
-    cmd.args(args).envs(stack.child_env());
-    cmd
+    Helm {
+        bin: stack.helm_bin.clone(),
+        env: stack.child_env(),
+    }
 }
 
-/// Runs helm and returns its output, whatever the exit status.
-pub fn run(args: &[&str]) -> Output {
-    command(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run helm ({}): {e}; run scripts/setup",
-            stack().helm_bin.display()
-        )
-    })
+impl Helm {
+    /// A `helm` command ready to run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Runs helm and returns its output, whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap_or_else(|e| {
+            panic!(
+                "cannot run helm ({}): {e}; run scripts/setup",
+                self.bin.display()
+            )
+        })
+    }
+
+    /// Runs helm and panics with its stderr unless it succeeded. Returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "helm {} failed ({}):\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs helm and panics unless it failed. Returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "helm {} was expected to fail",
+            args.join(" ")
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Starts helm in the background (for killing it mid-operation).
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start helm")
+    }
 }
 
-/// Runs helm and panics with its stderr unless it succeeded. Returns stdout.
+/// Runs helm on the shared stack and panics unless it succeeded. Returns stdout.
 pub fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "helm {} failed ({}):\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    shared().ok(args)
+}
+
+/// Runs helm on the shared stack, whatever the exit status.
+pub fn run(args: &[&str]) -> Output {
+    shared().run(args)
 }

@@ -9,9 +9,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::stack::stack;
 
-/// A client for the test cluster, as cluster admin.
+/// A client for the shared test cluster, as cluster admin.
 pub async fn client() -> Client {
-    let kubeconfig = Kubeconfig::read_from(&stack().kubeconfig).expect("read test kubeconfig");
+    client_for(&stack().kubeconfig).await
+}
+
+/// A client for the cluster of `kubeconfig`.
+pub async fn client_for(kubeconfig: &std::path::Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("read test kubeconfig");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("load test kubeconfig");

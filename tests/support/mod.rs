@@ -10,6 +10,7 @@
 )]
 
 pub mod alertmanager;
+pub mod control_plane;
 pub mod helm;
 pub mod kube;
 pub mod mail;

@@ -1,0 +1,227 @@
+//! `upgrade-guard history`: a release's revisions, decoded with the daemon's decoder.
+
+use std::fmt::Write as _;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+
+use super::Output;
+use crate::release::ReleaseStatus;
+use crate::release::decode::{DecodeLimits, ReleaseSummary, decode_release};
+use crate::release::labels::{HELM_OWNER_SELECTOR, HELM_SECRET_TYPE_SELECTOR, revision_from_meta};
+
+/// Arguments of `history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Release name.
+    pub release: String,
+    /// Namespace of the release.
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Show at most this many revisions (the newest).
+    #[arg(long, default_value_t = 256)]
+    pub max: usize,
+}
+
+/// One row of the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryRow {
+    /// Revision number.
+    pub revision: u32,
+    /// Status from the payload (or the label when the payload cannot be decoded).
+    pub status: ReleaseStatus,
+    /// The decoded revision, or why it could not be decoded.
+    #[serde(flatten)]
+    pub detail: RowDetail,
+}
+
+/// What is known of a revision beyond its status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RowDetail {
+    /// Decoded.
+    Decoded(Box<ReleaseSummary>),
+    /// Not decodable.
+    Undecodable {
+        /// The reason, in words.
+        decode_error: String,
+    },
+}
+
+/// Lists and decodes the revisions of `release` in `namespace`, oldest first.
+pub async fn read_history(
+    client: kube::Client,
+    namespace: &str,
+    release: &str,
+) -> anyhow::Result<Vec<HistoryRow>> {
+    let api: Api<Secret> = Api::namespaced(client, namespace);
+    let params = ListParams::default()
+        .labels(&format!("{HELM_OWNER_SELECTOR},name={release}"))
+        .fields(HELM_SECRET_TYPE_SELECTOR);
+    let secrets = api.list(&params).await?;
+    let mut rows = Vec::new();
+    for secret in secrets.items {
+        let meta = match revision_from_meta(&secret.metadata) {
+            Ok(meta) => meta,
+            Err(e) => {
+                tracing::warn!("skipping a release Secret: {e}");
+                continue;
+            }
+        };
+        let data = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("release"))
+            .map(|b| b.0.as_slice())
+            .unwrap_or_default();
+        let row = match decode_release(data, DecodeLimits::default()) {
+            Ok(summary) => HistoryRow {
+                revision: meta.revision,
+                status: summary.status,
+                detail: RowDetail::Decoded(Box::new(summary)),
+            },
+            Err(e) => HistoryRow {
+                revision: meta.revision,
+                status: meta.status,
+                detail: RowDetail::Undecodable {
+                    decode_error: format!("cannot decode: {e}"),
+                },
+            },
+        };
+        rows.push(row);
+    }
+    rows.sort_by_key(|r| r.revision);
+    Ok(rows)
+}
+
+/// Renders rows like `helm history` does.
+pub fn render_table(rows: &[HistoryRow]) -> String {
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| match &r.detail {
+            RowDetail::Decoded(s) => [
+                r.revision.to_string(),
+                s.last_deployed
+                    .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default(),
+                r.status.to_string(),
+                format!("{}-{}", s.chart.name, s.chart.version),
+                s.chart.app_version.clone().unwrap_or_default(),
+                first_line(&s.description),
+            ],
+            RowDetail::Undecodable { decode_error } => [
+                r.revision.to_string(),
+                String::new(),
+                r.status.to_string(),
+                String::new(),
+                String::new(),
+                decode_error.clone(),
+            ],
+        })
+        .collect();
+    let header = [
+        "REVISION",
+        "UPDATED",
+        "STATUS",
+        "CHART",
+        "APP VERSION",
+        "DESCRIPTION",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header.map(String::from)).chain(cells) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// Runs `history`; returns the process exit code.
+pub async fn run(client: kube::Client, args: &HistoryArgs) -> anyhow::Result<i32> {
+    let mut rows = read_history(client, &args.namespace, &args.release).await?;
+    if rows.is_empty() {
+        eprintln!(
+            "release {:?} not found in namespace {:?}",
+            args.release, args.namespace
+        );
+        return Ok(1);
+    }
+    let skip = rows.len().saturating_sub(args.max);
+    rows.drain(..skip);
+    match args.output {
+        Output::Table => print!("{}", render_table(&rows)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::decode::ChartRef;
+
+    #[test]
+    fn table_aligns_columns_and_shows_undecodable_revisions() {
+        let summary = ReleaseSummary {
+            name: "gim".into(),
+            namespace: "gim".into(),
+            revision: 1,
+            status: ReleaseStatus::Superseded,
+            description: "Install complete".into(),
+            first_deployed: None,
+            last_deployed: Some("2026-11-25T10:00:00Z".parse().unwrap()),
+            chart: ChartRef {
+                name: "gim".into(),
+                version: "100.0.116+2900".into(),
+                app_version: Some("100.0.116".into()),
+            },
+            hooks: vec![],
+            workloads: vec![],
+        };
+        let rows = vec![
+            HistoryRow {
+                revision: 1,
+                status: ReleaseStatus::Superseded,
+                detail: RowDetail::Decoded(Box::new(summary)),
+            },
+            HistoryRow {
+                revision: 2,
+                status: ReleaseStatus::Failed,
+                detail: RowDetail::Undecodable {
+                    decode_error: "cannot decode: invalid base64".into(),
+                },
+            },
+        ];
+        let table = render_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("REVISION  UPDATED"), "{table}");
+        assert!(
+            lines[1].contains("2026-11-25 10:00:00  superseded  gim-100.0.116+2900  100.0.116"),
+            "{table}"
+        );
+        assert!(
+            lines[2].ends_with("cannot decode: invalid base64"),
+            "{table}"
+        );
+        let status_col = lines[0].find("STATUS").unwrap();
+        assert_eq!(&lines[2][status_col..status_col + 6], "failed");
+    }
+}

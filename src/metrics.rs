@@ -1,0 +1,146 @@
+//! upgrade-guard's own metrics, registered in one place per subsystem. Label values are
+//! bounded (enums rendered as static strings); no timestamps, messages or values in labels.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::release::decode::DecodeErrorReason;
+
+/// Metric name prefix.
+pub const PREFIX: &str = "upgrade_guard";
+
+/// `{reason}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// A [`DecodeErrorReason`] as its metric string.
+    pub reason: &'static str,
+}
+
+/// `{kind}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// Bounded kind name.
+    pub kind: &'static str,
+}
+
+/// Kinds of raw watch events counted in `watch_events_total`.
+pub mod watch_kind {
+    /// A release Secret was created or changed.
+    pub const APPLY: &str = "apply";
+    /// A release Secret was deleted.
+    pub const DELETE: &str = "delete";
+    /// A (re)list started.
+    pub const RELIST: &str = "relist";
+    /// The watch failed and is being retried.
+    pub const ERROR: &str = "error";
+}
+
+/// Metrics of the release tracker.
+#[derive(Debug, Clone, Default)]
+pub struct TrackerMetrics {
+    /// `release_decode_errors_total{reason}`.
+    pub decode_errors: Family<ReasonLabel, Counter>,
+    /// `watch_events_total{kind}`.
+    pub watch_events: Family<KindLabel, Counter>,
+    /// `release_events_total{kind}`.
+    pub release_events: Family<KindLabel, Counter>,
+    /// `watch_synced`: 1 once the first listing of every watched namespace completed.
+    pub watch_synced: Gauge,
+}
+
+impl TrackerMetrics {
+    /// Creates the metrics and registers them (under the `upgrade_guard` prefix).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        // Every reason exists from the start, so rate() works on the first error.
+        for reason in DecodeErrorReason::ALL {
+            let _ = m.decode_errors.get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
+        registry.register(
+            "release_decode_errors",
+            "Release Secrets that could not be decoded, by reason",
+            m.decode_errors.clone(),
+        );
+        registry.register(
+            "watch_events",
+            "Watch events on Helm release Secrets, by kind",
+            m.watch_events.clone(),
+        );
+        registry.register(
+            "release_events",
+            "Release events decided (installed, upgraded, ...), by kind",
+            m.release_events.clone(),
+        );
+        registry.register(
+            "watch_synced",
+            "1 once the first listing of every watched namespace completed",
+            m.watch_synced.clone(),
+        );
+        m
+    }
+
+    /// Counts one decode error.
+    pub fn decode_error(&self, reason: DecodeErrorReason) {
+        self.decode_errors
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// Current count of decode errors for `reason`.
+    pub fn decode_errors_for(&self, reason: DecodeErrorReason) -> u64 {
+        self.decode_errors
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .get()
+    }
+
+    /// Counts one raw watch event.
+    pub fn watch_event(&self, kind: &'static str) {
+        self.watch_events.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// Counts one release event.
+    pub fn release_event(&self, kind: &'static str) {
+        self.release_events.get_or_create(&KindLabel { kind }).inc();
+    }
+}
+
+/// A registry with upgrade-guard's prefix.
+pub fn registry() -> Registry {
+    Registry::with_prefix(PREFIX)
+}
+
+/// The registry in Prometheus text format.
+pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_errors_are_exported_with_every_reason() {
+        let mut registry = registry();
+        let m = TrackerMetrics::register(&mut registry);
+        m.decode_error(DecodeErrorReason::Gzip);
+        m.decode_error(DecodeErrorReason::Gzip);
+        let text = encode(&registry).unwrap();
+        assert!(
+            text.contains("upgrade_guard_release_decode_errors_total{reason=\"gzip\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("upgrade_guard_release_decode_errors_total{reason=\"too_large\"} 0"));
+        assert_eq!(m.decode_errors_for(DecodeErrorReason::Gzip), 2);
+    }
+}
