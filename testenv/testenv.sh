@@ -227,7 +227,8 @@ start_etcd() {
     --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster="node0=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --unsafe-no-fsync=true --auto-compaction-retention=1 --log-level=warn
+    --unsafe-no-fsync=true --auto-compaction-retention=1 --log-level=warn \
+    --quota-backend-bytes=8589934592
   wait_for 30 etcd curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 }
 

@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use super::helm::Helm;
-use super::stack::{repo_root, stack};
+use super::stack::repo_root;
 
 /// etcd + kube-apiserver in their own directory; stopped when dropped.
 pub struct ControlPlane {
     dir: tempfile::TempDir,
     /// Admin kubeconfig.
     pub kubeconfig: PathBuf,
+    /// Directory of the built binaries (helm, kube-apiserver, ...).
+    pub bin_dir: PathBuf,
 }
 
 impl ControlPlane {
@@ -34,16 +36,21 @@ impl ControlPlane {
 
     /// Starts etcd and kube-apiserver on free loopback ports.
     pub fn start() -> Self {
-        // The shared stack being up proves the binaries are built.
-        let _ = stack();
         let dir = tempfile::Builder::new()
             .prefix("upgrade-guard-cp-")
             .tempdir()
             .expect("temp dir");
-        let plane = ControlPlane {
+        let mut plane = ControlPlane {
             kubeconfig: dir.path().join("kubeconfig"),
+            bin_dir: PathBuf::new(),
             dir,
         };
+        assert!(
+            plane.testenv("cached").status.success(),
+            "the Kubernetes test binaries are not built: run scripts/setup"
+        );
+        let bin = plane.testenv("bin");
+        plane.bin_dir = PathBuf::from(String::from_utf8_lossy(&bin.stdout).trim());
         plane.expect_ok("up");
         plane
     }
@@ -52,7 +59,7 @@ impl ControlPlane {
     pub fn helm(&self) -> Helm {
         let home = self.dir.path().join("helm");
         Helm {
-            bin: stack().helm_bin.clone(),
+            bin: self.bin_dir.join("helm"),
             env: vec![
                 ("KUBECONFIG".into(), self.kubeconfig.display().to_string()),
                 (
