@@ -4,7 +4,10 @@
 //! The crate follows the data flow of `docs/architecture.md`: each box is one module, the
 //! pure decision steps take plain values and never a client.
 
+pub mod checks;
 pub mod cli;
+pub mod config;
 pub mod metrics;
 pub mod release;
 pub mod tracker;
+pub mod verdict;

@@ -4,11 +4,9 @@
 pub mod history;
 pub mod watch;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use std::path::PathBuf;
 
 /// Watches Helm release revisions in a Kubernetes cluster, judges every upgrade over a bake
 /// window and tells the operator (or, where allowed, does) what to do about a bad one.
@@ -65,13 +63,7 @@ pub enum Command {
     Watch(watch::WatchArgs),
 }
 
-/// Parses a duration such as `90s`, `15m`, `1h30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d: jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a duration like 90s, 15m or 1h30m ({e})"))?;
-    Duration::try_from(d).map_err(|_| format!("{s:?} must not be negative"))
-}
+pub use crate::config::parse_duration;
 
 /// Builds a Kubernetes client from `--kubeconfig`/`--context`, else the usual inference.
 pub async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
@@ -95,6 +87,7 @@ pub async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::time::Duration;
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -1,0 +1,217 @@
+//! Checks (pure): each takes gathered observations, the release's policy and the current
+//! time, and returns a [`CheckResult`] carrying its numbers (value, threshold, window) and a
+//! sentence for the operator — never a bare boolean. Gathering lives in `crate::evaluation`.
+
+pub mod kube;
+pub mod observe;
+pub mod prom;
+pub mod provider;
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The result of one check, ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Healthy.
+    Pass,
+    /// Not yet decided (still inside its deadline or grace).
+    Pending,
+    /// Not healthy, but not worth an action.
+    Warn,
+    /// Cannot be judged: no data, or the metrics provider failed.
+    Inconclusive,
+    /// Unhealthy: an action is recommended.
+    Fail,
+}
+
+impl Outcome {
+    /// Every outcome, best first.
+    pub const ALL: [Outcome; 5] = [
+        Self::Pass,
+        Self::Pending,
+        Self::Warn,
+        Self::Inconclusive,
+        Self::Fail,
+    ];
+
+    /// The word used in tables, JSON and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Pending => "pending",
+            Self::Warn => "warn",
+            Self::Inconclusive => "inconclusive",
+            Self::Fail => "fail",
+        }
+    }
+}
+
+/// Which bound a threshold is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    /// The value must be at least this.
+    Min,
+    /// The value must be at most this.
+    Max,
+}
+
+/// A threshold a value is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Threshold {
+    /// Which bound.
+    pub bound: Bound,
+    /// The bound's value.
+    pub value: f64,
+}
+
+/// What a failure of this check calls for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FailClass {
+    /// The new revision is bad: roll back.
+    Rollback,
+    /// The migration did not complete: restart the pod, it resumes.
+    RestartPod,
+    /// A dependency is down: fix it first; a rollback would not help.
+    FixDependency {
+        /// The dependency's name.
+        name: String,
+    },
+    /// Someone has to look.
+    Investigate,
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    /// Stable identifier (`rollout:Deployment/gim`, `lag`, `dependency:kafka`, ...).
+    pub check: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The measured value, when there is one.
+    pub value: Option<f64>,
+    /// What the value is compared with.
+    pub threshold: Option<Threshold>,
+    /// Time window the value covers or the deadline it is measured against.
+    #[serde(with = "duration_secs")]
+    pub window: Option<Duration>,
+    /// What was found, in words.
+    pub summary: String,
+    /// What a failure here recommends.
+    pub on_fail: FailClass,
+}
+
+impl CheckResult {
+    /// A result with only the essentials; numbers are added with the builder methods.
+    pub fn new(check: impl Into<String>, outcome: Outcome, summary: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            outcome,
+            value: None,
+            threshold: None,
+            window: None,
+            summary: summary.into(),
+            on_fail: FailClass::Rollback,
+        }
+    }
+
+    /// Sets the measured value.
+    pub fn value(mut self, value: f64) -> Self {
+        self.value = Some(value);
+        self
+    }
+
+    /// Sets the threshold.
+    pub fn threshold(mut self, bound: Bound, value: f64) -> Self {
+        self.threshold = Some(Threshold { bound, value });
+        self
+    }
+
+    /// Sets the window or deadline.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    /// Sets what a failure recommends.
+    pub fn on_fail(mut self, class: FailClass) -> Self {
+        self.on_fail = class;
+        self
+    }
+}
+
+/// Renders a duration the way an operator writes it (`45m`, `1h30m`, `90s` → `1m30s`).
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// Renders a number without noise (`3`, `0.083`, `1200.5`).
+pub fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else if v.abs() >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+mod duration_secs {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_order_from_best_to_worst() {
+        let mut all = Outcome::ALL.to_vec();
+        all.reverse();
+        all.sort();
+        assert_eq!(all, Outcome::ALL);
+        assert!(Outcome::Inconclusive < Outcome::Fail);
+        assert!(Outcome::Warn < Outcome::Inconclusive);
+    }
+
+    #[test]
+    fn durations_and_numbers_read_naturally() {
+        assert_eq!(human(Duration::from_secs(45 * 60)), "45m");
+        assert_eq!(human(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(human(Duration::from_secs(90)), "1m30s");
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
+        assert_eq!(num(3.0), "3");
+        assert_eq!(num(5.0 / 60.0), "0.083");
+        assert_eq!(num(1200.54), "1200.5");
+    }
+}

@@ -1,0 +1,308 @@
+//! Observations (pure): the few facts the checks need, read from Kubernetes objects. The
+//! gathering step fetches the objects; these functions turn them into plain values.
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Serialize;
+
+use crate::release::decode::WorkloadKind;
+
+/// State of one workload of the release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadObs {
+    /// Kind.
+    pub kind: WorkloadKind,
+    /// Name.
+    pub name: String,
+    /// The object exists.
+    pub found: bool,
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// `status.observedGeneration`.
+    pub observed_generation: i64,
+    /// Replicas wanted (DaemonSet: nodes that should run it).
+    pub desired: i32,
+    /// Replicas on the new template.
+    pub updated: i32,
+    /// Ready replicas.
+    pub ready: i32,
+    /// Available replicas.
+    pub available: i32,
+    /// Deployment condition `Progressing=False, reason=ProgressDeadlineExceeded`.
+    pub progress_deadline_exceeded: bool,
+    /// Label selector of its pods, as `k=v,k2=v2` (matchLabels only).
+    pub selector: Option<String>,
+}
+
+impl WorkloadObs {
+    /// A workload named in the manifest that does not exist (yet).
+    pub fn missing(kind: WorkloadKind, name: &str) -> Self {
+        Self {
+            kind,
+            name: name.to_string(),
+            found: false,
+            generation: 0,
+            observed_generation: 0,
+            desired: 0,
+            updated: 0,
+            ready: 0,
+            available: 0,
+            progress_deadline_exceeded: false,
+            selector: None,
+        }
+    }
+
+    /// `Deployment/gim`.
+    pub fn id(&self) -> String {
+        format!("{:?}/{}", self.kind, self.name)
+    }
+}
+
+fn selector_string(s: Option<&LabelSelector>) -> Option<String> {
+    let labels = s?.match_labels.as_ref()?;
+    (!labels.is_empty()).then(|| {
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// Reads a Deployment.
+pub fn deployment(d: &Deployment) -> WorkloadObs {
+    let status = d.status.clone().unwrap_or_default();
+    let spec = d.spec.as_ref();
+    WorkloadObs {
+        kind: WorkloadKind::Deployment,
+        name: d.metadata.name.clone().unwrap_or_default(),
+        found: true,
+        generation: d.metadata.generation.unwrap_or(0),
+        observed_generation: status.observed_generation.unwrap_or(0),
+        desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+        updated: status.updated_replicas.unwrap_or(0),
+        ready: status.ready_replicas.unwrap_or(0),
+        available: status.available_replicas.unwrap_or(0),
+        progress_deadline_exceeded: status.conditions.unwrap_or_default().iter().any(|c| {
+            c.type_ == "Progressing"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        }),
+        selector: selector_string(spec.map(|s| &s.selector)),
+    }
+}
+
+/// Reads a StatefulSet.
+pub fn stateful_set(s: &StatefulSet) -> WorkloadObs {
+    let status = s.status.clone().unwrap_or_default();
+    let spec = s.spec.as_ref();
+    WorkloadObs {
+        kind: WorkloadKind::StatefulSet,
+        name: s.metadata.name.clone().unwrap_or_default(),
+        found: true,
+        generation: s.metadata.generation.unwrap_or(0),
+        observed_generation: status.observed_generation.unwrap_or(0),
+        desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+        updated: status.updated_replicas.unwrap_or(0),
+        ready: status.ready_replicas.unwrap_or(0),
+        available: status.available_replicas.unwrap_or(0),
+        progress_deadline_exceeded: false,
+        selector: selector_string(spec.map(|s| &s.selector)),
+    }
+}
+
+/// Reads a DaemonSet.
+pub fn daemon_set(d: &DaemonSet) -> WorkloadObs {
+    let status = d.status.clone().unwrap_or_default();
+    WorkloadObs {
+        kind: WorkloadKind::DaemonSet,
+        name: d.metadata.name.clone().unwrap_or_default(),
+        found: true,
+        generation: d.metadata.generation.unwrap_or(0),
+        observed_generation: status.observed_generation.unwrap_or(0),
+        desired: status.desired_number_scheduled,
+        updated: status.updated_number_scheduled.unwrap_or(0),
+        ready: status.number_ready,
+        available: status.number_available.unwrap_or(0),
+        progress_deadline_exceeded: false,
+        selector: selector_string(d.spec.as_ref().map(|s| &s.selector)),
+    }
+}
+
+/// Why a pod is not Ready, as a kubelet or the scheduler reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum PodProblem {
+    /// The scheduler found no node (`PodScheduled=False, Unschedulable`).
+    Unschedulable,
+    /// The image cannot be pulled (back-off).
+    ImagePullBackOff,
+    /// The image cannot be pulled.
+    ErrImagePull,
+    /// A referenced ConfigMap or Secret is missing or wrong.
+    CreateContainerConfigError,
+    /// The container keeps crashing.
+    CrashLoopBackOff,
+    /// The container was killed for using too much memory.
+    #[serde(rename = "OOMKilled")]
+    OomKilled,
+    /// An init container keeps failing.
+    InitContainerFailing,
+    /// Running but not Ready (readiness probe).
+    NotReady,
+    /// Pending for another reason.
+    Pending,
+}
+
+impl PodProblem {
+    /// The word used in sentences and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unschedulable => "Unschedulable",
+            Self::ImagePullBackOff => "ImagePullBackOff",
+            Self::ErrImagePull => "ErrImagePull",
+            Self::CreateContainerConfigError => "CreateContainerConfigError",
+            Self::CrashLoopBackOff => "CrashLoopBackOff",
+            Self::OomKilled => "OOMKilled",
+            Self::InitContainerFailing => "InitContainerFailing",
+            Self::NotReady => "NotReady",
+            Self::Pending => "Pending",
+        }
+    }
+}
+
+/// State of one pod of the release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodObs {
+    /// Pod name.
+    pub name: String,
+    /// Why it is not Ready; `None` when Ready (or finished).
+    pub problem: Option<PodProblem>,
+    /// Since when it has not been Ready (its creation, or the last Ready=False transition).
+    pub not_ready_since: Timestamp,
+}
+
+fn waiting_reason(c: &ContainerStatus) -> Option<&str> {
+    c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
+}
+
+fn oom_killed(c: &ContainerStatus) -> bool {
+    let terminated = |s: Option<&k8s_openapi::api::core::v1::ContainerState>| {
+        s.and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.reason.as_deref())
+            == Some("OOMKilled")
+    };
+    terminated(c.state.as_ref()) || terminated(c.last_state.as_ref())
+}
+
+/// Classifies a pod; `None` for pods that are Ready, finished or being deleted.
+pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
+    if p.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let status = p.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    if phase == "Succeeded" {
+        return None;
+    }
+    let conditions = status
+        .and_then(|s| s.conditions.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let ready = conditions.iter().find(|c| c.type_ == "Ready");
+    if ready.is_some_and(|c| c.status == "True") {
+        return None;
+    }
+    let created = p.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
+    let not_ready_since = ready
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map_or(created, |t| t.0.max(created));
+
+    let unschedulable = conditions.iter().any(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
+    });
+    let containers = status
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    let inits = status
+        .and_then(|s| s.init_container_statuses.clone())
+        .unwrap_or_default();
+    let init_failing = inits.iter().any(|c| {
+        matches!(waiting_reason(c), Some("CrashLoopBackOff" | "Error"))
+            || c.state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some_and(|t| t.exit_code != 0)
+    });
+    let reason_of = |wanted: &str| containers.iter().any(|c| waiting_reason(c) == Some(wanted));
+    let problem = if unschedulable {
+        PodProblem::Unschedulable
+    } else if init_failing {
+        PodProblem::InitContainerFailing
+    } else if containers.iter().any(oom_killed) {
+        PodProblem::OomKilled
+    } else if reason_of("ImagePullBackOff") {
+        PodProblem::ImagePullBackOff
+    } else if reason_of("ErrImagePull") {
+        PodProblem::ErrImagePull
+    } else if reason_of("CreateContainerConfigError") || reason_of("CreateContainerError") {
+        PodProblem::CreateContainerConfigError
+    } else if reason_of("CrashLoopBackOff") || phase == "Failed" {
+        PodProblem::CrashLoopBackOff
+    } else if phase == "Running" {
+        PodProblem::NotReady
+    } else {
+        PodProblem::Pending
+    };
+    Some(PodObs {
+        name: p.metadata.name.clone().unwrap_or_default(),
+        problem: Some(problem),
+        not_ready_since,
+    })
+}
+
+/// State of one Job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobObs {
+    /// Job name.
+    pub name: String,
+    /// When it was created.
+    pub created: Option<Timestamp>,
+    /// Condition `Complete=True`.
+    pub succeeded: bool,
+    /// Condition `Failed=True`, with its reason.
+    pub failed: Option<String>,
+}
+
+/// Reads a Job.
+pub fn job(j: &Job) -> JobObs {
+    let conditions = j
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let is = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == t && c.status == "True")
+    };
+    JobObs {
+        name: j.metadata.name.clone().unwrap_or_default(),
+        created: j.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        succeeded: is("Complete").is_some(),
+        failed: is("Failed").map(|c| {
+            c.reason
+                .clone()
+                .or_else(|| c.message.clone())
+                .unwrap_or_else(|| "Failed".into())
+        }),
+    }
+}
+
+#[cfg(test)]
+#[path = "observe_tests.rs"]
+mod tests;

@@ -1,0 +1,153 @@
+//! Reading objects as the API server returns them (inline JSON).
+
+use serde_json::json;
+
+use super::*;
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+const NOW: &str = "2026-11-25T12:00:00Z";
+
+fn pod_with(status: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "gim-0", "creationTimestamp": "2026-11-25T11:50:00Z"},
+        "status": status,
+    }))
+    .unwrap()
+}
+
+fn problem(status: serde_json::Value) -> Option<PodProblem> {
+    pod(&pod_with(status), t(NOW)).and_then(|p| p.problem)
+}
+
+fn waiting(reason: &str) -> serde_json::Value {
+    json!({"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}],
+           "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false,
+                                  "restartCount": 0, "state": {"waiting": {"reason": reason}}}]})
+}
+
+#[test]
+fn pods_are_classified_like_kubectl_shows_them() {
+    assert_eq!(
+        problem(json!({"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]})),
+        Some(PodProblem::Unschedulable)
+    );
+    assert_eq!(
+        problem(waiting("ImagePullBackOff")),
+        Some(PodProblem::ImagePullBackOff)
+    );
+    assert_eq!(
+        problem(waiting("ErrImagePull")),
+        Some(PodProblem::ErrImagePull)
+    );
+    assert_eq!(
+        problem(waiting("CreateContainerConfigError")),
+        Some(PodProblem::CreateContainerConfigError)
+    );
+    assert_eq!(
+        problem(waiting("CrashLoopBackOff")),
+        Some(PodProblem::CrashLoopBackOff)
+    );
+    assert_eq!(
+        problem(
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false,
+                "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]})
+        ),
+        Some(PodProblem::OomKilled)
+    );
+    assert_eq!(
+        problem(
+            json!({"phase": "Pending", "conditions": [{"type": "Initialized", "status": "False"}],
+            "initContainerStatuses": [{"name": "init", "image": "x", "imageID": "", "ready": false,
+                "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]})
+        ),
+        Some(PodProblem::InitContainerFailing)
+    );
+    assert_eq!(
+        problem(
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"running": {}}}]})
+        ),
+        Some(PodProblem::NotReady)
+    );
+    assert_eq!(
+        problem(json!({"phase": "Pending"})),
+        Some(PodProblem::Pending)
+    );
+}
+
+#[test]
+fn ready_finished_and_terminating_pods_are_not_problems() {
+    assert_eq!(
+        pod(
+            &pod_with(
+                json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})
+            ),
+            t(NOW)
+        ),
+        None
+    );
+    assert_eq!(pod(&pod_with(json!({"phase": "Succeeded"})), t(NOW)), None);
+    let mut terminating = pod_with(waiting("CrashLoopBackOff"));
+    terminating.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(NOW)));
+    assert_eq!(pod(&terminating, t(NOW)), None);
+}
+
+#[test]
+fn not_ready_since_is_the_later_of_creation_and_the_ready_transition() {
+    let p = pod(&pod_with(waiting("ImagePullBackOff")), t(NOW)).unwrap();
+    assert_eq!(p.not_ready_since, t("2026-11-25T11:50:00Z"));
+    let p = pod(
+        &pod_with(json!({"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-25T11:58:00Z"}]})),
+        t(NOW),
+    )
+    .unwrap();
+    assert_eq!(p.not_ready_since, t("2026-11-25T11:58:00Z"));
+}
+
+#[test]
+fn deployments_are_read_with_their_progress() {
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "gim", "generation": 3},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "gim", "tier": "core"}},
+                 "template": {}},
+        "status": {"observedGeneration": 3, "updatedReplicas": 1, "readyReplicas": 1,
+                   "availableReplicas": 1, "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]},
+    }))
+    .unwrap();
+    let w = deployment(&d);
+    assert_eq!(
+        (
+            w.generation,
+            w.observed_generation,
+            w.desired,
+            w.updated,
+            w.ready
+        ),
+        (3, 3, 2, 1, 1)
+    );
+    assert!(w.progress_deadline_exceeded);
+    assert_eq!(w.selector.as_deref(), Some("app=gim,tier=core"));
+    assert_eq!(w.id(), "Deployment/gim");
+}
+
+#[test]
+fn jobs_are_read_with_their_outcome() {
+    let j: Job = serde_json::from_value(json!({
+        "metadata": {"name": "gim-migrate"},
+        "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]},
+    }))
+    .unwrap();
+    let o = job(&j);
+    assert_eq!(o.failed.as_deref(), Some("BackoffLimitExceeded"));
+    assert!(!o.succeeded);
+}

@@ -1,0 +1,140 @@
+//! Provider errors (pure): a Prometheus query that fails (unreachable, 5xx, timeout, error
+//! status) never makes a check fail. The check keeps its last judgement from real data (or
+//! stays pending) while the failures are fewer than the configured limit in a row, then
+//! reports an error as `inconclusive`. A query Prometheus rejects as invalid (`bad_data`)
+//! is a configuration error: `inconclusive` at once.
+
+use super::{CheckResult, FailClass, Outcome};
+
+/// Why a query gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderError {
+    /// Unreachable, timed out, 5xx, or an error status other than `bad_data`.
+    Unavailable(String),
+    /// Prometheus rejected the query itself.
+    BadQuery(String),
+}
+
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable(e) => write!(f, "Prometheus did not answer: {e}"),
+            Self::BadQuery(e) => write!(f, "Prometheus rejected the query: {e}"),
+        }
+    }
+}
+
+/// Per check: failures in a row and the last judgement made from real data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProviderState {
+    /// Consecutive failed rounds.
+    pub errors_in_a_row: u32,
+    /// The last result judged from a successful answer.
+    pub last_good: Option<CheckResult>,
+}
+
+impl ProviderState {
+    /// Records a judgement made from a successful answer and returns it.
+    pub fn success(&mut self, result: CheckResult) -> CheckResult {
+        self.errors_in_a_row = 0;
+        self.last_good = Some(result.clone());
+        result
+    }
+
+    /// Records a failed query for `check` and returns what the check says meanwhile.
+    pub fn failure(&mut self, check: &str, error: &ProviderError, limit: u32) -> CheckResult {
+        self.errors_in_a_row = self.errors_in_a_row.saturating_add(1);
+        let inconclusive = |summary: String| {
+            CheckResult::new(check, Outcome::Inconclusive, summary).on_fail(FailClass::Investigate)
+        };
+        if let ProviderError::BadQuery(_) = error {
+            return inconclusive(format!("{error}; fix the query in the configuration"));
+        }
+        if self.errors_in_a_row >= limit {
+            return inconclusive(format!(
+                "{error} ({} failures in a row); cannot judge until Prometheus answers again",
+                self.errors_in_a_row
+            ));
+        }
+        let note = format!(
+            "query failed ({} of {limit} before it counts): {error}",
+            self.errors_in_a_row
+        );
+        match &self.last_good {
+            Some(last) => CheckResult {
+                summary: format!("{} [last answer; {note}]", last.summary),
+                ..last.clone()
+            },
+            None => CheckResult::new(check, Outcome::Pending, note).on_fail(FailClass::Investigate),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn unavailable() -> ProviderError {
+        ProviderError::Unavailable("connection refused".into())
+    }
+
+    #[test]
+    fn errors_become_inconclusive_after_the_limit_and_reset_on_success() {
+        let mut s = ProviderState::default();
+        let pass = CheckResult::new("lag", Outcome::Pass, "no growing backlog");
+        s.success(pass.clone());
+        for n in 1..4 {
+            let r = s.failure("lag", &unavailable(), 4);
+            assert_eq!(
+                r.outcome,
+                Outcome::Pass,
+                "failure {n} keeps the last judgement"
+            );
+            assert!(r.summary.contains(&format!("{n} of 4")), "{}", r.summary);
+        }
+        let r = s.failure("lag", &unavailable(), 4);
+        assert_eq!(r.outcome, Outcome::Inconclusive);
+        assert!(r.summary.contains("4 failures in a row"), "{}", r.summary);
+        assert_eq!(s.success(pass.clone()), pass);
+        assert_eq!(s.errors_in_a_row, 0);
+    }
+
+    #[test]
+    fn without_a_previous_answer_the_check_waits() {
+        let mut s = ProviderState::default();
+        assert_eq!(
+            s.failure("lag", &unavailable(), 4).outcome,
+            Outcome::Pending
+        );
+    }
+
+    #[test]
+    fn a_rejected_query_is_inconclusive_at_once() {
+        let mut s = ProviderState::default();
+        let r = s.failure(
+            "custom:x",
+            &ProviderError::BadQuery("parse error".into()),
+            4,
+        );
+        assert_eq!(r.outcome, Outcome::Inconclusive);
+        assert!(r.summary.contains("fix the query"));
+    }
+
+    proptest! {
+        /// Only provider errors, in any number, never yield `fail` when no judgement from
+        /// real data said so.
+        #[test]
+        fn provider_errors_alone_never_fail(
+            errors in proptest::collection::vec(any::<bool>(), 1..40),
+            limit in 1u32..10,
+        ) {
+            let mut s = ProviderState::default();
+            for bad_query in errors {
+                let e = if bad_query { ProviderError::BadQuery("x".into()) } else { unavailable() };
+                let r = s.failure("c", &e, limit);
+                prop_assert_ne!(r.outcome, Outcome::Fail);
+            }
+        }
+    }
+}

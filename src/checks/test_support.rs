@@ -1,0 +1,80 @@
+//! Plain values shared by the checks' tests: a policy, a summary and a revision context.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::kube::Revision;
+use crate::config::{Config, ReleasePolicy};
+use crate::release::decode::{ChartRef, Hook, HookPhase, ObjectRef, ReleaseSummary, WorkloadKind};
+use crate::release::{ReleaseKey, ReleaseStatus};
+
+pub const MIN: Duration = Duration::from_secs(60);
+
+pub fn at(minutes: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + minutes * 60).unwrap()
+}
+
+pub fn policy() -> ReleasePolicy {
+    let mut p = Config::parse("", "t")
+        .unwrap()
+        .policy_for(&ReleaseKey::new("ns", "app"));
+    p.readiness_deadline = 10 * MIN;
+    p.pending_timeout = 5 * MIN;
+    p
+}
+
+pub fn summary(
+    workloads: &[(WorkloadKind, &str)],
+    hooks: &[(&str, Option<HookPhase>)],
+) -> ReleaseSummary {
+    ReleaseSummary {
+        name: "app".into(),
+        namespace: "ns".into(),
+        revision: 3,
+        status: ReleaseStatus::Deployed,
+        description: "Upgrade complete".into(),
+        first_deployed: None,
+        last_deployed: Some(at(0)),
+        chart: ChartRef {
+            name: "app".into(),
+            version: "1.0.0".into(),
+            app_version: None,
+        },
+        hooks: hooks
+            .iter()
+            .map(|(n, phase)| Hook {
+                name: n.to_string(),
+                kind: "Job".into(),
+                namespace: "ns".into(),
+                events: vec!["post-upgrade".into()],
+                last_run: *phase,
+            })
+            .collect(),
+        workloads: workloads
+            .iter()
+            .map(|(k, n)| ObjectRef {
+                kind: *k,
+                name: n.to_string(),
+                namespace: "ns".into(),
+            })
+            .collect(),
+    }
+}
+
+pub fn rev<'a>(
+    s: &'a ReleaseSummary,
+    p: &'a ReleasePolicy,
+    now_min: i64,
+    status: ReleaseStatus,
+) -> Revision<'a> {
+    Revision {
+        now: at(now_min),
+        started: at(0),
+        summary: s,
+        status,
+        status_since: at(0),
+        policy: p,
+        stuck_pending_after: 15 * MIN,
+    }
+}

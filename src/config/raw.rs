@@ -1,0 +1,201 @@
+//! The configuration file as written (serde, unknown fields refused). Field values that can
+//! be checked on their own (durations, patterns, thresholds) are checked while parsing, so
+//! their errors carry the line; `super` turns this into validated, typed values.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::parse_duration;
+
+/// A duration written like `90s`, `15m`, `1h30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text)
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A regular expression, compiled when the file is read.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        regex::Regex::new(&text).map(Pattern).map_err(|e| {
+            serde::de::Error::custom(format!("{text:?} is not a valid regular expression: {e}"))
+        })
+    }
+}
+
+/// A PromQL query: non-empty; `{{namespace}}` and `{{release}}` are substituted per release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query(pub String);
+
+impl<'de> Deserialize<'de> for Query {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().is_empty() {
+            return Err(serde::de::Error::custom("the query is empty"));
+        }
+        for placeholder in text.match_indices("{{").map(|(i, _)| &text[i..]) {
+            let known = ["{{namespace}}", "{{release}}"]
+                .iter()
+                .any(|p| placeholder.starts_with(p));
+            if !known {
+                let shown: String = placeholder.chars().take(20).collect();
+                return Err(serde::de::Error::custom(format!(
+                    "unknown placeholder {shown:?}: only {{{{namespace}}}} and {{{{release}}}} exist"
+                )));
+            }
+        }
+        Ok(Query(text))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub prometheus: RawPrometheus,
+    #[serde(default)]
+    pub watch: RawWatch,
+    #[serde(default)]
+    pub evaluation: RawEvaluation,
+    #[serde(default)]
+    pub defaults: RawRelease,
+    #[serde(default)]
+    pub releases: Vec<RawRelease>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrometheus {
+    pub url: Option<String>,
+    pub timeout: Option<Dur>,
+    pub retry_interval: Option<Dur>,
+    pub errors_before_inconclusive: Option<u32>,
+    pub scrape_interval: Option<Dur>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatch {
+    pub namespaces: Option<Vec<String>>,
+    pub stuck_pending_after: Option<Dur>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvaluation {
+    pub interval: Option<Dur>,
+}
+
+/// `defaults` and each entry of `releases`; `name`/`namespace` select the release and are
+/// only allowed under `releases`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRelease {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub mode: Option<super::Mode>,
+    pub bake_window: Option<Dur>,
+    pub readiness_deadline: Option<Dur>,
+    pub pending_timeout: Option<Dur>,
+    pub rollback_timeout: Option<Dur>,
+    pub metrics_grace: Option<Dur>,
+    pub hooks: Option<bool>,
+    pub migration: Option<RawMigration>,
+    pub metrics_presence: Option<Vec<RawPresence>>,
+    pub lag: Option<RawLag>,
+    pub dependencies: Option<Vec<RawThreshold>>,
+    pub custom: Option<Vec<RawThreshold>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMigration {
+    pub job_name_pattern: Pattern,
+    /// The migration must have run (a schema change is expected): a release without a
+    /// matching Job fails once the readiness deadline passes.
+    #[serde(default)]
+    pub required: bool,
+    /// Workload restarted by the recommended command (default: the first one of the
+    /// release's manifest).
+    pub restart: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPresence {
+    pub name: String,
+    pub query: Query,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLag {
+    pub query: Query,
+    pub window: Dur,
+    pub max_slope: f64,
+    pub max_level: Option<f64>,
+}
+
+/// A PromQL check with bounds: `dependencies` and `custom`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawThresholdFields")]
+pub struct RawThreshold {
+    pub name: String,
+    pub query: Query,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub on_no_data: super::OnNoData,
+    pub action: super::FailAction,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholdFields {
+    name: String,
+    query: Query,
+    min: Option<f64>,
+    max: Option<f64>,
+    #[serde(default)]
+    on_no_data: Option<super::OnNoData>,
+    #[serde(default)]
+    action: Option<super::FailAction>,
+}
+
+impl TryFrom<RawThresholdFields> for RawThreshold {
+    type Error = String;
+
+    fn try_from(r: RawThresholdFields) -> Result<Self, String> {
+        if r.name.trim().is_empty() {
+            return Err("a check needs a name".into());
+        }
+        match (r.min, r.max) {
+            (None, None) => return Err(format!("check {:?} needs min, max or both", r.name)),
+            (Some(min), Some(max)) if min > max => {
+                return Err(format!("check {:?}: min {min} is above max {max}", r.name));
+            }
+            _ => {}
+        }
+        if r.min.is_some_and(f64::is_nan) || r.max.is_some_and(f64::is_nan) {
+            return Err(format!("check {:?}: bounds must be numbers", r.name));
+        }
+        Ok(RawThreshold {
+            name: r.name,
+            query: r.query,
+            min: r.min,
+            max: r.max,
+            on_no_data: r.on_no_data.unwrap_or(super::OnNoData::Inconclusive),
+            action: r.action.unwrap_or(super::FailAction::Rollback),
+        })
+    }
+}

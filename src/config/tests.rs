@@ -1,0 +1,166 @@
+//! Tests of configuration parsing, validation and per-release resolution.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, String> {
+    Config::parse(text, "test.yaml").map_err(|e| e.to_string())
+}
+
+fn key(ns: &str, name: &str) -> ReleaseKey {
+    ReleaseKey::new(ns, name)
+}
+
+const MIN: Duration = Duration::from_secs(60);
+
+#[test]
+fn the_built_in_profile_is_valid_and_follows_the_runbook() {
+    let c = Config::default_profile().unwrap();
+    assert_eq!(c.watch.namespaces, ["gim", "gsp", "gca"]);
+    assert_eq!(c.prometheus.errors_before_inconclusive, 4);
+    assert_eq!(c.prometheus.retry_interval, Duration::from_secs(10));
+
+    let gim = c.policy_for(&key("gim", "gim"));
+    assert_eq!(gim.rollback_timeout, 15 * MIN);
+    assert!(
+        gim.readiness_deadline >= 30 * MIN,
+        "long enough for the first transformation job"
+    );
+    let lag = gim.lag.unwrap();
+    assert!(lag.query.contains("gim_kafka_timestamp_behind"));
+    assert!(
+        gim.migration
+            .unwrap()
+            .job_name_pattern
+            .is_match("Job_MigrateGIM")
+    );
+    assert_eq!(gim.metrics_presence[0].name, "gim_kafka_timestamp_behind");
+
+    assert_eq!(c.policy_for(&key("gsp", "gsp")).rollback_timeout, 15 * MIN);
+    for (ns, name) in [
+        ("gim", "gim-monitoring"),
+        ("gca", "gca"),
+        ("gca", "gca-monitoring"),
+    ] {
+        assert_eq!(
+            c.policy_for(&key(ns, name)).rollback_timeout,
+            5 * MIN,
+            "{name}"
+        );
+    }
+    // A release the profile does not name gets the defaults.
+    let other = c.policy_for(&key("web", "shop"));
+    assert_eq!(other.bake_window, 15 * MIN);
+    assert!(other.lag.is_none());
+    assert_eq!(other.mode, Mode::Recommend);
+}
+
+#[test]
+fn an_empty_file_means_defaults() {
+    let c = parse("").unwrap();
+    assert!(c.watch.namespaces.is_empty());
+    assert_eq!(c.evaluation_interval, Duration::from_secs(30));
+    assert_eq!(c.policy_for(&key("a", "b")).pending_timeout, 5 * MIN);
+}
+
+#[test]
+fn overrides_apply_field_by_field_in_file_order() {
+    let c = parse(
+        "defaults:\n  bake_window: 20m\n  pending_timeout: 3m\n\
+         releases:\n  - name: api\n    bake_window: 1h\n  - name: api\n    namespace: prod\n    mode: auto\n",
+    )
+    .unwrap();
+    let prod = c.policy_for(&key("prod", "api"));
+    assert_eq!(
+        (prod.bake_window, prod.pending_timeout, prod.mode),
+        (60 * MIN, 3 * MIN, Mode::Auto)
+    );
+    let dev = c.policy_for(&key("dev", "api"));
+    assert_eq!((dev.bake_window, dev.mode), (60 * MIN, Mode::Recommend));
+}
+
+#[test]
+fn errors_name_the_field_and_the_line() {
+    let cases = [
+        (
+            "releases:\n  - name: gim\n    rollback_timout: 15m\n",
+            &["releases[0]", "unknown field `rollback_timout`", "line 3"][..],
+        ),
+        (
+            "defaults:\n  bake_window: 15x\n",
+            &[
+                "defaults.bake_window",
+                "\"15x\" is not a duration",
+                "line 2",
+            ],
+        ),
+        (
+            "prometheus:\n  timeout: -5s\n",
+            &["prometheus.timeout", "must not be negative"],
+        ),
+        (
+            "defaults:\n  custom:\n    - name: errors\n      query: up\n      min: 5\n      max: 1\n",
+            &["defaults.custom[0]", "min 5 is above max 1", "line 3"],
+        ),
+        (
+            "defaults:\n  custom:\n    - name: errors\n      query: up\n",
+            &["needs min, max or both"],
+        ),
+        (
+            "defaults:\n  custom:\n    - name: e\n      query: up\n      min: 1\n      on_no_data: maybe\n",
+            &["on_no_data", "unknown variant `maybe`"],
+        ),
+        (
+            "defaults:\n  migration:\n    job_name_pattern: \"(unclosed\"\n",
+            &[
+                "defaults.migration.job_name_pattern",
+                "not a valid regular expression",
+            ],
+        ),
+        (
+            "defaults:\n  lag:\n    query: 'x{ns=\"{{namespac}}\"}'\n    window: 5m\n    max_slope: 1\n",
+            &["defaults.lag.query", "unknown placeholder"],
+        ),
+        (
+            "defaults:\n  name: gim\n",
+            &["defaults: name and namespace belong"],
+        ),
+        (
+            "releases:\n  - namespace: gim\n",
+            &["releases[0]: needs the name"],
+        ),
+        (
+            "prometheus:\n  url: prometheus:9090\n",
+            &["prometheus.url", "http://"],
+        ),
+        (
+            "evaluation:\n  interval: 0s\n",
+            &["evaluation.interval", "longer than zero"],
+        ),
+        ("watch: [gim]\n", &["watch", "expected struct"]),
+        (
+            "defaults:\n  custom:\n    - {name: a, query: up, min: 1}\n    - {name: a, query: up, min: 2}\n",
+            &["used twice"],
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = parse(text).expect_err(text);
+        assert!(err.starts_with("test.yaml: "), "{err}");
+        for part in expected {
+            assert!(
+                err.contains(part),
+                "error {err:?} lacks {part:?} (input {text:?})"
+            );
+        }
+    }
+}
+
+#[test]
+fn placeholders_are_rendered_per_release() {
+    assert_eq!(
+        render_query(
+            "up{namespace=\"{{namespace}}\",app=\"{{release}}\"}",
+            &key("gim", "gim-monitoring")
+        ),
+        "up{namespace=\"gim\",app=\"gim-monitoring\"}"
+    );
+}

@@ -1,0 +1,196 @@
+//! The verdict engine (pure): check results + bake state → the revision's verdict, and the
+//! verdict + what failed + the release history → the recommended action with its exact
+//! command.
+//!
+//! Rules (DESIGN §4): any failed check fails the revision; otherwise an inconclusive check
+//! makes it inconclusive; otherwise it is progressing until every check has decided and the
+//! bake window is over; then a warning makes it degraded, else it is healthy. A dependency
+//! failure wins over everything for the action (a rollback would not work), then a rollback,
+//! then a pod restart for a migration that did not complete.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::checks::{CheckResult, FailClass, Outcome, human};
+use crate::release::ReleaseKey;
+use crate::release::ReleaseStatus;
+use crate::release::rollback_target::{BakeRecord, TargetBasis, select_rollback_target};
+
+/// A revision's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Inside the bake window, nothing wrong so far.
+    Progressing,
+    /// The bake window passed and every check passed.
+    Healthy,
+    /// The bake window passed with warnings.
+    Degraded,
+    /// A check failed: an action is recommended.
+    Failed,
+    /// Cannot judge: monitoring error or no data.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// Every verdict.
+    pub const ALL: [Verdict; 5] = [
+        Self::Progressing,
+        Self::Healthy,
+        Self::Degraded,
+        Self::Failed,
+        Self::Inconclusive,
+    ];
+
+    /// The word used in tables, JSON and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Progressing => "progressing",
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Failed => "failed",
+            Self::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// What the operator (or the daemon, in `auto` mode) should do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum RecommendedAction {
+    /// Nothing.
+    None,
+    /// Roll back to a known-good revision.
+    Rollback {
+        /// Revision to roll back to.
+        target: u32,
+        /// Why that one.
+        basis: TargetBasis,
+        /// The exact command.
+        command: String,
+    },
+    /// Restart the pod so the migration resumes.
+    RestartPod {
+        /// The exact command.
+        command: String,
+    },
+    /// Fix the named dependency first; a rollback would not work.
+    FixDependency {
+        /// The dependency.
+        name: String,
+    },
+    /// Someone has to look.
+    Investigate {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The verdict of a set of results.
+pub fn verdict(results: &[CheckResult], bake_over: bool) -> Verdict {
+    let has = |o: Outcome| results.iter().any(|r| r.outcome == o);
+    if has(Outcome::Fail) {
+        Verdict::Failed
+    } else if has(Outcome::Inconclusive) {
+        Verdict::Inconclusive
+    } else if has(Outcome::Pending) || !bake_over {
+        Verdict::Progressing
+    } else if has(Outcome::Warn) {
+        Verdict::Degraded
+    } else {
+        Verdict::Healthy
+    }
+}
+
+/// What the action needs to know about the release.
+#[derive(Debug, Clone)]
+pub struct ActionContext<'a> {
+    /// The release.
+    pub release: &'a ReleaseKey,
+    /// The revision judged.
+    pub revision: u32,
+    /// The release history (revision, status).
+    pub history: &'a [(u32, ReleaseStatus)],
+    /// Bake records of earlier revisions.
+    pub bakes: &'a BTreeMap<u32, BakeRecord>,
+    /// `--timeout` for `helm rollback`.
+    pub rollback_timeout: Duration,
+    /// The command that restarts the release's pods.
+    pub restart_command: String,
+}
+
+/// `helm rollback <release> <target> -n <namespace> --timeout <t>`.
+pub fn rollback_command(release: &ReleaseKey, target: u32, timeout: Duration) -> String {
+    format!(
+        "helm rollback {} {target} -n {} --timeout {}",
+        release.name,
+        release.namespace,
+        human(timeout)
+    )
+}
+
+fn first(results: &[CheckResult], outcome: Outcome) -> Option<&CheckResult> {
+    results.iter().find(|r| r.outcome == outcome)
+}
+
+/// The recommended action for a verdict.
+pub fn recommend(
+    verdict: Verdict,
+    results: &[CheckResult],
+    ctx: &ActionContext<'_>,
+) -> RecommendedAction {
+    match verdict {
+        Verdict::Healthy | Verdict::Progressing => RecommendedAction::None,
+        Verdict::Degraded => RecommendedAction::Investigate {
+            reason: first(results, Outcome::Warn).map_or_else(String::new, |r| r.summary.clone()),
+        },
+        Verdict::Inconclusive => RecommendedAction::Investigate {
+            reason: first(results, Outcome::Inconclusive).map_or_else(String::new, |r| {
+                format!("cannot judge the revision: {}", r.summary)
+            }),
+        },
+        Verdict::Failed => {
+            let failed: Vec<&CheckResult> = results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Fail)
+                .collect();
+            if let Some(name) = failed.iter().find_map(|r| match &r.on_fail {
+                FailClass::FixDependency { name } => Some(name.clone()),
+                _ => None,
+            }) {
+                return RecommendedAction::FixDependency { name };
+            }
+            if failed.iter().any(|r| r.on_fail == FailClass::Rollback) {
+                return match select_rollback_target(ctx.history, ctx.revision, ctx.bakes) {
+                    Some(t) => RecommendedAction::Rollback {
+                        target: t.revision,
+                        basis: t.basis,
+                        command: rollback_command(ctx.release, t.revision, ctx.rollback_timeout),
+                    },
+                    None => RecommendedAction::Investigate {
+                        reason: format!(
+                            "no earlier revision of {} ran successfully: nothing to roll back to; fix forward or uninstall",
+                            ctx.release
+                        ),
+                    },
+                };
+            }
+            if failed.iter().any(|r| r.on_fail == FailClass::RestartPod) {
+                return RecommendedAction::RestartPod {
+                    command: ctx.restart_command.clone(),
+                };
+            }
+            RecommendedAction::Investigate {
+                reason: failed
+                    .first()
+                    .map_or_else(String::new, |r| r.summary.clone()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "verdict_tests.rs"]
+mod tests;

@@ -1,0 +1,205 @@
+//! Aggregation and action tables, and the property that provider errors never fail.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::checks::provider::{ProviderError, ProviderState};
+
+fn r(outcome: Outcome) -> CheckResult {
+    CheckResult::new("c", outcome, format!("{outcome:?}"))
+}
+
+fn with(outcome: Outcome, class: FailClass, summary: &str) -> CheckResult {
+    CheckResult::new("c", outcome, summary).on_fail(class)
+}
+
+#[test]
+fn verdict_table() {
+    use Outcome::*;
+    let cases: [(&[Outcome], bool, Verdict); 10] = [
+        (&[Pass, Pass], true, Verdict::Healthy),
+        (&[Pass, Pass], false, Verdict::Progressing),
+        (&[Pass, Pending], true, Verdict::Progressing),
+        (&[Pass, Warn], true, Verdict::Degraded),
+        (&[Pass, Warn], false, Verdict::Progressing),
+        (&[Warn, Pending], true, Verdict::Progressing),
+        (&[Pass, Inconclusive, Pending], false, Verdict::Inconclusive),
+        (&[Inconclusive, Fail], false, Verdict::Failed),
+        (&[Pending, Fail], false, Verdict::Failed),
+        (&[], true, Verdict::Healthy),
+    ];
+    for (outcomes, bake_over, expected) in cases {
+        let results: Vec<_> = outcomes.iter().map(|o| r(*o)).collect();
+        assert_eq!(
+            verdict(&results, bake_over),
+            expected,
+            "{outcomes:?} bake_over={bake_over}"
+        );
+    }
+}
+
+fn ctx<'a>(
+    key: &'a ReleaseKey,
+    history: &'a [(u32, ReleaseStatus)],
+    bakes: &'a BTreeMap<u32, BakeRecord>,
+) -> ActionContext<'a> {
+    ActionContext {
+        release: key,
+        revision: 4,
+        history,
+        bakes,
+        rollback_timeout: Duration::from_secs(15 * 60),
+        restart_command: "kubectl rollout restart statefulset/gim -n gim".into(),
+    }
+}
+
+#[test]
+fn action_table() {
+    use ReleaseStatus::*;
+    let key = ReleaseKey::new("gim", "gim");
+    let history = [(1, Superseded), (2, Superseded), (3, Failed), (4, Deployed)];
+    let bakes = BTreeMap::new();
+    let c = ctx(&key, &history, &bakes);
+    let kafka = FailClass::FixDependency {
+        name: "kafka".into(),
+    };
+
+    let rollback = recommend(
+        Verdict::Failed,
+        &[with(Outcome::Fail, FailClass::Rollback, "pods stuck")],
+        &c,
+    );
+    assert_eq!(
+        rollback,
+        RecommendedAction::Rollback {
+            target: 2,
+            basis: TargetBasis::NewestThatRan,
+            command: "helm rollback gim 2 -n gim --timeout 15m".into(),
+        }
+    );
+    // A dependency down wins over a workload failure.
+    let both = [
+        with(Outcome::Fail, FailClass::Rollback, "pods stuck"),
+        with(Outcome::Fail, kafka.clone(), "kafka down"),
+    ];
+    assert_eq!(
+        recommend(Verdict::Failed, &both, &c),
+        RecommendedAction::FixDependency {
+            name: "kafka".into()
+        }
+    );
+    // A failed migration alone: restart, not rollback.
+    assert_eq!(
+        recommend(
+            Verdict::Failed,
+            &[with(
+                Outcome::Fail,
+                FailClass::RestartPod,
+                "migration failed"
+            )],
+            &c
+        ),
+        RecommendedAction::RestartPod {
+            command: "kubectl rollout restart statefulset/gim -n gim".into()
+        }
+    );
+    // Pods failing too: the rollback wins over the restart.
+    let pods_and_migration = [
+        with(Outcome::Fail, FailClass::RestartPod, "migration failed"),
+        with(Outcome::Fail, FailClass::Rollback, "pods stuck"),
+    ];
+    assert!(matches!(
+        recommend(Verdict::Failed, &pods_and_migration, &c),
+        RecommendedAction::Rollback { target: 2, .. }
+    ));
+    // Nothing to roll back to.
+    let first_install = [(1, Deployed)];
+    let c1 = ActionContext {
+        revision: 1,
+        ..ctx(&key, &first_install, &bakes)
+    };
+    assert!(matches!(
+        recommend(Verdict::Failed, &[with(Outcome::Fail, FailClass::Rollback, "x")], &c1),
+        RecommendedAction::Investigate { reason } if reason.contains("nothing to roll back to")
+    ));
+    assert_eq!(
+        recommend(Verdict::Healthy, &[r(Outcome::Pass)], &c),
+        RecommendedAction::None
+    );
+    assert_eq!(
+        recommend(Verdict::Progressing, &[r(Outcome::Pending)], &c),
+        RecommendedAction::None
+    );
+    assert!(matches!(
+        recommend(Verdict::Inconclusive, &[with(Outcome::Inconclusive, FailClass::Investigate, "Prometheus did not answer")], &c),
+        RecommendedAction::Investigate { reason } if reason.contains("cannot judge the revision: Prometheus did not answer")
+    ));
+}
+
+#[test]
+fn the_rollback_prefers_a_revision_that_passed_its_bake() {
+    use ReleaseStatus::*;
+    let key = ReleaseKey::new("gim", "gim");
+    let history = [
+        (1, Superseded),
+        (2, Superseded),
+        (3, Superseded),
+        (4, Deployed),
+    ];
+    let bakes = BTreeMap::from([(1, BakeRecord::Healthy), (3, BakeRecord::Failed)]);
+    let action = recommend(
+        Verdict::Failed,
+        &[with(Outcome::Fail, FailClass::Rollback, "x")],
+        &ctx(&key, &history, &bakes),
+    );
+    assert!(
+        matches!(
+            action,
+            RecommendedAction::Rollback {
+                target: 1,
+                basis: TargetBasis::PassedBake,
+                ..
+            }
+        ),
+        "{action:?}"
+    );
+}
+
+fn outcome_strategy() -> impl Strategy<Value = Outcome> {
+    prop_oneof![
+        Just(Outcome::Pass),
+        Just(Outcome::Pending),
+        Just(Outcome::Warn),
+        Just(Outcome::Inconclusive)
+    ]
+}
+
+proptest! {
+    /// Any mix of checks that never failed on real data, plus any number of checks whose
+    /// queries only ever failed, never yields a failed verdict or a rollback.
+    #[test]
+    fn provider_errors_never_yield_failed(
+        judged in proptest::collection::vec(outcome_strategy(), 0..6),
+        erroring in proptest::collection::vec(proptest::collection::vec(any::<bool>(), 1..8), 1..5),
+        bake_over in any::<bool>(),
+    ) {
+        let mut results: Vec<CheckResult> = judged.into_iter().map(r).collect();
+        for (i, errors) in erroring.into_iter().enumerate() {
+            let mut state = ProviderState::default();
+            let mut last = None;
+            for bad in errors {
+                let e = if bad { ProviderError::BadQuery("x".into()) } else { ProviderError::Unavailable("down".into()) };
+                last = Some(state.failure(&format!("p{i}"), &e, 4));
+            }
+            results.extend(last);
+        }
+        let v = verdict(&results, bake_over);
+        prop_assert_ne!(v, Verdict::Failed);
+        let key = ReleaseKey::new("gim", "gim");
+        let history = [(1, ReleaseStatus::Superseded), (2, ReleaseStatus::Deployed)];
+        let bakes = BTreeMap::new();
+        let c = ActionContext { revision: 2, ..ctx(&key, &history, &bakes) };
+        let is_rollback = matches!(recommend(v, &results, &c), RecommendedAction::Rollback { .. });
+        prop_assert!(!is_rollback);
+    }
+}
