@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod evaluation;
 pub mod metrics;
 pub mod release;
 pub mod tracker;

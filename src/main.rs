@@ -18,10 +18,11 @@ fn init_logging(args: &Args) {
 }
 
 async fn run(args: Args) -> anyhow::Result<i32> {
-    let client = cli::kube_client(&args).await?;
     match &args.command {
-        Command::History(a) => cli::history::run(client, a).await,
-        Command::Watch(a) => cli::watch::run(client, a).await,
+        Command::Config(c) => Ok(cli::config::run(c)),
+        Command::Check(a) => cli::check::run(cli::kube_client(&args).await?, a).await,
+        Command::History(a) => cli::history::run(cli::kube_client(&args).await?, a).await,
+        Command::Watch(a) => cli::watch::run(cli::kube_client(&args).await?, a).await,
     }
 }
 

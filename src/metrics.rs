@@ -113,6 +113,47 @@ impl TrackerMetrics {
     }
 }
 
+/// `{outcome}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// Bounded outcome name.
+    pub outcome: &'static str,
+}
+
+/// Metrics of Prometheus access.
+#[derive(Debug, Clone, Default)]
+pub struct PrometheusMetrics {
+    /// `prometheus_queries_total{outcome}`: success, error (unavailable, timeout, 5xx, error
+    /// status) or bad_query (rejected as invalid).
+    pub queries: Family<OutcomeLabel, Counter>,
+}
+
+impl PrometheusMetrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        for outcome in ["success", "error", "bad_query"] {
+            let _ = m.queries.get_or_create(&OutcomeLabel { outcome });
+        }
+        registry.register(
+            "prometheus_queries",
+            "Queries sent to Prometheus, by outcome",
+            m.queries.clone(),
+        );
+        m
+    }
+
+    /// Counts one query.
+    pub fn query(&self, outcome: &'static str) {
+        self.queries.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Queries sent so far with `outcome`.
+    pub fn queries_with(&self, outcome: &'static str) -> u64 {
+        self.queries.get_or_create(&OutcomeLabel { outcome }).get()
+    }
+}
+
 /// A registry with upgrade-guard's prefix.
 pub fn registry() -> Registry {
     Registry::with_prefix(PREFIX)

@@ -204,7 +204,9 @@ pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
     }
     let status = p.status.as_ref();
     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-    if phase == "Succeeded" {
+    // Finished pods (completed, evicted, failed) are replaced by their controller; the
+    // replacement carries the problem, if any.
+    if phase == "Succeeded" || phase == "Failed" {
         return None;
     }
     let conditions = status
@@ -251,7 +253,7 @@ pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
         PodProblem::ErrImagePull
     } else if reason_of("CreateContainerConfigError") || reason_of("CreateContainerError") {
         PodProblem::CreateContainerConfigError
-    } else if reason_of("CrashLoopBackOff") || phase == "Failed" {
+    } else if reason_of("CrashLoopBackOff") {
         PodProblem::CrashLoopBackOff
     } else if phase == "Running" {
         PodProblem::NotReady
@@ -263,6 +265,32 @@ pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
         problem: Some(problem),
         not_ready_since,
     })
+}
+
+/// Whether `p` is controlled by the workload (a Deployment's pods belong to its
+/// ReplicaSets `<name>-<hash>`). Selectors may also match other pods, Jobs' for example.
+pub fn controlled_by(p: &Pod, kind: WorkloadKind, name: &str) -> bool {
+    let Some(owner) = p
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|o| o.iter().find(|o| o.controller == Some(true)))
+    else {
+        return false;
+    };
+    match kind {
+        WorkloadKind::Deployment => {
+            owner.kind == "ReplicaSet"
+                && owner
+                    .name
+                    .strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|hash| !hash.is_empty() && !hash.contains('-'))
+        }
+        WorkloadKind::StatefulSet => owner.kind == "StatefulSet" && owner.name == name,
+        WorkloadKind::DaemonSet => owner.kind == "DaemonSet" && owner.name == name,
+        WorkloadKind::Job => owner.kind == "Job" && owner.name == name,
+    }
 }
 
 /// State of one Job.

@@ -94,6 +94,13 @@ fn ready_finished_and_terminating_pods_are_not_problems() {
         None
     );
     assert_eq!(pod(&pod_with(json!({"phase": "Succeeded"})), t(NOW)), None);
+    assert_eq!(
+        pod(
+            &pod_with(json!({"phase": "Failed", "reason": "Evicted"})),
+            t(NOW)
+        ),
+        None
+    );
     let mut terminating = pod_with(waiting("CrashLoopBackOff"));
     terminating.metadata.deletion_timestamp =
         Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(NOW)));
@@ -150,4 +157,38 @@ fn jobs_are_read_with_their_outcome() {
     let o = job(&j);
     assert_eq!(o.failed.as_deref(), Some("BackoffLimitExceeded"));
     assert!(!o.succeeded);
+}
+
+#[test]
+fn pods_belong_to_their_controller_not_to_whatever_the_selector_matches() {
+    let owned = |kind: &str, name: &str| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p", "ownerReferences": [
+            {"apiVersion": "v1", "kind": kind, "name": name, "uid": "u", "controller": true}]}}))
+        .unwrap()
+    };
+    assert!(controlled_by(
+        &owned("ReplicaSet", "gim-5d8f9"),
+        WorkloadKind::Deployment,
+        "gim"
+    ));
+    assert!(!controlled_by(
+        &owned("ReplicaSet", "gim-monitoring-5d8f9"),
+        WorkloadKind::Deployment,
+        "gim"
+    ));
+    assert!(!controlled_by(
+        &owned("Job", "gim-migrate"),
+        WorkloadKind::Deployment,
+        "gim"
+    ));
+    assert!(controlled_by(
+        &owned("StatefulSet", "gim"),
+        WorkloadKind::StatefulSet,
+        "gim"
+    ));
+    assert!(!controlled_by(
+        &pod_with(json!({})),
+        WorkloadKind::Deployment,
+        "gim"
+    ));
 }

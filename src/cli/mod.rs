@@ -1,6 +1,8 @@
 //! Command-line surface: one clap `Args`, turned into typed values in one place, and the
 //! subcommands that run on top of the library.
 
+pub mod check;
+pub mod config;
 pub mod history;
 pub mod watch;
 
@@ -58,6 +60,13 @@ pub enum Command {
     /// Print a release's revisions with status, chart, app version and description, like
     /// `helm history`, decoded the way the daemon decodes them (user values are never read).
     History(history::HistoryArgs),
+    /// Evaluate the latest revision of a release once (waiting at most --wait for a final
+    /// verdict), print every check, the verdict and the exact command to run. Exit code 0
+    /// healthy, 1 failed, 2 inconclusive, 3 progressing, 4 degraded.
+    Check(check::CheckArgs),
+    /// Print the built-in configuration or validate a configuration file.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Watch Helm release Secrets and print every release event (installed, upgraded,
     /// upgrade failed, rolled back, uninstalled, stuck pending) as it happens.
     Watch(watch::WatchArgs),

@@ -11,6 +11,7 @@
 
 pub mod alertmanager;
 pub mod control_plane;
+pub mod exporter;
 pub mod helm;
 pub mod kube;
 pub mod mail;
