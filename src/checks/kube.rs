@@ -114,9 +114,12 @@ pub fn rollout(r: &Revision<'_>, workloads: &[WorkloadObs]) -> Vec<CheckResult> 
         .filter(|w| w.kind != WorkloadKind::Job)
         .map(|w| {
             let check = format!("rollout:{}", w.id());
+            // Old replicas still running count as available but are not the new version.
+            let old = (w.total - w.updated).max(0);
+            let new_available = (w.available - old).max(0);
             let base = |outcome, summary: String| {
                 CheckResult::new(check.clone(), outcome, summary)
-                    .value(f64::from(w.ready))
+                    .value(f64::from(new_available))
                     .threshold(Bound::Min, f64::from(w.desired))
                     .window(deadline)
             };
@@ -148,14 +151,20 @@ pub fn rollout(r: &Revision<'_>, workloads: &[WorkloadObs]) -> Vec<CheckResult> 
                     ),
                 );
             }
+            // As `kubectl rollout status`: every replica updated, no old replica left, and
+            // the updated ones ready and available.
             let complete = w.observed_generation >= w.generation
                 && w.updated >= w.desired
+                && old == 0
                 && w.ready >= w.desired
                 && w.available >= w.desired;
-            let progress = format!(
+            let mut progress = format!(
                 "{}/{} updated, {}/{} ready, {}/{} available",
                 w.updated, w.desired, w.ready, w.desired, w.available, w.desired
             );
+            if old > 0 {
+                progress.push_str(&format!(", {old} old replica(s) still running"));
+            }
             if complete {
                 base(Outcome::Pass, format!("{} rolled out: {progress}", w.id()))
             } else if r.past_readiness_deadline() {

@@ -11,6 +11,7 @@ fn deploy(ready: i32, desired: i32) -> WorkloadObs {
         observed_generation: 2,
         desired,
         updated: desired,
+        total: desired,
         ready,
         available: ready,
         found: true,
@@ -113,6 +114,16 @@ fn rollout_against_the_readiness_deadline() {
             Outcome::Pending,
             "StatefulSet/db not created yet",
         ),
+        // A rolling update stuck on its new pod: the old one still serves, nothing rolled out.
+        (
+            WorkloadObs {
+                total: 2,
+                ..deploy(1, 1)
+            },
+            11,
+            Outcome::Fail,
+            "1/1 updated, 1/1 ready, 1/1 available, 1 old replica(s) still running",
+        ),
         (
             WorkloadObs::missing(WorkloadKind::StatefulSet, "db"),
             11,
@@ -126,6 +137,20 @@ fn rollout_against_the_readiness_deadline() {
         assert!(r.summary.contains(words), "{}", r.summary);
         assert_eq!(r.window, Some(10 * MIN));
     }
+}
+
+#[test]
+fn old_replicas_do_not_count_as_the_new_version_being_available() {
+    let p = policy();
+    let s = summary(&[], &[]);
+    let stuck = WorkloadObs {
+        total: 2,
+        ..deploy(1, 1)
+    };
+    let r = &rollout(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[stuck])[0];
+    assert_eq!((r.outcome, r.value), (Outcome::Pending, Some(0.0)));
+    let done = &rollout(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[deploy(2, 2)])[0];
+    assert_eq!((done.outcome, done.value), (Outcome::Pass, Some(2.0)));
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub struct WorkloadObs {
     pub desired: i32,
     /// Replicas on the new template.
     pub updated: i32,
+    /// Replicas in total, old template included (DaemonSet: nodes running it).
+    pub total: i32,
     /// Ready replicas.
     pub ready: i32,
     /// Available replicas.
@@ -48,6 +50,7 @@ impl WorkloadObs {
             observed_generation: 0,
             desired: 0,
             updated: 0,
+            total: 0,
             ready: 0,
             available: 0,
             progress_deadline_exceeded: false,
@@ -84,6 +87,7 @@ pub fn deployment(d: &Deployment) -> WorkloadObs {
         observed_generation: status.observed_generation.unwrap_or(0),
         desired: spec.and_then(|s| s.replicas).unwrap_or(1),
         updated: status.updated_replicas.unwrap_or(0),
+        total: status.replicas.unwrap_or(0),
         ready: status.ready_replicas.unwrap_or(0),
         available: status.available_replicas.unwrap_or(0),
         progress_deadline_exceeded: status.conditions.unwrap_or_default().iter().any(|c| {
@@ -107,6 +111,7 @@ pub fn stateful_set(s: &StatefulSet) -> WorkloadObs {
         observed_generation: status.observed_generation.unwrap_or(0),
         desired: spec.and_then(|s| s.replicas).unwrap_or(1),
         updated: status.updated_replicas.unwrap_or(0),
+        total: status.replicas,
         ready: status.ready_replicas.unwrap_or(0),
         available: status.available_replicas.unwrap_or(0),
         progress_deadline_exceeded: false,
@@ -125,6 +130,7 @@ pub fn daemon_set(d: &DaemonSet) -> WorkloadObs {
         observed_generation: status.observed_generation.unwrap_or(0),
         desired: status.desired_number_scheduled,
         updated: status.updated_number_scheduled.unwrap_or(0),
+        total: status.current_number_scheduled,
         ready: status.number_ready,
         available: status.number_available.unwrap_or(0),
         progress_deadline_exceeded: false,

@@ -126,7 +126,7 @@ fn deployments_are_read_with_their_progress() {
         "metadata": {"name": "gim", "generation": 3},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "gim", "tier": "core"}},
                  "template": {}},
-        "status": {"observedGeneration": 3, "updatedReplicas": 1, "readyReplicas": 1,
+        "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 1, "readyReplicas": 1,
                    "availableReplicas": 1, "conditions": [
             {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]},
     }))
@@ -138,9 +138,10 @@ fn deployments_are_read_with_their_progress() {
             w.observed_generation,
             w.desired,
             w.updated,
+            w.total,
             w.ready
         ),
-        (3, 3, 2, 1, 1)
+        (3, 3, 2, 1, 2, 1)
     );
     assert!(w.progress_deadline_exceeded);
     assert_eq!(w.selector.as_deref(), Some("app=gim,tier=core"));
