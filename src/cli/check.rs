@@ -12,6 +12,7 @@ use super::history::{HistoryRow, RowDetail, read_history};
 use super::{Output, parse_duration};
 use crate::checks::{Bound, human, num};
 use crate::evaluation::prometheus::Prometheus;
+use crate::evaluation::schedule::{self, Pacing, Rounds};
 use crate::evaluation::{Evaluator, Report, Start};
 use crate::metrics::{PrometheusMetrics, registry};
 use crate::release::ReleaseKey;
@@ -119,6 +120,51 @@ pub fn render(r: &Report) -> String {
     out
 }
 
+/// One round of `check`: re-reads the release's history (status changes, a newer
+/// revision), then evaluates.
+struct CheckRounds {
+    evaluator: Evaluator,
+    client: kube::Client,
+    key: ReleaseKey,
+    namespace: String,
+    release: String,
+    newer: Option<u32>,
+}
+
+impl Rounds for CheckRounds {
+    type Report = anyhow::Result<Report>;
+
+    async fn round(&mut self) -> anyhow::Result<Report> {
+        let rows = read_history(self.client.clone(), &self.namespace, &self.release).await?;
+        let judged = self.evaluator.active().first().map(|(_, r)| *r);
+        if let (Some(row), Some(judged)) =
+            (rows.iter().find(|r| Some(r.revision) == judged), judged)
+        {
+            self.evaluator.update(
+                &self.key,
+                judged,
+                row.status,
+                Timestamp::now(),
+                history_of(&rows),
+            );
+        }
+        self.newer = rows
+            .last()
+            .map(|r| r.revision)
+            .filter(|r| Some(*r) > judged);
+        self.evaluator
+            .round(Timestamp::now())
+            .await
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the evaluation of {} produced no report", self.key))
+    }
+
+    fn provider_trouble(&self) -> bool {
+        self.evaluator.provider_trouble()
+    }
+}
+
 /// Runs `check`; returns the exit code.
 pub async fn run(client: kube::Client, args: &CheckArgs) -> anyhow::Result<i32> {
     let config = args.config.load()?;
@@ -156,47 +202,32 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> anyhow::Result<i32> 
         },
         config.policy_for(&key),
     );
-    let deadline = tokio::time::Instant::now() + args.wait;
-    let report = loop {
-        let report = evaluator
-            .round(Timestamp::now())
-            .await
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("the evaluation of {key} produced no report"))?;
-        let settled = matches!(
-            report.verdict,
-            Verdict::Healthy | Verdict::Failed | Verdict::Degraded
-        );
-        let pause = if evaluator.provider_trouble() {
-            config.prometheus.retry_interval
-        } else {
-            config.evaluation_interval
-        };
-        if settled || tokio::time::Instant::now() + pause > deadline {
-            break report;
-        }
-        tokio::time::sleep(pause).await;
-        let rows = read_history(client.clone(), &args.namespace, &args.release).await?;
-        if let Some(now_latest) = rows.last()
-            && now_latest.revision != report.revision
-        {
-            anyhow::bail!(
-                "revision {} of {key} appeared while revision {} was being checked; run check again",
-                now_latest.revision,
-                report.revision
-            );
-        }
-        if let Some(row) = rows.last() {
-            evaluator.update(
-                &key,
-                row.revision,
-                row.status,
-                Timestamp::now(),
-                history_of(&rows),
-            );
-        }
+    let mut rounds = CheckRounds {
+        evaluator,
+        client,
+        key: key.clone(),
+        namespace: args.namespace.clone(),
+        release: args.release.clone(),
+        newer: None,
     };
+    let pacing = Pacing {
+        interval: config.evaluation_interval,
+        retry_interval: config.prometheus.retry_interval,
+    };
+    let report = schedule::until(&mut rounds, pacing, args.wait, |r| match r {
+        Ok(r) => matches!(
+            r.verdict,
+            Verdict::Healthy | Verdict::Failed | Verdict::Degraded
+        ),
+        Err(_) => true,
+    })
+    .await?;
+    if let Some(newer) = rounds.newer {
+        eprintln!(
+            "note: revision {newer} of {key} appeared while revision {} was being checked; run check again for it",
+            report.revision
+        );
+    }
     match args.output {
         Output::Table => print!("{}", render(&report)),
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),

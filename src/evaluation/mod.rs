@@ -8,6 +8,7 @@
 pub mod kube;
 pub mod prometheus;
 pub mod promql;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
