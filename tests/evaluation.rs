@@ -48,6 +48,29 @@ struct CheckRun {
     stderr: String,
 }
 
+impl CheckRun {
+    /// Asserts the exit code and that the output says each of `words`.
+    fn expect(&self, code: i32, words: &[&str]) {
+        assert_eq!(self.code, code, "{}\n{}", self.stdout, self.stderr);
+        for w in words {
+            assert!(
+                self.stdout.contains(w),
+                "output lacks {w:?}:\n{}",
+                self.stdout
+            );
+        }
+    }
+
+    /// Asserts that the output does not say `words`.
+    fn refuse(&self, words: &str) {
+        assert!(
+            !self.stdout.contains(words),
+            "output says {words:?}:\n{}",
+            self.stdout
+        );
+    }
+}
+
 /// Runs the real binary: `upgrade-guard check <release> -n <ns> --config <file> --wait ...`.
 fn check(release: &str, ns: &str, config: &str, extra: &[&str]) -> CheckRun {
     check_waiting("90s", release, ns, config, extra)
@@ -117,14 +140,14 @@ async fn a_good_upgrade_ends_healthy() {
     let ns = tkube::namespace("eval-good").await;
     install_then_upgrade(&ns.name, "app", &[]);
     let run = check("app", &ns.name, &config_yaml("http://127.0.0.1:9", ""), &[]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("verdict: healthy"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("rollout:Deployment/app  pass"),
-        "{}",
-        run.stdout
+    run.expect(
+        0,
+        &[
+            "verdict: healthy",
+            "rollout:Deployment/app  pass",
+            "action: none",
+        ],
     );
-    assert!(run.stdout.contains("action: none"), "{}", run.stdout);
 }
 
 #[tokio::test]
@@ -132,11 +155,8 @@ async fn pods_stuck_pending_fail_with_the_reason_and_the_rollback_command() {
     let ns = tkube::namespace("eval-pending").await;
     install_then_upgrade(&ns.name, "app", &["unschedulable=true"]);
     let run = check("app", &ns.name, &config_yaml("http://127.0.0.1:9", ""), &[]);
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("verdict: failed"), "{}", run.stdout);
-    assert!(run.stdout.contains("Unschedulable 1"), "{}", run.stdout);
     let command = format!("helm rollback app 1 -n {} --timeout 5m", ns.name);
-    assert!(run.stdout.contains(&command), "{}", run.stdout);
+    run.expect(1, &["verdict: failed", "Unschedulable 1", &command]);
 
     // The recommended command is real: it works.
     helm::ok(&command.split(' ').skip(1).collect::<Vec<_>>());
@@ -218,18 +238,14 @@ async fn a_lag_that_grows_after_the_upgrade_fails() {
     let prom = Prometheus::with_backfill(&om).await;
     let extra = "releases:\n  - name: app\n    lag:\n      query: 'max(gim_kafka_timestamp_behind{namespace=\"{{namespace}}\"})'\n      window: 20s\n      max_slope: 1\n";
     let run = check("app", &ns.name, &config_yaml(&prom.url, extra), &[]);
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("backlog growing"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("before the upgrade: +0/s, level 10"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains(&format!("helm rollback app 1 -n {}", ns.name)),
-        "{}",
-        run.stdout
+    let command = format!("helm rollback app 1 -n {}", ns.name);
+    run.expect(
+        1,
+        &[
+            "backlog growing",
+            "before the upgrade: +0/s, level 10",
+            &command,
+        ],
     );
 }
 
@@ -250,20 +266,15 @@ async fn a_dependency_down_recommends_fixing_it_even_when_pods_fail_too() {
     let prom = Prometheus::with_backfill(&om).await;
     let extra = "releases:\n  - name: app\n    dependencies:\n      - name: kafka\n        query: 'min(kafka_brokers{cluster=\"main\"})'\n        min: 1\n";
     let run = check("app", &ns.name, &config_yaml(&prom.url, extra), &[]);
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("dependency:kafka"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("kafka is 0 (must be at least 1)"),
-        "{}",
-        run.stdout
+    run.expect(
+        1,
+        &[
+            "dependency:kafka",
+            "kafka is 0 (must be at least 1)",
+            "action: fix the dependency kafka first: a rollback will not work",
+        ],
     );
-    assert!(
-        run.stdout
-            .contains("action: fix the dependency kafka first: a rollback will not work"),
-        "{}",
-        run.stdout
-    );
-    assert!(!run.stdout.contains("helm rollback"), "{}", run.stdout);
+    run.refuse("helm rollback");
 }
 
 async fn evaluator_for(prom_url: &str, extra: &str) -> (Evaluator, Config, PrometheusMetrics) {
@@ -350,17 +361,12 @@ async fn a_metric_that_disappears_after_the_upgrade_fails() {
     exporter.set("# nothing here\n");
     let extra = "releases:\n  - name: app\n    metrics_presence:\n      - name: app_up\n        query: 'app_up{service=\"app\"}'\n";
     let run = check("app", &ns.name, &config_yaml(&prom.url, extra), &[]);
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout
-            .contains("no metrics: app_up had 1 series before the upgrade and none"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("was the image pulled?"),
-        "{}",
-        run.stdout
+    run.expect(
+        1,
+        &[
+            "no metrics: app_up had 1 series before the upgrade and none",
+            "was the image pulled?",
+        ],
     );
 }
 
@@ -434,18 +440,8 @@ async fn prometheus_unreachable_makes_check_exit_inconclusive_with_words() {
         &config_yaml("http://127.0.0.1:9", extra),
         &[],
     );
-    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("verdict: inconclusive"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("Prometheus did not answer"),
-        "{}",
-        run.stdout
-    );
-    assert!(!run.stdout.contains("helm rollback"), "{}", run.stdout);
+    run.expect(2, &["verdict: inconclusive", "Prometheus did not answer"]);
+    run.refuse("helm rollback");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Output, parse_duration};
 use crate::metrics::{TrackerMetrics, registry};
+use crate::release::decode::DecodeLimits;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::tracker::{Tracker, TrackerConfig};
 
@@ -19,6 +20,9 @@ pub struct WatchArgs {
     /// Report a newest revision still pending-* after this long (a killed helm).
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub stuck_pending_after: Duration,
+    /// Refuse release payloads that decompress to more than this many bytes (zip bombs).
+    #[arg(long, default_value_t = crate::release::decode::DEFAULT_MAX_DECOMPRESSED_BYTES)]
+    pub max_payload_bytes: usize,
     /// Output format: readable lines, or one JSON object per line.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -81,6 +85,9 @@ pub async fn run(client: kube::Client, args: &WatchArgs) -> anyhow::Result<i32> 
     let config = TrackerConfig {
         namespaces: args.namespaces.clone(),
         stuck_pending_after: args.stuck_pending_after,
+        decode_limits: DecodeLimits {
+            max_decompressed_bytes: args.max_payload_bytes,
+        },
         ..TrackerConfig::default()
     };
     let (tx, mut rx) = mpsc::channel(256);

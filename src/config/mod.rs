@@ -71,6 +71,8 @@ pub struct WatchConfig {
     pub namespaces: Vec<String>,
     /// Pending revisions older than this are reported stuck.
     pub stuck_pending_after: Duration,
+    /// Largest decompressed release payload accepted.
+    pub max_payload_bytes: usize,
 }
 
 /// Migration check settings.
@@ -361,8 +363,15 @@ impl Config {
                 .watch
                 .stuck_pending_after
                 .map_or(Duration::from_secs(15 * 60), |d| d.0),
+            max_payload_bytes: raw
+                .watch
+                .max_payload_bytes
+                .unwrap_or(crate::release::decode::DEFAULT_MAX_DECOMPRESSED_BYTES),
         };
         positive("watch.stuck_pending_after", watch.stuck_pending_after)?;
+        if watch.max_payload_bytes < 1024 {
+            return Err("watch.max_payload_bytes: must be at least 1024".into());
+        }
         let evaluation_interval = raw
             .evaluation
             .interval

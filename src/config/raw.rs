@@ -89,6 +89,7 @@ pub struct RawPrometheus {
 pub struct RawWatch {
     pub namespaces: Option<Vec<String>>,
     pub stuck_pending_after: Option<Dur>,
+    pub max_payload_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,7 @@ fn the_built_in_profile_is_valid_and_follows_the_runbook() {
     assert_eq!(c.watch.namespaces, ["gim", "gsp", "gca"]);
     assert_eq!(c.prometheus.errors_before_inconclusive, 4);
     assert_eq!(c.prometheus.retry_interval, Duration::from_secs(10));
+    assert_eq!(c.watch.max_payload_bytes, 16 * 1024 * 1024);
 
     let gim = c.policy_for(&key("gim", "gim"));
     assert_eq!(gim.rollback_timeout, 15 * MIN);
