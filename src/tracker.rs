@@ -124,7 +124,7 @@ impl Tracker {
             events.clone(),
         ));
         let mut watch = std::pin::pin!(self.watch_streams());
-        loop {
+        'watching: loop {
             let deadline = book.next_deadline();
             let sleep = async {
                 match deadline {
@@ -133,16 +133,16 @@ impl Tracker {
                 }
             };
             let actions = tokio::select! {
-                _ = events.closed() => break,
+                _ = events.closed() => break 'watching,
                 item = watch.next() => match item {
                     Some((scope, event)) => self.handle(&mut book, &scope, event, &scopes, &synced),
-                    None => break,
+                    None => break 'watching,
                 },
                 () = sleep => book.due(Timestamp::now()),
             };
             for action in actions {
                 if action_tx.send(action).await.is_err() {
-                    break;
+                    break 'watching;
                 }
             }
         }

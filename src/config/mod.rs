@@ -184,7 +184,8 @@ pub struct ConfigError {
     pub message: String,
 }
 
-const HARD_DEFAULTS: &str = "defaults";
+/// Path of the `defaults` section in error messages.
+const DEFAULTS_PATH: &str = "defaults";
 
 fn hard_defaults() -> ReleasePolicy {
     ReleasePolicy {
@@ -382,7 +383,7 @@ impl Config {
             return Err("defaults: name and namespace belong to entries under releases".into());
         }
         let defaults = overlay(hard_defaults(), &raw.defaults);
-        check_policy(HARD_DEFAULTS, &defaults)?;
+        check_policy(DEFAULTS_PATH, &defaults)?;
         let mut overrides = Vec::new();
         for (i, r) in raw.releases.into_iter().enumerate() {
             let path = format!("releases[{i}]");

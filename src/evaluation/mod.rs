@@ -21,7 +21,7 @@ use crate::checks::kube::{self as kchecks, Revision};
 use crate::checks::prom::{self as pchecks, LagAnswers, Samples};
 use crate::checks::provider::{ProviderError, ProviderState};
 use crate::checks::{CheckResult, FailClass, Outcome};
-use crate::config::{Config, FailAction, PrometheusConfig, ReleasePolicy, render_query};
+use crate::config::{Config, FailAction, ReleasePolicy, render_query};
 use crate::release::decode::{ReleaseSummary, WorkloadKind};
 use crate::release::rollback_target::BakeRecord;
 use crate::release::{ReleaseKey, ReleaseStatus};
@@ -128,12 +128,19 @@ fn add(d: Timestamp, by: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
+/// What judging needs from the global configuration.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    errors_before_inconclusive: u32,
+    scrape_interval: Duration,
+    stuck_pending_after: Duration,
+}
+
 /// Every revision under evaluation and what is remembered about earlier ones.
 pub struct Evaluator {
     client: ::kube::Client,
     prometheus: Prometheus,
-    prom: PrometheusConfig,
-    stuck_pending_after: Duration,
+    settings: Settings,
     evaluations: BTreeMap<ReleaseKey, Evaluation>,
     bakes: BTreeMap<ReleaseKey, BTreeMap<u32, BakeRecord>>,
     provider_trouble: bool,
@@ -145,8 +152,11 @@ impl Evaluator {
         Self {
             client,
             prometheus,
-            prom: config.prometheus.clone(),
-            stuck_pending_after: config.watch.stuck_pending_after,
+            settings: Settings {
+                errors_before_inconclusive: config.prometheus.errors_before_inconclusive,
+                scrape_interval: config.prometheus.scrape_interval,
+                stuck_pending_after: config.watch.stuck_pending_after,
+            },
             evaluations: BTreeMap::new(),
             bakes: BTreeMap::new(),
             provider_trouble: false,
@@ -168,7 +178,8 @@ impl Evaluator {
         let key = evaluation.key().clone();
         let new_revision = evaluation.start.summary.revision;
         match self.evaluations.get(&key) {
-            Some(old) if old.start.summary.revision > new_revision => None,
+            // Late news of an older revision, or the same one again: keep what runs.
+            Some(old) if old.start.summary.revision >= new_revision => None,
             _ => self
                 .evaluations
                 .insert(key, evaluation)
@@ -242,13 +253,10 @@ impl Evaluator {
                 continue;
             };
             let bakes = self.bakes.get(key).cloned().unwrap_or_default();
-            let limit = self.prom.errors_before_inconclusive;
-            let scrape = self.prom.scrape_interval;
-            let stuck = self.stuck_pending_after;
             let Some(e) = self.evaluations.get_mut(key) else {
                 continue;
             };
-            let report = judge(e, i, now, kube, &answers, &bakes, limit, scrape, stuck);
+            let report = judge(e, i, now, kube, &answers, &bakes, self.settings);
             match report.verdict {
                 Verdict::Healthy => self.record_bake(key, report.revision, BakeRecord::Healthy),
                 Verdict::Failed => self.record_bake(key, report.revision, BakeRecord::Failed),
@@ -277,7 +285,7 @@ impl Evaluator {
                 let q = e.query(&lag.query);
                 items.push((
                     "ls".into(),
-                    promql::slope(&q, lag.window, self.prom.scrape_interval),
+                    promql::slope(&q, lag.window, self.settings.scrape_interval),
                 ));
                 items.push(("ll".into(), q));
             }
@@ -317,21 +325,24 @@ impl Evaluator {
                 continue;
             };
             for (j, p) in e.policy.metrics_presence.iter().enumerate() {
-                presence.push((format!("r{i}-p{j}"), promql::count(&e.query(&p.query))));
+                presence.push((
+                    batch_key(i, &format!("p{j}")),
+                    promql::count(&e.query(&p.query)),
+                ));
             }
             if let Some(l) = &e.policy.lag {
                 let q = e.query(&l.query);
                 lag.push((
-                    format!("r{i}-ls"),
-                    promql::slope(&q, l.window, self.prom.scrape_interval),
+                    batch_key(i, "ls"),
+                    promql::slope(&q, l.window, self.settings.scrape_interval),
                 ));
-                lag.push((format!("r{i}-ll"), q));
+                lag.push((batch_key(i, "ll"), q));
             }
             for (j, d) in e.policy.dependencies.iter().enumerate() {
-                deps.push((format!("r{i}-d{j}"), e.query(&d.query)));
+                deps.push((batch_key(i, &format!("d{j}")), e.query(&d.query)));
             }
             for (j, c) in e.policy.custom.iter().enumerate() {
-                custom.push((format!("r{i}-c{j}"), e.query(&c.query)));
+                custom.push((batch_key(i, &format!("c{j}")), e.query(&c.query)));
             }
         }
         let (a, b, c, d) = futures::join!(
@@ -342,6 +353,11 @@ impl Evaluator {
         );
         a.into_iter().chain(b).chain(c).chain(d).collect()
     }
+}
+
+/// Key of a sub-expression in a round's batch: revision `i`, item `p0`, `ls`, `ll`, `d0`, `c0`.
+fn batch_key(i: usize, item: &str) -> String {
+    format!("r{i}-{item}")
 }
 
 fn answer(answers: &Answers, key: String) -> Result<Samples, ProviderError> {
@@ -355,10 +371,6 @@ fn baseline_missing() -> ProviderError {
     ProviderError::Unavailable("the values at the time of the upgrade could not be read yet".into())
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site; the parts are distinct inputs of a judgement"
-)]
 fn judge(
     e: &mut Evaluation,
     i: usize,
@@ -366,10 +378,13 @@ fn judge(
     kube: Result<kube::KubeObservations, String>,
     answers: &Answers,
     bakes: &BTreeMap<u32, BakeRecord>,
-    limit: u32,
-    scrape_interval: Duration,
-    stuck_pending_after: Duration,
+    settings: Settings,
 ) -> Report {
+    let Settings {
+        errors_before_inconclusive: limit,
+        scrape_interval,
+        stuck_pending_after,
+    } = settings;
     let restart = e.restart_command();
     let summary = e.start.summary.clone();
     let rev = Revision {
@@ -382,74 +397,8 @@ fn judge(
         stuck_pending_after,
     };
     let mut results = vec![kchecks::release_status(&rev)];
-    match &kube {
-        Ok(obs) => {
-            results.extend(kchecks::rollout(&rev, &obs.workloads));
-            results.push(kchecks::pending_pods(&rev, &obs.pods));
-            results.extend(kchecks::migration(&rev, &obs.jobs, &restart));
-            results.extend(kchecks::hooks(&rev));
-            results.extend(kchecks::manifest_jobs(&rev, &obs.jobs));
-        }
-        Err(err) => results.push(
-            CheckResult::new(
-                "kubernetes",
-                Outcome::Inconclusive,
-                format!("cannot read the release's workloads from the API server: {err}"),
-            )
-            .on_fail(FailClass::Investigate),
-        ),
-    }
-    let mut prom_results = Vec::new();
-    let baseline = e.baseline.clone();
-    for (j, p) in e.policy.metrics_presence.iter().enumerate() {
-        let check = format!("metrics_presence:{}", p.name);
-        let now_answer = answer(answers, format!("r{i}-p{j}"));
-        let before = baseline
-            .as_ref()
-            .and_then(|b| b.presence.get(j).cloned())
-            .ok_or_else(baseline_missing);
-        prom_results.push((
-            check,
-            now_answer
-                .and_then(|n| before.map(|b| (b, n)))
-                .map(|(b, n)| pchecks::presence(&rev, p, &b, &n, scrape_interval)),
-        ));
-    }
-    if let Some(l) = &e.policy.lag {
-        let answered = answer(answers, format!("r{i}-ls")).and_then(|slope_now| {
-            let level_now = answer(answers, format!("r{i}-ll"))?;
-            let b = baseline.as_ref().ok_or_else(baseline_missing)?;
-            Ok(LagAnswers {
-                slope_now,
-                level_now,
-                slope_before: b.lag_slope.clone(),
-                level_before: b.lag_level.clone(),
-            })
-        });
-        prom_results.push((
-            "lag".to_string(),
-            answered.map(|a| pchecks::lag(&rev, l, &a)),
-        ));
-    }
-    for (j, d) in e.policy.dependencies.iter().enumerate() {
-        let check = format!("dependency:{}", d.name);
-        let class = FailClass::FixDependency {
-            name: d.name.clone(),
-        };
-        let r =
-            answer(answers, format!("r{i}-d{j}")).map(|s| pchecks::threshold(&check, d, &s, class));
-        prom_results.push((check, r));
-    }
-    for (j, c) in e.policy.custom.iter().enumerate() {
-        let check = format!("custom:{}", c.name);
-        let class = match c.action {
-            FailAction::Rollback => FailClass::Rollback,
-            FailAction::Investigate => FailClass::Investigate,
-        };
-        let r =
-            answer(answers, format!("r{i}-c{j}")).map(|s| pchecks::threshold(&check, c, &s, class));
-        prom_results.push((check, r));
-    }
+    results.extend(kube_results(&rev, &kube, &restart));
+    let prom_results = prom_results(e, i, &rev, answers, scrape_interval);
     for (check, result) in prom_results {
         let state = e.providers.entry(check.clone()).or_default();
         results.push(match result {
@@ -483,4 +432,93 @@ fn judge(
         bake_ends: e.bake_ends,
         evaluated_at: now,
     }
+}
+
+/// The Kubernetes checks, or one inconclusive result when the API could not be read.
+fn kube_results(
+    rev: &Revision<'_>,
+    kube: &Result<kube::KubeObservations, String>,
+    restart: &str,
+) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    match kube {
+        Ok(obs) => {
+            results.extend(kchecks::rollout(rev, &obs.workloads));
+            results.push(kchecks::pending_pods(rev, &obs.pods));
+            results.extend(kchecks::migration(rev, &obs.jobs, restart));
+            results.extend(kchecks::hooks(rev));
+            results.extend(kchecks::manifest_jobs(rev, &obs.jobs));
+        }
+        Err(err) => results.push(
+            CheckResult::new(
+                "kubernetes",
+                Outcome::Inconclusive,
+                format!("cannot read the release's workloads from the API server: {err}"),
+            )
+            .on_fail(FailClass::Investigate),
+        ),
+    }
+    results
+}
+
+/// The Prometheus checks of revision `i`: judged from this round's answers, or the error.
+fn prom_results(
+    e: &Evaluation,
+    i: usize,
+    rev: &Revision<'_>,
+    answers: &Answers,
+    scrape_interval: Duration,
+) -> Vec<(String, Result<CheckResult, ProviderError>)> {
+    let mut prom_results = Vec::new();
+    let baseline = e.baseline.clone();
+    for (j, p) in e.policy.metrics_presence.iter().enumerate() {
+        let check = format!("metrics_presence:{}", p.name);
+        let now_answer = answer(answers, batch_key(i, &format!("p{j}")));
+        let before = baseline
+            .as_ref()
+            .and_then(|b| b.presence.get(j).cloned())
+            .ok_or_else(baseline_missing);
+        prom_results.push((
+            check,
+            now_answer
+                .and_then(|n| before.map(|b| (b, n)))
+                .map(|(b, n)| pchecks::presence(rev, p, &b, &n, scrape_interval)),
+        ));
+    }
+    if let Some(l) = &e.policy.lag {
+        let answered = answer(answers, batch_key(i, "ls")).and_then(|slope_now| {
+            let level_now = answer(answers, batch_key(i, "ll"))?;
+            let b = baseline.as_ref().ok_or_else(baseline_missing)?;
+            Ok(LagAnswers {
+                slope_now,
+                level_now,
+                slope_before: b.lag_slope.clone(),
+                level_before: b.lag_level.clone(),
+            })
+        });
+        prom_results.push((
+            "lag".to_string(),
+            answered.map(|a| pchecks::lag(rev, l, &a)),
+        ));
+    }
+    for (j, d) in e.policy.dependencies.iter().enumerate() {
+        let check = format!("dependency:{}", d.name);
+        let class = FailClass::FixDependency {
+            name: d.name.clone(),
+        };
+        let r = answer(answers, batch_key(i, &format!("d{j}")))
+            .map(|s| pchecks::threshold(&check, d, &s, class));
+        prom_results.push((check, r));
+    }
+    for (j, c) in e.policy.custom.iter().enumerate() {
+        let check = format!("custom:{}", c.name);
+        let class = match c.action {
+            FailAction::Rollback => FailClass::Rollback,
+            FailAction::Investigate => FailClass::Investigate,
+        };
+        let r = answer(answers, batch_key(i, &format!("c{j}")))
+            .map(|s| pchecks::threshold(&check, c, &s, class));
+        prom_results.push((check, r));
+    }
+    prom_results
 }

@@ -243,11 +243,9 @@ impl ReleaseBook {
                 actions.push(uninstalled(&key, revision, entry.status));
             }
         }
-        let mut keys: Vec<ReleaseKey> = listing.keys().cloned().collect();
-        keys.sort();
-        let mut listing = listing;
-        for key in keys {
-            let revisions = listing.remove(&key).unwrap_or_default();
+        let mut listed: Vec<(ReleaseKey, BTreeMap<u32, Entry>)> = listing.into_iter().collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, revisions) in listed {
             let release = self.releases.entry(key.clone()).or_default();
             release.revisions = revisions;
             if first {
@@ -267,9 +265,8 @@ impl ReleaseBook {
     /// Stuck-pending events due at `now`.
     pub fn due(&mut self, now: Timestamp) -> Vec<Action> {
         let mut actions = Vec::new();
-        let mut keys: Vec<&ReleaseKey> = self.releases.keys().collect();
+        let mut keys: Vec<ReleaseKey> = self.releases.keys().cloned().collect();
         keys.sort();
-        let keys: Vec<ReleaseKey> = keys.into_iter().cloned().collect();
         for key in keys {
             let Some(release) = self.releases.get_mut(&key) else {
                 continue;
