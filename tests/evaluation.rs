@@ -278,7 +278,11 @@ async fn a_dependency_down_recommends_fixing_it_even_when_pods_fail_too() {
 }
 
 async fn evaluator_for(prom_url: &str, extra: &str) -> (Evaluator, Config, PrometheusMetrics) {
-    let config = Config::parse(&config_yaml(prom_url, extra), "test").unwrap();
+    evaluator_with(&config_yaml(prom_url, extra)).await
+}
+
+async fn evaluator_with(config_text: &str) -> (Evaluator, Config, PrometheusMetrics) {
+    let config = Config::parse(config_text, "test").unwrap();
     let metrics = PrometheusMetrics::register(&mut registry());
     let client = PromClient::new(&config.prometheus, metrics.clone()).unwrap();
     (
@@ -330,8 +334,23 @@ async fn rounds_until(
     }
 }
 
-/// Waits until Prometheus holds at least three samples of `metric`, as a metric that
-/// existed well before an upgrade would.
+/// An endpoint serving `body`, a Prometheus scraping it every second, and a wait until
+/// Prometheus holds three samples of `metric` (as a metric that existed well before an
+/// upgrade would).
+async fn scraped(body: &str, metric: &str) -> (Exporter, Prometheus) {
+    let exporter = Exporter::start(body);
+    let prom = Prometheus::start(
+        None,
+        &[Target {
+            job: "app",
+            address: &exporter.address,
+        }],
+    )
+    .await;
+    scraped_a_few_times(&prom, metric).await;
+    (exporter, prom)
+}
+
 async fn scraped_a_few_times(prom: &Prometheus, metric: &str) {
     let query = format!("count_over_time({metric}[1m]) >= 3");
     wait::until(WAIT, "three scrapes", || async {
@@ -346,16 +365,7 @@ const LIVE: &str = "# TYPE app_up gauge\napp_up{service=\"app\"} 1\n";
 #[tokio::test]
 async fn a_metric_that_disappears_after_the_upgrade_fails() {
     let ns = tkube::namespace("eval-absent").await;
-    let exporter = Exporter::start(LIVE);
-    let prom = Prometheus::start(
-        None,
-        &[Target {
-            job: "app",
-            address: &exporter.address,
-        }],
-    )
-    .await;
-    scraped_a_few_times(&prom, "app_up").await;
+    let (exporter, prom) = scraped(LIVE, "app_up").await;
     install_then_upgrade(&ns.name, "app", &[]);
     // The new version no longer exposes the metric (as when its image never ran).
     exporter.set("# nothing here\n");
@@ -373,16 +383,7 @@ async fn a_metric_that_disappears_after_the_upgrade_fails() {
 #[tokio::test]
 async fn prometheus_stopped_mid_evaluation_is_inconclusive_never_failed() {
     let ns = tkube::namespace("eval-promdown").await;
-    let exporter = Exporter::start(&format!("{LIVE}app_errors 0\n"));
-    let mut prom = Prometheus::start(
-        None,
-        &[Target {
-            job: "app",
-            address: &exporter.address,
-        }],
-    )
-    .await;
-    scraped_a_few_times(&prom, "app_errors").await;
+    let (_exporter, mut prom) = scraped(&format!("{LIVE}app_errors 0\n"), "app_errors").await;
     install_then_upgrade(&ns.name, "app", &[]);
     let extra = "releases:\n  - name: app\n    bake_window: 10m\n    metrics_presence:\n      - {name: app_up, query: 'app_up'}\n    custom:\n      - {name: errors, query: 'sum(app_errors)', max: 0}\n";
     let (mut evaluator, config, metrics) = evaluator_for(&prom.url, extra).await;
@@ -447,25 +448,16 @@ async fn prometheus_unreachable_makes_check_exit_inconclusive_with_words() {
 #[tokio::test]
 async fn one_query_per_check_type_per_round_for_all_releases() {
     let ns = tkube::namespace("eval-batch").await;
-    let exporter = Exporter::start(&format!(
-        "{LIVE}app_errors 0\nkafka_brokers 3\nlag_seconds 4\n"
-    ));
-    let prom = Prometheus::start(
-        None,
-        &[Target {
-            job: "app",
-            address: &exporter.address,
-        }],
+    let (_exporter, prom) = scraped(
+        &format!("{LIVE}app_errors 0\nkafka_brokers 3\nlag_seconds 4\n"),
+        "lag_seconds",
     )
     .await;
-    scraped_a_few_times(&prom, "lag_seconds").await;
     install_then_upgrade(&ns.name, "one", &[]);
     install_then_upgrade(&ns.name, "two", &[]);
     let defaults = "  metrics_presence:\n    - {name: app_up, query: 'app_up'}\n  lag:\n    query: 'max(lag_seconds)'\n    window: 2s\n    max_slope: 1\n  dependencies:\n    - {name: kafka, query: 'min(kafka_brokers)', min: 1}\n  custom:\n    - {name: errors, query: 'sum(app_errors)', max: 0}\n";
-    let config = Config::parse(&config_with_defaults(&prom.url, defaults, ""), "test").unwrap();
-    let metrics = PrometheusMetrics::register(&mut registry());
-    let client = PromClient::new(&config.prometheus, metrics.clone()).unwrap();
-    let mut evaluator = Evaluator::new(tkube::client().await, &config, client);
+    let (mut evaluator, config, metrics) =
+        evaluator_with(&config_with_defaults(&prom.url, defaults, "")).await;
     for release in ["one", "two"] {
         let start = start_for(&ns.name, release).await;
         evaluator.begin(start.clone(), config.policy_for(&start.release));
