@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::config::ConfigArgs;
-use super::history::{HistoryRow, RowDetail, read_history};
+use super::history::{HistoryRow, RowDetail, read_history, read_statuses};
 use super::{Output, parse_duration};
 use crate::checks::{Bound, human, num};
 use crate::evaluation::prometheus::Prometheus;
@@ -135,22 +135,22 @@ impl Rounds for CheckRounds {
     type Report = anyhow::Result<Report>;
 
     async fn round(&mut self) -> anyhow::Result<Report> {
-        let rows = read_history(self.client.clone(), &self.namespace, &self.release).await?;
+        let history = read_statuses(self.client.clone(), &self.namespace, &self.release).await?;
         let judged = self.evaluator.active().first().map(|(_, r)| *r);
-        if let (Some(row), Some(judged)) =
-            (rows.iter().find(|r| Some(r.revision) == judged), judged)
+        if let Some(judged) = judged
+            && let Some((_, status)) = history.iter().find(|(r, _)| *r == judged)
         {
             self.evaluator.update(
                 &self.key,
                 judged,
-                row.status,
+                *status,
                 Timestamp::now(),
-                history_of(&rows),
+                history.clone(),
             );
         }
-        self.newer = rows
+        self.newer = history
             .last()
-            .map(|r| r.revision)
+            .map(|(r, _)| *r)
             .filter(|r| Some(*r) > judged);
         self.evaluator
             .round(Timestamp::now())

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
+use kube::core::PartialObjectMeta;
 use serde::Serialize;
 
 use super::Output;
@@ -59,10 +60,7 @@ pub async fn read_history(
     release: &str,
 ) -> anyhow::Result<Vec<HistoryRow>> {
     let api: Api<Secret> = Api::namespaced(client, namespace);
-    let params = ListParams::default()
-        .labels(&format!("{HELM_OWNER_SELECTOR},name={release}"))
-        .fields(HELM_SECRET_TYPE_SELECTOR);
-    let secrets = api.list(&params).await?;
+    let secrets = api.list(&release_selector(release)).await?;
     let mut rows = Vec::new();
     for secret in secrets.items {
         let meta = match revision_from_meta(&secret.metadata) {
@@ -96,6 +94,31 @@ pub async fn read_history(
     }
     rows.sort_by_key(|r| r.revision);
     Ok(rows)
+}
+
+/// The revisions of `release` and their statuses, from labels only (no payload crosses),
+/// oldest first. Secrets whose labels do not name a revision are skipped.
+pub async fn read_statuses(
+    client: kube::Client,
+    namespace: &str,
+    release: &str,
+) -> anyhow::Result<Vec<(u32, ReleaseStatus)>> {
+    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client, namespace);
+    let list = api.list(&release_selector(release)).await?;
+    let mut statuses: Vec<(u32, ReleaseStatus)> = list
+        .items
+        .iter()
+        .filter_map(|s| revision_from_meta(&s.metadata).ok())
+        .map(|m| (m.revision, m.status))
+        .collect();
+    statuses.sort_by_key(|(r, _)| *r);
+    Ok(statuses)
+}
+
+fn release_selector(release: &str) -> ListParams {
+    ListParams::default()
+        .labels(&format!("{HELM_OWNER_SELECTOR},name={release}"))
+        .fields(HELM_SECRET_TYPE_SELECTOR)
 }
 
 /// Renders rows like `helm history` does.

@@ -48,10 +48,12 @@ async fn workload(
     })
 }
 
-/// Reads the revision's workloads, their not-Ready pods and the namespace's Jobs.
+/// Reads the revision's workloads, their not-Ready pods and, when `jobs` is set (a migration
+/// check or Jobs in the manifest), the namespace's Jobs.
 pub async fn gather(
     client: &Client,
     summary: &ReleaseSummary,
+    jobs: bool,
     now: Timestamp,
 ) -> Result<KubeObservations, kube::Error> {
     let mut obs = KubeObservations::default();
@@ -81,9 +83,11 @@ pub async fn gather(
         }
         obs.workloads.push(found);
     }
-    let jobs = Api::<Job>::namespaced(client.clone(), &summary.namespace)
-        .list(&ListParams::default())
-        .await?;
-    obs.jobs = jobs.items.iter().map(observe::job).collect();
+    if jobs {
+        let list = Api::<Job>::namespaced(client.clone(), &summary.namespace)
+            .list(&ListParams::default())
+            .await?;
+        obs.jobs = list.items.iter().map(observe::job).collect();
+    }
     Ok(obs)
 }

@@ -240,7 +240,13 @@ impl Evaluator {
         let mut kube_obs = BTreeMap::new();
         for key in &keys {
             if let Some(e) = self.evaluations.get(key) {
-                let result = kube::gather(&self.client, &e.start.summary, now).await;
+                let jobs = e.policy.migration.is_some()
+                    || e.start
+                        .summary
+                        .workloads
+                        .iter()
+                        .any(|w| w.kind == WorkloadKind::Job);
+                let result = kube::gather(&self.client, &e.start.summary, jobs, now).await;
                 kube_obs.insert(key.clone(), result.map_err(|e| e.to_string()));
             }
         }

@@ -88,8 +88,3 @@ impl Helm {
 pub fn ok(args: &[&str]) -> String {
     shared().ok(args)
 }
-
-/// Runs helm on the shared stack, whatever the exit status.
-pub fn run(args: &[&str]) -> Output {
-    shared().run(args)
-}

@@ -15,8 +15,6 @@ pub struct Stack {
     pub env: BTreeMap<String, String>,
     /// Admin kubeconfig of the test cluster.
     pub kubeconfig: PathBuf,
-    /// `https://127.0.0.1:<port>` of kube-apiserver.
-    pub api_url: String,
     /// The helm binary built from the Go module.
     pub helm_bin: PathBuf,
     /// `http://127.0.0.1:<port>` of Alertmanager.
@@ -25,8 +23,6 @@ pub struct Stack {
     pub smtp_port: u16,
     /// Maildir in which the SMTP server stores what it receives.
     pub maildir: PathBuf,
-    /// Directory holding etcd, kube-apiserver, helm, kwok.
-    pub bin_dir: PathBuf,
 }
 
 static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
@@ -123,14 +119,12 @@ fn load(dir: &Path) -> Result<Stack, String> {
     Ok(Stack {
         dir: dir.to_path_buf(),
         kubeconfig: get("KUBECONFIG")?.into(),
-        api_url: get("K8S_TESTENV_API")?,
         helm_bin: get("HELM_BIN")?.into(),
         alertmanager_url: get("ALERTMANAGER_URL")?,
         smtp_port: get("SMTP_PORT")?
             .parse()
             .map_err(|e| format!("SMTP_PORT: {e}"))?,
         maildir: get("SMTP_MAILDIR")?.into(),
-        bin_dir: get("K8S_TESTENV_BIN")?.into(),
         env,
     })
 }

@@ -23,18 +23,3 @@ where
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
-
-/// Blocking variant of [`until`] for synchronous helpers.
-pub fn until_blocking<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(POLL_INTERVAL);
-    }
-}
