@@ -1,8 +1,10 @@
 //! Entry point: parses the command line, sets up logging and hands over to the library.
+//! Exit codes are those of `upgrade_guard::cli::exit`: a verdict, or an error's own code.
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
-use upgrade_guard::cli::{self, Args, Command, LogFormat};
+use upgrade_guard::cli::{self, Args, CliError, Command, LogFormat, exit};
 
 fn init_logging(args: &Args) {
     let filter = EnvFilter::try_from_default_env()
@@ -17,7 +19,7 @@ fn init_logging(args: &Args) {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<i32> {
+async fn run(args: Args) -> Result<i32, CliError> {
     match &args.command {
         Command::Config(c) => Ok(cli::config::run(c)),
         Command::Check(a) => cli::check::run(cli::kube_client(&args).await?, a).await,
@@ -28,13 +30,24 @@ async fn run(args: Args) -> anyhow::Result<i32> {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            // clap's own code for a usage error is 2, which is a verdict here.
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::HEALTHY,
+                _ => exit::USAGE,
+            };
+            std::process::exit(code);
+        }
+    };
     init_logging(&args);
     let code = match run(args).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            1
+            eprintln!("error: {e}");
+            e.exit_code()
         }
     };
     std::process::exit(code);

@@ -5,8 +5,10 @@
 //! Rules (DESIGN §4): any failed check fails the revision; otherwise an inconclusive check
 //! makes it inconclusive; otherwise it is progressing until every check has decided and the
 //! bake window is over; then a warning makes it degraded, else it is healthy. A dependency
-//! failure wins over everything for the action (a rollback would not work), then a rollback,
-//! then a pod restart for a migration that did not complete.
+//! failure wins over everything for the action (a rollback would not work), then a hook that
+//! failed before the manifest was applied, then a rollback, then a pod restart for a
+//! migration that did not complete. No action is recommended for a revision that is no
+//! longer the latest, while a Helm operation holds the release, or after an uninstall.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -81,8 +83,22 @@ pub enum RecommendedAction {
         /// The dependency.
         name: String,
     },
+    /// A hook that runs before the manifest failed: the new version never ran; fix the
+    /// hook's cause and run the operation again.
+    FixHook {
+        /// The hook.
+        hook: String,
+        /// The command that shows its logs.
+        command: String,
+    },
     /// Someone has to look.
     Investigate {
+        /// Why.
+        reason: String,
+    },
+    /// Nothing may be done now (the judged revision is no longer the latest, a Helm
+    /// operation holds the release, or it was uninstalled).
+    Hold {
         /// Why.
         reason: String,
     },
@@ -111,8 +127,10 @@ pub struct ActionContext<'a> {
     pub release: &'a ReleaseKey,
     /// The revision judged.
     pub revision: u32,
-    /// The release history (revision, status).
+    /// The release history (revision, status), as last read.
     pub history: &'a [(u32, ReleaseStatus)],
+    /// Rollback revisions and the revision each rolled back to.
+    pub rollbacks: &'a BTreeMap<u32, u32>,
     /// Bake records of earlier revisions.
     pub bakes: &'a BTreeMap<u32, BakeRecord>,
     /// `--timeout` for `helm rollback`.
@@ -131,17 +149,63 @@ pub fn rollback_command(release: &ReleaseKey, target: u32, timeout: Duration) ->
     )
 }
 
+/// Prefix of the dependency checks' names (`dependency:kafka`).
+pub const DEPENDENCY_PREFIX: &str = "dependency:";
+
 fn first(results: &[CheckResult], outcome: Outcome) -> Option<&CheckResult> {
     results.iter().find(|r| r.outcome == outcome)
 }
 
-/// The recommended action for a verdict.
+/// Why no action may be taken on `revision` given the history as last read: it is no longer
+/// the latest revision, the latest is `pending-*` (a Helm operation holds the release), or
+/// the release was uninstalled. `None` when the revision is still current.
+pub fn stale(history: &[(u32, ReleaseStatus)], revision: u32) -> Option<String> {
+    let (latest, status) = history.iter().max_by_key(|(r, _)| *r)?;
+    if *latest != revision {
+        return Some(format!(
+            "revision {revision} is no longer the latest: revision {latest} is {status}; no action on a superseded revision"
+        ));
+    }
+    if status.is_pending() {
+        return Some(format!(
+            "revision {latest} is {status}: a Helm operation holds the release; no action while it runs"
+        ));
+    }
+    if matches!(
+        status,
+        ReleaseStatus::Uninstalled | ReleaseStatus::Uninstalling
+    ) {
+        return Some(format!(
+            "the release is {status} (revision {latest}): nothing to do"
+        ));
+    }
+    None
+}
+
+/// Replaces an action by a hold when the history (re-read just before) says the revision is
+/// no longer current.
+pub fn guard(
+    action: RecommendedAction,
+    history: &[(u32, ReleaseStatus)],
+    revision: u32,
+) -> RecommendedAction {
+    match (&action, stale(history, revision)) {
+        (RecommendedAction::None, _) | (_, None) => action,
+        (_, Some(reason)) => RecommendedAction::Hold { reason },
+    }
+}
+
+/// The recommended action for a verdict. Order for a failed revision: a dependency down
+/// (a rollback would not work), a failed hook before the manifest (the new version never
+/// ran), a rollback (unless a dependency is not confirmed healthy: then investigate, with
+/// the command), a pod restart for a migration that did not complete, else investigate.
+/// Any action is held when the history says the revision is no longer current.
 pub fn recommend(
     verdict: Verdict,
     results: &[CheckResult],
     ctx: &ActionContext<'_>,
 ) -> RecommendedAction {
-    match verdict {
+    let action = match verdict {
         Verdict::Healthy | Verdict::Progressing => RecommendedAction::None,
         Verdict::Degraded => RecommendedAction::Investigate {
             reason: first(results, Outcome::Warn).map_or_else(String::new, |r| r.summary.clone()),
@@ -151,43 +215,71 @@ pub fn recommend(
                 format!("cannot judge the revision: {}", r.summary)
             }),
         },
-        Verdict::Failed => {
-            let failed: Vec<&CheckResult> = results
-                .iter()
-                .filter(|r| r.outcome == Outcome::Fail)
-                .collect();
-            if let Some(name) = failed.iter().find_map(|r| match &r.on_fail {
-                FailClass::FixDependency { name } => Some(name.clone()),
-                _ => None,
-            }) {
-                return RecommendedAction::FixDependency { name };
-            }
-            if failed.iter().any(|r| r.on_fail == FailClass::Rollback) {
-                return match select_rollback_target(ctx.history, ctx.revision, ctx.bakes) {
-                    Some(t) => RecommendedAction::Rollback {
-                        target: t.revision,
-                        basis: t.basis,
-                        command: rollback_command(ctx.release, t.revision, ctx.rollback_timeout),
-                    },
-                    None => RecommendedAction::Investigate {
+        Verdict::Failed => for_failure(results, ctx),
+    };
+    guard(action, ctx.history, ctx.revision)
+}
+
+fn for_failure(results: &[CheckResult], ctx: &ActionContext<'_>) -> RecommendedAction {
+    let failed: Vec<&CheckResult> = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Fail)
+        .collect();
+    if let Some(name) = failed.iter().find_map(|r| match &r.on_fail {
+        FailClass::FixDependency { name } => Some(name.clone()),
+        _ => None,
+    }) {
+        return RecommendedAction::FixDependency { name };
+    }
+    if let Some((hook, command)) = failed.iter().find_map(|r| match &r.on_fail {
+        FailClass::FixHook { hook, logs_command } => Some((hook.clone(), logs_command.clone())),
+        _ => None,
+    }) {
+        return RecommendedAction::FixHook { hook, command };
+    }
+    if failed.iter().any(|r| r.on_fail == FailClass::Rollback) {
+        return match select_rollback_target(ctx.history, ctx.revision, ctx.bakes, ctx.rollbacks) {
+            Some(t) => {
+                let command = rollback_command(ctx.release, t.revision, ctx.rollback_timeout);
+                // A dependency not confirmed healthy (inside its `for:`, or not answering)
+                // may be why the release fails, and a rollback does not work while it is
+                // down: check it first.
+                match results
+                    .iter()
+                    .find(|r| r.check.starts_with(DEPENDENCY_PREFIX) && r.outcome != Outcome::Pass)
+                {
+                    Some(dep) => RecommendedAction::Investigate {
                         reason: format!(
-                            "no earlier revision of {} ran successfully: nothing to roll back to; fix forward or uninstall",
-                            ctx.release
+                            "{} is not confirmed healthy ({}: {}); a rollback does not work while a dependency is down: check it first, and if it is healthy roll back with: {command}",
+                            &dep.check[DEPENDENCY_PREFIX.len()..],
+                            dep.outcome.as_str(),
+                            dep.summary
                         ),
                     },
-                };
+                    None => RecommendedAction::Rollback {
+                        target: t.revision,
+                        basis: t.basis,
+                        command,
+                    },
+                }
             }
-            if failed.iter().any(|r| r.on_fail == FailClass::RestartPod) {
-                return RecommendedAction::RestartPod {
-                    command: ctx.restart_command.clone(),
-                };
-            }
-            RecommendedAction::Investigate {
-                reason: failed
-                    .first()
-                    .map_or_else(String::new, |r| r.summary.clone()),
-            }
-        }
+            None => RecommendedAction::Investigate {
+                reason: format!(
+                    "no earlier revision of {} is known to have run well (none deployed, or failed, pending or abandoned by a rollback): nothing safe to roll back to; fix forward or uninstall",
+                    ctx.release
+                ),
+            },
+        };
+    }
+    if failed.iter().any(|r| r.on_fail == FailClass::RestartPod) {
+        return RecommendedAction::RestartPod {
+            command: ctx.restart_command.clone(),
+        };
+    }
+    RecommendedAction::Investigate {
+        reason: failed
+            .first()
+            .map_or_else(String::new, |r| r.summary.clone()),
     }
 }
 

@@ -38,6 +38,8 @@ fn verdict_table() {
     }
 }
 
+static NO_ROLLBACKS: BTreeMap<u32, u32> = BTreeMap::new();
+
 fn ctx<'a>(
     key: &'a ReleaseKey,
     history: &'a [(u32, ReleaseStatus)],
@@ -47,6 +49,7 @@ fn ctx<'a>(
         release: key,
         revision: 4,
         history,
+        rollbacks: &NO_ROLLBACKS,
         bakes,
         rollback_timeout: Duration::from_secs(15 * 60),
         restart_command: "kubectl rollout restart statefulset/gim -n gim".into(),
@@ -120,7 +123,7 @@ fn action_table() {
     };
     assert!(matches!(
         recommend(Verdict::Failed, &[with(Outcome::Fail, FailClass::Rollback, "x")], &c1),
-        RecommendedAction::Investigate { reason } if reason.contains("nothing to roll back to")
+        RecommendedAction::Investigate { reason } if reason.contains("nothing safe to roll back to")
     ));
     assert_eq!(
         recommend(Verdict::Healthy, &[r(Outcome::Pass)], &c),
@@ -133,6 +136,129 @@ fn action_table() {
     assert!(matches!(
         recommend(Verdict::Inconclusive, &[with(Outcome::Inconclusive, FailClass::Investigate, "Prometheus did not answer")], &c),
         RecommendedAction::Investigate { reason } if reason.contains("cannot judge the revision: Prometheus did not answer")
+    ));
+}
+
+/// Issue 7.8 and 7.9: no action for a revision that is no longer the latest, while a Helm
+/// operation holds the release, or once it was uninstalled.
+#[test]
+fn no_action_unless_the_judged_revision_is_still_current() {
+    use ReleaseStatus::*;
+    let key = ReleaseKey::new("gim", "gim");
+    let bakes = BTreeMap::new();
+    let failing = [with(Outcome::Fail, FailClass::Rollback, "pods stuck")];
+    let cases: [(&[(u32, ReleaseStatus)], &str); 4] = [
+        (
+            &[
+                (2, Superseded),
+                (3, Superseded),
+                (4, Superseded),
+                (5, Deployed),
+            ],
+            "revision 4 is no longer the latest: revision 5 is deployed",
+        ),
+        (
+            &[
+                (2, Superseded),
+                (3, Superseded),
+                (4, Deployed),
+                (5, PendingUpgrade),
+            ],
+            "revision 4 is no longer the latest: revision 5 is pending-upgrade",
+        ),
+        (
+            &[(2, Superseded), (3, Superseded), (4, PendingRollback)],
+            "a Helm operation holds the release",
+        ),
+        (
+            &[(2, Superseded), (3, Superseded), (4, Uninstalled)],
+            "the release is uninstalled",
+        ),
+    ];
+    for (history, words) in cases {
+        let action = recommend(Verdict::Failed, &failing, &ctx(&key, history, &bakes));
+        assert!(
+            matches!(&action, RecommendedAction::Hold { reason } if reason.contains(words)),
+            "{history:?}: {action:?}"
+        );
+    }
+    // A later re-read can hold an action decided earlier; nothing stays nothing.
+    let current = [(3, Superseded), (4, Deployed)];
+    let action = recommend(Verdict::Failed, &failing, &ctx(&key, &current, &bakes));
+    assert!(matches!(
+        action,
+        RecommendedAction::Rollback { target: 3, .. }
+    ));
+    let newer = [(3, Superseded), (4, Superseded), (5, PendingUpgrade)];
+    assert!(matches!(
+        guard(action, &newer, 4),
+        RecommendedAction::Hold { .. }
+    ));
+    assert_eq!(
+        guard(RecommendedAction::None, &newer, 4),
+        RecommendedAction::None
+    );
+}
+
+/// Issue 7.7: a failed pre-upgrade hook wins over the rollback that helm's `failed` status
+/// would suggest.
+#[test]
+fn a_failed_pre_hook_recommends_fixing_it() {
+    use ReleaseStatus::*;
+    let key = ReleaseKey::new("gim", "gim");
+    let history = [(3, Superseded), (4, Failed)];
+    let bakes = BTreeMap::new();
+    let hook = FailClass::FixHook {
+        hook: "gim-migrate".into(),
+        logs_command: "kubectl logs job/gim-migrate -n gim".into(),
+    };
+    let results = [
+        with(Outcome::Fail, FailClass::Rollback, "failed"),
+        with(Outcome::Fail, hook, "the pre-upgrade hook failed"),
+    ];
+    assert_eq!(
+        recommend(Verdict::Failed, &results, &ctx(&key, &history, &bakes)),
+        RecommendedAction::FixHook {
+            hook: "gim-migrate".into(),
+            command: "kubectl logs job/gim-migrate -n gim".into()
+        }
+    );
+}
+
+/// A dependency inside its `for:` (or not answering) may be the cause: no rollback yet.
+#[test]
+fn no_rollback_while_a_dependency_is_not_confirmed_healthy() {
+    use ReleaseStatus::*;
+    let key = ReleaseKey::new("gim", "gim");
+    let history = [(3, Superseded), (4, Deployed)];
+    let bakes = BTreeMap::new();
+    let pods = with(Outcome::Fail, FailClass::Rollback, "pods crash");
+    for dep in [Outcome::Pending, Outcome::Inconclusive] {
+        let kafka = CheckResult::new(
+            "dependency:kafka",
+            dep,
+            "kafka is 0 (must be at least 1); failing for 10s of the 1m",
+        );
+        let action = recommend(
+            Verdict::Failed,
+            &[pods.clone(), kafka],
+            &ctx(&key, &history, &bakes),
+        );
+        assert!(
+            matches!(&action, RecommendedAction::Investigate { reason }
+                if reason.contains("kafka is not confirmed healthy")
+                && reason.contains("helm rollback gim 3 -n gim --timeout 15m")),
+            "{action:?}"
+        );
+    }
+    let kafka_ok = CheckResult::new("dependency:kafka", Outcome::Pass, "kafka is 3");
+    assert!(matches!(
+        recommend(
+            Verdict::Failed,
+            &[pods, kafka_ok],
+            &ctx(&key, &history, &bakes)
+        ),
+        RecommendedAction::Rollback { target: 3, .. }
     ));
 }
 

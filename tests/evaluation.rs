@@ -264,7 +264,9 @@ async fn a_dependency_down_recommends_fixing_it_even_when_pods_fail_too() {
     ));
     om.push_str("# EOF\n");
     let prom = Prometheus::with_backfill(&om).await;
-    let extra = "releases:\n  - name: app\n    dependencies:\n      - name: kafka\n        query: 'min(kafka_brokers{cluster=\"main\"})'\n        min: 1\n";
+    // The pods fail after 20 s, well after kafka's failure has held for its `for:` (1 s):
+    // while a dependency is not confirmed, no rollback is recommended at all.
+    let extra = "releases:\n  - name: app\n    pending_timeout: 20s\n    dependencies:\n      - name: kafka\n        query: 'min(kafka_brokers{cluster=\"main\"})'\n        min: 1\n";
     let run = check("app", &ns.name, &config_yaml(&prom.url, extra), &[]);
     run.expect(
         1,
@@ -305,6 +307,7 @@ async fn start_for(ns: &str, release: &str) -> Start {
         status: latest.status,
         status_since: summary.last_deployed.unwrap(),
         history: rows.iter().map(|r| (r.revision, r.status)).collect(),
+        rollbacks: Default::default(),
         summary: Arc::new((**summary).clone()),
     }
 }
@@ -374,8 +377,9 @@ async fn a_metric_that_disappears_after_the_upgrade_fails() {
     run.expect(
         1,
         &[
-            "no metrics: app_up had 1 series before the upgrade and none",
-            "was the image pulled?",
+            "no metrics: app_up had 1 series before the upgrade (job app) and none for 2s",
+            "Prometheus scraped that job successfully",
+            "no longer exposes it",
         ],
     );
 }
@@ -455,20 +459,21 @@ async fn one_query_per_check_type_per_round_for_all_releases() {
     .await;
     install_then_upgrade(&ns.name, "one", &[]);
     install_then_upgrade(&ns.name, "two", &[]);
-    let defaults = "  metrics_presence:\n    - {name: app_up, query: 'app_up'}\n  lag:\n    query: 'max(lag_seconds)'\n    window: 2s\n    max_slope: 1\n  dependencies:\n    - {name: kafka, query: 'min(kafka_brokers)', min: 1}\n  custom:\n    - {name: errors, query: 'sum(app_errors)', max: 0}\n";
+    let defaults = "  metrics_presence:\n    - {name: app_up, query: 'app_up'}\n  lag:\n    query: 'max(lag_seconds)'\n    window: 5s\n    max_slope: 1\n  dependencies:\n    - {name: kafka, query: 'min(kafka_brokers)', min: 1}\n  custom:\n    - {name: errors, query: 'sum(app_errors)', max: 0}\n";
     let (mut evaluator, config, metrics) =
         evaluator_with(&config_with_defaults(&prom.url, defaults, "")).await;
     for release in ["one", "two"] {
         let start = start_for(&ns.name, release).await;
         evaluator.begin(start.clone(), config.policy_for(&start.release));
     }
-    // First round: one baseline query per revision, then one query per check type.
+    // First round: one baseline query for both revisions (each evaluated with `@` at its
+    // own upgrade), then one query per check type.
     evaluator.round(Timestamp::now()).await;
     let first = metrics.queries_with("success");
     assert_eq!(
         first,
-        2 + 4,
-        "2 baselines + presence, lag, dependencies, custom"
+        1 + 4,
+        "1 baseline + presence, lag, dependencies, custom"
     );
     let reports = evaluator.round(Timestamp::now()).await;
     assert_eq!(

@@ -2,16 +2,64 @@
 //! time, and returns a [`CheckResult`] carrying its numbers (value, threshold, window) and a
 //! sentence for the operator — never a bare boolean. Gathering lives in `crate::evaluation`.
 
-pub mod kube;
+pub mod helm;
+pub mod hold;
+pub mod lag;
 pub mod observe;
-pub mod prom;
+pub mod presence;
 pub mod provider;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod threshold;
+pub mod workload;
 
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::Serialize;
+
+use crate::config::ReleasePolicy;
+use crate::release::ReleaseStatus;
+use crate::release::decode::ReleaseSummary;
+
+/// The values of a successful instant query, one per series; empty means "no series".
+pub type Samples = Vec<f64>;
+
+/// What every check of one revision shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Revision<'a> {
+    /// Evaluation time.
+    pub now: Timestamp,
+    /// When the upgrade started (the revision's `last_deployed`).
+    pub started: Timestamp,
+    /// The decoded revision.
+    pub summary: &'a ReleaseSummary,
+    /// Its current status.
+    pub status: ReleaseStatus,
+    /// Since when it has had that status.
+    pub status_since: Timestamp,
+    /// The release's policy.
+    pub policy: &'a ReleasePolicy,
+    /// A pending status older than this is stuck.
+    pub stuck_pending_after: Duration,
+}
+
+/// Time from `since` to `now`, zero if negative.
+pub fn between(since: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO)
+}
+
+impl Revision<'_> {
+    /// Time since the upgrade started.
+    pub fn elapsed(&self) -> Duration {
+        between(self.started, self.now)
+    }
+
+    /// The readiness deadline has passed.
+    pub fn past_readiness_deadline(&self) -> bool {
+        self.elapsed() >= self.policy.readiness_deadline
+    }
+}
 
 /// The result of one check, ordered from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -83,6 +131,14 @@ pub enum FailClass {
         /// The dependency's name.
         name: String,
     },
+    /// A hook that runs before the manifest is applied failed: the new version never ran,
+    /// so neither a rollback nor a restart helps; fix the hook's cause and upgrade again.
+    FixHook {
+        /// The hook's name.
+        hook: String,
+        /// The command that shows its logs.
+        logs_command: String,
+    },
     /// Someone has to look.
     Investigate,
 }
@@ -150,7 +206,11 @@ impl CheckResult {
 pub fn human(d: Duration) -> String {
     let secs = d.as_secs();
     if secs == 0 {
-        return format!("{}ms", d.as_millis());
+        return if d.is_zero() {
+            "0s".to_string()
+        } else {
+            format!("{}ms", d.as_millis())
+        };
     }
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
     let mut out = String::new();

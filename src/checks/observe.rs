@@ -1,11 +1,14 @@
 //! Observations (pure): the few facts the checks need, read from Kubernetes objects. The
 //! gathering step fetches the objects; these functions turn them into plain values.
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::Selector;
 use serde::Serialize;
 
 use crate::release::decode::WorkloadKind;
@@ -35,8 +38,10 @@ pub struct WorkloadObs {
     pub available: i32,
     /// Deployment condition `Progressing=False, reason=ProgressDeadlineExceeded`.
     pub progress_deadline_exceeded: bool,
-    /// Label selector of its pods, as `k=v,k2=v2` (matchLabels only).
-    pub selector: Option<String>,
+    /// Deployment `spec.progressDeadlineSeconds` (Kubernetes' default 600 s when unset).
+    pub progress_deadline: Option<Duration>,
+    /// Label selector of its pods (`matchLabels` and `matchExpressions`), converted by kube.
+    pub selector: Option<Selector>,
 }
 
 impl WorkloadObs {
@@ -54,25 +59,32 @@ impl WorkloadObs {
             ready: 0,
             available: 0,
             progress_deadline_exceeded: false,
+            progress_deadline: None,
             selector: None,
         }
     }
 
     /// `Deployment/gim`.
     pub fn id(&self) -> String {
-        format!("{:?}/{}", self.kind, self.name)
+        format!("{}/{}", self.kind.as_str(), self.name)
     }
 }
 
-fn selector_string(s: Option<&LabelSelector>) -> Option<String> {
-    let labels = s?.match_labels.as_ref()?;
-    (!labels.is_empty()).then(|| {
-        labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    })
+/// Kubernetes' default `progressDeadlineSeconds`.
+const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+
+/// The workload's pod selector as kube converts it; `None` for an empty or unconvertible
+/// selector (which would select every pod of the namespace: better to select none).
+fn selector(s: Option<&LabelSelector>, workload: &str) -> Option<Selector> {
+    let converted = Selector::try_from(s?.clone());
+    match converted {
+        Ok(selector) if !selector.selects_all() => Some(selector),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(workload, "cannot use the pod selector: {e}");
+            None
+        }
+    }
 }
 
 /// Reads a Deployment.
@@ -95,8 +107,17 @@ pub fn deployment(d: &Deployment) -> WorkloadObs {
                 && c.status == "False"
                 && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
         }),
-        selector: selector_string(spec.map(|s| &s.selector)),
+        progress_deadline: Some(
+            spec.and_then(|s| s.progress_deadline_seconds)
+                .and_then(|s| u64::try_from(s).ok())
+                .map_or(DEFAULT_PROGRESS_DEADLINE, Duration::from_secs),
+        ),
+        selector: selector(spec.map(|s| &s.selector), &name_of(&d.metadata)),
     }
+}
+
+fn name_of(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    m.name.clone().unwrap_or_default()
 }
 
 /// Reads a StatefulSet.
@@ -115,7 +136,8 @@ pub fn stateful_set(s: &StatefulSet) -> WorkloadObs {
         ready: status.ready_replicas.unwrap_or(0),
         available: status.available_replicas.unwrap_or(0),
         progress_deadline_exceeded: false,
-        selector: selector_string(spec.map(|s| &s.selector)),
+        progress_deadline: None,
+        selector: selector(spec.map(|s| &s.selector), &name_of(&s.metadata)),
     }
 }
 
@@ -134,7 +156,8 @@ pub fn daemon_set(d: &DaemonSet) -> WorkloadObs {
         ready: status.number_ready,
         available: status.number_available.unwrap_or(0),
         progress_deadline_exceeded: false,
-        selector: selector_string(d.spec.as_ref().map(|s| &s.selector)),
+        progress_deadline: None,
+        selector: selector(d.spec.as_ref().map(|s| &s.selector), &name_of(&d.metadata)),
     }
 }
 
@@ -156,9 +179,11 @@ pub enum PodProblem {
     OomKilled,
     /// An init container keeps failing.
     InitContainerFailing,
-    /// Running but not Ready (readiness probe).
+    /// Init containers are running (not failing): the pod is starting.
+    Initializing,
+    /// Running but not Ready (readiness probe), without a crash or restart loop.
     NotReady,
-    /// Pending for another reason.
+    /// Pending for another reason (for example ContainerCreating).
     Pending,
 }
 
@@ -173,11 +198,24 @@ impl PodProblem {
             Self::CrashLoopBackOff => "CrashLoopBackOff",
             Self::OomKilled => "OOMKilled",
             Self::InitContainerFailing => "InitContainerFailing",
+            Self::Initializing => "Initializing",
             Self::NotReady => "NotReady",
             Self::Pending => "Pending",
         }
     }
+
+    /// A pod that is starting normally (running, or running its init containers, with no
+    /// crash, restart loop, pull or scheduling problem): judged against the readiness
+    /// deadline, because a service may legitimately take long to become Ready. Every other
+    /// problem is a broken pod, judged against the pending timeout.
+    pub fn is_slow_start(self) -> bool {
+        matches!(self, Self::NotReady | Self::Initializing)
+    }
 }
+
+/// Restarts from which a running container whose last run failed is in a restart loop
+/// (the kubelet's back-off shows `CrashLoopBackOff` only between the runs).
+pub const RESTART_LOOP_MIN_RESTARTS: i32 = 3;
 
 /// State of one pod of the release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,19 +226,32 @@ pub struct PodObs {
     pub problem: Option<PodProblem>,
     /// Since when it has not been Ready (its creation, or the last Ready=False transition).
     pub not_ready_since: Timestamp,
+    /// Restarts of its containers, summed.
+    pub restarts: i32,
 }
 
 fn waiting_reason(c: &ContainerStatus) -> Option<&str> {
     c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
 }
 
-fn oom_killed(c: &ContainerStatus) -> bool {
-    let terminated = |s: Option<&k8s_openapi::api::core::v1::ContainerState>| {
+/// The container's latest termination: the current state if terminated, else the last one.
+fn last_termination(c: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+    fn terminated(s: Option<&ContainerState>) -> Option<&ContainerStateTerminated> {
         s.and_then(|s| s.terminated.as_ref())
-            .and_then(|t| t.reason.as_deref())
-            == Some("OOMKilled")
-    };
-    terminated(c.state.as_ref()) || terminated(c.last_state.as_ref())
+    }
+    terminated(c.state.as_ref()).or_else(|| terminated(c.last_state.as_ref()))
+}
+
+/// In `CrashLoopBackOff`, or restarted [`RESTART_LOOP_MIN_RESTARTS`] times with its last run
+/// failed (caught while running between two back-offs).
+fn crash_looping(c: &ContainerStatus) -> bool {
+    waiting_reason(c) == Some("CrashLoopBackOff")
+        || (c.restart_count >= RESTART_LOOP_MIN_RESTARTS
+            && last_termination(c).is_some_and(|t| t.exit_code != 0))
+}
+
+fn oom_killed(c: &ContainerStatus) -> bool {
+    last_termination(c).and_then(|t| t.reason.as_deref()) == Some("OOMKilled")
 }
 
 /// Classifies a pod; `None` for pods that are Ready, finished or being deleted.
@@ -246,12 +297,21 @@ pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
                 .and_then(|s| s.terminated.as_ref())
                 .is_some_and(|t| t.exit_code != 0)
     });
-    let reason_of = |wanted: &str| containers.iter().any(|c| waiting_reason(c) == Some(wanted));
+    let init_running = inits
+        .iter()
+        .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()) && !c.ready);
+    let reason_of = |wanted: &str| {
+        containers
+            .iter()
+            .chain(&inits)
+            .any(|c| waiting_reason(c) == Some(wanted))
+    };
+    let looping: Vec<&ContainerStatus> = containers.iter().filter(|c| crash_looping(c)).collect();
     let problem = if unschedulable {
         PodProblem::Unschedulable
     } else if init_failing {
         PodProblem::InitContainerFailing
-    } else if containers.iter().any(oom_killed) {
+    } else if looping.iter().any(|c| oom_killed(c)) {
         PodProblem::OomKilled
     } else if reason_of("ImagePullBackOff") {
         PodProblem::ImagePullBackOff
@@ -259,8 +319,10 @@ pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
         PodProblem::ErrImagePull
     } else if reason_of("CreateContainerConfigError") || reason_of("CreateContainerError") {
         PodProblem::CreateContainerConfigError
-    } else if reason_of("CrashLoopBackOff") {
+    } else if !looping.is_empty() {
         PodProblem::CrashLoopBackOff
+    } else if init_running {
+        PodProblem::Initializing
     } else if phase == "Running" {
         PodProblem::NotReady
     } else {
@@ -270,6 +332,7 @@ pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
         name: p.metadata.name.clone().unwrap_or_default(),
         problem: Some(problem),
         not_ready_since,
+        restarts: containers.iter().map(|c| c.restart_count).sum(),
     })
 }
 
@@ -300,10 +363,15 @@ pub fn controlled_by(p: &Pod, kind: WorkloadKind, name: &str) -> bool {
 }
 
 /// State of one Job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobObs {
     /// Job name.
     pub name: String,
+    /// Label `app.kubernetes.io/instance` (by Helm convention, the release name).
+    pub instance: Option<String>,
+    /// Annotations `meta.helm.sh/release-name` and `-namespace`: the release whose
+    /// manifest created it.
+    pub helm_release: Option<(String, String)>,
     /// When it was created.
     pub created: Option<Timestamp>,
     /// Condition `Complete=True`.
@@ -324,8 +392,16 @@ pub fn job(j: &Job) -> JobObs {
             .iter()
             .find(|c| c.type_ == t && c.status == "True")
     };
+    let annotation = |k: &str| j.metadata.annotations.as_ref()?.get(k).cloned();
     JobObs {
         name: j.metadata.name.clone().unwrap_or_default(),
+        instance: j
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/instance").cloned()),
+        helm_release: annotation("meta.helm.sh/release-name")
+            .zip(annotation("meta.helm.sh/release-namespace")),
         created: j.metadata.creation_timestamp.as_ref().map(|t| t.0),
         succeeded: is("Complete").is_some(),
         failed: is("Failed").map(|c| {

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use kube::core::SelectorExt as _;
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -144,8 +145,99 @@ fn deployments_are_read_with_their_progress() {
         (3, 3, 2, 1, 2, 1)
     );
     assert!(w.progress_deadline_exceeded);
-    assert_eq!(w.selector.as_deref(), Some("app=gim,tier=core"));
+    assert_eq!(
+        w.progress_deadline,
+        Some(std::time::Duration::from_secs(600))
+    );
+    assert_eq!(
+        w.selector.as_ref().map(|s| s.to_string()).as_deref(),
+        Some("app=gim,tier=core")
+    );
     assert_eq!(w.id(), "Deployment/gim");
+}
+
+/// Found in review: a selector with `matchExpressions` found no pods.
+#[test]
+fn selectors_with_match_expressions_are_kept() {
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "gim"},
+        "spec": {"progressDeadlineSeconds": 3600, "template": {}, "selector": {
+            "matchLabels": {"app": "gim"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["core", "edge"]},
+                                 {"key": "canary", "operator": "DoesNotExist"}]}},
+    }))
+    .unwrap();
+    let w = deployment(&d);
+    let selector = w.selector.expect("a selector");
+    let labels = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert!(selector.matches(&labels(&[("app", "gim"), ("tier", "edge")])));
+    assert!(!selector.matches(&labels(&[("app", "gim"), ("tier", "batch")])));
+    assert!(!selector.matches(&labels(&[
+        ("app", "gim"),
+        ("tier", "core"),
+        ("canary", "1")
+    ])));
+    let text = selector.to_string();
+    assert!(text.contains("tier in (core,edge)"), "{text}");
+    assert!(text.contains("!canary"), "{text}");
+    assert_eq!(
+        w.progress_deadline,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    // An empty selector would select every pod of the namespace: none instead.
+    let empty: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "x"}, "spec": {"template": {}, "selector": {}}}))
+    .unwrap();
+    assert_eq!(deployment(&empty).selector, None);
+}
+
+/// Issue 7.1: a container between two crashes shows `Running`; restarts tell the loop.
+#[test]
+fn restart_loops_and_starting_pods_are_told_apart() {
+    let running = |restarts: i32, last_exit: Option<(i32, &str)>| {
+        let mut c = json!({"name": "gim", "image": "x", "imageID": "", "ready": false,
+                           "restartCount": restarts, "state": {"running": {}}});
+        if let Some((code, reason)) = last_exit {
+            c["lastState"] = json!({"terminated": {"exitCode": code, "reason": reason}});
+        }
+        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+               "containerStatuses": [c]})
+    };
+    assert_eq!(problem(running(0, None)), Some(PodProblem::NotReady));
+    assert_eq!(
+        problem(running(1, Some((1, "Error")))),
+        Some(PodProblem::NotReady),
+        "one crash is not a loop"
+    );
+    assert_eq!(
+        problem(running(RESTART_LOOP_MIN_RESTARTS, Some((1, "Error")))),
+        Some(PodProblem::CrashLoopBackOff)
+    );
+    assert_eq!(
+        problem(running(5, Some((137, "OOMKilled")))),
+        Some(PodProblem::OomKilled)
+    );
+    assert_eq!(
+        problem(running(5, Some((0, "Completed")))),
+        Some(PodProblem::NotReady),
+        "clean exits are not crashes"
+    );
+    let initializing = json!({"phase": "Pending",
+        "conditions": [{"type": "Initialized", "status": "False"}],
+        "initContainerStatuses": [{"name": "wait-db", "image": "x", "imageID": "", "ready": false,
+                                   "restartCount": 0, "state": {"running": {}}}],
+        "containerStatuses": [{"name": "gim", "image": "x", "imageID": "", "ready": false,
+                               "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]});
+    assert_eq!(problem(initializing), Some(PodProblem::Initializing));
+    assert!(PodProblem::Initializing.is_slow_start());
+    assert!(PodProblem::NotReady.is_slow_start());
+    assert!(!PodProblem::Pending.is_slow_start());
+    assert!(!PodProblem::CrashLoopBackOff.is_slow_start());
 }
 
 #[test]
@@ -158,6 +250,18 @@ fn jobs_are_read_with_their_outcome() {
     let o = job(&j);
     assert_eq!(o.failed.as_deref(), Some("BackoffLimitExceeded"));
     assert!(!o.succeeded);
+    assert_eq!((o.instance, o.helm_release), (None, None));
+    let j: Job = serde_json::from_value(json!({
+        "metadata": {"name": "gim-migrate",
+            "labels": {"app.kubernetes.io/instance": "gim"},
+            "annotations": {"meta.helm.sh/release-name": "gim", "meta.helm.sh/release-namespace": "gim"}},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+    }))
+    .unwrap();
+    let o = job(&j);
+    assert!(o.succeeded);
+    assert_eq!(o.instance.as_deref(), Some("gim"));
+    assert_eq!(o.helm_release, Some(("gim".into(), "gim".into())));
 }
 
 #[test]

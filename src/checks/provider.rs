@@ -1,26 +1,44 @@
 //! Provider errors (pure): a Prometheus query that fails (unreachable, 5xx, timeout, error
-//! status) never makes a check fail. The check keeps its last judgement from real data (or
-//! stays pending) while the failures are fewer than the configured limit in a row, then
-//! reports an error as `inconclusive`. A query Prometheus rejects as invalid (`bad_data`)
-//! is a configuration error: `inconclusive` at once.
+//! status), or a Kubernetes API request that fails, never makes a check fail. The check
+//! replays its last judgement from real data (or stays pending) while the failures are fewer
+//! than the configured limit in a row, then reports an error as `inconclusive`. A replayed
+//! judgement is never `fail`: a failure needs a current answer, so a replayed `fail` is
+//! `inconclusive`. A query Prometheus rejects as invalid (`bad_data`) is a configuration
+//! error: `inconclusive` at once.
 
 use super::{CheckResult, FailClass, Outcome};
 
 /// Why a query gave no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// Unreachable, timed out, 5xx, or an error status other than `bad_data`.
+    #[error("Prometheus did not answer: {0}")]
     Unavailable(String),
     /// Prometheus rejected the query itself.
+    #[error("Prometheus rejected the query: {0}")]
     BadQuery(String),
+    /// The Kubernetes API server did not answer (or refused the request).
+    #[error("the Kubernetes API server did not answer: {0}")]
+    Kubernetes(String),
 }
 
-impl std::fmt::Display for ProviderError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unavailable(e) => write!(f, "Prometheus did not answer: {e}"),
-            Self::BadQuery(e) => write!(f, "Prometheus rejected the query: {e}"),
-        }
+/// A judgement replayed while its provider fails: the same result with `note` appended,
+/// except that a `fail` becomes `inconclusive` (a failure needs a current answer).
+pub fn replay(last: &CheckResult, note: &str) -> CheckResult {
+    if last.outcome == Outcome::Fail {
+        return CheckResult {
+            outcome: Outcome::Inconclusive,
+            summary: format!(
+                "not judged now ({note}); the last answer said: {}; a failure needs a current answer",
+                last.summary
+            ),
+            on_fail: FailClass::Investigate,
+            ..last.clone()
+        };
+    }
+    CheckResult {
+        summary: format!("{} [last answer; {note}]", last.summary),
+        ..last.clone()
     }
 }
 
@@ -61,10 +79,7 @@ impl ProviderState {
             self.errors_in_a_row
         );
         match &self.last_good {
-            Some(last) => CheckResult {
-                summary: format!("{} [last answer; {note}]", last.summary),
-                ..last.clone()
-            },
+            Some(last) => replay(last, &note),
             None => CheckResult::new(check, Outcome::Pending, note).on_fail(FailClass::Investigate),
         }
     }
@@ -101,6 +116,25 @@ mod tests {
     }
 
     #[test]
+    fn a_replayed_failure_is_inconclusive_never_failed() {
+        let mut s = ProviderState::default();
+        s.success(CheckResult::new(
+            "dependency:kafka",
+            Outcome::Fail,
+            "kafka is 0 (must be at least 1)",
+        ));
+        let r = s.failure("dependency:kafka", &unavailable(), 4);
+        assert_eq!(r.outcome, Outcome::Inconclusive);
+        assert_eq!(r.on_fail, FailClass::Investigate);
+        assert!(r.summary.contains("kafka is 0"), "{}", r.summary);
+        assert!(
+            r.summary.contains("needs a current answer"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
     fn without_a_previous_answer_the_check_waits() {
         let mut s = ProviderState::default();
         assert_eq!(
@@ -122,6 +156,20 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever was judged before, provider errors alone never yield `fail`.
+        #[test]
+        fn provider_errors_never_replay_a_failure(
+            last in proptest::sample::select(Outcome::ALL.to_vec()),
+            errors in 1u32..10,
+            limit in 1u32..10,
+        ) {
+            let mut s = ProviderState::default();
+            s.success(CheckResult::new("c", last, "judged"));
+            for _ in 0..errors {
+                prop_assert_ne!(s.failure("c", &unavailable(), limit).outcome, Outcome::Fail);
+            }
+        }
+
         /// Only provider errors, in any number, never yield `fail` when no judgement from
         /// real data said so.
         #[test]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::kube::Revision;
+use super::Revision;
 use crate::config::{Config, ReleasePolicy};
 use crate::release::decode::{ChartRef, Hook, HookPhase, ObjectRef, ReleaseSummary, WorkloadKind};
 use crate::release::{ReleaseKey, ReleaseStatus};
@@ -59,6 +59,16 @@ pub fn summary(
                 namespace: "ns".into(),
             })
             .collect(),
+    }
+}
+
+/// A pod not Ready since minute `since`, for `reason`.
+pub fn pod(name: &str, problem: super::observe::PodProblem, since: i64) -> super::observe::PodObs {
+    super::observe::PodObs {
+        name: name.into(),
+        problem: Some(problem),
+        not_ready_since: at(since),
+        restarts: 0,
     }
 }
 

@@ -1,22 +1,34 @@
 //! `upgrade-guard check`: evaluates the latest revision of one release (waiting at most
 //! `--wait` for a final verdict), prints every check, the verdict and the command to run.
-//! Exit codes: 0 healthy, 1 failed, 2 inconclusive, 3 progressing, 4 degraded.
+//!
+//! While waiting it re-reads the release history every round: a newer revision cancels the
+//! evaluation of the older one (said on stderr) and is judged instead; an uninstall ends it;
+//! a failed re-read is a round with a provider error (the same tolerance as Prometheus
+//! errors), not the end of the command. Before any action is printed the history is read
+//! once more: no action for a revision that is no longer the latest or while a Helm
+//! operation holds the release. Exit codes: see [`super::exit`].
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use super::config::ConfigArgs;
-use super::history::{HistoryRow, RowDetail, read_history, read_statuses};
-use super::{Output, parse_duration};
+use super::history::{HistoryRow, RowDetail, read_history, read_revision, read_statuses};
+use super::{CliError, Output, exit, parse_duration};
+use crate::bakes::{BakeEntry, BakeStore};
 use crate::checks::{Bound, human, num};
+use crate::config::Config;
 use crate::evaluation::prometheus::Prometheus;
 use crate::evaluation::schedule::{self, Pacing, Rounds};
 use crate::evaluation::{Evaluator, Report, Start};
 use crate::metrics::{PrometheusMetrics, registry};
-use crate::release::ReleaseKey;
-use crate::verdict::{RecommendedAction, Verdict};
+use crate::release::decode::ReleaseSummary;
+use crate::release::rollback_target::BakeRecord;
+use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::verdict::{RecommendedAction, Verdict, guard};
 
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +44,11 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Write a final verdict (healthy, degraded, failed) to upgrade-guard's bake records
+    /// (ConfigMaps in `state.namespace`), which later rollback recommendations use. Needs
+    /// write access to ConfigMaps there; without this flag they are only read.
+    #[arg(long)]
+    pub record: bool,
     /// Configuration.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -40,16 +57,33 @@ pub struct CheckArgs {
 /// The exit code for a verdict.
 pub fn exit_code(v: Verdict) -> i32 {
     match v {
-        Verdict::Healthy => 0,
-        Verdict::Failed => 1,
-        Verdict::Inconclusive => 2,
-        Verdict::Progressing => 3,
-        Verdict::Degraded => 4,
+        Verdict::Healthy => exit::HEALTHY,
+        Verdict::Failed => exit::FAILED,
+        Verdict::Inconclusive => exit::INCONCLUSIVE,
+        Verdict::Progressing => exit::PROGRESSING,
+        Verdict::Degraded => exit::DEGRADED,
     }
 }
 
-fn history_of(rows: &[HistoryRow]) -> Vec<(u32, crate::release::ReleaseStatus)> {
-    rows.iter().map(|r| (r.revision, r.status)).collect()
+/// The action in words, with its command on its own line.
+pub fn action_words(action: &RecommendedAction) -> String {
+    match action {
+        RecommendedAction::None => "none".to_string(),
+        RecommendedAction::Rollback {
+            target, command, ..
+        } => format!("roll back to revision {target}\n  {command}"),
+        RecommendedAction::RestartPod { command } => {
+            format!("restart the pod, the migration resumes (no rollback)\n  {command}")
+        }
+        RecommendedAction::FixDependency { name } => {
+            format!("fix the dependency {name} first: a rollback will not work until it is healthy")
+        }
+        RecommendedAction::FixHook { hook, command } => format!(
+            "fix what made the hook {hook} fail, then run the upgrade again (the new version never ran: no rollback, no restart)\n  {command}"
+        ),
+        RecommendedAction::Investigate { reason } => format!("investigate: {reason}"),
+        RecommendedAction::Hold { reason } => format!("hold: {reason}"),
+    }
 }
 
 /// Renders a report for a terminal.
@@ -85,58 +119,127 @@ pub fn render(r: &Report) -> String {
             ]
         })
         .collect();
-    let header = ["CHECK", "RESULT", "VALUE", "THRESHOLD", "WINDOW", "DETAILS"].map(String::from);
-    let mut widths = [0usize; 5];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, c) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (c, w) in row.iter().zip(widths) {
-            let _ = write!(line, "{c:<w$}  ");
-        }
-        line.push_str(&row[5]);
-        let _ = writeln!(out, "{}", line.trim_end());
+    out.push_str(&super::table::render(
+        ["CHECK", "RESULT", "VALUE", "THRESHOLD", "WINDOW", "DETAILS"],
+        &rows,
+    ));
+    for note in &r.notes {
+        let _ = writeln!(out, "\nnote: {note}");
     }
     let _ = writeln!(out, "\nverdict: {}", r.verdict.as_str());
-    let action = match &r.action {
-        RecommendedAction::None => "none".to_string(),
-        RecommendedAction::Rollback {
-            target, command, ..
-        } => {
-            format!("roll back to revision {target}\n  {command}")
-        }
-        RecommendedAction::RestartPod { command } => {
-            format!("restart the pod, the migration resumes (no rollback)\n  {command}")
-        }
-        RecommendedAction::FixDependency { name } => {
-            format!("fix the dependency {name} first: a rollback will not work until it is healthy")
-        }
-        RecommendedAction::Investigate { reason } => format!("investigate: {reason}"),
-    };
-    let _ = writeln!(out, "action: {action}");
+    let _ = writeln!(out, "action: {}", action_words(&r.action));
     out
 }
 
-/// One round of `check`: re-reads the release's history (status changes, a newer
-/// revision), then evaluates.
+/// What a round of `check` found.
+#[derive(Debug)]
+enum Round {
+    /// The latest revision, judged.
+    Judged(Box<Report>),
+    /// The release was uninstalled.
+    Uninstalled {
+        revision: u32,
+        status: ReleaseStatus,
+    },
+}
+
+/// Revision → target of every decoded rollback revision.
+fn rollbacks_of(rows: &[HistoryRow]) -> BTreeMap<u32, u32> {
+    rows.iter()
+        .filter_map(|r| match &r.detail {
+            RowDetail::Decoded(s) => s.rollback_to().map(|t| (r.revision, t)),
+            RowDetail::Undecodable { .. } => None,
+        })
+        .collect()
+}
+
+fn gone(status: ReleaseStatus) -> bool {
+    matches!(
+        status,
+        ReleaseStatus::Uninstalled | ReleaseStatus::Uninstalling
+    )
+}
+
+/// One round of `check`: re-reads the release's history (status changes, a newer revision,
+/// an uninstall), evaluates, and re-reads once more before recommending an action.
 struct CheckRounds {
     evaluator: Evaluator,
     client: kube::Client,
+    config: Arc<Config>,
     key: ReleaseKey,
-    namespace: String,
-    release: String,
-    newer: Option<u32>,
+    rollbacks: BTreeMap<u32, u32>,
 }
 
-impl Rounds for CheckRounds {
-    type Report = anyhow::Result<Report>;
+impl CheckRounds {
+    fn start(
+        &self,
+        summary: Arc<ReleaseSummary>,
+        status: ReleaseStatus,
+        history: Vec<(u32, ReleaseStatus)>,
+    ) -> Start {
+        Start {
+            release: self.key.clone(),
+            status,
+            status_since: summary.last_deployed.unwrap_or_else(Timestamp::now),
+            history,
+            rollbacks: self.rollbacks.clone(),
+            summary,
+        }
+    }
 
-    async fn round(&mut self) -> anyhow::Result<Report> {
-        let history = read_statuses(self.client.clone(), &self.namespace, &self.release).await?;
+    /// Follows the history as just read: a newer revision replaces the judged one.
+    async fn follow(&mut self, history: Vec<(u32, ReleaseStatus)>) -> Option<Round> {
+        let (latest, status) = *history.last()?;
+        if gone(status) {
+            self.evaluator.end(&self.key);
+            return Some(Round::Uninstalled {
+                revision: latest,
+                status,
+            });
+        }
         let judged = self.evaluator.active().first().map(|(_, r)| *r);
+        if judged.is_some_and(|j| latest > j) {
+            match read_revision(
+                self.client.clone(),
+                &self.key.namespace,
+                &self.key.name,
+                latest,
+            )
+            .await
+            {
+                Ok(Some(HistoryRow {
+                    detail: RowDetail::Decoded(summary),
+                    status,
+                    ..
+                })) => {
+                    if let Some(target) = summary.rollback_to() {
+                        self.rollbacks.insert(latest, target);
+                    }
+                    let start = self.start(Arc::new(*summary), status, history.clone());
+                    let policy = self.config.policy_for(&self.key);
+                    if let Some(old) = self.evaluator.begin(start, policy) {
+                        eprintln!(
+                            "note: revision {latest} of {} appeared ({status}); the evaluation of revision {old} is cancelled, judging {latest} instead",
+                            self.key
+                        );
+                    }
+                    return None;
+                }
+                Ok(Some(HistoryRow {
+                    detail: RowDetail::Undecodable { decode_error },
+                    ..
+                })) => eprintln!(
+                    "note: revision {latest} of {} appeared but cannot be decoded ({decode_error}); revision {} is no longer current, so no action is recommended for it",
+                    self.key,
+                    judged.unwrap_or_default()
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("note: cannot read revision {latest} of {}: {e}", self.key);
+                    self.evaluator.note_trouble();
+                }
+            }
+        }
         if let Some(judged) = judged
             && let Some((_, status)) = history.iter().find(|(r, _)| *r == judged)
         {
@@ -148,16 +251,44 @@ impl Rounds for CheckRounds {
                 history.clone(),
             );
         }
-        self.newer = history
-            .last()
-            .map(|(r, _)| *r)
-            .filter(|r| Some(*r) > judged);
-        self.evaluator
+        None
+    }
+}
+
+impl Rounds for CheckRounds {
+    type Report = Result<Round, CliError>;
+
+    async fn round(&mut self) -> Result<Round, CliError> {
+        let (ns, name) = (self.key.namespace.to_string(), self.key.name.to_string());
+        match read_statuses(self.client.clone(), &ns, &name).await {
+            Ok(history) => {
+                if let Some(round) = self.follow(history).await {
+                    return Ok(round);
+                }
+            }
+            Err(e) => {
+                eprintln!("note: cannot re-read the history of {}: {e}", self.key);
+                self.evaluator.note_trouble();
+            }
+        }
+        let mut report = self
+            .evaluator
             .round(Timestamp::now())
             .await
             .into_iter()
             .next()
-            .ok_or_else(|| anyhow::anyhow!("the evaluation of {} produced no report", self.key))
+            .ok_or_else(|| anyhow::anyhow!("the evaluation of {} produced no report", self.key))?;
+        if report.action != RecommendedAction::None {
+            report.action = match read_statuses(self.client.clone(), &ns, &name).await {
+                Ok(history) => guard(report.action, &history, report.revision),
+                Err(e) => RecommendedAction::Hold {
+                    reason: format!(
+                        "cannot re-read the release history before recommending an action: {e}"
+                    ),
+                },
+            };
+        }
+        Ok(Round::Judged(Box::new(report)))
     }
 
     fn provider_trouble(&self) -> bool {
@@ -165,72 +296,113 @@ impl Rounds for CheckRounds {
     }
 }
 
+fn uninstalled(key: &ReleaseKey, revision: u32, status: ReleaseStatus) -> i32 {
+    println!(
+        "{key}: revision {revision} is {status}: the release was uninstalled, nothing to judge and no action"
+    );
+    exit::UNINSTALLED
+}
+
 /// Runs `check`; returns the exit code.
-pub async fn run(client: kube::Client, args: &CheckArgs) -> anyhow::Result<i32> {
-    let config = args.config.load()?;
+pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError> {
+    let config = Arc::new(args.config.load()?);
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
     let key = ReleaseKey::new(&args.namespace, &args.release);
     let rows = read_history(client.clone(), &args.namespace, &args.release).await?;
     let Some(latest) = rows.last() else {
-        eprintln!(
-            "release {:?} not found in namespace {:?}",
-            args.release, args.namespace
-        );
-        return Ok(2);
+        return Err(CliError::ReleaseNotFound {
+            release: args.release.clone(),
+            namespace: args.namespace.clone(),
+        });
     };
+    if gone(latest.status) {
+        return Ok(uninstalled(&key, latest.revision, latest.status));
+    }
     let summary = match &latest.detail {
-        RowDetail::Decoded(s) => std::sync::Arc::new((**s).clone()),
+        RowDetail::Decoded(s) => Arc::new((**s).clone()),
         RowDetail::Undecodable { decode_error } => {
-            eprintln!(
-                "cannot judge revision {} of {key}: {decode_error}",
-                latest.revision
-            );
-            return Ok(2);
+            return Err(CliError::Undecodable {
+                release: key.to_string(),
+                revision: latest.revision,
+                reason: decode_error.clone(),
+            });
         }
     };
     let mut reg = registry();
-    let prometheus = Prometheus::new(&config.prometheus, PrometheusMetrics::register(&mut reg))
-        .map_err(anyhow::Error::msg)?;
+    let prometheus = Prometheus::new(&config.prometheus, PrometheusMetrics::register(&mut reg))?;
     let mut evaluator = Evaluator::new(client.clone(), &config, prometheus);
-    let since = summary.last_deployed.unwrap_or_else(Timestamp::now);
-    evaluator.begin(
-        Start {
-            release: key.clone(),
-            status: latest.status,
-            status_since: since,
-            history: history_of(&rows),
-            summary,
-        },
-        config.policy_for(&key),
-    );
+    let store = BakeStore::new(client.clone(), &config.state.namespace);
+    match store.load(&key).await {
+        Ok(records) => {
+            for (revision, entry) in records {
+                evaluator.record_bake(&key, revision, entry.verdict);
+            }
+        }
+        Err(e) => eprintln!(
+            "note: bake records not used ({e}); rollback targets are chosen from the history alone"
+        ),
+    }
     let mut rounds = CheckRounds {
         evaluator,
         client,
+        config: config.clone(),
         key: key.clone(),
-        namespace: args.namespace.clone(),
-        release: args.release.clone(),
-        newer: None,
+        rollbacks: rollbacks_of(&rows),
     };
+    let history = rows.iter().map(|r| (r.revision, r.status)).collect();
+    let start = rounds.start(summary, latest.status, history);
+    rounds.evaluator.begin(start, config.policy_for(&key));
     let pacing = Pacing {
         interval: config.evaluation_interval,
         retry_interval: config.prometheus.retry_interval,
     };
-    let report = schedule::until(&mut rounds, pacing, args.wait, |r| match r {
-        Ok(r) => matches!(
+    let round = schedule::until(&mut rounds, pacing, args.wait, |r| match r {
+        Ok(Round::Judged(r)) => matches!(
             r.verdict,
             Verdict::Healthy | Verdict::Failed | Verdict::Degraded
         ),
-        Err(_) => true,
+        Ok(Round::Uninstalled { .. }) | Err(_) => true,
     })
     .await?;
-    if let Some(newer) = rounds.newer {
-        eprintln!(
-            "note: revision {newer} of {key} appeared while revision {} was being checked; run check again for it",
-            report.revision
-        );
+    let report = match round {
+        Round::Judged(report) => report,
+        Round::Uninstalled { revision, status } => return Ok(uninstalled(&key, revision, status)),
+    };
+    if args.record {
+        record(&store, &report).await;
     }
     match args.output {
         Output::Table => print!("{}", render(&report)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        ),
     }
     Ok(exit_code(report.verdict))
+}
+
+/// Writes a final verdict to the bake records; a failure is reported, not fatal.
+async fn record(store: &BakeStore, report: &Report) {
+    let verdict = match report.verdict {
+        Verdict::Healthy => BakeRecord::Healthy,
+        Verdict::Degraded => BakeRecord::Degraded,
+        Verdict::Failed => BakeRecord::Failed,
+        Verdict::Progressing | Verdict::Inconclusive => {
+            eprintln!(
+                "note: not recorded: {} is not a final verdict",
+                report.verdict.as_str()
+            );
+            return;
+        }
+    };
+    let entry = BakeEntry {
+        verdict,
+        at: report.evaluated_at,
+        chart: report.chart.clone(),
+    };
+    if let Err(e) = store.record(&report.release, report.revision, &entry).await {
+        eprintln!("warning: the verdict was not recorded: {e}");
+    }
 }

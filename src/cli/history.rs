@@ -1,13 +1,11 @@
 //! `upgrade-guard history`: a release's revisions, decoded with the daemon's decoder.
 
-use std::fmt::Write as _;
-
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use serde::Serialize;
 
-use super::Output;
+use super::{CliError, Output};
 use crate::release::ReleaseStatus;
 use crate::release::decode::{DecodeLimits, ReleaseSummary, decode_release};
 use crate::release::labels::{HELM_OWNER_SELECTOR, HELM_SECRET_TYPE_SELECTOR, revision_from_meta};
@@ -53,47 +51,64 @@ pub enum RowDetail {
     },
 }
 
+/// Decodes one release Secret into a row; `None` when its labels name no revision.
+fn row_of(secret: &Secret) -> Option<HistoryRow> {
+    let meta = match revision_from_meta(&secret.metadata) {
+        Ok(meta) => meta,
+        Err(e) => {
+            tracing::warn!("skipping a release Secret: {e}");
+            return None;
+        }
+    };
+    let data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("release"))
+        .map(|b| b.0.as_slice())
+        .unwrap_or_default();
+    Some(match decode_release(data, DecodeLimits::default()) {
+        Ok(summary) => HistoryRow {
+            revision: meta.revision,
+            status: summary.status,
+            detail: RowDetail::Decoded(Box::new(summary)),
+        },
+        Err(e) => HistoryRow {
+            revision: meta.revision,
+            status: meta.status,
+            detail: RowDetail::Undecodable {
+                decode_error: format!("cannot decode: {e}"),
+            },
+        },
+    })
+}
+
 /// Lists and decodes the revisions of `release` in `namespace`, oldest first.
 pub async fn read_history(
     client: kube::Client,
     namespace: &str,
     release: &str,
-) -> anyhow::Result<Vec<HistoryRow>> {
+) -> Result<Vec<HistoryRow>, kube::Error> {
     let api: Api<Secret> = Api::namespaced(client, namespace);
     let secrets = api.list(&release_selector(release)).await?;
-    let mut rows = Vec::new();
-    for secret in secrets.items {
-        let meta = match revision_from_meta(&secret.metadata) {
-            Ok(meta) => meta,
-            Err(e) => {
-                tracing::warn!("skipping a release Secret: {e}");
-                continue;
-            }
-        };
-        let data = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("release"))
-            .map(|b| b.0.as_slice())
-            .unwrap_or_default();
-        let row = match decode_release(data, DecodeLimits::default()) {
-            Ok(summary) => HistoryRow {
-                revision: meta.revision,
-                status: summary.status,
-                detail: RowDetail::Decoded(Box::new(summary)),
-            },
-            Err(e) => HistoryRow {
-                revision: meta.revision,
-                status: meta.status,
-                detail: RowDetail::Undecodable {
-                    decode_error: format!("cannot decode: {e}"),
-                },
-            },
-        };
-        rows.push(row);
-    }
+    let mut rows: Vec<HistoryRow> = secrets.items.iter().filter_map(row_of).collect();
     rows.sort_by_key(|r| r.revision);
     Ok(rows)
+}
+
+/// Reads and decodes one revision (one GET); `None` when its Secret does not exist.
+pub async fn read_revision(
+    client: kube::Client,
+    namespace: &str,
+    release: &str,
+    revision: u32,
+) -> Result<Option<HistoryRow>, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(client, namespace);
+    let key = crate::release::ReleaseKey::new(namespace, release);
+    Ok(api
+        .get_opt(&key.secret_name(revision))
+        .await?
+        .as_ref()
+        .and_then(row_of))
 }
 
 /// The revisions of `release` and their statuses, from labels only (no payload crosses),
@@ -102,7 +117,7 @@ pub async fn read_statuses(
     client: kube::Client,
     namespace: &str,
     release: &str,
-) -> anyhow::Result<Vec<(u32, ReleaseStatus)>> {
+) -> Result<Vec<(u32, ReleaseStatus)>, kube::Error> {
     let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client, namespace);
     let list = api.list(&release_selector(release)).await?;
     let mut statuses: Vec<(u32, ReleaseStatus)> = list
@@ -146,30 +161,17 @@ pub fn render_table(rows: &[HistoryRow]) -> String {
             ],
         })
         .collect();
-    let header = [
-        "REVISION",
-        "UPDATED",
-        "STATUS",
-        "CHART",
-        "APP VERSION",
-        "DESCRIPTION",
-    ];
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(header.map(String::from)).chain(cells) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
-    out
+    super::table::render(
+        [
+            "REVISION",
+            "UPDATED",
+            "STATUS",
+            "CHART",
+            "APP VERSION",
+            "DESCRIPTION",
+        ],
+        &cells,
+    )
 }
 
 fn first_line(s: &str) -> String {
@@ -177,20 +179,22 @@ fn first_line(s: &str) -> String {
 }
 
 /// Runs `history`; returns the process exit code.
-pub async fn run(client: kube::Client, args: &HistoryArgs) -> anyhow::Result<i32> {
+pub async fn run(client: kube::Client, args: &HistoryArgs) -> Result<i32, CliError> {
     let mut rows = read_history(client, &args.namespace, &args.release).await?;
     if rows.is_empty() {
-        eprintln!(
-            "release {:?} not found in namespace {:?}",
-            args.release, args.namespace
-        );
-        return Ok(1);
+        return Err(CliError::ReleaseNotFound {
+            release: args.release.clone(),
+            namespace: args.namespace.clone(),
+        });
     }
     let skip = rows.len().saturating_sub(args.max);
     rows.drain(..skip);
     match args.output {
         Output::Table => print!("{}", render_table(&rows)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?
+        ),
     }
     Ok(0)
 }

@@ -4,19 +4,112 @@
 pub mod check;
 pub mod config;
 pub mod history;
+pub mod table;
 pub mod watch;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::PathBuf;
 
+/// Exit codes. Verdicts use 0–5; errors use the BSD `sysexits` codes, so a script never
+/// mistakes "could not judge because the cluster was unreachable" for a verdict.
+pub mod exit {
+    /// The revision is healthy (bake passed).
+    pub const HEALTHY: i32 = 0;
+    /// The revision failed: an action is recommended.
+    pub const FAILED: i32 = 1;
+    /// The revision cannot be judged (monitoring error or no data).
+    pub const INCONCLUSIVE: i32 = 2;
+    /// Still inside the bake window, nothing wrong so far.
+    pub const PROGRESSING: i32 = 3;
+    /// The bake passed with warnings.
+    pub const DEGRADED: i32 = 4;
+    /// The release was uninstalled: nothing to judge.
+    pub const UNINSTALLED: i32 = 5;
+    /// Bad command-line arguments (EX_USAGE).
+    pub const USAGE: i32 = 64;
+    /// The release's payload cannot be decoded (EX_DATAERR).
+    pub const DATA: i32 = 65;
+    /// The release does not exist (EX_NOINPUT).
+    pub const NO_RELEASE: i32 = 66;
+    /// The cluster cannot be reached or the API failed (EX_UNAVAILABLE).
+    pub const UNAVAILABLE: i32 = 69;
+    /// An internal error (EX_SOFTWARE).
+    pub const SOFTWARE: i32 = 70;
+    /// The API refused the request: credentials or RBAC (EX_NOPERM).
+    pub const NO_PERMISSION: i32 = 77;
+    /// The configuration file or kubeconfig cannot be used (EX_CONFIG).
+    pub const CONFIG: i32 = 78;
+}
+
+/// Why a command could not do its job; each cause has its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration file is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The kubeconfig cannot be read or used.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    /// `prometheus.url` cannot be used.
+    #[error(transparent)]
+    Prometheus(#[from] crate::evaluation::prometheus::ClientError),
+    /// The API server did not answer, or answered with an error.
+    #[error("the Kubernetes API server: {0}")]
+    Cluster(#[source] kube::Error),
+    /// The release has no revision in the namespace.
+    #[error("release {release:?} not found in namespace {namespace:?}")]
+    ReleaseNotFound {
+        /// Release name.
+        release: String,
+        /// Namespace searched.
+        namespace: String,
+    },
+    /// The latest revision cannot be decoded.
+    #[error("cannot judge revision {revision} of {release}: {reason}")]
+    Undecodable {
+        /// `namespace/name`.
+        release: String,
+        /// The revision.
+        revision: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Anything else.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    /// The documented exit code of this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Config(_) | Self::Kubeconfig(_) | Self::Prometheus(_) => exit::CONFIG,
+            Self::Cluster(kube::Error::Api(s)) if matches!(s.code, 401 | 403) => {
+                exit::NO_PERMISSION
+            }
+            Self::Cluster(_) => exit::UNAVAILABLE,
+            Self::ReleaseNotFound { .. } => exit::NO_RELEASE,
+            Self::Undecodable { .. } => exit::DATA,
+            Self::Other(_) => exit::SOFTWARE,
+        }
+    }
+}
+
+impl From<kube::Error> for CliError {
+    fn from(e: kube::Error) -> Self {
+        Self::Cluster(e)
+    }
+}
+
 /// Watches Helm release revisions in a Kubernetes cluster, judges every upgrade over a bake
 /// window and tells the operator (or, where allowed, does) what to do about a bad one.
 #[derive(Debug, Parser)]
 #[command(name = "upgrade-guard", version, about, long_about = None, arg_required_else_help = true)]
 pub struct Args {
-    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
-    #[arg(long, env = "KUBECONFIG", global = true, value_name = "FILE")]
+    /// Kubeconfig file. Default: the files of $KUBECONFIG (colon-separated, merged as
+    /// kubectl does), else ~/.kube/config, else the in-cluster service account.
+    #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context to use (default: the current context).
@@ -60,9 +153,12 @@ pub enum Command {
     /// Print a release's revisions with status, chart, app version and description, like
     /// `helm history`, decoded the way the daemon decodes them (user values are never read).
     History(history::HistoryArgs),
-    /// Evaluate the latest revision of a release once (waiting at most --wait for a final
-    /// verdict), print every check, the verdict and the exact command to run. Exit code 0
-    /// healthy, 1 failed, 2 inconclusive, 3 progressing, 4 degraded.
+    /// Evaluate the latest revision of a release (waiting at most --wait for a final
+    /// verdict, following a newer revision if one appears), print every check, the verdict
+    /// and the exact command to run. Exit code: 0 healthy, 1 failed, 2 inconclusive, 3
+    /// progressing, 4 degraded, 5 uninstalled; errors: 64 bad arguments, 65 undecodable
+    /// release, 66 release not found, 69 cluster unreachable or API error, 77 not allowed,
+    /// 78 bad configuration or kubeconfig.
     Check(check::CheckArgs),
     /// Print the built-in configuration or validate a configuration file.
     #[command(subcommand)]
@@ -74,22 +170,29 @@ pub enum Command {
 
 pub use crate::config::parse_duration;
 
-/// Builds a Kubernetes client from `--kubeconfig`/`--context`, else the usual inference.
-pub async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
+/// Builds a Kubernetes client from `--kubeconfig`/`--context`, else kube's own inference
+/// (every file of `KUBECONFIG`, merged; `~/.kube/config`; in-cluster).
+pub async fn kube_client(args: &Args) -> Result<kube::Client, CliError> {
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..KubeConfigOptions::default()
     };
+    let bad = |e: &dyn std::fmt::Display| CliError::Kubeconfig(e.to_string());
     let config = match (&args.kubeconfig, &args.context) {
         (Some(path), _) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+                CliError::Kubeconfig(format!("cannot read {}: {e}", path.display()))
+            })?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| bad(&e))?
         }
-        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await?,
-        (None, None) => kube::Config::infer().await?,
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| bad(&e))?,
+        (None, None) => kube::Config::infer().await.map_err(|e| bad(&e))?,
     };
-    Ok(kube::Client::try_from(config)?)
+    kube::Client::try_from(config).map_err(|e| bad(&e))
 }
 
 #[cfg(test)]

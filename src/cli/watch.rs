@@ -79,7 +79,7 @@ pub fn render_line(event: &ReleaseEvent) -> String {
 }
 
 /// Runs `watch` until interrupted.
-pub async fn run(client: kube::Client, args: &WatchArgs) -> anyhow::Result<i32> {
+pub async fn run(client: kube::Client, args: &WatchArgs) -> Result<i32, super::CliError> {
     let mut registry = registry();
     let metrics = TrackerMetrics::register(&mut registry);
     let config = TrackerConfig {
@@ -101,10 +101,11 @@ pub async fn run(client: kube::Client, args: &WatchArgs) -> anyhow::Result<i32> 
                 let Some(event) = event else { break };
                 let line = match args.output {
                     Output::Table => render_line(&event),
-                    Output::Json => serde_json::to_string(&event)?,
+                    Output::Json => serde_json::to_string(&event).map_err(anyhow::Error::from)?,
                 };
-                writeln!(stdout, "{line}")?;
-                stdout.flush()?;
+                writeln!(stdout, "{line}")
+                    .and_then(|()| stdout.flush())
+                    .map_err(anyhow::Error::from)?;
             }
         }
     }

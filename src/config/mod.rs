@@ -4,6 +4,7 @@
 //! text `upgrade-guard config default` prints) is used.
 
 mod raw;
+mod resolve;
 
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::release::ReleaseKey;
 use raw::{RawConfig, RawRelease};
+
+pub use resolve::DEFAULT_LAG_MIN_SAMPLES;
 
 /// The built-in profile, exactly as printed by `upgrade-guard config default`.
 pub const DEFAULT_PROFILE: &str = include_str!("default.yaml");
@@ -106,6 +109,10 @@ pub struct LagPolicy {
     pub max_slope: f64,
     /// Largest acceptable level.
     pub max_level: Option<f64>,
+    /// Points (at the scrape interval) the window must hold before a slope is trusted.
+    pub min_samples: u32,
+    /// How long a failing condition must hold before it counts (`for:`).
+    pub hold: Duration,
 }
 
 /// A PromQL check with bounds (dependency health or custom).
@@ -123,6 +130,8 @@ pub struct ThresholdPolicy {
     pub on_no_data: OnNoData,
     /// What a failure recommends (custom checks).
     pub action: FailAction,
+    /// How long a failing condition must hold before it counts (`for:`).
+    pub hold: Duration,
 }
 
 /// Everything that decides how one release is judged.
@@ -154,11 +163,19 @@ pub struct ReleasePolicy {
     pub custom: Vec<ThresholdPolicy>,
 }
 
+/// An entry of `releases`: which release it applies to and what it sets.
 #[derive(Debug)]
 struct Override {
     name: String,
     namespace: Option<String>,
     raw: RawRelease,
+}
+
+/// Where upgrade-guard keeps its own records (bake results) in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// Namespace of upgrade-guard's ConfigMaps (never Helm's Secrets).
+    pub namespace: String,
 }
 
 /// The validated configuration.
@@ -170,8 +187,14 @@ pub struct Config {
     pub watch: WatchConfig,
     /// Re-judging interval.
     pub evaluation_interval: Duration,
+    /// upgrade-guard's own records.
+    pub state: StateConfig,
+    /// Settings that are valid but probably not what the operator meant, in words.
+    pub warnings: Vec<String>,
     defaults: ReleasePolicy,
     overrides: Vec<Override>,
+    /// `for:` of checks that do not set one.
+    default_hold: Duration,
 }
 
 /// A configuration that cannot be used, with where and why.
@@ -182,122 +205,6 @@ pub struct ConfigError {
     pub source_name: String,
     /// Field path, reason and line.
     pub message: String,
-}
-
-/// Path of the `defaults` section in error messages.
-const DEFAULTS_PATH: &str = "defaults";
-
-fn hard_defaults() -> ReleasePolicy {
-    ReleasePolicy {
-        mode: Mode::Recommend,
-        bake_window: Duration::from_secs(15 * 60),
-        readiness_deadline: Duration::from_secs(10 * 60),
-        pending_timeout: Duration::from_secs(5 * 60),
-        rollback_timeout: Duration::from_secs(5 * 60),
-        metrics_grace: Duration::from_secs(2 * 60),
-        hooks: true,
-        migration: None,
-        metrics_presence: Vec::new(),
-        lag: None,
-        dependencies: Vec::new(),
-        custom: Vec::new(),
-    }
-}
-
-fn thresholds(raw: &[raw::RawThreshold]) -> Vec<ThresholdPolicy> {
-    raw.iter()
-        .map(|t| ThresholdPolicy {
-            name: t.name.clone(),
-            query: t.query.0.clone(),
-            min: t.min,
-            max: t.max,
-            on_no_data: t.on_no_data,
-            action: t.action,
-        })
-        .collect()
-}
-
-/// Applies the fields set in `raw` over `base`.
-fn overlay(mut base: ReleasePolicy, raw: &RawRelease) -> ReleasePolicy {
-    if let Some(v) = raw.mode {
-        base.mode = v;
-    }
-    let set = |field: &mut Duration, v: &Option<raw::Dur>| {
-        if let Some(d) = v {
-            *field = d.0;
-        }
-    };
-    set(&mut base.bake_window, &raw.bake_window);
-    set(&mut base.readiness_deadline, &raw.readiness_deadline);
-    set(&mut base.pending_timeout, &raw.pending_timeout);
-    set(&mut base.rollback_timeout, &raw.rollback_timeout);
-    set(&mut base.metrics_grace, &raw.metrics_grace);
-    if let Some(v) = raw.hooks {
-        base.hooks = v;
-    }
-    if let Some(m) = &raw.migration {
-        base.migration = Some(MigrationPolicy {
-            job_name_pattern: m.job_name_pattern.0.clone(),
-            required: m.required,
-            restart: m.restart.clone(),
-        });
-    }
-    if let Some(p) = &raw.metrics_presence {
-        base.metrics_presence = p
-            .iter()
-            .map(|p| PresencePolicy {
-                name: p.name.clone(),
-                query: p.query.0.clone(),
-            })
-            .collect();
-    }
-    if let Some(l) = &raw.lag {
-        base.lag = Some(LagPolicy {
-            query: l.query.0.clone(),
-            window: l.window.0,
-            max_slope: l.max_slope,
-            max_level: l.max_level,
-        });
-    }
-    if let Some(d) = &raw.dependencies {
-        base.dependencies = thresholds(d);
-    }
-    if let Some(c) = &raw.custom {
-        base.custom = thresholds(c);
-    }
-    base
-}
-
-fn positive(path: &str, d: Duration) -> Result<(), String> {
-    if d.is_zero() {
-        Err(format!("{path}: must be longer than zero"))
-    } else {
-        Ok(())
-    }
-}
-
-fn check_policy(path: &str, p: &ReleasePolicy) -> Result<(), String> {
-    positive(&format!("{path}.bake_window"), p.bake_window)?;
-    positive(&format!("{path}.pending_timeout"), p.pending_timeout)?;
-    positive(&format!("{path}.rollback_timeout"), p.rollback_timeout)?;
-    if let Some(lag) = &p.lag {
-        positive(&format!("{path}.lag.window"), lag.window)?;
-        if !lag.max_slope.is_finite() {
-            return Err(format!("{path}.lag.max_slope: must be a number"));
-        }
-    }
-    let mut names = std::collections::BTreeSet::new();
-    for (kind, list) in [("dependencies", &p.dependencies), ("custom", &p.custom)] {
-        for t in list {
-            if !names.insert(t.name.clone()) {
-                return Err(format!(
-                    "{path}.{kind}: the name {:?} is used twice",
-                    t.name
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 impl Config {
@@ -331,81 +238,7 @@ impl Config {
                 error(format!("{path}: {inner}"))
             }
         })?;
-        Self::validate(raw).map_err(error)
-    }
-
-    fn validate(raw: RawConfig) -> Result<Self, String> {
-        let p = &raw.prometheus;
-        let prometheus = PrometheusConfig {
-            url: p
-                .url
-                .clone()
-                .unwrap_or_else(|| "http://localhost:9090".to_string()),
-            timeout: p.timeout.map_or(Duration::from_secs(10), |d| d.0),
-            retry_interval: p.retry_interval.map_or(Duration::from_secs(10), |d| d.0),
-            errors_before_inconclusive: p.errors_before_inconclusive.unwrap_or(4),
-            scrape_interval: p.scrape_interval.map_or(Duration::from_secs(30), |d| d.0),
-        };
-        if !(prometheus.url.starts_with("http://") || prometheus.url.starts_with("https://")) {
-            return Err(format!(
-                "prometheus.url: {:?} must start with http:// or https://",
-                prometheus.url
-            ));
-        }
-        positive("prometheus.timeout", prometheus.timeout)?;
-        positive("prometheus.retry_interval", prometheus.retry_interval)?;
-        positive("prometheus.scrape_interval", prometheus.scrape_interval)?;
-        if prometheus.errors_before_inconclusive == 0 {
-            return Err("prometheus.errors_before_inconclusive: must be at least 1".into());
-        }
-        let watch = WatchConfig {
-            namespaces: raw.watch.namespaces.clone().unwrap_or_default(),
-            stuck_pending_after: raw
-                .watch
-                .stuck_pending_after
-                .map_or(Duration::from_secs(15 * 60), |d| d.0),
-            max_payload_bytes: raw
-                .watch
-                .max_payload_bytes
-                .unwrap_or(crate::release::decode::DEFAULT_MAX_DECOMPRESSED_BYTES),
-        };
-        positive("watch.stuck_pending_after", watch.stuck_pending_after)?;
-        if watch.max_payload_bytes < 1024 {
-            return Err("watch.max_payload_bytes: must be at least 1024".into());
-        }
-        let evaluation_interval = raw
-            .evaluation
-            .interval
-            .map_or(Duration::from_secs(30), |d| d.0);
-        positive("evaluation.interval", evaluation_interval)?;
-
-        if raw.defaults.name.is_some() || raw.defaults.namespace.is_some() {
-            return Err("defaults: name and namespace belong to entries under releases".into());
-        }
-        let defaults = overlay(hard_defaults(), &raw.defaults);
-        check_policy(DEFAULTS_PATH, &defaults)?;
-        let mut overrides = Vec::new();
-        for (i, r) in raw.releases.into_iter().enumerate() {
-            let path = format!("releases[{i}]");
-            let Some(name) = r.name.clone().filter(|n| !n.is_empty()) else {
-                return Err(format!(
-                    "{path}: needs the name of the release it applies to"
-                ));
-            };
-            check_policy(&path, &overlay(defaults.clone(), &r))?;
-            overrides.push(Override {
-                name,
-                namespace: r.namespace.clone(),
-                raw: r,
-            });
-        }
-        Ok(Self {
-            prometheus,
-            watch,
-            evaluation_interval,
-            defaults,
-            overrides,
-        })
+        resolve::validate(raw).map_err(error)
     }
 
     /// The policy for a release: the defaults, then every matching entry in file order.
@@ -418,7 +251,9 @@ impl Config {
                         .as_deref()
                         .is_none_or(|ns| ns == &*key.namespace)
             })
-            .fold(self.defaults.clone(), |policy, o| overlay(policy, &o.raw))
+            .fold(self.defaults.clone(), |policy, o| {
+                resolve::overlay(policy, &o.raw, self.default_hold)
+            })
     }
 }
 

@@ -69,6 +69,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub evaluation: RawEvaluation,
     #[serde(default)]
+    pub state: RawState,
+    #[serde(default)]
     pub defaults: RawRelease,
     #[serde(default)]
     pub releases: Vec<RawRelease>,
@@ -96,6 +98,12 @@ pub struct RawWatch {
 #[serde(deny_unknown_fields)]
 pub struct RawEvaluation {
     pub interval: Option<Dur>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub namespace: Option<String>,
 }
 
 /// `defaults` and each entry of `releases`; `name`/`namespace` select the release and are
@@ -146,6 +154,9 @@ pub struct RawLag {
     pub window: Dur,
     pub max_slope: f64,
     pub max_level: Option<f64>,
+    pub min_samples: Option<u32>,
+    #[serde(rename = "for")]
+    pub hold: Option<Dur>,
 }
 
 /// A PromQL check with bounds: `dependencies` and `custom`.
@@ -158,6 +169,7 @@ pub struct RawThreshold {
     pub max: Option<f64>,
     pub on_no_data: super::OnNoData,
     pub action: super::FailAction,
+    pub hold: Option<Dur>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +183,8 @@ pub struct RawThresholdFields {
     on_no_data: Option<super::OnNoData>,
     #[serde(default)]
     action: Option<super::FailAction>,
+    #[serde(default, rename = "for")]
+    hold: Option<Dur>,
 }
 
 impl TryFrom<RawThresholdFields> for RawThreshold {
@@ -197,6 +211,7 @@ impl TryFrom<RawThresholdFields> for RawThreshold {
             max: r.max,
             on_no_data: r.on_no_data.unwrap_or(super::OnNoData::Inconclusive),
             action: r.action.unwrap_or(super::FailAction::Rollback),
+            hold: r.hold,
         })
     }
 }

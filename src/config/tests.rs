@@ -165,3 +165,94 @@ fn placeholders_are_rendered_per_release() {
         "up{namespace=\"gim\",app=\"gim-monitoring\"}"
     );
 }
+
+/// Issue 7.4: a failure must hold for a `for:`; one sample never decides.
+#[test]
+fn for_durations_default_to_two_evaluations_and_at_least_one_scrape() {
+    let c = parse(
+        "prometheus:\n  scrape_interval: 30s\nevaluation:\n  interval: 10s\n\
+         defaults:\n  dependencies:\n    - {name: kafka, query: up, min: 1}\n    - {name: pg, query: up, min: 1, for: 5m}\n\
+         \x20 lag:\n    query: x\n    window: 10m\n    max_slope: 1\n",
+    )
+    .unwrap();
+    let p = c.policy_for(&key("a", "b"));
+    assert_eq!(
+        p.dependencies[0].hold,
+        30 * Duration::from_secs(1),
+        "max(2 × 10s, 30s)"
+    );
+    assert_eq!(p.dependencies[1].hold, 5 * MIN);
+    let lag = p.lag.unwrap();
+    assert_eq!(
+        (lag.hold, lag.min_samples),
+        (30 * Duration::from_secs(1), 5)
+    );
+    let c = parse("evaluation:\n  interval: 1m\n").unwrap();
+    assert_eq!(c.default_hold, 2 * MIN);
+    // The built-in profile: two evaluation intervals of 30 s.
+    let gim = Config::default_profile()
+        .unwrap()
+        .policy_for(&key("gim", "gim"));
+    assert_eq!(gim.lag.unwrap().hold, MIN);
+}
+
+#[test]
+fn windows_and_holds_that_let_one_sample_decide_are_refused() {
+    let cases = [
+        (
+            "defaults:\n  custom:\n    - {name: e, query: up, max: 0, for: 10s}\n",
+            &[
+                "defaults.custom[0].for",
+                "shorter than one scrape interval (30s)",
+            ][..],
+        ),
+        (
+            "defaults:\n  lag:\n    query: x\n    window: 2m\n    max_slope: 1\n",
+            &[
+                "defaults.lag.window",
+                "2m holds fewer than the 5 points a slope needs at the 30s scrape interval; use at least 2m30s",
+            ],
+        ),
+        (
+            "defaults:\n  lag:\n    query: x\n    window: 10m\n    max_slope: 1\n    min_samples: 2\n",
+            &["defaults.lag.min_samples", "too few"],
+        ),
+        (
+            "releases:\n  - name: gim\n    lag: {query: x, window: 10m, max_slope: 1, for: 1s}\n",
+            &["releases[0].lag.for"],
+        ),
+        ("state:\n  namespace: ''\n", &["state.namespace"]),
+    ];
+    for (text, expected) in cases {
+        let err = parse(text).expect_err(text);
+        for part in expected {
+            assert!(err.contains(part), "error {err:?} lacks {part:?}");
+        }
+    }
+}
+
+/// Issue 7.1: validation warns when a setting defeats another.
+#[test]
+fn warnings_say_which_setting_defeats_which() {
+    let c = parse(
+        "defaults:\n  readiness_deadline: 5m\n  pending_timeout: 5m\n\
+         releases:\n  - name: gim\n    readiness_deadline: 45m\n    bake_window: 10m\n    lag: {query: x, window: 15m, max_slope: 1}\n",
+    )
+    .unwrap();
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with(
+            "defaults: pending_timeout (5m) is not shorter than readiness_deadline (5m)"
+        ),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings[1]
+            .starts_with("releases[0] (gim): lag.window (15m) is longer than bake_window (10m)"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(Config::default_profile().unwrap().warnings.is_empty());
+    assert_eq!(parse("").unwrap().state.namespace, "upgrade-guard");
+}

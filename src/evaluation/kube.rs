@@ -1,5 +1,6 @@
 //! Gathering from Kubernetes (I/O): the workloads of the revision's manifest, their pods
-//! (by each workload's selector), and the Jobs of the release namespace. Returns plain
+//! (by each workload's selector, `matchExpressions` included, then by controller), and the
+//! Jobs of the release namespace (the checks keep those of the release). Returns plain
 //! observations for the checks.
 
 use std::collections::BTreeSet;
@@ -21,7 +22,7 @@ pub struct KubeObservations {
     pub workloads: Vec<WorkloadObs>,
     /// Pods of those workloads that are not Ready.
     pub pods: Vec<PodObs>,
-    /// Jobs of the release namespace.
+    /// Jobs of the release namespace (scoped to the release by the checks).
     pub jobs: Vec<JobObs>,
 }
 
@@ -67,7 +68,7 @@ pub async fn gather(
         let found = found.unwrap_or_else(|| WorkloadObs::missing(w.kind, &w.name));
         if let Some(selector) = &found.selector {
             let pods = Api::<Pod>::namespaced(client.clone(), &w.namespace)
-                .list(&ListParams::default().labels(selector))
+                .list(&ListParams::default().labels_from(selector))
                 .await?;
             for p in pods
                 .items

@@ -1,13 +1,20 @@
 //! Evaluation (I/O around the pure checks): every revision under evaluation is re-judged
 //! each round. A round gathers Kubernetes state per revision, asks Prometheus one batched
-//! query per check type for all revisions together (plus, once per revision, the values at
-//! the time of its upgrade), judges with `crate::checks`, and returns one [`Report`] per
-//! revision with its verdict and recommended action. A newer revision of a release replaces
-//! (cancels) the evaluation of the older one.
+//! query per check type for all revisions together (plus one batched query for the values at
+//! the time of each new revision's upgrade), judges with `crate::checks`, and returns one
+//! [`Report`] per revision with its verdict and recommended action. A newer revision of a
+//! release replaces (cancels) the evaluation of the older one; an uninstalled release is
+//! not evaluated.
+//!
+//! Provider failures (Prometheus or the Kubernetes API) are tolerated the same way: the last
+//! judgement from real data is replayed (never as a failure) for fewer than
+//! `errors_before_inconclusive` rounds in a row, then the checks are inconclusive.
 
+mod judge;
 pub mod kube;
 pub mod prometheus;
 pub mod promql;
+mod queries;
 pub mod schedule;
 
 use std::collections::BTreeMap;
@@ -17,16 +24,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::checks::kube::{self as kchecks, Revision};
-use crate::checks::prom::{self as pchecks, LagAnswers, Samples};
+use crate::checks::CheckResult;
+use crate::checks::hold::Hold;
 use crate::checks::provider::{ProviderError, ProviderState};
-use crate::checks::{CheckResult, FailClass, Outcome};
-use crate::config::{Config, FailAction, ReleasePolicy, render_query};
+use crate::config::{Config, ReleasePolicy, render_query};
 use crate::release::decode::{ReleaseSummary, WorkloadKind};
 use crate::release::rollback_target::BakeRecord;
 use crate::release::{ReleaseKey, ReleaseStatus};
-use crate::verdict::{ActionContext, RecommendedAction, Verdict, recommend, verdict};
-use prometheus::{Answers, Prometheus};
+use crate::verdict::{RecommendedAction, Verdict};
+use prometheus::Prometheus;
 
 /// The judgement of one revision at one time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +51,9 @@ pub struct Report {
     pub action: RecommendedAction,
     /// Every check's result.
     pub results: Vec<CheckResult>,
+    /// Facts the operator should know about the configuration against this release (for
+    /// example a progress deadline shorter than the readiness deadline).
+    pub notes: Vec<String>,
     /// When the upgrade started.
     pub started: Timestamp,
     /// When the bake window ends.
@@ -66,13 +75,22 @@ pub struct Start {
     pub status_since: Timestamp,
     /// The release history (revision, status).
     pub history: Vec<(u32, ReleaseStatus)>,
+    /// Rollback revisions and the revision each rolled back to ("Rollback to N").
+    pub rollbacks: BTreeMap<u32, u32>,
 }
 
+/// Per check: provider failures and the `for:` clock.
 #[derive(Debug, Clone, Default)]
-struct Baseline {
-    presence: Vec<Samples>,
-    lag_slope: Samples,
-    lag_level: Samples,
+struct CheckState {
+    provider: ProviderState,
+    hold: Hold,
+}
+
+/// Kubernetes API failures in a row and the last results judged from real answers.
+#[derive(Debug, Clone, Default)]
+struct KubeState {
+    errors_in_a_row: u32,
+    last_good: Option<Vec<CheckResult>>,
 }
 
 #[derive(Debug)]
@@ -81,8 +99,9 @@ struct Evaluation {
     started: Timestamp,
     policy: ReleasePolicy,
     bake_ends: Timestamp,
-    baseline: Option<Baseline>,
-    providers: BTreeMap<String, ProviderState>,
+    baseline: Option<queries::Baseline>,
+    checks: BTreeMap<String, CheckState>,
+    kube: KubeState,
 }
 
 impl Evaluation {
@@ -109,7 +128,7 @@ impl Evaluation {
         match workload {
             Some(w) => format!(
                 "kubectl rollout restart {}/{} -n {}",
-                format!("{:?}", w.kind).to_lowercase(),
+                w.kind.resource(),
                 w.name,
                 w.namespace
             ),
@@ -136,6 +155,25 @@ struct Settings {
     stuck_pending_after: Duration,
 }
 
+/// Whether Prometheus answers, and since when again after it failed.
+#[derive(Debug, Clone, Copy, Default)]
+struct PrometheusHealth {
+    failing: bool,
+    answering_since: Option<Timestamp>,
+}
+
+impl PrometheusHealth {
+    fn observe(&mut self, failed: bool, now: Timestamp) {
+        if failed {
+            self.failing = true;
+            self.answering_since = None;
+        } else if self.failing {
+            self.failing = false;
+            self.answering_since = Some(now);
+        }
+    }
+}
+
 /// Every revision under evaluation and what is remembered about earlier ones.
 pub struct Evaluator {
     client: ::kube::Client,
@@ -143,7 +181,8 @@ pub struct Evaluator {
     settings: Settings,
     evaluations: BTreeMap<ReleaseKey, Evaluation>,
     bakes: BTreeMap<ReleaseKey, BTreeMap<u32, BakeRecord>>,
-    provider_trouble: bool,
+    trouble: bool,
+    health: PrometheusHealth,
 }
 
 impl Evaluator {
@@ -159,20 +198,30 @@ impl Evaluator {
             },
             evaluations: BTreeMap::new(),
             bakes: BTreeMap::new(),
-            provider_trouble: false,
+            trouble: false,
+            health: PrometheusHealth::default(),
         }
     }
 
     /// Starts evaluating a revision with `policy`. Returns the revision whose evaluation it
-    /// cancels, if an older one of the same release was under way.
+    /// cancels, if an older one of the same release was under way. A revision that is
+    /// `uninstalled` or `uninstalling` ends the release's evaluation instead (and returns the
+    /// revision it ended).
     pub fn begin(&mut self, start: Start, policy: ReleasePolicy) -> Option<u32> {
+        if matches!(
+            start.status,
+            ReleaseStatus::Uninstalled | ReleaseStatus::Uninstalling
+        ) {
+            return self.end(&start.release);
+        }
         let started = start.summary.last_deployed.unwrap_or(start.status_since);
         let evaluation = Evaluation {
             bake_ends: add(started, policy.bake_window),
             started,
             policy,
             baseline: None,
-            providers: BTreeMap::new(),
+            checks: BTreeMap::new(),
+            kube: KubeState::default(),
             start,
         };
         let key = evaluation.key().clone();
@@ -188,7 +237,8 @@ impl Evaluator {
         }
     }
 
-    /// The revision's status or the release history changed.
+    /// The revision's status or the release history changed. An uninstall ends the
+    /// evaluation.
     pub fn update(
         &mut self,
         release: &ReleaseKey,
@@ -197,6 +247,13 @@ impl Evaluator {
         since: Timestamp,
         history: Vec<(u32, ReleaseStatus)>,
     ) {
+        if matches!(
+            status,
+            ReleaseStatus::Uninstalled | ReleaseStatus::Uninstalling
+        ) {
+            self.end(release);
+            return;
+        }
         if let Some(e) = self.evaluations.get_mut(release)
             && e.start.summary.revision == revision
         {
@@ -208,9 +265,11 @@ impl Evaluator {
         }
     }
 
-    /// Stops evaluating a release (uninstalled).
-    pub fn end(&mut self, release: &ReleaseKey) {
-        self.evaluations.remove(release);
+    /// Stops evaluating a release (uninstalled). Returns the revision that was evaluated.
+    pub fn end(&mut self, release: &ReleaseKey) -> Option<u32> {
+        self.evaluations
+            .remove(release)
+            .map(|e| e.start.summary.revision)
     }
 
     /// The revision under evaluation for each release.
@@ -221,9 +280,16 @@ impl Evaluator {
             .collect()
     }
 
-    /// Whether the last round had a Prometheus failure (retry sooner).
+    /// Whether the last round had a provider failure (Prometheus or the Kubernetes API):
+    /// retry sooner.
     pub fn provider_trouble(&self) -> bool {
-        self.provider_trouble
+        self.trouble
+    }
+
+    /// Marks a provider failure seen outside the evaluator (for example a failed re-read of
+    /// the release history), so the next round comes at the retry interval.
+    pub fn note_trouble(&mut self) {
+        self.trouble = true;
     }
 
     /// Records the outcome of a revision's bake (used to prefer known-good rollback targets).
@@ -232,6 +298,11 @@ impl Evaluator {
             .entry(release.clone())
             .or_default()
             .insert(revision, record);
+    }
+
+    /// Bake records known for a release.
+    pub fn bakes(&self, release: &ReleaseKey) -> BTreeMap<u32, BakeRecord> {
+        self.bakes.get(release).cloned().unwrap_or_default()
     }
 
     /// One round: gather, judge, report.
@@ -247,284 +318,99 @@ impl Evaluator {
                         .iter()
                         .any(|w| w.kind == WorkloadKind::Job);
                 let result = kube::gather(&self.client, &e.start.summary, jobs, now).await;
-                kube_obs.insert(key.clone(), result.map_err(|e| e.to_string()));
+                kube_obs.insert(
+                    key.clone(),
+                    result.map_err(|e| ProviderError::Kubernetes(e.to_string())),
+                );
             }
         }
-        self.fill_baselines().await;
+        let baselines_failed = self.fill_baselines(&keys).await;
         let answers = self.batched_queries(&keys).await;
-        self.provider_trouble = answers.values().any(Result::is_err);
+        let prometheus_failed = baselines_failed
+            || answers
+                .values()
+                .any(|a| matches!(a, Err(ProviderError::Unavailable(_))));
+        self.health.observe(prometheus_failed, now);
+        self.trouble = prometheus_failed
+            || answers.values().any(Result::is_err)
+            || kube_obs.values().any(Result::is_err);
         let mut reports = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let Some(kube) = kube_obs.remove(key) else {
                 continue;
             };
-            let bakes = self.bakes.get(key).cloned().unwrap_or_default();
+            let bakes = self.bakes(key);
             let Some(e) = self.evaluations.get_mut(key) else {
                 continue;
             };
-            let report = judge(e, i, now, kube, &answers, &bakes, self.settings);
-            match report.verdict {
-                Verdict::Healthy => self.record_bake(key, report.revision, BakeRecord::Healthy),
-                Verdict::Failed => self.record_bake(key, report.revision, BakeRecord::Failed),
-                _ => {}
+            let env = judge::RoundEnv {
+                now,
+                index: i,
+                answers: &answers,
+                answering_since: self.health.answering_since,
+                bakes: &bakes,
+                settings: self.settings,
+            };
+            let report = judge::judge(e, &env, kube);
+            let record = match report.verdict {
+                Verdict::Healthy => Some(BakeRecord::Healthy),
+                Verdict::Degraded => Some(BakeRecord::Degraded),
+                Verdict::Failed => Some(BakeRecord::Failed),
+                Verdict::Progressing | Verdict::Inconclusive => None,
+            };
+            if let Some(record) = record {
+                self.record_bake(key, report.revision, record);
             }
             reports.push(report);
         }
         reports
     }
 
-    /// Values at the time of each upgrade, asked once per revision (retried until answered).
-    async fn fill_baselines(&mut self) {
-        for e in self
-            .evaluations
-            .values_mut()
-            .filter(|e| e.baseline.is_none())
-        {
-            let mut items: Vec<(String, String)> = e
-                .policy
-                .metrics_presence
-                .iter()
-                .enumerate()
-                .map(|(j, p)| (format!("p{j}"), promql::count(&e.query(&p.query))))
-                .collect();
-            if let Some(lag) = &e.policy.lag {
-                let q = e.query(&lag.query);
-                items.push((
-                    "ls".into(),
-                    promql::slope(&q, lag.window, self.settings.scrape_interval),
-                ));
-                items.push(("ll".into(), q));
+    /// Values at the time of each new revision's upgrade, in one batched query for all of
+    /// them (retried next round until answered). Returns whether Prometheus failed.
+    async fn fill_baselines(&mut self, keys: &[ReleaseKey]) -> bool {
+        let mut items = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(e) = self.evaluations.get(key).filter(|e| e.baseline.is_none()) {
+                items.extend(queries::baseline_items(i, e, self.settings.scrape_interval));
             }
-            if items.is_empty() {
-                e.baseline = Some(Baseline::default());
-                continue;
-            }
-            let answers = self.prometheus.batch(&items, Some(e.started)).await;
-            if answers.values().any(Result::is_err) {
-                continue;
-            }
-            let take = |k: &str| {
-                answers
-                    .get(k)
-                    .and_then(|a| a.as_ref().ok())
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            e.baseline = Some(Baseline {
-                presence: (0..e.policy.metrics_presence.len())
-                    .map(|j| take(&format!("p{j}")))
-                    .collect(),
-                lag_slope: take("ls"),
-                lag_level: take("ll"),
-            });
         }
+        let answers = if items.is_empty() {
+            prometheus::Answers::new()
+        } else {
+            self.prometheus.batch(&items).await
+        };
+        let mut failed = false;
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(e) = self
+                .evaluations
+                .get_mut(key)
+                .filter(|e| e.baseline.is_none())
+            {
+                match queries::baseline_from(i, e, &answers) {
+                    Ok(b) => e.baseline = Some(b),
+                    Err(ProviderError::Unavailable(_)) => failed = true,
+                    Err(_) => {}
+                }
+            }
+        }
+        failed
     }
 
     /// One batched query per check type for every revision under evaluation.
-    async fn batched_queries(&self, keys: &[ReleaseKey]) -> Answers {
-        let mut presence = Vec::new();
-        let mut lag = Vec::new();
-        let mut deps = Vec::new();
-        let mut custom = Vec::new();
+    async fn batched_queries(&self, keys: &[ReleaseKey]) -> prometheus::Answers {
+        let mut items = queries::RoundItems::default();
         for (i, key) in keys.iter().enumerate() {
-            let Some(e) = self.evaluations.get(key) else {
-                continue;
-            };
-            for (j, p) in e.policy.metrics_presence.iter().enumerate() {
-                presence.push((
-                    batch_key(i, &format!("p{j}")),
-                    promql::count(&e.query(&p.query)),
-                ));
-            }
-            if let Some(l) = &e.policy.lag {
-                let q = e.query(&l.query);
-                lag.push((
-                    batch_key(i, "ls"),
-                    promql::slope(&q, l.window, self.settings.scrape_interval),
-                ));
-                lag.push((batch_key(i, "ll"), q));
-            }
-            for (j, d) in e.policy.dependencies.iter().enumerate() {
-                deps.push((batch_key(i, &format!("d{j}")), e.query(&d.query)));
-            }
-            for (j, c) in e.policy.custom.iter().enumerate() {
-                custom.push((batch_key(i, &format!("c{j}")), e.query(&c.query)));
+            if let Some(e) = self.evaluations.get(key) {
+                items.add(i, e, self.settings.scrape_interval);
             }
         }
         let (a, b, c, d) = futures::join!(
-            self.prometheus.batch(&presence, None),
-            self.prometheus.batch(&lag, None),
-            self.prometheus.batch(&deps, None),
-            self.prometheus.batch(&custom, None),
+            self.prometheus.batch(&items.presence),
+            self.prometheus.batch(&items.lag),
+            self.prometheus.batch(&items.dependencies),
+            self.prometheus.batch(&items.custom),
         );
         a.into_iter().chain(b).chain(c).chain(d).collect()
     }
-}
-
-/// Key of a sub-expression in a round's batch: revision `i`, item `p0`, `ls`, `ll`, `d0`, `c0`.
-fn batch_key(i: usize, item: &str) -> String {
-    format!("r{i}-{item}")
-}
-
-fn answer(answers: &Answers, key: String) -> Result<Samples, ProviderError> {
-    answers
-        .get(&key)
-        .cloned()
-        .unwrap_or_else(|| Err(ProviderError::Unavailable("no answer".into())))
-}
-
-fn baseline_missing() -> ProviderError {
-    ProviderError::Unavailable("the values at the time of the upgrade could not be read yet".into())
-}
-
-fn judge(
-    e: &mut Evaluation,
-    i: usize,
-    now: Timestamp,
-    kube: Result<kube::KubeObservations, String>,
-    answers: &Answers,
-    bakes: &BTreeMap<u32, BakeRecord>,
-    settings: Settings,
-) -> Report {
-    let Settings {
-        errors_before_inconclusive: limit,
-        scrape_interval,
-        stuck_pending_after,
-    } = settings;
-    let restart = e.restart_command();
-    let summary = e.start.summary.clone();
-    let rev = Revision {
-        now,
-        started: e.started,
-        summary: &summary,
-        status: e.start.status,
-        status_since: e.start.status_since,
-        policy: &e.policy,
-        stuck_pending_after,
-    };
-    let mut results = vec![kchecks::release_status(&rev)];
-    results.extend(kube_results(&rev, &kube, &restart));
-    let prom_results = prom_results(e, i, &rev, answers, scrape_interval);
-    for (check, result) in prom_results {
-        let state = e.providers.entry(check.clone()).or_default();
-        results.push(match result {
-            Ok(r) => state.success(r),
-            Err(err) => state.failure(&check, &err, limit),
-        });
-    }
-    let bake_over = now >= e.bake_ends;
-    let v = verdict(&results, bake_over);
-    let action = recommend(
-        v,
-        &results,
-        &ActionContext {
-            release: e.key(),
-            revision: summary.revision,
-            history: &e.start.history,
-            bakes,
-            rollback_timeout: e.policy.rollback_timeout,
-            restart_command: restart,
-        },
-    );
-    Report {
-        release: e.key().clone(),
-        revision: summary.revision,
-        status: e.start.status,
-        chart: format!("{}-{}", summary.chart.name, summary.chart.version),
-        verdict: v,
-        action,
-        results,
-        started: e.started,
-        bake_ends: e.bake_ends,
-        evaluated_at: now,
-    }
-}
-
-/// The Kubernetes checks, or one inconclusive result when the API could not be read.
-fn kube_results(
-    rev: &Revision<'_>,
-    kube: &Result<kube::KubeObservations, String>,
-    restart: &str,
-) -> Vec<CheckResult> {
-    let mut results = Vec::new();
-    match kube {
-        Ok(obs) => {
-            results.extend(kchecks::rollout(rev, &obs.workloads));
-            results.push(kchecks::pending_pods(rev, &obs.pods));
-            results.extend(kchecks::migration(rev, &obs.jobs, restart));
-            results.extend(kchecks::hooks(rev));
-            results.extend(kchecks::manifest_jobs(rev, &obs.jobs));
-        }
-        Err(err) => results.push(
-            CheckResult::new(
-                "kubernetes",
-                Outcome::Inconclusive,
-                format!("cannot read the release's workloads from the API server: {err}"),
-            )
-            .on_fail(FailClass::Investigate),
-        ),
-    }
-    results
-}
-
-/// The Prometheus checks of revision `i`: judged from this round's answers, or the error.
-fn prom_results(
-    e: &Evaluation,
-    i: usize,
-    rev: &Revision<'_>,
-    answers: &Answers,
-    scrape_interval: Duration,
-) -> Vec<(String, Result<CheckResult, ProviderError>)> {
-    let mut prom_results = Vec::new();
-    let baseline = e.baseline.clone();
-    for (j, p) in e.policy.metrics_presence.iter().enumerate() {
-        let check = format!("metrics_presence:{}", p.name);
-        let now_answer = answer(answers, batch_key(i, &format!("p{j}")));
-        let before = baseline
-            .as_ref()
-            .and_then(|b| b.presence.get(j).cloned())
-            .ok_or_else(baseline_missing);
-        prom_results.push((
-            check,
-            now_answer
-                .and_then(|n| before.map(|b| (b, n)))
-                .map(|(b, n)| pchecks::presence(rev, p, &b, &n, scrape_interval)),
-        ));
-    }
-    if let Some(l) = &e.policy.lag {
-        let answered = answer(answers, batch_key(i, "ls")).and_then(|slope_now| {
-            let level_now = answer(answers, batch_key(i, "ll"))?;
-            let b = baseline.as_ref().ok_or_else(baseline_missing)?;
-            Ok(LagAnswers {
-                slope_now,
-                level_now,
-                slope_before: b.lag_slope.clone(),
-                level_before: b.lag_level.clone(),
-            })
-        });
-        prom_results.push((
-            "lag".to_string(),
-            answered.map(|a| pchecks::lag(rev, l, &a)),
-        ));
-    }
-    for (j, d) in e.policy.dependencies.iter().enumerate() {
-        let check = format!("dependency:{}", d.name);
-        let class = FailClass::FixDependency {
-            name: d.name.clone(),
-        };
-        let r = answer(answers, batch_key(i, &format!("d{j}")))
-            .map(|s| pchecks::threshold(&check, d, &s, class));
-        prom_results.push((check, r));
-    }
-    for (j, c) in e.policy.custom.iter().enumerate() {
-        let check = format!("custom:{}", c.name);
-        let class = match c.action {
-            FailAction::Rollback => FailClass::Rollback,
-            FailAction::Investigate => FailClass::Investigate,
-        };
-        let r = answer(answers, batch_key(i, &format!("c{j}")))
-            .map(|s| pchecks::threshold(&check, c, &s, class));
-        prom_results.push((check, r));
-    }
-    prom_results
 }

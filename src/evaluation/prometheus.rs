@@ -1,15 +1,15 @@
-//! Prometheus access (I/O) through `prometheus-http-query`: instant queries with a timeout,
-//! errors sorted into "unavailable" (never a failure) and "bad query" (a configuration
-//! error), every query counted in `prometheus_queries_total{outcome}`.
+//! Prometheus access (I/O) through `prometheus-http-query`: instant queries sent by POST (a
+//! batch for hundreds of releases exceeds URL limits of Prometheus and of proxies), with a
+//! timeout; errors sorted into "unavailable" (never a failure) and "bad query" (a
+//! configuration error); every query counted in `prometheus_queries_total{outcome}`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use prometheus_http_query::response::Data;
 
 use super::promql::{self, Series};
-use crate::checks::prom::Samples;
+use crate::checks::Samples;
 use crate::checks::provider::ProviderError;
 use crate::config::PrometheusConfig;
 use crate::metrics::PrometheusMetrics;
@@ -29,36 +29,52 @@ impl std::fmt::Debug for Prometheus {
     }
 }
 
-/// One answer per key of a batch.
-pub type Answers = BTreeMap<String, Result<Samples, ProviderError>>;
+/// The client cannot be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The HTTP client could not be set up (TLS backend).
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+    /// `prometheus.url` is not a usable URL.
+    #[error("prometheus.url {url:?}: {source}")]
+    Url {
+        /// The URL as configured.
+        url: String,
+        /// Why it is unusable.
+        #[source]
+        source: prometheus_http_query::Error,
+    },
+}
+
+/// One answer per key of a batch: the series (labels without the batch key) or the error.
+pub type Answers = BTreeMap<String, Result<Vec<Series>, ProviderError>>;
+
+/// The values of an answer, for checks that do not need labels.
+pub fn values(series: &[Series]) -> Samples {
+    series.iter().map(|(_, v)| *v).collect()
+}
 
 impl Prometheus {
     /// A client for `config.url` whose requests time out after `config.timeout`.
-    pub fn new(config: &PrometheusConfig, metrics: PrometheusMetrics) -> Result<Self, String> {
+    pub fn new(config: &PrometheusConfig, metrics: PrometheusMetrics) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let client = prometheus_http_query::Client::from(http, &config.url)
-            .map_err(|e| format!("prometheus.url {:?}: {e}", config.url))?;
+            .map_err(ClientError::Http)?;
+        let client = prometheus_http_query::Client::from(http, &config.url).map_err(|source| {
+            ClientError::Url {
+                url: config.url.clone(),
+                source,
+            }
+        })?;
         Ok(Self { client, metrics })
     }
 
-    /// Runs one instant query at `at` (default: now).
-    pub async fn instant(
-        &self,
-        query: &str,
-        at: Option<Timestamp>,
-    ) -> Result<Vec<Series>, ProviderError> {
-        let mut builder = self.client.query(query);
-        if let Some(t) = at {
-            // Sub-second precision: an upgrade seconds after the first scrape still has a
-            // "before" (the builder's `at` takes whole seconds only).
-            builder = builder.query("time", format!("{:.3}", t.as_millisecond() as f64 / 1000.0));
-        }
-        let result = builder.get().await;
-        tracing::debug!(query, at = ?at, ok = result.is_ok(), "prometheus query");
+    /// Runs one instant query, now, by POST.
+    pub async fn instant(&self, query: &str) -> Result<Vec<Series>, ProviderError> {
+        let result = self.client.query(query).post().await;
+        tracing::debug!(bytes = query.len(), ok = result.is_ok(), "prometheus query");
         let outcome = match &result {
             Ok(_) => "success",
             Err(prometheus_http_query::Error::Prometheus(e)) if e.is_bad_data() => "bad_query",
@@ -85,13 +101,13 @@ impl Prometheus {
 
     /// Runs `items` (key, expression) as one batched query. If Prometheus rejects the batch
     /// (one bad expression), each item is run on its own so only the bad one is affected.
-    pub async fn batch(&self, items: &[(String, String)], at: Option<Timestamp>) -> Answers {
+    pub async fn batch(&self, items: &[(String, String)]) -> Answers {
         if items.is_empty() {
             return Answers::new();
         }
         let keys = items.iter().map(|(k, _)| k);
-        match self.instant(&promql::batch(items), at).await {
-            Ok(series) => promql::split(keys, &series)
+        match self.instant(&promql::batch(items)).await {
+            Ok(series) => promql::split(keys, series)
                 .into_iter()
                 .map(|(k, s)| (k, Ok(s)))
                 .collect(),
@@ -99,11 +115,7 @@ impl Prometheus {
                 let mut answers = Answers::new();
                 for (key, expr) in items {
                     // Untagged, so a scalar expression works too.
-                    let answer = self
-                        .instant(expr, at)
-                        .await
-                        .map(|series| series.into_iter().map(|(_, v)| v).collect());
-                    answers.insert(key.clone(), answer);
+                    answers.insert(key.clone(), self.instant(expr).await);
                 }
                 answers
             }

@@ -1,11 +1,13 @@
-//! Batched PromQL (pure): several expressions, each tagged with a key label, joined with
-//! `or` into one query; the answer is split back by key. This is how one query per check
-//! type per round serves every release under evaluation.
+//! PromQL text (pure): batching several expressions into one query, and the expressions the
+//! checks need. Each batched expression is tagged with a key label; the tagged expressions
+//! are joined with `or` into a balanced tree (depth log n, so Prometheus merges small
+//! vectors instead of one ever-growing one); the answer is split back by key. This is how
+//! one query per check type per round serves every release under evaluation.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use crate::checks::prom::Samples;
+use jiff::Timestamp;
 
 /// The label that carries each sub-expression's key.
 pub const KEY_LABEL: &str = "upgrade_guard_key";
@@ -19,29 +21,70 @@ pub fn tag(expr: &str, key: &str) -> String {
     format!("label_replace(({expr}), \"{KEY_LABEL}\", \"{key}\", \"\", \"\")")
 }
 
-/// The tagged expressions joined with `or` (distinct keys make `or` keep every series).
+/// The tagged expressions joined with `or` as a balanced tree (distinct keys make `or`
+/// keep every series).
 pub fn batch(items: &[(String, String)]) -> String {
-    items
-        .iter()
-        .map(|(key, expr)| tag(expr, key))
-        .collect::<Vec<_>>()
-        .join(" or ")
+    fn join(tagged: &[String]) -> String {
+        match tagged {
+            [] => String::new(),
+            [one] => one.clone(),
+            _ => {
+                let (left, right) = tagged.split_at(tagged.len() / 2);
+                format!("({} or {})", join(left), join(right))
+            }
+        }
+    }
+    let tagged: Vec<String> = items.iter().map(|(key, expr)| tag(expr, key)).collect();
+    join(&tagged)
 }
 
 /// Splits an answer by key. Every key of `keys` is present: no series means an empty
-/// (successful) answer for that key.
+/// (successful) answer for that key. The key label is removed from the series.
 pub fn split<'a>(
     keys: impl IntoIterator<Item = &'a String>,
-    answer: &[Series],
-) -> BTreeMap<String, Samples> {
-    let mut out: BTreeMap<String, Samples> =
+    answer: Vec<Series>,
+) -> BTreeMap<String, Vec<Series>> {
+    let mut out: BTreeMap<String, Vec<Series>> =
         keys.into_iter().map(|k| (k.clone(), Vec::new())).collect();
-    for (labels, value) in answer {
-        if let Some(samples) = labels.get(KEY_LABEL).and_then(|k| out.get_mut(k)) {
-            samples.push(*value);
+    for (mut labels, value) in answer {
+        if let Some(key) = labels.remove(KEY_LABEL)
+            && let Some(series) = out.get_mut(&key)
+        {
+            series.push((labels, value));
         }
     }
     out
+}
+
+/// A range or step in PromQL: whole seconds as `600s`, else milliseconds (at least 1 ms).
+fn range(d: Duration) -> String {
+    let ms = d.as_millis().max(1);
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// ` @ <unix seconds>` (millisecond precision): evaluates a subquery or range at `t`, so
+/// baselines of many revisions share one query.
+pub fn at(t: Timestamp) -> String {
+    format!(" @ {:.3}", t.as_millisecond() as f64 / 1000.0)
+}
+
+/// `(expr)[window:step]`, optionally `@ t`: a subquery, so `expr` may be any expression.
+pub fn subquery(
+    expr: &str,
+    window: Duration,
+    step: Duration,
+    at_time: Option<Timestamp>,
+) -> String {
+    format!(
+        "({expr})[{}:{}]{}",
+        range(window),
+        range(step),
+        at_time.map(at).unwrap_or_default()
+    )
 }
 
 /// `count((expr))`: how many series the expression has.
@@ -49,14 +92,133 @@ pub fn count(expr: &str) -> String {
     format!("count(({expr}))")
 }
 
-/// `deriv((expr)[window:step])`: the slope per second over the window (a subquery, so
-/// `expr` may be any expression).
-pub fn slope(expr: &str, window: Duration, step: Duration) -> String {
+/// `deriv((expr)[window:step])`: the slope per second over the window.
+pub fn slope(expr: &str, window: Duration, step: Duration, at_time: Option<Timestamp>) -> String {
+    format!("deriv({})", subquery(expr, window, step, at_time))
+}
+
+/// `last_over_time((expr)[window:step])`: each series' last value within the window.
+pub fn last_within(
+    expr: &str,
+    window: Duration,
+    step: Duration,
+    at_time: Option<Timestamp>,
+) -> String {
+    format!("last_over_time({})", subquery(expr, window, step, at_time))
+}
+
+/// `count by (job) (last_over_time(...))`: series that existed within the window, per job.
+pub fn existed_by_job(
+    expr: &str,
+    window: Duration,
+    step: Duration,
+    at_time: Option<Timestamp>,
+) -> String {
     format!(
-        "deriv(({expr})[{}s:{}s])",
-        window.as_secs().max(1),
-        step.as_secs().max(1)
+        "count by (job) ({})",
+        last_within(expr, window, step, at_time)
     )
+}
+
+/// Series of `expr` with a point within the window.
+pub fn seen_within(expr: &str, window: Duration, step: Duration) -> String {
+    format!(
+        "count(count_over_time({}))",
+        subquery(expr, window, step, None)
+    )
+}
+
+/// Points with a value within the window, per series.
+pub fn points_within(expr: &str, window: Duration, step: Duration) -> String {
+    format!("count_over_time({})", subquery(expr, window, step, None))
+}
+
+/// Steps within the window at which `expr` had any series.
+pub fn steps_with_data(expr: &str, window: Duration, step: Duration) -> String {
+    format!(
+        "count_over_time({})",
+        subquery(&format!("count(({expr}))"), window, step, None)
+    )
+}
+
+/// The last step within the window at which a value of `expr` was outside `min`/`max`.
+pub fn last_out_of_bounds(
+    expr: &str,
+    min: Option<f64>,
+    max: Option<f64>,
+    window: Duration,
+    step: Duration,
+) -> Option<String> {
+    let mut conditions = Vec::new();
+    if let Some(min) = min {
+        conditions.push(format!("({expr}) < {}", number(min)));
+    }
+    if let Some(max) = max {
+        conditions.push(format!("({expr}) > {}", number(max)));
+    }
+    if conditions.is_empty() {
+        return None;
+    }
+    let condition = conditions
+        .iter()
+        .map(|c| format!("({c})"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    Some(format!(
+        "max(max_over_time({}))",
+        subquery(&format!("timestamp({condition})"), window, step, None)
+    ))
+}
+
+/// Successful scrapes within the window of the best target of `jobs` (or of any target
+/// when `jobs` is empty), optionally `@ t`.
+pub fn successful_scrapes(jobs: &[&str], window: Duration, at_time: Option<Timestamp>) -> String {
+    let selector = if jobs.is_empty() {
+        "up".to_string()
+    } else {
+        format!("up{{job=~{}}}", string(&any_of(jobs)))
+    };
+    format!(
+        "max(sum_over_time({selector}[{}]{}))",
+        range(window),
+        at_time.map(at).unwrap_or_default()
+    )
+}
+
+/// A regular expression matching exactly one of `values`.
+fn any_of(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| regex::escape(v))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// A PromQL double-quoted string literal.
+fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A number as PromQL reads it (`Inf`, `-Inf`, plain decimals).
+fn number(v: f64) -> String {
+    if v == f64::INFINITY {
+        "Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
 }
 
 #[cfg(test)]
@@ -64,32 +226,93 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_tag_each_expression_and_split_back() {
-        let items = vec![
-            ("a".to_string(), "up{job=\"x\"}".to_string()),
-            ("b".to_string(), "sum(rate(e[5m]))".to_string()),
-        ];
+    fn batches_tag_each_expression_in_a_balanced_tree_and_split_back() {
+        let items: Vec<(String, String)> = ["a", "b", "c"]
+            .iter()
+            .map(|k| (k.to_string(), format!("m_{k}")))
+            .collect();
+        let t = |k: &str| tag(&format!("m_{k}"), k);
         assert_eq!(
             batch(&items),
-            "label_replace((up{job=\"x\"}), \"upgrade_guard_key\", \"a\", \"\", \"\") or \
-             label_replace((sum(rate(e[5m]))), \"upgrade_guard_key\", \"b\", \"\", \"\")"
+            format!("({} or ({} or {}))", t("a"), t("b"), t("c"))
         );
-        let series =
-            |key: &str, v: f64| (HashMap::from([(KEY_LABEL.to_string(), key.to_string())]), v);
-        let answer = vec![series("a", 1.0), series("a", 2.0), series("zzz", 9.0)];
+        assert_eq!(batch(&items[..1]), t("a"));
+        let series = |key: &str, job: &str, v: f64| {
+            (
+                HashMap::from([
+                    (KEY_LABEL.to_string(), key.to_string()),
+                    ("job".to_string(), job.to_string()),
+                ]),
+                v,
+            )
+        };
+        let answer = vec![
+            series("a", "x", 1.0),
+            series("a", "y", 2.0),
+            series("zzz", "x", 9.0),
+        ];
         let keys: Vec<String> = vec!["a".into(), "b".into()];
-        let got = split(&keys, &answer);
-        assert_eq!(got["a"], vec![1.0, 2.0]);
-        assert_eq!(got["b"], Vec::<f64>::new());
+        let got = split(&keys, answer);
+        assert_eq!(got["a"].len(), 2);
+        assert_eq!(got["a"][1].0.get("job").map(String::as_str), Some("y"));
+        assert!(!got["a"][0].0.contains_key(KEY_LABEL));
+        assert!(got["b"].is_empty());
         assert_eq!(got.len(), 2);
     }
 
     #[test]
-    fn helpers_build_valid_shapes() {
+    fn a_thousand_items_nest_only_about_ten_deep() {
+        let items: Vec<(String, String)> = (0..1000)
+            .map(|i| (format!("k{i}"), "up".to_string()))
+            .collect();
+        let text = batch(&items);
+        let mut depth = 0usize;
+        let mut deepest = 0usize;
+        for c in text.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            deepest = deepest.max(depth);
+        }
+        // 10 levels of `or` plus the parentheses of label_replace((up)).
+        assert!(deepest <= 13, "nesting {deepest}");
+    }
+
+    #[test]
+    fn expressions_have_the_expected_shape() {
+        let s = Duration::from_secs(30);
+        let t = Timestamp::from_millisecond(1_700_000_000_250).unwrap();
         assert_eq!(count("x"), "count((x))");
         assert_eq!(
-            slope("max(x)", Duration::from_secs(600), Duration::from_secs(30)),
+            slope("max(x)", Duration::from_secs(600), s, None),
             "deriv((max(x))[600s:30s])"
+        );
+        assert_eq!(
+            existed_by_job("x", Duration::from_secs(300), s, Some(t)),
+            "count by (job) (last_over_time((x)[300s:30s] @ 1700000000.250))"
+        );
+        assert_eq!(
+            successful_scrapes(&["gim", "a.b"], Duration::from_secs(120), None),
+            "max(sum_over_time(up{job=~\"gim|a\\\\.b\"}[120s]))"
+        );
+        assert_eq!(
+            successful_scrapes(&[], Duration::from_secs(60), Some(t)),
+            "max(sum_over_time(up[60s] @ 1700000000.250))"
+        );
+        assert_eq!(
+            last_out_of_bounds("k", Some(1.0), None, Duration::from_secs(60), s).unwrap(),
+            "max(max_over_time((timestamp(((k) < 1)))[60s:30s]))"
+        );
+        assert!(last_out_of_bounds("k", None, None, s, s).is_none());
+        assert_eq!(
+            seen_within("x", Duration::from_millis(1500), Duration::from_millis(500)),
+            "count(count_over_time((x)[1500ms:500ms]))"
+        );
+        assert_eq!(
+            steps_with_data("k", Duration::from_secs(60), s),
+            "count_over_time((count((k)))[60s:30s])"
         );
     }
 }

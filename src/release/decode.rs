@@ -86,6 +86,70 @@ pub struct Hook {
     pub last_run: Option<HookPhase>,
 }
 
+impl Hook {
+    /// The hook runs before Helm applies the manifest of the operation that wrote `revision`
+    /// (`pre-install` for an install, `pre-rollback` for a rollback, `pre-upgrade` otherwise):
+    /// when it fails, the new manifest was never applied.
+    pub fn runs_before_apply(&self, operation: Operation) -> bool {
+        let event = match operation {
+            Operation::Install => "pre-install",
+            Operation::Upgrade => "pre-upgrade",
+            Operation::Rollback => "pre-rollback",
+        };
+        self.events.iter().any(|e| e == event)
+    }
+}
+
+/// The Helm operation that wrote a revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// `helm install` (revision 1).
+    Install,
+    /// `helm upgrade`.
+    Upgrade,
+    /// `helm rollback` (description `Rollback to N`).
+    Rollback,
+}
+
+impl Operation {
+    /// The hook event suffix Helm uses (`install`, `upgrade`, `rollback`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Install => "install",
+            Self::Upgrade => "upgrade",
+            Self::Rollback => "rollback",
+        }
+    }
+}
+
+impl ReleaseSummary {
+    /// The revision this one rolled back to, when Helm's description says `Rollback to N`.
+    pub fn rollback_to(&self) -> Option<u32> {
+        super::event::rollback_target_in(&self.description)
+    }
+
+    /// The operation that wrote this revision, from Helm's description ("Install
+    /// complete", "Upgrade \"x\" failed: ...", "Rollback to 3", "Rollback \"x\" failed:
+    /// ..."), else its pending status, else its number (1 is an install).
+    pub fn operation(&self) -> Operation {
+        let d = self.description.as_str();
+        if d.starts_with("Rollback ") || self.status == ReleaseStatus::PendingRollback {
+            Operation::Rollback
+        } else if d.starts_with("Upgrade ") || self.status == ReleaseStatus::PendingUpgrade {
+            Operation::Upgrade
+        } else if d.starts_with("Install")
+            || d.contains("failed pre-install")
+            || self.status == ReleaseStatus::PendingInstall
+            || self.revision <= 1
+        {
+            Operation::Install
+        } else {
+            Operation::Upgrade
+        }
+    }
+}
+
 /// Helm's `HookPhase`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum HookPhase {
@@ -113,6 +177,26 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
+    /// The kind as Kubernetes writes it (`Deployment`), for sentences and check names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+            Self::Job => "Job",
+        }
+    }
+
+    /// The resource as `kubectl` names it (`deployment`), for commands.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Self::Deployment => "deployment",
+            Self::StatefulSet => "statefulset",
+            Self::DaemonSet => "daemonset",
+            Self::Job => "job",
+        }
+    }
+
     fn from_kind(kind: &str) -> Option<Self> {
         match kind {
             "Deployment" => Some(Self::Deployment),

@@ -320,6 +320,81 @@ fn expected_reasons(r: DecodeErrorReason) -> bool {
     !matches!(r, DecodeErrorReason::Labels)
 }
 
+#[test]
+fn the_operation_of_a_revision_comes_from_helm_s_description() {
+    let mut s = decode_release(FX_V1, DecodeLimits::default()).unwrap();
+    let cases = [
+        (
+            1,
+            ReleaseStatus::Deployed,
+            "Install complete",
+            Operation::Install,
+        ),
+        (
+            5,
+            ReleaseStatus::Deployed,
+            "Install complete",
+            Operation::Install,
+        ),
+        (
+            2,
+            ReleaseStatus::Failed,
+            "Release \"fx\" failed: failed pre-install",
+            Operation::Install,
+        ),
+        (
+            2,
+            ReleaseStatus::Deployed,
+            "Upgrade complete",
+            Operation::Upgrade,
+        ),
+        (
+            3,
+            ReleaseStatus::Failed,
+            "Upgrade \"fx\" failed: pre-upgrade hooks failed",
+            Operation::Upgrade,
+        ),
+        (
+            4,
+            ReleaseStatus::Deployed,
+            "Rollback to 2",
+            Operation::Rollback,
+        ),
+        (
+            4,
+            ReleaseStatus::Failed,
+            "Rollback \"fx\" failed: x",
+            Operation::Rollback,
+        ),
+        (4, ReleaseStatus::PendingRollback, "", Operation::Rollback),
+        (4, ReleaseStatus::PendingUpgrade, "", Operation::Upgrade),
+        (
+            6,
+            ReleaseStatus::Failed,
+            "Release \"fx\" failed: timed out",
+            Operation::Upgrade,
+        ),
+    ];
+    for (revision, status, description, operation) in cases {
+        s.revision = revision;
+        s.status = status;
+        s.description = description.into();
+        assert_eq!(s.operation(), operation, "{description}");
+    }
+    s.description = "Rollback to 2".into();
+    assert_eq!(s.rollback_to(), Some(2));
+    let hook = Hook {
+        name: "m".into(),
+        kind: "Job".into(),
+        namespace: "fx".into(),
+        events: vec!["post-install".into(), "pre-upgrade".into()],
+        last_run: Some(HookPhase::Failed),
+    };
+    assert!(hook.runs_before_apply(Operation::Upgrade));
+    assert!(!hook.runs_before_apply(Operation::Install));
+    assert!(!hook.runs_before_apply(Operation::Rollback));
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {

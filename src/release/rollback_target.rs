@@ -4,19 +4,23 @@
 //! Rule: among revisions older than the bad one whose status says they ran
 //! (`deployed`/`superseded`; never `failed`, `pending-*`, `uninstall*`, `unknown`), take the
 //! newest that passed its own bake; when none did, the newest that is not known to have
-//! failed its bake.
+//! failed its bake and was not abandoned by a rollback (a revision that a later "Rollback to
+//! N" skipped: someone rolled back past it, so it is not known to be good).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::ReleaseStatus;
 
 /// What upgrade-guard recorded about a revision's own bake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BakeRecord {
     /// The revision was judged healthy.
     Healthy,
+    /// The bake ended with warnings.
+    Degraded,
     /// The revision was judged failed.
     Failed,
 }
@@ -40,12 +44,23 @@ pub struct RollbackTarget {
     pub basis: TargetBasis,
 }
 
+/// Revisions abandoned by a rollback: for each rollback revision `R` ("Rollback to `N`"),
+/// every revision strictly between `N` and `R`.
+pub fn abandoned(rollbacks: &BTreeMap<u32, u32>) -> BTreeSet<u32> {
+    rollbacks
+        .iter()
+        .flat_map(|(rollback, target)| (target + 1)..*rollback)
+        .collect()
+}
+
 /// Picks the revision to roll back to from `bad_revision`, given the release history
-/// (revision, status) in any order and the bake records known for it.
+/// (revision, status) in any order, the bake records known for it and its rollbacks
+/// (rollback revision → the revision it rolled back to, from Helm's descriptions).
 pub fn select_rollback_target(
     history: &[(u32, ReleaseStatus)],
     bad_revision: u32,
     bakes: &BTreeMap<u32, BakeRecord>,
+    rollbacks: &BTreeMap<u32, u32>,
 ) -> Option<RollbackTarget> {
     let mut candidates: Vec<u32> = history
         .iter()
@@ -54,6 +69,7 @@ pub fn select_rollback_target(
         .filter(|r| bakes.get(r) != Some(&BakeRecord::Failed))
         .collect();
     candidates.sort_unstable_by(|a, b| b.cmp(a));
+    let skipped = abandoned(rollbacks);
     candidates
         .iter()
         .find(|r| bakes.get(r) == Some(&BakeRecord::Healthy))
@@ -62,10 +78,13 @@ pub fn select_rollback_target(
             basis: TargetBasis::PassedBake,
         })
         .or_else(|| {
-            candidates.first().map(|r| RollbackTarget {
-                revision: *r,
-                basis: TargetBasis::NewestThatRan,
-            })
+            candidates
+                .iter()
+                .find(|r| !skipped.contains(r))
+                .map(|r| RollbackTarget {
+                    revision: *r,
+                    basis: TargetBasis::NewestThatRan,
+                })
         })
 }
 
@@ -79,8 +98,86 @@ mod tests {
         bad: u32,
         bakes: &[(u32, BakeRecord)],
     ) -> Option<(u32, TargetBasis)> {
-        select_rollback_target(history, bad, &bakes.iter().copied().collect())
-            .map(|t| (t.revision, t.basis))
+        pick_with(history, bad, bakes, &[])
+    }
+
+    fn pick_with(
+        history: &[(u32, ReleaseStatus)],
+        bad: u32,
+        bakes: &[(u32, BakeRecord)],
+        rollbacks: &[(u32, u32)],
+    ) -> Option<(u32, TargetBasis)> {
+        select_rollback_target(
+            history,
+            bad,
+            &bakes.iter().copied().collect(),
+            &rollbacks.iter().copied().collect(),
+        )
+        .map(|t| (t.revision, t.basis))
+    }
+
+    #[test]
+    fn a_revision_abandoned_by_a_rollback_is_never_a_target_without_a_record() {
+        use TargetBasis::*;
+        // 1 ran, 2 was upgraded to and then someone rolled back to 1 (revision 3, which
+        // skipped 2); 4 is the new bad upgrade.
+        let history = [
+            (1, Superseded),
+            (2, Superseded),
+            (3, Superseded),
+            (4, Deployed),
+        ];
+        assert_eq!(
+            pick_with(&history, 4, &[], &[(3, 1)]),
+            Some((3, NewestThatRan)),
+            "the rollback revision itself runs the content of 1"
+        );
+        let history = [(1, Superseded), (2, Superseded), (3, Failed), (4, Deployed)];
+        assert_eq!(
+            pick_with(&history, 4, &[], &[(3, 1)]),
+            Some((1, NewestThatRan)),
+            "3 failed, 2 was abandoned by it: 1"
+        );
+        // Rolled back past several: 2..=4 abandoned by 5 ("Rollback to 1").
+        let history = [
+            (1, Superseded),
+            (2, Superseded),
+            (3, Superseded),
+            (4, Superseded),
+            (5, Failed),
+            (6, Deployed),
+        ];
+        assert_eq!(
+            pick_with(&history, 6, &[], &[(5, 1)]),
+            Some((1, NewestThatRan))
+        );
+        // A record that it passed its bake still wins.
+        assert_eq!(
+            pick_with(&history, 6, &[(3, BakeRecord::Healthy)], &[(5, 1)]),
+            Some((3, PassedBake))
+        );
+        assert_eq!(
+            abandoned(&BTreeMap::from([(5, 1), (9, 7)])),
+            BTreeSet::from([2, 3, 4, 8])
+        );
+    }
+
+    #[test]
+    fn degraded_bakes_ran_but_did_not_pass() {
+        use TargetBasis::*;
+        let history = [(1, Superseded), (2, Superseded), (3, Deployed)];
+        assert_eq!(
+            pick(&history, 3, &[(2, BakeRecord::Degraded)]),
+            Some((2, NewestThatRan))
+        );
+        assert_eq!(
+            pick(
+                &history,
+                3,
+                &[(2, BakeRecord::Degraded), (1, BakeRecord::Healthy)]
+            ),
+            Some((1, PassedBake))
+        );
     }
 
     /// (name, history, bad revision, bake records, expected target)

@@ -1,0 +1,251 @@
+//! Bake records (I/O): each revision's final verdict, kept in a ConfigMap per release in
+//! upgrade-guard's own namespace (never in Helm's Secrets), so rollback targets are chosen
+//! from what actually passed its bake, across restarts and from `check`.
+//!
+//! One ConfigMap `upgrade-guard.bakes.<namespace>.<release>` (a namespace has no dots, so
+//! the name is unambiguous) with one key per revision; each write is a JSON merge patch of
+//! its own key, so concurrent writers never overwrite each other's revisions. At most
+//! [`MAX_RECORDS`] revisions are kept, the oldest dropped first.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde::{Deserialize, Serialize};
+
+use crate::release::ReleaseKey;
+use crate::release::rollback_target::BakeRecord;
+
+/// Revisions kept per release (Helm keeps 10 by default with `--history-max`).
+pub const MAX_RECORDS: usize = 64;
+
+/// Label on every ConfigMap written here.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "upgrade-guard");
+
+/// What is kept about one revision. Never any release values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BakeEntry {
+    /// The final verdict.
+    pub verdict: BakeRecord,
+    /// When it was reached.
+    pub at: Timestamp,
+    /// `chart-version` of the revision.
+    pub chart: String,
+}
+
+/// Why the records could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RBAC does not allow it.
+    #[error("not allowed to {verb} ConfigMaps in namespace {namespace}: {source}")]
+    Forbidden {
+        /// `read` or `write`.
+        verb: &'static str,
+        /// upgrade-guard's namespace.
+        namespace: String,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+    /// Any other API failure.
+    #[error("cannot {verb} the bake records in namespace {namespace}: {source}")]
+    Api {
+        /// `read` or `write`.
+        verb: &'static str,
+        /// upgrade-guard's namespace.
+        namespace: String,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The records of every release, in one namespace.
+#[derive(Clone)]
+pub struct BakeStore {
+    api: Api<ConfigMap>,
+    namespace: String,
+}
+
+/// Name of the ConfigMap holding a release's records.
+pub fn configmap_name(release: &ReleaseKey) -> String {
+    format!("upgrade-guard.bakes.{}.{}", release.namespace, release.name)
+}
+
+fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Parses the ConfigMap's data; entries that do not parse are skipped (with a warning).
+pub fn parse(data: &BTreeMap<String, String>) -> BTreeMap<u32, BakeEntry> {
+    data.iter()
+        .filter_map(|(k, v)| {
+            let revision = k.parse::<u32>().ok()?;
+            match serde_json::from_str::<BakeEntry>(v) {
+                Ok(entry) => Some((revision, entry)),
+                Err(e) => {
+                    tracing::warn!(revision, "ignoring an unreadable bake record: {e}");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+impl BakeStore {
+    /// Records in `namespace`.
+    pub fn new(client: kube::Client, namespace: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_string(),
+        }
+    }
+
+    fn error(&self, verb: &'static str, source: kube::Error) -> StoreError {
+        let namespace = self.namespace.clone();
+        if matches!(status_code(&source), Some(401 | 403)) {
+            StoreError::Forbidden {
+                verb,
+                namespace,
+                source,
+            }
+        } else {
+            StoreError::Api {
+                verb,
+                namespace,
+                source,
+            }
+        }
+    }
+
+    /// The records of a release (none when its ConfigMap does not exist).
+    pub async fn load(&self, release: &ReleaseKey) -> Result<BTreeMap<u32, BakeEntry>, StoreError> {
+        let cm = self
+            .api
+            .get_opt(&configmap_name(release))
+            .await
+            .map_err(|e| self.error("read", e))?;
+        Ok(cm
+            .and_then(|cm| cm.data)
+            .map(|d| parse(&d))
+            .unwrap_or_default())
+    }
+
+    /// Records a revision's final verdict (creating the ConfigMap on first use) and drops
+    /// the oldest records beyond [`MAX_RECORDS`].
+    pub async fn record(
+        &self,
+        release: &ReleaseKey,
+        revision: u32,
+        entry: &BakeEntry,
+    ) -> Result<(), StoreError> {
+        let name = configmap_name(release);
+        let value = serde_json::to_string(entry).unwrap_or_default();
+        let existing = self
+            .api
+            .get_opt(&name)
+            .await
+            .map_err(|e| self.error("read", e))?;
+        let Some(existing) = existing else {
+            let cm: ConfigMap = ConfigMap {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(name.clone()),
+                    labels: Some(BTreeMap::from([
+                        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+                        (
+                            "upgrade-guard.dev/release-namespace".to_string(),
+                            release.namespace.to_string(),
+                        ),
+                        (
+                            "upgrade-guard.dev/release-name".to_string(),
+                            release.name.to_string(),
+                        ),
+                    ])),
+                    ..Default::default()
+                },
+                data: Some(BTreeMap::from([(revision.to_string(), value.clone())])),
+                ..Default::default()
+            };
+            return match self.api.create(&PostParams::default(), &cm).await {
+                Ok(_) => Ok(()),
+                // Someone created it meanwhile: add our key to theirs.
+                Err(e) if status_code(&e) == Some(409) => {
+                    self.patch(&name, revision, &value, &[]).await
+                }
+                Err(e) => Err(self.error("write", e)),
+            };
+        };
+        let mut revisions: Vec<u32> = existing
+            .data
+            .unwrap_or_default()
+            .keys()
+            .filter_map(|k| k.parse().ok())
+            .filter(|r| *r != revision)
+            .collect();
+        revisions.sort_unstable();
+        let excess = (revisions.len() + 1).saturating_sub(MAX_RECORDS);
+        self.patch(&name, revision, &value, &revisions[..excess])
+            .await
+    }
+
+    async fn patch(
+        &self,
+        name: &str,
+        revision: u32,
+        value: &str,
+        drop: &[u32],
+    ) -> Result<(), StoreError> {
+        let mut data = serde_json::Map::new();
+        data.insert(revision.to_string(), serde_json::Value::from(value));
+        for r in drop {
+            data.insert(r.to_string(), serde_json::Value::Null);
+        }
+        let patch = serde_json::json!({ "data": data });
+        self.api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("write", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unambiguous_even_for_dotted_release_names() {
+        assert_eq!(
+            configmap_name(&ReleaseKey::new("gim", "gim")),
+            "upgrade-guard.bakes.gim.gim"
+        );
+        assert_eq!(
+            configmap_name(&ReleaseKey::new("prod", "a.b")),
+            "upgrade-guard.bakes.prod.a.b"
+        );
+    }
+
+    #[test]
+    fn records_round_trip_and_unreadable_entries_are_skipped() {
+        let entry = BakeEntry {
+            verdict: BakeRecord::Healthy,
+            at: "2026-11-25T12:00:00Z".parse().unwrap(),
+            chart: "gim-100.0.116+2900".into(),
+        };
+        let data = BTreeMap::from([
+            ("7".to_string(), serde_json::to_string(&entry).unwrap()),
+            ("8".to_string(), "{not json".to_string()),
+            ("note".to_string(), "{}".to_string()),
+        ]);
+        assert_eq!(parse(&data), BTreeMap::from([(7, entry.clone())]));
+        assert!(
+            serde_json::to_string(&entry)
+                .unwrap()
+                .contains("\"verdict\":\"healthy\"")
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! Checks of Helm's own record and of the release's Jobs (pure): the revision's status, its
+//! hooks, its migration and the other Jobs of its manifest.
+//!
+//! Jobs are scoped to the release: named in its manifest or hooks, annotated by Helm as the
+//! release's, or labelled `app.kubernetes.io/instance=<release>`; two releases sharing a
+//! namespace (GIM and gim-monitoring) never see each other's. Of several attempts the latest
+//! is judged, so a failed attempt followed by a successful retry passes. A hook that runs
+//! before the manifest is applied (`pre-upgrade`, ...) and failed means the new version never
+//! ran: a rollback or a pod restart would not help; the action is to fix the hook's cause.
+
+use super::observe::JobObs;
+use super::{Bound, CheckResult, FailClass, Outcome, Revision, between, human};
+use crate::release::ReleaseStatus;
+use crate::release::decode::{Hook, HookPhase, WorkloadKind};
+
+impl Revision<'_> {
+    fn migration_matches(&self, name: &str) -> bool {
+        self.policy
+            .migration
+            .as_ref()
+            .is_some_and(|m| m.job_name_pattern.is_match(name))
+    }
+
+    /// Hooks of this revision whose last run failed.
+    fn failed_hooks(&self) -> impl Iterator<Item = &Hook> {
+        self.summary
+            .hooks
+            .iter()
+            .filter(|h| h.last_run == Some(HookPhase::Failed))
+    }
+
+    /// A failed hook that ran before the manifest was applied, if any.
+    fn failed_pre_hook(&self) -> Option<&Hook> {
+        let operation = self.summary.operation();
+        self.failed_hooks().find(|h| h.runs_before_apply(operation))
+    }
+
+    /// The result of a failed hook that ran before the manifest was applied.
+    fn pre_hook_failure(&self, check: &str, h: &Hook) -> CheckResult {
+        let logs = format!(
+            "kubectl logs {}/{} -n {}",
+            h.kind.to_lowercase(),
+            h.name,
+            h.namespace
+        );
+        let op = self.summary.operation().as_str();
+        CheckResult::new(
+            check,
+            Outcome::Fail,
+            format!(
+                "the pre-{op} hook {} failed, so helm never applied revision {}: the previous version is still running. Read its logs ({logs}), fix the cause and run the {op} again; neither a rollback nor a pod restart would help",
+                h.name, self.summary.revision
+            ),
+        )
+        .on_fail(FailClass::FixHook {
+            hook: h.name.clone(),
+            logs_command: logs,
+        })
+    }
+
+    /// The Job belongs to this release (not to another release of the namespace).
+    fn owns(&self, j: &JobObs) -> bool {
+        let s = self.summary;
+        let named = s
+            .workloads
+            .iter()
+            .any(|w| w.kind == WorkloadKind::Job && w.name == j.name)
+            || s.hooks.iter().any(|h| h.kind == "Job" && h.name == j.name);
+        named
+            || j.helm_release
+                .as_ref()
+                .is_some_and(|(name, ns)| *name == s.name && *ns == s.namespace)
+            || j.instance.as_deref() == Some(s.name.as_str())
+    }
+
+    /// Jobs of this release run by this revision: named in its manifest or hooks, or
+    /// created since the upgrade started. Oldest first.
+    fn jobs_of_this_revision<'j>(&self, jobs: &'j [JobObs]) -> Vec<&'j JobObs> {
+        let s = self.summary;
+        let named = |n: &str| {
+            s.workloads
+                .iter()
+                .any(|w| w.kind == WorkloadKind::Job && w.name == n)
+                || s.hooks.iter().any(|h| h.name == n)
+        };
+        let mut ours: Vec<&JobObs> = jobs
+            .iter()
+            .filter(|j| self.owns(j))
+            .filter(|j| named(&j.name) || j.created.is_some_and(|c| c >= self.started))
+            .collect();
+        ours.sort_by_key(|j| j.created);
+        ours
+    }
+}
+
+/// The revision's Helm status.
+pub fn release_status(r: &Revision<'_>) -> CheckResult {
+    let check = "release_status";
+    let rev = r.summary.revision;
+    match r.status {
+        ReleaseStatus::Failed => {
+            if let Some(h) = r.failed_pre_hook() {
+                return r.pre_hook_failure(check, h);
+            }
+            let migration_hook_failed = r.failed_hooks().any(|h| r.migration_matches(&h.name));
+            let first_line = r.summary.description.lines().next().unwrap_or("").trim();
+            let result = CheckResult::new(
+                check,
+                Outcome::Fail,
+                format!("helm marked revision {rev} failed: {first_line}"),
+            );
+            if migration_hook_failed {
+                result.on_fail(FailClass::RestartPod)
+            } else {
+                result
+            }
+        }
+        s if s.is_pending() => {
+            let pending_for = between(r.status_since, r.now);
+            let result = CheckResult::new(
+                check,
+                Outcome::Pending,
+                format!("revision {rev} is {s} since {}", human(pending_for)),
+            )
+            .value(pending_for.as_secs_f64())
+            .threshold(Bound::Max, r.stuck_pending_after.as_secs_f64())
+            .window(r.stuck_pending_after);
+            if pending_for >= r.stuck_pending_after {
+                CheckResult {
+                    outcome: Outcome::Fail,
+                    summary: format!(
+                        "revision {rev} has been {s} for {} (limit {}): the helm process is probably gone and the release is locked",
+                        human(pending_for),
+                        human(r.stuck_pending_after)
+                    ),
+                    ..result
+                }
+            } else {
+                result
+            }
+        }
+        s => CheckResult::new(check, Outcome::Pass, format!("revision {rev} is {s}")),
+    }
+}
+
+/// The migration, if the policy has one: its latest attempt failed or it never ran → restart
+/// the pod (it resumes), unless it ran as a hook before the manifest was applied.
+pub fn migration(r: &Revision<'_>, jobs: &[JobObs], restart_command: &str) -> Option<CheckResult> {
+    let policy = r.policy.migration.as_ref()?;
+    let check = "migration";
+    let remedy = format!("restart the pod, the migration resumes: {restart_command}");
+    let fail = |summary: String| {
+        CheckResult::new(check, Outcome::Fail, summary).on_fail(FailClass::RestartPod)
+    };
+    if let Some(h) = r
+        .failed_hooks()
+        .find(|h| policy.job_name_pattern.is_match(&h.name))
+    {
+        if h.runs_before_apply(r.summary.operation()) {
+            return Some(r.pre_hook_failure(check, h));
+        }
+        return Some(fail(format!("migration hook {} failed; {remedy}", h.name)));
+    }
+    let attempts: Vec<&JobObs> = r
+        .jobs_of_this_revision(jobs)
+        .into_iter()
+        .filter(|j| policy.job_name_pattern.is_match(&j.name))
+        .collect();
+    let earlier_failures = attempts.iter().filter(|j| j.failed.is_some()).count();
+    if let Some(latest) = attempts.last() {
+        let retried = if earlier_failures > 0 && latest.failed.is_none() {
+            format!(" (after {earlier_failures} failed attempt(s))")
+        } else {
+            String::new()
+        };
+        return Some(if let Some(reason) = &latest.failed {
+            fail(format!(
+                "migration job {} failed ({reason}); {remedy}",
+                latest.name
+            ))
+        } else if latest.succeeded {
+            CheckResult::new(
+                check,
+                Outcome::Pass,
+                format!("migration job {} completed{retried}", latest.name),
+            )
+        } else {
+            CheckResult::new(
+                check,
+                Outcome::Pending,
+                format!("migration job {} is running{retried}", latest.name),
+            )
+        });
+    }
+    Some(if !policy.required {
+        CheckResult::new(
+            check,
+            Outcome::Pass,
+            "no migration job ran; none is required",
+        )
+    } else if r.past_readiness_deadline() {
+        fail(format!(
+            "the migration never ran ({} after the upgrade, no Job of the release matching /{}/); {remedy}",
+            human(r.elapsed()),
+            policy.job_name_pattern.as_str()
+        ))
+        .window(r.policy.readiness_deadline)
+    } else {
+        CheckResult::new(
+            check,
+            Outcome::Pending,
+            "waiting for the migration job to start",
+        )
+        .window(r.policy.readiness_deadline)
+    })
+}
+
+/// Helm hooks of the revision (other than the migration's).
+pub fn hooks(r: &Revision<'_>) -> Option<CheckResult> {
+    if !r.policy.hooks {
+        return None;
+    }
+    let hooks: Vec<&Hook> = r
+        .summary
+        .hooks
+        .iter()
+        .filter(|h| !r.migration_matches(&h.name))
+        .collect();
+    let operation = r.summary.operation();
+    if let Some(h) = hooks
+        .iter()
+        .find(|h| h.last_run == Some(HookPhase::Failed) && h.runs_before_apply(operation))
+    {
+        return Some(r.pre_hook_failure("hooks", h));
+    }
+    let failed: Vec<&str> = hooks
+        .iter()
+        .filter(|h| h.last_run == Some(HookPhase::Failed))
+        .map(|h| h.name.as_str())
+        .collect();
+    let running = hooks
+        .iter()
+        .filter(|h| h.last_run == Some(HookPhase::Running))
+        .count();
+    Some(if !failed.is_empty() {
+        CheckResult::new(
+            "hooks",
+            Outcome::Fail,
+            format!("Helm hook(s) failed: {}", failed.join(", ")),
+        )
+        .value(failed.len() as f64)
+        .threshold(Bound::Max, 0.0)
+    } else if running > 0 {
+        CheckResult::new(
+            "hooks",
+            Outcome::Pending,
+            format!("{running} Helm hook(s) running"),
+        )
+    } else {
+        CheckResult::new(
+            "hooks",
+            Outcome::Pass,
+            format!("{} Helm hook(s), none failed", hooks.len()),
+        )
+    })
+}
+
+/// Jobs of the manifest that are not the migration: failed → fail.
+pub fn manifest_jobs(r: &Revision<'_>, jobs: &[JobObs]) -> Vec<CheckResult> {
+    r.summary
+        .workloads
+        .iter()
+        .filter(|w| w.kind == WorkloadKind::Job && !r.migration_matches(&w.name))
+        .map(|w| {
+            let check = format!("job:{}", w.name);
+            match jobs.iter().find(|j| j.name == w.name) {
+                Some(j) if j.failed.is_some() => CheckResult::new(
+                    check,
+                    Outcome::Fail,
+                    format!(
+                        "Job {} failed ({})",
+                        j.name,
+                        j.failed.as_deref().unwrap_or("Failed")
+                    ),
+                ),
+                Some(j) if j.succeeded => {
+                    CheckResult::new(check, Outcome::Pass, format!("Job {} completed", j.name))
+                }
+                _ if r.past_readiness_deadline() => CheckResult::new(
+                    check,
+                    Outcome::Fail,
+                    format!(
+                        "Job {} not complete {} after the upgrade",
+                        w.name,
+                        human(r.elapsed())
+                    ),
+                )
+                .window(r.policy.readiness_deadline),
+                _ => CheckResult::new(check, Outcome::Pending, format!("Job {} running", w.name)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "helm_tests.rs"]
+mod tests;

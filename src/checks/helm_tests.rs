@@ -1,0 +1,319 @@
+//! Table tests of the Helm and Job checks with plain values.
+
+use super::*;
+use crate::checks::test_support::*;
+use crate::config::MigrationPolicy;
+use crate::release::decode::{Hook, ReleaseSummary};
+
+fn with_migration(required: bool) -> crate::config::ReleasePolicy {
+    let mut p = policy();
+    p.migration = Some(MigrationPolicy {
+        job_name_pattern: regex::Regex::new("(?i)migrat").unwrap(),
+        required,
+        restart: None,
+    });
+    p
+}
+
+/// A Job of release `app` (by Helm's instance label), created at minute `created`.
+fn job(name: &str, created: i64, ok: bool, failed: Option<&str>) -> JobObs {
+    JobObs {
+        name: name.into(),
+        instance: Some("app".into()),
+        created: Some(at(created)),
+        succeeded: ok,
+        failed: failed.map(String::from),
+        ..JobObs::default()
+    }
+}
+
+fn hook_summary(name: &str, events: &[&str], description: &str) -> ReleaseSummary {
+    let mut s = summary(&[], &[]);
+    s.description = description.into();
+    s.hooks = vec![Hook {
+        name: name.into(),
+        kind: "Job".into(),
+        namespace: "ns".into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        last_run: Some(HookPhase::Failed),
+    }];
+    s
+}
+
+#[test]
+fn release_status_table() {
+    let p = policy();
+    let s = summary(&[], &[]);
+    let cases = [
+        (
+            ReleaseStatus::Deployed,
+            1,
+            Outcome::Pass,
+            "revision 3 is deployed",
+        ),
+        (
+            ReleaseStatus::Failed,
+            1,
+            Outcome::Fail,
+            "helm marked revision 3 failed: Upgrade complete",
+        ),
+        (
+            ReleaseStatus::PendingUpgrade,
+            14,
+            Outcome::Pending,
+            "pending-upgrade since 14m",
+        ),
+        (
+            ReleaseStatus::PendingUpgrade,
+            15,
+            Outcome::Fail,
+            "release is locked",
+        ),
+    ];
+    for (status, now, outcome, words) in cases {
+        let r = release_status(&rev(&s, &p, now, status));
+        assert_eq!(r.outcome, outcome, "{status}");
+        assert!(r.summary.contains(words), "{status}: {}", r.summary);
+    }
+}
+
+#[test]
+fn a_failed_post_upgrade_migration_hook_makes_a_failed_release_a_restart() {
+    let p = with_migration(false);
+    let s = hook_summary(
+        "app-migrate",
+        &["post-upgrade"],
+        "Upgrade \"app\" failed: post-upgrade hooks failed",
+    );
+    let r = release_status(&rev(&s, &p, 1, ReleaseStatus::Failed));
+    assert_eq!(
+        (r.outcome, r.on_fail),
+        (Outcome::Fail, FailClass::RestartPod)
+    );
+    let m = migration(&rev(&s, &p, 1, ReleaseStatus::Failed), &[], "restart it").unwrap();
+    assert_eq!(m.on_fail, FailClass::RestartPod);
+}
+
+/// Issue 7.7: a failed pre-upgrade hook means the new manifest was never applied; neither a
+/// rollback nor a restart helps.
+#[test]
+fn a_failed_pre_upgrade_hook_recommends_fixing_the_hook() {
+    let desc = "Upgrade \"app\" failed: pre-upgrade hooks failed: job app-migrate failed";
+    for p in [with_migration(false), policy()] {
+        let s = hook_summary("app-migrate", &["post-install", "pre-upgrade"], desc);
+        let r = rev(&s, &p, 1, ReleaseStatus::Failed);
+        let mut results = vec![release_status(&r)];
+        results.extend(migration(
+            &r,
+            &[],
+            "kubectl rollout restart deployment/app -n ns",
+        ));
+        results.extend(hooks(&r));
+        let failed: Vec<_> = results
+            .iter()
+            .filter(|r| r.outcome != Outcome::Pass)
+            .collect();
+        assert!(failed.iter().any(|r| r.check == "release_status"));
+        assert!(failed.len() >= 2, "{results:?}");
+        for result in failed {
+            assert_eq!(result.outcome, Outcome::Fail, "{}", result.summary);
+            assert_eq!(
+                result.on_fail,
+                FailClass::FixHook {
+                    hook: "app-migrate".into(),
+                    logs_command: "kubectl logs job/app-migrate -n ns".into()
+                },
+                "{}: {}",
+                result.check,
+                result.summary
+            );
+            assert!(
+                result.summary.contains(
+                    "the pre-upgrade hook app-migrate failed, so helm never applied revision 3"
+                ),
+                "{}",
+                result.summary
+            );
+        }
+    }
+    // The same hook failing on install (post-install) ran after the manifest: not a pre-hook.
+    let s = hook_summary(
+        "app-migrate",
+        &["post-install", "pre-upgrade"],
+        "Release \"app\" failed: post-install hooks failed",
+    );
+    let mut s1 = s.clone();
+    s1.revision = 1;
+    let r = release_status(&rev(&s1, &policy(), 1, ReleaseStatus::Failed));
+    assert_eq!(r.on_fail, FailClass::Rollback);
+}
+
+#[test]
+fn migration_table() {
+    let p = with_migration(true);
+    let s = summary(&[(WorkloadKind::Deployment, "app")], &[]);
+    let cmd = "kubectl rollout restart deployment/app -n ns";
+    let cases = [
+        (
+            vec![job("app-migrate", 1, false, Some("BackoffLimitExceeded"))],
+            2,
+            Outcome::Fail,
+            "migration job app-migrate failed (BackoffLimitExceeded); restart the pod, the migration resumes: kubectl rollout restart deployment/app -n ns",
+        ),
+        (
+            vec![job("app-migrate", 1, true, None)],
+            2,
+            Outcome::Pass,
+            "completed",
+        ),
+        (
+            vec![job("app-migrate", 1, false, None)],
+            2,
+            Outcome::Pending,
+            "running",
+        ),
+        // A failed migration from before this upgrade is not this upgrade's.
+        (
+            vec![job("app-migrate", -30, false, Some("BackoffLimitExceeded"))],
+            2,
+            Outcome::Pending,
+            "waiting",
+        ),
+        (vec![], 11, Outcome::Fail, "never ran"),
+        (
+            vec![job("unrelated", 1, false, Some("x"))],
+            2,
+            Outcome::Pending,
+            "waiting",
+        ),
+    ];
+    for (jobs, now, outcome, words) in cases {
+        let r = migration(&rev(&s, &p, now, ReleaseStatus::Deployed), &jobs, cmd).unwrap();
+        assert_eq!(r.outcome, outcome, "{}", r.summary);
+        assert!(r.summary.contains(words), "{}", r.summary);
+        if outcome == Outcome::Fail {
+            assert_eq!(r.on_fail, FailClass::RestartPod);
+        }
+    }
+    let p = with_migration(false);
+    let r = migration(&rev(&s, &p, 30, ReleaseStatus::Deployed), &[], cmd).unwrap();
+    assert_eq!(r.outcome, Outcome::Pass);
+    assert!(migration(&rev(&s, &policy(), 1, ReleaseStatus::Deployed), &[], cmd).is_none());
+}
+
+/// Issue 7.7: GIM and gim-monitoring share a namespace; one's migration Job is not the
+/// other's.
+#[test]
+fn jobs_of_another_release_in_the_namespace_are_not_ours() {
+    let p = with_migration(false);
+    let s = summary(&[(WorkloadKind::Deployment, "app")], &[]);
+    let theirs = |j: JobObs| vec![j];
+    let other_instance = JobObs {
+        instance: Some("app-monitoring".into()),
+        ..job(
+            "app-monitoring-migrate",
+            1,
+            false,
+            Some("BackoffLimitExceeded"),
+        )
+    };
+    let other_helm = JobObs {
+        instance: None,
+        helm_release: Some(("app-monitoring".into(), "ns".into())),
+        ..job("monitoring-migrate", 1, false, Some("BackoffLimitExceeded"))
+    };
+    let unlabelled = JobObs {
+        instance: None,
+        ..job("db-migrate", 1, false, Some("BackoffLimitExceeded"))
+    };
+    for jobs in [
+        theirs(other_instance),
+        theirs(other_helm),
+        theirs(unlabelled),
+    ] {
+        let r = migration(&rev(&s, &p, 2, ReleaseStatus::Deployed), &jobs, "x").unwrap();
+        assert_eq!(r.outcome, Outcome::Pass, "{jobs:?}: {}", r.summary);
+    }
+    // Ours by Helm's annotations, and by name in the hooks.
+    let ours = JobObs {
+        instance: None,
+        helm_release: Some(("app".into(), "ns".into())),
+        ..job("schema-migrate", 1, false, Some("BackoffLimitExceeded"))
+    };
+    let r = migration(&rev(&s, &p, 2, ReleaseStatus::Deployed), &[ours], "x").unwrap();
+    assert_eq!(r.outcome, Outcome::Fail);
+    let hooked = summary(&[], &[("app-migrate", Some(HookPhase::Succeeded))]);
+    let by_name = JobObs {
+        instance: None,
+        ..job("app-migrate", 1, true, None)
+    };
+    let r = migration(
+        &rev(&hooked, &p, 2, ReleaseStatus::Deployed),
+        &[by_name],
+        "x",
+    )
+    .unwrap();
+    assert_eq!(r.outcome, Outcome::Pass);
+    assert!(r.summary.contains("app-migrate completed"), "{}", r.summary);
+}
+
+/// Issue 7.7: the latest attempt is judged.
+#[test]
+fn a_failed_attempt_followed_by_a_successful_retry_passes() {
+    let p = with_migration(true);
+    let s = summary(&[(WorkloadKind::Deployment, "app")], &[]);
+    let jobs = [
+        job("app-migrate-2", 3, true, None),
+        job("app-migrate-1", 1, false, Some("BackoffLimitExceeded")),
+    ];
+    let r = migration(&rev(&s, &p, 4, ReleaseStatus::Deployed), &jobs, "x").unwrap();
+    assert_eq!(r.outcome, Outcome::Pass, "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("app-migrate-2 completed (after 1 failed attempt(s))"),
+        "{}",
+        r.summary
+    );
+    let jobs = [
+        job("app-migrate-1", 1, true, None),
+        job("app-migrate-2", 3, false, Some("DeadlineExceeded")),
+    ];
+    let r = migration(&rev(&s, &p, 4, ReleaseStatus::Deployed), &jobs, "x").unwrap();
+    assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
+}
+
+#[test]
+fn hooks_and_manifest_jobs() {
+    let p = policy();
+    let s = summary(
+        &[(WorkloadKind::Job, "seed")],
+        &[
+            ("smoke", Some(HookPhase::Failed)),
+            ("warm", Some(HookPhase::Succeeded)),
+        ],
+    );
+    let r = hooks(&rev(&s, &p, 1, ReleaseStatus::Deployed)).unwrap();
+    assert_eq!(
+        (r.outcome, r.summary.as_str()),
+        (Outcome::Fail, "Helm hook(s) failed: smoke")
+    );
+    let s2 = summary(&[], &[("warm", Some(HookPhase::Succeeded))]);
+    assert_eq!(
+        hooks(&rev(&s2, &p, 1, ReleaseStatus::Deployed))
+            .unwrap()
+            .outcome,
+        Outcome::Pass
+    );
+
+    let failed = JobObs {
+        name: "seed".into(),
+        failed: Some("DeadlineExceeded".into()),
+        ..JobObs::default()
+    };
+    let r = &manifest_jobs(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[failed])[0];
+    assert_eq!((r.outcome, r.check.as_str()), (Outcome::Fail, "job:seed"));
+    let r = &manifest_jobs(&rev(&s, &p, 11, ReleaseStatus::Deployed), &[])[0];
+    assert_eq!(r.outcome, Outcome::Fail);
+    let r = &manifest_jobs(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[])[0];
+    assert_eq!(r.outcome, Outcome::Pending);
+}

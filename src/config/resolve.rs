@@ -1,0 +1,298 @@
+//! From the raw file to validated, typed values: defaults, per-release overlays, checks that
+//! refuse what cannot work (errors naming the field) and warnings for what is valid but
+//! probably not meant.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::raw::{self, RawConfig, RawRelease};
+use super::{
+    Config, LagPolicy, MigrationPolicy, Mode, Override, PresencePolicy, PrometheusConfig,
+    ReleasePolicy, StateConfig, ThresholdPolicy, WatchConfig,
+};
+use crate::checks::human;
+
+/// Path of the `defaults` section in error messages.
+const DEFAULTS_PATH: &str = "defaults";
+
+/// Points a lag window must hold by default before its slope is trusted.
+pub const DEFAULT_LAG_MIN_SAMPLES: u32 = 5;
+
+/// Fewer points than this make a slope meaningless.
+const LAG_MIN_SAMPLES_FLOOR: u32 = 3;
+
+/// Namespace of upgrade-guard's own records unless the file says otherwise.
+const DEFAULT_STATE_NAMESPACE: &str = "upgrade-guard";
+
+fn hard_defaults() -> ReleasePolicy {
+    ReleasePolicy {
+        mode: Mode::Recommend,
+        bake_window: Duration::from_secs(15 * 60),
+        readiness_deadline: Duration::from_secs(10 * 60),
+        pending_timeout: Duration::from_secs(5 * 60),
+        rollback_timeout: Duration::from_secs(5 * 60),
+        metrics_grace: Duration::from_secs(2 * 60),
+        hooks: true,
+        migration: None,
+        metrics_presence: Vec::new(),
+        lag: None,
+        dependencies: Vec::new(),
+        custom: Vec::new(),
+    }
+}
+
+fn thresholds(raw: &[raw::RawThreshold], default_hold: Duration) -> Vec<ThresholdPolicy> {
+    raw.iter()
+        .map(|t| ThresholdPolicy {
+            name: t.name.clone(),
+            query: t.query.0.clone(),
+            min: t.min,
+            max: t.max,
+            on_no_data: t.on_no_data,
+            action: t.action,
+            hold: t.hold.map_or(default_hold, |d| d.0),
+        })
+        .collect()
+}
+
+/// Applies the fields set in `raw` over `base`; checks without `for:` get `default_hold`.
+pub(super) fn overlay(
+    mut base: ReleasePolicy,
+    raw: &RawRelease,
+    default_hold: Duration,
+) -> ReleasePolicy {
+    if let Some(v) = raw.mode {
+        base.mode = v;
+    }
+    let set = |field: &mut Duration, v: &Option<raw::Dur>| {
+        if let Some(d) = v {
+            *field = d.0;
+        }
+    };
+    set(&mut base.bake_window, &raw.bake_window);
+    set(&mut base.readiness_deadline, &raw.readiness_deadline);
+    set(&mut base.pending_timeout, &raw.pending_timeout);
+    set(&mut base.rollback_timeout, &raw.rollback_timeout);
+    set(&mut base.metrics_grace, &raw.metrics_grace);
+    if let Some(v) = raw.hooks {
+        base.hooks = v;
+    }
+    if let Some(m) = &raw.migration {
+        base.migration = Some(MigrationPolicy {
+            job_name_pattern: m.job_name_pattern.0.clone(),
+            required: m.required,
+            restart: m.restart.clone(),
+        });
+    }
+    if let Some(p) = &raw.metrics_presence {
+        base.metrics_presence = p
+            .iter()
+            .map(|p| PresencePolicy {
+                name: p.name.clone(),
+                query: p.query.0.clone(),
+            })
+            .collect();
+    }
+    if let Some(l) = &raw.lag {
+        base.lag = Some(LagPolicy {
+            query: l.query.0.clone(),
+            window: l.window.0,
+            max_slope: l.max_slope,
+            max_level: l.max_level,
+            min_samples: l.min_samples.unwrap_or(DEFAULT_LAG_MIN_SAMPLES),
+            hold: l.hold.map_or(default_hold, |d| d.0),
+        });
+    }
+    if let Some(d) = &raw.dependencies {
+        base.dependencies = thresholds(d, default_hold);
+    }
+    if let Some(c) = &raw.custom {
+        base.custom = thresholds(c, default_hold);
+    }
+    base
+}
+
+fn positive(path: &str, d: Duration) -> Result<(), String> {
+    if d.is_zero() {
+        Err(format!("{path}: must be longer than zero"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A `for:` shorter than one scrape interval lets a single sample decide.
+fn hold_long_enough(path: &str, hold: Duration, scrape_interval: Duration) -> Result<(), String> {
+    if hold < scrape_interval {
+        return Err(format!(
+            "{path}.for: {} is shorter than one scrape interval ({}): a single sample would decide; use at least {}",
+            human(hold),
+            human(scrape_interval),
+            human(scrape_interval)
+        ));
+    }
+    Ok(())
+}
+
+fn check_policy(path: &str, p: &ReleasePolicy, scrape_interval: Duration) -> Result<(), String> {
+    positive(&format!("{path}.bake_window"), p.bake_window)?;
+    positive(&format!("{path}.pending_timeout"), p.pending_timeout)?;
+    positive(&format!("{path}.rollback_timeout"), p.rollback_timeout)?;
+    if let Some(lag) = &p.lag {
+        positive(&format!("{path}.lag.window"), lag.window)?;
+        if !lag.max_slope.is_finite() {
+            return Err(format!("{path}.lag.max_slope: must be a number"));
+        }
+        if lag.min_samples < LAG_MIN_SAMPLES_FLOOR {
+            return Err(format!(
+                "{path}.lag.min_samples: {} is too few for a slope; use at least {LAG_MIN_SAMPLES_FLOOR}",
+                lag.min_samples
+            ));
+        }
+        let needed = scrape_interval * lag.min_samples;
+        if lag.window < needed {
+            return Err(format!(
+                "{path}.lag.window: {} holds fewer than the {} points a slope needs at the {} scrape interval; use at least {}",
+                human(lag.window),
+                lag.min_samples,
+                human(scrape_interval),
+                human(needed)
+            ));
+        }
+        hold_long_enough(&format!("{path}.lag"), lag.hold, scrape_interval)?;
+    }
+    let mut names = BTreeSet::new();
+    for (kind, list) in [("dependencies", &p.dependencies), ("custom", &p.custom)] {
+        for (i, t) in list.iter().enumerate() {
+            if !names.insert(t.name.clone()) {
+                return Err(format!(
+                    "{path}.{kind}: the name {:?} is used twice",
+                    t.name
+                ));
+            }
+            hold_long_enough(&format!("{path}.{kind}[{i}]"), t.hold, scrape_interval)?;
+        }
+    }
+    Ok(())
+}
+
+/// Valid settings that defeat their purpose, in words (without the field path).
+fn warnings(p: &ReleasePolicy) -> Vec<String> {
+    let mut out = Vec::new();
+    if p.pending_timeout >= p.readiness_deadline {
+        out.push(format!(
+            "pending_timeout ({}) is not shorter than readiness_deadline ({}): a broken pod (crash loop, image pull, unschedulable) is only reported when the readiness deadline fails the rollout, so pending_timeout never decides",
+            human(p.pending_timeout),
+            human(p.readiness_deadline)
+        ));
+    }
+    if let Some(lag) = &p.lag
+        && lag.window > p.bake_window
+    {
+        out.push(format!(
+            "lag.window ({}) is longer than bake_window ({}): the lag is judged only once a full window has passed, so the verdict stays progressing until then",
+            human(lag.window),
+            human(p.bake_window)
+        ));
+    }
+    out
+}
+
+pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
+    let p = &raw.prometheus;
+    let prometheus = PrometheusConfig {
+        url: p
+            .url
+            .clone()
+            .unwrap_or_else(|| "http://localhost:9090".to_string()),
+        timeout: p.timeout.map_or(Duration::from_secs(10), |d| d.0),
+        retry_interval: p.retry_interval.map_or(Duration::from_secs(10), |d| d.0),
+        errors_before_inconclusive: p.errors_before_inconclusive.unwrap_or(4),
+        scrape_interval: p.scrape_interval.map_or(Duration::from_secs(30), |d| d.0),
+    };
+    if !(prometheus.url.starts_with("http://") || prometheus.url.starts_with("https://")) {
+        return Err(format!(
+            "prometheus.url: {:?} must start with http:// or https://",
+            prometheus.url
+        ));
+    }
+    positive("prometheus.timeout", prometheus.timeout)?;
+    positive("prometheus.retry_interval", prometheus.retry_interval)?;
+    positive("prometheus.scrape_interval", prometheus.scrape_interval)?;
+    if prometheus.errors_before_inconclusive == 0 {
+        return Err("prometheus.errors_before_inconclusive: must be at least 1".into());
+    }
+    let watch = WatchConfig {
+        namespaces: raw.watch.namespaces.clone().unwrap_or_default(),
+        stuck_pending_after: raw
+            .watch
+            .stuck_pending_after
+            .map_or(Duration::from_secs(15 * 60), |d| d.0),
+        max_payload_bytes: raw
+            .watch
+            .max_payload_bytes
+            .unwrap_or(crate::release::decode::DEFAULT_MAX_DECOMPRESSED_BYTES),
+    };
+    positive("watch.stuck_pending_after", watch.stuck_pending_after)?;
+    if watch.max_payload_bytes < 1024 {
+        return Err("watch.max_payload_bytes: must be at least 1024".into());
+    }
+    let evaluation_interval = raw
+        .evaluation
+        .interval
+        .map_or(Duration::from_secs(30), |d| d.0);
+    positive("evaluation.interval", evaluation_interval)?;
+    let state = StateConfig {
+        namespace: raw
+            .state
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_STATE_NAMESPACE.to_string()),
+    };
+    if state.namespace.is_empty() {
+        return Err("state.namespace: must name a namespace".into());
+    }
+    // Like a Prometheus rule: two evaluations, and never less than one scrape.
+    let default_hold = (evaluation_interval * 2).max(prometheus.scrape_interval);
+
+    if raw.defaults.name.is_some() || raw.defaults.namespace.is_some() {
+        return Err("defaults: name and namespace belong to entries under releases".into());
+    }
+    let defaults = overlay(hard_defaults(), &raw.defaults, default_hold);
+    check_policy(DEFAULTS_PATH, &defaults, prometheus.scrape_interval)?;
+    let inherited = warnings(&defaults);
+    let mut all_warnings: Vec<String> = inherited
+        .iter()
+        .map(|w| format!("{DEFAULTS_PATH}: {w}"))
+        .collect();
+    let mut overrides = Vec::new();
+    for (i, r) in raw.releases.into_iter().enumerate() {
+        let path = format!("releases[{i}]");
+        let Some(name) = r.name.clone().filter(|n| !n.is_empty()) else {
+            return Err(format!(
+                "{path}: needs the name of the release it applies to"
+            ));
+        };
+        let resolved = overlay(defaults.clone(), &r, default_hold);
+        check_policy(&path, &resolved, prometheus.scrape_interval)?;
+        for w in warnings(&resolved) {
+            if !inherited.contains(&w) {
+                all_warnings.push(format!("{path} ({name}): {w}"));
+            }
+        }
+        overrides.push(Override {
+            name,
+            namespace: r.namespace.clone(),
+            raw: r,
+        });
+    }
+    Ok(Config {
+        prometheus,
+        watch,
+        evaluation_interval,
+        state,
+        warnings: all_warnings,
+        defaults,
+        overrides,
+        default_hold,
+    })
+}

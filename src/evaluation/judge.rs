@@ -1,0 +1,217 @@
+//! One revision's judgement in one round: observations and answers in, a [`Report`] out.
+//! Provider failures go through `checks::provider` (replay, then inconclusive, never fail);
+//! Prometheus-based failures go through `checks::hold` (`for:`) before they count.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use super::kube::KubeObservations;
+use super::prometheus::Answers;
+use super::{Evaluation, KubeState, Report, Settings, queries};
+use crate::checks::lag::{LagContext, lag};
+use crate::checks::presence::{PresenceContext, presence};
+use crate::checks::provider::{ProviderError, replay};
+use crate::checks::threshold::threshold;
+use crate::checks::workload::progress_deadline_note;
+use crate::checks::{CheckResult, FailClass, Outcome, Revision, helm, workload};
+use crate::config::FailAction;
+use crate::release::rollback_target::BakeRecord;
+use crate::verdict::{ActionContext, recommend, verdict};
+
+/// What a round shares between the revisions it judges.
+pub(super) struct RoundEnv<'a> {
+    pub now: Timestamp,
+    /// The revision's index in this round's batch keys.
+    pub index: usize,
+    pub answers: &'a Answers,
+    pub answering_since: Option<Timestamp>,
+    pub bakes: &'a BTreeMap<u32, BakeRecord>,
+    pub settings: Settings,
+}
+
+pub(super) fn judge(
+    e: &mut Evaluation,
+    env: &RoundEnv<'_>,
+    kube: Result<KubeObservations, ProviderError>,
+) -> Report {
+    let restart = e.restart_command();
+    let summary = e.start.summary.clone();
+    let policy = e.policy.clone();
+    let rev = Revision {
+        now: env.now,
+        started: e.started,
+        summary: &summary,
+        status: e.start.status,
+        status_since: e.start.status_since,
+        policy: &policy,
+        stuck_pending_after: env.settings.stuck_pending_after,
+    };
+    let mut notes = Vec::new();
+    let mut results = vec![helm::release_status(&rev)];
+    let kube_results = match kube {
+        Ok(obs) => {
+            notes.extend(
+                obs.workloads
+                    .iter()
+                    .filter_map(|w| progress_deadline_note(w, policy.readiness_deadline)),
+            );
+            let mut r = workload::rollout(&rev, &obs.workloads);
+            r.push(workload::pending_pods(&rev, &obs.pods));
+            r.extend(helm::migration(&rev, &obs.jobs, &restart));
+            r.extend(helm::hooks(&rev));
+            r.extend(helm::manifest_jobs(&rev, &obs.jobs));
+            e.kube = KubeState {
+                errors_in_a_row: 0,
+                last_good: Some(r.clone()),
+            };
+            r
+        }
+        Err(err) => kube_failure(&mut e.kube, &err, env.settings.errors_before_inconclusive),
+    };
+    let workloads_ready = kube_results
+        .iter()
+        .filter(|r| r.check.starts_with("rollout:"))
+        .all(|r| r.outcome == Outcome::Pass)
+        && !kube_results.iter().any(|r| r.check == "kubernetes");
+    results.extend(kube_results);
+    results.extend(prometheus_results(e, &rev, env, workloads_ready));
+    let bake_over = env.now >= e.bake_ends;
+    let v = verdict(&results, bake_over);
+    let action = recommend(
+        v,
+        &results,
+        &ActionContext {
+            release: e.key(),
+            revision: summary.revision,
+            history: &e.start.history,
+            rollbacks: &e.start.rollbacks,
+            bakes: env.bakes,
+            rollback_timeout: policy.rollback_timeout,
+            restart_command: restart,
+        },
+    );
+    Report {
+        release: e.key().clone(),
+        revision: summary.revision,
+        status: e.start.status,
+        chart: format!("{}-{}", summary.chart.name, summary.chart.version),
+        verdict: v,
+        action,
+        results,
+        notes,
+        started: e.started,
+        bake_ends: e.bake_ends,
+        evaluated_at: env.now,
+    }
+}
+
+/// The Kubernetes checks while the API server fails: the last results replayed (never as a
+/// failure) for fewer than `limit` rounds in a row, then one inconclusive result.
+fn kube_failure(state: &mut KubeState, err: &ProviderError, limit: u32) -> Vec<CheckResult> {
+    state.errors_in_a_row = state.errors_in_a_row.saturating_add(1);
+    let inconclusive = |summary: String| {
+        vec![
+            CheckResult::new("kubernetes", Outcome::Inconclusive, summary)
+                .on_fail(FailClass::Investigate),
+        ]
+    };
+    match &state.last_good {
+        Some(last) if state.errors_in_a_row < limit => {
+            let note = format!(
+                "request failed ({} of {limit} before it counts): {err}",
+                state.errors_in_a_row
+            );
+            last.iter().map(|r| replay(r, &note)).collect()
+        }
+        Some(_) => inconclusive(format!(
+            "cannot read the release's workloads: {err} ({} failures in a row)",
+            state.errors_in_a_row
+        )),
+        None if state.errors_in_a_row < limit => vec![
+            CheckResult::new(
+                "kubernetes",
+                Outcome::Pending,
+                format!(
+                    "cannot read the release's workloads yet ({} of {limit} before it counts): {err}",
+                    state.errors_in_a_row
+                ),
+            )
+            .on_fail(FailClass::Investigate),
+        ],
+        None => inconclusive(format!(
+            "cannot read the release's workloads: {err} ({} failures in a row)",
+            state.errors_in_a_row
+        )),
+    }
+}
+
+/// The Prometheus checks of the revision: judged from this round's answers (failures held
+/// for their `for:`), or the provider error handled with the check's tolerance.
+fn prometheus_results(
+    e: &mut Evaluation,
+    rev: &Revision<'_>,
+    env: &RoundEnv<'_>,
+    workloads_ready: bool,
+) -> Vec<CheckResult> {
+    let i = env.index;
+    let scrape = env.settings.scrape_interval;
+    let scraping_at_upgrade = e.baseline.as_ref().is_some_and(|b| b.scraping_at_upgrade);
+    // (check, judged result or error, `for:` to apply)
+    let mut judged = Vec::new();
+    for (j, p) in rev.policy.metrics_presence.iter().enumerate() {
+        let ctx = PresenceContext {
+            scrape_interval: scrape,
+            scraping_at_upgrade,
+            answering_since: env.answering_since,
+        };
+        let r = queries::presence_answers(i, j, e, env.answers)
+            .map(|(before, a)| presence(rev, p, &before, &a, ctx));
+        judged.push((format!("metrics_presence:{}", p.name), r, None));
+    }
+    if let Some(l) = &rev.policy.lag {
+        let ctx = LagContext {
+            scrape_interval: scrape,
+            scraping_at_upgrade,
+            workloads_ready,
+            dependencies: queries::dependency_troubles(i, e, env.answers, scrape),
+        };
+        let r = queries::lag_answers(i, e, env.answers)
+            .map(|(before, a)| lag(rev, l, &before, &a, &ctx));
+        judged.push(("lag".to_string(), r, Some(l.hold)));
+    }
+    for (j, d) in rev.policy.dependencies.iter().enumerate() {
+        let check = format!("dependency:{}", d.name);
+        let class = FailClass::FixDependency {
+            name: d.name.clone(),
+        };
+        let r = queries::dependency(i, j, env.answers).map(|s| threshold(&check, d, &s, class));
+        judged.push((check, r, Some(d.hold)));
+    }
+    for (j, c) in rev.policy.custom.iter().enumerate() {
+        let check = format!("custom:{}", c.name);
+        let class = match c.action {
+            FailAction::Rollback => FailClass::Rollback,
+            FailAction::Investigate => FailClass::Investigate,
+        };
+        let r = queries::custom(i, j, env.answers).map(|s| threshold(&check, c, &s, class));
+        judged.push((check, r, Some(c.hold)));
+    }
+    let limit = env.settings.errors_before_inconclusive;
+    judged
+        .into_iter()
+        .map(|(check, result, hold)| {
+            let state = e.checks.entry(check.clone()).or_default();
+            match result {
+                Ok(r) => {
+                    let r = match hold {
+                        Some(hold) => state.hold.apply(r, hold, env.now),
+                        None => r,
+                    };
+                    state.provider.success(r)
+                }
+                Err(err) => state.provider.failure(&check, &err, limit),
+            }
+        })
+        .collect()
+}

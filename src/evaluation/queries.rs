@@ -1,0 +1,277 @@
+//! The PromQL of a round (pure): which expressions each revision under evaluation adds to
+//! the batched query of each check type, and how the answers are read back into the inputs
+//! of the checks. Keys: `b<i>-…` for the baseline of revision `i` (evaluated with `@` at its
+//! upgrade), `r<i>-…` for this round.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::Evaluation;
+use super::prometheus::{Answers, values};
+use super::promql::{self, Series};
+use crate::checks::Samples;
+use crate::checks::lag::{DependencyTrouble, LagAnswers, LagBaseline, recent_window};
+use crate::checks::presence::{PresenceAnswers, PresenceBaseline, absence_grace, lookback};
+use crate::checks::provider::ProviderError;
+use crate::config::OnNoData;
+
+/// What was known at the upgrade.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Baseline {
+    pub presence: Vec<PresenceBaseline>,
+    pub lag: LagBaseline,
+    /// Prometheus recorded a successful scrape in the look-back before the upgrade.
+    pub scraping_at_upgrade: bool,
+}
+
+fn key(prefix: char, i: usize, item: &str) -> String {
+    format!("{prefix}{i}-{item}")
+}
+
+/// The baseline expressions of revision `i`.
+pub(super) fn baseline_items(i: usize, e: &Evaluation, scrape: Duration) -> Vec<(String, String)> {
+    let at = Some(e.started);
+    let back = lookback(scrape);
+    let mut items: Vec<(String, String)> = e
+        .policy
+        .metrics_presence
+        .iter()
+        .enumerate()
+        .map(|(j, p)| {
+            (
+                key('b', i, &format!("p{j}")),
+                promql::existed_by_job(&e.query(&p.query), back, scrape, at),
+            )
+        })
+        .collect();
+    if let Some(lag) = &e.policy.lag {
+        let q = e.query(&lag.query);
+        items.push((key('b', i, "ls"), promql::slope(&q, lag.window, scrape, at)));
+        items.push((key('b', i, "ll"), promql::last_within(&q, back, scrape, at)));
+    }
+    if !items.is_empty() {
+        items.push((key('b', i, "up"), promql::successful_scrapes(&[], back, at)));
+    }
+    items
+}
+
+fn answer(answers: &Answers, key: &str) -> Result<Vec<Series>, ProviderError> {
+    answers
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| Err(ProviderError::Unavailable("no answer".into())))
+}
+
+fn samples(answers: &Answers, key: &str) -> Result<Samples, ProviderError> {
+    answer(answers, key).map(|s| values(&s))
+}
+
+/// Reads the baseline of revision `i` (an empty one when it has no Prometheus checks).
+pub(super) fn baseline_from(
+    i: usize,
+    e: &Evaluation,
+    answers: &Answers,
+) -> Result<Baseline, ProviderError> {
+    if e.policy.metrics_presence.is_empty() && e.policy.lag.is_none() {
+        return Ok(Baseline::default());
+    }
+    let mut presence = Vec::new();
+    for j in 0..e.policy.metrics_presence.len() {
+        let by_job = answer(answers, &key('b', i, &format!("p{j}")))?
+            .into_iter()
+            .map(|(labels, v)| (labels.get("job").cloned().unwrap_or_default(), v))
+            .collect();
+        presence.push(PresenceBaseline { by_job });
+    }
+    let lag = if e.policy.lag.is_some() {
+        LagBaseline {
+            slope: samples(answers, &key('b', i, "ls"))?,
+            level: samples(answers, &key('b', i, "ll"))?,
+        }
+    } else {
+        LagBaseline::default()
+    };
+    let up = samples(answers, &key('b', i, "up"))?;
+    Ok(Baseline {
+        presence,
+        lag,
+        scraping_at_upgrade: up.iter().any(|v| *v >= 1.0),
+    })
+}
+
+/// This round's expressions, per check type.
+#[derive(Debug, Default)]
+pub(super) struct RoundItems {
+    pub presence: Vec<(String, String)>,
+    pub lag: Vec<(String, String)>,
+    pub dependencies: Vec<(String, String)>,
+    pub custom: Vec<(String, String)>,
+}
+
+impl RoundItems {
+    /// Adds the expressions of revision `i`.
+    pub fn add(&mut self, i: usize, e: &Evaluation, scrape: Duration) {
+        let grace = absence_grace(e.policy.metrics_grace, scrape);
+        for (j, p) in e.policy.metrics_presence.iter().enumerate() {
+            let q = e.query(&p.query);
+            self.presence
+                .push((key('r', i, &format!("p{j}n")), promql::count(&q)));
+            self.presence.push((
+                key('r', i, &format!("p{j}s")),
+                promql::seen_within(&q, grace, scrape),
+            ));
+            let jobs = e
+                .baseline
+                .as_ref()
+                .and_then(|b| b.presence.get(j))
+                .map(|b| b.jobs())
+                .unwrap_or_default();
+            if !jobs.is_empty() {
+                self.presence.push((
+                    key('r', i, &format!("p{j}u")),
+                    promql::successful_scrapes(&jobs, grace, None),
+                ));
+            }
+        }
+        if let Some(l) = &e.policy.lag {
+            let q = e.query(&l.query);
+            self.lag
+                .push((key('r', i, "ls"), promql::slope(&q, l.window, scrape, None)));
+            self.lag.push((
+                key('r', i, "lr"),
+                promql::slope(&q, recent_window(l, scrape), scrape, None),
+            ));
+            self.lag.push((key('r', i, "ll"), q.clone()));
+            self.lag.push((
+                key('r', i, "ln"),
+                promql::points_within(&q, l.window, scrape),
+            ));
+        }
+        for (j, d) in e.policy.dependencies.iter().enumerate() {
+            let q = e.query(&d.query);
+            if let Some(l) = &e.policy.lag {
+                if let Some(bad) = promql::last_out_of_bounds(&q, d.min, d.max, l.window, scrape) {
+                    self.dependencies
+                        .push((key('r', i, &format!("d{j}b")), bad));
+                }
+                self.dependencies.push((
+                    key('r', i, &format!("d{j}n")),
+                    promql::steps_with_data(&q, l.window, scrape),
+                ));
+            }
+            self.dependencies.push((key('r', i, &format!("d{j}")), q));
+        }
+        for (j, c) in e.policy.custom.iter().enumerate() {
+            self.custom
+                .push((key('r', i, &format!("c{j}")), e.query(&c.query)));
+        }
+    }
+}
+
+fn baseline_missing() -> ProviderError {
+    ProviderError::Unavailable("the values at the time of the upgrade could not be read yet".into())
+}
+
+/// The answers of presence item `j` of revision `i`, with its baseline.
+pub(super) fn presence_answers(
+    i: usize,
+    j: usize,
+    e: &Evaluation,
+    answers: &Answers,
+) -> Result<(PresenceBaseline, PresenceAnswers), ProviderError> {
+    let before = e
+        .baseline
+        .as_ref()
+        .and_then(|b| b.presence.get(j).cloned())
+        .ok_or_else(baseline_missing)?;
+    let now = samples(answers, &key('r', i, &format!("p{j}n")))?;
+    let seen = samples(answers, &key('r', i, &format!("p{j}s")))?;
+    let scrapes = if before.jobs().is_empty() {
+        None
+    } else {
+        Some(samples(answers, &key('r', i, &format!("p{j}u")))?)
+    };
+    Ok((before, PresenceAnswers { now, seen, scrapes }))
+}
+
+/// The lag answers of revision `i`, with its baseline.
+pub(super) fn lag_answers(
+    i: usize,
+    e: &Evaluation,
+    answers: &Answers,
+) -> Result<(LagBaseline, LagAnswers), ProviderError> {
+    let before = e
+        .baseline
+        .as_ref()
+        .map(|b| b.lag.clone())
+        .ok_or_else(baseline_missing)?;
+    Ok((
+        before,
+        LagAnswers {
+            slope: samples(answers, &key('r', i, "ls"))?,
+            recent_slope: samples(answers, &key('r', i, "lr"))?,
+            level: samples(answers, &key('r', i, "ll"))?,
+            samples: samples(answers, &key('r', i, "ln"))?,
+        },
+    ))
+}
+
+/// The answer of dependency `j` of revision `i`.
+pub(super) fn dependency(i: usize, j: usize, answers: &Answers) -> Result<Samples, ProviderError> {
+    samples(answers, &key('r', i, &format!("d{j}")))
+}
+
+/// The answer of custom check `j` of revision `i`.
+pub(super) fn custom(i: usize, j: usize, answers: &Answers) -> Result<Samples, ProviderError> {
+    samples(answers, &key('r', i, &format!("c{j}")))
+}
+
+/// Dependencies of revision `i` that were out of bounds, without data, or unreadable within
+/// its lag window.
+pub(super) fn dependency_troubles(
+    i: usize,
+    e: &Evaluation,
+    answers: &Answers,
+    scrape: Duration,
+) -> Vec<DependencyTrouble> {
+    let Some(lag) = &e.policy.lag else {
+        return Vec::new();
+    };
+    let expected = (lag.window.as_secs_f64() / scrape.as_secs_f64().max(0.001)).floor();
+    let mut troubles = Vec::new();
+    for (j, d) in e.policy.dependencies.iter().enumerate() {
+        let name = d.name.clone();
+        let bad = if d.min.is_some() || d.max.is_some() {
+            samples(answers, &key('r', i, &format!("d{j}b")))
+        } else {
+            Ok(Vec::new())
+        };
+        let points = samples(answers, &key('r', i, &format!("d{j}n")));
+        match (bad, points) {
+            (Err(e), _) | (_, Err(e)) => troubles.push(DependencyTrouble::Unknown {
+                name,
+                error: e.to_string(),
+            }),
+            (Ok(bad), Ok(points)) => {
+                let last = bad
+                    .iter()
+                    .copied()
+                    .filter(|t| t.is_finite())
+                    .reduce(f64::max)
+                    .and_then(|t| Timestamp::from_millisecond((t * 1000.0) as i64).ok());
+                let points = points.first().copied().unwrap_or(0.0);
+                if let Some(last) = last {
+                    troubles.push(DependencyTrouble::OutOfBounds { name, last });
+                } else if points + 1.0 < expected && d.on_no_data != OnNoData::Pass {
+                    troubles.push(DependencyTrouble::NoData {
+                        name,
+                        points,
+                        expected,
+                    });
+                }
+            }
+        }
+    }
+    troubles
+}
