@@ -10,129 +10,22 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use jiff::Timestamp;
-use support::exporter::Exporter;
-use support::prometheus::{Prometheus, Target};
-use support::{helm, kube as tkube, stack::stack, wait};
-use upgrade_guard::cli::history::{RowDetail, read_history};
+use support::cli::{check, check_waiting, short_config};
+use support::eval::{
+    evaluator_with, install_then_upgrade, result, rounds_until, scraped, series, start_for,
+    upgrade_time,
+};
+use support::prometheus::Prometheus;
+use support::{helm, kube as tkube};
+use upgrade_guard::checks::Outcome;
 use upgrade_guard::config::Config;
-use upgrade_guard::evaluation::prometheus::Prometheus as PromClient;
-use upgrade_guard::evaluation::{Evaluator, Report, Start};
-use upgrade_guard::metrics::{PrometheusMetrics, registry};
-use upgrade_guard::release::ReleaseKey;
+use upgrade_guard::evaluation::Evaluator;
+use upgrade_guard::metrics::PrometheusMetrics;
 use upgrade_guard::verdict::{RecommendedAction, Verdict};
 
-const WAIT: Duration = Duration::from_secs(120);
-
-/// Short timings so that each scenario decides within seconds.
 fn config_yaml(prometheus_url: &str, release_extra: &str) -> String {
-    config_with_defaults(prometheus_url, "", release_extra)
-}
-
-/// [`config_yaml`] with more `defaults` lines (indented by two spaces).
-fn config_with_defaults(prometheus_url: &str, defaults_extra: &str, release_extra: &str) -> String {
-    format!(
-        "prometheus:\n  url: {prometheus_url}\n  timeout: 2s\n  retry_interval: 200ms\n  errors_before_inconclusive: 4\n  scrape_interval: 1s\n\
-         evaluation:\n  interval: 300ms\n\
-         defaults:\n  bake_window: 6s\n  readiness_deadline: 40s\n  pending_timeout: 3s\n  rollback_timeout: 5m\n  metrics_grace: 2s\n\
-         {defaults_extra}{release_extra}"
-    )
-}
-
-struct CheckRun {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl CheckRun {
-    /// Asserts the exit code and that the output says each of `words`.
-    fn expect(&self, code: i32, words: &[&str]) {
-        assert_eq!(self.code, code, "{}\n{}", self.stdout, self.stderr);
-        for w in words {
-            assert!(
-                self.stdout.contains(w),
-                "output lacks {w:?}:\n{}",
-                self.stdout
-            );
-        }
-    }
-
-    /// Asserts that the output does not say `words`.
-    fn refuse(&self, words: &str) {
-        assert!(
-            !self.stdout.contains(words),
-            "output says {words:?}:\n{}",
-            self.stdout
-        );
-    }
-}
-
-/// Runs the real binary: `upgrade-guard check <release> -n <ns> --config <file> --wait ...`.
-fn check(release: &str, ns: &str, config: &str, extra: &[&str]) -> CheckRun {
-    check_waiting("90s", release, ns, config, extra)
-}
-
-/// `check` with its own `--wait`.
-fn check_waiting(wait: &str, release: &str, ns: &str, config: &str, extra: &[&str]) -> CheckRun {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_upgrade-guard"))
-        .args(["check", release, "-n", ns, "--config"])
-        .arg(&path)
-        .args(["--wait", wait])
-        .args(extra)
-        .envs(stack().child_env())
-        .env_remove("UPGRADE_GUARD_PROMETHEUS_URL")
-        .output()
-        .unwrap();
-    CheckRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn install_then_upgrade(ns: &str, release: &str, upgrade_set: &[&str]) {
-    let chart = &helm::chart("demo-app");
-    helm::ok(&[
-        "install",
-        release,
-        chart,
-        "-n",
-        ns,
-        "--wait",
-        "--timeout",
-        "60s",
-    ]);
-    let mut args = vec![
-        "upgrade",
-        release,
-        chart,
-        "-n",
-        ns,
-        "--set",
-        "image.tag=1.1.0",
-    ];
-    for s in upgrade_set {
-        args.extend(["--set", s]);
-    }
-    helm::ok(&args);
-}
-
-/// When revision 2 of the release started (its `last_deployed`).
-async fn upgrade_time(ns: &str, release: &str) -> Timestamp {
-    let rows = read_history(tkube::client().await, ns, release)
-        .await
-        .unwrap();
-    match &rows.last().unwrap().detail {
-        RowDetail::Decoded(s) => s.last_deployed.unwrap(),
-        RowDetail::Undecodable { decode_error } => panic!("{decode_error}"),
-    }
+    short_config(prometheus_url, "", release_extra)
 }
 
 #[tokio::test]
@@ -204,14 +97,6 @@ async fn a_failed_migration_job_recommends_a_pod_restart_not_a_rollback() {
     );
 }
 
-/// OpenMetrics lines for `name{labels}` from `from` to `to` every 5 s, valued by `f(t)`.
-fn series(name: &str, labels: &str, from: i64, to: i64, f: impl Fn(i64) -> f64) -> String {
-    (from..=to)
-        .step_by(5)
-        .map(|t| format!("{name}{{{labels}}} {} {t}\n", f(t)))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_lag_that_grows_after_the_upgrade_fails() {
     let ns = tkube::namespace("eval-lag").await;
@@ -224,14 +109,13 @@ async fn a_lag_that_grows_after_the_upgrade_fails() {
     om.push_str(&series(
         "gim_kafka_timestamp_behind",
         &labels,
-        t - 1800,
-        t + 600,
+        (t - 1800, t + 600, 1),
         |s| {
-            if s <= t {
+            Some(if s <= t {
                 10.0
             } else {
                 10.0 + 5.0 * (s - t) as f64
-            }
+            })
         },
     ));
     om.push_str("# EOF\n");
@@ -258,9 +142,8 @@ async fn a_dependency_down_recommends_fixing_it_even_when_pods_fail_too() {
     om.push_str(&series(
         "kafka_brokers",
         "cluster=\"main\"",
-        now - 900,
-        now + 600,
-        |_| 0.0,
+        (now - 900, now + 600, 5),
+        |_| Some(0.0),
     ));
     om.push_str("# EOF\n");
     let prom = Prometheus::with_backfill(&om).await;
@@ -281,86 +164,6 @@ async fn a_dependency_down_recommends_fixing_it_even_when_pods_fail_too() {
 
 async fn evaluator_for(prom_url: &str, extra: &str) -> (Evaluator, Config, PrometheusMetrics) {
     evaluator_with(&config_yaml(prom_url, extra)).await
-}
-
-async fn evaluator_with(config_text: &str) -> (Evaluator, Config, PrometheusMetrics) {
-    let config = Config::parse(config_text, "test").unwrap();
-    let metrics = PrometheusMetrics::register(&mut registry());
-    let client = PromClient::new(&config.prometheus, metrics.clone()).unwrap();
-    (
-        Evaluator::new(tkube::client().await, &config, client),
-        config,
-        metrics,
-    )
-}
-
-async fn start_for(ns: &str, release: &str) -> Start {
-    let rows = read_history(tkube::client().await, ns, release)
-        .await
-        .unwrap();
-    let latest = rows.last().unwrap();
-    let RowDetail::Decoded(summary) = &latest.detail else {
-        panic!("undecodable")
-    };
-    Start {
-        release: ReleaseKey::new(ns, release),
-        status: latest.status,
-        status_since: summary.last_deployed.unwrap(),
-        history: rows.iter().map(|r| (r.revision, r.status)).collect(),
-        rollbacks: Default::default(),
-        summary: Arc::new((**summary).clone()),
-    }
-}
-
-async fn round_of(e: &mut Evaluator) -> Report {
-    e.round(Timestamp::now()).await.into_iter().next().unwrap()
-}
-
-/// Runs evaluation rounds, paced like the daemon's retry interval, until `done` holds.
-async fn rounds_until(
-    e: &mut Evaluator,
-    verdicts: &mut Vec<Verdict>,
-    done: impl Fn(&Report) -> bool,
-) -> Report {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let r = round_of(e).await;
-        verdicts.push(r.verdict);
-        if done(&r) {
-            return r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no such round within {WAIT:?}: {verdicts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// An endpoint serving `body`, a Prometheus scraping it every second, and a wait until
-/// Prometheus holds three samples of `metric` (as a metric that existed well before an
-/// upgrade would).
-async fn scraped(body: &str, metric: &str) -> (Exporter, Prometheus) {
-    let exporter = Exporter::start(body);
-    let prom = Prometheus::start(
-        None,
-        &[Target {
-            job: "app",
-            address: &exporter.address,
-        }],
-    )
-    .await;
-    scraped_a_few_times(&prom, metric).await;
-    (exporter, prom)
-}
-
-async fn scraped_a_few_times(prom: &Prometheus, metric: &str) {
-    let query = format!("count_over_time({metric}[1m]) >= 3");
-    wait::until(WAIT, "three scrapes", || async {
-        let data = prom.query(&query, None).await;
-        (!data["result"].as_array()?.is_empty()).then_some(())
-    })
-    .await;
 }
 
 const LIVE: &str = "# TYPE app_up gauge\napp_up{service=\"app\"} 1\n";
@@ -384,45 +187,56 @@ async fn a_metric_that_disappears_after_the_upgrade_fails() {
     );
 }
 
+/// Issue 7.3: while Prometheus is down, a judgement is replayed for a few rounds, but a
+/// replayed failure is never `failed`: it needs a current answer.
 #[tokio::test]
 async fn prometheus_stopped_mid_evaluation_is_inconclusive_never_failed() {
     let ns = tkube::namespace("eval-promdown").await;
-    let (_exporter, mut prom) = scraped(&format!("{LIVE}app_errors 0\n"), "app_errors").await;
+    let (_exporter, mut prom) = scraped(&format!("{LIVE}app_errors 1\n"), "app_errors").await;
     install_then_upgrade(&ns.name, "app", &[]);
     let extra = "releases:\n  - name: app\n    bake_window: 10m\n    metrics_presence:\n      - {name: app_up, query: 'app_up'}\n    custom:\n      - {name: errors, query: 'sum(app_errors)', max: 0}\n";
     let (mut evaluator, config, metrics) = evaluator_for(&prom.url, extra).await;
     let start = start_for(&ns.name, "app").await;
     evaluator.begin(start.clone(), config.policy_for(&start.release));
 
-    let mut verdicts = Vec::new();
-    // Judged on real data first: the custom check passes.
-    let report = rounds_until(&mut evaluator, &mut verdicts, |r| {
-        r.results
-            .iter()
-            .any(|c| c.check == "custom:errors" && c.outcome.as_str() == "pass")
-    })
-    .await;
-    assert_eq!(report.verdict, Verdict::Progressing);
+    let mut seen = Vec::new();
+    // Judged on real data first: the custom check fails once it has held for its `for:`.
+    let report = rounds_until(&mut evaluator, &mut seen, |r| r.verdict == Verdict::Failed).await;
+    assert!(
+        result(&report, "custom:errors")
+            .summary
+            .contains("errors is 1 (must be at most 0)")
+    );
 
     prom.stop();
-    let report = rounds_until(&mut evaluator, &mut verdicts, |r| {
-        r.verdict == Verdict::Inconclusive
+    seen.clear();
+    let report = rounds_until(&mut evaluator, &mut seen, |r| {
+        result(r, "custom:errors")
+            .summary
+            .contains("4 failures in a row")
     })
     .await;
+    let verdicts: Vec<Verdict> = seen.iter().map(|r| r.verdict).collect();
     assert!(!verdicts.contains(&Verdict::Failed), "{verdicts:?}");
-    assert!(metrics.queries_with("error") >= 4);
-    let custom = report
-        .results
-        .iter()
-        .find(|c| c.check == "custom:errors")
-        .unwrap();
-    assert!(
-        custom.summary.contains("Prometheus did not answer"),
+    let replayed = result(&seen[0], "custom:errors");
+    assert_eq!(
+        replayed.outcome,
+        Outcome::Inconclusive,
         "{}",
-        custom.summary
+        replayed.summary
     );
     assert!(
-        custom.summary.contains("4 failures in a row"),
+        replayed
+            .summary
+            .contains("a failure needs a current answer"),
+        "{}",
+        replayed.summary
+    );
+    assert_eq!(report.verdict, Verdict::Inconclusive);
+    assert!(metrics.queries_with("error") >= 4);
+    let custom = result(&report, "custom:errors");
+    assert!(
+        custom.summary.contains("Prometheus did not answer"),
         "{}",
         custom.summary
     );
@@ -461,7 +275,7 @@ async fn one_query_per_check_type_per_round_for_all_releases() {
     install_then_upgrade(&ns.name, "two", &[]);
     let defaults = "  metrics_presence:\n    - {name: app_up, query: 'app_up'}\n  lag:\n    query: 'max(lag_seconds)'\n    window: 5s\n    max_slope: 1\n  dependencies:\n    - {name: kafka, query: 'min(kafka_brokers)', min: 1}\n  custom:\n    - {name: errors, query: 'sum(app_errors)', max: 0}\n";
     let (mut evaluator, config, metrics) =
-        evaluator_with(&config_with_defaults(&prom.url, defaults, "")).await;
+        evaluator_with(&short_config(&prom.url, defaults, "")).await;
     for release in ["one", "two"] {
         let start = start_for(&ns.name, release).await;
         evaluator.begin(start.clone(), config.policy_for(&start.release));

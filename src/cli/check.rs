@@ -217,6 +217,7 @@ impl CheckRounds {
                     }
                     let start = self.start(Arc::new(*summary), status, history.clone());
                     let policy = self.config.policy_for(&self.key);
+                    tracing::info!(release = %self.key, "judging revision {latest}");
                     if let Some(old) = self.evaluator.begin(start, policy) {
                         eprintln!(
                             "note: revision {latest} of {} appeared ({status}); the evaluation of revision {old} is cancelled, judging {latest} instead",
@@ -353,6 +354,7 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError
     };
     let history = rows.iter().map(|r| (r.revision, r.status)).collect();
     let start = rounds.start(summary, latest.status, history);
+    tracing::info!(release = %key, "judging revision {}", latest.revision);
     rounds.evaluator.begin(start, config.policy_for(&key));
     let pacing = Pacing {
         interval: config.evaluation_interval,

@@ -30,7 +30,7 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// Loads and validates the configuration, applying the overrides.
-    pub fn load(&self) -> anyhow::Result<Config> {
+    pub fn load(&self) -> Result<Config, crate::config::ConfigError> {
         let mut config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::default_profile()?,
@@ -50,7 +50,10 @@ pub fn run(command: &ConfigCommand) -> i32 {
             0
         }
         ConfigCommand::Validate { file } => match Config::load(file) {
-            Ok(_) => {
+            Ok(config) => {
+                for w in &config.warnings {
+                    eprintln!("warning: {}: {w}", file.display());
+                }
                 println!("{}: valid", file.display());
                 0
             }

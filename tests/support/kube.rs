@@ -74,3 +74,63 @@ impl Drop for TestNamespace {
         .join();
     }
 }
+
+/// The stack's admin kubeconfig as YAML, to derive variants from.
+fn kubeconfig_yaml() -> serde_yaml_ng::Value {
+    let text = std::fs::read_to_string(&stack().kubeconfig).expect("read test kubeconfig");
+    serde_yaml_ng::from_str(&text).expect("parse test kubeconfig")
+}
+
+fn write_yaml(value: &serde_yaml_ng::Value) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("temp kubeconfig");
+    std::fs::write(file.path(), serde_yaml_ng::to_string(value).expect("yaml")).expect("write");
+    file
+}
+
+/// The API server's `host:port`.
+pub fn api_address() -> String {
+    let config = kubeconfig_yaml();
+    let server = config["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .expect("server")
+        .to_string();
+    server.trim_start_matches("https://").to_string()
+}
+
+/// The admin kubeconfig with another server URL (for example a proxy in front of the API).
+pub fn kubeconfig_with_server(server: &str) -> tempfile::NamedTempFile {
+    let mut config = kubeconfig_yaml();
+    config["clusters"][0]["cluster"]["server"] = server.into();
+    write_yaml(&config)
+}
+
+/// The admin kubeconfig split in two files (clusters and users / contexts), as kubectl
+/// merges them from `KUBECONFIG=a:b`. Returns the files and the `KUBECONFIG` value.
+pub fn split_kubeconfig() -> (Vec<tempfile::NamedTempFile>, String) {
+    let config = kubeconfig_yaml();
+    let mut first = config.clone();
+    let mut second = config;
+    if let Some(m) = first.as_mapping_mut() {
+        m.remove("contexts");
+        m.remove("current-context");
+    }
+    if let Some(m) = second.as_mapping_mut() {
+        m.remove("clusters");
+        m.remove("users");
+    }
+    let files = vec![write_yaml(&first), write_yaml(&second)];
+    let value = files
+        .iter()
+        .map(|f| f.path().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    (files, value)
+}
+
+/// A kubeconfig that authenticates with `token` instead of the admin certificate.
+pub fn kubeconfig_with_token(token: &str) -> tempfile::NamedTempFile {
+    let mut config = kubeconfig_yaml();
+    config["users"][0]["user"] = serde_yaml_ng::Value::Mapping(Default::default());
+    config["users"][0]["user"]["token"] = token.into();
+    write_yaml(&config)
+}

@@ -10,11 +10,14 @@
 )]
 
 pub mod alertmanager;
+pub mod cli;
 pub mod control_plane;
+pub mod eval;
 pub mod exporter;
 pub mod helm;
 pub mod kube;
 pub mod mail;
 pub mod prometheus;
+pub mod proxy;
 pub mod stack;
 pub mod wait;

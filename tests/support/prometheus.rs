@@ -12,7 +12,9 @@ pub struct Prometheus {
     child: Option<Child>,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
-    _dir: tempfile::TempDir,
+    port: u16,
+    config_path: std::path::PathBuf,
+    dir: tempfile::TempDir,
 }
 
 /// One scrape target for [`Prometheus::start`].
@@ -48,14 +50,24 @@ impl Prometheus {
     /// Starts Prometheus with optional backfilled history and live scrape targets
     /// (scraped every second).
     pub async fn start(openmetrics: Option<&str>, targets: &[Target<'_>]) -> Self {
+        Self::start_every(Duration::from_secs(1), openmetrics, targets).await
+    }
+
+    /// [`Prometheus::start`] with the scrape (and rule evaluation) interval given.
+    pub async fn start_every(
+        scrape_interval: Duration,
+        openmetrics: Option<&str>,
+        targets: &[Target<'_>],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("prometheus temp dir");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("prometheus data dir");
         if let Some(text) = openmetrics {
             backfill(dir.path(), &data, text);
         }
-        let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+        let every = format!("{}ms", scrape_interval.as_millis());
+        let mut config = format!(
+            "global:\n  scrape_interval: {every}\n  evaluation_interval: {every}\nscrape_configs:\n"
         );
         for t in targets {
             config.push_str(&format!(
@@ -71,32 +83,33 @@ impl Prometheus {
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port();
-            let mut child = Command::new(tool("prometheus"))
-                .arg(format!("--config.file={}", config_path.display()))
-                .arg(format!("--storage.tsdb.path={}", data.display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--storage.tsdb.retention.time=30d")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log_path).expect("prometheus log file"))
-                .spawn()
-                .expect("start prometheus");
-            let url = format!("http://127.0.0.1:{port}");
-            match wait_ready(&mut child, &url, &log_path).await {
-                Ok(()) => {
+            match launch(&config_path, &data, port, &log_path).await {
+                Ok(child) => {
                     return Prometheus {
                         child: Some(child),
-                        url,
-                        _dir: dir,
+                        url: format!("http://127.0.0.1:{port}"),
+                        port,
+                        config_path,
+                        dir,
                     };
                 }
-                Err(e) => {
-                    last_error = e;
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
+                Err(e) => last_error = e,
             }
         }
         panic!("prometheus did not start: {last_error}");
+    }
+
+    /// Restarts Prometheus on the same port with empty storage, as when it lost its data
+    /// (no persistent volume): every series is gone until it scrapes again.
+    pub async fn restart_empty(&mut self) {
+        self.stop();
+        let data = self.dir.path().join(format!("data-{}", free_port()));
+        std::fs::create_dir_all(&data).expect("prometheus data dir");
+        let log_path = self.dir.path().join("prometheus-restarted.log");
+        let child = launch(&self.config_path, &data, self.port, &log_path)
+            .await
+            .unwrap_or_else(|e| panic!("prometheus did not restart: {e}"));
+        self.child = Some(child);
     }
 
     /// Stops Prometheus (SIGKILL): later queries fail with connection refused, which is
@@ -131,6 +144,26 @@ impl Prometheus {
 impl Drop for Prometheus {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+async fn launch(config: &Path, data: &Path, port: u16, log_path: &Path) -> Result<Child, String> {
+    let mut child = Command::new(tool("prometheus"))
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--storage.tsdb.retention.time=30d")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log_path).expect("prometheus log file"))
+        .spawn()
+        .expect("start prometheus");
+    match wait_ready(&mut child, &format!("http://127.0.0.1:{port}"), log_path).await {
+        Ok(()) => Ok(child),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
     }
 }
 

@@ -1,0 +1,308 @@
+//! The `check`, `history` and `config` commands as an operator and a script use them, on the
+//! real stack: documented exit codes for errors (never a verdict's), kubeconfig inference,
+//! uninstalled releases, a newer revision during `--wait`, bake records (with and without
+//! permission), and a Kubernetes API that drops out during `--wait`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, PostParams};
+use support::cli::{self, check, config_file, short_config, spawn};
+use support::eval::{install_then_upgrade, upgrade};
+use support::proxy::Proxy;
+use support::{helm, kube as tkube};
+
+/// No Prometheus checks are configured: its URL is never used.
+const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
+
+/// Issue 7.11: an error exits with its own code, never 1 (failed) or 2 (inconclusive).
+#[tokio::test]
+async fn errors_have_their_own_exit_codes_never_a_verdict() {
+    let ns = tkube::namespace("cli-errors").await;
+    install_then_upgrade(&ns.name, "app", &[]);
+    let good = config_file(&short_config(NO_PROMETHEUS, "", ""));
+    let good = good.arg();
+    let check_args =
+        |release: &'static str| vec!["check", release, "-n", &ns.name, "--config", &good];
+
+    // Missing configuration file: EX_CONFIG.
+    let run = cli::run(
+        &[
+            "check",
+            "app",
+            "-n",
+            &ns.name,
+            "--config",
+            "/nonexistent.yaml",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    run.says_on_stderr("cannot read the file");
+    // Invalid configuration: EX_CONFIG.
+    let bad = config_file("defaults:\n  bake_window: 15x\n");
+    let run = cli::run(
+        &["check", "app", "-n", &ns.name, "--config", &bad.arg()],
+        &[],
+    );
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    run.says_on_stderr("defaults.bake_window");
+    // Unreadable kubeconfig: EX_CONFIG.
+    let mut args = check_args("app");
+    args.extend(["--kubeconfig", "/nonexistent-kubeconfig"]);
+    let run = cli::run(&args, &[]);
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    // Cluster unreachable: EX_UNAVAILABLE.
+    let nowhere = tkube::kubeconfig_with_server(&format!(
+        "https://127.0.0.1:{}",
+        support::prometheus::free_port()
+    ));
+    let nowhere = nowhere.path().to_string_lossy().into_owned();
+    let mut args = check_args("app");
+    args.extend(["--kubeconfig", &nowhere]);
+    let run = cli::run(&args, &[]);
+    assert_eq!(run.code, 69, "{}", run.stderr);
+    run.says_on_stderr("the Kubernetes API server");
+    // Missing release: EX_NOINPUT, for check and for history.
+    let run = cli::run(&check_args("nosuchrelease"), &[]);
+    assert_eq!(run.code, 66, "{}", run.stderr);
+    run.says_on_stderr("release \"nosuchrelease\" not found");
+    let run = cli::run(&["history", "nosuchrelease", "-n", &ns.name], &[]);
+    assert_eq!(run.code, 66, "{}", run.stderr);
+    // Bad arguments: EX_USAGE, not clap's 2.
+    let run = cli::run(&["check", "app", "--wait", "5x"], &[]);
+    assert_eq!(run.code, 64, "{}", run.stderr);
+    let run = cli::run(&["check"], &[]);
+    assert_eq!(run.code, 64, "{}", run.stderr);
+    // And a verdict still exits with the verdict's code.
+    let run = cli::run(&check_args("app"), &[]);
+    assert_eq!(
+        run.code, 3,
+        "progressing right after the upgrade:\n{}",
+        run.stdout
+    );
+}
+
+/// Found in review: a KUBECONFIG listing several files, as kubectl accepts it.
+#[tokio::test]
+async fn a_kubeconfig_split_across_files_is_merged() {
+    let ns = tkube::namespace("cli-kubeconfig").await;
+    helm::ok(&["install", "app", &helm::chart("demo-app"), "-n", &ns.name]);
+    let (_files, kubeconfig) = tkube::split_kubeconfig();
+    assert!(kubeconfig.contains(':'));
+    let run = cli::run(
+        &["history", "app", "-n", &ns.name],
+        &[("KUBECONFIG", &kubeconfig)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Install complete"), "{}", run.stdout);
+}
+
+/// Issue 7.8: uninstalled is reported as such, with no action.
+#[tokio::test]
+async fn an_uninstalled_release_is_reported_without_action() {
+    let ns = tkube::namespace("cli-uninstalled").await;
+    install_then_upgrade(&ns.name, "app", &["unschedulable=true"]);
+    helm::ok(&["uninstall", "app", "-n", &ns.name, "--keep-history"]);
+    let run = check("app", &ns.name, &short_config(NO_PROMETHEUS, "", ""), &[]);
+    run.expect(
+        5,
+        &[
+            "revision 2 is uninstalled",
+            "nothing to judge and no action",
+        ],
+    );
+    run.refuse("helm rollback");
+}
+
+/// Issue 7.9: `check --wait` switches to a newer revision and never prints an action for
+/// the one it stopped judging.
+#[tokio::test]
+async fn check_wait_follows_a_newer_revision() {
+    let ns = tkube::namespace("cli-newer").await;
+    install_then_upgrade(&ns.name, "app", &["unschedulable=true"]);
+    // Revision 2's pods stay Pending; they would fail after 30 s.
+    let config = config_file(&short_config(
+        NO_PROMETHEUS,
+        "",
+        "releases:\n  - name: app\n    pending_timeout: 30s\n",
+    ));
+    let path = config.arg();
+    let mut running = spawn(
+        &[
+            "check", "app", "-n", &ns.name, "--config", &path, "--wait", "90s",
+        ],
+        &[],
+        Some(config),
+    );
+    running.wait_for_stderr("judging revision 2", Duration::from_secs(60));
+    upgrade(&ns.name, "app", "1.2.0", &["unschedulable=false"]);
+    let run = running.finish();
+    run.expect(
+        0,
+        &["revision 3 (deployed)", "verdict: healthy", "action: none"],
+    );
+    run.says_on_stderr("the evaluation of revision 2 is cancelled, judging 3 instead");
+    run.refuse("helm rollback");
+}
+
+/// A ServiceAccount allowed to read what `check` needs in `ns` and nothing else.
+async fn restricted_token(ns: &str) -> String {
+    let client = tkube::client().await;
+    let sa: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "reader"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    let role: Role = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "reader"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets", "pods"], "verbs": ["get", "list"]},
+            {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list"]}
+        ]
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}})).unwrap();
+    let token = Api::<ServiceAccount>::namespaced(client, ns)
+        .create_token_request("reader", &PostParams::default(), &request)
+        .await
+        .unwrap();
+    token.status.unwrap().token.unwrap()
+}
+
+/// Issue 7.10: each revision's final verdict is kept in upgrade-guard's namespace and
+/// chooses the rollback target; without permission to read it, `check` says so and falls
+/// back to the history.
+#[tokio::test]
+async fn bake_records_choose_the_rollback_target_and_are_ignored_without_permission() {
+    let ns = tkube::namespace("cli-bakes").await;
+    let state = tkube::namespace("cli-state").await;
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!("state:\n  namespace: {}\n", state.name),
+    );
+    // Revision 2 is good and recorded so.
+    install_then_upgrade(&ns.name, "app", &[]);
+    check("app", &ns.name, &config, &["--record"]).expect(0, &["verdict: healthy"]);
+    // Revision 3 is bad and recorded so.
+    upgrade(&ns.name, "app", "1.2.0", &["unschedulable=true"]);
+    let run = check("app", &ns.name, &config, &["--record"]);
+    run.expect(1, &[&format!("helm rollback app 2 -n {}", ns.name)]);
+    let records = Api::<ConfigMap>::namespaced(tkube::client().await, &state.name)
+        .get(&format!("upgrade-guard.bakes.{}.app", ns.name))
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert!(
+        records["2"].contains("\"verdict\":\"healthy\""),
+        "{records:?}"
+    );
+    assert!(
+        records["3"].contains("\"verdict\":\"failed\""),
+        "{records:?}"
+    );
+    // Revision 4 is bad too: 3 ran (superseded) but failed its bake, so the target is 2.
+    upgrade(&ns.name, "app", "1.3.0", &["unschedulable=true"]);
+    let run = check("app", &ns.name, &config, &["-o", "json"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["action"]["target"], 2, "{}", run.stdout);
+    assert_eq!(report["action"]["basis"], "passed_bake");
+    // Someone without access to upgrade-guard's namespace: told, and the history decides.
+    let token = restricted_token(&ns.name).await;
+    let kubeconfig = tkube::kubeconfig_with_token(&token);
+    let path = kubeconfig.path().to_string_lossy().into_owned();
+    let file = config_file(&config);
+    let run = cli::run(
+        &[
+            "check",
+            "app",
+            "-n",
+            &ns.name,
+            "--config",
+            &file.arg(),
+            "--wait",
+            "60s",
+            "--kubeconfig",
+            &path,
+        ],
+        &[],
+    );
+    run.expect(1, &[&format!("helm rollback app 3 -n {}", ns.name)]);
+    run.says_on_stderr("bake records not used (not allowed to read ConfigMaps in namespace");
+}
+
+/// Issue 7.11: a Kubernetes API that drops out during `--wait` makes rounds inconclusive
+/// (tolerated like Prometheus errors); the command carries on and ends with a verdict.
+#[tokio::test]
+async fn a_transient_api_outage_during_wait_is_a_round_not_the_end() {
+    let ns = tkube::namespace("cli-apidown").await;
+    install_then_upgrade(&ns.name, "app", &[]);
+    let proxy = Proxy::start(&tkube::api_address());
+    let kubeconfig = tkube::kubeconfig_with_server(&format!("https://{}", proxy.address));
+    let path = kubeconfig.path().to_string_lossy().into_owned();
+    let config = config_file(&short_config(
+        NO_PROMETHEUS,
+        "",
+        "releases:\n  - name: app\n    bake_window: 10s\n",
+    ));
+    let config_path = config.arg();
+    let mut running = spawn(
+        &[
+            "check",
+            "app",
+            "-n",
+            &ns.name,
+            "--config",
+            &config_path,
+            "--wait",
+            "90s",
+            "--kubeconfig",
+            &path,
+        ],
+        &[],
+        Some(config),
+    );
+    running.wait_for_stderr("judging revision 2", Duration::from_secs(60));
+    proxy.cut();
+    running.wait_for_stderr("cannot re-read the history", Duration::from_secs(30));
+    proxy.restore();
+    let run = running.finish();
+    run.expect(0, &["verdict: healthy"]);
+}
+
+/// `config validate` names settings that defeat each other, and still accepts the file.
+#[test]
+fn config_validate_warns_about_settings_that_defeat_each_other() {
+    let file = config_file("defaults:\n  readiness_deadline: 5m\n  pending_timeout: 10m\n");
+    let run = cli::run(&["config", "validate", &file.arg()], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.says_on_stderr("pending_timeout (10m) is not shorter than readiness_deadline (5m)");
+}

@@ -1,0 +1,168 @@
+//! Scenario building blocks for evaluation tests: releases installed and upgraded with the
+//! real helm, backfilled series, a live endpoint scraped by a real Prometheus, and the
+//! in-process evaluator run round by round (paced like the daemon's retry interval).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use upgrade_guard::cli::history::{RowDetail, read_history};
+use upgrade_guard::config::Config;
+use upgrade_guard::evaluation::prometheus::Prometheus as PromClient;
+use upgrade_guard::evaluation::{Evaluator, Report, Start};
+use upgrade_guard::metrics::{PrometheusMetrics, registry};
+use upgrade_guard::release::ReleaseKey;
+use upgrade_guard::verdict::Verdict;
+
+use super::exporter::Exporter;
+use super::prometheus::{Prometheus, Target};
+use super::{helm, kube as tkube, wait};
+
+/// How long a scenario may take to reach what it waits for.
+pub const WAIT: Duration = Duration::from_secs(120);
+
+/// Installs `demo-app` (waiting for it) and upgrades it to tag 1.1.0 with `set` values.
+pub fn install_then_upgrade(ns: &str, release: &str, set: &[&str]) {
+    let chart = &helm::chart("demo-app");
+    helm::ok(&[
+        "install",
+        release,
+        chart,
+        "-n",
+        ns,
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    upgrade(ns, release, "1.1.0", set);
+}
+
+/// Upgrades `demo-app` to `tag` with `set` values (not waiting).
+pub fn upgrade(ns: &str, release: &str, tag: &str, set: &[&str]) {
+    let tag = format!("image.tag={tag}");
+    let chart = helm::chart("demo-app");
+    let mut args = vec!["upgrade", release, &chart, "-n", ns, "--set", &tag];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    helm::ok(&args);
+}
+
+/// When the latest revision of the release started (its `last_deployed`).
+pub async fn upgrade_time(ns: &str, release: &str) -> Timestamp {
+    let rows = read_history(tkube::client().await, ns, release)
+        .await
+        .unwrap();
+    match &rows.last().unwrap().detail {
+        RowDetail::Decoded(s) => s.last_deployed.unwrap(),
+        RowDetail::Undecodable { decode_error } => panic!("{decode_error}"),
+    }
+}
+
+/// OpenMetrics lines for `name{labels}` from `from` to `to` (Unix seconds) every `step`
+/// seconds, valued by `f(t)`; `None` leaves a gap.
+pub fn series(
+    name: &str,
+    labels: &str,
+    (from, to, step): (i64, i64, usize),
+    f: impl Fn(i64) -> Option<f64>,
+) -> String {
+    (from..=to)
+        .step_by(step)
+        .filter_map(|t| f(t).map(|v| format!("{name}{{{labels}}} {v} {t}\n")))
+        .collect()
+}
+
+/// An evaluator for `config_text`, with the metrics it counts queries in.
+pub async fn evaluator_with(config_text: &str) -> (Evaluator, Config, PrometheusMetrics) {
+    let config = Config::parse(config_text, "test").unwrap();
+    let metrics = PrometheusMetrics::register(&mut registry());
+    let client = PromClient::new(&config.prometheus, metrics.clone()).unwrap();
+    (
+        Evaluator::new(tkube::client().await, &config, client),
+        config,
+        metrics,
+    )
+}
+
+/// What starts the evaluation of the latest revision of a release.
+pub async fn start_for(ns: &str, release: &str) -> Start {
+    let rows = read_history(tkube::client().await, ns, release)
+        .await
+        .unwrap();
+    let latest = rows.last().unwrap();
+    let RowDetail::Decoded(summary) = &latest.detail else {
+        panic!("undecodable")
+    };
+    Start {
+        release: ReleaseKey::new(ns, release),
+        status: latest.status,
+        status_since: summary.last_deployed.unwrap(),
+        history: rows.iter().map(|r| (r.revision, r.status)).collect(),
+        rollbacks: Default::default(),
+        summary: Arc::new((**summary).clone()),
+    }
+}
+
+/// One round's report for the only release under evaluation.
+pub async fn round_of(e: &mut Evaluator) -> Report {
+    e.round(Timestamp::now()).await.into_iter().next().unwrap()
+}
+
+/// Runs evaluation rounds, paced like the daemon's retry interval, until `done` holds;
+/// every report is kept in `seen`.
+pub async fn rounds_until(
+    e: &mut Evaluator,
+    seen: &mut Vec<Report>,
+    done: impl Fn(&Report) -> bool,
+) -> Report {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = round_of(e).await;
+        seen.push(r.clone());
+        if done(&r) {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no such round within {WAIT:?}: {:?}",
+            seen.iter().map(|r| r.verdict).collect::<Vec<Verdict>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The result of `check` in a report.
+pub fn result<'a>(r: &'a Report, check: &str) -> &'a upgrade_guard::checks::CheckResult {
+    r.results
+        .iter()
+        .find(|c| c.check == check)
+        .unwrap_or_else(|| panic!("no {check} in {:?}", r.results))
+}
+
+/// An endpoint serving `body`, a Prometheus scraping it every second as job `app`, and a
+/// wait until Prometheus holds three samples of `metric` (as a metric that existed well
+/// before an upgrade would).
+pub async fn scraped(body: &str, metric: &str) -> (Exporter, Prometheus) {
+    let exporter = Exporter::start(body);
+    let prom = Prometheus::start(
+        None,
+        &[Target {
+            job: "app",
+            address: &exporter.address,
+        }],
+    )
+    .await;
+    scraped_a_few_times(&prom, metric).await;
+    (exporter, prom)
+}
+
+/// Waits until Prometheus holds three samples of `metric`.
+pub async fn scraped_a_few_times(prom: &Prometheus, metric: &str) {
+    let query = format!("count_over_time({metric}[1m]) >= 3");
+    wait::until(WAIT, "three scrapes", || async {
+        let data = prom.query(&query, None).await;
+        (!data["result"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+}
