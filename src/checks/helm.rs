@@ -83,10 +83,14 @@ impl Revision<'_> {
                 .any(|w| w.kind == WorkloadKind::Job && w.name == n)
                 || s.hooks.iter().any(|h| h.name == n)
         };
+        // Kubernetes keeps creation times to the second: a Job created in the second the
+        // upgrade started is this upgrade's.
+        let started =
+            jiff::Timestamp::from_second(self.started.as_second()).unwrap_or(self.started);
         let mut ours: Vec<&JobObs> = jobs
             .iter()
             .filter(|j| self.owns(j))
-            .filter(|j| named(&j.name) || j.created.is_some_and(|c| c >= self.started))
+            .filter(|j| named(&j.name) || j.created.is_some_and(|c| c >= started))
             .collect();
         ours.sort_by_key(|j| j.created);
         ours

@@ -282,6 +282,18 @@ fn a_failed_attempt_followed_by_a_successful_retry_passes() {
     assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
 }
 
+/// Kubernetes creation times are whole seconds; the upgrade's start is not.
+#[test]
+fn a_job_created_in_the_second_the_upgrade_started_is_this_upgrade_s() {
+    let p = with_migration(false);
+    let s = summary(&[(WorkloadKind::Deployment, "app")], &[]);
+    let mut r = rev(&s, &p, 2, ReleaseStatus::Deployed);
+    r.started = at(0) + jiff::SignedDuration::from_millis(700);
+    let failed = job("app-migrate", 0, false, Some("BackoffLimitExceeded"));
+    let result = migration(&r, &[failed], "x").unwrap();
+    assert_eq!(result.outcome, Outcome::Fail, "{}", result.summary);
+}
+
 #[test]
 fn hooks_and_manifest_jobs() {
     let p = policy();

@@ -166,3 +166,15 @@ pub async fn scraped_a_few_times(prom: &Prometheus, metric: &str) {
     })
     .await;
 }
+
+/// Runs `n` evaluation rounds, paced like the daemon's retry interval.
+pub async fn rounds(e: &mut Evaluator, n: usize) -> Vec<Report> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        out.push(round_of(e).await);
+    }
+    out
+}

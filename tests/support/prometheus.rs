@@ -13,8 +13,23 @@ pub struct Prometheus {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     port: u16,
+    scrape_interval: Duration,
     config_path: std::path::PathBuf,
     dir: tempfile::TempDir,
+}
+
+fn write_config(path: &Path, scrape_interval: Duration, targets: &[Target<'_>]) {
+    let every = format!("{}ms", scrape_interval.as_millis());
+    let mut config = format!(
+        "global:\n  scrape_interval: {every}\n  evaluation_interval: {every}\nscrape_configs:\n"
+    );
+    for t in targets {
+        config.push_str(&format!(
+            "  - job_name: {}\n    static_configs:\n      - targets: ['{}']\n",
+            t.job, t.address
+        ));
+    }
+    std::fs::write(path, config).expect("write prometheus.yml");
 }
 
 /// One scrape target for [`Prometheus::start`].
@@ -65,18 +80,8 @@ impl Prometheus {
         if let Some(text) = openmetrics {
             backfill(dir.path(), &data, text);
         }
-        let every = format!("{}ms", scrape_interval.as_millis());
-        let mut config = format!(
-            "global:\n  scrape_interval: {every}\n  evaluation_interval: {every}\nscrape_configs:\n"
-        );
-        for t in targets {
-            config.push_str(&format!(
-                "  - job_name: {}\n    static_configs:\n      - targets: ['{}']\n",
-                t.job, t.address
-            ));
-        }
         let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        write_config(&config_path, scrape_interval, targets);
         let log_path = dir.path().join("prometheus.log");
 
         // A free port can be taken between probing and binding: try a few.
@@ -89,6 +94,7 @@ impl Prometheus {
                         child: Some(child),
                         url: format!("http://127.0.0.1:{port}"),
                         port,
+                        scrape_interval,
                         config_path,
                         dir,
                     };
@@ -99,10 +105,11 @@ impl Prometheus {
         panic!("prometheus did not start: {last_error}");
     }
 
-    /// Restarts Prometheus on the same port with empty storage, as when it lost its data
-    /// (no persistent volume): every series is gone until it scrapes again.
-    pub async fn restart_empty(&mut self) {
+    /// Restarts Prometheus on the same port with empty storage and only `targets`, as when
+    /// it lost its data (no persistent volume) and has not discovered its targets again.
+    pub async fn restart_empty(&mut self, targets: &[Target<'_>]) {
         self.stop();
+        write_config(&self.config_path, self.scrape_interval, targets);
         let data = self.dir.path().join(format!("data-{}", free_port()));
         std::fs::create_dir_all(&data).expect("prometheus data dir");
         let log_path = self.dir.path().join("prometheus-restarted.log");
@@ -110,6 +117,17 @@ impl Prometheus {
             .await
             .unwrap_or_else(|e| panic!("prometheus did not restart: {e}"));
         self.child = Some(child);
+    }
+
+    /// Replaces the scrape targets and reloads the configuration (SIGHUP).
+    pub fn reconfigure(&self, targets: &[Target<'_>]) {
+        write_config(&self.config_path, self.scrape_interval, targets);
+        let pid = self.child.as_ref().expect("prometheus running").id();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "cannot signal prometheus");
     }
 
     /// Stops Prometheus (SIGKILL): later queries fail with connection refused, which is
