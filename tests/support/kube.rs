@@ -54,6 +54,37 @@ pub async fn namespace(prefix: &str) -> TestNamespace {
     TestNamespace { name }
 }
 
+/// Creates the namespace `name` exactly (for a profile that matches releases by namespace),
+/// waiting first for a leftover of an earlier run to be gone. Only one test may use a name.
+pub async fn namespace_named(name: &str) -> TestNamespace {
+    let api = Api::<Namespace>::all(client().await);
+    super::wait::until(
+        std::time::Duration::from_secs(120),
+        &format!("namespace {name} from an earlier run to be deleted"),
+        || async {
+            match api.get_opt(name).await {
+                Ok(None) => Some(()),
+                Ok(Some(ns)) if ns.metadata.deletion_timestamp.is_none() => {
+                    let _ = api.delete(name, &DeleteParams::background()).await;
+                    None
+                }
+                _ => None,
+            }
+        },
+    )
+    .await;
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"upgrade-guard.dev/test": "true"}}
+    }))
+    .expect("namespace object");
+    api.create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+    TestNamespace {
+        name: name.to_string(),
+    }
+}
+
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         // Drop cannot await: delete from a thread with its own runtime. The
