@@ -256,3 +256,23 @@ fn warnings_say_which_setting_defeats_which() {
     assert!(Config::default_profile().unwrap().warnings.is_empty());
     assert_eq!(parse("").unwrap().state.namespace, "upgrade-guard");
 }
+
+/// The commented dependency example of the built-in profile is valid once uncommented.
+#[test]
+fn the_profile_s_dependency_example_is_valid_when_uncommented() {
+    let start = DEFAULT_PROFILE
+        .find("    # dependencies:")
+        .expect("the example is in the profile");
+    let block: String = DEFAULT_PROFILE[start..]
+        .lines()
+        .take_while(|l| l.trim_start().starts_with('#'))
+        .map(|l| format!("{}\n", l.replacen("# ", "", 1)))
+        .collect();
+    let text = DEFAULT_PROFILE.replacen("    # dependencies:", &format!("{block}    # was:"), 1);
+    let c = Config::parse(&text, "uncommented").unwrap();
+    let gim = c.policy_for(&key("gim", "gim"));
+    let names: Vec<&str> = gim.dependencies.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["kafka", "postgresql"]);
+    assert_eq!(gim.dependencies[0].query, "kafka_brokers{job=\"kafka-exporter\"}");
+    assert_eq!(gim.dependencies[0].hold, 2 * MIN);
+}
