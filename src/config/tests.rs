@@ -273,6 +273,9 @@ fn the_profile_s_dependency_example_is_valid_when_uncommented() {
     let gim = c.policy_for(&key("gim", "gim"));
     let names: Vec<&str> = gim.dependencies.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["kafka", "postgresql"]);
-    assert_eq!(gim.dependencies[0].query, "kafka_brokers{job=\"kafka-exporter\"}");
+    assert_eq!(
+        gim.dependencies[0].query,
+        "kafka_brokers{job=\"kafka-exporter\"}"
+    );
     assert_eq!(gim.dependencies[0].hold, 2 * MIN);
 }
