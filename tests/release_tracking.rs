@@ -510,6 +510,10 @@ async fn history_command_prints_the_revisions() {
         .envs(support::stack::stack().child_env())
         .output()
         .unwrap();
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        missing.status.code(),
+        Some(66),
+        "EX_NOINPUT: no such release"
+    );
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 }
