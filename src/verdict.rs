@@ -158,9 +158,14 @@ fn first(results: &[CheckResult], outcome: Outcome) -> Option<&CheckResult> {
 
 /// Why no action may be taken on `revision` given the history as last read: it is no longer
 /// the latest revision, the latest is `pending-*` (a Helm operation holds the release), or
-/// the release was uninstalled. `None` when the revision is still current.
+/// the release was uninstalled (with or without its history). `None` when the revision is
+/// still current.
 pub fn stale(history: &[(u32, ReleaseStatus)], revision: u32) -> Option<String> {
-    let (latest, status) = history.iter().max_by_key(|(r, _)| *r)?;
+    let Some((latest, status)) = history.iter().max_by_key(|(r, _)| *r) else {
+        return Some(format!(
+            "the release has no revision any more (uninstalled): nothing to do for revision {revision}"
+        ));
+    };
     if *latest != revision {
         return Some(format!(
             "revision {revision} is no longer the latest: revision {latest} is {status}; no action on a superseded revision"

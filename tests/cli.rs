@@ -123,6 +123,35 @@ async fn an_uninstalled_release_is_reported_without_action() {
     run.refuse("helm rollback");
 }
 
+/// Issue 7.8: a release uninstalled (history not kept) while `check --wait` judges it ends
+/// the command as uninstalled, with no action for revisions that no longer exist.
+#[tokio::test]
+async fn an_uninstall_during_wait_ends_without_action() {
+    let ns = tkube::namespace("cli-uninstall-wait").await;
+    install_then_upgrade(&ns.name, "app", &["unschedulable=true"]);
+    let config = config_file(&short_config(
+        NO_PROMETHEUS,
+        "",
+        "releases:\n  - name: app\n    pending_timeout: 30s\n",
+    ));
+    let path = config.arg();
+    let mut running = spawn(
+        &[
+            "check", "app", "-n", &ns.name, "--config", &path, "--wait", "90s",
+        ],
+        &[],
+        Some(config),
+    );
+    running.wait_for_stderr("judging revision 2", Duration::from_secs(60));
+    helm::ok(&["uninstall", "app", "-n", &ns.name]);
+    let run = running.finish();
+    run.expect(
+        5,
+        &["the release was uninstalled, nothing to judge and no action"],
+    );
+    run.refuse("helm rollback");
+}
+
 /// Issue 7.9: `check --wait` switches to a newer revision and never prints an action for
 /// the one it stopped judging.
 #[tokio::test]

@@ -189,7 +189,15 @@ impl CheckRounds {
 
     /// Follows the history as just read: a newer revision replaces the judged one.
     async fn follow(&mut self, history: Vec<(u32, ReleaseStatus)>) -> Option<Round> {
-        let (latest, status) = *history.last()?;
+        let judged = self.evaluator.active().first().map(|(_, r)| *r);
+        let Some(&(latest, status)) = history.last() else {
+            // Uninstalled without --keep-history: its Secrets are gone.
+            self.evaluator.end(&self.key);
+            return Some(Round::Uninstalled {
+                revision: judged.unwrap_or_default(),
+                status: ReleaseStatus::Uninstalled,
+            });
+        };
         if gone(status) {
             self.evaluator.end(&self.key);
             return Some(Round::Uninstalled {
@@ -197,7 +205,6 @@ impl CheckRounds {
                 status,
             });
         }
-        let judged = self.evaluator.active().first().map(|(_, r)| *r);
         if judged.is_some_and(|j| latest > j) {
             match read_revision(
                 self.client.clone(),
