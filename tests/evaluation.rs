@@ -344,3 +344,28 @@ async fn a_newer_revision_cancels_the_evaluation_of_the_older_one() {
         vec![3]
     );
 }
+
+/// A query Prometheus rejects is that check's problem, said as such, and does not hold back
+/// the other checks' values at the time of the upgrade.
+#[tokio::test]
+async fn an_invalid_query_is_reported_by_its_own_check_only() {
+    let ns = tkube::namespace("eval-badquery").await;
+    let (_exporter, prom) = scraped(LIVE, "app_up").await;
+    install_then_upgrade(&ns.name, "app", &[]);
+    let extra = "releases:\n  - name: app\n    bake_window: 10m\n    metrics_presence:\n      - {name: app_up, query: 'app_up'}\n    lag:\n      query: 'max(app_up{'\n      window: 5s\n      max_slope: 1\n";
+    let (mut evaluator, config, _) = evaluator_for(&prom.url, extra).await;
+    let start = start_for(&ns.name, "app").await;
+    evaluator.begin(start.clone(), config.policy_for(&start.release));
+    let report = rounds_until(&mut evaluator, &mut Vec::new(), |r| {
+        result(r, "metrics_presence:app_up").outcome == Outcome::Pass
+    })
+    .await;
+    let lag = result(&report, "lag");
+    assert_eq!(lag.outcome, Outcome::Inconclusive, "{}", lag.summary);
+    assert!(
+        lag.summary.contains("Prometheus rejected the query"),
+        "{}",
+        lag.summary
+    );
+    assert_ne!(report.verdict, Verdict::Failed);
+}

@@ -389,8 +389,7 @@ impl Evaluator {
             {
                 match queries::baseline_from(i, e, &answers) {
                     Ok(b) => e.baseline = Some(b),
-                    Err(ProviderError::Unavailable(_)) => failed = true,
-                    Err(_) => {}
+                    Err(_) => failed = true,
                 }
             }
         }

@@ -16,11 +16,12 @@ use crate::checks::presence::{PresenceAnswers, PresenceBaseline, absence_grace, 
 use crate::checks::provider::ProviderError;
 use crate::config::OnNoData;
 
-/// What was known at the upgrade.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What was known at the upgrade, per item: a query Prometheus rejected stays that item's
+/// error (its check reports it), without holding back the other items.
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Baseline {
-    pub presence: Vec<PresenceBaseline>,
-    pub lag: LagBaseline,
+    pub presence: Vec<Result<PresenceBaseline, ProviderError>>,
+    pub lag: Result<LagBaseline, ProviderError>,
     /// Prometheus recorded a successful scrape in the look-back before the upgrade.
     pub scraping_at_upgrade: bool,
 }
@@ -67,36 +68,48 @@ fn samples(answers: &Answers, key: &str) -> Result<Samples, ProviderError> {
     answer(answers, key).map(|s| values(&s))
 }
 
-/// Reads the baseline of revision `i` (an empty one when it has no Prometheus checks).
+/// An item's answer, except that an unavailable Prometheus fails the whole baseline (it is
+/// read again next round).
+fn item<T>(r: Result<T, ProviderError>) -> Result<Result<T, ProviderError>, ProviderError> {
+    match r {
+        Err(e @ ProviderError::Unavailable(_)) => Err(e),
+        other => Ok(other),
+    }
+}
+
+/// Reads the baseline of revision `i`; `Err` only while Prometheus is unavailable.
 pub(super) fn baseline_from(
     i: usize,
     e: &Evaluation,
     answers: &Answers,
 ) -> Result<Baseline, ProviderError> {
-    if e.policy.metrics_presence.is_empty() && e.policy.lag.is_none() {
-        return Ok(Baseline::default());
-    }
     let mut presence = Vec::new();
     for j in 0..e.policy.metrics_presence.len() {
-        let by_job = answer(answers, &key('b', i, &format!("p{j}")))?
-            .into_iter()
-            .map(|(labels, v)| (labels.get("job").cloned().unwrap_or_default(), v))
-            .collect();
-        presence.push(PresenceBaseline { by_job });
+        let by_job = answer(answers, &key('b', i, &format!("p{j}"))).map(|series| {
+            let by_job = series
+                .into_iter()
+                .map(|(labels, v)| (labels.get("job").cloned().unwrap_or_default(), v))
+                .collect();
+            PresenceBaseline { by_job }
+        });
+        presence.push(item(by_job)?);
     }
     let lag = if e.policy.lag.is_some() {
-        LagBaseline {
-            slope: samples(answers, &key('b', i, "ls"))?,
-            level: samples(answers, &key('b', i, "ll"))?,
-        }
+        let slope = item(samples(answers, &key('b', i, "ls")))?;
+        let level = item(samples(answers, &key('b', i, "ll")))?;
+        slope.and_then(|slope| level.map(|level| LagBaseline { slope, level }))
     } else {
-        LagBaseline::default()
+        Ok(LagBaseline::default())
     };
-    let up = samples(answers, &key('b', i, "up"))?;
+    let scraping_at_upgrade = if presence.is_empty() && e.policy.lag.is_none() {
+        false
+    } else {
+        item(samples(answers, &key('b', i, "up")))?.is_ok_and(|up| up.iter().any(|v| *v >= 1.0))
+    };
     Ok(Baseline {
         presence,
         lag,
-        scraping_at_upgrade: up.iter().any(|v| *v >= 1.0),
+        scraping_at_upgrade,
     })
 }
 
@@ -125,6 +138,7 @@ impl RoundItems {
                 .baseline
                 .as_ref()
                 .and_then(|b| b.presence.get(j))
+                .and_then(|b| b.as_ref().ok())
                 .map(|b| b.jobs())
                 .unwrap_or_default();
             if !jobs.is_empty() {
@@ -173,20 +187,21 @@ fn baseline_missing() -> ProviderError {
     ProviderError::Unavailable("the values at the time of the upgrade could not be read yet".into())
 }
 
-/// The answers of presence item `j` of revision `i`, with its baseline.
+/// The answers of presence item `j` of revision `i`, with its baseline. This round's
+/// errors come first: a query Prometheus rejects is reported as such.
 pub(super) fn presence_answers(
     i: usize,
     j: usize,
     e: &Evaluation,
     answers: &Answers,
 ) -> Result<(PresenceBaseline, PresenceAnswers), ProviderError> {
+    let now = samples(answers, &key('r', i, &format!("p{j}n")))?;
+    let seen = samples(answers, &key('r', i, &format!("p{j}s")))?;
     let before = e
         .baseline
         .as_ref()
         .and_then(|b| b.presence.get(j).cloned())
-        .ok_or_else(baseline_missing)?;
-    let now = samples(answers, &key('r', i, &format!("p{j}n")))?;
-    let seen = samples(answers, &key('r', i, &format!("p{j}s")))?;
+        .ok_or_else(baseline_missing)??;
     let scrapes = if before.jobs().is_empty() {
         None
     } else {
@@ -195,26 +210,24 @@ pub(super) fn presence_answers(
     Ok((before, PresenceAnswers { now, seen, scrapes }))
 }
 
-/// The lag answers of revision `i`, with its baseline.
+/// The lag answers of revision `i`, with its baseline (this round's errors first).
 pub(super) fn lag_answers(
     i: usize,
     e: &Evaluation,
     answers: &Answers,
 ) -> Result<(LagBaseline, LagAnswers), ProviderError> {
+    let now = LagAnswers {
+        slope: samples(answers, &key('r', i, "ls"))?,
+        recent_slope: samples(answers, &key('r', i, "lr"))?,
+        level: samples(answers, &key('r', i, "ll"))?,
+        samples: samples(answers, &key('r', i, "ln"))?,
+    };
     let before = e
         .baseline
         .as_ref()
         .map(|b| b.lag.clone())
-        .ok_or_else(baseline_missing)?;
-    Ok((
-        before,
-        LagAnswers {
-            slope: samples(answers, &key('r', i, "ls"))?,
-            recent_slope: samples(answers, &key('r', i, "lr"))?,
-            level: samples(answers, &key('r', i, "ll"))?,
-            samples: samples(answers, &key('r', i, "ln"))?,
-        },
-    ))
+        .ok_or_else(baseline_missing)??;
+    Ok((before, now))
 }
 
 /// The answer of dependency `j` of revision `i`.
@@ -242,11 +255,8 @@ pub(super) fn dependency_troubles(
     let mut troubles = Vec::new();
     for (j, d) in e.policy.dependencies.iter().enumerate() {
         let name = d.name.clone();
-        let bad = if d.min.is_some() || d.max.is_some() {
-            samples(answers, &key('r', i, &format!("d{j}b")))
-        } else {
-            Ok(Vec::new())
-        };
+        // Every dependency has a bound (the configuration refuses one without).
+        let bad = samples(answers, &key('r', i, &format!("d{j}b")));
         let points = samples(answers, &key('r', i, &format!("d{j}n")));
         match (bad, points) {
             (Err(e), _) | (_, Err(e)) => troubles.push(DependencyTrouble::Unknown {
