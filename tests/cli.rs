@@ -123,12 +123,10 @@ async fn an_uninstalled_release_is_reported_without_action() {
     run.refuse("helm rollback");
 }
 
-/// Issue 7.8: a release uninstalled (history not kept) while `check --wait` judges it ends
-/// the command as uninstalled, with no action for revisions that no longer exist.
-#[tokio::test]
-async fn an_uninstall_during_wait_ends_without_action() {
-    let ns = tkube::namespace("cli-uninstall-wait").await;
-    install_then_upgrade(&ns.name, "app", &["unschedulable=true"]);
+/// `check --wait 90s` started on revision 2 of `app`, whose pods stay Pending (they would
+/// fail after 30 s), once it says it judges revision 2.
+async fn waiting_on_revision_2(ns: &str) -> cli::Spawned {
+    install_then_upgrade(ns, "app", &["unschedulable=true"]);
     let config = config_file(&short_config(
         NO_PROMETHEUS,
         "",
@@ -136,13 +134,20 @@ async fn an_uninstall_during_wait_ends_without_action() {
     ));
     let path = config.arg();
     let mut running = spawn(
-        &[
-            "check", "app", "-n", &ns.name, "--config", &path, "--wait", "90s",
-        ],
+        &["check", "app", "-n", ns, "--config", &path, "--wait", "90s"],
         &[],
         Some(config),
     );
     running.wait_for_stderr("judging revision 2", Duration::from_secs(60));
+    running
+}
+
+/// Issue 7.8: a release uninstalled (history not kept) while `check --wait` judges it ends
+/// the command as uninstalled, with no action for revisions that no longer exist.
+#[tokio::test]
+async fn an_uninstall_during_wait_ends_without_action() {
+    let ns = tkube::namespace("cli-uninstall-wait").await;
+    let running = waiting_on_revision_2(&ns.name).await;
     helm::ok(&["uninstall", "app", "-n", &ns.name]);
     let run = running.finish();
     run.expect(
@@ -157,22 +162,7 @@ async fn an_uninstall_during_wait_ends_without_action() {
 #[tokio::test]
 async fn check_wait_follows_a_newer_revision() {
     let ns = tkube::namespace("cli-newer").await;
-    install_then_upgrade(&ns.name, "app", &["unschedulable=true"]);
-    // Revision 2's pods stay Pending; they would fail after 30 s.
-    let config = config_file(&short_config(
-        NO_PROMETHEUS,
-        "",
-        "releases:\n  - name: app\n    pending_timeout: 30s\n",
-    ));
-    let path = config.arg();
-    let mut running = spawn(
-        &[
-            "check", "app", "-n", &ns.name, "--config", &path, "--wait", "90s",
-        ],
-        &[],
-        Some(config),
-    );
-    running.wait_for_stderr("judging revision 2", Duration::from_secs(60));
+    let running = waiting_on_revision_2(&ns.name).await;
     upgrade(&ns.name, "app", "1.2.0", &["unschedulable=false"]);
     let run = running.finish();
     run.expect(

@@ -168,6 +168,10 @@ struct CheckRounds {
     config: Arc<Config>,
     key: ReleaseKey,
     rollbacks: BTreeMap<u32, u32>,
+    /// The last round could not read the release history (retry sooner).
+    history_trouble: bool,
+    /// A newer revision that could not be decoded (not read again).
+    undecodable: Option<u32>,
 }
 
 impl CheckRounds {
@@ -205,7 +209,7 @@ impl CheckRounds {
                 status,
             });
         }
-        if judged.is_some_and(|j| latest > j) {
+        if judged.is_some_and(|j| latest > j) && self.undecodable != Some(latest) {
             match read_revision(
                 self.client.clone(),
                 &self.key.namespace,
@@ -236,15 +240,18 @@ impl CheckRounds {
                 Ok(Some(HistoryRow {
                     detail: RowDetail::Undecodable { decode_error },
                     ..
-                })) => eprintln!(
-                    "note: revision {latest} of {} appeared but cannot be decoded ({decode_error}); revision {} is no longer current, so no action is recommended for it",
-                    self.key,
-                    judged.unwrap_or_default()
-                ),
+                })) => {
+                    self.undecodable = Some(latest);
+                    eprintln!(
+                        "note: revision {latest} of {} appeared but cannot be decoded ({decode_error}); revision {} is no longer current, so no action is recommended for it",
+                        self.key,
+                        judged.unwrap_or_default()
+                    );
+                }
                 Ok(None) => {}
                 Err(e) => {
                     eprintln!("note: cannot read revision {latest} of {}: {e}", self.key);
-                    self.evaluator.note_trouble();
+                    self.history_trouble = true;
                 }
             }
         }
@@ -268,6 +275,7 @@ impl Rounds for CheckRounds {
 
     async fn round(&mut self) -> Result<Round, CliError> {
         let (ns, name) = (self.key.namespace.to_string(), self.key.name.to_string());
+        self.history_trouble = false;
         match read_statuses(self.client.clone(), &ns, &name).await {
             Ok(history) => {
                 if let Some(round) = self.follow(history).await {
@@ -276,7 +284,7 @@ impl Rounds for CheckRounds {
             }
             Err(e) => {
                 eprintln!("note: cannot re-read the history of {}: {e}", self.key);
-                self.evaluator.note_trouble();
+                self.history_trouble = true;
             }
         }
         let mut report = self
@@ -300,7 +308,7 @@ impl Rounds for CheckRounds {
     }
 
     fn provider_trouble(&self) -> bool {
-        self.evaluator.provider_trouble()
+        self.history_trouble || self.evaluator.provider_trouble()
     }
 }
 
@@ -358,6 +366,8 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError
         config: config.clone(),
         key: key.clone(),
         rollbacks: rollbacks_of(&rows),
+        history_trouble: false,
+        undecodable: None,
     };
     let history = rows.iter().map(|r| (r.revision, r.status)).collect();
     let start = rounds.start(summary, latest.status, history);

@@ -286,12 +286,6 @@ impl Evaluator {
         self.trouble
     }
 
-    /// Marks a provider failure seen outside the evaluator (for example a failed re-read of
-    /// the release history), so the next round comes at the retry interval.
-    pub fn note_trouble(&mut self) {
-        self.trouble = true;
-    }
-
     /// Records the outcome of a revision's bake (used to prefer known-good rollback targets).
     pub fn record_bake(&mut self, release: &ReleaseKey, revision: u32, record: BakeRecord) {
         self.bakes
