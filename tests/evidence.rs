@@ -561,3 +561,29 @@ async fn pods_are_found_through_match_expressions_selectors() {
     );
     run.expect(1, &["pending_pods", "CrashLoopBackOff 1", "0/1 new ready"]);
 }
+
+/// A release's own health (custom check) failing while its pods are still starting is
+/// expected: progressing, not failed, until it is Ready or the readiness deadline passes.
+#[tokio::test]
+async fn a_custom_failure_while_the_release_starts_is_not_failed() {
+    let ns = tkube::namespace("ev-starting").await;
+    install_then_upgrade(&ns.name, "app", &["fault=NotReady"]);
+    let prom = Prometheus::start(None, &[]).await;
+    let extra = "releases:\n  - name: app\n    custom:\n      - {name: running_jobs, query: 'vector(0)', min: 1, for: 1s}\n";
+    let run = check_waiting(
+        "5s",
+        "app",
+        &ns.name,
+        &short_config(&prom.url, "", extra),
+        &[],
+    );
+    run.expect(
+        3,
+        &[
+            "running_jobs is 0 (must be at least 1)",
+            "app is not Ready yet, so this is expected while it starts",
+            "verdict: progressing",
+        ],
+    );
+    run.refuse("helm rollback");
+}

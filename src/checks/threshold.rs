@@ -2,8 +2,13 @@
 //! their query with `min`/`max`. An empty answer is judged by `on_no_data`; a NaN is
 //! `inconclusive` (a 0/0 is not a pass). The `for:` duration is applied by the caller
 //! (`super::hold`), so a value out of bounds in one answer never fails the check.
+//!
+//! A custom check describes the release's own health: while its workloads are still
+//! starting (not Ready, readiness deadline not passed) a failure is expected — a Flink job
+//! restores its state, a consumer catches up — and is `pending` ([`while_starting`]).
+//! Dependencies are outside the release and are not held back.
 
-use super::{Bound, CheckResult, FailClass, Outcome, Samples, num};
+use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples, human, num};
 use crate::config::{OnNoData, ThresholdPolicy};
 
 /// A bounded PromQL check; `class` is what a failure recommends.
@@ -78,6 +83,24 @@ pub fn threshold(
         }
     };
     result.on_fail(class)
+}
+
+/// A failure of the release's own health while its workloads are still starting (not
+/// Ready, readiness deadline not passed) is `pending`, judged once they are Ready.
+pub fn while_starting(result: CheckResult, r: &Revision<'_>, workloads_ready: bool) -> CheckResult {
+    if result.outcome != Outcome::Fail || workloads_ready || r.past_readiness_deadline() {
+        return result;
+    }
+    CheckResult {
+        outcome: Outcome::Pending,
+        summary: format!(
+            "{}; {} is not Ready yet, so this is expected while it starts: judged once it is Ready (readiness deadline {})",
+            result.summary,
+            r.summary.name,
+            human(r.policy.readiness_deadline)
+        ),
+        ..result
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::*;
+use crate::checks::test_support::{policy, rev, summary};
 use crate::config::FailAction;
+use crate::release::ReleaseStatus;
 
 #[test]
 fn threshold_table() {
@@ -105,4 +107,53 @@ fn nan_is_inconclusive_never_a_pass() {
         assert_eq!(r.on_fail, FailClass::Investigate);
         assert!(r.summary.contains("NaN"), "{}", r.summary);
     }
+}
+
+/// A release's own health failing while it is still starting is expected: pending until
+/// it is Ready or its readiness deadline (10 m here) has passed.
+#[test]
+fn a_custom_failure_while_the_release_starts_is_pending() {
+    let p = policy();
+    let s = summary(&[], &[]);
+    let failing = CheckResult::new(
+        "custom:flink_running_jobs",
+        Outcome::Fail,
+        "flink_running_jobs is 0 (must be at least 1)",
+    );
+    let starting = while_starting(
+        failing.clone(),
+        &rev(&s, &p, 3, ReleaseStatus::Deployed),
+        false,
+    );
+    assert_eq!(starting.outcome, Outcome::Pending);
+    assert!(
+        starting.summary.contains("app is not Ready yet"),
+        "{}",
+        starting.summary
+    );
+    assert_eq!(
+        while_starting(
+            failing.clone(),
+            &rev(&s, &p, 3, ReleaseStatus::Deployed),
+            true
+        ),
+        failing
+    );
+    assert_eq!(
+        while_starting(
+            failing.clone(),
+            &rev(&s, &p, 10, ReleaseStatus::Deployed),
+            false
+        ),
+        failing
+    );
+    let passing = CheckResult::new("custom:x", Outcome::Pass, "fine");
+    assert_eq!(
+        while_starting(
+            passing.clone(),
+            &rev(&s, &p, 3, ReleaseStatus::Deployed),
+            false
+        ),
+        passing
+    );
 }

@@ -12,12 +12,12 @@ use super::{Evaluation, KubeState, Report, Settings, queries};
 use crate::checks::lag::{LagContext, lag};
 use crate::checks::presence::{PresenceContext, presence};
 use crate::checks::provider::{ProviderError, replay};
-use crate::checks::threshold::threshold;
+use crate::checks::threshold::{threshold, while_starting};
 use crate::checks::workload::progress_deadline_note;
 use crate::checks::{CheckResult, FailClass, Outcome, Revision, helm, workload};
 use crate::config::FailAction;
 use crate::release::rollback_target::BakeRecord;
-use crate::verdict::{ActionContext, recommend, verdict};
+use crate::verdict::{ActionContext, DEPENDENCY_PREFIX, recommend, verdict};
 
 /// What a round shares between the revisions it judges.
 pub(super) struct RoundEnv<'a> {
@@ -181,7 +181,7 @@ fn prometheus_results(
         judged.push(("lag".to_string(), r, Some(l.hold)));
     }
     for (j, d) in rev.policy.dependencies.iter().enumerate() {
-        let check = format!("dependency:{}", d.name);
+        let check = format!("{DEPENDENCY_PREFIX}{}", d.name);
         let class = FailClass::FixDependency {
             name: d.name.clone(),
         };
@@ -194,7 +194,8 @@ fn prometheus_results(
             FailAction::Rollback => FailClass::Rollback,
             FailAction::Investigate => FailClass::Investigate,
         };
-        let r = queries::custom(i, j, env.answers).map(|s| threshold(&check, c, &s, class));
+        let r = queries::custom(i, j, env.answers)
+            .map(|s| while_starting(threshold(&check, c, &s, class), rev, workloads_ready));
         judged.push((check, r, Some(c.hold)));
     }
     let limit = env.settings.errors_before_inconclusive;
