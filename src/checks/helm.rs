@@ -269,7 +269,8 @@ pub fn hooks(r: &Revision<'_>) -> Option<CheckResult> {
     })
 }
 
-/// Jobs of the manifest that are not the migration: failed → fail.
+/// Jobs of the manifest that are not the migration: failed, or still running at the
+/// readiness deadline → fail; not found then → inconclusive (a finished Job may be gone).
 pub fn manifest_jobs(r: &Revision<'_>, jobs: &[JobObs]) -> Vec<CheckResult> {
     r.summary
         .workloads
@@ -290,7 +291,7 @@ pub fn manifest_jobs(r: &Revision<'_>, jobs: &[JobObs]) -> Vec<CheckResult> {
                 Some(j) if j.succeeded => {
                     CheckResult::new(check, Outcome::Pass, format!("Job {} completed", j.name))
                 }
-                _ if r.past_readiness_deadline() => CheckResult::new(
+                Some(_) if r.past_readiness_deadline() => CheckResult::new(
                     check,
                     Outcome::Fail,
                     format!(
@@ -300,7 +301,27 @@ pub fn manifest_jobs(r: &Revision<'_>, jobs: &[JobObs]) -> Vec<CheckResult> {
                     ),
                 )
                 .window(r.policy.readiness_deadline),
-                _ => CheckResult::new(check, Outcome::Pending, format!("Job {} running", w.name)),
+                Some(_) => {
+                    CheckResult::new(check, Outcome::Pending, format!("Job {} running", w.name))
+                }
+                // A finished Job may be deleted (ttlSecondsAfterFinished, a clean-up): its
+                // absence says nothing about how it ended.
+                None if r.past_readiness_deadline() => CheckResult::new(
+                    check,
+                    Outcome::Inconclusive,
+                    format!(
+                        "Job {} not found {} after the upgrade (deleted after it finished?): cannot tell whether it completed",
+                        w.name,
+                        human(r.elapsed())
+                    ),
+                )
+                .on_fail(FailClass::Investigate)
+                .window(r.policy.readiness_deadline),
+                None => CheckResult::new(
+                    check,
+                    Outcome::Pending,
+                    format!("Job {} not created yet", w.name),
+                ),
             }
         })
         .collect()

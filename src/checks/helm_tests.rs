@@ -324,8 +324,25 @@ fn hooks_and_manifest_jobs() {
     };
     let r = &manifest_jobs(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[failed])[0];
     assert_eq!((r.outcome, r.check.as_str()), (Outcome::Fail, "job:seed"));
+    let running = JobObs {
+        name: "seed".into(),
+        ..JobObs::default()
+    };
+    let r = &manifest_jobs(
+        &rev(&s, &p, 11, ReleaseStatus::Deployed),
+        std::slice::from_ref(&running),
+    )[0];
+    assert_eq!(r.outcome, Outcome::Fail, "still running at the deadline");
+    let r = &manifest_jobs(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[running])[0];
+    assert_eq!(r.outcome, Outcome::Pending);
+    // Gone (a finished Job deleted by its TTL): not evidence of anything.
     let r = &manifest_jobs(&rev(&s, &p, 11, ReleaseStatus::Deployed), &[])[0];
-    assert_eq!(r.outcome, Outcome::Fail);
+    assert_eq!(r.outcome, Outcome::Inconclusive, "{}", r.summary);
+    assert!(
+        r.summary.contains("cannot tell whether it completed"),
+        "{}",
+        r.summary
+    );
     let r = &manifest_jobs(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[])[0];
     assert_eq!(r.outcome, Outcome::Pending);
 }
