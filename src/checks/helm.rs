@@ -196,6 +196,53 @@ pub fn migration(r: &Revision<'_>, jobs: &[JobObs], restart_command: &str) -> Op
             )
         });
     }
+    // No Job object left: Helm's record of a migration hook still tells how it ended (a
+    // hook with `hook-delete-policy: hook-succeeded` deletes its Job once it succeeded).
+    let hook_run = |phase| {
+        r.summary
+            .hooks
+            .iter()
+            .find(|h| h.last_run == Some(phase) && policy.job_name_pattern.is_match(&h.name))
+    };
+    if let Some(h) = hook_run(HookPhase::Succeeded) {
+        return Some(CheckResult::new(
+            check,
+            Outcome::Pass,
+            format!("migration hook {} succeeded", h.name),
+        ));
+    }
+    if let Some(h) = hook_run(HookPhase::Running) {
+        return Some(CheckResult::new(
+            check,
+            Outcome::Pending,
+            format!("migration hook {} is running", h.name),
+        ));
+    }
+    let named_in_manifest = r
+        .summary
+        .workloads
+        .iter()
+        .find(|w| w.kind == WorkloadKind::Job && policy.job_name_pattern.is_match(&w.name));
+    if let Some(w) = named_in_manifest {
+        return Some(if r.past_readiness_deadline() {
+            CheckResult::new(
+                check,
+                Outcome::Inconclusive,
+                format!(
+                    "migration job {} not found {} after the upgrade (deleted after it finished?): cannot tell whether it completed",
+                    w.name,
+                    human(r.elapsed())
+                ),
+            )
+            .on_fail(FailClass::Investigate)
+        } else {
+            CheckResult::new(
+                check,
+                Outcome::Pending,
+                format!("migration job {} not created yet", w.name),
+            )
+        });
+    }
     Some(if !policy.required {
         CheckResult::new(
             check,

@@ -282,6 +282,27 @@ fn a_failed_attempt_followed_by_a_successful_retry_passes() {
     assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
 }
 
+/// A migration whose Job object is gone is judged by Helm's record of the hook, or is
+/// inconclusive: never "it never ran".
+#[test]
+fn a_migration_job_that_is_gone_is_not_a_migration_that_never_ran() {
+    let p = with_migration(true);
+    // A hook deleted on success (`hook-delete-policy: hook-succeeded`).
+    let s = summary(&[], &[("app-migrate", Some(HookPhase::Succeeded))]);
+    let r = migration(&rev(&s, &p, 30, ReleaseStatus::Deployed), &[], "x").unwrap();
+    assert_eq!(r.outcome, Outcome::Pass, "{}", r.summary);
+    assert!(r.summary.contains("migration hook app-migrate succeeded"));
+    let s = summary(&[], &[("app-migrate", Some(HookPhase::Running))]);
+    let r = migration(&rev(&s, &p, 30, ReleaseStatus::Deployed), &[], "x").unwrap();
+    assert_eq!(r.outcome, Outcome::Pending, "{}", r.summary);
+    // A Job of the manifest deleted after it finished.
+    let s = summary(&[(WorkloadKind::Job, "app-migrate")], &[]);
+    let r = migration(&rev(&s, &p, 30, ReleaseStatus::Deployed), &[], "x").unwrap();
+    assert_eq!(r.outcome, Outcome::Inconclusive, "{}", r.summary);
+    let r = migration(&rev(&s, &p, 2, ReleaseStatus::Deployed), &[], "x").unwrap();
+    assert_eq!(r.outcome, Outcome::Pending, "{}", r.summary);
+}
+
 /// Kubernetes creation times are whole seconds; the upgrade's start is not.
 #[test]
 fn a_job_created_in_the_second_the_upgrade_started_is_this_upgrade_s() {
