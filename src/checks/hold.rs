@@ -28,12 +28,10 @@ impl Hold {
         let since = *self.failing_since.get_or_insert(now);
         let held = between(since, now);
         if held >= hold {
-            let summary = if hold.is_zero() {
-                result.summary
-            } else {
-                format!("{} (for {})", result.summary, human(held))
+            return CheckResult {
+                summary: format!("{} (for {})", result.summary, human(held)),
+                ..result
             };
-            return CheckResult { summary, ..result };
         }
         CheckResult {
             outcome: Outcome::Pending,
