@@ -341,7 +341,7 @@ async fn run_dataset(
     let before_sync = secret_requests(&client).await;
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_upgrade-guard"))
-        .args(["--log-format", "json", "watch", "-o", "json"])
+        .args(["--log-format", "json", "watch", "-n", "*", "-o", "json"])
         .env("KUBECONFIG", &plane.kubeconfig)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())

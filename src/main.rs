@@ -10,8 +10,10 @@ fn init_logging(args: &Args) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&args.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: log files and journald get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),
@@ -24,7 +26,7 @@ async fn run(args: Args) -> Result<i32, CliError> {
         Command::Config(c) => Ok(cli::config::run(c)),
         Command::Check(a) => cli::check::run(cli::kube_client(&args).await?, a).await,
         Command::History(a) => cli::history::run(cli::kube_client(&args).await?, a).await,
-        Command::Watch(a) => cli::watch::run(cli::kube_client(&args).await?, a).await,
+        Command::Watch(a) => cli::watch::run(cli::kube_config(&args).await?, a).await,
     }
 }
 

@@ -8,6 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::release::decode::DecodeErrorReason;
+use crate::tracker::fetch::FetchErrorReason;
 
 /// Metric name prefix.
 pub const PREFIX: &str = "upgrade_guard";
@@ -49,6 +50,11 @@ pub struct TrackerMetrics {
     pub release_events: Family<KindLabel, Counter>,
     /// `watch_synced`: 1 once the first listing of every watched namespace completed.
     pub watch_synced: Gauge,
+    /// `release_fetch_errors_total{reason}`: failed reads of a revision's record.
+    pub fetch_errors: Family<ReasonLabel, Counter>,
+    /// `release_fetch_backlog`: revisions decided but not yet read (queued, in flight or
+    /// waiting to retry).
+    pub fetch_backlog: Gauge,
 }
 
 impl TrackerMetrics {
@@ -61,6 +67,21 @@ impl TrackerMetrics {
                 reason: reason.as_str(),
             });
         }
+        for reason in FetchErrorReason::ALL {
+            let _ = m.fetch_errors.get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
+        registry.register(
+            "release_fetch_errors",
+            "Failed reads of a release revision's record (retried until read), by reason",
+            m.fetch_errors.clone(),
+        );
+        registry.register(
+            "release_fetch_backlog",
+            "Release revisions decided but not yet read (queued, in flight or waiting to retry)",
+            m.fetch_backlog.clone(),
+        );
         registry.register(
             "release_decode_errors",
             "Release Secrets that could not be decoded, by reason",
@@ -100,6 +121,34 @@ impl TrackerMetrics {
                 reason: reason.as_str(),
             })
             .get()
+    }
+
+    /// Counts one failed read.
+    pub fn fetch_error(&self, reason: FetchErrorReason) {
+        self.fetch_errors
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// Current count of failed reads for `reason`.
+    pub fn fetch_errors_for(&self, reason: FetchErrorReason) -> u64 {
+        self.fetch_errors
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .get()
+    }
+
+    /// Current count of raw watch events of `kind`.
+    pub fn watch_events_of(&self, kind: &'static str) -> u64 {
+        self.watch_events.get_or_create(&KindLabel { kind }).get()
+    }
+
+    /// Current count of release events of `kind`.
+    pub fn release_events_of(&self, kind: &'static str) -> u64 {
+        self.release_events.get_or_create(&KindLabel { kind }).get()
     }
 
     /// Counts one raw watch event.

@@ -11,6 +11,8 @@
 #   testenv.sh down             stop everything `up` started
 #   testenv.sh bin              print the directory that holds the built binaries
 #   . "$K8S_TESTENV_DIR/env"    KUBECONFIG, HELM_*, PATH for tests and the demo
+#   K8S_TESTENV_APISERVER_ARGS  extra kube-apiserver flags (a test's private control
+#                               plane, e.g. --watch-cache=false)
 #
 # Everything listens on 127.0.0.1 only. Needs go, openssl, curl, python3.
 # See docs/testenv.md for the layout, the costs and how to make pods fail.
@@ -250,7 +252,7 @@ start_apiserver() {
     --allow-privileged=true \
     --enable-priority-and-fairness=false \
     --max-requests-inflight=0 --max-mutating-requests-inflight=0 \
-    --profiling=false
+    --profiling=false ${K8S_TESTENV_APISERVER_ARGS:-}
   wait_for 120 kube-apiserver kapi "$api/readyz"
   wait_for 30 "namespace default" kapi "$api/api/v1/namespaces/default"
 }

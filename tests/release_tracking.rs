@@ -277,7 +277,7 @@ async fn a_killed_upgrade_is_reported_stuck_pending() {
 }
 
 #[tokio::test]
-async fn a_corrupt_release_secret_is_counted_and_skipped() {
+async fn a_corrupt_release_secret_is_counted_and_reported() {
     let ns = tkube::namespace("track-corrupt").await;
     let n = ns.name.as_str();
     let mut w = Watching::start(tkube::client().await, n, Duration::from_secs(600)).await;
@@ -329,12 +329,26 @@ async fn a_corrupt_release_secret_is_counted_and_skipped() {
         .await
         .unwrap();
 
-    // A real release next to them is still tracked; its event comes after the broken one
-    // was fetched (events leave in order), so the counters are already up.
+    // The undecodable revision is reported (never silently skipped) and counted; a real
+    // release next to it is still tracked.
     helm::ok(&["install", "fine", &helm::chart("demo-app"), "-n", n]);
-    let e = w.next().await;
-    assert_eq!(e.release, ReleaseKey::new(n, "fine"));
-    assert_event(&e, 1, ReleaseStatus::Deployed, ReleaseEventKind::Installed);
+    let mut events = vec![w.next().await, w.next().await];
+    events.sort_by(|a, b| a.release.cmp(&b.release));
+    let (bad, fine) = (&events[0], &events[1]);
+    assert_eq!(bad.release, ReleaseKey::new(n, "broken"));
+    match &bad.kind {
+        ReleaseEventKind::Unreadable {
+            reason, retrying, ..
+        } => assert_eq!((*reason, *retrying), ("base64", false)),
+        other => panic!("expected unreadable, got {other:?}"),
+    }
+    assert_eq!(fine.release, ReleaseKey::new(n, "fine"));
+    assert_event(
+        fine,
+        1,
+        ReleaseStatus::Deployed,
+        ReleaseEventKind::Installed,
+    );
     assert_eq!(w.metrics.decode_errors_for(DecodeErrorReason::Base64), 1);
     assert_eq!(w.metrics.decode_errors_for(DecodeErrorReason::Labels), 1);
 

@@ -59,6 +59,7 @@ pub fn summary(
                 namespace: "ns".into(),
             })
             .collect(),
+        manifest_problems: vec![],
     }
 }
 

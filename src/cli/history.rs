@@ -221,6 +221,7 @@ mod tests {
             },
             hooks: vec![],
             workloads: vec![],
+            manifest_problems: vec![],
         };
         let rows = vec![
             HistoryRow {

@@ -173,6 +173,12 @@ pub use crate::config::parse_duration;
 /// Builds a Kubernetes client from `--kubeconfig`/`--context`, else kube's own inference
 /// (every file of `KUBECONFIG`, merged; `~/.kube/config`; in-cluster).
 pub async fn kube_client(args: &Args) -> Result<kube::Client, CliError> {
+    let config = kube_config(args).await?;
+    kube::Client::try_from(config).map_err(|e| CliError::Kubeconfig(e.to_string()))
+}
+
+/// The client configuration [`kube_client`] uses, for commands that set their own timeouts.
+pub async fn kube_config(args: &Args) -> Result<kube::Config, CliError> {
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..KubeConfigOptions::default()
@@ -192,7 +198,7 @@ pub async fn kube_client(args: &Args) -> Result<kube::Client, CliError> {
             .map_err(|e| bad(&e))?,
         (None, None) => kube::Config::infer().await.map_err(|e| bad(&e))?,
     };
-    kube::Client::try_from(config).map_err(|e| bad(&e))
+    Ok(config)
 }
 
 #[cfg(test)]

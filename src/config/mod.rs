@@ -72,10 +72,57 @@ pub struct PrometheusConfig {
 pub struct WatchConfig {
     /// Namespaces; empty means all.
     pub namespaces: Vec<String>,
+    /// Helm storage drivers whose records are watched.
+    pub storage: Vec<crate::release::labels::Storage>,
     /// Pending revisions older than this are reported stuck.
     pub stuck_pending_after: Duration,
     /// Largest decompressed release payload accepted.
     pub max_payload_bytes: usize,
+    /// The API server ends each watch after this long (it is then resumed, not relisted).
+    pub watch_timeout: Duration,
+    /// A request with no byte received for this long fails (dead connection).
+    pub idle_timeout: Duration,
+    /// Deadline of one read of a revision's record.
+    pub fetch_timeout: Duration,
+}
+
+/// Smallest accepted `watch.max_payload_bytes`.
+pub const MIN_PAYLOAD_BYTES: usize = 1024;
+
+impl WatchConfig {
+    /// What is wrong with these settings, as (field, reason); the same rules apply to the
+    /// file and to command-line overrides.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let zero = |d: Duration| d.is_zero();
+        if zero(self.stuck_pending_after) {
+            return Some(("stuck_pending_after", "must be greater than 0".into()));
+        }
+        if self.max_payload_bytes < MIN_PAYLOAD_BYTES {
+            return Some((
+                "max_payload_bytes",
+                format!("must be at least {MIN_PAYLOAD_BYTES}"),
+            ));
+        }
+        if self.storage.is_empty() {
+            return Some(("storage", "name at least one of secret, configmap".into()));
+        }
+        if self.watch_timeout < Duration::from_secs(1) {
+            return Some(("watch_timeout", "must be at least 1s".into()));
+        }
+        if self.idle_timeout < self.watch_timeout + Duration::from_secs(5) {
+            return Some((
+                "idle_timeout",
+                format!(
+                    "must be at least watch_timeout + 5s ({}s), or quiet healthy watches would be cut",
+                    (self.watch_timeout + Duration::from_secs(5)).as_secs()
+                ),
+            ));
+        }
+        if zero(self.fetch_timeout) {
+            return Some(("fetch_timeout", "must be greater than 0".into()));
+        }
+        None
+    }
 }
 
 /// Migration check settings.

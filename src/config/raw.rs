@@ -90,8 +90,12 @@ pub struct RawPrometheus {
 #[serde(deny_unknown_fields)]
 pub struct RawWatch {
     pub namespaces: Option<Vec<String>>,
+    pub storage: Option<Vec<crate::release::labels::Storage>>,
     pub stuck_pending_after: Option<Dur>,
     pub max_payload_bytes: Option<usize>,
+    pub watch_timeout: Option<Dur>,
+    pub idle_timeout: Option<Dur>,
+    pub fetch_timeout: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]

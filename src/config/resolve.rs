@@ -231,10 +231,28 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
             .watch
             .max_payload_bytes
             .unwrap_or(crate::release::decode::DEFAULT_MAX_DECOMPRESSED_BYTES),
+        storage: raw
+            .watch
+            .storage
+            .clone()
+            .unwrap_or_else(|| vec![crate::release::labels::Storage::Secret]),
+        watch_timeout: raw
+            .watch
+            .watch_timeout
+            .map_or(crate::tracker::DEFAULT_WATCH_TIMEOUT, |d| d.0),
+        idle_timeout: raw
+            .watch
+            .idle_timeout
+            .map_or(crate::tracker::DEFAULT_IDLE_TIMEOUT, |d| d.0),
+        fetch_timeout: raw
+            .watch
+            .fetch_timeout
+            .map_or(crate::tracker::fetch::FetchRetry::default().timeout, |d| {
+                d.0
+            }),
     };
-    positive("watch.stuck_pending_after", watch.stuck_pending_after)?;
-    if watch.max_payload_bytes < 1024 {
-        return Err("watch.max_payload_bytes: must be at least 1024".into());
+    if let Some((field, reason)) = watch.problem() {
+        return Err(format!("watch.{field}: {reason}"));
     }
     let evaluation_interval = raw
         .evaluation

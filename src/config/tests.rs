@@ -279,3 +279,46 @@ fn the_profile_s_dependency_example_is_valid_when_uncommented() {
     );
     assert_eq!(gim.dependencies[0].hold, 2 * MIN);
 }
+
+#[test]
+fn watch_settings_are_checked_with_their_units() {
+    let bad = [
+        (
+            "watch:\n  max_payload_bytes: 0\n",
+            "watch.max_payload_bytes: must be at least 1024",
+        ),
+        (
+            "watch:\n  storage: []\n",
+            "watch.storage: name at least one",
+        ),
+        (
+            "watch:\n  storage: [etcd]\n",
+            "unknown variant `etcd`, expected `secret` or `configmap`",
+        ),
+        (
+            "watch:\n  watch_timeout: 60s\n  idle_timeout: 61s\n",
+            "watch.idle_timeout: must be at least watch_timeout + 5s (65s)",
+        ),
+        (
+            "watch:\n  fetch_timeout: 0s\n",
+            "watch.fetch_timeout: must be greater than 0",
+        ),
+    ];
+    for (text, expected) in bad {
+        let err = Config::parse(text, "t.yaml").unwrap_err();
+        assert!(err.message.contains(expected), "{text:?}: {}", err.message);
+    }
+    let ok = Config::parse(
+        "watch:\n  storage: [configmap, secret]\n  watch_timeout: 10s\n  idle_timeout: 15s\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.watch.storage,
+        [
+            crate::release::labels::Storage::ConfigMap,
+            crate::release::labels::Storage::Secret
+        ]
+    );
+    assert_eq!(ok.watch.idle_timeout, Duration::from_secs(15));
+}

@@ -58,6 +58,10 @@ pub struct ReleaseSummary {
     pub hooks: Vec<Hook>,
     /// Deployments, StatefulSets, DaemonSets and Jobs named in the manifest.
     pub workloads: Vec<ObjectRef>,
+    /// Manifest documents that are not valid YAML, in words (which document, where): the
+    /// summary lacks their objects. Never quotes the document's content.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub manifest_problems: Vec<String>,
 }
 
 /// Chart name and versions from `chart.metadata`.
@@ -239,7 +243,8 @@ pub enum DecodeErrorReason {
     MissingField,
     /// The status is not one of Helm's.
     UnknownStatus,
-    /// The manifest is not valid YAML.
+    /// A manifest document is not valid YAML (counted; the revision is still announced,
+    /// without that document's object).
     Manifest,
     /// The Secret's labels do not identify a release revision.
     Labels,
@@ -498,13 +503,15 @@ impl RawRelease {
                 .ok_or_else(|| missing("chart.metadata.version"))?,
             app_version: meta.app_version.filter(|v| !v.is_empty()),
         };
-        let workloads = workloads_in(self.manifest.as_deref().unwrap_or(""), &namespace)?;
+        let manifest = manifest_objects(self.manifest.as_deref().unwrap_or(""));
+        let mut manifest_problems = manifest.problems;
+        let workloads = workloads_in(manifest.objects, &namespace);
         let hooks = self
             .hooks
             .unwrap_or_default()
             .into_iter()
-            .map(|h| hook(h, &namespace))
-            .collect::<Result<_, _>>()?;
+            .map(|h| hook(h, &namespace, &mut manifest_problems))
+            .collect();
         Ok(ReleaseSummary {
             name,
             namespace,
@@ -516,12 +523,22 @@ impl RawRelease {
             chart,
             hooks,
             workloads,
+            manifest_problems,
         })
     }
 }
 
-fn hook(raw: RawHook, release_namespace: &str) -> Result<Hook, DecodeError> {
-    let namespace = manifest_objects(raw.manifest.as_deref().unwrap_or(""))?
+fn hook(raw: RawHook, release_namespace: &str, problems: &mut Vec<String>) -> Hook {
+    let manifest = manifest_objects(raw.manifest.as_deref().unwrap_or(""));
+    let name = raw.name.unwrap_or_default();
+    problems.extend(
+        manifest
+            .problems
+            .into_iter()
+            .map(|p| format!("hook {name:?}: {p}")),
+    );
+    let namespace = manifest
+        .objects
         .into_iter()
         .find_map(|o| o.metadata.and_then(|m| m.namespace))
         .unwrap_or_else(|| release_namespace.to_string());
@@ -532,13 +549,13 @@ fn hook(raw: RawHook, release_namespace: &str) -> Result<Hook, DecodeError> {
         Some("Failed") => Some(HookPhase::Failed),
         Some(_) => Some(HookPhase::Unknown),
     };
-    Ok(Hook {
-        name: raw.name.unwrap_or_default(),
+    Hook {
+        name,
         kind: raw.kind.unwrap_or_default(),
         namespace,
         events: raw.events.unwrap_or_default(),
         last_run,
-    })
+    }
 }
 
 #[derive(Deserialize)]
@@ -553,23 +570,66 @@ struct ManifestMetadata {
     namespace: Option<String>,
 }
 
-/// Parses every YAML document of a manifest, keeping only kind, name and namespace.
-fn manifest_objects(manifest: &str) -> Result<Vec<ManifestObject>, DecodeError> {
-    let mut objects = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(manifest) {
-        let object = Option::<ManifestObject>::deserialize(document).map_err(|e| {
-            DecodeError::new(
-                DecodeErrorReason::Manifest,
-                format!("the manifest is not valid YAML: {e}"),
-            )
-        })?;
-        objects.extend(object);
-    }
-    Ok(objects)
+struct Manifest {
+    objects: Vec<ManifestObject>,
+    /// Documents that could not be read, in words.
+    problems: Vec<String>,
 }
 
-fn workloads_in(manifest: &str, release_namespace: &str) -> Result<Vec<ObjectRef>, DecodeError> {
-    let mut refs: Vec<ObjectRef> = manifest_objects(manifest)?
+/// Splits a manifest into its YAML documents at `---` lines (Helm joins rendered templates
+/// that way; block scalars are indented, so a document marker cannot hide inside one).
+fn documents(manifest: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in manifest.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") {
+            docs.push(&manifest[start..offset]);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    docs.push(&manifest[start..]);
+    docs
+}
+
+/// Parses every YAML document of a manifest, keeping only kind, name and namespace. A
+/// document that is not valid YAML is left out and described (with its `# Source:` line
+/// when Helm wrote one), so one broken object does not hide the others.
+fn manifest_objects(manifest: &str) -> Manifest {
+    let mut out = Manifest {
+        objects: Vec::new(),
+        problems: Vec::new(),
+    };
+    let documents = documents(manifest)
+        .into_iter()
+        .filter(|d| !d.trim().is_empty());
+    for (i, doc) in documents.enumerate() {
+        match serde_yaml_ng::from_str::<Option<ManifestObject>>(doc) {
+            Ok(object) => out.objects.extend(object),
+            Err(e) => {
+                let source = doc
+                    .lines()
+                    .find_map(|l| l.strip_prefix("# Source: "))
+                    .map(|s| format!(" ({})", s.trim()))
+                    .unwrap_or_default();
+                let at = e
+                    .location()
+                    .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+                    .unwrap_or_default();
+                out.problems.push(format!(
+                    "manifest document {}{source} is not valid YAML{at}; its object is not judged",
+                    i + 1
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn workloads_in(objects: Vec<ManifestObject>, release_namespace: &str) -> Vec<ObjectRef> {
+    let mut refs: Vec<ObjectRef> = objects
         .into_iter()
         .filter_map(|o| {
             let kind = WorkloadKind::from_kind(o.kind.as_deref()?)?;
@@ -585,7 +645,7 @@ fn workloads_in(manifest: &str, release_namespace: &str) -> Result<Vec<ObjectRef
         .collect();
     refs.sort();
     refs.dedup();
-    Ok(refs)
+    refs
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::decode::ReleaseSummary;
+use super::labels::Storage;
 use super::{ReleaseKey, ReleaseStatus};
 
 /// What happened.
@@ -58,6 +59,17 @@ pub enum ReleaseEventKind {
         /// Since when (the revision Secret's creation).
         since: Timestamp,
     },
+    /// The revision's record could not be read or decoded, so what happened to it is not
+    /// known yet. A read that keeps failing is still retried (the event for the revision
+    /// follows once it succeeds); a payload that cannot be decoded is not.
+    Unreadable {
+        /// Bounded cause (`forbidden`, `timeout`, `gzip`, ...), as in the metrics.
+        reason: &'static str,
+        /// What went wrong, in words.
+        detail: String,
+        /// Whether reading is still retried.
+        retrying: bool,
+    },
 }
 
 impl ReleaseEventKind {
@@ -72,12 +84,13 @@ impl ReleaseEventKind {
             Self::RollbackFailed { .. } => "rollback_failed",
             Self::Uninstalled { .. } => "uninstalled",
             Self::StuckPending { .. } => "stuck_pending",
+            Self::Unreadable { .. } => "unreadable",
         }
     }
 }
 
-/// One release event, with the summary of the revision it is about (absent only when the
-/// release's Secrets are gone).
+/// One release event, with the summary of the revision it is about (absent when the
+/// release's records are gone or the revision could not be read).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReleaseEvent {
     /// The release.
@@ -86,6 +99,12 @@ pub struct ReleaseEvent {
     pub revision: u32,
     /// That revision's status when the event was decided.
     pub status: ReleaseStatus,
+    /// Helm's storage driver holding the release.
+    pub storage: Storage,
+    /// Announced again after a restart of the tracker because the revision is still inside
+    /// its bake window (its start time is the summary's `last_deployed`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
     /// What happened.
     #[serde(flatten)]
     pub kind: ReleaseEventKind,
@@ -123,6 +142,10 @@ pub struct PendingEvent {
     pub revision: u32,
     /// Its status (label) when the event was decided.
     pub status: ReleaseStatus,
+    /// Helm's storage driver holding the release.
+    pub storage: Storage,
+    /// Announced again after a restart, inside its bake window.
+    pub resumed: bool,
     /// What the history says.
     pub draft: Draft,
 }
@@ -187,8 +210,27 @@ impl PendingEvent {
             release: self.release,
             revision: to,
             status: self.status,
+            storage: self.storage,
+            resumed: self.resumed,
             kind,
             summary: Some(summary),
+        }
+    }
+
+    /// The event saying this revision could not be read or decoded.
+    pub fn unreadable(&self, reason: &'static str, detail: String, retrying: bool) -> ReleaseEvent {
+        ReleaseEvent {
+            release: self.release.clone(),
+            revision: self.revision,
+            status: self.status,
+            storage: self.storage,
+            resumed: self.resumed,
+            kind: ReleaseEventKind::Unreadable {
+                reason,
+                detail,
+                retrying,
+            },
+            summary: None,
         }
     }
 }
@@ -214,6 +256,7 @@ mod tests {
             },
             hooks: vec![],
             workloads: vec![],
+            manifest_problems: vec![],
         })
     }
 
@@ -229,6 +272,8 @@ mod tests {
             release: ReleaseKey::new("gim", "gim"),
             revision,
             status,
+            storage: Storage::Secret,
+            resumed: false,
             draft: Draft::Settled {
                 last_deployed_before,
                 previous_status,
@@ -375,6 +420,8 @@ mod tests {
             release: ReleaseKey::new("gim", "gim"),
             revision: 3,
             status: PendingUpgrade,
+            storage: Storage::Secret,
+            resumed: false,
             draft: Draft::StuckPending { since },
         }
         .complete(summary(3, PendingUpgrade, "Preparing upgrade"));

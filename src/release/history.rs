@@ -5,15 +5,18 @@
 //! happen comes out as [`Action`]s. No payload is held here.
 //!
 //! Guarantees: an event is decided once per revision reaching a settled status; revisions
-//! already settled when watching starts are never announced; a relist (after a lost watch)
-//! announces every revision that settled meanwhile, in order, and the releases that vanished.
+//! already settled when watching starts are not announced, except the newest one of a
+//! release when its upgrade is still inside its bake window (it is announced again, marked
+//! `resumed`, so a restart loses no evaluation); a relist (after a lost watch) announces every
+//! revision that settled meanwhile, in order, the releases that vanished, and a release
+//! uninstalled and installed again (told by the records' UIDs) as both.
 
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::event::{Draft, PendingEvent, ReleaseEvent, ReleaseEventKind};
-use super::labels::RevisionMeta;
+use super::labels::{RevisionMeta, Storage};
 use super::{ReleaseKey, ReleaseStatus};
 
 /// What the tracker must do.
@@ -33,6 +36,8 @@ struct Entry {
     status: ReleaseStatus,
     /// Secret creation, or when first seen if the API did not say.
     since: Timestamp,
+    /// Hash of the record's UID (0: unknown).
+    uid: u64,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +50,8 @@ struct Release {
     seen_rolling_back: Option<u32>,
     /// Revision for which `StuckPending` was already decided.
     stuck_reported: Option<u32>,
+    /// Revision announced again after a restart because it is inside its bake window.
+    resumed: Option<u32>,
 }
 
 fn settled(status: ReleaseStatus) -> bool {
@@ -56,18 +63,26 @@ impl Release {
         self.revisions.last_key_value().map(|(r, e)| (*r, *e))
     }
 
-    /// After the first list: everything settled counts as announced.
-    fn mark_settled_as_announced(&mut self) {
-        self.announced = self
+    /// After the first list: everything settled counts as announced, except a newest
+    /// revision whose upgrade began less than its bake window before `now`, which
+    /// [`Release::evaluate`] then announces again (resumed).
+    fn mark_settled_as_announced(&mut self, now: Timestamp, bake: Option<SignedDuration>) {
+        let mut settled_revisions = self
             .revisions
             .iter()
             .rev()
-            .find(|(_, e)| settled(e.status))
-            .map(|(r, e)| (*r, e.status));
-        if let Some((r, e)) = self.newest()
-            && e.status == ReleaseStatus::PendingRollback
-        {
-            self.seen_rolling_back = Some(r);
+            .filter(|(_, e)| settled(e.status));
+        self.announced = settled_revisions.next().map(|(r, e)| (*r, e.status));
+        if let Some((r, e)) = self.newest() {
+            if e.status == ReleaseStatus::PendingRollback {
+                self.seen_rolling_back = Some(r);
+            }
+            let in_bake =
+                bake.is_some_and(|b| e.since.saturating_add(b).is_ok_and(|end| end > now));
+            if settled(e.status) && e.status != ReleaseStatus::Uninstalled && in_bake {
+                self.announced = settled_revisions.next().map(|(r, e)| (*r, e.status));
+                self.resumed = Some(r);
+            }
         }
     }
 
@@ -85,7 +100,7 @@ impl Release {
     }
 
     /// The events the current history implies beyond what was announced.
-    fn evaluate(&mut self, key: &ReleaseKey) -> Vec<Action> {
+    fn evaluate(&mut self, key: &ReleaseKey, storage: Storage) -> Vec<Action> {
         let Some((newest, newest_entry)) = self.newest() else {
             return Vec::new();
         };
@@ -104,7 +119,7 @@ impl Release {
             Some((announced, status)) if newest == announced => {
                 if newest_entry.status != status && settled(newest_entry.status) {
                     if newest_entry.status == ReleaseStatus::Uninstalled {
-                        actions.push(self.fetch(key, newest, newest_entry.status));
+                        actions.push(self.fetch(key, storage, newest, newest_entry.status));
                     }
                     self.announced = Some((newest, newest_entry.status));
                 }
@@ -122,7 +137,7 @@ impl Release {
                         // forever (a killed helm later rolled back over): skip it.
                         continue;
                     }
-                    actions.push(self.fetch(key, revision, entry.status));
+                    actions.push(self.fetch(key, storage, revision, entry.status));
                     self.announced = Some((revision, entry.status));
                 }
             }
@@ -130,13 +145,38 @@ impl Release {
         actions
     }
 
-    fn fetch(&self, key: &ReleaseKey, revision: u32, status: ReleaseStatus) -> Action {
+    fn fetch(
+        &self,
+        key: &ReleaseKey,
+        storage: Storage,
+        revision: u32,
+        status: ReleaseStatus,
+    ) -> Action {
         Action::Fetch(PendingEvent {
             release: key.clone(),
             revision,
             status,
+            storage,
+            resumed: self.resumed == Some(revision),
             draft: self.draft_for(revision),
         })
+    }
+
+    /// Whether `listed` is the history of another install of the release (uninstalled and
+    /// installed again while the watch was down): no revision it shares with the known
+    /// history has the same record UID, or it restarts numbering below what was known.
+    fn replaced_by(&self, listed: &BTreeMap<u32, Entry>) -> bool {
+        let mut shared = listed
+            .iter()
+            .filter_map(|(r, e)| self.revisions.get(r).map(|known| known.uid == e.uid))
+            .peekable();
+        if shared.peek().is_some() {
+            return !shared.any(|same| same);
+        }
+        match (listed.keys().next(), self.revisions.keys().next_back()) {
+            (Some(first_listed), Some(last_known)) => first_listed <= last_known,
+            _ => false,
+        }
     }
 
     /// When the newest revision becomes stuck, if it is pending and not yet reported.
@@ -152,6 +192,7 @@ impl Release {
 #[derive(Debug)]
 pub struct ReleaseBook {
     releases: HashMap<ReleaseKey, Release>,
+    storage: Storage,
     stuck_after: SignedDuration,
     /// Per scope, the listing in progress (between `init` and `init_done`).
     relisting: HashMap<Scope, HashMap<ReleaseKey, BTreeMap<u32, Entry>>>,
@@ -168,16 +209,24 @@ impl ReleaseBook {
     pub fn new(stuck_after: std::time::Duration) -> Self {
         Self {
             releases: HashMap::new(),
+            storage: Storage::Secret,
             stuck_after: SignedDuration::try_from(stuck_after).unwrap_or(SignedDuration::MAX),
             relisting: HashMap::new(),
             synced: Vec::new(),
         }
     }
 
+    /// The same book for releases kept by Helm's `storage` driver.
+    pub fn with_storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
+        self
+    }
+
     fn entry(meta: &RevisionMeta, now: Timestamp) -> Entry {
         Entry {
             status: meta.status,
             since: meta.created.unwrap_or(now),
+            uid: meta.uid,
         }
     }
 
@@ -190,7 +239,7 @@ impl ReleaseBook {
             .entry(meta.revision)
             .and_modify(|e| e.status = entry.status)
             .or_insert(entry);
-        release.evaluate(&meta.key)
+        release.evaluate(&meta.key, self.storage)
     }
 
     /// A revision Secret was deleted.
@@ -201,9 +250,14 @@ impl ReleaseBook {
         release.revisions.remove(&meta.revision);
         if release.revisions.is_empty() {
             self.releases.remove(&meta.key);
-            return vec![uninstalled(&meta.key, meta.revision, meta.status)];
+            return vec![uninstalled(
+                &meta.key,
+                self.storage,
+                meta.revision,
+                meta.status,
+            )];
         }
-        release.evaluate(&meta.key)
+        release.evaluate(&meta.key, self.storage)
     }
 
     /// A (re)list of `scope` starts.
@@ -221,8 +275,15 @@ impl ReleaseBook {
     }
 
     /// The (re)list of `scope` is complete: the listing replaces what the book held for the
-    /// scope. The first listing announces nothing; a later one announces what changed.
-    pub fn init_done(&mut self, scope: &Scope) -> Vec<Action> {
+    /// scope. The first listing announces only the revisions still inside their bake
+    /// window (`bake` gives a release's window; `None`: never); a later one announces what
+    /// changed.
+    pub fn init_done(
+        &mut self,
+        scope: &Scope,
+        now: Timestamp,
+        bake: &dyn Fn(&ReleaseKey) -> Option<std::time::Duration>,
+    ) -> Vec<Action> {
         let listing = self.relisting.remove(scope).unwrap_or_default();
         let first = !self.synced.contains(scope);
         if first {
@@ -240,19 +301,28 @@ impl ReleaseBook {
             if let Some(release) = self.releases.remove(&key)
                 && let Some((revision, entry)) = release.newest()
             {
-                actions.push(uninstalled(&key, revision, entry.status));
+                actions.push(uninstalled(&key, self.storage, revision, entry.status));
             }
         }
         let mut listed: Vec<(ReleaseKey, BTreeMap<u32, Entry>)> = listing.into_iter().collect();
         listed.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, revisions) in listed {
+            // Uninstalled and installed again while the watch was down: both are news.
+            if !first
+                && let Some(old) = self.releases.get(&key)
+                && old.replaced_by(&revisions)
+                && let Some((revision, entry)) = old.newest()
+            {
+                actions.push(uninstalled(&key, self.storage, revision, entry.status));
+                self.releases.remove(&key);
+            }
             let release = self.releases.entry(key.clone()).or_default();
             release.revisions = revisions;
             if first {
-                release.mark_settled_as_announced();
-            } else {
-                actions.extend(release.evaluate(&key));
+                let window = bake(&key).and_then(|w| SignedDuration::try_from(w).ok());
+                release.mark_settled_as_announced(now, window);
             }
+            actions.extend(release.evaluate(&key, self.storage));
         }
         actions
     }
@@ -283,6 +353,8 @@ impl ReleaseBook {
                     release: key.clone(),
                     revision,
                     status: entry.status,
+                    storage: self.storage,
+                    resumed: false,
                     draft: Draft::StuckPending { since: entry.since },
                 }));
             }
@@ -317,11 +389,13 @@ impl ReleaseBook {
     }
 }
 
-fn uninstalled(key: &ReleaseKey, revision: u32, status: ReleaseStatus) -> Action {
+fn uninstalled(key: &ReleaseKey, storage: Storage, revision: u32, status: ReleaseStatus) -> Action {
     Action::Emit(ReleaseEvent {
         release: key.clone(),
         revision,
         status,
+        storage,
+        resumed: false,
         kind: ReleaseEventKind::Uninstalled {
             kept_history: false,
         },

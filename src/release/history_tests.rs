@@ -18,6 +18,7 @@ fn meta(ns: &str, name: &str, revision: u32, status: ReleaseStatus, created: i64
         revision,
         status,
         created: Some(t(created)),
+        uid: u64::from(revision),
     }
 }
 
@@ -33,7 +34,7 @@ fn synced(initial: &[RevisionMeta]) -> ReleaseBook {
         book.init_apply(&None, m, t(0));
     }
     assert_eq!(
-        book.init_done(&None),
+        book.init_done(&None, t(0), &|_| None),
         vec![],
         "the first listing announces nothing"
     );
@@ -214,7 +215,7 @@ fn relist_announces_what_changed_while_disconnected() {
     ] {
         book.init_apply(&None, &m, t(10));
     }
-    let actions = book.init_done(&None);
+    let actions = book.init_done(&None, t(0), &|_| None);
     let described: Vec<String> = actions
         .iter()
         .map(|a| match a {
@@ -244,12 +245,12 @@ fn relist_of_one_namespace_leaves_the_others_alone() {
         book.init(scope);
         book.init_apply(scope, &m, t(0));
         assert!(!book.is_synced(&scopes) || scope == &scopes[1]);
-        assert_eq!(book.init_done(scope), vec![]);
+        assert_eq!(book.init_done(scope, t(0), &|_| None), vec![]);
     }
     assert!(book.is_synced(&scopes));
     book.init(&scopes[0]);
     book.init_apply(&scopes[0], &gim(1, Deployed), t(5));
-    assert_eq!(book.init_done(&scopes[0]), vec![]);
+    assert_eq!(book.init_done(&scopes[0], t(0), &|_| None), vec![]);
     assert_eq!(book.len(), 2);
 }
 
@@ -264,4 +265,116 @@ fn unsettled_statuses_never_announce() {
         let mut book = synced(&[]);
         assert_eq!(book.apply(&gim(1, status), t(1)), vec![], "{status}");
     }
+}
+
+fn described(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Fetch(p) => format!(
+                "fetch {} v{} {}{}",
+                p.release,
+                p.revision,
+                p.status,
+                if p.resumed { " resumed" } else { "" }
+            ),
+            Action::Emit(e) => format!("{} {} v{}", e.kind.name(), e.release, e.revision),
+        })
+        .collect()
+}
+
+#[test]
+fn a_restart_inside_the_bake_window_announces_the_newest_revision_again() {
+    let mut book = ReleaseBook::new(STUCK_AFTER);
+    book.init(&None);
+    // gim v3 upgraded at t=3000 (bake 1h); gsp v2 at t=2000 (bake 10m); gca v2 is an
+    // upgrade still under way over v1; gone v2 was uninstalled keeping history.
+    for m in [
+        gim(2, Superseded),
+        gim(3, Deployed),
+        meta("gsp", "gsp", 1, Superseded, 100),
+        meta("gsp", "gsp", 2, Deployed, 2000),
+        meta("gca", "gca", 1, Deployed, 2900),
+        meta("gca", "gca", 2, PendingUpgrade, 3000),
+        meta("gone", "gone", 1, Superseded, 100),
+        meta("gone", "gone", 2, Uninstalled, 3000),
+    ] {
+        book.init_apply(&None, &m, t(3100));
+    }
+    let bake = |key: &ReleaseKey| {
+        Some(Duration::from_secs(if &*key.name == "gim" {
+            3600
+        } else {
+            600
+        }))
+    };
+    let actions = book.init_done(&None, t(3100), &bake);
+    assert_eq!(
+        described(&actions),
+        vec!["fetch gim/gim v3 deployed resumed"]
+    );
+    let Action::Fetch(p) = &actions[0] else {
+        unreachable!()
+    };
+    assert_eq!(p.draft, settled_draft(Some(2), Some(Superseded), false));
+    // Once announced it is not announced again, and later revisions are plain news.
+    assert_eq!(book.apply(&gim(3, Deployed), t(3200)), vec![]);
+    assert_eq!(
+        described(&book.apply(&meta("gca", "gca", 2, Deployed, 3000), t(3200))),
+        vec!["fetch gca/gca v2 deployed"]
+    );
+    // Past the window, a restart announces nothing.
+    let mut later = ReleaseBook::new(STUCK_AFTER);
+    later.init(&None);
+    later.init_apply(&None, &gim(3, Deployed), t(9000));
+    assert_eq!(later.init_done(&None, t(3000 + 3600), &bake), vec![]);
+}
+
+#[test]
+fn a_release_uninstalled_and_installed_again_while_disconnected_is_both() {
+    let mut book = synced(&[gim(1, Superseded), gim(2, Deployed)]);
+    let reinstalled = |revision: u32, status| RevisionMeta {
+        uid: 1000 + u64::from(revision),
+        ..meta("gim", "gim", revision, status, 5000)
+    };
+    book.init(&None);
+    book.init_apply(&None, &reinstalled(1, Deployed), t(5000));
+    assert_eq!(
+        described(&book.init_done(&None, t(5000), &|_| None)),
+        vec!["uninstalled gim/gim v2", "fetch gim/gim v1 deployed"]
+    );
+    // Reinstalled and upgraded past the old numbers: the shared revisions' UIDs tell.
+    book.init(&None);
+    for m in [
+        gim(1, Superseded),
+        RevisionMeta {
+            uid: 77,
+            ..gim(2, Superseded)
+        },
+        gim(3, Deployed),
+    ] {
+        book.init_apply(&None, &m, t(6000));
+    }
+    assert_eq!(
+        described(&book.init_done(&None, t(6000), &|_| None)),
+        vec![
+            "uninstalled gim/gim v1",
+            "fetch gim/gim v1 superseded",
+            "fetch gim/gim v2 superseded",
+            "fetch gim/gim v3 deployed"
+        ]
+    );
+    // The same records listed again are no news.
+    book.init(&None);
+    for m in [
+        gim(1, Superseded),
+        RevisionMeta {
+            uid: 77,
+            ..gim(2, Superseded)
+        },
+        gim(3, Deployed),
+    ] {
+        book.init_apply(&None, &m, t(7000));
+    }
+    assert_eq!(book.init_done(&None, t(7000), &|_| None), vec![]);
 }

@@ -1,17 +1,65 @@
-//! Reading a release revision from a Secret's metadata alone (pure): the labels Helm's
+//! Reading a release revision from a record's metadata alone (pure): the labels Helm's
 //! storage driver writes (`owner=helm`, `name`, `status`, `version`) are enough to track
 //! history without fetching payloads.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
 
 use super::decode::{DecodeError, DecodeErrorReason};
 use super::{ReleaseKey, ReleaseStatus};
 
-/// Label selector for Helm's release Secrets.
+/// Label selector for Helm's release Secrets and ConfigMaps.
 pub const HELM_OWNER_SELECTOR: &str = "owner=helm";
 /// Field selector for the Secret type Helm's storage driver uses.
 pub const HELM_SECRET_TYPE_SELECTOR: &str = "type=helm.sh/release.v1";
+
+/// Where Helm keeps release records: its `secret` (default) or `configmap` storage driver
+/// (`HELM_DRIVER`). Both write one object per revision, named
+/// `sh.helm.release.v1.<release>.v<revision>`, labelled `owner=helm`, `name`, `status`,
+/// `version`, with the encoded release in `data.release`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// Secrets of type `helm.sh/release.v1` (Helm's default).
+    Secret,
+    /// ConfigMaps (`HELM_DRIVER=configmap`).
+    #[serde(rename = "configmap")]
+    ConfigMap,
+}
+
+impl Storage {
+    /// The `HELM_DRIVER` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Secret => "secret",
+            Self::ConfigMap => "configmap",
+        }
+    }
+
+    /// The Kubernetes kind of the records.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Secret => "Secret",
+            Self::ConfigMap => "ConfigMap",
+        }
+    }
+
+    /// The field selector that narrows a listing to release records (none for ConfigMaps,
+    /// whose records are told by their labels alone).
+    pub fn field_selector(self) -> Option<&'static str> {
+        match self {
+            Self::Secret => Some(HELM_SECRET_TYPE_SELECTOR),
+            Self::ConfigMap => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One release revision as told by a Secret's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +72,19 @@ pub struct RevisionMeta {
     pub status: ReleaseStatus,
     /// When the Secret was created (Kubernetes `creationTimestamp`).
     pub created: Option<Timestamp>,
+    /// A hash of the object's UID (0 when absent): a revision number reused by a new
+    /// install after an uninstall has another UID.
+    pub uid: u64,
+}
+
+fn uid_hash(uid: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let Some(uid) = uid.filter(|u| !u.is_empty()) else {
+        return 0;
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut h);
+    h.finish().max(1)
 }
 
 /// Reads the revision from a release Secret's metadata. An error names what is wrong.
@@ -62,6 +123,7 @@ pub fn revision_from_meta(meta: &ObjectMeta) -> Result<RevisionMeta, DecodeError
         revision,
         status,
         created: meta.creation_timestamp.as_ref().map(|t| t.0),
+        uid: uid_hash(meta.uid.as_deref()),
     })
 }
 

@@ -183,6 +183,36 @@ impl Spawned {
         }
     }
 
+    /// Waits until stdout holds `n` lines (or panics after `timeout`), then stops the
+    /// command and returns what it wrote.
+    pub fn kill_after_lines(mut self, n: usize, timeout: Duration) -> Run {
+        let mut out = self.child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(&mut out);
+            let mut text = String::new();
+            for _ in 0..n {
+                if reader.read_line(&mut text).unwrap_or(0) == 0 {
+                    break;
+                }
+            }
+            let _ = tx.send(text);
+        });
+        let stdout = rx.recv_timeout(timeout).unwrap_or_else(|_| {
+            let _ = self.child.kill();
+            panic!("fewer than {n} stdout lines within {timeout:?}")
+        });
+        let mut run = self.kill();
+        run.stdout = stdout;
+        run
+    }
+
+    /// Stops the command (SIGKILL) and returns what it wrote.
+    pub fn kill(mut self) -> Run {
+        let _ = self.child.kill();
+        self.finish()
+    }
+
     /// Waits for the command to end and returns its result.
     pub fn finish(mut self) -> Run {
         let mut stdout = String::new();

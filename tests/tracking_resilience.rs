@@ -1,0 +1,464 @@
+//! Release tracking that never loses a revision (issue 8), on the real stack: reads that
+//! fail are reported and retried while other releases flow, a restart resumes revisions
+//! inside their bake window, a half-open watch is noticed, a real 410 Gone relists without
+//! losing or repeating anything, and Helm's ConfigMap driver is tracked like Secrets.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use support::cli::{self, config_file};
+use support::control_plane::ControlPlane;
+use support::helm::{self, Helm};
+use support::proxy::Proxy;
+use support::{kube as tkube, wait};
+use tokio::sync::{mpsc, watch};
+use upgrade_guard::metrics::{TrackerMetrics, registry, watch_kind};
+use upgrade_guard::release::ReleaseStatus;
+use upgrade_guard::release::event::{ReleaseEvent, ReleaseEventKind};
+use upgrade_guard::release::labels::Storage;
+use upgrade_guard::tracker::fetch::{FetchErrorReason, FetchRetry};
+use upgrade_guard::tracker::{Tracker, TrackerConfig, client_config};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Fast retries so a failing read is reported and retried within the test's patience.
+fn quick_retry() -> FetchRetry {
+    FetchRetry {
+        timeout: Duration::from_secs(5),
+        min_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(200),
+        attempts: 2,
+        slow_delay: Duration::from_millis(500),
+    }
+}
+
+/// A tracker running in this test.
+struct Watching {
+    events: mpsc::Receiver<ReleaseEvent>,
+    metrics: TrackerMetrics,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watching {
+    async fn start(client: kube::Client, config: TrackerConfig) -> Self {
+        let mut reg = registry();
+        let metrics = TrackerMetrics::register(&mut reg);
+        let (tx, events) = mpsc::channel(64);
+        let (synced_tx, mut synced) = watch::channel(false);
+        let task = tokio::spawn(Tracker::new(client, config, metrics.clone()).run(tx, synced_tx));
+        tokio::time::timeout(WAIT, synced.wait_for(|s| *s))
+            .await
+            .expect("tracker synced in time")
+            .expect("tracker alive");
+        Self {
+            events,
+            metrics,
+            task,
+        }
+    }
+
+    async fn next(&mut self) -> ReleaseEvent {
+        tokio::time::timeout(WAIT, self.events.recv())
+            .await
+            .expect("a release event in time")
+            .expect("tracker alive")
+    }
+
+    /// The next `n` events, as `release vN kind` lines.
+    async fn next_lines(&mut self, n: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        for _ in 0..n {
+            lines.push(line(&self.next().await));
+        }
+        lines
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn line(e: &ReleaseEvent) -> String {
+    format!("{} v{} {}", e.release.name, e.revision, e.kind.name())
+}
+
+fn config_for(namespace: &str) -> TrackerConfig {
+    TrackerConfig {
+        namespaces: vec![namespace.to_string()],
+        fetch_retry: quick_retry(),
+        ..TrackerConfig::default()
+    }
+}
+
+/// A token for a ServiceAccount that may list and watch the namespace's Secrets but `get`
+/// only the named ones.
+async fn token_reading_only(ns: &str, names: &[String]) -> String {
+    let client = tkube::client().await;
+    let sa: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "tracker"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    let role: Role = serde_json::from_value(role_json(names)).unwrap();
+    Api::<Role>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "tracker"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tracker"},
+        "subjects": [{"kind": "ServiceAccount", "name": "tracker", "namespace": ns}]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client, ns)
+        .create_token_request("tracker", &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+        .unwrap()
+}
+
+fn role_json(names: &[String]) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"name": "tracker"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": names}
+        ]
+    })
+}
+
+/// Issue 8.1 and 8.2: a revision whose record cannot be read (403) is reported as
+/// `unreadable`, counted, retried, and announced once RBAC allows it; meanwhile the other
+/// release's events are not held up behind it.
+#[tokio::test]
+async fn a_forbidden_read_is_reported_retried_and_announced_later_without_blocking_others() {
+    let ns = tkube::namespace("track-forbidden").await;
+    let n = ns.name.as_str();
+    let chart = &helm::chart("demo-app");
+    helm::ok(&["install", "blocked", chart, "-n", n]);
+    helm::ok(&["install", "free", chart, "-n", n]);
+    let free: Vec<String> = (1..=3)
+        .map(|r| format!("sh.helm.release.v1.free.v{r}"))
+        .collect();
+    let token = token_reading_only(n, &free).await;
+    let kubeconfig = tkube::kubeconfig_with_token(&token);
+    let mut w = Watching::start(tkube::client_for(kubeconfig.path()).await, config_for(n)).await;
+
+    helm::ok(&["upgrade", "blocked", chart, "-n", n, "--set", "image.tag=2"]);
+    let e = w.next().await;
+    assert_eq!(line(&e), "blocked v2 unreadable", "{e:#?}");
+    let ReleaseEventKind::Unreadable {
+        reason,
+        detail,
+        retrying,
+    } = &e.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!((*reason, *retrying), ("forbidden", true));
+    assert!(
+        detail.contains("sh.helm.release.v1.blocked.v2") && detail.contains("forbidden"),
+        "{detail}"
+    );
+    // The other release is not held up while the first keeps failing.
+    helm::ok(&["upgrade", "free", chart, "-n", n, "--set", "image.tag=2"]);
+    assert_eq!(w.next_lines(1).await, ["free v2 upgraded"]);
+    // Still retried (slowly) after it was reported.
+    wait::until(WAIT, "a second forbidden read", || async {
+        (w.metrics.fetch_errors_for(FetchErrorReason::Forbidden) >= 2).then_some(())
+    })
+    .await;
+
+    // Allowed at last: the revision is announced, as the upgrade it was, exactly once.
+    let mut names = free.clone();
+    names.push("sh.helm.release.v1.blocked.v2".into());
+    Api::<Role>::namespaced(tkube::client().await, n)
+        .patch(
+            "tracker",
+            &PatchParams::default(),
+            &Patch::Merge(role_json(&names)),
+        )
+        .await
+        .unwrap();
+    let e = w.next().await;
+    assert_eq!(
+        (line(&e), e.status, e.summary.is_some()),
+        (
+            "blocked v2 upgraded".to_string(),
+            ReleaseStatus::Deployed,
+            true
+        )
+    );
+    helm::ok(&["upgrade", "free", chart, "-n", n, "--set", "image.tag=3"]);
+    assert_eq!(w.next_lines(1).await, ["free v3 upgraded"]);
+}
+
+/// Issue 8.3 and 8.8: `watch` takes its namespaces from the configuration file and, when
+/// it starts, announces again a revision still inside its bake window (marked resumed);
+/// a payload cap the file would refuse is refused on the command line too.
+#[tokio::test]
+async fn watch_reads_the_file_and_resumes_a_revision_inside_its_bake_window() {
+    let ns = tkube::namespace("track-resume").await;
+    let other = tkube::namespace("track-resume-other").await;
+    let n = ns.name.as_str();
+    let chart = &helm::chart("demo-app");
+    helm::ok(&["install", "baking", chart, "-n", n]);
+    helm::ok(&["upgrade", "baking", chart, "-n", n, "--set", "image.tag=2"]);
+    helm::ok(&["install", "settled", chart, "-n", n]);
+    helm::ok(&["install", "elsewhere", chart, "-n", &other.name]);
+    let text = format!("watch:\n  namespaces: [{n}]\ndefaults:\n  bake_window: 1h\n");
+    let file = config_file(&text);
+    let mut watching = cli::spawn(
+        &["watch", "--config", &file.arg(), "-o", "json"],
+        &[],
+        Some(file),
+    );
+    watching.wait_for_stderr("watching for changes", WAIT);
+    helm::ok(&["upgrade", "settled", chart, "-n", n, "--set", "image.tag=2"]);
+    let run = watching.kill_after_lines(3, WAIT);
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut seen: Vec<(String, u64, bool)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["release"]["name"].as_str().unwrap().to_string(),
+                e["revision"].as_u64().unwrap(),
+                e["resumed"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    // Both releases' newest revisions are inside the 1 h window: announced again, marked
+    // resumed (in either order across releases); the namespace the file does not name is
+    // not watched; a new revision is plain news, after the resumed one of its release.
+    seen[..2].sort();
+    assert_eq!(
+        seen,
+        [
+            ("baking".to_string(), 2, true),
+            ("settled".to_string(), 1, true),
+            ("settled".to_string(), 2, false)
+        ],
+        "{}",
+        run.stderr
+    );
+    let baking = events
+        .iter()
+        .find(|e| e["release"]["name"] == "baking")
+        .unwrap();
+    assert_eq!(baking["kind"], "upgraded");
+    assert!(baking["summary"]["last_deployed"].is_string());
+
+    let cap_file = config_file("watch:\n  max_payload_bytes: 0\n");
+    let path = cap_file.arg();
+    for (args, says) in [
+        (
+            vec!["watch", "--max-payload-bytes", "0"],
+            "--max-payload-bytes: must be at least 1024",
+        ),
+        (
+            vec!["watch", "--config", &path],
+            "watch.max_payload_bytes: must be at least 1024",
+        ),
+    ] {
+        let run = cli::run(&args, &[]);
+        run.expect(78, &[]);
+        run.says_on_stderr(says);
+    }
+}
+
+/// Issue 8.5: a watch whose connection silently stops delivering (a loopback proxy that
+/// keeps the connection open and forwards nothing) is noticed without outside help, and
+/// the revision written meanwhile is announced once the path works again.
+#[tokio::test]
+async fn a_half_open_watch_is_noticed_and_nothing_written_meanwhile_is_lost() {
+    let ns = tkube::namespace("track-halfopen").await;
+    let n = ns.name.as_str();
+    let chart = &helm::chart("demo-app");
+    helm::ok(&["install", "quiet", chart, "-n", n]);
+    let proxy = Proxy::start(&tkube::api_address());
+    let kubeconfig = tkube::kubeconfig_with_server(&format!("https://{}", proxy.address));
+    let watch_timeout = Duration::from_secs(3);
+    let idle_timeout = Duration::from_secs(8);
+    let kube = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig.path()).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(client_config(kube, idle_timeout)).unwrap();
+    let config = TrackerConfig {
+        watch_timeout,
+        ..config_for(n)
+    };
+    let mut w = Watching::start(client, config).await;
+
+    let frozen_at = Instant::now();
+    proxy.freeze();
+    helm::ok(&["upgrade", "quiet", chart, "-n", n, "--set", "image.tag=2"]);
+    let noticed = wait::until(
+        WAIT,
+        "the tracker to drop the silent connection",
+        || async { proxy.first_close_while_frozen() },
+    )
+    .await;
+    let detection = noticed.duration_since(frozen_at);
+    eprintln!(
+        "half-open watch noticed after {:.1}s (watch timeout {}s, idle timeout {}s)",
+        detection.as_secs_f64(),
+        watch_timeout.as_secs(),
+        idle_timeout.as_secs()
+    );
+    assert!(
+        w.events.try_recv().is_err(),
+        "nothing can arrive through a frozen path"
+    );
+    proxy.thaw();
+    let e = w.next().await;
+    assert_eq!(line(&e), "quiet v2 upgraded");
+}
+
+/// Issue 8.6: etcd compacted past the watch's resourceVersion while the tracker was cut
+/// off gives a real 410 Gone; the tracker relists (counted), announces every revision
+/// written meanwhile once, in order, and sees an uninstall + reinstall of the same release
+/// as both. The private API server runs without its watch cache, so the resumed watch is
+/// answered by etcd, where the compaction is immediate.
+#[tokio::test]
+async fn a_410_after_compaction_relists_and_loses_or_repeats_nothing() {
+    let plane = ControlPlane::start_with("--watch-cache=false");
+    let helm: Helm = plane.helm();
+    let chart = &helm::chart("demo-app");
+    helm.ok(&["install", "steady", chart, "-n", "default"]);
+    helm.ok(&["install", "reborn", chart, "-n", "default"]);
+    let proxy = Proxy::start(&plane.api_address());
+    let kubeconfig = plane.kubeconfig_with_server(&format!("https://{}", proxy.address));
+    let mut w = Watching::start(
+        tkube::client_for(kubeconfig.path()).await,
+        config_for("default"),
+    )
+    .await;
+    assert_eq!(w.metrics.watch_events_of(watch_kind::RELIST), 1);
+    helm.ok(&[
+        "upgrade",
+        "steady",
+        chart,
+        "-n",
+        "default",
+        "--set",
+        "image.tag=2",
+    ]);
+    assert_eq!(w.next_lines(1).await, ["steady v2 upgraded"]);
+
+    proxy.cut();
+    for tag in ["3", "4"] {
+        helm.ok(&[
+            "upgrade",
+            "steady",
+            chart,
+            "-n",
+            "default",
+            "--set",
+            &format!("image.tag={tag}"),
+        ]);
+    }
+    helm.ok(&["uninstall", "reborn", "-n", "default"]);
+    helm.ok(&["install", "reborn", chart, "-n", "default"]);
+    let compacted = plane.compact_etcd();
+    eprintln!("etcd compacted at revision {compacted}");
+    proxy.restore();
+
+    let mut lines = w.next_lines(4).await;
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "reborn v1 installed",
+            "reborn v1 uninstalled",
+            "steady v3 upgraded",
+            "steady v4 upgraded"
+        ]
+    );
+    assert_eq!(
+        w.metrics.watch_events_of(watch_kind::RELIST),
+        2,
+        "the 410 must have forced exactly one relist"
+    );
+    // Nothing is announced twice: the next event is the next revision.
+    helm.ok(&[
+        "upgrade",
+        "steady",
+        chart,
+        "-n",
+        "default",
+        "--set",
+        "image.tag=5",
+    ]);
+    assert_eq!(w.next_lines(1).await, ["steady v5 upgraded"]);
+}
+
+/// Issue 8.7: with `HELM_DRIVER=configmap`, releases live in ConfigMaps; enabled in the
+/// configuration, they are tracked the same way and say where they live.
+#[tokio::test]
+async fn releases_in_configmaps_are_tracked_like_secrets() {
+    let ns = tkube::namespace("track-cm").await;
+    let n = ns.name.as_str();
+    let chart = &helm::chart("demo-app");
+    let mut cm_helm = helm::shared();
+    cm_helm.env.push(("HELM_DRIVER".into(), "configmap".into()));
+    let config = TrackerConfig {
+        storage: vec![Storage::Secret, Storage::ConfigMap],
+        bake_window: Arc::new(|_| None),
+        ..config_for(n)
+    };
+    let mut w = Watching::start(tkube::client().await, config).await;
+    cm_helm.ok(&["install", "mapped", chart, "-n", n]);
+    helm::ok(&["install", "secreted", chart, "-n", n]);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let e = w.next().await;
+        seen.push((line(&e), e.storage));
+        let s = e.summary.as_ref().expect("decoded");
+        assert_eq!(s.chart.name, "demo-app");
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("mapped v1 installed".to_string(), Storage::ConfigMap),
+            ("secreted v1 installed".to_string(), Storage::Secret)
+        ]
+    );
+    cm_helm.ok(&["upgrade", "mapped", chart, "-n", n, "--set", "image.tag=2"]);
+    let e = w.next().await;
+    assert_eq!(
+        (line(&e), e.storage),
+        ("mapped v2 upgraded".into(), Storage::ConfigMap)
+    );
+    cm_helm.ok(&["uninstall", "mapped", "-n", n]);
+    assert_eq!(w.next_lines(1).await, ["mapped v2 uninstalled"]);
+}
