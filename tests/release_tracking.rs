@@ -332,7 +332,7 @@ async fn a_corrupt_release_secret_is_counted_and_reported() {
     // The undecodable revision is reported (never silently skipped) and counted; a real
     // release next to it is still tracked.
     helm::ok(&["install", "fine", &helm::chart("demo-app"), "-n", n]);
-    let mut events = vec![w.next().await, w.next().await];
+    let mut events = [w.next().await, w.next().await];
     events.sort_by(|a, b| a.release.cmp(&b.release));
     let (bad, fine) = (&events[0], &events[1]);
     assert_eq!(bad.release, ReleaseKey::new(n, "broken"));
