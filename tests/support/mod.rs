@@ -20,4 +20,5 @@ pub mod mail;
 pub mod prometheus;
 pub mod proxy;
 pub mod stack;
+pub mod tracking_load;
 pub mod wait;
