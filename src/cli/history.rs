@@ -1,6 +1,7 @@
 //! `upgrade-guard history`: a release's revisions, decoded with the daemon's decoder.
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use serde::Serialize;
@@ -53,19 +54,34 @@ pub enum RowDetail {
 
 /// Decodes one release Secret into a row; `None` when its labels name no revision.
 fn row_of(secret: &Secret) -> Option<HistoryRow> {
-    let meta = match revision_from_meta(&secret.metadata) {
-        Ok(meta) => meta,
-        Err(e) => {
-            tracing::warn!("skipping a release Secret: {e}");
-            return None;
-        }
-    };
     let data = secret
         .data
         .as_ref()
         .and_then(|d| d.get("release"))
         .map(|b| b.0.as_slice())
         .unwrap_or_default();
+    row_from(&secret.metadata, data)
+}
+
+/// The same for a record of Helm's ConfigMap driver (`data.release` is the same text).
+fn row_of_configmap(cm: &ConfigMap) -> Option<HistoryRow> {
+    let data = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("release"))
+        .map(|s| s.as_bytes())
+        .unwrap_or_default();
+    row_from(&cm.metadata, data)
+}
+
+fn row_from(metadata: &ObjectMeta, data: &[u8]) -> Option<HistoryRow> {
+    let meta = match revision_from_meta(metadata) {
+        Ok(meta) => meta,
+        Err(e) => {
+            tracing::warn!("skipping a Helm release record: {e}");
+            return None;
+        }
+    };
     Some(match decode_release(data, DecodeLimits::default()) {
         Ok(summary) => HistoryRow {
             revision: meta.revision,
@@ -82,15 +98,22 @@ fn row_of(secret: &Secret) -> Option<HistoryRow> {
     })
 }
 
-/// Lists and decodes the revisions of `release` in `namespace`, oldest first.
+/// Lists and decodes the revisions of `release` in `namespace`, oldest first. Helm's
+/// Secrets are read; a release without any is looked for in ConfigMaps (Helm's
+/// `configmap` storage driver).
 pub async fn read_history(
     client: kube::Client,
     namespace: &str,
     release: &str,
 ) -> Result<Vec<HistoryRow>, kube::Error> {
-    let api: Api<Secret> = Api::namespaced(client, namespace);
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secrets = api.list(&release_selector(release)).await?;
     let mut rows: Vec<HistoryRow> = secrets.items.iter().filter_map(row_of).collect();
+    if rows.is_empty() {
+        let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+        let maps = api.list(&configmap_selector(release)).await?;
+        rows = maps.items.iter().filter_map(row_of_configmap).collect();
+    }
     rows.sort_by_key(|r| r.revision);
     Ok(rows)
 }
@@ -102,13 +125,18 @@ pub async fn read_revision(
     release: &str,
     revision: u32,
 ) -> Result<Option<HistoryRow>, kube::Error> {
-    let api: Api<Secret> = Api::namespaced(client, namespace);
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let key = crate::release::ReleaseKey::new(namespace, release);
+    let name = key.secret_name(revision);
+    if let Some(secret) = api.get_opt(&name).await? {
+        return Ok(row_of(&secret));
+    }
+    let api: Api<ConfigMap> = Api::namespaced(client, namespace);
     Ok(api
-        .get_opt(&key.secret_name(revision))
+        .get_opt(&name)
         .await?
         .as_ref()
-        .and_then(row_of))
+        .and_then(row_of_configmap))
 }
 
 /// The revisions of `release` and their statuses, from labels only (no payload crosses),
@@ -118,12 +146,27 @@ pub async fn read_statuses(
     namespace: &str,
     release: &str,
 ) -> Result<Vec<(u32, ReleaseStatus)>, kube::Error> {
-    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client, namespace);
-    let list = api.list(&release_selector(release)).await?;
-    let mut statuses: Vec<(u32, ReleaseStatus)> = list
+    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), namespace);
+    let mut metas: Vec<ObjectMeta> = api
+        .list(&release_selector(release))
+        .await?
         .items
+        .into_iter()
+        .map(|s| s.metadata)
+        .collect();
+    if metas.is_empty() {
+        let api: Api<PartialObjectMeta<ConfigMap>> = Api::namespaced(client, namespace);
+        metas = api
+            .list(&configmap_selector(release))
+            .await?
+            .items
+            .into_iter()
+            .map(|c| c.metadata)
+            .collect();
+    }
+    let mut statuses: Vec<(u32, ReleaseStatus)> = metas
         .iter()
-        .filter_map(|s| revision_from_meta(&s.metadata).ok())
+        .filter_map(|m| revision_from_meta(m).ok())
         .map(|m| (m.revision, m.status))
         .collect();
     statuses.sort_by_key(|(r, _)| *r);
@@ -134,6 +177,12 @@ fn release_selector(release: &str) -> ListParams {
     ListParams::default()
         .labels(&format!("{HELM_OWNER_SELECTOR},name={release}"))
         .fields(HELM_SECRET_TYPE_SELECTOR)
+}
+
+fn configmap_selector(release: &str) -> ListParams {
+    ListParams::default().labels(&format!(
+        "{HELM_OWNER_SELECTOR},name={release},status,version"
+    ))
 }
 
 /// Renders rows like `helm history` does.
