@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::checks::{CheckResult, FailClass, Outcome, human};
 use crate::release::ReleaseKey;
 use crate::release::ReleaseStatus;
+use crate::release::labels::Storage;
 use crate::release::rollback_target::{BakeRecord, TargetBasis, select_rollback_target};
 
 /// A revision's verdict.
@@ -135,14 +136,27 @@ pub struct ActionContext<'a> {
     pub bakes: &'a BTreeMap<u32, BakeRecord>,
     /// `--timeout` for `helm rollback`.
     pub rollback_timeout: Duration,
+    /// Helm's storage driver holding the release (the command must name a non-default one).
+    pub storage: Storage,
     /// The command that restarts the release's pods.
     pub restart_command: String,
 }
 
-/// `helm rollback <release> <target> -n <namespace> --timeout <t>`.
-pub fn rollback_command(release: &ReleaseKey, target: u32, timeout: Duration) -> String {
+/// `helm rollback <release> <target> -n <namespace> --timeout <t>`, preceded by
+/// `HELM_DRIVER=configmap` for a release Helm keeps in ConfigMaps (helm would not find it
+/// otherwise).
+pub fn rollback_command(
+    release: &ReleaseKey,
+    storage: Storage,
+    target: u32,
+    timeout: Duration,
+) -> String {
+    let driver = match storage {
+        Storage::Secret => String::new(),
+        other => format!("HELM_DRIVER={} ", other.as_str()),
+    };
     format!(
-        "helm rollback {} {target} -n {} --timeout {}",
+        "{driver}helm rollback {} {target} -n {} --timeout {}",
         release.name,
         release.namespace,
         human(timeout)
@@ -245,7 +259,8 @@ fn for_failure(results: &[CheckResult], ctx: &ActionContext<'_>) -> RecommendedA
     if failed.iter().any(|r| r.on_fail == FailClass::Rollback) {
         return match select_rollback_target(ctx.history, ctx.revision, ctx.bakes, ctx.rollbacks) {
             Some(t) => {
-                let command = rollback_command(ctx.release, t.revision, ctx.rollback_timeout);
+                let command =
+                    rollback_command(ctx.release, ctx.storage, t.revision, ctx.rollback_timeout);
                 // A dependency not confirmed healthy (inside its `for:`, or not answering)
                 // may be why the release fails, and a rollback does not work while it is
                 // down: check it first.

@@ -52,6 +52,7 @@ fn ctx<'a>(
         rollbacks: &NO_ROLLBACKS,
         bakes,
         rollback_timeout: Duration::from_secs(15 * 60),
+        storage: Storage::Secret,
         restart_command: "kubectl rollout restart statefulset/gim -n gim".into(),
     }
 }
@@ -328,4 +329,18 @@ proptest! {
         let is_rollback = matches!(recommend(v, &results, &c), RecommendedAction::Rollback { .. });
         prop_assert!(!is_rollback);
     }
+}
+
+#[test]
+fn the_rollback_command_names_a_non_default_storage_driver() {
+    let key = ReleaseKey::new("gim", "gim");
+    let timeout = Duration::from_secs(15 * 60);
+    assert_eq!(
+        rollback_command(&key, Storage::Secret, 3, timeout),
+        "helm rollback gim 3 -n gim --timeout 15m"
+    );
+    assert_eq!(
+        rollback_command(&key, Storage::ConfigMap, 3, timeout),
+        "HELM_DRIVER=configmap helm rollback gim 3 -n gim --timeout 15m"
+    );
 }

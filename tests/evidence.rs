@@ -332,6 +332,7 @@ async fn batched_queries_go_by_post_past_the_limit_of_a_get() {
             status_since: Timestamp::now(),
             history: vec![(1, ReleaseStatus::Superseded), (2, ReleaseStatus::Deployed)],
             rollbacks: Default::default(),
+            storage: upgrade_guard::release::labels::Storage::Secret,
         };
         evaluator.begin(start, parsed.policy_for(&key));
     }

@@ -51,9 +51,14 @@ struct Watching {
 
 impl Watching {
     async fn start(client: kube::Client, config: TrackerConfig) -> Self {
+        Self::start_with_room(client, config, 64).await
+    }
+
+    /// The same with an event channel of `room` events.
+    async fn start_with_room(client: kube::Client, config: TrackerConfig, room: usize) -> Self {
         let mut reg = registry();
         let metrics = TrackerMetrics::register(&mut reg);
-        let (tx, events) = mpsc::channel(64);
+        let (tx, events) = mpsc::channel(room);
         let (synced_tx, mut synced) = watch::channel(false);
         let task = tokio::spawn(Tracker::new(client, config, metrics.clone()).run(tx, synced_tx));
         tokio::time::timeout(WAIT, synced.wait_for(|s| *s))
@@ -213,6 +218,31 @@ async fn a_forbidden_read_is_reported_retried_and_announced_later_without_blocki
     );
     helm::ok(&["upgrade", "free", chart, "-n", n, "--set", "image.tag=3"]);
     assert_eq!(w.next_lines(1).await, ["free v3 upgraded"]);
+}
+
+/// Issue 8.2: a consumer that does not read does not stop the watch: with room for one
+/// event and none read, every later write is still seen (counted), and every event is
+/// delivered, in order per release, once the consumer reads.
+#[tokio::test]
+async fn a_consumer_that_does_not_read_does_not_stop_the_watch() {
+    let ns = tkube::namespace("track-slow-consumer").await;
+    let n = ns.name.as_str();
+    let chart = &helm::chart("demo-app");
+    let mut w = Watching::start_with_room(tkube::client().await, config_for(n), 1).await;
+    for name in ["a", "b", "c"] {
+        helm::ok(&["install", name, chart, "-n", n]);
+    }
+    helm::ok(&["upgrade", "a", chart, "-n", n, "--set", "image.tag=2"]);
+    // helm writes each install twice (pending-install, deployed) and the upgrade three
+    // times: the watch goes on although three events wait behind a full channel.
+    wait::until(WAIT, "every write seen while nobody reads", || async {
+        (w.metrics.watch_events_of(watch_kind::APPLY) >= 9).then_some(())
+    })
+    .await;
+    let lines = w.next_lines(4).await;
+    let a: Vec<&String> = lines.iter().filter(|l| l.starts_with("a ")).collect();
+    assert_eq!(a, ["a v1 installed", "a v2 upgraded"], "{lines:?}");
+    assert_eq!(lines.len(), 4);
 }
 
 /// Issue 8.3 and 8.8: `watch` takes its namespaces from the configuration file and, when
@@ -459,6 +489,27 @@ async fn releases_in_configmaps_are_tracked_like_secrets() {
         (line(&e), e.storage),
         ("mapped v2 upgraded".into(), Storage::ConfigMap)
     );
+    // `history` and `check` find the release in ConfigMaps; the rollback `check`
+    // recommends names the driver, or helm would not find the release.
+    let run = cli::run(&["history", "mapped", "-n", n], &[]);
+    run.expect(0, &["Upgrade complete", "Install complete"]);
+    cm_helm.ok(&[
+        "upgrade",
+        "mapped",
+        chart,
+        "-n",
+        n,
+        "--set",
+        "unschedulable=true",
+    ]);
+    assert_eq!(w.next_lines(1).await, ["mapped v3 upgraded"]);
+    let config = cli::short_config("http://127.0.0.1:9", "", "");
+    cli::check("mapped", n, &config, &[]).expect(
+        1,
+        &[&format!(
+            "HELM_DRIVER=configmap helm rollback mapped 2 -n {n} --timeout 5m"
+        )],
+    );
     cm_helm.ok(&["uninstall", "mapped", "-n", n]);
-    assert_eq!(w.next_lines(1).await, ["mapped v2 uninstalled"]);
+    assert_eq!(w.next_lines(1).await, ["mapped v3 uninstalled"]);
 }

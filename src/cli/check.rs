@@ -168,6 +168,8 @@ struct CheckRounds {
     config: Arc<Config>,
     key: ReleaseKey,
     rollbacks: BTreeMap<u32, u32>,
+    /// Helm's storage driver holding the release.
+    storage: crate::release::labels::Storage,
     /// The last round could not read the release history (retry sooner).
     history_trouble: bool,
     /// A newer revision that could not be decoded (not read again).
@@ -187,6 +189,7 @@ impl CheckRounds {
             status_since: summary.last_deployed.unwrap_or_else(Timestamp::now),
             history,
             rollbacks: self.rollbacks.clone(),
+            storage: self.storage,
             summary,
         }
     }
@@ -366,6 +369,7 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError
         config: config.clone(),
         key: key.clone(),
         rollbacks: rollbacks_of(&rows),
+        storage: latest.storage,
         history_trouble: false,
         undecodable: None,
     };

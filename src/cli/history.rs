@@ -9,7 +9,9 @@ use serde::Serialize;
 use super::{CliError, Output};
 use crate::release::ReleaseStatus;
 use crate::release::decode::{DecodeLimits, ReleaseSummary, decode_release};
-use crate::release::labels::{HELM_OWNER_SELECTOR, HELM_SECRET_TYPE_SELECTOR, revision_from_meta};
+use crate::release::labels::{
+    HELM_OWNER_SELECTOR, HELM_SECRET_TYPE_SELECTOR, Storage, revision_from_meta,
+};
 
 /// Arguments of `history`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +34,9 @@ pub struct HistoryArgs {
 pub struct HistoryRow {
     /// Revision number.
     pub revision: u32,
+    /// Helm's storage driver holding the revision (shown when not `secret`).
+    #[serde(skip_serializing_if = "is_secret")]
+    pub storage: Storage,
     /// Status from the payload (or the label when the payload cannot be decoded).
     pub status: ReleaseStatus,
     /// The decoded revision, or why it could not be decoded.
@@ -52,6 +57,10 @@ pub enum RowDetail {
     },
 }
 
+fn is_secret(s: &Storage) -> bool {
+    *s == Storage::Secret
+}
+
 /// Decodes one release Secret into a row; `None` when its labels name no revision.
 fn row_of(secret: &Secret) -> Option<HistoryRow> {
     let data = secret
@@ -60,7 +69,7 @@ fn row_of(secret: &Secret) -> Option<HistoryRow> {
         .and_then(|d| d.get("release"))
         .map(|b| b.0.as_slice())
         .unwrap_or_default();
-    row_from(&secret.metadata, data)
+    row_from(&secret.metadata, Storage::Secret, data)
 }
 
 /// The same for a record of Helm's ConfigMap driver (`data.release` is the same text).
@@ -71,10 +80,10 @@ fn row_of_configmap(cm: &ConfigMap) -> Option<HistoryRow> {
         .and_then(|d| d.get("release"))
         .map(|s| s.as_bytes())
         .unwrap_or_default();
-    row_from(&cm.metadata, data)
+    row_from(&cm.metadata, Storage::ConfigMap, data)
 }
 
-fn row_from(metadata: &ObjectMeta, data: &[u8]) -> Option<HistoryRow> {
+fn row_from(metadata: &ObjectMeta, storage: Storage, data: &[u8]) -> Option<HistoryRow> {
     let meta = match revision_from_meta(metadata) {
         Ok(meta) => meta,
         Err(e) => {
@@ -85,11 +94,13 @@ fn row_from(metadata: &ObjectMeta, data: &[u8]) -> Option<HistoryRow> {
     Some(match decode_release(data, DecodeLimits::default()) {
         Ok(summary) => HistoryRow {
             revision: meta.revision,
+            storage,
             status: summary.status,
             detail: RowDetail::Decoded(Box::new(summary)),
         },
         Err(e) => HistoryRow {
             revision: meta.revision,
+            storage,
             status: meta.status,
             detail: RowDetail::Undecodable {
                 decode_error: format!("cannot decode: {e}"),
@@ -275,11 +286,13 @@ mod tests {
         let rows = vec![
             HistoryRow {
                 revision: 1,
+                storage: Storage::Secret,
                 status: ReleaseStatus::Superseded,
                 detail: RowDetail::Decoded(Box::new(summary)),
             },
             HistoryRow {
                 revision: 2,
+                storage: Storage::Secret,
                 status: ReleaseStatus::Failed,
                 detail: RowDetail::Undecodable {
                     decode_error: "cannot decode: invalid base64".into(),

@@ -88,6 +88,7 @@ pub(super) fn judge(
             rollbacks: &e.start.rollbacks,
             bakes: env.bakes,
             rollback_timeout: policy.rollback_timeout,
+            storage: e.start.storage,
             restart_command: restart,
         },
     );

@@ -77,6 +77,8 @@ pub struct Start {
     pub history: Vec<(u32, ReleaseStatus)>,
     /// Rollback revisions and the revision each rolled back to ("Rollback to N").
     pub rollbacks: BTreeMap<u32, u32>,
+    /// Helm's storage driver holding the release.
+    pub storage: crate::release::labels::Storage,
 }
 
 /// Per check: provider failures and the `for:` clock.

@@ -100,6 +100,7 @@ pub async fn start_for(ns: &str, release: &str) -> Start {
         status_since: summary.last_deployed.unwrap(),
         history: rows.iter().map(|r| (r.revision, r.status)).collect(),
         rollbacks: Default::default(),
+        storage: latest.storage,
         summary: Arc::new((**summary).clone()),
     }
 }
