@@ -23,10 +23,14 @@ use support::proxy::Proxy;
 use support::{kube as tkube, wait};
 use tokio::sync::{mpsc, watch};
 use upgrade_guard::metrics::{TrackerMetrics, registry, watch_kind};
+use upgrade_guard::release::ReleaseKey;
 use upgrade_guard::release::ReleaseStatus;
+use upgrade_guard::release::decode::DecodeLimits;
+use upgrade_guard::release::event::{Draft, PendingEvent};
 use upgrade_guard::release::event::{ReleaseEvent, ReleaseEventKind};
+use upgrade_guard::release::history::Action;
 use upgrade_guard::release::labels::Storage;
-use upgrade_guard::tracker::fetch::{FetchErrorReason, FetchRetry};
+use upgrade_guard::tracker::fetch::{FetchErrorReason, FetchRetry, Scheduler};
 use upgrade_guard::tracker::{Tracker, TrackerConfig, client_config};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -218,6 +222,85 @@ async fn a_forbidden_read_is_reported_retried_and_announced_later_without_blocki
     );
     helm::ok(&["upgrade", "free", chart, "-n", n, "--set", "image.tag=3"]);
     assert_eq!(w.next_lines(1).await, ["free v3 upgraded"]);
+}
+
+/// Drives the read scheduler as the tracker's loop does until it completes an event.
+async fn next_read(reads: &mut Scheduler) -> ReleaseEvent {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(event) = reads.take_ready() {
+            return event;
+        }
+        assert!(Instant::now() < deadline, "no event from the reads in time");
+        let retry_at = reads.next_retry();
+        tokio::select! {
+            () = reads.progress() => {}
+            () = async {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => futures::future::pending().await,
+                }
+            } => reads.wake(tokio::time::Instant::now()),
+        }
+    }
+}
+
+/// Issue 8.2: a read that hangs (the path to the API server forwards nothing) ends at its
+/// deadline, is counted as a timeout, reported `unreadable` and retried; once the path
+/// works again the revision's event follows. Drives the read scheduler directly.
+#[tokio::test]
+async fn a_read_that_hangs_ends_at_its_deadline_and_is_retried_until_read() {
+    let ns = tkube::namespace("track-hung").await;
+    let n = ns.name.as_str();
+    helm::ok(&["install", "hung", &helm::chart("demo-app"), "-n", n]);
+    let proxy = Proxy::start(&tkube::api_address());
+    let kubeconfig = tkube::kubeconfig_with_server(&format!("https://{}", proxy.address));
+    let kube = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig.path()).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    // A long read timeout: the fetch deadline is what must end the hung GET.
+    let client = kube::Client::try_from(client_config(kube, Duration::from_secs(600))).unwrap();
+    let mut reg = registry();
+    let metrics = TrackerMetrics::register(&mut reg);
+    let retry = FetchRetry {
+        timeout: Duration::from_secs(1),
+        attempts: 1,
+        ..quick_retry()
+    };
+    let mut reads = Scheduler::new(client, DecodeLimits::default(), retry, 4, metrics.clone());
+    proxy.freeze();
+    reads.push(
+        Storage::Secret,
+        Action::Fetch(PendingEvent {
+            release: ReleaseKey::new(n, "hung"),
+            revision: 1,
+            status: ReleaseStatus::Deployed,
+            storage: Storage::Secret,
+            resumed: false,
+            draft: Draft::Settled {
+                last_deployed_before: None,
+                previous_status: None,
+                seen_rolling_back: false,
+            },
+        }),
+    );
+    let e = next_read(&mut reads).await;
+    match &e.kind {
+        ReleaseEventKind::Unreadable {
+            reason, retrying, ..
+        } => assert_eq!((*reason, *retrying), ("timeout", true)),
+        other => panic!("expected unreadable, got {other:?}"),
+    }
+    assert!(metrics.fetch_errors_for(FetchErrorReason::Timeout) >= 2);
+
+    proxy.thaw();
+    let e = next_read(&mut reads).await;
+    assert_eq!(line(&e), "hung v1 installed");
+    assert!(e.summary.is_some());
+    assert_eq!(reads.backlog(), 0);
 }
 
 /// Issue 8.2: a consumer that does not read does not stop the watch: with room for one

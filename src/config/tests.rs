@@ -296,8 +296,8 @@ fn watch_settings_are_checked_with_their_units() {
             "unknown variant `etcd`, expected `secret` or `configmap`",
         ),
         (
-            "watch:\n  watch_timeout: 60s\n  idle_timeout: 61s\n",
-            "watch.idle_timeout: must be at least watch_timeout + 5s (65s)",
+            "watch:\n  watch_timeout: 60s\n  idle_timeout: 60s\n",
+            "watch.idle_timeout: must be longer than watch_timeout (1m)",
         ),
         (
             "watch:\n  fetch_timeout: 0s\n",
