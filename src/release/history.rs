@@ -145,8 +145,10 @@ impl Release {
         actions
     }
 
+    /// The read of `revision`; marked resumed once, for the revision announced again after
+    /// a restart.
     fn fetch(
-        &self,
+        &mut self,
         key: &ReleaseKey,
         storage: Storage,
         revision: u32,
@@ -157,7 +159,7 @@ impl Release {
             revision,
             status,
             storage,
-            resumed: self.resumed == Some(revision),
+            resumed: self.resumed.take_if(|r| *r == revision).is_some(),
             draft: self.draft_for(revision),
         })
     }

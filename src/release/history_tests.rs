@@ -317,8 +317,12 @@ fn a_restart_inside_the_bake_window_announces_the_newest_revision_again() {
         unreachable!()
     };
     assert_eq!(p.draft, settled_draft(Some(2), Some(Superseded), false));
-    // Once announced it is not announced again, and later revisions are plain news.
+    // Once announced it is not announced again, and later news about it is plain news.
     assert_eq!(book.apply(&gim(3, Deployed), t(3200)), vec![]);
+    assert_eq!(
+        described(&book.apply(&gim(3, Uninstalled), t(3300))),
+        vec!["fetch gim/gim v3 uninstalled"]
+    );
     assert_eq!(
         described(&book.apply(&meta("gca", "gca", 2, Deployed, 3000), t(3200))),
         vec!["fetch gca/gca v2 deployed"]
