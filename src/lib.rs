@@ -8,6 +8,7 @@ pub mod bakes;
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod evaluation;
 pub mod metrics;
 pub mod release;

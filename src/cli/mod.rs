@@ -4,6 +4,7 @@
 pub mod check;
 pub mod config;
 pub mod history;
+pub mod run;
 pub mod table;
 pub mod watch;
 
@@ -163,6 +164,9 @@ pub enum Command {
     /// Print the built-in configuration or validate a configuration file.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Run the daemon: watch every release, judge each new revision over its bake window,
+    /// serve /metrics, /livez, /readyz and /api/v1/releases.
+    Run(run::RunArgs),
     /// Watch Helm release Secrets and print every release event (installed, upgraded,
     /// upgrade failed, rolled back, uninstalled, stuck pending) as it happens.
     Watch(watch::WatchArgs),

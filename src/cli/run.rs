@@ -1,0 +1,38 @@
+//! `upgrade-guard run`: the daemon (see `crate::daemon`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::CliError;
+use super::config::ConfigArgs;
+use crate::daemon::{self, DaemonError, DaemonOptions};
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Where the HTTP server (/metrics, /livez, /readyz, /api/v1/releases) listens.
+    #[arg(long, env = "UPGRADE_GUARD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Where the configuration comes from.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (drains) or a second signal (exits at once).
+pub async fn run(kube: kube::Config, args: &RunArgs) -> Result<i32, CliError> {
+    let config = Arc::new(args.config.load()?);
+    for w in &config.warnings {
+        tracing::warn!("configuration: {w}");
+    }
+    let options = DaemonOptions {
+        listen: args.listen,
+    };
+    daemon::run(kube, config, options, daemon::signals(), None)
+        .await
+        .map_err(|e| match e {
+            DaemonError::Kube(m) => CliError::Kubeconfig(m),
+            DaemonError::Prometheus(p) => CliError::Prometheus(p),
+            other => CliError::Other(anyhow::Error::from(other)),
+        })?;
+    Ok(0)
+}

@@ -1,0 +1,161 @@
+//! The daemon's HTTP server (hyper, HTTP/1.1): `/metrics` (OpenMetrics text from the
+//! registry, per-release series produced at scrape time), `/livez` (the process serves),
+//! `/readyz` (the release watch and the stores synced, and not shutting down),
+//! `/api/v1/releases` (JSON of every release, its latest revision and judgement).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use super::state::{ReleaseView, State};
+
+/// OpenMetrics content type.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What the server serves from.
+#[derive(Clone)]
+pub struct Served {
+    /// The metrics registry (own metrics and the per-release collector).
+    pub registry: Arc<Registry>,
+    /// The daemon's state.
+    pub state: Arc<RwLock<State>>,
+    /// Ready: watches synced and not shutting down.
+    pub ready: watch::Receiver<Readiness>,
+}
+
+/// Why the daemon is or is not ready, in words for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Still listing releases or filling the stores.
+    Starting(String),
+    /// Serving.
+    Ready,
+    /// Draining after a shutdown signal.
+    ShuttingDown,
+}
+
+#[derive(Serialize)]
+struct ReleasesBody<'a> {
+    releases: Vec<&'a ReleaseView>,
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Answers one request.
+pub fn handle(served: &Served, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET\n");
+    }
+    match path {
+        "/livez" => respond(StatusCode::OK, TEXT, "ok\n"),
+        "/readyz" => match &*served.ready.borrow() {
+            Readiness::Ready => respond(StatusCode::OK, TEXT, "ready\n"),
+            Readiness::Starting(why) => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                format!("not ready: {why}\n"),
+            ),
+            Readiness::ShuttingDown => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                "not ready: shutting down\n",
+            ),
+        },
+        "/metrics" => {
+            let mut text = String::new();
+            match prometheus_client::encoding::text::encode(&mut text, &served.registry) {
+                Ok(()) => respond(StatusCode::OK, OPENMETRICS, text),
+                Err(e) => respond(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TEXT,
+                    format!("cannot encode the metrics: {e}\n"),
+                ),
+            }
+        }
+        "/api/v1/releases" => {
+            let state = match served.state.read() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let body = ReleasesBody {
+                releases: state.releases().collect(),
+            };
+            match serde_json::to_vec_pretty(&body) {
+                Ok(json) => respond(StatusCode::OK, "application/json", json),
+                Err(e) => respond(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TEXT,
+                    format!("cannot encode the releases: {e}\n"),
+                ),
+            }
+        }
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "not found; try /metrics, /livez, /readyz, /api/v1/releases\n",
+        ),
+    }
+}
+
+/// Binds `address`; the returned listener is served by [`serve`].
+pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(address).await
+}
+
+/// Serves until `stop` turns true; connections in progress finish on their own.
+pub async fn serve(listener: TcpListener, served: Served, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "accepting an HTTP connection failed");
+                continue;
+            }
+        };
+        let served = served.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let response = handle(&served, req.method(), req.uri().path());
+                async move { Ok::<_, Infallible>(response) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+}

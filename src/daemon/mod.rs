@@ -1,0 +1,347 @@
+//! `upgrade-guard run`: the long-running daemon. The tracker's release events start
+//! evaluations (a newer revision cancels the older one's); rounds re-judge every revision
+//! under evaluation at the configured interval (sooner after a provider failure); an
+//! evaluation ends with its final verdict once the bake window passed, is recorded in the
+//! bake records and stops querying. Everything decided lands in one [`state::State`], which
+//! the HTTP server exposes (`/metrics`, `/api/v1/releases`).
+//!
+//! Shutdown: the first signal stops taking events and rounds, answers `/readyz` with 503 and
+//! returns once the round in progress ended; a second signal exits at once.
+
+pub mod exposition;
+pub mod http;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use jiff::Timestamp;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::bakes::{BakeEntry, BakeStore};
+use crate::cli::history::read_statuses;
+use crate::config::Config;
+use crate::evaluation::prometheus::{ClientError, Prometheus};
+use crate::evaluation::{Evaluator, Report, Start};
+use crate::metrics::{PrometheusMetrics, TrackerMetrics, registry};
+use crate::release::ReleaseKey;
+use crate::release::event::{ReleaseEvent, ReleaseEventKind};
+use crate::release::rollback_target::BakeRecord;
+use crate::tracker::{Tracker, client_config};
+use crate::verdict::{RecommendedAction, Verdict, guard};
+use http::{Readiness, Served};
+use state::{State, is_final};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The kube client could not be built.
+    #[error("kubeconfig: {0}")]
+    Kube(String),
+    /// `prometheus.url` cannot be used.
+    #[error(transparent)]
+    Prometheus(#[from] ClientError),
+    /// The HTTP address cannot be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Daemon settings that are not in the configuration file.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+}
+
+/// Called once the HTTP server is bound (tests learn the port).
+pub type OnListening = Box<dyn FnOnce(SocketAddr) + Send>;
+
+/// Runs the daemon until `shutdown` resolves (then drains); `second` resolving afterwards
+/// aborts the drain.
+pub async fn run(
+    kube: kube::Config,
+    config: Arc<Config>,
+    options: DaemonOptions,
+    shutdown: impl Future<Output = ()>,
+    on_listening: Option<OnListening>,
+) -> Result<(), DaemonError> {
+    let mut registry = registry();
+    let tracker_metrics = TrackerMetrics::register(&mut registry);
+    let prometheus_metrics = PrometheusMetrics::register(&mut registry);
+    let build =
+        prometheus_client::metrics::family::Family::<Vec<(String, String)>, Gauge>::default();
+    build
+        .get_or_create(&vec![(
+            "version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )])
+        .set(1);
+    registry.register("build_info", "upgrade-guard's version (always 1)", build);
+    let releases_under_evaluation = Gauge::<i64>::default();
+    registry.register(
+        "evaluations_active",
+        "Revisions under evaluation",
+        releases_under_evaluation.clone(),
+    );
+    let state = Arc::new(RwLock::new(State::default()));
+    registry.register_collector(Box::new(exposition::ReleaseCollector::new(state.clone())));
+
+    let client = kube::Client::try_from(client_config(kube, config.watch.idle_timeout))
+        .map_err(|e| DaemonError::Kube(e.to_string()))?;
+    let prometheus = Prometheus::new(&config.prometheus, prometheus_metrics)?;
+    let mut evaluator = Evaluator::new(client.clone(), &config, prometheus);
+    let store = BakeStore::new(client.clone(), &config.state.namespace);
+
+    let (ready_tx, ready_rx) = watch::channel(Readiness::Starting(
+        "listing Helm release records".to_string(),
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let listener = http::bind(options.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            address: options.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(options.listen);
+    info!(address = %bound, "serving /metrics, /livez, /readyz, /api/v1/releases");
+    if let Some(f) = on_listening {
+        f(bound);
+    }
+    let server = tokio::spawn(http::serve(
+        listener,
+        Served {
+            registry: Arc::new(registry),
+            state: state.clone(),
+            ready: ready_rx,
+        },
+        stop_rx,
+    ));
+
+    let tracker_config = crate::cli::watch::tracker_config(&config.watch, config.clone());
+    let (events_tx, mut events) = mpsc::channel::<ReleaseEvent>(256);
+    let (synced_tx, mut synced) = watch::channel(false);
+    let tracker = tokio::spawn(
+        Tracker::new(client.clone(), tracker_config, tracker_metrics).run(events_tx, synced_tx),
+    );
+
+    let mut daemon = Daemon {
+        client,
+        config: config.clone(),
+        state,
+        store,
+        rollbacks: BTreeMap::new(),
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut next_round = tokio::time::Instant::now();
+    loop {
+        let active = !evaluator.active().is_empty();
+        tokio::select! {
+            () = &mut shutdown => break,
+            changed = synced.wait_for(|s| *s), if !*synced.borrow() => {
+                if changed.is_ok() {
+                    info!("release records listed: ready");
+                    ready_tx.send_replace(Readiness::Ready);
+                }
+            }
+            event = events.recv() => match event {
+                Some(event) => daemon.event(&mut evaluator, event).await,
+                None => {
+                    warn!("the release tracker stopped");
+                    break;
+                }
+            },
+            () = tokio::time::sleep_until(next_round), if active => {
+                daemon.round(&mut evaluator).await;
+                let pause = if evaluator.provider_trouble() {
+                    config.prometheus.retry_interval.min(config.evaluation_interval)
+                } else {
+                    config.evaluation_interval
+                };
+                next_round = tokio::time::Instant::now() + pause;
+            }
+        }
+        releases_under_evaluation.set(i64::try_from(evaluator.active().len()).unwrap_or(0));
+        if !active && !evaluator.active().is_empty() {
+            // A new evaluation: its first round now.
+            next_round = tokio::time::Instant::now();
+        }
+    }
+    info!("shutting down: no new events or rounds");
+    ready_tx.send_replace(Readiness::ShuttingDown);
+    tracker.abort();
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    Ok(())
+}
+
+struct Daemon {
+    client: kube::Client,
+    config: Arc<Config>,
+    state: Arc<RwLock<State>>,
+    store: BakeStore,
+    /// Per release, rollback revisions seen and their targets.
+    rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
+}
+
+impl Daemon {
+    fn state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        match self.state.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    async fn event(&mut self, evaluator: &mut Evaluator, event: ReleaseEvent) {
+        let key = event.release.clone();
+        if let ReleaseEventKind::RolledBack { to, target } = event.kind {
+            self.rollbacks
+                .entry(key.clone())
+                .or_default()
+                .insert(to, target);
+        }
+        let evaluate = self.state().event(&event);
+        if let ReleaseEventKind::Uninstalled { .. } = event.kind {
+            if let Some(revision) = evaluator.end(&key) {
+                info!(release = %key, revision, "uninstalled: evaluation ended");
+            }
+            self.rollbacks.remove(&key);
+            return;
+        }
+        let Some(summary) = event.summary.clone().filter(|_| evaluate) else {
+            return;
+        };
+        let history = match read_statuses(self.client.clone(), &key.namespace, &key.name).await {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(release = %key, error = %e,
+                    "cannot read the release history; judging with this revision alone");
+                vec![(event.revision, event.status)]
+            }
+        };
+        match self.store.load(&key).await {
+            Ok(records) => {
+                for (revision, entry) in records {
+                    evaluator.record_bake(&key, revision, entry.verdict);
+                }
+            }
+            Err(e) => warn!(release = %key, "bake records not available: {e}"),
+        }
+        let start = Start {
+            release: key.clone(),
+            status: event.status,
+            status_since: summary.last_deployed.unwrap_or_else(Timestamp::now),
+            history,
+            rollbacks: self.rollbacks.get(&key).cloned().unwrap_or_default(),
+            storage: event.storage,
+            summary,
+        };
+        let cancelled = evaluator.begin(start, self.config.policy_for(&key));
+        info!(release = %key, revision = event.revision, event = event.kind.name(),
+            resumed = event.resumed, cancelled = ?cancelled, "evaluating");
+    }
+
+    async fn round(&mut self, evaluator: &mut Evaluator) {
+        let reports = evaluator.round(Timestamp::now()).await;
+        for mut report in reports {
+            if report.action != RecommendedAction::None {
+                report.action = self.guarded(&report).await;
+            }
+            let done = is_final(&report);
+            let previous = self
+                .state
+                .read()
+                .ok()
+                .and_then(|s| s.get(&report.release).and_then(|v| v.judgement.clone()))
+                .map(|j| j.verdict);
+            if previous != Some(report.verdict) {
+                info!(release = %report.release, revision = report.revision,
+                    verdict = report.verdict.as_str(), "verdict");
+            }
+            self.state().judged(&report, done);
+            if done {
+                self.record(&report).await;
+                evaluator.end(&report.release);
+                info!(release = %report.release, revision = report.revision,
+                    verdict = report.verdict.as_str(), "evaluation ended with its final verdict");
+            }
+        }
+    }
+
+    /// The action, held when the history as re-read now says the revision is no longer
+    /// current (or the history cannot be read).
+    async fn guarded(&self, report: &Report) -> RecommendedAction {
+        let key = &report.release;
+        match read_statuses(self.client.clone(), &key.namespace, &key.name).await {
+            Ok(history) => guard(report.action.clone(), &history, report.revision),
+            Err(e) => RecommendedAction::Hold {
+                reason: format!(
+                    "cannot re-read the release history before recommending an action: {e}"
+                ),
+            },
+        }
+    }
+
+    async fn record(&self, report: &Report) {
+        let verdict = match report.verdict {
+            Verdict::Healthy => BakeRecord::Healthy,
+            Verdict::Degraded => BakeRecord::Degraded,
+            Verdict::Failed => BakeRecord::Failed,
+            Verdict::Progressing | Verdict::Inconclusive => return,
+        };
+        let entry = BakeEntry {
+            verdict,
+            at: report.evaluated_at,
+            chart: report.chart.clone(),
+        };
+        if let Err(e) = self
+            .store
+            .record(&report.release, report.revision, &entry)
+            .await
+        {
+            warn!(release = %report.release, revision = report.revision,
+                "the final verdict was not recorded: {e}");
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits the process at once.
+pub async fn signals() {
+    wait_signal().await;
+    info!("signal received: draining (a second signal exits at once)");
+    tokio::spawn(async {
+        wait_signal().await;
+        warn!("second signal: exiting now");
+        std::process::exit(143);
+    });
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

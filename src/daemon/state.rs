@@ -1,0 +1,277 @@
+//! What the daemon knows and decided, per release (pure): the latest revision seen, the
+//! latest judgement of it, and what could not be judged. `/api/v1/releases`, the per-release
+//! metrics and the notifications are all produced from this one value.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::checks::CheckResult;
+use crate::evaluation::Report;
+use crate::release::event::{ReleaseEvent, ReleaseEventKind};
+use crate::release::labels::Storage;
+use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::verdict::{RecommendedAction, Verdict};
+
+/// Chart identity of the latest revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChartView {
+    /// Chart name.
+    pub name: String,
+    /// Chart version.
+    pub version: String,
+    /// App version, when declared.
+    pub app_version: Option<String>,
+}
+
+/// The judgement of the latest revision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Judgement {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What to do about it.
+    pub action: RecommendedAction,
+    /// Every check with its value and threshold.
+    pub results: Vec<CheckResult>,
+    /// Notes about the configuration against this release.
+    pub notes: Vec<String>,
+    /// When the bake window ends.
+    pub bake_ends: Timestamp,
+    /// When judged.
+    pub evaluated_at: Timestamp,
+    /// The evaluation ended with this verdict (the bake window passed).
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+/// One release as the daemon sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseView {
+    /// The release.
+    pub release: ReleaseKey,
+    /// Helm's storage driver.
+    pub storage: Storage,
+    /// The latest revision seen.
+    pub revision: u32,
+    /// Its status when last seen.
+    pub status: ReleaseStatus,
+    /// What happened to it (`upgraded`, `rolled_back`, ...).
+    pub event: &'static str,
+    /// Its chart, when the revision could be read.
+    pub chart: Option<ChartView>,
+    /// When its upgrade started (the revision's `last_deployed`).
+    pub started: Option<Timestamp>,
+    /// The latest judgement of this revision (none yet, or not judged).
+    pub judgement: Option<Judgement>,
+    /// Why the revision is not judged or cannot be, in words (unreadable, stuck).
+    pub problem: Option<String>,
+}
+
+/// Every release the daemon knows, and whether it is ready to serve.
+#[derive(Debug, Default)]
+pub struct State {
+    releases: BTreeMap<ReleaseKey, ReleaseView>,
+}
+
+impl State {
+    /// A release event arrived. Returns whether the revision should be evaluated.
+    pub fn event(&mut self, event: &ReleaseEvent) -> bool {
+        if let ReleaseEventKind::Uninstalled { .. } = event.kind {
+            self.releases.remove(&event.release);
+            return false;
+        }
+        let current = self.releases.get(&event.release);
+        // Late news of an older revision changes nothing.
+        if current.is_some_and(|v| v.revision > event.revision) {
+            return false;
+        }
+        let same_revision = current.is_some_and(|v| v.revision == event.revision);
+        let mut view = match current {
+            Some(v) if same_revision => v.clone(),
+            _ => ReleaseView {
+                release: event.release.clone(),
+                storage: event.storage,
+                revision: event.revision,
+                status: event.status,
+                event: event.kind.name(),
+                chart: None,
+                started: None,
+                judgement: None,
+                problem: None,
+            },
+        };
+        view.status = event.status;
+        let evaluate = match &event.kind {
+            ReleaseEventKind::StuckPending { status, since } => {
+                view.problem = Some(format!(
+                    "stuck in {status} since {}: a Helm operation was probably killed and holds the release",
+                    since.strftime("%Y-%m-%d %H:%M:%S UTC")
+                ));
+                false
+            }
+            ReleaseEventKind::Unreadable { detail, .. } => {
+                view.problem = Some(detail.clone());
+                false
+            }
+            _ => {
+                view.event = event.kind.name();
+                view.problem = None;
+                true
+            }
+        };
+        if let Some(s) = &event.summary {
+            view.chart = Some(ChartView {
+                name: s.chart.name.clone(),
+                version: s.chart.version.clone(),
+                app_version: s.chart.app_version.clone(),
+            });
+            view.started = s.last_deployed;
+        }
+        self.releases.insert(event.release.clone(), view);
+        evaluate && event.summary.is_some()
+    }
+
+    /// A judgement of `report.revision`; ignored when a newer revision was seen since.
+    pub fn judged(&mut self, report: &Report, is_final: bool) {
+        let Some(view) = self.releases.get_mut(&report.release) else {
+            return;
+        };
+        if view.revision != report.revision {
+            return;
+        }
+        view.status = report.status;
+        view.started = Some(report.started);
+        view.judgement = Some(Judgement {
+            verdict: report.verdict,
+            action: report.action.clone(),
+            results: report.results.clone(),
+            notes: report.notes.clone(),
+            bake_ends: report.bake_ends,
+            evaluated_at: report.evaluated_at,
+            is_final,
+        });
+    }
+
+    /// Every release, sorted.
+    pub fn releases(&self) -> impl Iterator<Item = &ReleaseView> {
+        self.releases.values()
+    }
+
+    /// One release.
+    pub fn get(&self, key: &ReleaseKey) -> Option<&ReleaseView> {
+        self.releases.get(key)
+    }
+}
+
+/// Whether an evaluation ends with this verdict: the bake window passed and the verdict is
+/// a judgement (healthy, degraded, failed). Inconclusive goes on being evaluated.
+pub fn is_final(report: &Report) -> bool {
+    report.evaluated_at >= report.bake_ends
+        && matches!(
+            report.verdict,
+            Verdict::Healthy | Verdict::Degraded | Verdict::Failed
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::test_support::summary;
+    use std::sync::Arc;
+
+    fn event(revision: u32, kind: ReleaseEventKind, with_summary: bool) -> ReleaseEvent {
+        let mut s = summary(&[], &[]);
+        s.revision = revision;
+        ReleaseEvent {
+            release: ReleaseKey::new("ns", "app"),
+            revision,
+            status: ReleaseStatus::Deployed,
+            storage: Storage::Secret,
+            resumed: false,
+            kind,
+            summary: with_summary.then(|| Arc::new(s)),
+        }
+    }
+
+    fn report(revision: u32, verdict: Verdict, evaluated_at: i64, bake_ends: i64) -> Report {
+        Report {
+            release: ReleaseKey::new("ns", "app"),
+            revision,
+            status: ReleaseStatus::Deployed,
+            chart: "app-1.0.0".into(),
+            verdict,
+            action: RecommendedAction::None,
+            results: vec![],
+            notes: vec![],
+            started: Timestamp::from_second(0).unwrap(),
+            bake_ends: Timestamp::from_second(bake_ends).unwrap(),
+            evaluated_at: Timestamp::from_second(evaluated_at).unwrap(),
+        }
+    }
+
+    #[test]
+    fn events_decide_what_is_evaluated_and_judgements_follow_the_latest_revision() {
+        let mut state = State::default();
+        assert!(state.event(&event(
+            2,
+            ReleaseEventKind::Upgraded { from: 1, to: 2 },
+            true
+        )));
+        state.judged(&report(2, Verdict::Progressing, 10, 100), false);
+        let v = state.get(&ReleaseKey::new("ns", "app")).unwrap();
+        assert_eq!(
+            v.judgement.as_ref().map(|j| j.verdict),
+            Some(Verdict::Progressing)
+        );
+        assert_eq!(v.chart.as_ref().unwrap().name, "app");
+
+        // A newer revision replaces the view; a late judgement of the older one is ignored.
+        assert!(state.event(&event(
+            3,
+            ReleaseEventKind::Upgraded { from: 2, to: 3 },
+            true
+        )));
+        state.judged(&report(2, Verdict::Failed, 20, 100), false);
+        let v = state.get(&ReleaseKey::new("ns", "app")).unwrap();
+        assert_eq!((v.revision, v.judgement.is_none()), (3, true));
+        // Late news of an older revision changes nothing.
+        assert!(!state.event(&event(1, ReleaseEventKind::Installed, true)));
+
+        // Unreadable: kept, said, not evaluated; the release's event follows later.
+        let unreadable = ReleaseEventKind::Unreadable {
+            reason: "forbidden",
+            detail: "cannot read Secret x: forbidden".into(),
+            retrying: true,
+        };
+        assert!(!state.event(&event(4, unreadable, false)));
+        let v = state.get(&ReleaseKey::new("ns", "app")).unwrap();
+        assert_eq!(
+            v.problem.as_deref(),
+            Some("cannot read Secret x: forbidden")
+        );
+        assert!(state.event(&event(
+            4,
+            ReleaseEventKind::Upgraded { from: 3, to: 4 },
+            true
+        )));
+        let v = state.get(&ReleaseKey::new("ns", "app")).unwrap();
+        assert_eq!((v.problem.as_deref(), v.event), (None, "upgraded"));
+
+        // Uninstalled releases disappear.
+        let gone = ReleaseEventKind::Uninstalled {
+            kept_history: false,
+        };
+        assert!(!state.event(&event(4, gone, false)));
+        assert_eq!(state.releases().count(), 0);
+    }
+
+    #[test]
+    fn an_evaluation_ends_after_the_bake_with_a_judgement() {
+        assert!(!is_final(&report(2, Verdict::Failed, 50, 100)));
+        assert!(is_final(&report(2, Verdict::Failed, 100, 100)));
+        assert!(is_final(&report(2, Verdict::Healthy, 101, 100)));
+        assert!(!is_final(&report(2, Verdict::Inconclusive, 500, 100)));
+        assert!(!is_final(&report(2, Verdict::Progressing, 500, 100)));
+    }
+}
