@@ -1,5 +1,7 @@
 //! The daemon's HTTP server (hyper, HTTP/1.1): `/metrics` (OpenMetrics text from the
-//! registry, per-release series produced at scrape time), `/livez` (the process serves),
+//! registry when the scraper accepts it, as Prometheus does; the classic text format
+//! otherwise, for `promtool check metrics` and older tools; per-release series produced at
+//! scrape time), `/livez` (the process serves),
 //! `/readyz` (the release watch and the stores synced, and not shutting down),
 //! `/api/v1/releases` (JSON of every release, its latest revision and judgement).
 
@@ -24,6 +26,38 @@ use super::state::{ReleaseView, State};
 
 /// OpenMetrics content type.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format's content type.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The classic text format of an OpenMetrics exposition: counter families are named with
+/// their `_total` suffix, `# UNIT` and `# EOF` are dropped. (prometheus-client writes
+/// OpenMetrics only.)
+pub fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
 
 /// What the server serves from.
 #[derive(Clone)]
@@ -69,8 +103,13 @@ fn respond(
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
-/// Answers one request.
-pub fn handle(served: &Served, method: &Method, path: &str) -> Response<Full<Bytes>> {
+/// Answers one request; `accept` is its `Accept` header.
+pub fn handle(
+    served: &Served,
+    method: &Method,
+    path: &str,
+    accept: Option<&str>,
+) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         return respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET\n");
     }
@@ -92,7 +131,10 @@ pub fn handle(served: &Served, method: &Method, path: &str) -> Response<Full<Byt
         "/metrics" => {
             let mut text = String::new();
             match prometheus_client::encoding::text::encode(&mut text, &served.registry) {
-                Ok(()) => respond(StatusCode::OK, OPENMETRICS, text),
+                Ok(()) if accept.is_some_and(|a| a.contains("application/openmetrics-text")) => {
+                    respond(StatusCode::OK, OPENMETRICS, text)
+                }
+                Ok(()) => respond(StatusCode::OK, PROMETHEUS_TEXT, classic_text(&text)),
                 Err(e) => respond(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     TEXT,
@@ -147,7 +189,11 @@ pub async fn serve(listener: TcpListener, served: Served, mut stop: watch::Recei
         let served = served.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let response = handle(&served, req.method(), req.uri().path());
+                let accept = req
+                    .headers()
+                    .get(hyper::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok());
+                let response = handle(&served, req.method(), req.uri().path(), accept);
                 async move { Ok::<_, Infallible>(response) }
             });
             if let Err(e) = http1::Builder::new()
@@ -157,5 +203,30 @@ pub async fn serve(listener: TcpListener, served: Served, mut stop: watch::Recei
                 debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classic_format_names_counters_with_their_suffix_and_has_no_eof() {
+        let om = "# HELP upgrade_guard_release_events Release events.\n\
+                  # TYPE upgrade_guard_release_events counter\n\
+                  upgrade_guard_release_events_total{kind=\"upgraded\"} 2\n\
+                  # HELP upgrade_guard_watch_synced 1 once listed.\n\
+                  # TYPE upgrade_guard_watch_synced gauge\n\
+                  upgrade_guard_watch_synced 1\n\
+                  # EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP upgrade_guard_release_events_total Release events.\n\
+             # TYPE upgrade_guard_release_events_total counter\n\
+             upgrade_guard_release_events_total{kind=\"upgraded\"} 2\n\
+             # HELP upgrade_guard_watch_synced 1 once listed.\n\
+             # TYPE upgrade_guard_watch_synced gauge\n\
+             upgrade_guard_watch_synced 1\n"
+        );
     }
 }

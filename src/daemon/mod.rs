@@ -144,10 +144,11 @@ pub async fn run(
     let mut next_round = tokio::time::Instant::now();
     loop {
         let active = !evaluator.active().is_empty();
+        let listed = *synced.borrow();
         tokio::select! {
             () = &mut shutdown => break,
-            changed = synced.wait_for(|s| *s), if !*synced.borrow() => {
-                if changed.is_ok() {
+            listed_now = async { synced.wait_for(|s| *s).await.is_ok() }, if !listed => {
+                if listed_now {
                     info!("release records listed: ready");
                     ready_tx.send_replace(Readiness::Ready);
                 }

@@ -1,0 +1,266 @@
+//! The daemon (`upgrade-guard run`) on the real stack: it sees a helm upgrade, judges it over
+//! its bake window, serves the verdict in `/api/v1/releases` and `/metrics` (valid for
+//! `promtool check metrics`), records it, forgets an uninstalled release, and is ready only
+//! once the release records are listed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use support::cli::short_config;
+use support::eval::{install_then_upgrade, upgrade};
+use support::helm;
+use support::proxy::Proxy;
+use support::{kube as tkube, stack::stack, wait};
+use tokio::sync::oneshot;
+use upgrade_guard::config::Config;
+use upgrade_guard::daemon::{self, DaemonOptions};
+
+const WAIT: Duration = Duration::from_secs(120);
+const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
+
+/// A daemon running in this test; stopped (drained) when dropped.
+struct Running {
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), daemon::DaemonError>>,
+}
+
+impl Running {
+    async fn start(kubeconfig: &Path, config: &str) -> Self {
+        let kube = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        let config = Arc::new(Config::parse(config, "test").unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (bound_tx, bound) = oneshot::channel();
+        let task = tokio::spawn(daemon::run(
+            kube,
+            config,
+            DaemonOptions {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            async {
+                let _ = stopped.await;
+            },
+            Some(Box::new(move |a| {
+                let _ = bound_tx.send(a);
+            })),
+        ));
+        let address = tokio::time::timeout(WAIT, bound)
+            .await
+            .expect("the daemon listens")
+            .expect("daemon alive");
+        Self {
+            address,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://{}{path}", self.address))
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(WAIT, &mut self.task)
+            .await
+            .expect("the daemon drains in time")
+            .expect("daemon task");
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn promtool_check_metrics(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 9.1, 9.3: a failed upgrade is judged, served, recorded; the release leaves the
+/// metrics when uninstalled; the daemon drains on request.
+#[tokio::test]
+async fn the_daemon_judges_an_upgrade_serves_the_verdict_and_records_it() {
+    let ns = tkube::namespace("daemon").await;
+    let n = ns.name.as_str();
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!("watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n"),
+    );
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    wait::until(WAIT, "/readyz", || async {
+        (d.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(d.get("/livez").await.0, 200);
+
+    install_then_upgrade(n, "app", &["unschedulable=true"]);
+    let release = wait::until(WAIT, "a final verdict in /api/v1/releases", || async {
+        let (_, body) = d.get("/api/v1/releases").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let r = v["releases"]
+            .as_array()?
+            .iter()
+            .find(|r| r["release"]["name"] == "app")?
+            .clone();
+        (r["revision"] == 2 && r["judgement"]["final"] == true).then_some(r)
+    })
+    .await;
+    let j = &release["judgement"];
+    assert_eq!(j["verdict"], "failed", "{release:#}");
+    assert_eq!(j["action"]["action"], "rollback");
+    assert_eq!(
+        j["action"]["command"],
+        format!("helm rollback app 1 -n {n} --timeout 5m")
+    );
+    assert!(
+        j["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["check"] == "pending_pods" && r["outcome"] == "fail"),
+        "{release:#}"
+    );
+    let (status, metrics) = d.get("/metrics").await;
+    assert_eq!(status, 200);
+    let base = format!(r#"namespace="{n}",release="app""#);
+    for line in [
+        format!(r#"upgrade_guard_release_verdict{{{base},verdict="failed"}} 1.0"#),
+        format!(r#"upgrade_guard_check_result{{{base},check="pending_pods",result="fail"}} 1.0"#),
+        format!(r#"upgrade_guard_release_evaluation_final{{{base}}} 1.0"#),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+    promtool_check_metrics(&metrics);
+    // Prometheus asks for OpenMetrics and gets it.
+    let om = reqwest::Client::new()
+        .get(format!("http://{}/metrics", d.address))
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        om.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(om.text().await.unwrap().ends_with("# EOF\n"));
+    // The final verdict is recorded where `check` and the rollback planner read it.
+    let records = Api::<ConfigMap>::namespaced(tkube::client().await, n)
+        .get(&format!("upgrade-guard.bakes.{n}.app"))
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert!(
+        records["2"].contains("\"verdict\":\"failed\""),
+        "{records:?}"
+    );
+
+    // A healthy revision replaces it; then the uninstalled release leaves the metrics.
+    upgrade(n, "app", "1.2.0", &["unschedulable=false"]);
+    wait::until(WAIT, "revision 3 judged healthy", || async {
+        let (_, m) = d.get("/metrics").await;
+        m.lines()
+            .any(|l| {
+                l == format!(r#"upgrade_guard_release_verdict{{{base},verdict="healthy"}} 1.0"#)
+            })
+            .then_some(())
+    })
+    .await;
+    helm::ok(&["uninstall", "app", "-n", n]);
+    wait::until(
+        WAIT,
+        "the uninstalled release to leave /metrics",
+        || async {
+            let (_, m) = d.get("/metrics").await;
+            (!m.contains(&base)).then_some(())
+        },
+    )
+    .await;
+    d.stop().await;
+}
+
+/// Issue 9.3: `/readyz` says not ready while the release records cannot be listed (the API
+/// server is cut off), and ready once they are.
+#[tokio::test]
+async fn readyz_is_false_until_the_release_records_are_listed() {
+    let ns = tkube::namespace("daemon-ready").await;
+    let n = ns.name.as_str();
+    let proxy = Proxy::start(&tkube::api_address());
+    proxy.cut();
+    let kubeconfig = tkube::kubeconfig_with_server(&format!("https://{}", proxy.address));
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!("watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n"),
+    );
+    let d = Running::start(kubeconfig.path(), &config).await;
+    let (status, body) = d.get("/readyz").await;
+    assert_eq!(
+        (status, body.trim()),
+        (503, "not ready: listing Helm release records")
+    );
+    assert_eq!(d.get("/livez").await.0, 200, "alive while not ready");
+    proxy.restore();
+    wait::until(WAIT, "/readyz once listed", || async {
+        (d.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    d.stop().await;
+}
