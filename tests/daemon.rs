@@ -264,3 +264,59 @@ async fn readyz_is_false_until_the_release_records_are_listed() {
     .await;
     d.stop().await;
 }
+
+/// Issue 9.2: with its reflector stores, a round reads memory: while a revision is re-judged
+/// every 300 ms, the API server (a private one, so nobody else's requests count) sees no
+/// LIST or GET of Deployments, Pods or Jobs.
+#[tokio::test]
+async fn rounds_cost_no_kubernetes_request() {
+    let plane = support::control_plane::ControlPlane::start();
+    let helm = plane.helm();
+    let chart = helm::chart("demo-app");
+    helm.ok(&["install", "quiet", &chart, "-n", "default"]);
+    helm.ok(&[
+        "upgrade",
+        "quiet",
+        &chart,
+        "-n",
+        "default",
+        "--set",
+        "image.tag=2",
+    ]);
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        "watch:\n  namespaces: [default]\nstate:\n  namespace: default\n\
+         releases:\n  - name: quiet\n    bake_window: 10m\n",
+    );
+    let d = Running::start(&plane.kubeconfig, &config).await;
+    let evaluated_at = || async {
+        let (_, body) = d.get("/api/v1/releases").await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let at = v["releases"][0]["judgement"]["evaluated_at"].as_str()?;
+        at.parse::<jiff::Timestamp>().ok()
+    };
+    let first = wait::until(WAIT, "a first round", evaluated_at).await;
+    let client = tkube::client_for(&plane.kubeconfig).await;
+    let count = |verb: &'static str| {
+        let client = client.clone();
+        let plane = &plane;
+        async move {
+            let mut n = 0;
+            for resource in ["deployments", "pods", "jobs", "statefulsets", "daemonsets"] {
+                n += plane.request_count(&client, verb, resource).await;
+            }
+            n
+        }
+    };
+    let (lists, gets) = (count("LIST").await, count("GET").await);
+    // Ten rounds later.
+    wait::until(WAIT, "ten more rounds", || async {
+        let at = evaluated_at().await?;
+        (at.duration_since(first) >= jiff::SignedDuration::from_secs(3)).then_some(())
+    })
+    .await;
+    assert_eq!(count("LIST").await, lists, "LISTs during rounds");
+    assert_eq!(count("GET").await, gets, "GETs during rounds");
+    d.stop().await;
+}

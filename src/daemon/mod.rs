@@ -26,6 +26,7 @@ use crate::bakes::{BakeEntry, BakeStore};
 use crate::cli::history::read_statuses;
 use crate::config::Config;
 use crate::evaluation::prometheus::{ClientError, Prometheus};
+use crate::evaluation::stores::Stores;
 use crate::evaluation::{Evaluator, Report, Start};
 use crate::metrics::{PrometheusMetrics, TrackerMetrics, registry};
 use crate::release::ReleaseKey;
@@ -86,6 +87,12 @@ pub async fn run(
         )])
         .set(1);
     registry.register("build_info", "upgrade-guard's version (always 1)", build);
+    let store_objects = Gauge::<i64>::default();
+    registry.register(
+        "kube_store_objects",
+        "Kubernetes objects held for the checks (workloads, pods, Jobs of the watched namespaces)",
+        store_objects.clone(),
+    );
     let releases_under_evaluation = Gauge::<i64>::default();
     registry.register(
         "evaluations_active",
@@ -98,7 +105,9 @@ pub async fn run(
     let client = kube::Client::try_from(client_config(kube, config.watch.idle_timeout))
         .map_err(|e| DaemonError::Kube(e.to_string()))?;
     let prometheus = Prometheus::new(&config.prometheus, prometheus_metrics)?;
-    let mut evaluator = Evaluator::new(client.clone(), &config, prometheus);
+    let stores = Stores::start(&client, &config.watch.namespaces);
+    let mut evaluator =
+        Evaluator::new(client.clone(), &config, prometheus).with_stores(stores.clone());
     let store = BakeStore::new(client.clone(), &config.state.namespace);
 
     let (ready_tx, ready_rx) = watch::channel(Readiness::Starting(
@@ -141,6 +150,11 @@ pub async fn run(
         rollbacks: BTreeMap::new(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut stores_ready = std::pin::pin!({
+        let stores = stores.clone();
+        async move { stores.ready().await }
+    });
+    let mut stores_listed = false;
     let mut next_round = tokio::time::Instant::now();
     loop {
         let active = !evaluator.active().is_empty();
@@ -148,8 +162,19 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             listed_now = async { synced.wait_for(|s| *s).await.is_ok() }, if !listed => {
-                if listed_now {
-                    info!("release records listed: ready");
+                if listed_now && stores_listed {
+                    info!("release records and workloads listed: ready");
+                    ready_tx.send_replace(Readiness::Ready);
+                } else if listed_now {
+                    ready_tx.send_replace(Readiness::Starting(
+                        "listing workloads, pods and Jobs".to_string(),
+                    ));
+                }
+            }
+            () = &mut stores_ready, if !stores_listed => {
+                stores_listed = true;
+                if *synced.borrow() {
+                    info!("release records and workloads listed: ready");
                     ready_tx.send_replace(Readiness::Ready);
                 }
             }
@@ -160,7 +185,9 @@ pub async fn run(
                     break;
                 }
             },
-            () = tokio::time::sleep_until(next_round), if active => {
+            // No round before the stores are listed: an empty store would read as
+            // missing workloads.
+            () = tokio::time::sleep_until(next_round), if active && stores_listed => {
                 daemon.round(&mut evaluator).await;
                 let pause = if evaluator.provider_trouble() {
                     config.prometheus.retry_interval.min(config.evaluation_interval)
@@ -171,6 +198,7 @@ pub async fn run(
             }
         }
         releases_under_evaluation.set(i64::try_from(evaluator.active().len()).unwrap_or(0));
+        store_objects.set(i64::try_from(stores.len()).unwrap_or(i64::MAX));
         if !active && !evaluator.active().is_empty() {
             // A new evaluation: its first round now.
             next_round = tokio::time::Instant::now();

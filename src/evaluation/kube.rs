@@ -1,9 +1,11 @@
 //! Gathering from Kubernetes (I/O): the workloads of the revision's manifest, their pods
 //! (by each workload's selector, `matchExpressions` included, then by controller), and the
 //! Jobs of the release namespace (the checks keep those of the release). Returns plain
-//! observations for the checks.
+//! observations for the checks. The daemon reads them from its reflector stores (no
+//! request per round); `check` asks the API.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -12,8 +14,33 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ListParams};
 
+use super::stores::{Lookup, Stores};
 use crate::checks::observe::{self, JobObs, PodObs, WorkloadObs};
 use crate::release::decode::{ReleaseSummary, WorkloadKind};
+
+/// Where Kubernetes state comes from.
+#[derive(Clone)]
+pub enum Source {
+    /// Requests per round (one-shot commands).
+    Api(Client),
+    /// The daemon's reflector stores; the client serves namespaces they do not cover.
+    Stores(Arc<Stores>, Client),
+}
+
+impl Source {
+    fn client(&self) -> &Client {
+        match self {
+            Self::Api(c) | Self::Stores(_, c) => c,
+        }
+    }
+
+    fn stores(&self) -> Option<&Stores> {
+        match self {
+            Self::Api(_) => None,
+            Self::Stores(s, _) => Some(s),
+        }
+    }
+}
 
 /// What the Kubernetes checks need about one revision.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,11 +54,32 @@ pub struct KubeObservations {
 }
 
 async fn workload(
-    client: &Client,
+    source: &Source,
     kind: WorkloadKind,
     ns: &str,
     name: &str,
 ) -> Result<Option<WorkloadObs>, kube::Error> {
+    if let Some(stores) = source.stores() {
+        let found = match kind {
+            WorkloadKind::Deployment => match stores.deployment(ns, name) {
+                Lookup::Covered(d) => Some(d.map(|d| observe::deployment(&d))),
+                Lookup::NotWatched => None,
+            },
+            WorkloadKind::StatefulSet => match stores.stateful_set(ns, name) {
+                Lookup::Covered(s) => Some(s.map(|s| observe::stateful_set(&s))),
+                Lookup::NotWatched => None,
+            },
+            WorkloadKind::DaemonSet => match stores.daemon_set(ns, name) {
+                Lookup::Covered(d) => Some(d.map(|d| observe::daemon_set(&d))),
+                Lookup::NotWatched => None,
+            },
+            WorkloadKind::Job => Some(None),
+        };
+        if let Some(found) = found {
+            return Ok(found);
+        }
+    }
+    let client = source.client();
     Ok(match kind {
         WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns)
             .get_opt(name)
@@ -52,7 +100,7 @@ async fn workload(
 /// Reads the revision's workloads, their not-Ready pods and, when `jobs` is set (a migration
 /// check or Jobs in the manifest), the namespace's Jobs.
 pub async fn gather(
-    client: &Client,
+    source: &Source,
     summary: &ReleaseSummary,
     jobs: bool,
     now: Timestamp,
@@ -64,14 +112,20 @@ pub async fn gather(
         .iter()
         .filter(|w| w.kind != WorkloadKind::Job)
     {
-        let found = workload(client, w.kind, &w.namespace, &w.name).await?;
+        let found = workload(source, w.kind, &w.namespace, &w.name).await?;
         let found = found.unwrap_or_else(|| WorkloadObs::missing(w.kind, &w.name));
         if let Some(selector) = &found.selector {
-            let pods = Api::<Pod>::namespaced(client.clone(), &w.namespace)
-                .list(&ListParams::default().labels_from(selector))
-                .await?;
+            let stored = source.stores().map(|s| s.pods(&w.namespace, selector));
+            let pods: Vec<Pod> = match stored {
+                Some(Lookup::Covered(pods)) => pods.iter().map(|p| (**p).clone()).collect(),
+                _ => {
+                    Api::<Pod>::namespaced(source.client().clone(), &w.namespace)
+                        .list(&ListParams::default().labels_from(selector))
+                        .await?
+                        .items
+                }
+            };
             for p in pods
-                .items
                 .iter()
                 .filter(|p| observe::controlled_by(p, w.kind, &w.name))
             {
@@ -85,10 +139,17 @@ pub async fn gather(
         obs.workloads.push(found);
     }
     if jobs {
-        let list = Api::<Job>::namespaced(client.clone(), &summary.namespace)
-            .list(&ListParams::default())
-            .await?;
-        obs.jobs = list.items.iter().map(observe::job).collect();
+        let stored = source.stores().map(|s| s.jobs(&summary.namespace));
+        obs.jobs = match stored {
+            Some(Lookup::Covered(jobs)) => jobs.iter().map(|j| observe::job(j)).collect(),
+            _ => Api::<Job>::namespaced(source.client().clone(), &summary.namespace)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .map(observe::job)
+                .collect(),
+        };
     }
     Ok(obs)
 }

@@ -16,6 +16,7 @@ pub mod prometheus;
 pub mod promql;
 mod queries;
 pub mod schedule;
+pub mod stores;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -178,7 +179,7 @@ impl PrometheusHealth {
 
 /// Every revision under evaluation and what is remembered about earlier ones.
 pub struct Evaluator {
-    client: ::kube::Client,
+    source: kube::Source,
     prometheus: Prometheus,
     settings: Settings,
     evaluations: BTreeMap<ReleaseKey, Evaluation>,
@@ -191,7 +192,7 @@ impl Evaluator {
     /// An evaluator using `config` for policies and Prometheus settings.
     pub fn new(client: ::kube::Client, config: &Config, prometheus: Prometheus) -> Self {
         Self {
-            client,
+            source: kube::Source::Api(client),
             prometheus,
             settings: Settings {
                 errors_before_inconclusive: config.prometheus.errors_before_inconclusive,
@@ -203,6 +204,16 @@ impl Evaluator {
             trouble: false,
             health: PrometheusHealth::default(),
         }
+    }
+
+    /// Reads Kubernetes state from `stores` (the daemon's watches) instead of per-round
+    /// requests.
+    pub fn with_stores(mut self, stores: std::sync::Arc<stores::Stores>) -> Self {
+        let client = match &self.source {
+            kube::Source::Api(c) | kube::Source::Stores(_, c) => c.clone(),
+        };
+        self.source = kube::Source::Stores(stores, client);
+        self
     }
 
     /// Starts evaluating a revision with `policy`. Returns the revision whose evaluation it
@@ -313,7 +324,7 @@ impl Evaluator {
                         .workloads
                         .iter()
                         .any(|w| w.kind == WorkloadKind::Job);
-                let result = kube::gather(&self.client, &e.start.summary, jobs, now).await;
+                let result = kube::gather(&self.source, &e.start.summary, jobs, now).await;
                 kube_obs.insert(
                     key.clone(),
                     result.map_err(|e| ProviderError::Kubernetes(e.to_string())),

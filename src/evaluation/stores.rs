@@ -1,0 +1,264 @@
+//! Kubernetes state for the daemon from watches, not per-round LISTs: one kube-runtime
+//! reflector per kind (Deployments, StatefulSets, DaemonSets, Pods, Jobs) and watched
+//! namespace (or one cluster-wide), so a round reads memory and costs no request. Objects are
+//! trimmed before they are stored to what the checks read (no managed fields, no pod spec,
+//! no workload pod template, no annotations but Helm's release ones), which bounds memory.
+//! Objects in a namespace that is not watched are read from the API (rare: a manifest that
+//! names another namespace).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+/// Annotations the checks read (Helm's ownership of a Job).
+const KEPT_ANNOTATIONS: [&str; 2] = [
+    "meta.helm.sh/release-name",
+    "meta.helm.sh/release-namespace",
+];
+
+/// Stores of one kind, per watched namespace (`None`: cluster-wide).
+struct Kind<K: Resource + 'static>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    stores: BTreeMap<Option<String>, Store<K>>,
+}
+
+impl<K> Kind<K>
+where
+    K: Resource + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+{
+    fn start(
+        client: &Client,
+        namespaces: &[Option<String>],
+        trim: fn(&mut K),
+        tasks: &mut Vec<JoinHandle<()>>,
+    ) -> Self
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        let mut stores = BTreeMap::new();
+        for ns in namespaces {
+            let api: Api<K> = match ns {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            let (reader, writer) = reflector::store();
+            let kind = K::kind(&K::DynamicType::default()).to_string();
+            let scope = ns.clone().unwrap_or_else(|| "*".into());
+            let stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(trim)
+                .reflect(writer)
+                .applied_objects();
+            tasks.push(tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(item) = stream.next().await {
+                    if let Err(e) = item {
+                        warn!(kind, namespace = scope, error = %e,
+                            "watch for the checks failed; retrying with backoff");
+                    }
+                }
+            }));
+            stores.insert(ns.clone(), reader);
+        }
+        Self { stores }
+    }
+
+    fn store_for(&self, namespace: &str) -> Option<&Store<K>> {
+        self.stores
+            .get(&Some(namespace.to_string()))
+            .or_else(|| self.stores.get(&None))
+    }
+
+    async fn ready(&self) {
+        for store in self.stores.values() {
+            let _ = store.wait_until_ready().await;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.stores.values().map(Store::len).sum()
+    }
+}
+
+fn trim_meta<K: ResourceExt>(o: &mut K) {
+    o.managed_fields_mut().clear();
+    let annotations = o.annotations_mut();
+    annotations.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()));
+}
+
+fn trim_pod(p: &mut Pod) {
+    trim_meta(p);
+    p.spec = None;
+    if let Some(status) = p.status.as_mut() {
+        status.pod_ips = None;
+        status.host_ips = None;
+        for c in status
+            .container_statuses
+            .iter_mut()
+            .flatten()
+            .chain(status.init_container_statuses.iter_mut().flatten())
+        {
+            c.image_id = String::new();
+            c.volume_mounts = None;
+            c.resources = None;
+            c.allocated_resources = None;
+        }
+    }
+}
+
+fn trim_deployment(d: &mut Deployment) {
+    trim_meta(d);
+    if let Some(spec) = d.spec.as_mut() {
+        spec.template = Default::default();
+    }
+}
+
+fn trim_stateful_set(s: &mut StatefulSet) {
+    trim_meta(s);
+    if let Some(spec) = s.spec.as_mut() {
+        spec.template = Default::default();
+        spec.volume_claim_templates = None;
+    }
+}
+
+fn trim_daemon_set(d: &mut DaemonSet) {
+    trim_meta(d);
+    if let Some(spec) = d.spec.as_mut() {
+        spec.template = Default::default();
+    }
+}
+
+fn trim_job(j: &mut Job) {
+    trim_meta(j);
+    j.spec = None;
+}
+
+/// The reflector stores of the watched namespaces.
+pub struct Stores {
+    deployments: Kind<Deployment>,
+    stateful_sets: Kind<StatefulSet>,
+    daemon_sets: Kind<DaemonSet>,
+    pods: Kind<Pod>,
+    jobs: Kind<Job>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Stores {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A namespaced object looked up in the stores: found, not there, or not covered by them.
+pub enum Lookup<T> {
+    /// The stores cover the namespace.
+    Covered(T),
+    /// No store covers the namespace: ask the API.
+    NotWatched,
+}
+
+impl Stores {
+    /// Starts the watches for `namespaces` (empty: cluster-wide).
+    pub fn start(client: &Client, namespaces: &[String]) -> Arc<Self> {
+        let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+            vec![None]
+        } else {
+            namespaces.iter().cloned().map(Some).collect()
+        };
+        let mut tasks = Vec::new();
+        Arc::new(Self {
+            deployments: Kind::start(client, &scopes, trim_deployment, &mut tasks),
+            stateful_sets: Kind::start(client, &scopes, trim_stateful_set, &mut tasks),
+            daemon_sets: Kind::start(client, &scopes, trim_daemon_set, &mut tasks),
+            pods: Kind::start(client, &scopes, trim_pod, &mut tasks),
+            jobs: Kind::start(client, &scopes, trim_job, &mut tasks),
+            tasks,
+        })
+    }
+
+    /// Resolves once every store has its first listing.
+    pub async fn ready(&self) {
+        self.deployments.ready().await;
+        self.stateful_sets.ready().await;
+        self.daemon_sets.ready().await;
+        self.pods.ready().await;
+        self.jobs.ready().await;
+    }
+
+    /// Objects held, all kinds together.
+    pub fn len(&self) -> usize {
+        self.deployments.len()
+            + self.stateful_sets.len()
+            + self.daemon_sets.len()
+            + self.pods.len()
+            + self.jobs.len()
+    }
+
+    /// No object is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get<K>(kind: &Kind<K>, ns: &str, name: &str) -> Lookup<Option<Arc<K>>>
+    where
+        K: Resource + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
+        K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+    {
+        match kind.store_for(ns) {
+            Some(store) => Lookup::Covered(store.get(&ObjectRef::new(name).within(ns))),
+            None => Lookup::NotWatched,
+        }
+    }
+
+    /// A Deployment.
+    pub fn deployment(&self, ns: &str, name: &str) -> Lookup<Option<Arc<Deployment>>> {
+        Self::get(&self.deployments, ns, name)
+    }
+
+    /// A StatefulSet.
+    pub fn stateful_set(&self, ns: &str, name: &str) -> Lookup<Option<Arc<StatefulSet>>> {
+        Self::get(&self.stateful_sets, ns, name)
+    }
+
+    /// A DaemonSet.
+    pub fn daemon_set(&self, ns: &str, name: &str) -> Lookup<Option<Arc<DaemonSet>>> {
+        Self::get(&self.daemon_sets, ns, name)
+    }
+
+    /// The pods of a namespace that `selector` selects.
+    pub fn pods(&self, ns: &str, selector: &kube::core::Selector) -> Lookup<Vec<Arc<Pod>>> {
+        use kube::core::SelectorExt;
+        match self.pods.store_for(ns) {
+            Some(store) => Lookup::Covered(store.state_filter(|p| {
+                p.metadata.namespace.as_deref() == Some(ns) && selector.matches(p.labels())
+            })),
+            None => Lookup::NotWatched,
+        }
+    }
+
+    /// The Jobs of a namespace.
+    pub fn jobs(&self, ns: &str) -> Lookup<Vec<Arc<Job>>> {
+        match self.jobs.store_for(ns) {
+            Some(store) => {
+                Lookup::Covered(store.state_filter(|j| j.metadata.namespace.as_deref() == Some(ns)))
+            }
+            None => Lookup::NotWatched,
+        }
+    }
+}
