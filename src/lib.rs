@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod evaluation;
 pub mod metrics;
+pub mod notify;
 pub mod release;
 pub mod tracker;
 pub mod verdict;

@@ -203,6 +203,56 @@ impl PrometheusMetrics {
     }
 }
 
+/// `{channel, outcome}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelOutcome {
+    /// `alertmanager` or `email`.
+    pub channel: &'static str,
+    /// `sent`, `failed` (retried), `rejected` (permanent) or `dropped` (queue full).
+    pub outcome: &'static str,
+}
+
+/// Metrics of notifications.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyMetrics {
+    /// `notifications_total{channel,outcome}`.
+    pub notifications: Family<ChannelOutcome, Counter>,
+}
+
+impl NotifyMetrics {
+    /// Creates the metrics (every channel and outcome from the start) and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        for channel in ["alertmanager", "email"] {
+            for outcome in ["sent", "failed", "rejected", "dropped"] {
+                let _ = m
+                    .notifications
+                    .get_or_create(&ChannelOutcome { channel, outcome });
+            }
+        }
+        registry.register(
+            "notifications",
+            "Notifications by channel and outcome (failed ones are retried)",
+            m.notifications.clone(),
+        );
+        m
+    }
+
+    /// Counts one notification attempt.
+    pub fn notification(&self, channel: &'static str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&ChannelOutcome { channel, outcome })
+            .inc();
+    }
+
+    /// Attempts so far with `outcome` on `channel`.
+    pub fn count(&self, channel: &'static str, outcome: &'static str) -> u64 {
+        self.notifications
+            .get_or_create(&ChannelOutcome { channel, outcome })
+            .get()
+    }
+}
+
 /// A registry with upgrade-guard's prefix.
 pub fn registry() -> Registry {
     Registry::with_prefix(PREFIX)

@@ -23,7 +23,7 @@ use support::cli::short_config;
 use support::eval::{install_then_upgrade, upgrade};
 use support::helm;
 use support::proxy::Proxy;
-use support::{kube as tkube, stack::stack, wait};
+use support::{alertmanager, kube as tkube, stack::stack, wait};
 use tokio::sync::oneshot;
 use upgrade_guard::config::Config;
 use upgrade_guard::daemon::{self, DaemonOptions};
@@ -318,5 +318,106 @@ async fn rounds_cost_no_kubernetes_request() {
     .await;
     assert_eq!(count("LIST").await, lists, "LISTs during rounds");
     assert_eq!(count("GET").await, gets, "GETs during rounds");
+    d.stop().await;
+}
+
+/// Issue 9.4, 9.8: a failed upgrade fires in the real Alertmanager with the stable labels
+/// and the command in its annotations; while Alertmanager cannot be reached the daemon goes
+/// on judging and counts the failures, and delivers once it is back; the recovery resolves
+/// the alert.
+#[tokio::test]
+async fn a_failed_upgrade_fires_in_alertmanager_even_after_an_outage_and_recovery_resolves_it() {
+    let ns = tkube::namespace("daemon-am").await;
+    let n = ns.name.as_str();
+    let am = stack()
+        .alertmanager_url
+        .trim_start_matches("http://")
+        .to_string();
+    let proxy = Proxy::start(&am);
+    proxy.cut();
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             notifications:\n  alertmanager:\n    urls: [http://{}]\n    resend_interval: 1s\n  \
+             dashboard_url: http://grafana.example/d/ug?var-namespace={{{{namespace}}}}&var-release={{{{release}}}}\n",
+            proxy.address
+        ),
+    );
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    wait::until(WAIT, "/readyz", || async {
+        (d.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    install_then_upgrade(n, "app", &["unschedulable=true"]);
+    // Alertmanager is unreachable: the verdict is reached anyway and the failures counted.
+    let base = format!(r#"namespace="{n}",release="app""#);
+    wait::until(WAIT, "failed verdict and failed deliveries", || async {
+        let (_, m) = d.get("/metrics").await;
+        let failed = m.lines().any(|l| {
+            l == format!(r#"upgrade_guard_release_verdict{{{base},verdict="failed"}} 1.0"#)
+        });
+        let undelivered = m.lines().any(|l| {
+            l.starts_with(
+                r#"upgrade_guard_notifications_total{channel="alertmanager",outcome="failed"}"#,
+            ) && !l.ends_with(" 0")
+        });
+        (failed && undelivered).then_some(())
+    })
+    .await;
+    assert!(alertmanager::alerts(&[("namespace", n)]).await.is_empty());
+
+    proxy.restore();
+    let alert = wait::until(WAIT, "the alert in Alertmanager", || async {
+        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeFailed")])
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let labels = alert["labels"].as_object().unwrap();
+    let mut names: Vec<&str> = labels.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "alertname",
+            "check",
+            "namespace",
+            "release",
+            "revision",
+            "severity"
+        ],
+        "{alert:#}"
+    );
+    assert_eq!(
+        (
+            labels["release"].as_str(),
+            labels["revision"].as_str(),
+            labels["severity"].as_str()
+        ),
+        (Some("app"), Some("2"), Some("critical"))
+    );
+    assert_eq!(labels["check"], "pending_pods");
+    let annotations = &alert["annotations"];
+    assert_eq!(
+        annotations["recommended_action"],
+        format!("roll back to revision 1: helm rollback app 1 -n {n} --timeout 5m")
+    );
+    assert_eq!(
+        annotations["dashboard_url"],
+        format!("http://grafana.example/d/ug?var-namespace={n}&var-release=app")
+    );
+
+    // The recovery resolves it.
+    upgrade(n, "app", "1.2.0", &["unschedulable=false"]);
+    wait::until(WAIT, "the alert resolved", || async {
+        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeFailed")])
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     d.stop().await;
 }

@@ -225,6 +225,19 @@ pub struct StateConfig {
     pub namespace: String,
 }
 
+/// Where alerts go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationsConfig {
+    /// Base URLs of every Alertmanager (each one is posted to; not a load balancer).
+    pub alertmanager_urls: Vec<String>,
+    /// Firing alerts are sent again this often (`endsAt` = now + 4 × this).
+    pub resend_interval: Duration,
+    /// Batches kept per Alertmanager while it cannot be reached (the oldest is dropped).
+    pub queue_size: usize,
+    /// Link to a dashboard in each alert, with `{{namespace}}` and `{{release}}`.
+    pub dashboard_url: Option<String>,
+}
+
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -236,6 +249,8 @@ pub struct Config {
     pub evaluation_interval: Duration,
     /// upgrade-guard's own records.
     pub state: StateConfig,
+    /// Where alerts go.
+    pub notifications: NotificationsConfig,
     /// Settings that are valid but probably not what the operator meant, in words.
     pub warnings: Vec<String>,
     defaults: ReleasePolicy,

@@ -71,9 +71,27 @@ pub struct RawConfig {
     #[serde(default)]
     pub state: RawState,
     #[serde(default)]
+    pub notifications: RawNotifications,
+    #[serde(default)]
     pub defaults: RawRelease,
     #[serde(default)]
     pub releases: Vec<RawRelease>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    #[serde(default)]
+    pub alertmanager: RawAlertmanager,
+    pub dashboard_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertmanager {
+    pub urls: Option<Vec<String>>,
+    pub resend_interval: Option<Dur>,
+    pub queue_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::raw::{self, RawConfig, RawRelease};
 use super::{
-    Config, LagPolicy, MigrationPolicy, Mode, Override, PresencePolicy, PrometheusConfig,
-    ReleasePolicy, StateConfig, ThresholdPolicy, WatchConfig,
+    Config, LagPolicy, MigrationPolicy, Mode, NotificationsConfig, Override, PresencePolicy,
+    PrometheusConfig, ReleasePolicy, StateConfig, ThresholdPolicy, WatchConfig,
 };
 use crate::checks::human;
 
@@ -269,6 +269,37 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
     if state.namespace.is_empty() {
         return Err("state.namespace: must name a namespace".into());
     }
+    let am = &raw.notifications.alertmanager;
+    let notifications = NotificationsConfig {
+        alertmanager_urls: am.urls.clone().unwrap_or_default(),
+        resend_interval: am
+            .resend_interval
+            .as_ref()
+            .map_or(Duration::from_secs(60), |d| d.0),
+        queue_size: am.queue_size.unwrap_or(100),
+        dashboard_url: raw
+            .notifications
+            .dashboard_url
+            .clone()
+            .filter(|u| !u.is_empty()),
+    };
+    for (i, url) in notifications.alertmanager_urls.iter().enumerate() {
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(format!(
+                    "notifications.alertmanager.urls[{i}]: {url:?} is not an http(s) URL"
+                ));
+            }
+        }
+    }
+    positive(
+        "notifications.alertmanager.resend_interval",
+        notifications.resend_interval,
+    )?;
+    if notifications.queue_size == 0 {
+        return Err("notifications.alertmanager.queue_size: must be at least 1".into());
+    }
     // Like a Prometheus rule: two evaluations, and never less than one scrape.
     let default_hold = (evaluation_interval * 2).max(prometheus.scrape_interval);
 
@@ -308,6 +339,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
         watch,
         evaluation_interval,
         state,
+        notifications,
         warnings: all_warnings,
         defaults,
         overrides,

@@ -28,7 +28,9 @@ use crate::config::Config;
 use crate::evaluation::prometheus::{ClientError, Prometheus};
 use crate::evaluation::stores::Stores;
 use crate::evaluation::{Evaluator, Report, Start};
-use crate::metrics::{PrometheusMetrics, TrackerMetrics, registry};
+use crate::metrics::{NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry};
+use crate::notify::alertmanager::Alertmanagers;
+use crate::notify::alerts::{Ledger, desired};
 use crate::release::ReleaseKey;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::rollback_target::BakeRecord;
@@ -78,6 +80,13 @@ pub async fn run(
     let mut registry = registry();
     let tracker_metrics = TrackerMetrics::register(&mut registry);
     let prometheus_metrics = PrometheusMetrics::register(&mut registry);
+    let notify_metrics = NotifyMetrics::register(&mut registry);
+    let firing = Gauge::<i64>::default();
+    registry.register(
+        "alerts_firing",
+        "Alerts upgrade-guard currently tells Alertmanager are firing",
+        firing.clone(),
+    );
     let build =
         prometheus_client::metrics::family::Family::<Vec<(String, String)>, Gauge>::default();
     build
@@ -142,6 +151,18 @@ pub async fn run(
         Tracker::new(client.clone(), tracker_config, tracker_metrics).run(events_tx, synced_tx),
     );
 
+    let notifications = &config.notifications;
+    let alertmanagers = Alertmanagers::start(
+        &notifications.alertmanager_urls,
+        notifications.queue_size,
+        config.prometheus.timeout,
+        notify_metrics,
+    );
+    let mut ledger = Ledger::new(notifications.resend_interval);
+    // How often the ledger is asked whether a resend is due.
+    let notify_tick =
+        (notifications.resend_interval / 4).max(std::time::Duration::from_millis(100));
+    let mut next_notify = tokio::time::Instant::now();
     let mut daemon = Daemon {
         client,
         config: config.clone(),
@@ -196,6 +217,19 @@ pub async fn run(
                 };
                 next_round = tokio::time::Instant::now() + pause;
             }
+            () = tokio::time::sleep_until(next_notify), if !alertmanagers.is_empty() => {
+                next_notify = tokio::time::Instant::now() + notify_tick;
+            }
+        }
+        if !alertmanagers.is_empty() {
+            let wanted = {
+                let state = daemon.state();
+                desired(state.releases(), notifications.dashboard_url.as_deref())
+            };
+            if let Some(batch) = ledger.update(wanted, Timestamp::now()) {
+                alertmanagers.send(batch);
+            }
+            firing.set(i64::try_from(ledger.firing()).unwrap_or(0));
         }
         releases_under_evaluation.set(i64::try_from(evaluator.active().len()).unwrap_or(0));
         store_objects.set(i64::try_from(stores.len()).unwrap_or(i64::MAX));

@@ -1,0 +1,173 @@
+//! Delivery to Alertmanager's v2 API (I/O): every configured Alertmanager gets each batch
+//! (`POST /api/v2/alerts`), through its own bounded queue and worker, so one that is down
+//! neither blocks the others nor the daemon. A full queue drops its oldest batch (each batch
+//! carries every active alert, so a newer one supersedes it) and counts the drop; a failed
+//! POST is retried with backoff; a 400 is permanent for that batch (logged with the reason).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+use super::alerts::PostableAlert;
+use crate::metrics::NotifyMetrics;
+
+/// The channel label of these notifications.
+pub const CHANNEL: &str = "alertmanager";
+
+struct Queue {
+    batches: Mutex<VecDeque<Arc<Vec<PostableAlert>>>>,
+    wake: Notify,
+}
+
+/// Sends batches to every configured Alertmanager.
+pub struct Alertmanagers {
+    queues: Vec<(String, Arc<Queue>)>,
+    capacity: usize,
+    metrics: NotifyMetrics,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Alertmanagers {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Alertmanagers {
+    /// Starts one worker per URL; `capacity` batches are kept per Alertmanager.
+    pub fn start(
+        urls: &[String],
+        capacity: usize,
+        timeout: Duration,
+        metrics: NotifyMetrics,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .unwrap_or_default();
+        let mut queues = Vec::new();
+        let mut tasks = Vec::new();
+        for url in urls {
+            let queue = Arc::new(Queue {
+                batches: Mutex::new(VecDeque::new()),
+                wake: Notify::new(),
+            });
+            let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+            tasks.push(tokio::spawn(worker(
+                http.clone(),
+                endpoint,
+                queue.clone(),
+                metrics.clone(),
+            )));
+            queues.push((url.clone(), queue));
+        }
+        Self {
+            queues,
+            capacity: capacity.max(1),
+            metrics,
+            tasks,
+        }
+    }
+
+    /// Queues a batch for every Alertmanager; never waits.
+    pub fn send(&self, batch: Vec<PostableAlert>) {
+        let batch = Arc::new(batch);
+        for (url, queue) in &self.queues {
+            let mut batches = match queue.batches.lock() {
+                Ok(b) => b,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            while batches.len() >= self.capacity {
+                batches.pop_front();
+                self.metrics.notification(CHANNEL, "dropped");
+                warn!(alertmanager = %url, "Alertmanager queue full: dropped the oldest batch of alerts");
+            }
+            batches.push_back(batch.clone());
+            drop(batches);
+            queue.wake.notify_one();
+        }
+    }
+
+    /// Whether any Alertmanager is configured.
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+}
+
+async fn worker(
+    http: reqwest::Client,
+    endpoint: String,
+    queue: Arc<Queue>,
+    metrics: NotifyMetrics,
+) {
+    let new_backoff = || {
+        ExponentialBuilder::new()
+            .with_jitter()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(30))
+            .without_max_times()
+            .build()
+    };
+    let mut backoff = new_backoff();
+    let mut failing = false;
+    loop {
+        let front = queue.batches.lock().ok().and_then(|b| b.front().cloned());
+        let Some(batch) = front else {
+            queue.wake.notified().await;
+            continue;
+        };
+        let outcome = http.post(&endpoint).json(&*batch).send().await;
+        let done = match outcome {
+            Ok(r) if r.status().is_success() => {
+                metrics.notification(CHANNEL, "sent");
+                if failing {
+                    info!(alertmanager = %endpoint, "Alertmanager reachable again: alerts delivered");
+                }
+                debug!(alertmanager = %endpoint, alerts = batch.len(), "alerts sent");
+                failing = false;
+                backoff = new_backoff();
+                true
+            }
+            Ok(r) if r.status() == reqwest::StatusCode::BAD_REQUEST => {
+                let reason = r.text().await.unwrap_or_default();
+                metrics.notification(CHANNEL, "rejected");
+                warn!(alertmanager = %endpoint, reason = %reason.trim(),
+                    "Alertmanager refused the alerts (400); this batch is not sent again");
+                true
+            }
+            Ok(r) => {
+                metrics.notification(CHANNEL, "failed");
+                let status = r.status();
+                if !failing {
+                    warn!(alertmanager = %endpoint, %status, "cannot deliver alerts; retrying with backoff");
+                }
+                failing = true;
+                false
+            }
+            Err(e) => {
+                metrics.notification(CHANNEL, "failed");
+                if !failing {
+                    warn!(alertmanager = %endpoint, error = %e, "cannot reach Alertmanager; retrying with backoff");
+                }
+                failing = true;
+                false
+            }
+        };
+        if done {
+            if let Ok(mut b) = queue.batches.lock()
+                && b.front().is_some_and(|f| Arc::ptr_eq(f, &batch))
+            {
+                b.pop_front();
+            }
+        } else {
+            let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+            tokio::time::sleep(delay).await;
+        }
+    }
+}

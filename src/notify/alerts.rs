@@ -1,0 +1,275 @@
+//! Which alerts should be firing, from the daemon's state (pure), and the ledger that turns
+//! that into what Alertmanager is sent, the way a Prometheus rule evaluator does: firing
+//! alerts re-sent every resend interval with `endsAt` = now + 4 × interval, resolved alerts
+//! sent with `endsAt` = when they resolved, for at least 5 minutes.
+//!
+//! Labels are a stable set (`alertname, severity, namespace, release, revision, check`);
+//! what changes (values, thresholds, the command, the dashboard link) is in annotations.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::checks::{Bound, CheckResult, Outcome, num};
+use crate::daemon::state::ReleaseView;
+use crate::verdict::{RecommendedAction, Verdict};
+
+/// How long a resolved alert keeps being sent.
+pub const RESOLVED_FOR: Duration = Duration::from_secs(5 * 60);
+
+/// One alert: its identity and what it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    /// The stable label set.
+    pub labels: BTreeMap<&'static str, String>,
+    /// What changes.
+    pub annotations: BTreeMap<&'static str, String>,
+}
+
+/// An alert as Alertmanager's v2 API takes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostableAlert {
+    /// Labels.
+    pub labels: BTreeMap<&'static str, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<&'static str, String>,
+    /// When it started firing.
+    pub starts_at: Timestamp,
+    /// When Alertmanager should consider it resolved if not sent again.
+    pub ends_at: Timestamp,
+}
+
+/// The words and the command for an action.
+pub fn action_text(action: &RecommendedAction) -> String {
+    match action {
+        RecommendedAction::None => "none".into(),
+        RecommendedAction::Rollback {
+            target, command, ..
+        } => format!("roll back to revision {target}: {command}"),
+        RecommendedAction::RestartPod { command } => {
+            format!("restart the pod, the migration resumes: {command}")
+        }
+        RecommendedAction::FixDependency { name } => {
+            format!("fix the dependency {name} first; a rollback would not help")
+        }
+        RecommendedAction::FixHook { hook, command } => format!(
+            "the hook {hook} failed before the new version was applied; fix its cause and upgrade again (logs: {command})"
+        ),
+        RecommendedAction::Investigate { reason } => format!("investigate: {reason}"),
+        RecommendedAction::Hold { reason } => format!("no action now: {reason}"),
+    }
+}
+
+fn measured(r: &CheckResult) -> String {
+    match (r.value, r.threshold) {
+        (Some(v), Some(t)) => {
+            let op = match t.bound {
+                Bound::Min => ">=",
+                Bound::Max => "<=",
+            };
+            format!(" (value {}, threshold {op} {})", num(v), num(t.value))
+        }
+        (Some(v), None) => format!(" (value {})", num(v)),
+        _ => String::new(),
+    }
+}
+
+fn alert(
+    name: &str,
+    severity: &str,
+    view: &ReleaseView,
+    check: &str,
+    annotations: Vec<(&'static str, String)>,
+    dashboard: Option<&str>,
+) -> Alert {
+    let labels = BTreeMap::from([
+        ("alertname", name.to_string()),
+        ("severity", severity.to_string()),
+        ("namespace", view.release.namespace.to_string()),
+        ("release", view.release.name.to_string()),
+        ("revision", view.revision.to_string()),
+        ("check", check.to_string()),
+    ]);
+    let mut annotations: BTreeMap<&'static str, String> = annotations.into_iter().collect();
+    if let Some(url) = dashboard {
+        annotations.insert(
+            "dashboard_url",
+            url.replace("{{namespace}}", &view.release.namespace)
+                .replace("{{release}}", &view.release.name),
+        );
+    }
+    Alert {
+        labels,
+        annotations,
+    }
+}
+
+/// The alerts that should be firing now: one per failing check of a failed revision
+/// (critical), one per warning of a degraded revision whose bake ended (warning), and one
+/// for a revision stuck pending or unreadable (warning).
+pub fn desired<'a>(
+    views: impl Iterator<Item = &'a ReleaseView>,
+    dashboard: Option<&str>,
+) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for view in views {
+        if let Some(problem) = &view.problem {
+            let (name, check) = if problem.starts_with("stuck in ") {
+                ("HelmReleaseStuckPending", "stuck_pending")
+            } else {
+                ("HelmReleaseUnreadable", "unreadable")
+            };
+            out.push(alert(
+                name,
+                "warning",
+                view,
+                check,
+                vec![
+                    (
+                        "summary",
+                        format!("{} revision {}: {problem}", view.release, view.revision),
+                    ),
+                    ("description", problem.clone()),
+                ],
+                dashboard,
+            ));
+        }
+        let Some(j) = &view.judgement else { continue };
+        let (name, severity, outcome) = match j.verdict {
+            Verdict::Failed => ("UpgradeFailed", "critical", Outcome::Fail),
+            Verdict::Degraded if j.is_final => ("UpgradeDegraded", "warning", Outcome::Warn),
+            _ => continue,
+        };
+        for r in j.results.iter().filter(|r| r.outcome == outcome) {
+            out.push(alert(
+                name,
+                severity,
+                view,
+                &r.check,
+                vec![
+                    (
+                        "summary",
+                        format!(
+                            "{} revision {} {}: {}",
+                            view.release,
+                            view.revision,
+                            j.verdict.as_str(),
+                            r.check
+                        ),
+                    ),
+                    ("description", format!("{}{}", r.summary, measured(r))),
+                    ("recommended_action", action_text(&j.action)),
+                ],
+                dashboard,
+            ));
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    alert: Alert,
+    starts_at: Timestamp,
+    resolved_at: Option<Timestamp>,
+}
+
+/// What has been told to Alertmanager: alerts firing and recently resolved.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    resend: Duration,
+    entries: BTreeMap<Vec<(&'static str, String)>, Entry>,
+    last_sent: Option<Timestamp>,
+}
+
+fn key(a: &Alert) -> Vec<(&'static str, String)> {
+    a.labels.iter().map(|(k, v)| (*k, v.clone())).collect()
+}
+
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(t)
+}
+
+impl Ledger {
+    /// An empty ledger re-sending every `resend`.
+    pub fn new(resend: Duration) -> Self {
+        Self {
+            resend,
+            entries: BTreeMap::new(),
+            last_sent: None,
+        }
+    }
+
+    /// Takes the alerts that should fire at `now`; returns the batch to send now, if any:
+    /// at once when something started, changed or resolved, else once per resend interval.
+    pub fn update(&mut self, desired: Vec<Alert>, now: Timestamp) -> Option<Vec<PostableAlert>> {
+        let mut changed = false;
+        let wanted: BTreeMap<_, _> = desired.into_iter().map(|a| (key(&a), a)).collect();
+        for (k, alert) in &wanted {
+            match self.entries.get_mut(k) {
+                Some(e) if e.resolved_at.is_none() => {
+                    if e.alert.annotations != alert.annotations {
+                        e.alert = alert.clone();
+                        changed = true;
+                    }
+                }
+                _ => {
+                    self.entries.insert(
+                        k.clone(),
+                        Entry {
+                            alert: alert.clone(),
+                            starts_at: now,
+                            resolved_at: None,
+                        },
+                    );
+                    changed = true;
+                }
+            }
+        }
+        for (k, e) in &mut self.entries {
+            if e.resolved_at.is_none() && !wanted.contains_key(k) {
+                e.resolved_at = Some(now);
+                changed = true;
+            }
+        }
+        self.entries
+            .retain(|_, e| e.resolved_at.is_none_or(|at| plus(at, RESOLVED_FOR) > now));
+        let due = self
+            .last_sent
+            .is_none_or(|last| plus(last, self.resend) <= now);
+        if self.entries.is_empty() || !(changed || due) {
+            return None;
+        }
+        self.last_sent = Some(now);
+        let ends = plus(now, self.resend * 4);
+        Some(
+            self.entries
+                .values()
+                .map(|e| PostableAlert {
+                    labels: e.alert.labels.clone(),
+                    annotations: e.alert.annotations.clone(),
+                    starts_at: e.starts_at,
+                    ends_at: e.resolved_at.unwrap_or(ends),
+                })
+                .collect(),
+        )
+    }
+
+    /// Alerts currently firing.
+    pub fn firing(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.resolved_at.is_none())
+            .count()
+    }
+}
+
+#[cfg(test)]
+#[path = "alerts_tests.rs"]
+mod tests;
