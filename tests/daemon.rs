@@ -421,3 +421,129 @@ async fn a_failed_upgrade_fires_in_alertmanager_even_after_an_outage_and_recover
     .await;
     d.stop().await;
 }
+
+fn mails_about(ns: &str) -> Vec<support::mail::Message> {
+    support::mail::messages()
+        .into_iter()
+        .filter(|m| m.subject.contains(&format!("{ns}/app")))
+        .collect()
+}
+
+fn email_config(ns: &str, security: &str, port: u16, alertmanager: bool) -> String {
+    let am = if alertmanager {
+        format!(
+            "  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n",
+            stack().alertmanager_url
+        )
+    } else {
+        String::new()
+    };
+    short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{ns}]\nstate:\n  namespace: {ns}\n\
+             notifications:\n{am}  email:\n    smtp_host: 127.0.0.1\n    smtp_port: {port}\n    \
+             security: {security}\n    from: upgrade-guard@example.test\n    to: [ops@example.test]\n    \
+             timeout: 5s\n"
+        ),
+    )
+}
+
+/// Issue 9.5, 9.8: a failed upgrade is mailed once (not per re-send or round), text and
+/// HTML, with the checks and the exact command; the recovery is mailed too.
+#[tokio::test]
+async fn a_failed_upgrade_is_mailed_once_with_the_command_and_so_is_the_recovery() {
+    let ns = tkube::namespace("daemon-mail").await;
+    let n = ns.name.as_str();
+    let config = email_config(n, "none", stack().smtp_port, true);
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    install_then_upgrade(n, "app", &["unschedulable=true"]);
+    let mail = wait::until(WAIT, "the failure email", || async {
+        mails_about(n)
+            .into_iter()
+            .find(|m| m.subject.ends_with("revision 2: failed"))
+    })
+    .await;
+    assert_eq!(
+        mail.subject,
+        format!("[upgrade-guard] {n}/app revision 2: failed")
+    );
+    assert_eq!(mail.to, "ops@example.test");
+    let command = format!("helm rollback app 1 -n {n} --timeout 5m");
+    assert!(mail.text.contains(&command), "{}", mail.text);
+    assert!(mail.text.contains("FAIL  pending_pods"), "{}", mail.text);
+    assert!(
+        mail.html.contains(&command) && mail.html.contains("<table"),
+        "{}",
+        mail.html
+    );
+    // The alert is re-sent every second meanwhile; the mail is not.
+    wait::until(WAIT, "three re-sends to Alertmanager", || async {
+        let (_, m) = d.get("/metrics").await;
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"upgrade_guard_notifications_total{channel="alertmanager",outcome="sent"} "#,
+                )
+            })
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n >= 4)
+    })
+    .await;
+    assert_eq!(mails_about(n).len(), 1, "one message per change of state");
+
+    upgrade(n, "app", "1.2.0", &["unschedulable=false"]);
+    wait::until(WAIT, "the recovery email", || async {
+        mails_about(n)
+            .into_iter()
+            .find(|m| m.subject.ends_with("revision 3: healthy"))
+    })
+    .await;
+    assert_eq!(mails_about(n).len(), 2);
+    d.stop().await;
+}
+
+/// Issue 9.5, 9.8: an SMTP server that does not offer STARTTLS, when it is required, gets
+/// no mail and a clear error; an SMTP server that is down neither. Alertmanager delivery and
+/// the verdict are unaffected either way.
+#[tokio::test]
+async fn smtp_trouble_never_blocks_alertmanager_and_starttls_is_never_downgraded() {
+    // A port nobody listens on: an SMTP server that is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (label, security, port) in [
+        ("tls-required", "starttls", stack().smtp_port),
+        ("smtp-down", "none", closed),
+    ] {
+        let ns = tkube::namespace(&format!("daemon-{label}")).await;
+        let n = ns.name.as_str();
+        let d = Running::start(&stack().kubeconfig, &email_config(n, security, port, true)).await;
+        install_then_upgrade(n, "app", &["unschedulable=true"]);
+        wait::until(WAIT, "the alert in Alertmanager", || async {
+            alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeFailed")])
+                .await
+                .into_iter()
+                .next()
+        })
+        .await;
+        let error = wait::until(WAIT, "the email error", || async {
+            let (_, body) = d.get("/api/v1/releases").await;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            v["notifications"]["email_error"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .await;
+        if security == "starttls" {
+            assert!(error.contains("does not offer STARTTLS"), "{error}");
+        } else {
+            assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+        }
+        assert!(mails_about(n).is_empty(), "{label}: no mail");
+        d.stop().await;
+    }
+}

@@ -225,6 +225,39 @@ pub struct StateConfig {
     pub namespace: String,
 }
 
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// STARTTLS, required: a server that does not offer it gets no mail.
+    Starttls,
+    /// Implicit TLS from the first byte (port 465).
+    Tls,
+    /// Plain text: only for a relay on the same host or network, by explicit choice.
+    None,
+}
+
+/// Email notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    /// SMTP server.
+    pub smtp_host: String,
+    /// SMTP port (default: 587 for starttls, 465 for tls, 25 for none).
+    pub smtp_port: u16,
+    /// Transport security.
+    pub security: SmtpSecurity,
+    /// `From:` address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// File holding the SMTP user name (a mounted Secret); else `UPGRADE_GUARD_SMTP_USERNAME`.
+    pub username_file: Option<std::path::PathBuf>,
+    /// File holding the SMTP password; else `UPGRADE_GUARD_SMTP_PASSWORD`.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Deadline of one delivery attempt.
+    pub timeout: Duration,
+}
+
 /// Where alerts go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotificationsConfig {
@@ -236,6 +269,8 @@ pub struct NotificationsConfig {
     pub queue_size: usize,
     /// Link to a dashboard in each alert, with `{{namespace}}` and `{{release}}`.
     pub dashboard_url: Option<String>,
+    /// Email, when configured.
+    pub email: Option<EmailConfig>,
 }
 
 /// The validated configuration.

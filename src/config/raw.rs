@@ -83,7 +83,25 @@ pub struct RawConfig {
 pub struct RawNotifications {
     #[serde(default)]
     pub alertmanager: RawAlertmanager,
+    pub email: Option<RawEmail>,
     pub dashboard_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub security: Option<crate::config::SmtpSecurity>,
+    pub from: Option<String>,
+    pub to: Option<Vec<String>>,
+    pub username_file: Option<std::path::PathBuf>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub timeout: Option<Dur>,
+    /// Refused with a message: credentials never live in the configuration.
+    pub password: Option<serde_yaml_ng::Value>,
+    /// Refused likewise.
+    pub username: Option<serde_yaml_ng::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::raw::{self, RawConfig, RawRelease};
 use super::{
-    Config, LagPolicy, MigrationPolicy, Mode, NotificationsConfig, Override, PresencePolicy,
-    PrometheusConfig, ReleasePolicy, StateConfig, ThresholdPolicy, WatchConfig,
+    Config, EmailConfig, LagPolicy, MigrationPolicy, Mode, NotificationsConfig, Override,
+    PresencePolicy, PrometheusConfig, ReleasePolicy, SmtpSecurity, StateConfig, ThresholdPolicy,
+    WatchConfig,
 };
 use crate::checks::human;
 
@@ -110,6 +111,61 @@ pub(super) fn overlay(
         base.custom = thresholds(c, default_hold);
     }
     base
+}
+
+fn email(raw: &raw::RawEmail) -> Result<EmailConfig, String> {
+    const AT: &str = "notifications.email";
+    if raw.password.is_some() || raw.username.is_some() {
+        return Err(format!(
+            "{AT}: credentials never go in the configuration: set UPGRADE_GUARD_SMTP_USERNAME and \
+             UPGRADE_GUARD_SMTP_PASSWORD, or username_file / password_file (a mounted Secret)"
+        ));
+    }
+    let smtp_host = raw
+        .smtp_host
+        .clone()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{AT}.smtp_host: required"))?;
+    let security = raw.security.ok_or_else(|| {
+        format!("{AT}.security: required (starttls, tls, or none for a local relay)")
+    })?;
+    let smtp_port = raw.smtp_port.unwrap_or(match security {
+        SmtpSecurity::Starttls => 587,
+        SmtpSecurity::Tls => 465,
+        SmtpSecurity::None => 25,
+    });
+    let address = |field: &str, a: &str| -> Result<(), String> {
+        a.parse::<lettre::message::Mailbox>()
+            .map(|_| ())
+            .map_err(|e| format!("{AT}.{field}: {a:?} is not an email address ({e})"))
+    };
+    let from = raw
+        .from
+        .clone()
+        .ok_or_else(|| format!("{AT}.from: required"))?;
+    address("from", &from)?;
+    let to = raw.to.clone().unwrap_or_default();
+    if to.is_empty() {
+        return Err(format!("{AT}.to: name at least one recipient"));
+    }
+    for (i, a) in to.iter().enumerate() {
+        address(&format!("to[{i}]"), a)?;
+    }
+    let timeout = raw
+        .timeout
+        .as_ref()
+        .map_or(Duration::from_secs(30), |d| d.0);
+    positive(&format!("{AT}.timeout"), timeout)?;
+    Ok(EmailConfig {
+        smtp_host,
+        smtp_port,
+        security,
+        from,
+        to,
+        username_file: raw.username_file.clone(),
+        password_file: raw.password_file.clone(),
+        timeout,
+    })
 }
 
 fn positive(path: &str, d: Duration) -> Result<(), String> {
@@ -282,6 +338,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
             .dashboard_url
             .clone()
             .filter(|u| !u.is_empty()),
+        email: raw.notifications.email.as_ref().map(email).transpose()?,
     };
     for (i, url) in notifications.alertmanager_urls.iter().enumerate() {
         match reqwest::Url::parse(url) {

@@ -68,6 +68,8 @@ pub struct Served {
     pub state: Arc<RwLock<State>>,
     /// Ready: watches synced and not shutting down.
     pub ready: watch::Receiver<Readiness>,
+    /// The last email delivery error, when email is configured.
+    pub email_error: Option<crate::notify::email::LastError>,
 }
 
 /// Why the daemon is or is not ready, in words for `/readyz`.
@@ -84,6 +86,14 @@ pub enum Readiness {
 #[derive(Serialize)]
 struct ReleasesBody<'a> {
     releases: Vec<&'a ReleaseView>,
+    notifications: NotificationsBody,
+}
+
+#[derive(Serialize)]
+struct NotificationsBody {
+    /// The last email delivery error (absent when email works or is not configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_error: Option<String>,
 }
 
 fn respond(
@@ -147,8 +157,13 @@ pub fn handle(
                 Ok(s) => s,
                 Err(poisoned) => poisoned.into_inner(),
             };
+            let email_error = served
+                .email_error
+                .as_ref()
+                .and_then(|e| e.lock().ok().and_then(|e| e.clone()));
             let body = ReleasesBody {
                 releases: state.releases().collect(),
+                notifications: NotificationsBody { email_error },
             };
             match serde_json::to_vec_pretty(&body) {
                 Ok(json) => respond(StatusCode::OK, "application/json", json),

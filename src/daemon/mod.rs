@@ -31,6 +31,8 @@ use crate::evaluation::{Evaluator, Report, Start};
 use crate::metrics::{NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry};
 use crate::notify::alertmanager::Alertmanagers;
 use crate::notify::alerts::{Ledger, desired};
+use crate::notify::email::Mailer;
+use crate::notify::mail::Mailbook;
 use crate::release::ReleaseKey;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::rollback_target::BakeRecord;
@@ -119,6 +121,23 @@ pub async fn run(
         Evaluator::new(client.clone(), &config, prometheus).with_stores(stores.clone());
     let store = BakeStore::new(client.clone(), &config.state.namespace);
 
+    let notifications = &config.notifications;
+    let alertmanagers = Alertmanagers::start(
+        &notifications.alertmanager_urls,
+        notifications.queue_size,
+        config.prometheus.timeout,
+        notify_metrics.clone(),
+    );
+    let mut ledger = Ledger::new(notifications.resend_interval);
+    let mailer = notifications
+        .email
+        .clone()
+        .map(|email| Mailer::start(email, 100, notify_metrics.clone()));
+    let mut mailbook = Mailbook::default();
+    // How often the ledger is asked whether a resend is due.
+    let notify_tick =
+        (notifications.resend_interval / 4).max(std::time::Duration::from_millis(100));
+    let mut next_notify = tokio::time::Instant::now();
     let (ready_tx, ready_rx) = watch::channel(Readiness::Starting(
         "listing Helm release records".to_string(),
     ));
@@ -140,6 +159,7 @@ pub async fn run(
             registry: Arc::new(registry),
             state: state.clone(),
             ready: ready_rx,
+            email_error: mailer.as_ref().map(|m| m.last_error.clone()),
         },
         stop_rx,
     ));
@@ -151,18 +171,6 @@ pub async fn run(
         Tracker::new(client.clone(), tracker_config, tracker_metrics).run(events_tx, synced_tx),
     );
 
-    let notifications = &config.notifications;
-    let alertmanagers = Alertmanagers::start(
-        &notifications.alertmanager_urls,
-        notifications.queue_size,
-        config.prometheus.timeout,
-        notify_metrics,
-    );
-    let mut ledger = Ledger::new(notifications.resend_interval);
-    // How often the ledger is asked whether a resend is due.
-    let notify_tick =
-        (notifications.resend_interval / 4).max(std::time::Duration::from_millis(100));
-    let mut next_notify = tokio::time::Instant::now();
     let mut daemon = Daemon {
         client,
         config: config.clone(),
@@ -230,6 +238,18 @@ pub async fn run(
                 alertmanagers.send(batch);
             }
             firing.set(i64::try_from(ledger.firing()).unwrap_or(0));
+        }
+        if let Some(mailer) = &mailer {
+            let mails = {
+                let state = daemon.state();
+                mailbook.changes(state.releases(), notifications.dashboard_url.as_deref())
+            };
+            for mail in mails {
+                match mail {
+                    Ok(mail) => mailer.send(mail),
+                    Err(e) => warn!("cannot render an email: {e}"),
+                }
+            }
         }
         releases_under_evaluation.set(i64::try_from(evaluator.active().len()).unwrap_or(0));
         store_objects.set(i64::try_from(stores.len()).unwrap_or(i64::MAX));

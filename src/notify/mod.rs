@@ -1,5 +1,7 @@
-//! Telling people: the alerts that should fire (pure, from the daemon's state), and their
-//! delivery to Alertmanager.
+//! Telling people: the alerts that should fire and the emails that should go (pure, from the
+//! daemon's state), and their delivery to Alertmanager and SMTP, each off the daemon's path.
 
 pub mod alertmanager;
 pub mod alerts;
+pub mod email;
+pub mod mail;

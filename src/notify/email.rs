@@ -1,0 +1,219 @@
+//! Email delivery (I/O, lettre over SMTP): `starttls` is required when configured (a server
+//! that does not offer it gets no mail, never a silent downgrade), `tls` is implicit TLS,
+//! `none` is an explicit opt-in for a local relay. Credentials come from
+//! `UPGRADE_GUARD_SMTP_USERNAME` / `UPGRADE_GUARD_SMTP_PASSWORD` or from mounted files, read
+//! at each attempt (so a rotated Secret is picked up). Messages queue (bounded, the oldest
+//! dropped and counted) for one worker that retries with backoff; nothing here ever waits
+//! for the SMTP server on behalf of the daemon.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::mail::Mail;
+use crate::config::{EmailConfig, SmtpSecurity};
+use crate::metrics::NotifyMetrics;
+
+/// The channel label of these notifications.
+pub const CHANNEL: &str = "email";
+/// Attempts per message before it is given up (counted `dropped`).
+const ATTEMPTS: usize = 8;
+
+/// The last delivery error, in words, for `/api/v1/releases`.
+pub type LastError = Arc<Mutex<Option<String>>>;
+
+struct Queue {
+    mails: Mutex<VecDeque<Mail>>,
+    wake: Notify,
+}
+
+/// Sends emails in the background.
+pub struct Mailer {
+    queue: Arc<Queue>,
+    capacity: usize,
+    metrics: NotifyMetrics,
+    task: tokio::task::JoinHandle<()>,
+    /// The last delivery error.
+    pub last_error: LastError,
+}
+
+impl Drop for Mailer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn secret(file: Option<&std::path::Path>, env: &str) -> Result<Option<String>, String> {
+    if let Some(path) = file {
+        return std::fs::read_to_string(path)
+            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()));
+    }
+    Ok(std::env::var(env).ok().filter(|v| !v.is_empty()))
+}
+
+fn transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let host = config.smtp_host.as_str();
+    let builder = match config.security {
+        SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+        SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            host,
+        )),
+    }
+    .map_err(|e| format!("SMTP server {host}: {e}"))?;
+    let mut builder = builder.port(config.smtp_port).timeout(Some(config.timeout));
+    let user = secret(
+        config.username_file.as_deref(),
+        "UPGRADE_GUARD_SMTP_USERNAME",
+    )?;
+    let password = secret(
+        config.password_file.as_deref(),
+        "UPGRADE_GUARD_SMTP_PASSWORD",
+    )?;
+    if let (Some(user), Some(password)) = (user, password) {
+        builder = builder.credentials(Credentials::new(user, password));
+    }
+    Ok(builder.build())
+}
+
+fn message(config: &EmailConfig, mail: &Mail) -> Result<Message, String> {
+    let from: Mailbox = config
+        .from
+        .parse()
+        .map_err(|e| format!("from {:?}: {e}", config.from))?;
+    let mut builder = Message::builder().from(from).subject(mail.subject.clone());
+    for to in &config.to {
+        builder = builder.to(to.parse().map_err(|e| format!("to {to:?}: {e}"))?);
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            mail.text.clone(),
+            mail.html.clone(),
+        ))
+        .map_err(|e| format!("cannot build the message: {e}"))
+}
+
+/// Words for an SMTP failure, naming a refused STARTTLS plainly.
+fn explain(config: &EmailConfig, e: &lettre::transport::smtp::Error) -> String {
+    let text = e.to_string();
+    if config.security == SmtpSecurity::Starttls
+        && (text.contains("STARTTLS")
+            || text.contains("starttls")
+            || text.contains("not supported"))
+    {
+        return format!(
+            "{}:{} does not offer STARTTLS, which security: starttls requires; no mail is sent in clear text ({text})",
+            config.smtp_host, config.smtp_port
+        );
+    }
+    format!("{}:{}: {text}", config.smtp_host, config.smtp_port)
+}
+
+impl Mailer {
+    /// Starts the worker; `capacity` messages are kept while the server cannot be reached.
+    pub fn start(config: EmailConfig, capacity: usize, metrics: NotifyMetrics) -> Self {
+        let queue = Arc::new(Queue {
+            mails: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+        });
+        let last_error: LastError = Arc::default();
+        let task = tokio::spawn(worker(
+            config,
+            queue.clone(),
+            metrics.clone(),
+            last_error.clone(),
+        ));
+        Self {
+            queue,
+            capacity: capacity.max(1),
+            metrics,
+            task,
+            last_error,
+        }
+    }
+
+    /// Queues a message; never waits.
+    pub fn send(&self, mail: Mail) {
+        let mut mails = match self.queue.mails.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        while mails.len() >= self.capacity {
+            if let Some(old) = mails.pop_front() {
+                self.metrics.notification(CHANNEL, "dropped");
+                warn!(release = %old.release, subject = %old.subject, "email queue full: dropped the oldest message");
+            }
+        }
+        mails.push_back(mail);
+        drop(mails);
+        self.queue.wake.notify_one();
+    }
+}
+
+async fn worker(
+    config: EmailConfig,
+    queue: Arc<Queue>,
+    metrics: NotifyMetrics,
+    last_error: LastError,
+) {
+    loop {
+        let front = queue.mails.lock().ok().and_then(|m| m.front().cloned());
+        let Some(mail) = front else {
+            queue.wake.notified().await;
+            continue;
+        };
+        let mut backoff = ExponentialBuilder::new()
+            .with_jitter()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(60))
+            .with_max_times(ATTEMPTS)
+            .build();
+        loop {
+            let attempt = match (transport(&config), message(&config, &mail)) {
+                (Ok(t), Ok(m)) => t
+                    .send(m)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| explain(&config, &e)),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            match attempt {
+                Ok(()) => {
+                    metrics.notification(CHANNEL, "sent");
+                    info!(release = %mail.release, subject = %mail.subject, "email sent");
+                    if let Ok(mut l) = last_error.lock() {
+                        *l = None;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    metrics.notification(CHANNEL, "failed");
+                    warn!(release = %mail.release, "cannot send the email: {e}");
+                    if let Ok(mut l) = last_error.lock() {
+                        *l = Some(e);
+                    }
+                    match backoff.next() {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => {
+                            metrics.notification(CHANNEL, "dropped");
+                            warn!(release = %mail.release, subject = %mail.subject,
+                                "giving up this email after {ATTEMPTS} attempts");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if let Ok(mut m) = queue.mails.lock() {
+            m.pop_front();
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Which emails to send (pure): one per change of a release's state worth telling (failed,
+//! degraded at the end of its bake, stuck pending, unreadable, and healthy again after one of
+//! those), never one per re-send. Messages are rendered from templates (minijinja; the HTML
+//! one auto-escaped): subject with release, revision and verdict; body with the checks
+//! table and the exact command.
+
+use std::collections::BTreeMap;
+
+use minijinja::{Environment, context};
+use serde::Serialize;
+
+use super::alerts::action_text;
+use crate::checks::{Bound, Outcome, num};
+use crate::daemon::state::ReleaseView;
+use crate::release::ReleaseKey;
+use crate::verdict::{RecommendedAction, Verdict};
+
+/// A state worth an email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MailState {
+    Failed,
+    Degraded,
+    Healthy,
+    Stuck,
+    Unreadable,
+}
+
+impl MailState {
+    fn of(view: &ReleaseView) -> Option<Self> {
+        if let Some(p) = &view.problem {
+            return Some(if p.starts_with("stuck in ") {
+                Self::Stuck
+            } else {
+                Self::Unreadable
+            });
+        }
+        let j = view.judgement.as_ref()?;
+        match j.verdict {
+            Verdict::Failed => Some(Self::Failed),
+            Verdict::Degraded if j.is_final => Some(Self::Degraded),
+            Verdict::Healthy if j.is_final => Some(Self::Healthy),
+            _ => None,
+        }
+    }
+
+    fn headline(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Degraded => "degraded",
+            Self::Healthy => "healthy",
+            Self::Stuck => "stuck pending",
+            Self::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// One message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// The release (for logs).
+    pub release: ReleaseKey,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+}
+
+#[derive(Serialize)]
+struct CheckRow {
+    check: String,
+    outcome: &'static str,
+    measure: String,
+    summary: String,
+}
+
+/// The states already told, per release.
+pub struct Mailbook {
+    told: BTreeMap<ReleaseKey, (u32, MailState)>,
+    env: Environment<'static>,
+}
+
+impl Default for Mailbook {
+    fn default() -> Self {
+        let mut env = Environment::new();
+        // Built-in templates: a syntax error is a bug caught by the tests.
+        let _ = env.add_template("email.txt", include_str!("templates/email.txt"));
+        let _ = env.add_template("email.html", include_str!("templates/email.html"));
+        Self {
+            told: BTreeMap::new(),
+            env,
+        }
+    }
+}
+
+impl Mailbook {
+    /// The messages the current state calls for: one per change since last told.
+    pub fn changes<'a>(
+        &mut self,
+        views: impl Iterator<Item = &'a ReleaseView>,
+        dashboard: Option<&str>,
+    ) -> Vec<Result<Mail, minijinja::Error>> {
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        for view in views {
+            seen.push(view.release.clone());
+            let Some(state) = MailState::of(view) else {
+                continue;
+            };
+            let before = self.told.get(&view.release).copied();
+            if before == Some((view.revision, state)) {
+                continue;
+            }
+            self.told
+                .insert(view.release.clone(), (view.revision, state));
+            // Healthy is news only after something went wrong.
+            let recovery = before.is_some_and(|(_, s)| s != MailState::Healthy);
+            if state == MailState::Healthy && !recovery {
+                continue;
+            }
+            out.push(self.render(view, state, dashboard));
+        }
+        self.told.retain(|k, _| seen.contains(k));
+        out
+    }
+
+    fn render(
+        &self,
+        view: &ReleaseView,
+        state: MailState,
+        dashboard: Option<&str>,
+    ) -> Result<Mail, minijinja::Error> {
+        let j = view.judgement.as_ref();
+        let checks: Vec<CheckRow> = j
+            .map(|j| {
+                j.results
+                    .iter()
+                    .filter(|r| r.outcome != Outcome::Pass || state == MailState::Healthy)
+                    .map(|r| CheckRow {
+                        check: r.check.clone(),
+                        outcome: r.outcome.as_str(),
+                        measure: match (r.value, r.threshold) {
+                            (Some(v), Some(t)) => format!(
+                                "{} ({} {})",
+                                num(v),
+                                match t.bound {
+                                    Bound::Min => ">=",
+                                    Bound::Max => "<=",
+                                },
+                                num(t.value)
+                            ),
+                            (Some(v), None) => num(v),
+                            _ => String::new(),
+                        },
+                        summary: r.summary.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let action = j
+            .map(|j| &j.action)
+            .filter(|a| **a != RecommendedAction::None);
+        let command = action.and_then(|a| match a {
+            RecommendedAction::Rollback { command, .. }
+            | RecommendedAction::RestartPod { command }
+            | RecommendedAction::FixHook { command, .. } => Some(command.clone()),
+            _ => None,
+        });
+        let ctx = context! {
+            release => view.release.to_string(),
+            revision => view.revision,
+            headline => state.headline(),
+            chart => view.chart.as_ref().map(|c| format!("{}-{}", c.name, c.version)),
+            started => view.started.map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()),
+            problem => view.problem.clone(),
+            action => action.map(action_text),
+            command => command,
+            checks => checks,
+            dashboard => dashboard.map(|d| {
+                d.replace("{{namespace}}", &view.release.namespace)
+                    .replace("{{release}}", &view.release.name)
+            }),
+        };
+        Ok(Mail {
+            release: view.release.clone(),
+            subject: format!(
+                "[upgrade-guard] {} revision {}: {}",
+                view.release,
+                view.revision,
+                state.headline()
+            ),
+            text: self.env.get_template("email.txt")?.render(&ctx)?,
+            html: self.env.get_template("email.html")?.render(&ctx)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{CheckResult, Threshold};
+    use crate::daemon::state::Judgement;
+    use crate::release::ReleaseStatus;
+    use crate::release::labels::Storage;
+    use crate::release::rollback_target::TargetBasis;
+    use jiff::Timestamp;
+
+    fn view(revision: u32, verdict: Verdict, is_final: bool) -> ReleaseView {
+        let mut lag = CheckResult::new("lag", Outcome::Fail, "the backlog <grows> & grows");
+        lag.value = Some(2.5);
+        lag.threshold = Some(Threshold {
+            bound: Bound::Max,
+            value: 0.5,
+        });
+        if verdict != Verdict::Failed {
+            lag.outcome = Outcome::Pass;
+        }
+        ReleaseView {
+            release: ReleaseKey::new("gim", "gim"),
+            storage: Storage::Secret,
+            revision,
+            status: ReleaseStatus::Deployed,
+            event: "upgraded",
+            chart: None,
+            started: None,
+            judgement: Some(Judgement {
+                verdict,
+                action: if verdict == Verdict::Failed {
+                    RecommendedAction::Rollback {
+                        target: 2,
+                        basis: TargetBasis::PassedBake,
+                        command: "helm rollback gim 2 -n gim --timeout 15m".into(),
+                    }
+                } else {
+                    RecommendedAction::None
+                },
+                results: vec![lag],
+                notes: vec![],
+                bake_ends: Timestamp::from_second(0).unwrap(),
+                evaluated_at: Timestamp::from_second(0).unwrap(),
+                is_final,
+            }),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn one_message_per_change_with_the_command_and_the_checks() {
+        let mut book = Mailbook::default();
+        assert!(
+            book.changes([&view(3, Verdict::Progressing, false)].into_iter(), None)
+                .is_empty()
+        );
+        let mails = book.changes([&view(3, Verdict::Failed, false)].into_iter(), None);
+        assert_eq!(mails.len(), 1);
+        let mail = mails[0].as_ref().unwrap();
+        assert_eq!(mail.subject, "[upgrade-guard] gim/gim revision 3: failed");
+        assert!(
+            mail.text
+                .contains("    helm rollback gim 2 -n gim --timeout 15m"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.text.contains("FAIL  lag  2.5 (<= 0.5)"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.html.contains("the backlog &lt;grows&gt; &amp; grows"),
+            "{}",
+            mail.html
+        );
+        // The same state again (a re-send, a later round): no message.
+        assert!(
+            book.changes([&view(3, Verdict::Failed, false)].into_iter(), None)
+                .is_empty()
+        );
+        // Healthy after a failure is news; healthy again is not.
+        let mails = book.changes([&view(4, Verdict::Healthy, true)].into_iter(), None);
+        assert_eq!(
+            mails[0].as_ref().unwrap().subject,
+            "[upgrade-guard] gim/gim revision 4: healthy"
+        );
+        assert!(
+            book.changes([&view(5, Verdict::Healthy, true)].into_iter(), None)
+                .is_empty()
+        );
+    }
+}
