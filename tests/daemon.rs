@@ -176,6 +176,7 @@ async fn the_daemon_judges_an_upgrade_serves_the_verdict_and_records_it() {
         format!(r#"upgrade_guard_release_verdict{{{base},verdict="failed"}} 1.0"#),
         format!(r#"upgrade_guard_check_result{{{base},check="pending_pods",result="fail"}} 1.0"#),
         format!(r#"upgrade_guard_release_evaluation_final{{{base}}} 1.0"#),
+        format!(r#"upgrade_guard_pending_pods{{{base},reason="Unschedulable"}} 1.0"#),
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

@@ -161,6 +161,9 @@ pub struct CheckResult {
     pub summary: String,
     /// What a failure here recommends.
     pub on_fail: FailClass,
+    /// Counts behind the result by kind (for `pending_pods`: pods not Ready, by reason).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub counts: std::collections::BTreeMap<&'static str, u32>,
 }
 
 impl CheckResult {
@@ -174,7 +177,14 @@ impl CheckResult {
             window: None,
             summary: summary.into(),
             on_fail: FailClass::Rollback,
+            counts: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Sets the counts by kind.
+    pub fn counts(mut self, counts: std::collections::BTreeMap<&'static str, u32>) -> Self {
+        self.counts = counts;
+        self
     }
 
     /// Sets the measured value.

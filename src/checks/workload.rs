@@ -161,8 +161,15 @@ pub fn pending_pods(r: &Revision<'_>, pods: &[PodObs]) -> CheckResult {
     } else {
         readiness
     };
+    let mut counts = std::collections::BTreeMap::new();
+    for p in &not_ready {
+        if let Some(problem) = p.problem {
+            *counts.entry(problem.as_str()).or_insert(0) += 1;
+        }
+    }
     let result = |outcome, summary| {
         CheckResult::new("pending_pods", outcome, summary)
+            .counts(counts.clone())
             .value(stuck.len() as f64)
             .threshold(Bound::Max, 0.0)
             .window(window)

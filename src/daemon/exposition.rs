@@ -87,6 +87,10 @@ impl Collector for ReleaseCollector {
             "upgrade_started_timestamp_seconds",
             "When the latest revision's upgrade started (Unix time)",
         );
+        let mut pending = Family::new(
+            "pending_pods",
+            "Pods of the latest revision that are not Ready, by reason",
+        );
         let mut final_verdict = Family::new(
             "release_evaluation_final",
             "1 when the latest revision's evaluation ended (bake window over), 0 while it runs",
@@ -141,6 +145,16 @@ impl Collector for ReleaseCollector {
             final_verdict
                 .samples
                 .push((base.clone(), f64::from(u8::from(j.is_final))));
+            for (reason, n) in j
+                .results
+                .iter()
+                .filter(|r| r.check == "pending_pods")
+                .flat_map(|r| &r.counts)
+            {
+                pending
+                    .samples
+                    .push((with(&[("reason", (*reason).to_string())]), f64::from(*n)));
+            }
             for r in &j.results {
                 for o in Outcome::ALL {
                     result.samples.push((
@@ -172,6 +186,7 @@ impl Collector for ReleaseCollector {
             result,
             value,
             threshold,
+            pending,
             started,
         ] {
             family.encode(&mut encoder)?;
