@@ -1,0 +1,160 @@
+//! The Grafana dashboard against real data (issue 9.7): the daemon judges two bad upgrades
+//! on the real stack (pods that cannot be scheduled; a backlog that keeps growing), a real
+//! Prometheus scrapes the daemon and the application's metrics, and every query of every
+//! panel and variable of `dashboards/*.json`, with its variables substituted, must parse and
+//! return data. (`scripts/check-dashboards` checks the JSON against Grafana's schema.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::cli::short_config;
+use support::eval::{install_then_upgrade, upgrade};
+use support::exporter::Exporter;
+use support::prometheus::{Prometheus, Target, free_port};
+use support::stack::{repo_root, stack};
+use support::{kube as tkube, wait};
+use tokio::sync::oneshot;
+use upgrade_guard::config::Config;
+use upgrade_guard::daemon::{self, DaemonOptions};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// Every PromQL expression of a dashboard: panel targets and query variables.
+fn queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            out.push((
+                format!("panel {:?} {}", panel["title"], target["refId"]),
+                target["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    for var in dashboard["templating"]["list"].as_array().unwrap() {
+        if var["type"] == "query" {
+            let q = var["query"]["query"].as_str().unwrap();
+            // label_values(METRIC, LABEL) is Grafana's: Prometheus is asked for METRIC.
+            let inner = q
+                .strip_prefix("label_values(")
+                .and_then(|r| r.rsplit_once(','))
+                .map(|(m, _)| m.to_string())
+                .unwrap();
+            out.push((format!("variable {:?}", var["name"]), inner));
+        }
+    }
+    out
+}
+
+fn substitute(expr: &str, namespace: &str) -> String {
+    expr.replace("$namespace", namespace)
+        .replace("$release", ".*")
+        .replace("$__rate_interval", "1m")
+        .replace("${datasource}", "")
+}
+
+#[tokio::test]
+async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
+    let ns = tkube::namespace("dash").await;
+    let n = ns.name.as_str();
+    // The application's backlog grows by 5 per second from now on.
+    let began = Instant::now();
+    let namespace = n.to_string();
+    let exporter = Exporter::start_with(Arc::new(move || {
+        Some(format!(
+            "gim_kafka_timestamp_behind{{namespace=\"{namespace}\"}} {}\n",
+            5.0 * began.elapsed().as_secs_f64()
+        ))
+    }));
+    let daemon_port = free_port();
+    let daemon_address = format!("127.0.0.1:{daemon_port}");
+    let prometheus = Prometheus::start(
+        None,
+        &[
+            Target {
+                job: "upgrade-guard",
+                address: &daemon_address,
+            },
+            Target {
+                job: "gim",
+                address: &exporter.address,
+            },
+        ],
+    )
+    .await;
+    let config = short_config(
+        &prometheus.url,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n\
+             releases:\n  - name: laggy\n    bake_window: 60s\n    lag:\n      \
+             query: 'max(gim_kafka_timestamp_behind{{namespace=\"{{{{namespace}}}}\"}})'\n      \
+             window: 8s\n      max_slope: 0.5\n",
+            stack().alertmanager_url
+        ),
+    );
+    let kube = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&stack().kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(daemon::run(
+        kube,
+        Arc::new(Config::parse(&config, "test").unwrap()),
+        DaemonOptions {
+            listen: daemon_address.parse().unwrap(),
+        },
+        async {
+            let _ = stopped.await;
+        },
+        None,
+    ));
+
+    install_then_upgrade(n, "stuck", &["unschedulable=true"]);
+    install_then_upgrade(n, "laggy", &[]);
+    // Both judged failed, as Prometheus sees it.
+    wait::until(WAIT, "both failures scraped by Prometheus", || async {
+        let v = prometheus
+            .query(
+                &format!(
+                    r#"count(upgrade_guard_release_verdict{{namespace="{n}",verdict="failed"}} == 1)"#
+                ),
+                None,
+            )
+            .await;
+        (v["result"][0]["value"][1] == "2").then_some(())
+    })
+    .await;
+
+    let mut checked = 0;
+    for path in std::fs::read_dir(repo_root().join("dashboards")).unwrap() {
+        let path = path.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for (what, expr) in queries(&dashboard) {
+            let promql = substitute(&expr, n);
+            // Panics, naming the query, when Prometheus refuses it.
+            let answer = prometheus.query(&promql, None).await;
+            let result = answer["result"].as_array().unwrap();
+            assert!(!result.is_empty(), "{what} returns no data: {promql}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} queries found");
+    eprintln!("dashboards: {checked} queries answered with data");
+    upgrade(n, "stuck", "1.2.0", &["unschedulable=false"]);
+    let _ = stop.send(());
+    let _ = task.await;
+}
