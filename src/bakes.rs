@@ -32,6 +32,27 @@ pub struct BakeEntry {
     pub at: Timestamp,
     /// `chart-version` of the revision.
     pub chart: String,
+    /// The checks that failed (for a `failed` verdict), so that a restarted daemon tells
+    /// Alertmanager about the same alerts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_checks: Vec<String>,
+}
+
+impl BakeEntry {
+    /// The entry for a final report.
+    pub fn of(report: &crate::evaluation::Report, verdict: BakeRecord) -> Self {
+        Self {
+            verdict,
+            at: report.evaluated_at,
+            chart: report.chart.clone(),
+            failed_checks: report
+                .results
+                .iter()
+                .filter(|r| r.outcome == crate::checks::Outcome::Fail)
+                .map(|r| r.check.clone())
+                .collect(),
+        }
+    }
 }
 
 /// Why the records could not be read or written.
@@ -135,6 +156,28 @@ impl BakeStore {
             .unwrap_or_default())
     }
 
+    /// The records of every release in the namespace (one LIST), by release.
+    pub async fn all(&self) -> Result<BTreeMap<ReleaseKey, BTreeMap<u32, BakeEntry>>, StoreError> {
+        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+        let list = self
+            .api
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| self.error("list", e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|cm| {
+                let labels = cm.metadata.labels.as_ref()?;
+                let key = ReleaseKey::new(
+                    labels.get("upgrade-guard.dev/release-namespace")?,
+                    labels.get("upgrade-guard.dev/release-name")?,
+                );
+                Some((key, parse(&cm.data.unwrap_or_default())))
+            })
+            .collect())
+    }
+
     /// Records a revision's final verdict (creating the ConfigMap on first use) and drops
     /// the oldest records beyond [`MAX_RECORDS`].
     pub async fn record(
@@ -235,6 +278,7 @@ mod tests {
             verdict: BakeRecord::Healthy,
             at: "2026-11-25T12:00:00Z".parse().unwrap(),
             chart: "gim-100.0.116+2900".into(),
+            failed_checks: vec![],
         };
         let data = BTreeMap::from([
             ("7".to_string(), serde_json::to_string(&entry).unwrap()),

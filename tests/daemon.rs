@@ -548,3 +548,76 @@ async fn smtp_trouble_never_blocks_alertmanager_and_starttls_is_never_downgraded
         d.stop().await;
     }
 }
+
+/// Issue 9.4: a restart never resolves a failure. The revision's bake ended `failed` before
+/// the restart (so it is not resumed); the restarted daemon serves the failure from its bake
+/// record and tells Alertmanager about the same alert again (same labels, endsAt renewed).
+#[tokio::test]
+async fn a_failure_recorded_before_a_restart_is_served_and_alerted_again() {
+    let ns = tkube::namespace("daemon-restart").await;
+    let n = ns.name.as_str();
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n",
+            stack().alertmanager_url
+        ),
+    );
+    let first = Running::start(&stack().kubeconfig, &config).await;
+    install_then_upgrade(n, "app", &["unschedulable=true"]);
+    let judged = wait::until(WAIT, "a final failed verdict", || async {
+        let (_, body) = first.get("/api/v1/releases").await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let j = v["releases"][0]["judgement"].clone();
+        (j["final"] == true && j["verdict"] == "failed").then_some(j)
+    })
+    .await;
+    first.stop().await;
+    // Past the bake window, so the restart does not resume the evaluation.
+    let bake_ends: jiff::Timestamp = judged["bake_ends"].as_str().unwrap().parse().unwrap();
+    wait::until(WAIT, "the bake window to be over", || async {
+        (jiff::Timestamp::now() > bake_ends + jiff::SignedDuration::from_secs(2)).then_some(())
+    })
+    .await;
+
+    let restarted_at = jiff::Timestamp::now();
+    let second = Running::start(&stack().kubeconfig, &config).await;
+    let release = wait::until(WAIT, "the failure served again", || async {
+        let (_, body) = second.get("/api/v1/releases").await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let r = v["releases"][0].clone();
+        (r["event"] == "restored").then_some(r)
+    })
+    .await;
+    let j = &release["judgement"];
+    assert_eq!(
+        (j["verdict"].as_str(), j["final"].as_bool()),
+        (Some("failed"), Some(true))
+    );
+    assert_eq!(
+        j["action"]["command"],
+        format!("helm rollback app 1 -n {n} --timeout 5m"),
+        "{release:#}"
+    );
+    let alert = wait::until(
+        WAIT,
+        "the same alert renewed by the restarted daemon",
+        || async {
+            alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeFailed")])
+                .await
+                .into_iter()
+                .find(|a| {
+                    a["endsAt"]
+                        .as_str()
+                        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                        .is_some_and(|t| t > restarted_at + jiff::SignedDuration::from_secs(3))
+                })
+        },
+    )
+    .await;
+    assert_eq!(alert["labels"]["check"], "pending_pods", "{alert:#}");
+    assert_eq!(alert["labels"]["revision"], "2");
+    second.stop().await;
+}

@@ -16,7 +16,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::config::ConfigArgs;
-use super::history::{HistoryRow, RowDetail, read_history, read_revision, read_statuses};
+use super::history::{
+    HistoryRow, RowDetail, read_history, read_revision, read_statuses, rollbacks_of,
+};
 use super::{CliError, Output, exit, parse_duration};
 use crate::bakes::{BakeEntry, BakeStore};
 use crate::checks::{Bound, human, num};
@@ -141,16 +143,6 @@ enum Round {
         revision: u32,
         status: ReleaseStatus,
     },
-}
-
-/// Revision → target of every decoded rollback revision.
-fn rollbacks_of(rows: &[HistoryRow]) -> BTreeMap<u32, u32> {
-    rows.iter()
-        .filter_map(|r| match &r.detail {
-            RowDetail::Decoded(s) => s.rollback_to().map(|t| (r.revision, t)),
-            RowDetail::Undecodable { .. } => None,
-        })
-        .collect()
 }
 
 fn gone(status: ReleaseStatus) -> bool {
@@ -420,11 +412,7 @@ async fn record(store: &BakeStore, report: &Report) {
             return;
         }
     };
-    let entry = BakeEntry {
-        verdict,
-        at: report.evaluated_at,
-        chart: report.chart.clone(),
-    };
+    let entry = BakeEntry::of(report, verdict);
     if let Err(e) = store.record(&report.release, report.revision, &entry).await {
         eprintln!("warning: the verdict was not recorded: {e}");
     }

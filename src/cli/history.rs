@@ -109,6 +109,16 @@ fn row_from(metadata: &ObjectMeta, storage: Storage, data: &[u8]) -> Option<Hist
     })
 }
 
+/// Rollback revisions and the revision each rolled back to ("Rollback to N").
+pub fn rollbacks_of(rows: &[HistoryRow]) -> std::collections::BTreeMap<u32, u32> {
+    rows.iter()
+        .filter_map(|r| match &r.detail {
+            RowDetail::Decoded(s) => s.rollback_to().map(|t| (r.revision, t)),
+            RowDetail::Undecodable { .. } => None,
+        })
+        .collect()
+}
+
 /// Lists and decodes the revisions of `release` in `namespace`, oldest first. Helm's
 /// Secrets are read; a release without any is looked for in ConfigMaps (Helm's
 /// `configmap` storage driver).

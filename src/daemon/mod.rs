@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::bakes::{BakeEntry, BakeStore};
-use crate::cli::history::read_statuses;
+use crate::cli::history::{RowDetail, read_history, read_statuses, rollbacks_of};
 use crate::config::Config;
 use crate::evaluation::prometheus::{ClientError, Prometheus};
 use crate::evaluation::stores::Stores;
@@ -37,9 +37,9 @@ use crate::release::ReleaseKey;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::rollback_target::BakeRecord;
 use crate::tracker::{Tracker, client_config};
-use crate::verdict::{RecommendedAction, Verdict, guard};
+use crate::verdict::{ActionContext, RecommendedAction, Verdict, guard, recommend};
 use http::{Readiness, Served};
-use state::{State, is_final};
+use state::{ReleaseView, State, is_final};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +191,9 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             listed_now = async { synced.wait_for(|s| *s).await.is_ok() }, if !listed => {
+                if listed_now {
+                    daemon.restore().await;
+                }
                 if listed_now && stores_listed {
                     info!("release records and workloads listed: ready");
                     ready_tx.send_replace(Readiness::Ready);
@@ -359,6 +362,92 @@ impl Daemon {
         }
     }
 
+    /// After a restart: a release whose latest revision ended its bake `failed` (and that
+    /// nothing newer replaced) is served and alerted again from its bake record, so a
+    /// restart never resolves a failure.
+    async fn restore(&mut self) {
+        let all = match self.store.all().await {
+            Ok(all) => all,
+            Err(e) => {
+                warn!(
+                    "bake records not available; failures judged before the restart are not alerted again: {e}"
+                );
+                return;
+            }
+        };
+        for (key, records) in all {
+            let Some((&revision, entry)) = records.iter().next_back() else {
+                continue;
+            };
+            if entry.verdict != BakeRecord::Failed {
+                continue;
+            }
+            if self.state().get(&key).is_some() {
+                continue;
+            }
+            let rows = match read_history(self.client.clone(), &key.namespace, &key.name).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    warn!(release = %key, error = %e, "cannot read the history of a recorded failure");
+                    continue;
+                }
+            };
+            let Some(row) = rows.last().filter(|r| r.revision == revision) else {
+                continue;
+            };
+            let RowDetail::Decoded(summary) = &row.detail else {
+                continue;
+            };
+            let history: Vec<_> = rows.iter().map(|r| (r.revision, r.status)).collect();
+            let rollbacks = rollbacks_of(&rows);
+            let results = state::recorded_failure(entry);
+            let bakes: BTreeMap<u32, BakeRecord> =
+                records.iter().map(|(r, e)| (*r, e.verdict)).collect();
+            let policy = self.config.policy_for(&key);
+            let action = recommend(
+                Verdict::Failed,
+                &results,
+                &ActionContext {
+                    release: &key,
+                    revision,
+                    history: &history,
+                    rollbacks: &rollbacks,
+                    bakes: &bakes,
+                    rollback_timeout: policy.rollback_timeout,
+                    storage: row.storage,
+                    restart_command: String::new(),
+                },
+            );
+            let action = guard(action, &history, revision);
+            let view = ReleaseView {
+                release: key.clone(),
+                storage: row.storage,
+                revision,
+                status: row.status,
+                event: "restored",
+                chart: Some(state::ChartView {
+                    name: summary.chart.name.clone(),
+                    version: summary.chart.version.clone(),
+                    app_version: summary.chart.app_version.clone(),
+                }),
+                started: summary.last_deployed,
+                judgement: Some(state::Judgement {
+                    verdict: Verdict::Failed,
+                    action,
+                    results,
+                    notes: vec!["restored from the bake record after a restart".into()],
+                    bake_ends: entry.at,
+                    evaluated_at: entry.at,
+                    is_final: true,
+                }),
+                problem: None,
+            };
+            if self.state().restore(view) {
+                info!(release = %key, revision, "failure recorded before the restart: served and alerted again");
+            }
+        }
+    }
+
     /// The action, held when the history as re-read now says the revision is no longer
     /// current (or the history cannot be read).
     async fn guarded(&self, report: &Report) -> RecommendedAction {
@@ -380,11 +469,7 @@ impl Daemon {
             Verdict::Failed => BakeRecord::Failed,
             Verdict::Progressing | Verdict::Inconclusive => return,
         };
-        let entry = BakeEntry {
-            verdict,
-            at: report.evaluated_at,
-            chart: report.chart.clone(),
-        };
+        let entry = BakeEntry::of(report, verdict);
         if let Err(e) = self
             .store
             .record(&report.release, report.revision, &entry)

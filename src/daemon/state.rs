@@ -153,6 +153,19 @@ impl State {
         });
     }
 
+    /// Puts back a view restored after a restart, unless something newer is known.
+    pub fn restore(&mut self, view: ReleaseView) -> bool {
+        if self
+            .releases
+            .get(&view.release)
+            .is_some_and(|v| v.revision >= view.revision)
+        {
+            return false;
+        }
+        self.releases.insert(view.release.clone(), view);
+        true
+    }
+
     /// Every release, sorted.
     pub fn releases(&self) -> impl Iterator<Item = &ReleaseView> {
         self.releases.values()
@@ -162,6 +175,24 @@ impl State {
     pub fn get(&self, key: &ReleaseKey) -> Option<&ReleaseView> {
         self.releases.get(key)
     }
+}
+
+/// The results of a revision whose bake ended `failed` before a restart, as recorded: one
+/// failing result per recorded check (the same names, so the same alerts), saying so.
+pub fn recorded_failure(entry: &crate::bakes::BakeEntry) -> Vec<CheckResult> {
+    let at = entry.at.strftime("%Y-%m-%d %H:%M:%S UTC");
+    let words = format!(
+        "failed at the end of its bake ({at}, recorded); judged again when a new revision comes"
+    );
+    let names = if entry.failed_checks.is_empty() {
+        vec!["recorded_verdict".to_string()]
+    } else {
+        entry.failed_checks.clone()
+    };
+    names
+        .into_iter()
+        .map(|check| CheckResult::new(check, crate::checks::Outcome::Fail, words.clone()))
+        .collect()
 }
 
 /// Whether an evaluation ends with this verdict: the bake window passed and the verdict is
