@@ -288,7 +288,7 @@ async fn rounds_cost_no_kubernetes_request() {
         NO_PROMETHEUS,
         "",
         "watch:\n  namespaces: [default]\nstate:\n  namespace: default\n\
-         releases:\n  - name: quiet\n    bake_window: 10m\n",
+         releases:\n  - name: quiet\n    bake_window: 10m\n    readiness_deadline: 1s\n",
     );
     let d = Running::start(&plane.kubeconfig, &config).await;
     let evaluated_at = || async {
@@ -297,7 +297,16 @@ async fn rounds_cost_no_kubernetes_request() {
         let at = v["releases"][0]["judgement"]["evaluated_at"].as_str()?;
         at.parse::<jiff::Timestamp>().ok()
     };
-    let first = wait::until(WAIT, "a first round", evaluated_at).await;
+    // No controller runs on this API server: the Deployment never becomes ready, so the
+    // revision fails after its 1 s readiness deadline and a rollback is recommended (which
+    // is guarded against the release history).
+    wait::until(WAIT, "a failed verdict with an action", || async {
+        let (_, body) = d.get("/api/v1/releases").await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["releases"][0]["judgement"]["action"]["action"] == "rollback").then_some(())
+    })
+    .await;
+    let first = wait::until(WAIT, "a round", evaluated_at).await;
     let client = tkube::client_for(&plane.kubeconfig).await;
     let count = |verb: &'static str| {
         let client = client.clone();
@@ -311,6 +320,7 @@ async fn rounds_cost_no_kubernetes_request() {
         }
     };
     let (lists, gets) = (count("LIST").await, count("GET").await);
+    let history_lists = plane.request_count(&client, "LIST", "secrets").await;
     // Ten rounds later.
     wait::until(WAIT, "ten more rounds", || async {
         let at = evaluated_at().await?;
@@ -319,6 +329,11 @@ async fn rounds_cost_no_kubernetes_request() {
     .await;
     assert_eq!(count("LIST").await, lists, "LISTs during rounds");
     assert_eq!(count("GET").await, gets, "GETs during rounds");
+    assert_eq!(
+        plane.request_count(&client, "LIST", "secrets").await,
+        history_lists,
+        "the history is read again when the proposed action changes, not every round"
+    );
     d.stop().await;
 }
 

@@ -98,6 +98,12 @@ pub async fn run(
         )])
         .set(1);
     registry.register("build_info", "upgrade-guard's version (always 1)", build);
+    let rounds = prometheus_client::metrics::counter::Counter::default();
+    registry.register(
+        "evaluation_rounds",
+        "Evaluation rounds run (each re-judges every revision under evaluation)",
+        rounds.clone(),
+    );
     let store_objects = Gauge::<i64>::default();
     registry.register(
         "kube_store_objects",
@@ -177,6 +183,8 @@ pub async fn run(
         state,
         store,
         rollbacks: BTreeMap::new(),
+        guarded: BTreeMap::new(),
+        rounds,
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut stores_ready = std::pin::pin!({
@@ -276,6 +284,12 @@ struct Daemon {
     store: BakeStore,
     /// Per release, rollback revisions seen and their targets.
     rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
+    /// Per release, the last action proposed for a revision and what it became once guarded
+    /// against the history: the history is read again only when the proposal changes, not
+    /// every round (a new revision arrives as an event and replaces the evaluation anyway).
+    guarded: BTreeMap<ReleaseKey, (u32, RecommendedAction, RecommendedAction)>,
+    /// Rounds run.
+    rounds: prometheus_client::metrics::counter::Counter,
 }
 
 impl Daemon {
@@ -300,6 +314,7 @@ impl Daemon {
                 info!(release = %key, revision, "uninstalled: evaluation ended");
             }
             self.rollbacks.remove(&key);
+            self.guarded.remove(&key);
             return;
         }
         let Some(summary) = event.summary.clone().filter(|_| evaluate) else {
@@ -337,9 +352,26 @@ impl Daemon {
 
     async fn round(&mut self, evaluator: &mut Evaluator) {
         let reports = evaluator.round(Timestamp::now()).await;
+        self.rounds.inc();
         for mut report in reports {
             if report.action != RecommendedAction::None {
-                report.action = self.guarded(&report).await;
+                let cached = self
+                    .guarded
+                    .get(&report.release)
+                    .filter(|(r, proposed, _)| *r == report.revision && *proposed == report.action)
+                    .map(|(_, _, decided)| decided.clone());
+                let decided = match cached {
+                    Some(decided) => decided,
+                    None => {
+                        let decided = self.guarded(&report).await;
+                        self.guarded.insert(
+                            report.release.clone(),
+                            (report.revision, report.action.clone(), decided.clone()),
+                        );
+                        decided
+                    }
+                };
+                report.action = decided;
             }
             let done = is_final(&report);
             let previous = self
