@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use support::bench::{self, env_usize, machine, mib, ms, percentile};
 use support::control_plane::ControlPlane;
 use support::kube::client_for;
 use support::tracking_load as load;
@@ -33,21 +34,6 @@ use support::tracking_load as load;
 const NAMESPACES: usize = 50;
 const LOAD_CONCURRENCY: usize = 16;
 const SETTLE: Duration = Duration::from_secs(5);
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
 
 /// The tracker's configuration for the benchmark: every namespace, and a bake window so
 /// short that the freshly written revisions are not announced again at start.
@@ -191,44 +177,6 @@ async fn run_dataset(
         watches: load::delta(&after, &before, "WATCH"),
         helm_list,
     }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().next().map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse::<u64>()
-                    .unwrap_or(0)
-            })
-        })
-        .unwrap_or(0);
-    format!(
-        "{} × {cpu}, {:.0} GiB RAM",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        total as f64 / 1024.0 / 1024.0
-    )
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn report(
@@ -405,26 +353,6 @@ fn report(
     out
 }
 
-/// Replaces the section between the tracking markers of docs/benchmarks.md (other
-/// benchmarks keep their sections).
-fn write_section(section: &str) -> std::path::PathBuf {
-    const BEGIN: &str = "<!-- bench:tracking:begin -->";
-    const END: &str = "<!-- bench:tracking:end -->";
-    let path = support::stack::repo_root().join("docs/benchmarks.md");
-    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".to_string());
-    let block = format!("{BEGIN}\n{section}{END}\n");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => format!(
-            "{}{block}{}",
-            &old[..b],
-            &old[e + END.len()..].trim_start_matches('\n')
-        ),
-        _ => format!("{}\n{block}", old.trim_end()),
-    };
-    std::fs::write(&path, new).unwrap();
-    path
-}
-
 fn main() {
     let releases = env_usize("BENCH_RELEASES", 500);
     let revisions = env_usize("BENCH_REVISIONS", 10) as u32;
@@ -447,6 +375,6 @@ fn main() {
         )));
     }
     let text = report(&results, releases, large, revisions, new_revisions);
-    let path = write_section(&text);
+    let path = bench::write_section("tracking", &text);
     println!("{text}\nwritten to {}", path.display());
 }

@@ -119,7 +119,8 @@ pub fn payload(ns: &str, name: &str, revision: u32, status: &str, filler_bytes: 
         "version": revision,
         "info": {
             "first_deployed": "2026-11-01T10:00:00.000000000Z",
-            "last_deployed": "2026-11-25T10:00:00.000000000Z",
+            // Written now, as helm does (the evaluation's bake counts from it).
+            "last_deployed": jiff::Timestamp::now().to_string(),
             "deleted": "",
             "description": description,
             "status": status,

@@ -1,0 +1,82 @@
+//! Helpers shared by the benchmark commands: the machine's description, percentiles,
+//! units, and writing one section of `docs/benchmarks.md`.
+
+use std::time::Duration;
+
+/// `name` from the environment as a number, else `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The value at quantile `p` of sorted durations.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Cores, CPU model and memory of this machine.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    format!(
+        "{} × {cpu}, {:.0} GiB RAM",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        total as f64 / 1024.0 / 1024.0
+    )
+}
+
+/// KiB as MiB.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// A duration in milliseconds.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Replaces the section between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`
+/// of docs/benchmarks.md (other benchmarks keep their sections).
+pub fn write_section(name: &str, section: &str) -> std::path::PathBuf {
+    let begin = format!("<!-- bench:{name}:begin -->");
+    let end = format!("<!-- bench:{name}:end -->");
+    let path = super::stack::repo_root().join("docs/benchmarks.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".to_string());
+    let block = format!("{begin}\n{section}{end}\n");
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if b < e => format!(
+            "{}{block}{}",
+            &old[..b],
+            &old[e + end.len()..].trim_start_matches('\n')
+        ),
+        _ => format!("{}\n\n{block}", old.trim_end()),
+    };
+    std::fs::write(&path, new).expect("write docs/benchmarks.md");
+    path
+}
