@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::cli::short_config;
@@ -63,13 +63,19 @@ fn substitute(expr: &str, namespace: &str) -> String {
 async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
     let ns = tkube::namespace("dash").await;
     let n = ns.name.as_str();
-    // The application's backlog grows by 5 per second from now on.
-    let began = Instant::now();
+    // The application's backlog is steady until the upgrade, then grows by 5 per second
+    // (growth that was there before the upgrade would not be the upgrade's fault).
+    let growing_since: Arc<Mutex<Option<Instant>>> = Arc::default();
     let namespace = n.to_string();
+    let since = growing_since.clone();
     let exporter = Exporter::start_with(Arc::new(move || {
+        let grown = since
+            .lock()
+            .unwrap()
+            .map_or(0.0, |t| 5.0 * t.elapsed().as_secs_f64());
         Some(format!(
             "gim_kafka_timestamp_behind{{namespace=\"{namespace}\"}} {}\n",
-            5.0 * began.elapsed().as_secs_f64()
+            100.0 + grown
         ))
     }));
     let daemon_port = free_port();
@@ -121,6 +127,7 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
 
     install_then_upgrade(n, "stuck", &["unschedulable=true"]);
     install_then_upgrade(n, "laggy", &[]);
+    *growing_since.lock().unwrap() = Some(Instant::now());
     // Both judged failed, as Prometheus sees it.
     wait::until(WAIT, "both failures scraped by Prometheus", || async {
         let v = prometheus
