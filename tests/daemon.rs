@@ -636,3 +636,33 @@ async fn a_failure_recorded_before_a_restart_is_served_and_alerted_again() {
     assert_eq!(alert["labels"]["revision"], "2");
     second.stop().await;
 }
+
+/// Issue 9.1: the release binary's `run` serves until SIGTERM, then drains and exits 0.
+#[tokio::test]
+async fn run_drains_and_exits_on_sigterm() {
+    let ns = tkube::namespace("daemon-signal").await;
+    let n = ns.name.as_str();
+    let port = support::prometheus::free_port();
+    let config = support::cli::config_file(&short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!("watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n"),
+    ));
+    let path = config.arg();
+    let listen = format!("127.0.0.1:{port}");
+    let mut running = support::cli::spawn(
+        &["run", "--config", &path, "--listen", &listen],
+        &[],
+        Some(config),
+    );
+    running.wait_for_stderr("ready", WAIT);
+    let ready = reqwest::get(format!("http://{listen}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    running.signal("TERM");
+    let run = running.finish();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("draining"), "{}", run.stderr);
+    assert!(run.stderr.contains("shutting down"), "{}", run.stderr);
+}

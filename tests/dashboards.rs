@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use support::cli::short_config;
 use support::eval::{install_then_upgrade, upgrade};
 use support::exporter::Exporter;
-use support::prometheus::{Prometheus, Target, free_port};
+use support::prometheus::{Prometheus, Target};
 use support::stack::{repo_root, stack};
 use support::{kube as tkube, wait};
 use tokio::sync::oneshot;
@@ -78,22 +78,13 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
             100.0 + grown
         ))
     }));
-    let daemon_port = free_port();
-    let daemon_address = format!("127.0.0.1:{daemon_port}");
-    let prometheus = Prometheus::start(
-        None,
-        &[
-            Target {
-                job: "upgrade-guard",
-                address: &daemon_address,
-            },
-            Target {
-                job: "gim",
-                address: &exporter.address,
-            },
-        ],
-    )
-    .await;
+    // Prometheus first (the daemon needs its URL), then the daemon on a port of its own
+    // choosing, then Prometheus is told to scrape it too.
+    let gim = Target {
+        job: "gim",
+        address: &exporter.address,
+    };
+    let prometheus = Prometheus::start(None, &[gim]).await;
     let config = short_config(
         &prometheus.url,
         "",
@@ -113,22 +104,47 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
     .await
     .unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
+    let (bound_tx, bound) = oneshot::channel();
     let task = tokio::spawn(daemon::run(
         kube,
         Arc::new(Config::parse(&config, "test").unwrap()),
         DaemonOptions {
-            listen: daemon_address.parse().unwrap(),
+            listen: "127.0.0.1:0".parse().unwrap(),
         },
         async {
             let _ = stopped.await;
         },
-        None,
+        Some(Box::new(move |a| {
+            let _ = bound_tx.send(a);
+        })),
     ));
+    let daemon_address = bound.await.expect("the daemon listens").to_string();
+    prometheus.reconfigure(&[
+        Target {
+            job: "gim",
+            address: &exporter.address,
+        },
+        Target {
+            job: "upgrade-guard",
+            address: &daemon_address,
+        },
+    ]);
 
     install_then_upgrade(n, "stuck", &["unschedulable=true"]);
     install_then_upgrade(n, "laggy", &[]);
     *growing_since.lock().unwrap() = Some(Instant::now());
-    // Both judged failed, as Prometheus sees it.
+    // Both judged failed, as Prometheus sees it (the daemon's own view is printed if not).
+    let view = format!("http://{daemon_address}/api/v1/releases");
+    let _print_on_failure = scopeguard(move || {
+        if std::thread::panicking() {
+            let body = std::process::Command::new("curl")
+                .args(["-s", &view])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            eprintln!("the daemon's view:\n{body}");
+        }
+    });
     wait::until(WAIT, "both failures scraped by Prometheus", || async {
         let v = prometheus
             .query(
@@ -164,4 +180,17 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
     upgrade(n, "stuck", "1.2.0", &["unschedulable=false"]);
     let _ = stop.send(());
     let _ = task.await;
+}
+
+/// Runs `f` when dropped (prints diagnostics when the test fails).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

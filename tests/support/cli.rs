@@ -207,6 +207,16 @@ impl Spawned {
         run
     }
 
+    /// Sends `signal` (a name like `TERM`) to the command.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Stops the command (SIGKILL) and returns what it wrote.
     pub fn kill(mut self) -> Run {
         let _ = self.child.kill();
