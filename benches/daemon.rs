@@ -303,6 +303,8 @@ async fn run(releases: usize, active: usize) -> String {
     latencies.sort();
     let rss = load::rss_kib(pid, "VmRSS:");
     let hwm = load::rss_kib(pid, "VmHWM:");
+    let anon = load::rss_kib(pid, "RssAnon:");
+    let file = load::rss_kib(pid, "RssFile:");
     let objects = metric(&http, &daemon.url, "upgrade_guard_kube_store_objects").await;
     drop(daemon);
     drop(prometheus);
@@ -374,6 +376,11 @@ async fn run(releases: usize, active: usize) -> String {
         "≤ 20 ms",
     );
     row("RSS (steady, with the stores)", mib(rss), "≤ 64 MiB");
+    row(
+        "of which heap and stacks / mapped binary",
+        format!("{} / {}", mib(anon), mib(file)),
+        "",
+    );
     row("peak RSS (VmHWM)", mib(hwm), "");
     out
 }

@@ -19,7 +19,7 @@ use support::eval::{install_then_upgrade, upgrade};
 use support::exporter::Exporter;
 use support::prometheus::{Prometheus, Target};
 use support::stack::{repo_root, stack};
-use support::{kube as tkube, wait};
+use support::kube as tkube;
 use tokio::sync::oneshot;
 use upgrade_guard::config::Config;
 use upgrade_guard::daemon::{self, DaemonOptions};
@@ -59,7 +59,8 @@ fn substitute(expr: &str, namespace: &str) -> String {
         .replace("${datasource}", "")
 }
 
-#[tokio::test]
+// Several threads: helm runs synchronously in the test, the daemon must go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
     let ns = tkube::namespace("dash").await;
     let n = ns.name.as_str();
@@ -133,19 +134,11 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
     install_then_upgrade(n, "stuck", &["unschedulable=true"]);
     install_then_upgrade(n, "laggy", &[]);
     *growing_since.lock().unwrap() = Some(Instant::now());
-    // Both judged failed, as Prometheus sees it (the daemon's own view is printed if not).
+    // Both judged failed, as Prometheus sees it; if not in time, the daemon's own view says
+    // why.
     let view = format!("http://{daemon_address}/api/v1/releases");
-    let _print_on_failure = scopeguard(move || {
-        if std::thread::panicking() {
-            let body = std::process::Command::new("curl")
-                .args(["-s", &view])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            eprintln!("the daemon's view:\n{body}");
-        }
-    });
-    wait::until(WAIT, "both failures scraped by Prometheus", || async {
+    let deadline = Instant::now() + WAIT;
+    loop {
         let v = prometheus
             .query(
                 &format!(
@@ -154,9 +147,20 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
                 None,
             )
             .await;
-        (v["result"][0]["value"][1] == "2").then_some(())
-    })
-    .await;
+        if v["result"][0]["value"][1] == "2" {
+            break;
+        }
+        if Instant::now() > deadline {
+            let daemon = match reqwest::get(&view).await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(e) => format!("unreachable: {e}"),
+            };
+            panic!(
+                "both failures not scraped in {WAIT:?}; Prometheus: {v}\nthe daemon's view:\n{daemon}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     let mut checked = 0;
     for path in std::fs::read_dir(repo_root().join("dashboards")).unwrap() {
@@ -180,17 +184,4 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
     upgrade(n, "stuck", "1.2.0", &["unschedulable=false"]);
     let _ = stop.send(());
     let _ = task.await;
-}
-
-/// Runs `f` when dropped (prints diagnostics when the test fails).
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
