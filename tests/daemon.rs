@@ -655,7 +655,7 @@ async fn run_drains_and_exits_on_sigterm() {
         &[],
         Some(config),
     );
-    running.wait_for_stderr("ready", WAIT);
+    running.wait_for_stderr("listed: ready", WAIT);
     let ready = reqwest::get(format!("http://{listen}/readyz"))
         .await
         .unwrap();
