@@ -253,6 +253,7 @@ async fn run(releases: usize, active: usize) -> String {
     })
     .await;
     let ready_after = started.elapsed();
+    let rss_at_ready = load::rss_kib(pid, "RssAnon:");
     support::wait::until(
         Duration::from_secs(300),
         "evaluations and warm rounds",
@@ -376,6 +377,11 @@ async fn run(releases: usize, active: usize) -> String {
         "≤ 20 ms",
     );
     row("RSS (steady, with the stores)", mib(rss), "≤ 64 MiB");
+    row(
+        "heap and stacks when ready (listed, before rounds)",
+        mib(rss_at_ready),
+        "",
+    );
     row(
         "of which heap and stacks / mapped binary",
         format!("{} / {}", mib(anon), mib(file)),
