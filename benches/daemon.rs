@@ -181,7 +181,9 @@ async fn run(releases: usize, active: usize) -> String {
     let client = client_for(&plane.kubeconfig).await;
     let names = load::release_names("bench", releases, NAMESPACES);
     load::load(&client, &names, 3, 14 * 1024, 16).await;
-    futures::stream::iter(names.iter())
+    // BENCH_WORKLOADS=0 leaves the workloads out (to see what the stores cost).
+    let with_workloads = env_usize("BENCH_WORKLOADS", 1) != 0;
+    futures::stream::iter(names.iter().filter(|_| with_workloads))
         .map(|(ns, name)| {
             let client = client.clone();
             async move { workloads(&client, ns, name).await }

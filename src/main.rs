@@ -2,6 +2,7 @@
 //! Exit codes are those of `upgrade_guard::cli::exit`: a verdict, or an error's own code.
 
 use clap::Parser;
+
 use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
 use upgrade_guard::cli::{self, Args, CliError, Command, LogFormat, exit};

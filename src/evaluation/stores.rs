@@ -21,6 +21,10 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+/// Objects per page of the initial listings (kube's default is 500): a page is decoded
+/// whole, before trimming, so smaller pages keep the listing's peak memory down.
+const LIST_PAGE: u32 = 100;
+
 /// Annotations the checks read (Helm's ownership of a Job).
 const KEPT_ANNOTATIONS: [&str; 2] = [
     "meta.helm.sh/release-name",
@@ -58,7 +62,8 @@ where
             let (reader, writer) = reflector::store();
             let kind = K::kind(&K::DynamicType::default()).to_string();
             let scope = ns.clone().unwrap_or_else(|| "*".into());
-            let stream = watcher(api, watcher::Config::default())
+            // Small pages: each page is held whole, untrimmed, while it is listed.
+            let stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE))
                 .default_backoff()
                 .modify(trim)
                 .reflect(writer)
