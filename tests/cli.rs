@@ -12,9 +12,8 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
 use support::cli::{self, check, config_file, short_config, spawn};
 use support::eval::{install_then_upgrade, upgrade};
 use support::proxy::Proxy;
@@ -175,43 +174,16 @@ async fn check_wait_follows_a_newer_revision() {
 
 /// A ServiceAccount allowed to read what `check` needs in `ns` and nothing else.
 async fn restricted_token(ns: &str) -> String {
-    let client = tkube::client().await;
-    let sa: ServiceAccount =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "reader"}})).unwrap();
-    Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &sa)
-        .await
-        .unwrap();
-    let role: Role = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "reader"},
-        "rules": [
+    tkube::service_account_token(
+        ns,
+        "reader",
+        serde_json::json!([
             {"apiGroups": [""], "resources": ["secrets", "pods"], "verbs": ["get", "list"]},
             {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list"]},
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list"]}
-        ]
-    }))
-    .unwrap();
-    Api::<Role>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &role)
-        .await
-        .unwrap();
-    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "reader"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}]
-    }))
-    .unwrap();
-    Api::<RoleBinding>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
-    let request: k8s_openapi::api::authentication::v1::TokenRequest =
-        serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}})).unwrap();
-    let token = Api::<ServiceAccount>::namespaced(client, ns)
-        .create_token_request("reader", &PostParams::default(), &request)
-        .await
-        .unwrap();
-    token.status.unwrap().token.unwrap()
+        ]),
+    )
+    .await
 }
 
 /// Issue 7.10: each revision's final verdict is kept in upgrade-guard's namespace and

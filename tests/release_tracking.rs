@@ -16,59 +16,21 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use support::helm::{self, Helm};
+use support::tracker::{WAIT, Watching};
 use support::{control_plane::ControlPlane, kube as tkube, wait};
-use tokio::sync::{mpsc, watch};
-use upgrade_guard::metrics::{TrackerMetrics, registry};
 use upgrade_guard::release::decode::{DecodeErrorReason, WorkloadKind};
 use upgrade_guard::release::event::{ReleaseEvent, ReleaseEventKind};
 use upgrade_guard::release::{ReleaseKey, ReleaseStatus};
-use upgrade_guard::tracker::{Tracker, TrackerConfig};
+use upgrade_guard::tracker::TrackerConfig;
 
-const WAIT: Duration = Duration::from_secs(90);
-
-/// A tracker running in this test, watching one namespace.
-struct Watching {
-    events: mpsc::Receiver<ReleaseEvent>,
-    metrics: TrackerMetrics,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Watching {
-    /// Starts a tracker on `namespace` and waits until its first listing completed.
-    async fn start(client: kube::Client, namespace: &str, stuck_after: Duration) -> Self {
-        let mut reg = registry();
-        let metrics = TrackerMetrics::register(&mut reg);
-        let config = TrackerConfig {
-            namespaces: vec![namespace.to_string()],
-            stuck_pending_after: stuck_after,
-            ..TrackerConfig::default()
-        };
-        let (tx, events) = mpsc::channel(64);
-        let (synced_tx, mut synced) = watch::channel(false);
-        let task = tokio::spawn(Tracker::new(client, config, metrics.clone()).run(tx, synced_tx));
-        tokio::time::timeout(WAIT, synced.wait_for(|s| *s))
-            .await
-            .expect("tracker synced in time")
-            .expect("tracker alive");
-        Self {
-            events,
-            metrics,
-            task,
-        }
-    }
-
-    async fn next(&mut self) -> ReleaseEvent {
-        tokio::time::timeout(WAIT, self.events.recv())
-            .await
-            .expect("a release event in time")
-            .expect("tracker alive")
-    }
-}
-
-impl Drop for Watching {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+/// A tracker on `namespace`, reporting a pending revision stuck after `stuck_after`.
+async fn watching(client: kube::Client, namespace: &str, stuck_after: Duration) -> Watching {
+    let config = TrackerConfig {
+        namespaces: vec![namespace.to_string()],
+        stuck_pending_after: stuck_after,
+        ..TrackerConfig::default()
+    };
+    Watching::start(client, config).await
 }
 
 fn assert_event(
@@ -87,7 +49,7 @@ fn assert_event(
 #[tokio::test]
 async fn install_upgrade_failure_rollback_uninstall_arrive_in_order() {
     let ns = tkube::namespace("track-life").await;
-    let mut w = Watching::start(tkube::client().await, &ns.name, Duration::from_secs(600)).await;
+    let mut w = watching(tkube::client().await, &ns.name, Duration::from_secs(600)).await;
     let chart = &helm::chart("demo-app");
     let n = ns.name.as_str();
 
@@ -198,7 +160,7 @@ async fn install_upgrade_failure_rollback_uninstall_arrive_in_order() {
 #[tokio::test]
 async fn uninstall_keeping_history_is_recognised() {
     let ns = tkube::namespace("track-keep").await;
-    let mut w = Watching::start(tkube::client().await, &ns.name, Duration::from_secs(600)).await;
+    let mut w = watching(tkube::client().await, &ns.name, Duration::from_secs(600)).await;
     let n = ns.name.as_str();
     helm::ok(&["install", "kept", &helm::chart("demo-app"), "-n", n]);
     assert_event(
@@ -229,7 +191,7 @@ async fn a_killed_upgrade_is_reported_stuck_pending() {
     let n = ns.name.as_str();
     let chart = &helm::chart("demo-app");
     helm::ok(&["install", "locked", chart, "-n", n]);
-    let mut w = Watching::start(tkube::client().await, n, Duration::from_secs(2)).await;
+    let mut w = watching(tkube::client().await, n, Duration::from_secs(2)).await;
 
     // helm waits for pods that never get Ready; kill it as a crashed CI job would be.
     let mut upgrade = helm::shared().spawn(&[
@@ -280,7 +242,7 @@ async fn a_killed_upgrade_is_reported_stuck_pending() {
 async fn a_corrupt_release_secret_is_counted_and_reported() {
     let ns = tkube::namespace("track-corrupt").await;
     let n = ns.name.as_str();
-    let mut w = Watching::start(tkube::client().await, n, Duration::from_secs(600)).await;
+    let mut w = watching(tkube::client().await, n, Duration::from_secs(600)).await;
     let secrets: Api<Secret> = Api::namespaced(tkube::client().await, n);
     let broken = |name: &str, labels: &[(&str, &str)], payload: &[u8]| -> Secret {
         let mut s = Secret::default();
@@ -391,7 +353,7 @@ async fn a_restart_does_not_reannounce_settled_revisions() {
     ]);
 
     // Watching starts after all that: nothing is announced until the next change.
-    let mut w = Watching::start(tkube::client().await, n, Duration::from_secs(600)).await;
+    let mut w = watching(tkube::client().await, n, Duration::from_secs(600)).await;
     helm::ok(&["upgrade", "steady", chart, "-n", n, "--set", "image.tag=4"]);
     assert_event(
         &w.next().await,
@@ -408,7 +370,7 @@ async fn an_api_server_restart_loses_no_event() {
     let chart = &helm::chart("demo-app");
     let client = tkube::client_for(&plane.kubeconfig).await;
     helm.ok(&["install", "survivor", chart, "-n", "default"]);
-    let mut w = Watching::start(client, "default", Duration::from_secs(600)).await;
+    let mut w = watching(client, "default", Duration::from_secs(600)).await;
     helm.ok(&[
         "upgrade",
         "survivor",

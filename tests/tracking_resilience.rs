@@ -13,15 +13,14 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::rbac::v1::Role;
+use kube::api::{Api, Patch, PatchParams};
 use support::cli::{self, config_file};
 use support::control_plane::ControlPlane;
 use support::helm::{self, Helm};
 use support::proxy::Proxy;
+use support::tracker::{WAIT, Watching, line};
 use support::{kube as tkube, wait};
-use tokio::sync::{mpsc, watch};
 use upgrade_guard::metrics::{TrackerMetrics, registry, watch_kind};
 use upgrade_guard::release::ReleaseKey;
 use upgrade_guard::release::ReleaseStatus;
@@ -31,9 +30,7 @@ use upgrade_guard::release::event::{ReleaseEvent, ReleaseEventKind};
 use upgrade_guard::release::history::Action;
 use upgrade_guard::release::labels::Storage;
 use upgrade_guard::tracker::fetch::{FetchErrorReason, FetchRetry, Scheduler};
-use upgrade_guard::tracker::{Tracker, TrackerConfig, client_config};
-
-const WAIT: Duration = Duration::from_secs(90);
+use upgrade_guard::tracker::{TrackerConfig, client_config};
 
 /// Fast retries so a failing read is reported and retried within the test's patience.
 fn quick_retry() -> FetchRetry {
@@ -44,63 +41,6 @@ fn quick_retry() -> FetchRetry {
         attempts: 2,
         slow_delay: Duration::from_millis(500),
     }
-}
-
-/// A tracker running in this test.
-struct Watching {
-    events: mpsc::Receiver<ReleaseEvent>,
-    metrics: TrackerMetrics,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Watching {
-    async fn start(client: kube::Client, config: TrackerConfig) -> Self {
-        Self::start_with_room(client, config, 64).await
-    }
-
-    /// The same with an event channel of `room` events.
-    async fn start_with_room(client: kube::Client, config: TrackerConfig, room: usize) -> Self {
-        let mut reg = registry();
-        let metrics = TrackerMetrics::register(&mut reg);
-        let (tx, events) = mpsc::channel(room);
-        let (synced_tx, mut synced) = watch::channel(false);
-        let task = tokio::spawn(Tracker::new(client, config, metrics.clone()).run(tx, synced_tx));
-        tokio::time::timeout(WAIT, synced.wait_for(|s| *s))
-            .await
-            .expect("tracker synced in time")
-            .expect("tracker alive");
-        Self {
-            events,
-            metrics,
-            task,
-        }
-    }
-
-    async fn next(&mut self) -> ReleaseEvent {
-        tokio::time::timeout(WAIT, self.events.recv())
-            .await
-            .expect("a release event in time")
-            .expect("tracker alive")
-    }
-
-    /// The next `n` events, as `release vN kind` lines.
-    async fn next_lines(&mut self, n: usize) -> Vec<String> {
-        let mut lines = Vec::new();
-        for _ in 0..n {
-            lines.push(line(&self.next().await));
-        }
-        lines
-    }
-}
-
-impl Drop for Watching {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn line(e: &ReleaseEvent) -> String {
-    format!("{} v{} {}", e.release.name, e.revision, e.kind.name())
 }
 
 fn config_for(namespace: &str) -> TrackerConfig {
@@ -114,38 +54,7 @@ fn config_for(namespace: &str) -> TrackerConfig {
 /// A token for a ServiceAccount that may list and watch the namespace's Secrets but `get`
 /// only the named ones.
 async fn token_reading_only(ns: &str, names: &[String]) -> String {
-    let client = tkube::client().await;
-    let sa: ServiceAccount =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "tracker"}})).unwrap();
-    Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &sa)
-        .await
-        .unwrap();
-    let role: Role = serde_json::from_value(role_json(names)).unwrap();
-    Api::<Role>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &role)
-        .await
-        .unwrap();
-    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "tracker"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tracker"},
-        "subjects": [{"kind": "ServiceAccount", "name": "tracker", "namespace": ns}]
-    }))
-    .unwrap();
-    Api::<RoleBinding>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
-    let request: k8s_openapi::api::authentication::v1::TokenRequest =
-        serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}})).unwrap();
-    Api::<ServiceAccount>::namespaced(client, ns)
-        .create_token_request("tracker", &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token
-        .unwrap()
+    tkube::service_account_token(ns, "tracker", role_json(names)["rules"].clone()).await
 }
 
 fn role_json(names: &[String]) -> serde_json::Value {

@@ -165,3 +165,44 @@ pub fn kubeconfig_with_token(token: &str) -> tempfile::NamedTempFile {
     config["users"][0]["user"]["token"] = token.into();
     write_yaml(&config)
 }
+
+/// Creates a ServiceAccount `name` in `ns`, a Role of the same name with `rules` (JSON
+/// PolicyRules) bound to it, and returns a token for it (one hour).
+pub async fn service_account_token(ns: &str, name: &str, rules: serde_json::Value) -> String {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let client = client().await;
+    let sa: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("sa");
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .expect("create ServiceAccount");
+    let role: Role =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "rules": rules}))
+            .expect("role");
+    Api::<Role>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create Role");
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]
+    }))
+    .expect("binding");
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create RoleBinding");
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}}))
+            .expect("token request");
+    Api::<ServiceAccount>::namespaced(client, ns)
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("create token")
+        .status
+        .and_then(|s| s.token)
+        .expect("a token")
+}

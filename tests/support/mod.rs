@@ -21,5 +21,6 @@ pub mod mail;
 pub mod prometheus;
 pub mod proxy;
 pub mod stack;
+pub mod tracker;
 pub mod tracking_load;
 pub mod wait;
