@@ -666,3 +666,49 @@ async fn run_drains_and_exits_on_sigterm() {
     assert!(run.stderr.contains("draining"), "{}", run.stderr);
     assert!(run.stderr.contains("shutting down"), "{}", run.stderr);
 }
+
+/// Evidence: when the watches behind the stores fail, what the stores hold may be stale;
+/// the daemon judges that as a monitoring error (replayed, then inconclusive), never as
+/// data. Here a healthy upgrade is cut off from the API server mid-bake: without this rule
+/// the stale stores would have carried it to `healthy` (and a stale stuck pod to `failed`).
+#[tokio::test]
+async fn stale_stores_are_a_monitoring_error_not_evidence() {
+    let ns = tkube::namespace("daemon-stale").await;
+    let n = ns.name.as_str();
+    let proxy = Proxy::start(&tkube::api_address());
+    let kubeconfig = tkube::kubeconfig_with_server(&format!("https://{}", proxy.address));
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             releases:\n  - name: app\n    bake_window: 60s\n"
+        ),
+    );
+    let d = Running::start(kubeconfig.path(), &config).await;
+    wait::until(WAIT, "/readyz", || async {
+        (d.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    install_then_upgrade(n, "app", &[]);
+    let judgement = || async {
+        let (_, body) = d.get("/api/v1/releases").await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let r = v["releases"][0].clone();
+        (r["revision"] == 2).then(|| r["judgement"].clone())
+    };
+    wait::until(WAIT, "revision 2 under evaluation", || async {
+        judgement().await.filter(|j| j["verdict"] == "progressing")
+    })
+    .await;
+    proxy.cut();
+    let j = wait::until(WAIT, "an inconclusive verdict", || async {
+        judgement().await.filter(|j| j["verdict"] == "inconclusive")
+    })
+    .await;
+    let words = j["results"].to_string();
+    assert!(words.contains("watch of"), "{j:#}");
+    assert_ne!(j["verdict"], "failed");
+    proxy.restore();
+    d.stop().await;
+}

@@ -34,6 +34,12 @@ impl Source {
         }
     }
 
+    /// Why the Kubernetes state cannot be trusted now (a watch of the stores failed
+    /// recently: what they hold may be stale), if so.
+    pub fn trouble(&self) -> Option<String> {
+        self.stores().and_then(Stores::trouble)
+    }
+
     fn stores(&self) -> Option<&Stores> {
         match self {
             Self::Api(_) => None,

@@ -324,11 +324,14 @@ impl Evaluator {
                         .workloads
                         .iter()
                         .any(|w| w.kind == WorkloadKind::Job);
-                let result = kube::gather(&self.source, &e.start.summary, jobs, now).await;
-                kube_obs.insert(
-                    key.clone(),
-                    result.map_err(|e| ProviderError::Kubernetes(e.to_string())),
-                );
+                // Stale stores are a monitoring error, judged as one (never a failure).
+                let result = match self.source.trouble() {
+                    Some(why) => Err(ProviderError::Kubernetes(why)),
+                    None => kube::gather(&self.source, &e.start.summary, jobs, now)
+                        .await
+                        .map_err(|e| ProviderError::Kubernetes(e.to_string())),
+                };
+                kube_obs.insert(key.clone(), result);
             }
         }
         let baselines_failed = self.fill_baselines(&keys).await;

@@ -39,6 +39,14 @@ where
     stores: BTreeMap<Option<String>, Store<K>>,
 }
 
+/// When a watch of the stores last failed, and why: while that is recent, what the stores
+/// hold may be stale, and the checks must not judge from it.
+pub type LastWatchError = Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>;
+
+/// How long after a watch error the stores are not trusted. Longer than kube's largest
+/// retry backoff (30 s), so a watch that keeps failing keeps them distrusted.
+pub const DISTRUST_AFTER_ERROR: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl<K> Kind<K>
 where
     K: Resource + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
@@ -49,6 +57,7 @@ where
         namespaces: &[Option<String>],
         trim: fn(&mut K),
         tasks: &mut Vec<JoinHandle<()>>,
+        last_error: &LastWatchError,
     ) -> Self
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -62,6 +71,7 @@ where
             let (reader, writer) = reflector::store();
             let kind = K::kind(&K::DynamicType::default()).to_string();
             let scope = ns.clone().unwrap_or_else(|| "*".into());
+            let last_error = last_error.clone();
             // Small pages: each page is held whole, untrimmed, while it is listed.
             let stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE))
                 .default_backoff()
@@ -74,6 +84,12 @@ where
                     if let Err(e) = item {
                         warn!(kind, namespace = scope, error = %e,
                             "watch for the checks failed; retrying with backoff");
+                        if let Ok(mut last) = last_error.lock() {
+                            *last = Some((
+                                std::time::Instant::now(),
+                                format!("the watch of {kind} in {scope} failed: {e}"),
+                            ));
+                        }
                     }
                 }
             }));
@@ -160,6 +176,7 @@ pub struct Stores {
     pods: Kind<Pod>,
     jobs: Kind<Job>,
     tasks: Vec<JoinHandle<()>>,
+    last_error: LastWatchError,
 }
 
 impl Drop for Stores {
@@ -187,14 +204,24 @@ impl Stores {
             namespaces.iter().cloned().map(Some).collect()
         };
         let mut tasks = Vec::new();
+        let last_error = LastWatchError::default();
+        let e = &last_error;
         Arc::new(Self {
-            deployments: Kind::start(client, &scopes, trim_deployment, &mut tasks),
-            stateful_sets: Kind::start(client, &scopes, trim_stateful_set, &mut tasks),
-            daemon_sets: Kind::start(client, &scopes, trim_daemon_set, &mut tasks),
-            pods: Kind::start(client, &scopes, trim_pod, &mut tasks),
-            jobs: Kind::start(client, &scopes, trim_job, &mut tasks),
+            deployments: Kind::start(client, &scopes, trim_deployment, &mut tasks, e),
+            stateful_sets: Kind::start(client, &scopes, trim_stateful_set, &mut tasks, e),
+            daemon_sets: Kind::start(client, &scopes, trim_daemon_set, &mut tasks, e),
+            pods: Kind::start(client, &scopes, trim_pod, &mut tasks, e),
+            jobs: Kind::start(client, &scopes, trim_job, &mut tasks, e),
             tasks,
+            last_error,
         })
+    }
+
+    /// Why the stores cannot be trusted now (a watch failed less than
+    /// [`DISTRUST_AFTER_ERROR`] ago), if so.
+    pub fn trouble(&self) -> Option<String> {
+        let last = self.last_error.lock().ok()?.clone()?;
+        (last.0.elapsed() < DISTRUST_AFTER_ERROR).then_some(last.1)
     }
 
     /// Resolves once every store has its first listing.
