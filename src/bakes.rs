@@ -167,6 +167,13 @@ impl BakeStore {
         Ok(list
             .items
             .into_iter()
+            // Other records (automatic actions) carry the same label.
+            .filter(|cm| {
+                cm.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("upgrade-guard.bakes."))
+            })
             .filter_map(|cm| {
                 let labels = cm.metadata.labels.as_ref()?;
                 let key = ReleaseKey::new(

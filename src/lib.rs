@@ -13,5 +13,6 @@ pub mod evaluation;
 pub mod metrics;
 pub mod notify;
 pub mod release;
+pub mod remediation;
 pub mod tracker;
 pub mod verdict;

@@ -253,6 +253,86 @@ impl NotifyMetrics {
     }
 }
 
+/// Outcomes of automatic rollbacks.
+pub const ROLLBACK_OUTCOMES: [&str; 6] = [
+    "verified",
+    "verification_failed",
+    "helm_failed",
+    "interrupted",
+    "cancelled",
+    "dry_run",
+];
+
+/// Metrics of automatic actions.
+#[derive(Debug, Clone, Default)]
+pub struct ActionMetrics {
+    /// `rollbacks_total{outcome}`.
+    pub rollbacks: Family<OutcomeLabel, Counter>,
+    /// `migration_restarts_total{outcome}`.
+    pub restarts: Family<OutcomeLabel, Counter>,
+    /// `action_holds_total{reason}`.
+    pub holds: Family<ReasonLabel, Counter>,
+    /// `leader` (1 while this replica holds the Lease).
+    pub leader: Gauge,
+}
+
+impl ActionMetrics {
+    /// Creates the metrics (every outcome and reason from the start) and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        for outcome in ROLLBACK_OUTCOMES {
+            let _ = m.rollbacks.get_or_create(&OutcomeLabel { outcome });
+        }
+        for outcome in ["done", "failed", "interrupted", "cancelled", "dry_run"] {
+            let _ = m.restarts.get_or_create(&OutcomeLabel { outcome });
+        }
+        for reason in crate::remediation::plan::HoldReason::ALL {
+            let _ = m.holds.get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
+        registry.register(
+            "rollbacks",
+            "Automatic rollbacks by final outcome (verified, verification_failed, helm_failed, interrupted, cancelled before running, dry_run)",
+            m.rollbacks.clone(),
+        );
+        registry.register(
+            "migration_restarts",
+            "Automatic migration-pod restarts by outcome",
+            m.restarts.clone(),
+        );
+        registry.register(
+            "action_holds",
+            "Automatic actions held, by reason (counted when a release's hold starts or changes)",
+            m.holds.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease (only the leader alerts and acts)",
+            m.leader.clone(),
+        );
+        m
+    }
+
+    /// Counts a final outcome.
+    pub fn count(&self, action: crate::remediation::records::ActionKind, outcome: &'static str) {
+        let family = match action {
+            crate::remediation::records::ActionKind::Rollback => &self.rollbacks,
+            crate::remediation::records::ActionKind::RestartPod => &self.restarts,
+        };
+        family.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Counts a hold.
+    pub fn held(&self, reason: crate::remediation::plan::HoldReason) {
+        self.holds
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+}
+
 /// A registry with upgrade-guard's prefix.
 pub fn registry() -> Registry {
     Registry::with_prefix(PREFIX)

@@ -52,9 +52,7 @@ impl Running {
         let task = tokio::spawn(daemon::run(
             kube,
             config,
-            DaemonOptions {
-                listen: "127.0.0.1:0".parse().unwrap(),
-            },
+            DaemonOptions::listen("127.0.0.1:0".parse().unwrap()),
             async {
                 let _ = stopped.await;
             },

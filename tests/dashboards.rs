@@ -109,9 +109,7 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
     let task = tokio::spawn(daemon::run(
         kube,
         Arc::new(Config::parse(&config, "test").unwrap()),
-        DaemonOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-        },
+        DaemonOptions::listen("127.0.0.1:0".parse().unwrap()),
         async {
             let _ = stopped.await;
         },

@@ -174,6 +174,20 @@ pub enum Command {
 
 pub use crate::config::parse_duration;
 
+/// The global helm flags that point helm at the cluster the daemon uses.
+pub fn helm_args(args: &Args) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(k) = &args.kubeconfig {
+        out.push("--kubeconfig".to_string());
+        out.push(k.display().to_string());
+    }
+    if let Some(c) = &args.context {
+        out.push("--kube-context".to_string());
+        out.push(c.clone());
+    }
+    out
+}
+
 /// Builds a Kubernetes client from `--kubeconfig`/`--context`, else kube's own inference
 /// (every file of `KUBECONFIG`, merged; `~/.kube/config`; in-cluster).
 pub async fn kube_client(args: &Args) -> Result<kube::Client, CliError> {

@@ -181,11 +181,25 @@ pub struct ThresholdPolicy {
     pub hold: Duration,
 }
 
+/// Limits on what `mode: auto` does for a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoPolicy {
+    /// Automatic rollbacks at most per bad revision (counted in the cluster, across restarts).
+    pub max_per_revision: u32,
+    /// No automatic action on the release sooner than this after the previous one started.
+    pub cooldown: Duration,
+    /// After a failed migration, delete the release's pod once (it restarts and the
+    /// migration resumes). Off by default.
+    pub restart_migration_pod: bool,
+}
+
 /// Everything that decides how one release is judged.
 #[derive(Debug, Clone)]
 pub struct ReleasePolicy {
     /// What upgrade-guard may do.
     pub mode: Mode,
+    /// Limits of `mode: auto`.
+    pub auto: AutoPolicy,
     /// Watch time before a revision is declared healthy.
     pub bake_window: Duration,
     /// Workloads must be Ready this long after the upgrade.
@@ -273,6 +287,34 @@ pub struct NotificationsConfig {
     pub email: Option<EmailConfig>,
 }
 
+/// Leader election among replicas (a Lease in `state.namespace`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElectionConfig {
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// How long a holder's claim lasts without renewal.
+    pub lease_duration: Duration,
+    /// A holder that could not renew for this long stops acting (shorter than the duration).
+    pub renew_deadline: Duration,
+    /// How often the Lease is tried and renewed.
+    pub retry_period: Duration,
+}
+
+/// How automatic actions run, for every release in `mode: auto`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionsConfig {
+    /// Log and report what would run; run nothing.
+    pub dry_run: bool,
+    /// Automatic actions at most, across all releases, within `budget_window`.
+    pub budget: u32,
+    /// The window of `budget`.
+    pub budget_window: Duration,
+    /// The helm binary.
+    pub helm: String,
+    /// Leader election.
+    pub leader_election: LeaderElectionConfig,
+}
+
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -286,6 +328,8 @@ pub struct Config {
     pub state: StateConfig,
     /// Where alerts go.
     pub notifications: NotificationsConfig,
+    /// Automatic actions.
+    pub actions: ActionsConfig,
     /// Settings that are valid but probably not what the operator meant, in words.
     pub warnings: Vec<String>,
     defaults: ReleasePolicy,

@@ -73,6 +73,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub notifications: RawNotifications,
     #[serde(default)]
+    pub actions: RawActions,
+    #[serde(default)]
     pub defaults: RawRelease,
     #[serde(default)]
     pub releases: Vec<RawRelease>,
@@ -142,6 +144,35 @@ pub struct RawEvaluation {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawActions {
+    pub dry_run: Option<bool>,
+    pub budget: Option<u32>,
+    pub budget_window: Option<Dur>,
+    pub helm: Option<String>,
+    #[serde(default)]
+    pub leader_election: RawLeaderElection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeaderElection {
+    pub lease_name: Option<String>,
+    pub lease_duration: Option<Dur>,
+    pub renew_deadline: Option<Dur>,
+    pub retry_period: Option<Dur>,
+}
+
+/// `auto:` of a release: limits on what `mode: auto` does.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuto {
+    pub max_per_revision: Option<u32>,
+    pub cooldown: Option<Dur>,
+    pub restart_migration_pod: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawState {
     pub namespace: Option<String>,
 }
@@ -154,6 +185,7 @@ pub struct RawRelease {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub mode: Option<super::Mode>,
+    pub auto: Option<RawAuto>,
     pub bake_window: Option<Dur>,
     pub readiness_deadline: Option<Dur>,
     pub pending_timeout: Option<Dur>,

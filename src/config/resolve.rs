@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::raw::{self, RawConfig, RawRelease};
 use super::{
-    Config, EmailConfig, LagPolicy, MigrationPolicy, Mode, NotificationsConfig, Override,
-    PresencePolicy, PrometheusConfig, ReleasePolicy, SmtpSecurity, StateConfig, ThresholdPolicy,
-    WatchConfig,
+    ActionsConfig, AutoPolicy, Config, EmailConfig, LagPolicy, LeaderElectionConfig,
+    MigrationPolicy, Mode, NotificationsConfig, Override, PresencePolicy, PrometheusConfig,
+    ReleasePolicy, SmtpSecurity, StateConfig, ThresholdPolicy, WatchConfig,
 };
 use crate::checks::human;
 
@@ -28,6 +28,11 @@ const DEFAULT_STATE_NAMESPACE: &str = "upgrade-guard";
 fn hard_defaults() -> ReleasePolicy {
     ReleasePolicy {
         mode: Mode::Recommend,
+        auto: AutoPolicy {
+            max_per_revision: 1,
+            cooldown: Duration::from_secs(60 * 60),
+            restart_migration_pod: false,
+        },
         bake_window: Duration::from_secs(15 * 60),
         readiness_deadline: Duration::from_secs(10 * 60),
         pending_timeout: Duration::from_secs(5 * 60),
@@ -64,6 +69,17 @@ pub(super) fn overlay(
 ) -> ReleasePolicy {
     if let Some(v) = raw.mode {
         base.mode = v;
+    }
+    if let Some(a) = &raw.auto {
+        if let Some(v) = a.max_per_revision {
+            base.auto.max_per_revision = v;
+        }
+        if let Some(v) = a.cooldown {
+            base.auto.cooldown = v.0;
+        }
+        if let Some(v) = a.restart_migration_pod {
+            base.auto.restart_migration_pod = v;
+        }
     }
     let set = |field: &mut Duration, v: &Option<raw::Dur>| {
         if let Some(d) = v {
@@ -165,6 +181,52 @@ fn email(raw: &raw::RawEmail) -> Result<EmailConfig, String> {
         username_file: raw.username_file.clone(),
         password_file: raw.password_file.clone(),
         timeout,
+    })
+}
+
+fn actions(raw: &raw::RawActions) -> Result<ActionsConfig, String> {
+    let le = &raw.leader_election;
+    let dur = |v: &Option<raw::Dur>, d: u64| v.map_or(Duration::from_secs(d), |d| d.0);
+    let leader_election = LeaderElectionConfig {
+        lease_name: le
+            .lease_name
+            .clone()
+            .unwrap_or_else(|| "upgrade-guard".to_string()),
+        lease_duration: dur(&le.lease_duration, 15),
+        renew_deadline: dur(&le.renew_deadline, 10),
+        retry_period: dur(&le.retry_period, 2),
+    };
+    const LE: &str = "actions.leader_election";
+    if leader_election.lease_name.is_empty() {
+        return Err(format!("{LE}.lease_name: must name a Lease"));
+    }
+    positive(&format!("{LE}.retry_period"), leader_election.retry_period)?;
+    if leader_election.renew_deadline >= leader_election.lease_duration {
+        return Err(format!(
+            "{LE}.renew_deadline: {} must be shorter than lease_duration ({}): a holder must stop acting before another replica may take the Lease",
+            human(leader_election.renew_deadline),
+            human(leader_election.lease_duration)
+        ));
+    }
+    if leader_election.retry_period >= leader_election.renew_deadline {
+        return Err(format!(
+            "{LE}.retry_period: {} must be shorter than renew_deadline ({}): the Lease must be renewed at least once before the deadline",
+            human(leader_election.retry_period),
+            human(leader_election.renew_deadline)
+        ));
+    }
+    let budget_window = dur(&raw.budget_window, 60 * 60);
+    positive("actions.budget_window", budget_window)?;
+    let helm = raw.helm.clone().unwrap_or_else(|| "helm".to_string());
+    if helm.is_empty() {
+        return Err("actions.helm: must name the helm binary".into());
+    }
+    Ok(ActionsConfig {
+        dry_run: raw.dry_run.unwrap_or(false),
+        budget: raw.budget.unwrap_or(3),
+        budget_window,
+        helm,
+        leader_election,
     })
 }
 
@@ -357,6 +419,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
     if notifications.queue_size == 0 {
         return Err("notifications.alertmanager.queue_size: must be at least 1".into());
     }
+    let actions = actions(&raw.actions)?;
     // Like a Prometheus rule: two evaluations, and never less than one scrape.
     let default_hold = (evaluation_interval * 2).max(prometheus.scrape_interval);
 
@@ -397,6 +460,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
         evaluation_interval,
         state,
         notifications,
+        actions,
         warnings: all_warnings,
         defaults,
         overrides,

@@ -91,6 +91,14 @@ impl Collector for ReleaseCollector {
             "pending_pods",
             "Pods of the latest revision that are not Ready, by reason",
         );
+        let mut hold = Family::new(
+            "action_hold",
+            "mode: auto only: 1 while the automatic action for the latest revision's failure is held, by reason",
+        );
+        let mut rollback = Family::new(
+            "action_state",
+            "mode: auto only: 1 for the state of the automatic action concerning the latest revision (running, done, failed, interrupted, verified, verification_failed, cancelled)",
+        );
         let mut final_verdict = Family::new(
             "release_evaluation_final",
             "1 when the latest revision's evaluation ended (bake window over), 0 while it runs",
@@ -132,6 +140,21 @@ impl Collector for ReleaseCollector {
                 started
                     .samples
                     .push((base.clone(), at.as_millisecond() as f64 / 1000.0));
+            }
+            if let Some(a) = &view.automation {
+                if let Some(h) = a.hold() {
+                    hold.samples
+                        .push((with(&[("reason", h.reason.as_str().to_string())]), 1.0));
+                }
+                if let Some(r) = &a.record {
+                    rollback.samples.push((
+                        with(&[
+                            ("action", r.action.as_str().to_string()),
+                            ("state", r.phase.as_str().to_string()),
+                        ]),
+                        1.0,
+                    ));
+                }
             }
             let Some(j) = &view.judgement else {
                 continue;
@@ -188,6 +211,8 @@ impl Collector for ReleaseCollector {
             threshold,
             pending,
             started,
+            hold,
+            rollback,
         ] {
             family.encode(&mut encoder)?;
         }

@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::evaluation::prometheus::{ClientError, Prometheus};
 use crate::evaluation::stores::Stores;
 use crate::evaluation::{Evaluator, Report, Start};
-use crate::metrics::{NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry};
+use crate::metrics::{ActionMetrics, NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry};
 use crate::notify::alertmanager::Alertmanagers;
 use crate::notify::alerts::{Ledger, desired};
 use crate::notify::email::Mailer;
@@ -36,6 +36,9 @@ use crate::notify::mail::Mailbook;
 use crate::release::ReleaseKey;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::rollback_target::BakeRecord;
+use crate::remediation::helm::HelmRunner;
+use crate::remediation::leader::{self, Elector};
+use crate::remediation::{Finished, Remediator};
 use crate::tracker::{Tracker, client_config};
 use crate::verdict::{ActionContext, RecommendedAction, Verdict, guard, recommend};
 use http::{Readiness, Served};
@@ -65,6 +68,25 @@ pub enum DaemonError {
 pub struct DaemonOptions {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
+    /// Arguments given to every `helm` run before the subcommand (`--kubeconfig`,
+    /// `--kube-context`), so helm reaches the cluster the daemon watches.
+    pub helm_args: Vec<String>,
+    /// `--dry-run`: automatic actions are reported, never run (also `actions.dry_run`).
+    pub dry_run: bool,
+    /// Identity in the leader Lease and the action records (default: [`leader::identity`]).
+    pub identity: Option<String>,
+}
+
+impl DaemonOptions {
+    /// Listening on `listen`, everything else by default.
+    pub fn listen(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            helm_args: Vec::new(),
+            dry_run: false,
+            identity: None,
+        }
+    }
 }
 
 /// Called once the HTTP server is bound (tests learn the port).
@@ -83,6 +105,7 @@ pub async fn run(
     let tracker_metrics = TrackerMetrics::register(&mut registry);
     let prometheus_metrics = PrometheusMetrics::register(&mut registry);
     let notify_metrics = NotifyMetrics::register(&mut registry);
+    let action_metrics = ActionMetrics::register(&mut registry);
     let firing = Gauge::<i64>::default();
     registry.register(
         "alerts_firing",
@@ -126,6 +149,25 @@ pub async fn run(
     let mut evaluator =
         Evaluator::new(client.clone(), &config, prometheus).with_stores(stores.clone());
     let store = BakeStore::new(client.clone(), &config.state.namespace);
+    let (elector, leadership) = Elector::new(
+        client.clone(),
+        &config.state.namespace,
+        config.actions.leader_election.clone(),
+        options.identity.clone().unwrap_or_else(leader::identity),
+    );
+    let mut actions_config = config.actions.clone();
+    actions_config.dry_run |= options.dry_run;
+    let (remediator, mut finished) = Remediator::new(
+        client.clone(),
+        &config.state.namespace,
+        HelmRunner {
+            program: config.actions.helm.clone(),
+            global_args: options.helm_args.clone(),
+        },
+        actions_config,
+        leadership.clone(),
+        action_metrics.clone(),
+    );
 
     let notifications = &config.notifications;
     let alertmanagers = Alertmanagers::start(
@@ -148,6 +190,9 @@ pub async fn run(
         "listing Helm release records".to_string(),
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let elector = tokio::spawn(elector.run(stop_rx.clone()));
+    let mut leading = false;
+    let leader_tick = config.actions.leader_election.retry_period;
     let listener = http::bind(options.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -185,6 +230,7 @@ pub async fn run(
         rollbacks: BTreeMap::new(),
         guarded: BTreeMap::new(),
         rounds,
+        remediator,
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut stores_ready = std::pin::pin!({
@@ -239,8 +285,22 @@ pub async fn run(
             () = tokio::time::sleep_until(next_notify), if !alertmanagers.is_empty() => {
                 next_notify = tokio::time::Instant::now() + notify_tick;
             }
+            Some(done) = finished.recv() => daemon.finished(done),
+            () = tokio::time::sleep(leader_tick) => {}
         }
-        if !alertmanagers.is_empty() {
+        let now_leading = leadership.is_leader();
+        action_metrics.leader.set(i64::from(now_leading));
+        if now_leading != leading {
+            leading = now_leading;
+            if leading {
+                // Alertmanager hears everything that fires from the new leader at once.
+                ledger = Ledger::new(notifications.resend_interval);
+                if *synced.borrow() {
+                    daemon.resume().await;
+                }
+            }
+        }
+        if leading && !alertmanagers.is_empty() {
             let wanted = {
                 let state = daemon.state();
                 desired(state.releases(), notifications.dashboard_url.as_deref())
@@ -255,7 +315,8 @@ pub async fn run(
                 let state = daemon.state();
                 mailbook.changes(state.releases(), notifications.dashboard_url.as_deref())
             };
-            for mail in mails {
+            // Every replica follows the changes; only the leader tells them.
+            for mail in mails.into_iter().filter(|_| leading) {
                 match mail {
                     Ok(mail) => mailer.send(mail),
                     Err(e) => warn!("cannot render an email: {e}"),
@@ -272,8 +333,10 @@ pub async fn run(
     info!("shutting down: no new events or rounds");
     ready_tx.send_replace(Readiness::ShuttingDown);
     tracker.abort();
+    daemon.remediator.drain().await;
     let _ = stop_tx.send(true);
     let _ = server.await;
+    let _ = elector.await;
     Ok(())
 }
 
@@ -290,6 +353,8 @@ struct Daemon {
     guarded: BTreeMap<ReleaseKey, (u32, RecommendedAction, RecommendedAction)>,
     /// Rounds run.
     rounds: prometheus_client::metrics::counter::Counter,
+    /// Automatic actions.
+    remediator: Remediator,
 }
 
 impl Daemon {
@@ -315,7 +380,14 @@ impl Daemon {
             }
             self.rollbacks.remove(&key);
             self.guarded.remove(&key);
+            self.remediator.forget(&key);
             return;
+        }
+        if self.config.policy_for(&key).mode == crate::config::Mode::Auto {
+            // The records say whether this revision is a rollback upgrade-guard made.
+            self.remediator.load(&key).await;
+            let automation = self.remediator.automation(&key, event.revision);
+            self.state().automate(&key, event.revision, automation);
         }
         let Some(summary) = event.summary.clone().filter(|_| evaluate) else {
             return;
@@ -348,6 +420,45 @@ impl Daemon {
         let cancelled = evaluator.begin(start, self.config.policy_for(&key));
         info!(release = %key, revision = event.revision, event = event.kind.name(),
             resumed = event.resumed, cancelled = ?cancelled, "evaluating");
+    }
+
+    /// An automatic action finished: its record is shown with the release.
+    fn finished(&mut self, done: Finished) {
+        self.remediator.finished(&done);
+        let key = done.0;
+        let revision = self
+            .state
+            .read()
+            .ok()
+            .and_then(|s| s.get(&key).map(|v| v.revision));
+        if let Some(revision) = revision {
+            let automation = self.remediator.automation(&key, revision);
+            self.state().automate(&key, revision, automation);
+        }
+    }
+
+    /// This replica became the leader: actions left unfinished by another process are
+    /// resolved (never run again).
+    async fn resume(&mut self) {
+        let config = self.config.clone();
+        self.remediator
+            .resume(|key| config.policy_for(key).rollback_timeout)
+            .await;
+        let views: Vec<(ReleaseKey, u32)> = self
+            .state
+            .read()
+            .map(|s| {
+                s.releases()
+                    .map(|v| (v.release.clone(), v.revision))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (key, revision) in views {
+            if config.policy_for(&key).mode == crate::config::Mode::Auto {
+                let automation = self.remediator.automation(&key, revision);
+                self.state().automate(&key, revision, automation);
+            }
+        }
     }
 
     async fn round(&mut self, evaluator: &mut Evaluator) {
@@ -385,6 +496,20 @@ impl Daemon {
                     verdict = report.verdict.as_str(), "verdict");
             }
             self.state().judged(&report, done);
+            let policy = self.config.policy_for(&report.release);
+            if policy.mode == crate::config::Mode::Auto {
+                self.remediator.verify(&report, done).await;
+                let storage = self
+                    .state
+                    .read()
+                    .ok()
+                    .and_then(|s| s.get(&report.release).map(|v| v.storage))
+                    .unwrap_or(crate::release::labels::Storage::Secret);
+                self.remediator.decide(&report, &policy, storage).await;
+                let automation = self.remediator.automation(&report.release, report.revision);
+                self.state()
+                    .automate(&report.release, report.revision, automation);
+            }
             if done {
                 self.record(&report).await;
                 evaluator.end(&report.release);
@@ -473,6 +598,7 @@ impl Daemon {
                     is_final: true,
                 }),
                 problem: None,
+                automation: None,
             };
             if self.state().restore(view) {
                 info!(release = %key, revision, "failure recorded before the restart: served and alerted again");

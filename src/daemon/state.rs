@@ -66,6 +66,9 @@ pub struct ReleaseView {
     pub judgement: Option<Judgement>,
     /// Why the revision is not judged or cannot be, in words (unreadable, stuck).
     pub problem: Option<String>,
+    /// `mode: auto` only: the decision about a failure and the action taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automation: Option<crate::remediation::Automation>,
 }
 
 /// Every release the daemon knows, and whether it is ready to serve.
@@ -99,6 +102,7 @@ impl State {
                 started: None,
                 judgement: None,
                 problem: None,
+                automation: None,
             },
         };
         view.status = event.status;
@@ -151,6 +155,21 @@ impl State {
             evaluated_at: report.evaluated_at,
             is_final,
         });
+    }
+
+    /// What `mode: auto` decided and did about `revision`; ignored when a newer revision
+    /// was seen since.
+    pub fn automate(
+        &mut self,
+        key: &ReleaseKey,
+        revision: u32,
+        automation: crate::remediation::Automation,
+    ) {
+        if let Some(view) = self.releases.get_mut(key)
+            && view.revision == revision
+        {
+            view.automation = Some(automation);
+        }
     }
 
     /// Puts back a view restored after a restart, unless something newer is known.

@@ -14,6 +14,9 @@ use serde::Serialize;
 
 use crate::checks::{Bound, CheckResult, Outcome, num};
 use crate::daemon::state::ReleaseView;
+use crate::remediation::Automation;
+use crate::remediation::plan::Plan;
+use crate::remediation::records::{ActionKind, ActionRecord, Phase};
 use crate::verdict::{RecommendedAction, Verdict};
 
 /// How long a resolved alert keeps being sent.
@@ -137,6 +140,9 @@ pub fn desired<'a>(
                 dashboard,
             ));
         }
+        if let Some(a) = &view.automation {
+            automation_alerts(&mut out, view, a, dashboard);
+        }
         let Some(j) = &view.judgement else { continue };
         let (name, severity, outcome) = match j.verdict {
             Verdict::Failed => ("UpgradeFailed", "critical", Outcome::Fail),
@@ -162,12 +168,128 @@ pub fn desired<'a>(
                     ),
                     ("description", format!("{}{}", r.summary, measured(r))),
                     ("recommended_action", action_text(&j.action)),
-                ],
+                ]
+                .into_iter()
+                .chain(
+                    view.automation
+                        .as_ref()
+                        .and_then(automatic_text)
+                        .map(|t| ("automatic_action", t)),
+                )
+                .collect(),
                 dashboard,
             ));
         }
     }
     out
+}
+
+/// What `mode: auto` does about the failure, in words (for the `automatic_action`
+/// annotation and the email).
+pub fn automatic_text(a: &Automation) -> Option<String> {
+    if let Some(r) = &a.record {
+        return Some(record_text(r));
+    }
+    match a.plan.as_ref()? {
+        Plan::Hold(h) => Some(format!("held ({}): {}", h.reason.as_str(), h.detail)),
+        Plan::Rollback { command, .. } | Plan::RestartPod { workload: command } if a.dry_run => {
+            Some(format!("dry run: would run {command}"))
+        }
+        Plan::Rollback { command, .. } => Some(format!("running: {command}")),
+        Plan::RestartPod { workload } => Some(format!("restarting the pods of {workload}")),
+    }
+}
+
+/// A record in words.
+pub fn record_text(r: &ActionRecord) -> String {
+    let what = match (r.action, r.target) {
+        (ActionKind::Rollback, Some(t)) => format!(
+            "automatic rollback of revision {} to revision {t}",
+            r.bad_revision
+        ),
+        _ => format!(
+            "automatic restart of the migration pod (revision {})",
+            r.bad_revision
+        ),
+    };
+    let phase = match r.phase {
+        Phase::Running => "running".to_string(),
+        Phase::Cancelled => "cancelled before it ran".to_string(),
+        Phase::Done if r.action == ActionKind::Rollback => "done, verifying".to_string(),
+        Phase::Done => "done".to_string(),
+        Phase::Failed => "FAILED".to_string(),
+        Phase::Interrupted => "INTERRUPTED".to_string(),
+        Phase::Verified => "verified".to_string(),
+        Phase::VerificationFailed => "FAILED its verification".to_string(),
+    };
+    match &r.detail {
+        Some(d) => format!("{what}: {phase}: {d} ({})", r.command),
+        None => format!("{what}: {phase} ({})", r.command),
+    }
+}
+
+fn automation_alerts(
+    out: &mut Vec<Alert>,
+    view: &ReleaseView,
+    a: &Automation,
+    dashboard: Option<&str>,
+) {
+    if let Some(r) = &a.record {
+        let (name, severity) = match r.phase {
+            Phase::Failed | Phase::Interrupted | Phase::VerificationFailed => {
+                ("UpgradeRollbackFailed", "critical")
+            }
+            Phase::Verified if r.new_revision == Some(view.revision) => {
+                ("UpgradeRolledBack", "info")
+            }
+            _ => return,
+        };
+        let summary = match name {
+            "UpgradeRolledBack" => format!(
+                "{} was rolled back automatically from revision {} and the rollback is verified: fix the upgrade and run it again",
+                view.release, r.bad_revision
+            ),
+            _ => format!(
+                "{}: the automatic action for revision {} failed: an operator must act",
+                view.release, r.bad_revision
+            ),
+        };
+        out.push(alert(
+            name,
+            severity,
+            view,
+            r.action.as_str(),
+            vec![("summary", summary), ("description", record_text(r))],
+            dashboard,
+        ));
+        return;
+    }
+    let failed = view
+        .judgement
+        .as_ref()
+        .is_some_and(|j| j.verdict == Verdict::Failed);
+    if let (true, Some(h)) = (failed, a.hold()) {
+        out.push(alert(
+            "UpgradeAutoActionHeld",
+            "warning",
+            view,
+            "automatic_action",
+            vec![
+                (
+                    "summary",
+                    format!(
+                        "{} revision {} failed and upgrade-guard does not act: {}",
+                        view.release,
+                        view.revision,
+                        h.reason.as_str()
+                    ),
+                ),
+                ("description", h.detail.clone()),
+                ("hold_reason", h.reason.as_str().to_string()),
+            ],
+            dashboard,
+        ));
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -34,6 +34,7 @@ fn view(verdict: Verdict, is_final: bool, results: Vec<CheckResult>) -> ReleaseV
             is_final,
         }),
         problem: None,
+        automation: None,
     }
 }
 
@@ -141,4 +142,114 @@ fn the_ledger_resends_refreshes_ends_at_and_resolves_for_five_minutes() {
     // Firing again later is a new alert (new start).
     let batch = ledger.update(failing(), t(500)).unwrap();
     assert_eq!(batch[0].starts_at, t(500));
+}
+
+fn record(phase: Phase, new_revision: Option<u32>) -> ActionRecord {
+    ActionRecord {
+        bad_revision: 2,
+        attempt: 1,
+        action: ActionKind::Rollback,
+        target: Some(1),
+        command: "helm rollback gim 1 -n gim --wait --timeout 15m".into(),
+        holder: "upgrade-guard-0".into(),
+        started: t(0),
+        phase,
+        finished: None,
+        new_revision,
+        detail: Some("what happened".into()),
+    }
+}
+
+fn names(alerts: &[Alert]) -> Vec<(&str, &str)> {
+    alerts
+        .iter()
+        .map(|a| (a.labels["alertname"].as_str(), a.labels["check"].as_str()))
+        .collect()
+}
+
+#[test]
+fn automatic_actions_are_alerted_held_running_failed_and_verified() {
+    use crate::remediation::Automation;
+    use crate::remediation::plan::{Hold, HoldReason, Plan};
+    // Held: the failure alert says why, and a warning names the reason.
+    let mut v = view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)]);
+    v.automation = Some(Automation {
+        dry_run: false,
+        plan: Some(Plan::Hold(Hold {
+            reason: HoldReason::DependencyDown,
+            detail: "the dependency kafka fails".into(),
+        })),
+        record: None,
+    });
+    let alerts = desired([&v].into_iter(), None);
+    assert_eq!(
+        names(&alerts),
+        [
+            ("UpgradeAutoActionHeld", "automatic_action"),
+            ("UpgradeFailed", "lag")
+        ]
+    );
+    assert_eq!(alerts[0].annotations["hold_reason"], "dependency_down");
+    assert_eq!(
+        alerts[1].annotations["automatic_action"],
+        "held (dependency_down): the dependency kafka fails"
+    );
+    // Running (revision 2 is the bad one here): only the failure, saying so.
+    v.revision = 2;
+    v.automation = Some(Automation {
+        dry_run: false,
+        plan: None,
+        record: Some(record(Phase::Running, None)),
+    });
+    let alerts = desired([&v].into_iter(), None);
+    assert_eq!(names(&alerts), [("UpgradeFailed", "lag")]);
+    assert!(
+        alerts[0].annotations["automatic_action"]
+            .starts_with("automatic rollback of revision 2 to revision 1: running"),
+        "{:?}",
+        alerts[0].annotations
+    );
+    // Failed: critical, whatever the verdict of the revision now.
+    for phase in [Phase::Failed, Phase::Interrupted, Phase::VerificationFailed] {
+        let mut v = view(Verdict::Progressing, false, vec![]);
+        v.automation = Some(Automation {
+            dry_run: false,
+            plan: None,
+            record: Some(record(phase, Some(3))),
+        });
+        let alerts = desired([&v].into_iter(), None);
+        assert_eq!(
+            names(&alerts),
+            [("UpgradeRollbackFailed", "rollback")],
+            "{phase:?}"
+        );
+        assert_eq!(alerts[0].labels["severity"], "critical");
+        assert!(alerts[0].annotations["description"].contains("what happened"));
+    }
+    // Verified: an informational alert while the rollback's revision is the latest.
+    let mut v = view(Verdict::Healthy, true, vec![]);
+    v.automation = Some(Automation {
+        dry_run: false,
+        plan: None,
+        record: Some(record(Phase::Verified, Some(3))),
+    });
+    let alerts = desired([&v].into_iter(), None);
+    assert_eq!(names(&alerts), [("UpgradeRolledBack", "rollback")]);
+    assert_eq!(alerts[0].labels["severity"], "info");
+    // Dry run: says what would run.
+    let mut v = view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)]);
+    v.automation = Some(Automation {
+        dry_run: true,
+        plan: Some(Plan::Rollback {
+            target: 1,
+            basis: TargetBasis::PassedBake,
+            command: "helm rollback gim 1 -n gim --wait --timeout 15m".into(),
+        }),
+        record: None,
+    });
+    let alerts = desired([&v].into_iter(), None);
+    assert_eq!(
+        alerts[0].annotations["automatic_action"],
+        "dry run: would run helm rollback gim 1 -n gim --wait --timeout 15m"
+    );
 }

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use super::alerts::action_text;
+use super::alerts::{action_text, automatic_text};
 use crate::checks::{Bound, Outcome, num};
 use crate::daemon::state::ReleaseView;
 use crate::release::ReleaseKey;
+use crate::remediation::records::{ActionKind, Phase};
 use crate::verdict::{RecommendedAction, Verdict};
 
 /// A state worth an email.
@@ -23,6 +24,8 @@ enum MailState {
     Healthy,
     Stuck,
     Unreadable,
+    RolledBack,
+    ActionFailed,
 }
 
 impl MailState {
@@ -33,6 +36,20 @@ impl MailState {
             } else {
                 Self::Unreadable
             });
+        }
+        if let Some(r) = view.automation.as_ref().and_then(|a| a.record.as_ref()) {
+            match r.phase {
+                Phase::Verified
+                    if r.action == ActionKind::Rollback
+                        && r.new_revision == Some(view.revision) =>
+                {
+                    return Some(Self::RolledBack);
+                }
+                Phase::Failed | Phase::Interrupted | Phase::VerificationFailed => {
+                    return Some(Self::ActionFailed);
+                }
+                _ => {}
+            }
         }
         let j = view.judgement.as_ref()?;
         match j.verdict {
@@ -50,6 +67,8 @@ impl MailState {
             Self::Healthy => "healthy",
             Self::Stuck => "stuck pending",
             Self::Unreadable => "unreadable",
+            Self::RolledBack => "rolled back automatically, rollback verified",
+            Self::ActionFailed => "automatic action failed",
         }
     }
 }
@@ -175,6 +194,7 @@ impl Mailbook {
             started => view.started.map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()),
             problem => view.problem.clone(),
             action => action.map(action_text),
+            automatic => view.automation.as_ref().and_then(automatic_text),
             command => command,
             checks => checks,
             dashboard => dashboard.map(|d| {
@@ -242,6 +262,7 @@ mod tests {
                 is_final,
             }),
             problem: None,
+            automation: None,
         }
     }
 

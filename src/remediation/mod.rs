@@ -1,0 +1,693 @@
+//! Automatic actions (`mode: auto`): the planner's decision carried out under DESIGN §5.
+//! For a failed revision the [`Remediator`] runs [`plan::precheck`] (no I/O), then re-reads
+//! the release history and the action records and runs [`plan::plan`]; a rollback or a
+//! migration-pod restart is written as an intent record (optimistic concurrency) before it
+//! runs, checked against the history once more, run in its own task, and its outcome
+//! recorded. The revision a rollback creates is evaluated like any other; its verdict
+//! verifies the rollback ([`Remediator::verify`]). A record left `running` by a process that
+//! is gone is never run again: once its deadline passed it is resolved from the history.
+
+pub mod helm;
+pub mod leader;
+pub mod plan;
+pub mod records;
+mod restart;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::bakes::BakeStore;
+use crate::cli::history::{HistoryRow, read_history, read_statuses, rollbacks_of};
+use crate::config::{ActionsConfig, Mode, ReleasePolicy};
+use crate::evaluation::Report;
+use crate::metrics::ActionMetrics;
+use crate::release::labels::Storage;
+use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::verdict::Verdict;
+use helm::HelmRunner;
+use leader::Leadership;
+use plan::{Facts, Hold, HoldReason, Plan, Precheck};
+use records::{ActionKind, ActionRecord, Phase, RecordError, RecordStore, Snapshot};
+
+/// What the daemon shows about automatic actions for a release's current revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Automation {
+    /// `actions.dry_run`: plans are reported, nothing runs.
+    pub dry_run: bool,
+    /// The latest decision about the current revision's failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// The action taken for this revision, or the rollback that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<ActionRecord>,
+}
+
+impl Automation {
+    /// The hold, if the decision is one.
+    pub fn hold(&self) -> Option<&Hold> {
+        match &self.plan {
+            Some(Plan::Hold(h)) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// How often a held decision is taken again (holds that depend on time or on the records).
+const REPLAN_AFTER: Duration = Duration::from_secs(60);
+
+/// A finished action, sent back to the daemon loop.
+pub type Finished = (ReleaseKey, ActionRecord);
+
+/// Carries out automatic actions.
+pub struct Remediator {
+    client: kube::Client,
+    store: RecordStore,
+    bakes: BakeStore,
+    helm: HelmRunner,
+    actions: ActionsConfig,
+    leadership: Leadership,
+    metrics: ActionMetrics,
+    running: BTreeMap<ReleaseKey, JoinHandle<()>>,
+    finished_tx: mpsc::UnboundedSender<Finished>,
+    /// The last decision per release: (revision, when, plan).
+    plans: BTreeMap<ReleaseKey, (u32, Instant, Plan)>,
+    /// Records known per release (loaded at each release event, updated on writes).
+    known: BTreeMap<ReleaseKey, Vec<ActionRecord>>,
+    dry_runs: BTreeSet<(ReleaseKey, u32)>,
+}
+
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(t)
+}
+
+/// The record that concerns `revision`: the action taken because it failed, or the
+/// rollback that created it.
+pub fn record_for(records: &[ActionRecord], revision: u32) -> Option<&ActionRecord> {
+    records
+        .iter()
+        .rev()
+        .find(|r| r.new_revision == Some(revision) || r.bad_revision == revision)
+}
+
+/// The revision a rollback to `target` created after `bad`, from the history.
+fn rollback_revision(rows: &[HistoryRow], bad: u32, target: u32) -> Option<(u32, ReleaseStatus)> {
+    let rollbacks = rollbacks_of(rows);
+    rows.iter()
+        .filter(|r| r.revision > bad && rollbacks.get(&r.revision) == Some(&target))
+        .map(|r| (r.revision, r.status))
+        .next_back()
+}
+
+impl Remediator {
+    /// A remediator writing its records in `namespace`, sending finished actions to the
+    /// returned receiver.
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        helm: HelmRunner,
+        actions: ActionsConfig,
+        leadership: Leadership,
+        metrics: ActionMetrics,
+    ) -> (Self, mpsc::UnboundedReceiver<Finished>) {
+        let (finished_tx, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                store: RecordStore::new(client.clone(), namespace),
+                bakes: BakeStore::new(client.clone(), namespace),
+                client,
+                helm,
+                actions,
+                leadership,
+                metrics,
+                running: BTreeMap::new(),
+                finished_tx,
+                plans: BTreeMap::new(),
+                known: BTreeMap::new(),
+                dry_runs: BTreeSet::new(),
+            },
+            rx,
+        )
+    }
+
+    /// This process leads.
+    pub fn is_leader(&self) -> bool {
+        self.leadership.is_leader()
+    }
+
+    /// Reads a release's records (at each of its events) so that its view and the
+    /// verification of a rollback revision know them.
+    pub async fn load(&mut self, key: &ReleaseKey) {
+        match self.store.load(key).await {
+            Ok(s) => {
+                self.known.insert(key.clone(), s.records);
+            }
+            Err(e) => warn!(release = %key, "action records not available: {e}"),
+        }
+    }
+
+    /// The release was uninstalled.
+    pub fn forget(&mut self, key: &ReleaseKey) {
+        self.plans.remove(key);
+        self.known.remove(key);
+    }
+
+    /// What to show for `revision` of `key`.
+    pub fn automation(&self, key: &ReleaseKey, revision: u32) -> Automation {
+        Automation {
+            dry_run: self.actions.dry_run,
+            plan: self
+                .plans
+                .get(key)
+                .filter(|(r, _, _)| *r == revision)
+                .map(|(_, _, p)| p.clone()),
+            record: self
+                .known
+                .get(key)
+                .and_then(|rs| record_for(rs, revision))
+                .cloned(),
+        }
+    }
+
+    /// A finished action came back: known from now on.
+    pub fn finished(&mut self, (key, record): &Finished) {
+        self.running.remove(key);
+        // Decided again next round, from the records (which now hold this attempt).
+        self.plans.remove(key);
+        self.remember(key, record.clone());
+        self.count(record);
+    }
+
+    fn remember(&mut self, key: &ReleaseKey, record: ActionRecord) {
+        let list = self.known.entry(key.clone()).or_default();
+        list.retain(|r| r.key() != record.key());
+        list.push(record);
+        list.sort_by_key(|r| r.started);
+    }
+
+    fn count(&self, record: &ActionRecord) {
+        let outcome = match (record.action, record.phase) {
+            (_, Phase::Running) | (ActionKind::Rollback, Phase::Done) => return,
+            (ActionKind::Rollback, Phase::Failed) => "helm_failed",
+            (ActionKind::RestartPod, Phase::Failed) => "failed",
+            (_, p) => p.as_str(),
+        };
+        self.metrics.count(record.action, outcome);
+    }
+
+    /// Decides about a judged revision (any verdict; only `failed` in `mode: auto` does
+    /// anything) and, when the plan is an action, starts it.
+    pub async fn decide(&mut self, report: &Report, policy: &ReleasePolicy, storage: Storage) {
+        let key = &report.release;
+        if policy.mode != Mode::Auto {
+            return;
+        }
+        let leader = self.is_leader();
+        let kind = match plan::precheck(
+            report.verdict,
+            &report.action,
+            &report.results,
+            leader,
+            policy.auto.restart_migration_pod,
+        ) {
+            Precheck::Nothing => {
+                self.plans.remove(key);
+                return;
+            }
+            Precheck::Hold(h) => return self.held(key, report.revision, h),
+            Precheck::Candidate(kind) => kind,
+        };
+        let in_progress = self.running.contains_key(key);
+        if let Some((r, at, p)) = self.plans.get(key)
+            && *r == report.revision
+        {
+            match p {
+                // A recent hold stands; time- and record-based ones are taken again later.
+                Plan::Hold(_) if at.elapsed() < REPLAN_AFTER => return,
+                Plan::Hold(_) => {}
+                // Started (its record holds it back from now on) or reported as a dry run.
+                _ => return,
+            }
+        }
+        let plan = match self
+            .fresh_plan(kind, report, policy, storage, in_progress)
+            .await
+        {
+            Ok(p) => p,
+            Err(h) => Plan::Hold(h),
+        };
+        match plan {
+            Plan::Hold(h) => self.held(key, report.revision, h),
+            action => self.start(report, policy, storage, action).await,
+        }
+    }
+
+    fn held(&mut self, key: &ReleaseKey, revision: u32, hold: Hold) {
+        let changed = !matches!(
+            self.plans.get(key),
+            Some((r, _, Plan::Hold(h))) if *r == revision && *h == hold
+        );
+        if changed {
+            info!(release = %key, revision, reason = hold.reason.as_str(), detail = %hold.detail,
+                "automatic action held");
+            self.metrics.held(hold.reason);
+        }
+        self.plans
+            .insert(key.clone(), (revision, Instant::now(), Plan::Hold(hold)));
+    }
+
+    async fn fresh_plan(
+        &mut self,
+        kind: ActionKind,
+        report: &Report,
+        policy: &ReleasePolicy,
+        storage: Storage,
+        in_progress: bool,
+    ) -> Result<Plan, Hold> {
+        let key = &report.release;
+        let unreadable = |what: &str, e: &dyn std::fmt::Display| Hold {
+            reason: HoldReason::Unreadable,
+            detail: format!("cannot read {what}: {e}; nothing is done blind"),
+        };
+        let rows = read_history(self.client.clone(), &key.namespace, &key.name)
+            .await
+            .map_err(|e| unreadable("the release history", &e))?;
+        let snapshot = self
+            .store
+            .load(key)
+            .await
+            .map_err(|e| unreadable("upgrade-guard's action records", &e))?;
+        self.known.insert(key.clone(), snapshot.records.clone());
+        let all = self
+            .store
+            .all()
+            .await
+            .map_err(|e| unreadable("the action records of all releases", &e))?;
+        let now = Timestamp::now();
+        let since = now
+            .checked_sub(SignedDuration::try_from(self.actions.budget_window).unwrap_or_default())
+            .unwrap_or(now);
+        let recent = all
+            .values()
+            .flatten()
+            .filter(|r| r.phase.counts() && r.started >= since)
+            .count();
+        let bakes = self
+            .bakes
+            .load(key)
+            .await
+            .map_err(|e| unreadable("the bake records", &e))?
+            .into_iter()
+            .map(|(r, e)| (r, e.verdict))
+            .collect();
+        let history: Vec<(u32, ReleaseStatus)> =
+            rows.iter().map(|r| (r.revision, r.status)).collect();
+        let rollbacks = rollbacks_of(&rows);
+        let restart_workload = restart::workload(&rows, report.revision, policy);
+        let facts = Facts {
+            release: key,
+            revision: report.revision,
+            storage,
+            history: &history,
+            rollbacks: &rollbacks,
+            bakes: &bakes,
+            records: &snapshot.records,
+            recent_actions: u32::try_from(recent).unwrap_or(u32::MAX),
+            in_progress,
+            restart_workload: restart_workload.map(|w| w.to_string()),
+            now,
+        };
+        Ok(plan::plan(kind, &facts, policy, &self.actions))
+    }
+
+    async fn start(
+        &mut self,
+        report: &Report,
+        policy: &ReleasePolicy,
+        storage: Storage,
+        plan: Plan,
+    ) {
+        let key = report.release.clone();
+        let revision = report.revision;
+        let (kind, target, command) = match &plan {
+            Plan::Rollback {
+                target, command, ..
+            } => (ActionKind::Rollback, Some(*target), command.clone()),
+            Plan::RestartPod { workload } => (
+                ActionKind::RestartPod,
+                None,
+                format!("delete the pods of {workload} once (the migration resumes)"),
+            ),
+            Plan::Hold(_) => return,
+        };
+        self.plans
+            .insert(key.clone(), (revision, Instant::now(), plan.clone()));
+        if self.actions.dry_run {
+            if self.dry_runs.insert((key.clone(), revision)) {
+                info!(release = %key, revision, command = %command, "dry run: would run");
+                self.metrics.count(kind, "dry_run");
+            }
+            return;
+        }
+        // Leadership is checked again after the reads: losing the Lease stops new actions.
+        if !self.is_leader() {
+            return self.held(
+                &key,
+                revision,
+                Hold {
+                    reason: HoldReason::NotLeader,
+                    detail: "the leader Lease was lost while deciding".into(),
+                },
+            );
+        }
+        let snapshot = match self.store.load(&key).await {
+            Ok(s) => s,
+            Err(e) => {
+                return self.held(
+                    &key,
+                    revision,
+                    Hold {
+                        reason: HoldReason::Unreadable,
+                        detail: format!("cannot read upgrade-guard's action records: {e}"),
+                    },
+                );
+            }
+        };
+        let attempt = snapshot
+            .records
+            .iter()
+            .filter(|r| r.bad_revision == revision)
+            .map(|r| r.attempt)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let record = ActionRecord {
+            bad_revision: revision,
+            attempt,
+            action: kind,
+            target,
+            command: command.clone(),
+            holder: self.leadership.identity().to_string(),
+            started: Timestamp::now(),
+            phase: Phase::Running,
+            finished: None,
+            new_revision: None,
+            detail: None,
+        };
+        if let Err(e) = self.intent(&key, &snapshot, &record).await {
+            return self.held(&key, revision, e);
+        }
+        self.remember(&key, record.clone());
+        info!(release = %key, revision, command = %command, "automatic action: intent recorded, starting");
+        let task = Task {
+            client: self.client.clone(),
+            store: self.store.clone(),
+            helm: self.helm.clone(),
+            key: key.clone(),
+            storage,
+            timeout: policy.rollback_timeout,
+            plan,
+            record,
+            finished: self.finished_tx.clone(),
+        };
+        self.running.insert(key, tokio::spawn(task.run()));
+    }
+
+    /// Writes the intent; any write by someone else since the read is a conflict (their
+    /// decision wins; this one is taken again from fresh reads next round).
+    async fn intent(
+        &self,
+        key: &ReleaseKey,
+        snapshot: &Snapshot,
+        record: &ActionRecord,
+    ) -> Result<(), Hold> {
+        match self.store.write_if_unchanged(key, snapshot, record).await {
+            Ok(()) => Ok(()),
+            Err(RecordError::Conflict(_)) => Err(Hold {
+                reason: HoldReason::InProgress,
+                detail: "another replica wrote an action record for this release meanwhile; deciding again from fresh records".into(),
+            }),
+            Err(RecordError::Store(e)) => Err(Hold {
+                reason: HoldReason::Unreadable,
+                detail: format!("the intent could not be recorded, so nothing runs: {e}"),
+            }),
+        }
+    }
+
+    /// A judgement of a revision that a rollback created: `healthy`/`degraded` at the end of
+    /// its bake verify the rollback, `failed` fails it. Returns the updated record.
+    pub async fn verify(&mut self, report: &Report, is_final: bool) -> Option<ActionRecord> {
+        let key = &report.release;
+        let outcome = match report.verdict {
+            Verdict::Failed => Phase::VerificationFailed,
+            Verdict::Healthy | Verdict::Degraded if is_final => Phase::Verified,
+            _ => return None,
+        };
+        if !self.is_leader() {
+            return None;
+        }
+        let record = self
+            .known
+            .get(key)?
+            .iter()
+            .rev()
+            .find(|r| {
+                r.action == ActionKind::Rollback
+                    && r.new_revision == Some(report.revision)
+                    && matches!(r.phase, Phase::Done | Phase::Running | Phase::Interrupted)
+            })?
+            .clone();
+        let updated = ActionRecord {
+            phase: outcome,
+            finished: Some(Timestamp::now()),
+            detail: Some(format!(
+                "revision {} {} its evaluation ({})",
+                report.revision,
+                if outcome == Phase::Verified {
+                    "passed"
+                } else {
+                    "failed"
+                },
+                report.verdict.as_str()
+            )),
+            ..record
+        };
+        if let Err(e) = self.store.update(key, &updated).await {
+            warn!(release = %key, "the rollback's verification was not recorded: {e}");
+        }
+        info!(release = %key, revision = report.revision, outcome = outcome.as_str(), "rollback verification");
+        self.remember(key, updated.clone());
+        self.count(&updated);
+        Some(updated)
+    }
+
+    /// Resolves records left `running` by a process that is gone (after a restart or a
+    /// change of leader), once their deadline passed: never by running them again.
+    pub async fn resume(&mut self, timeout_of: impl Fn(&ReleaseKey) -> Duration) {
+        let all = match self.store.all().await {
+            Ok(a) => a,
+            Err(e) => return warn!("cannot read the action records: {e}"),
+        };
+        for (key, records) in all {
+            self.known.insert(key.clone(), records.clone());
+            for record in records.iter().filter(|r| r.phase == Phase::Running) {
+                if record.holder == self.leadership.identity() || self.running.contains_key(&key) {
+                    continue;
+                }
+                let deadline = plus(record.started, timeout_of(&key) + Duration::from_secs(120));
+                let rows = match read_history(self.client.clone(), &key.namespace, &key.name).await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!(release = %key, "cannot read the history of an unfinished action: {e}");
+                        continue;
+                    }
+                };
+                let found = record
+                    .target
+                    .and_then(|t| rollback_revision(&rows, record.bad_revision, t));
+                let (phase, new_revision, detail) = match found {
+                    Some((rev, status)) if status.is_pending() => {
+                        if Timestamp::now() < deadline {
+                            continue;
+                        }
+                        (
+                            Phase::Interrupted,
+                            Some(rev),
+                            format!(
+                                "the process running the rollback ({}) is gone and revision {rev} is still {status}: the release is locked; resolve it by hand (see docs/actions.md), upgrade-guard never touches it",
+                                record.holder
+                            ),
+                        )
+                    }
+                    Some((rev, status)) => (
+                        Phase::Done,
+                        Some(rev),
+                        format!(
+                            "the process running the rollback ({}) is gone; the rollback wrote revision {rev} ({status}), which is evaluated like any other",
+                            record.holder
+                        ),
+                    ),
+                    None if Timestamp::now() < deadline => continue,
+                    None => (
+                        Phase::Interrupted,
+                        None,
+                        format!(
+                            "the process that recorded this action ({}) is gone and nothing in the history shows it ran; it is not run again",
+                            record.holder
+                        ),
+                    ),
+                };
+                let updated = ActionRecord {
+                    phase,
+                    new_revision,
+                    finished: Some(Timestamp::now()),
+                    detail: Some(detail.clone()),
+                    ..record.clone()
+                };
+                match self.store.update(&key, &updated).await {
+                    Ok(()) => {
+                        warn!(release = %key, bad_revision = record.bad_revision, outcome = phase.as_str(), "{detail}");
+                        self.count(&updated);
+                        self.remember(&key, updated);
+                    }
+                    Err(e) => {
+                        warn!(release = %key, "cannot record the outcome of an unfinished action: {e}")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Actions running in this process.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Waits for the running actions (shutdown: a rollback is never abandoned halfway).
+    pub async fn drain(&mut self) {
+        let running = std::mem::take(&mut self.running);
+        if !running.is_empty() {
+            info!(
+                count = running.len(),
+                "waiting for running actions before exiting"
+            );
+        }
+        for (_, task) in running {
+            let _ = task.await;
+        }
+    }
+}
+
+/// One action, run in its own task.
+struct Task {
+    client: kube::Client,
+    store: RecordStore,
+    helm: HelmRunner,
+    key: ReleaseKey,
+    storage: Storage,
+    timeout: Duration,
+    plan: Plan,
+    record: ActionRecord,
+    finished: mpsc::UnboundedSender<Finished>,
+}
+
+impl Task {
+    async fn run(self) {
+        let record = self.act().await;
+        if let Err(e) = self.store.update(&self.key, &record).await {
+            warn!(release = %self.key, "the outcome of the automatic action was not recorded: {e}");
+        }
+        info!(release = %self.key, bad_revision = record.bad_revision, outcome = record.phase.as_str(),
+            detail = record.detail.as_deref().unwrap_or(""), "automatic action finished");
+        let _ = self.finished.send((self.key.clone(), record));
+    }
+
+    fn outcome(&self, phase: Phase, new_revision: Option<u32>, detail: String) -> ActionRecord {
+        ActionRecord {
+            phase,
+            new_revision,
+            finished: Some(Timestamp::now()),
+            detail: Some(detail),
+            ..self.record.clone()
+        }
+    }
+
+    async fn act(&self) -> ActionRecord {
+        let bad = self.record.bad_revision;
+        // The history once more, just before acting: anything written since the decision
+        // (a newer revision, a Helm operation) cancels it.
+        match read_statuses(self.client.clone(), &self.key.namespace, &self.key.name).await {
+            Ok(history) => {
+                if let Some(reason) = crate::verdict::stale(&history, bad) {
+                    return self.outcome(Phase::Cancelled, None, format!("not run: {reason}"));
+                }
+            }
+            Err(e) => {
+                return self.outcome(
+                    Phase::Cancelled,
+                    None,
+                    format!("not run: the history could not be read just before acting: {e}"),
+                );
+            }
+        }
+        match &self.plan {
+            Plan::Rollback { target, .. } => {
+                let out = self
+                    .helm
+                    .rollback(&self.key, self.storage, *target, self.timeout)
+                    .await;
+                let rows = read_history(self.client.clone(), &self.key.namespace, &self.key.name)
+                    .await
+                    .unwrap_or_default();
+                let new = rollback_revision(&rows, bad, *target).map(|(r, _)| r);
+                if out.success {
+                    let detail = match new {
+                        Some(r) => {
+                            format!("rolled back to revision {target}: revision {r}; verifying")
+                        }
+                        None => format!(
+                            "helm rollback to revision {target} succeeded; its revision is not in the history yet"
+                        ),
+                    };
+                    self.outcome(Phase::Done, new, detail)
+                } else {
+                    self.outcome(Phase::Failed, new, out.detail)
+                }
+            }
+            Plan::RestartPod { workload } => {
+                match restart::delete_pods(self.client.clone(), &self.key.namespace, workload).await
+                {
+                    Ok(pods) => self.outcome(
+                        Phase::Done,
+                        None,
+                        format!(
+                            "deleted {} pod(s) of {workload}: {}",
+                            pods.len(),
+                            pods.join(", ")
+                        ),
+                    ),
+                    Err(e) => self.outcome(
+                        Phase::Failed,
+                        None,
+                        format!("could not delete the pods of {workload}: {e}"),
+                    ),
+                }
+            }
+            Plan::Hold(_) => self.outcome(Phase::Cancelled, None, "nothing to do".into()),
+        }
+    }
+}
+
+/// Shared handle type for tests and the daemon.
+pub type SharedRemediator = Arc<tokio::sync::Mutex<Remediator>>;

@@ -1,0 +1,73 @@
+//! The migration restart (I/O): the pods of the release's workload are deleted once, so its
+//! controller starts new ones and GIM's migration resumes (what the recommended
+//! `kubectl rollout restart` achieves, without changing the workload's spec behind Helm).
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+
+use crate::cli::history::{HistoryRow, RowDetail};
+use crate::config::ReleasePolicy;
+use crate::release::decode::WorkloadKind;
+
+/// `kind/name` of the workload whose pods restart the migration: the one named by
+/// `migration.restart`, else the release's first Deployment or StatefulSet.
+pub fn workload(rows: &[HistoryRow], revision: u32, policy: &ReleasePolicy) -> Option<String> {
+    let row = rows.iter().find(|r| r.revision == revision)?;
+    let RowDetail::Decoded(summary) = &row.detail else {
+        return None;
+    };
+    let named = policy.migration.as_ref().and_then(|m| m.restart.clone());
+    summary
+        .workloads
+        .iter()
+        .filter(|w| matches!(w.kind, WorkloadKind::Deployment | WorkloadKind::StatefulSet))
+        .find(|w| named.as_ref().is_none_or(|n| *n == w.name))
+        .map(|w| format!("{}/{}", w.kind.resource(), w.name))
+}
+
+/// Deletes the pods selected by the workload's selector; returns their names.
+pub async fn delete_pods(
+    client: kube::Client,
+    namespace: &str,
+    workload: &str,
+) -> Result<Vec<String>, kube::Error> {
+    let (kind, name) = workload.split_once('/').unwrap_or(("deployment", workload));
+    let selector = if kind == "statefulset" {
+        Api::<StatefulSet>::namespaced(client.clone(), namespace)
+            .get(name)
+            .await?
+            .spec
+            .map(|s| s.selector)
+    } else {
+        Api::<Deployment>::namespaced(client.clone(), namespace)
+            .get(name)
+            .await?
+            .spec
+            .map(|s| s.selector)
+    };
+    let labels = selector
+        .and_then(|s| s.match_labels)
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    if labels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let mut deleted = Vec::new();
+    for pod in pods
+        .list(&ListParams::default().labels(&labels))
+        .await?
+        .items
+    {
+        let Some(pod_name) = pod.metadata.name else {
+            continue;
+        };
+        pods.delete(&pod_name, &DeleteParams::default()).await?;
+        deleted.push(pod_name);
+    }
+    Ok(deleted)
+}
