@@ -11,93 +11,20 @@
 mod support;
 
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use support::cli::short_config;
+use support::daemon::Running;
 use support::eval::{install_then_upgrade, upgrade};
 use support::helm;
 use support::proxy::Proxy;
 use support::{alertmanager, kube as tkube, stack::stack, wait};
-use tokio::sync::oneshot;
-use upgrade_guard::config::Config;
-use upgrade_guard::daemon::{self, DaemonOptions};
 
 const WAIT: Duration = Duration::from_secs(120);
 const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
-
-/// A daemon running in this test; stopped (drained) when dropped.
-struct Running {
-    address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), daemon::DaemonError>>,
-}
-
-impl Running {
-    async fn start(kubeconfig: &Path, config: &str) -> Self {
-        let kube = kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-        let config = Arc::new(Config::parse(config, "test").unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (bound_tx, bound) = oneshot::channel();
-        let task = tokio::spawn(daemon::run(
-            kube,
-            config,
-            DaemonOptions::listen("127.0.0.1:0".parse().unwrap()),
-            async {
-                let _ = stopped.await;
-            },
-            Some(Box::new(move |a| {
-                let _ = bound_tx.send(a);
-            })),
-        ));
-        let address = tokio::time::timeout(WAIT, bound)
-            .await
-            .expect("the daemon listens")
-            .expect("daemon alive");
-        Self {
-            address,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let response = reqwest::get(format!("http://{}{path}", self.address))
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = tokio::time::timeout(WAIT, &mut self.task)
-            .await
-            .expect("the daemon drains in time")
-            .expect("daemon task");
-        assert!(result.is_ok(), "{result:?}");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
 
 fn promtool_check_metrics(text: &str) {
     let mut child = Command::new("promtool")

@@ -164,6 +164,11 @@ pub struct CheckResult {
     /// Counts behind the result by kind (for `pending_pods`: pods not Ready, by reason).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub counts: std::collections::BTreeMap<&'static str, u32>,
+    /// Not judged from a current answer: its provider (Prometheus, the API server) failed
+    /// this round and the result is the last answer or a wait. Good enough for a verdict,
+    /// never for an unattended action.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 impl CheckResult {
@@ -178,7 +183,14 @@ impl CheckResult {
             summary: summary.into(),
             on_fail: FailClass::Rollback,
             counts: std::collections::BTreeMap::new(),
+            stale: false,
         }
+    }
+
+    /// Marks the result as not judged from a current answer.
+    pub fn stale(mut self) -> Self {
+        self.stale = true;
+        self
     }
 
     /// Sets the counts by kind.

@@ -33,11 +33,13 @@ pub fn replay(last: &CheckResult, note: &str) -> CheckResult {
                 last.summary
             ),
             on_fail: FailClass::Investigate,
+            stale: true,
             ..last.clone()
         };
     }
     CheckResult {
         summary: format!("{} [last answer; {note}]", last.summary),
+        stale: true,
         ..last.clone()
     }
 }
@@ -80,7 +82,9 @@ impl ProviderState {
         );
         match &self.last_good {
             Some(last) => replay(last, &note),
-            None => CheckResult::new(check, Outcome::Pending, note).on_fail(FailClass::Investigate),
+            None => CheckResult::new(check, Outcome::Pending, note)
+                .on_fail(FailClass::Investigate)
+                .stale(),
         }
     }
 }

@@ -300,6 +300,9 @@ pub async fn run(
                 }
             }
         }
+        if leading && *synced.borrow() && daemon.remediator.resume_due() {
+            daemon.resume().await;
+        }
         if leading && !alertmanagers.is_empty() {
             let wanted = {
                 let state = daemon.state();
@@ -372,6 +375,7 @@ impl Daemon {
                 .entry(key.clone())
                 .or_default()
                 .insert(to, target);
+            self.remediator.rolled_back(&key, to, target);
         }
         let evaluate = self.state().event(&event);
         if let ReleaseEventKind::Uninstalled { .. } = event.kind {

@@ -138,7 +138,8 @@ fn kube_failure(state: &mut KubeState, err: &ProviderError, limit: u32) -> Vec<C
                     state.errors_in_a_row
                 ),
             )
-            .on_fail(FailClass::Investigate),
+            .on_fail(FailClass::Investigate)
+            .stale(),
         ],
         None => inconclusive(format!(
             "cannot read the release's workloads: {err} ({} failures in a row)",

@@ -81,7 +81,10 @@ pub struct Remediator {
     plans: BTreeMap<ReleaseKey, (u32, Instant, Plan)>,
     /// Records known per release (loaded at each release event, updated on writes).
     known: BTreeMap<ReleaseKey, Vec<ActionRecord>>,
+    /// Rollback revisions seen, per release: revision → the revision it rolled back to.
+    rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
     dry_runs: BTreeSet<(ReleaseKey, u32)>,
+    last_resume: Option<Instant>,
 }
 
 fn plus(t: Timestamp, d: Duration) -> Timestamp {
@@ -91,13 +94,30 @@ fn plus(t: Timestamp, d: Duration) -> Timestamp {
         .unwrap_or(t)
 }
 
+/// Whether `r` is the rollback that created `revision` (a rollback to `rolled_back_to`,
+/// from Helm's description): by the record's own account, or, while the record does not
+/// know its revision yet (its process died before saying), by target.
+fn created(r: &ActionRecord, revision: u32, rolled_back_to: Option<u32>) -> bool {
+    r.action == ActionKind::Rollback
+        && (r.new_revision == Some(revision)
+            || (r.new_revision.is_none()
+                && revision > r.bad_revision
+                && rolled_back_to.is_some()
+                && r.target == rolled_back_to))
+}
+
 /// The record that concerns `revision`: the action taken because it failed, or the
-/// rollback that created it.
-pub fn record_for(records: &[ActionRecord], revision: u32) -> Option<&ActionRecord> {
+/// rollback that created it (`rolled_back_to`: the revision it rolled back to, if it is a
+/// rollback).
+pub fn record_for(
+    records: &[ActionRecord],
+    revision: u32,
+    rolled_back_to: Option<u32>,
+) -> Option<&ActionRecord> {
     records
         .iter()
         .rev()
-        .find(|r| r.new_revision == Some(revision) || r.bad_revision == revision)
+        .find(|r| r.bad_revision == revision || created(r, revision, rolled_back_to))
 }
 
 /// The revision a rollback to `target` created after `bad`, from the history.
@@ -134,7 +154,9 @@ impl Remediator {
                 finished_tx,
                 plans: BTreeMap::new(),
                 known: BTreeMap::new(),
+                rollbacks: BTreeMap::new(),
                 dry_runs: BTreeSet::new(),
+                last_resume: None,
             },
             rx,
         )
@@ -156,10 +178,23 @@ impl Remediator {
         }
     }
 
+    /// Helm wrote `revision` as a rollback to `target`.
+    pub fn rolled_back(&mut self, key: &ReleaseKey, revision: u32, target: u32) {
+        self.rollbacks
+            .entry(key.clone())
+            .or_default()
+            .insert(revision, target);
+    }
+
+    fn rolled_back_to(&self, key: &ReleaseKey, revision: u32) -> Option<u32> {
+        self.rollbacks.get(key)?.get(&revision).copied()
+    }
+
     /// The release was uninstalled.
     pub fn forget(&mut self, key: &ReleaseKey) {
         self.plans.remove(key);
         self.known.remove(key);
+        self.rollbacks.remove(key);
     }
 
     /// What to show for `revision` of `key`.
@@ -174,7 +209,7 @@ impl Remediator {
             record: self
                 .known
                 .get(key)
-                .and_then(|rs| record_for(rs, revision))
+                .and_then(|rs| record_for(rs, revision, self.rolled_back_to(key, revision)))
                 .cloned(),
         }
     }
@@ -456,19 +491,20 @@ impl Remediator {
         if !self.is_leader() {
             return None;
         }
+        let rolled_back_to = self.rolled_back_to(key, report.revision);
         let record = self
             .known
             .get(key)?
             .iter()
             .rev()
             .find(|r| {
-                r.action == ActionKind::Rollback
-                    && r.new_revision == Some(report.revision)
+                created(r, report.revision, rolled_back_to)
                     && matches!(r.phase, Phase::Done | Phase::Running | Phase::Interrupted)
             })?
             .clone();
         let updated = ActionRecord {
             phase: outcome,
+            new_revision: Some(report.revision),
             finished: Some(Timestamp::now()),
             detail: Some(format!(
                 "revision {} {} its evaluation ({})",
@@ -494,6 +530,7 @@ impl Remediator {
     /// Resolves records left `running` by a process that is gone (after a restart or a
     /// change of leader), once their deadline passed: never by running them again.
     pub async fn resume(&mut self, timeout_of: impl Fn(&ReleaseKey) -> Duration) {
+        self.last_resume = Some(Instant::now());
         let all = match self.store.all().await {
             Ok(a) => a,
             Err(e) => return warn!("cannot read the action records: {e}"),
@@ -567,6 +604,12 @@ impl Remediator {
                 }
             }
         }
+    }
+
+    /// Whether unfinished records of other processes are due to be looked at again (every
+    /// [`REPLAN_AFTER`] while leading).
+    pub fn resume_due(&self) -> bool {
+        self.last_resume.is_none_or(|t| t.elapsed() >= REPLAN_AFTER)
     }
 
     /// Actions running in this process.

@@ -178,6 +178,15 @@ pub fn precheck(
             ),
         ));
     }
+    if let Some(r) = results.iter().find(|r| r.stale) {
+        return Precheck::Hold(hold(
+            HoldReason::EvidenceIncomplete,
+            format!(
+                "the check {} was not judged from a current answer ({}): no unattended action while a monitoring source fails",
+                r.check, r.summary
+            ),
+        ));
+    }
     if let Some(r) = results.iter().find(|r| r.outcome == Outcome::Inconclusive) {
         return Precheck::Hold(hold(
             HoldReason::EvidenceIncomplete,

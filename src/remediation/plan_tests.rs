@@ -319,6 +319,17 @@ fn the_precheck_decides_without_reading_anything() {
     let (r, detail) = reason(precheck(Verdict::Failed, &action, &partial, true, false)).unwrap();
     assert_eq!(r, HoldReason::EvidenceIncomplete);
     assert!(detail.contains("Prometheus did not answer"), "{detail}");
+    // A query that failed this round: the check replays its last answer (a pass) for the
+    // verdict, but an unattended action waits for a current one.
+    let mut replayed = failing();
+    replayed[1] = crate::checks::provider::replay(&replayed[1], "query failed (1 of 4)");
+    assert_eq!(replayed[1].outcome, Outcome::Pass);
+    let (r, detail) = reason(precheck(Verdict::Failed, &action, &replayed, true, false)).unwrap();
+    assert_eq!(r, HoldReason::EvidenceIncomplete);
+    assert!(
+        detail.contains("not judged from a current answer"),
+        "{detail}"
+    );
     // No automatic remedy.
     let hook = RecommendedAction::FixHook {
         hook: "pre".into(),

@@ -13,6 +13,7 @@ pub mod alertmanager;
 pub mod bench;
 pub mod cli;
 pub mod control_plane;
+pub mod daemon;
 pub mod eval;
 pub mod exporter;
 pub mod helm;

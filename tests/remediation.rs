@@ -1,0 +1,613 @@
+//! Automatic rollback (`mode: auto`) on the real stack: the daemon rolls a failed upgrade
+//! back with the real helm, verifies the rollback's revision, alerts and mails; and it does
+//! not act when it must not: killed mid-rollback and restarted, two replicas, Prometheus
+//! down, a dependency down, a newer revision written meanwhile, a dry run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::cli::short_config;
+use support::daemon::{Running, options};
+use support::eval::upgrade;
+use support::exporter::Exporter;
+use support::prometheus::{Prometheus, Target, free_port};
+use support::{alertmanager, helm, kube as tkube, stack::stack, wait};
+use upgrade_guard::cli::history::{HistoryRow, RowDetail, read_history};
+use upgrade_guard::release::ReleaseKey;
+use upgrade_guard::remediation::records::{ActionRecord, Phase, RecordStore};
+
+const WAIT: Duration = Duration::from_secs(150);
+const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
+
+/// `mode: auto` with the test's time scale, a short Lease and the stack's helm.
+fn auto_config(prometheus: &str, n: &str, defaults_extra: &str, rest: &str) -> String {
+    short_config(
+        prometheus,
+        &format!("  mode: auto\n  auto:\n    cooldown: 1s\n{defaults_extra}"),
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             actions:\n  helm: {}\n  leader_election:\n    lease_duration: 3s\n    renew_deadline: 2s\n    retry_period: 300ms\n\
+             {rest}",
+            stack().helm_bin.display()
+        ),
+    )
+}
+
+async fn history(n: &str, release: &str) -> Vec<HistoryRow> {
+    read_history(tkube::client().await, n, release)
+        .await
+        .unwrap()
+}
+
+fn description(row: &HistoryRow) -> String {
+    match &row.detail {
+        RowDetail::Decoded(s) => s.description.clone(),
+        RowDetail::Undecodable { decode_error } => panic!("{decode_error}"),
+    }
+}
+
+/// The revisions that are rollbacks, with their descriptions.
+async fn rollbacks(n: &str, release: &str) -> Vec<(u32, String)> {
+    history(n, release)
+        .await
+        .iter()
+        .map(|r| (r.revision, description(r)))
+        .filter(|(_, d)| d.starts_with("Rollback to"))
+        .collect()
+}
+
+async fn records(n: &str, release: &str) -> Vec<ActionRecord> {
+    RecordStore::new(tkube::client().await, n)
+        .load(&ReleaseKey::new(n, release))
+        .await
+        .unwrap()
+        .records
+}
+
+/// The view of `release` in `/api/v1/releases`.
+async fn view(d: &Running, release: &str) -> Option<serde_json::Value> {
+    d.releases().await["releases"]
+        .as_array()?
+        .iter()
+        .find(|r| r["release"]["name"] == release)
+        .cloned()
+}
+
+async fn final_verdict(d: &Running, release: &str, revision: u64, verdict: &str) {
+    wait::until(
+        WAIT,
+        &format!("revision {revision} of {release} {verdict} at the end of its bake"),
+        || async {
+            let v = view(d, release).await?;
+            (v["revision"] == revision
+                && v["judgement"]["verdict"] == verdict
+                && v["judgement"]["final"] == true)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+async fn ready(d: &Running) {
+    wait::until(WAIT, "/readyz", || async {
+        (d.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+}
+
+fn install(n: &str, release: &str, chart: &str, set: &[&str]) {
+    let chart = helm::chart(chart);
+    let mut args = vec![
+        "install",
+        release,
+        &chart,
+        "-n",
+        n,
+        "--wait",
+        "--timeout",
+        "60s",
+    ];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    helm::ok(&args);
+}
+
+/// Issue 10.2, 10.3, 10.5, 10.8, 10.9: a failed upgrade is rolled back to the revision
+/// that passed its bake, the rollback is verified, alerted (Alertmanager) and mailed; the
+/// next failed upgrade goes back to the verified rollback, never to the revision that
+/// rollback abandoned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upgrade_is_rolled_back_verified_alerted_and_mailed() {
+    let ns = tkube::namespace("auto").await;
+    let n = ns.name.as_str();
+    let config = auto_config(
+        NO_PROMETHEUS,
+        n,
+        "",
+        &format!(
+            "notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n  \
+             email:\n    smtp_host: 127.0.0.1\n    smtp_port: {}\n    security: none\n    \
+             from: upgrade-guard@test.invalid\n    to: [ops-{n}@test.invalid]\n",
+            stack().alertmanager_url,
+            stack().smtp_port
+        ),
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    ready(&d).await;
+    install(n, "app", "demo-app", &[]);
+    final_verdict(&d, "app", 1, "healthy").await;
+
+    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    let verified = wait::until(WAIT, "the rollback verified", || async {
+        let v = view(&d, "app").await?;
+        let r = &v["automation"]["record"];
+        (r["phase"] == "verified").then(|| v.clone())
+    })
+    .await;
+    assert_eq!(verified["revision"], 3, "{verified:#}");
+    let record = &verified["automation"]["record"];
+    assert_eq!(
+        (
+            &record["bad_revision"],
+            &record["target"],
+            &record["new_revision"]
+        ),
+        (&2.into(), &1.into(), &3.into()),
+        "{record:#}"
+    );
+    assert_eq!(
+        record["command"],
+        format!("helm rollback app 1 -n {n} --wait --timeout 5m")
+    );
+    assert!(record["holder"].as_str().unwrap().starts_with("replica-a"));
+    assert_eq!(
+        rollbacks(n, "app").await,
+        [(3, "Rollback to 1".to_string())]
+    );
+    let stored = records(n, "app").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].phase, Phase::Verified);
+    assert_eq!(
+        d.metric(r#"upgrade_guard_rollbacks_total{outcome="verified"}"#)
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(d.metric("upgrade_guard_leader").await, Some(1.0));
+
+    // Alertmanager: the rollback is announced, the failure of revision 2 is resolved.
+    let alert = wait::until(WAIT, "UpgradeRolledBack in Alertmanager", || async {
+        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeRolledBack")])
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(alert["labels"]["revision"], "3");
+    assert_eq!(alert["labels"]["severity"], "info");
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("automatic rollback of revision 2 to revision 1: verified"),
+        "{alert:#}"
+    );
+    wait::until(WAIT, "UpgradeFailed of revision 2 resolved", || async {
+        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeFailed")])
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    // Email: the failure says what upgrade-guard does about it, then the verified rollback.
+    let to = format!("ops-{n}@test.invalid");
+    let mails = wait::until(WAIT, "both emails", || async {
+        let mine: Vec<_> = support::mail::messages()
+            .into_iter()
+            .filter(|m| m.to.contains(&to))
+            .collect();
+        let failed = mine
+            .iter()
+            .find(|m| m.subject.ends_with("revision 2: failed"))?
+            .clone();
+        let verified = mine
+            .iter()
+            .find(|m| {
+                m.subject
+                    .ends_with("revision 3: rolled back automatically, rollback verified")
+            })?
+            .clone();
+        Some((failed, verified))
+    })
+    .await;
+    assert!(
+        mails.0.text.contains("Automatic action: "),
+        "{}",
+        mails.0.text
+    );
+    assert!(
+        mails
+            .1
+            .text
+            .contains(&format!("helm rollback app 1 -n {n} --wait --timeout 5m")),
+        "{}",
+        mails.1.text
+    );
+
+    // The next failure goes back to 3 (verified), never to 2 (abandoned by the rollback).
+    upgrade(n, "app", "1.2.0", &["unschedulable=true"]);
+    wait::until(WAIT, "the second rollback verified", || async {
+        let v = view(&d, "app").await?;
+        (v["revision"] == 5 && v["automation"]["record"]["phase"] == "verified").then_some(())
+    })
+    .await;
+    assert_eq!(
+        rollbacks(n, "app").await,
+        [
+            (3, "Rollback to 1".to_string()),
+            (5, "Rollback to 3".to_string())
+        ]
+    );
+    d.stop().await;
+}
+
+/// Issue 10.3, 10.8: the daemon killed (SIGKILL) while helm rolls back, then started
+/// again: the intent it recorded keeps the new process from running a second rollback; the
+/// rollback helm finished is verified by the new process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_rollback_and_restarted_it_never_rolls_back_twice() {
+    let ns = tkube::namespace("auto-kill").await;
+    let n = ns.name.as_str();
+    // GIM starts slowly: the rollback's `--wait` takes ~10 s, the window for the kill.
+    let slow = [
+        "fault=SlowReady",
+        "slowReady.startAfter=1s",
+        "slowReady.readyAfter=10s",
+    ];
+    install(n, "gim", "gim", &slow);
+    let config = support::cli::config_file(&auto_config(NO_PROMETHEUS, n, "", ""));
+    let path = config.arg();
+    let listen = |port: u16| format!("127.0.0.1:{port}");
+    let port = free_port();
+    let mut first = support::cli::spawn(
+        &["run", "--config", &path, "--listen", &listen(port)],
+        &[("POD_NAME", "first")],
+        None,
+    );
+    first.wait_for_stderr("leading", WAIT);
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait::until(WAIT, "/readyz", || async {
+        let r = client.get(format!("{url}/readyz")).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    // Revision 2 crashes; the rollback to 1 starts and waits for the slow pod.
+    let chart = helm::chart("gim");
+    helm::ok(&[
+        "upgrade",
+        "gim",
+        &chart,
+        "-n",
+        n,
+        "--set",
+        "image.tag=100.0.117",
+        "--set",
+        "fault=CrashLoopBackOff",
+    ]);
+    wait::until(
+        WAIT,
+        "helm rolling back (revision 3 pending-rollback)",
+        || async {
+            history(n, "gim")
+                .await
+                .iter()
+                .any(|r| r.revision == 3 && r.status.as_str() == "pending-rollback")
+                .then_some(())
+        },
+    )
+    .await;
+    let killed = first.kill();
+    let intent = records(n, "gim").await;
+    assert_eq!(intent.len(), 1, "{intent:?}\n{}", killed.stderr);
+    assert_eq!(intent[0].phase, Phase::Running);
+    assert!(intent[0].holder.starts_with("first"), "{intent:?}");
+
+    let port = free_port();
+    let mut second = support::cli::spawn(
+        &["run", "--config", &path, "--listen", &listen(port)],
+        &[("POD_NAME", "second")],
+        None,
+    );
+    second.wait_for_stderr("leading", WAIT);
+    let done = wait::until(WAIT, "the interrupted rollback verified", || async {
+        let r = records(n, "gim").await;
+        (r.len() == 1 && r[0].phase == Phase::Verified).then(|| r[0].clone())
+    })
+    .await;
+    assert_eq!(done.new_revision, Some(3), "{done:?}");
+    assert!(done.holder.starts_with("first"), "{done:?}");
+    assert_eq!(
+        rollbacks(n, "gim").await,
+        [(3, "Rollback to 1".to_string())],
+        "exactly one rollback"
+    );
+    assert_eq!(history(n, "gim").await.len(), 3);
+    second.signal("TERM");
+    let run = second.finish();
+    assert!(
+        !run.stderr.contains("intent recorded, starting"),
+        "the second process started an action:\n{}",
+        run.stderr
+    );
+}
+
+/// Issue 10.4, 10.8: two replicas on the same Lease: one leads, exactly one rollback is
+/// run, and the other one holds with `not_leader`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_run_exactly_one_rollback() {
+    let ns = tkube::namespace("auto-ha").await;
+    let n = ns.name.as_str();
+    let config = auto_config(NO_PROMETHEUS, n, "", "");
+    let a = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    let b = Running::start_with(&stack().kubeconfig, &config, options("replica-b")).await;
+    ready(&a).await;
+    ready(&b).await;
+    install(n, "app", "demo-app", &[]);
+    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    wait::until(WAIT, "the rollback done", || async {
+        let r = records(n, "app").await;
+        r.iter()
+            .any(|r| matches!(r.phase, Phase::Done | Phase::Verified))
+            .then_some(())
+    })
+    .await;
+    let leaders = (
+        a.metric("upgrade_guard_leader").await,
+        b.metric("upgrade_guard_leader").await,
+    );
+    assert!(
+        leaders == (Some(1.0), Some(0.0)) || leaders == (Some(0.0), Some(1.0)),
+        "{leaders:?}"
+    );
+    let (leader, follower, name) = if leaders.0 == Some(1.0) {
+        (&a, &b, "replica-a")
+    } else {
+        (&b, &a, "replica-b")
+    };
+    let stored = records(n, "app").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].holder.starts_with(name), "{stored:?}");
+    assert_eq!(
+        rollbacks(n, "app").await,
+        [(3, "Rollback to 1".to_string())]
+    );
+    // The follower judged the failure too, and held because it does not lead.
+    assert!(
+        follower
+            .metric(r#"upgrade_guard_action_holds_total{reason="not_leader"}"#)
+            .await
+            .unwrap()
+            >= 1.0
+    );
+    wait::until(WAIT, "the leader verifies", || async {
+        (leader
+            .metric(r#"upgrade_guard_rollbacks_total{outcome="verified"}"#)
+            .await
+            == Some(1.0))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(
+        follower
+            .metric(r#"upgrade_guard_rollbacks_total{outcome="verified"}"#)
+            .await,
+        Some(0.0),
+        "only the leader records outcomes"
+    );
+    assert_eq!(rollbacks(n, "app").await.len(), 1);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Waits for the final failed verdict of revision 2 of `release` held with `reason`;
+/// then nothing was, or will be, rolled back (the evaluation ended).
+async fn held_to_the_end(d: &Running, n: &str, release: &str, reason: &str) -> serde_json::Value {
+    final_verdict(d, release, 2, "failed").await;
+    let v = view(d, release).await.unwrap();
+    assert_eq!(v["automation"]["plan"]["reason"], reason, "{v:#}");
+    assert_eq!(
+        d.metric(&format!(
+            r#"upgrade_guard_action_hold{{namespace="{n}",release="{release}",reason="{reason}"}}"#
+        ))
+        .await,
+        Some(1.0)
+    );
+    assert!(rollbacks(n, release).await.is_empty());
+    assert!(records(n, release).await.is_empty());
+    v
+}
+
+/// Issue 10.2, 10.8: Prometheus down: the pods fail (a Kubernetes fact) but the metric
+/// checks cannot be judged, so nothing is rolled back and the hold says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_down_means_no_rollback() {
+    let ns = tkube::namespace("auto-noprom").await;
+    let n = ns.name.as_str();
+    let config = auto_config(
+        NO_PROMETHEUS,
+        n,
+        "",
+        "releases:\n  - name: app\n    metrics_presence:\n      - name: app_up\n        query: 'up{job=\"app\"}'\n",
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    ready(&d).await;
+    install(n, "app", "demo-app", &[]);
+    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    let v = held_to_the_end(&d, n, "app", "evidence_incomplete").await;
+    let detail = v["automation"]["plan"]["detail"].as_str().unwrap();
+    assert!(detail.contains("metrics_presence:app_up"), "{detail}");
+    d.stop().await;
+}
+
+/// Issue 10.2, 10.8: a dependency down: no rollback (it would not work), the dependency
+/// named in the hold and in the alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_down_means_no_rollback_and_names_it() {
+    let ns = tkube::namespace("auto-dep").await;
+    let n = ns.name.as_str();
+    let exporter = Exporter::start("# TYPE kafka_brokers gauge\nkafka_brokers 0\n");
+    let prometheus = Prometheus::start(
+        None,
+        &[Target {
+            job: "kafka-exporter",
+            address: &exporter.address,
+        }],
+    )
+    .await;
+    let config = auto_config(
+        &prometheus.url,
+        n,
+        "",
+        &format!(
+            "notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n\
+             releases:\n  - name: app\n    dependencies:\n      - name: kafka\n        \
+             query: 'kafka_brokers{{job=\"kafka-exporter\"}}'\n        min: 1\n        for: 1s\n",
+            stack().alertmanager_url
+        ),
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    ready(&d).await;
+    install(n, "app", "demo-app", &[]);
+    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    let v = held_to_the_end(&d, n, "app", "dependency_down").await;
+    let detail = v["automation"]["plan"]["detail"].as_str().unwrap();
+    assert!(detail.contains("kafka"), "{detail}");
+    let alert = wait::until(WAIT, "UpgradeAutoActionHeld", || async {
+        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeAutoActionHeld")])
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(alert["annotations"]["hold_reason"], "dependency_down");
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("kafka"),
+        "{alert:#}"
+    );
+    d.stop().await;
+}
+
+/// Issue 10.9: `--dry-run` reports exactly what would run and runs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reports_the_command_and_runs_nothing() {
+    let ns = tkube::namespace("auto-dry").await;
+    let n = ns.name.as_str();
+    let config = auto_config(NO_PROMETHEUS, n, "", "");
+    let mut opts = options("replica-a");
+    opts.dry_run = true;
+    let d = Running::start_with(&stack().kubeconfig, &config, opts).await;
+    ready(&d).await;
+    install(n, "app", "demo-app", &[]);
+    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    final_verdict(&d, "app", 2, "failed").await;
+    let v = view(&d, "app").await.unwrap();
+    assert_eq!(v["automation"]["dry_run"], true);
+    assert_eq!(v["automation"]["plan"]["decision"], "rollback", "{v:#}");
+    assert_eq!(
+        v["automation"]["plan"]["command"],
+        format!("helm rollback app 1 -n {n} --wait --timeout 5m")
+    );
+    assert_eq!(
+        d.metric(r#"upgrade_guard_rollbacks_total{outcome="dry_run"}"#)
+            .await,
+        Some(1.0)
+    );
+    assert!(rollbacks(n, "app").await.is_empty());
+    assert!(records(n, "app").await.is_empty());
+    d.stop().await;
+}
+
+/// Issue 10.2, 10.8: a newer revision written by someone else while the rollback is being
+/// decided: the decision re-reads the history and holds; nothing is recorded or run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_revision_written_meanwhile_means_no_rollback() {
+    use upgrade_guard::checks::{CheckResult, FailClass, Outcome};
+    use upgrade_guard::config::Config;
+    use upgrade_guard::evaluation::Report;
+    use upgrade_guard::metrics::ActionMetrics;
+    use upgrade_guard::release::ReleaseStatus;
+    use upgrade_guard::release::labels::Storage;
+    use upgrade_guard::release::rollback_target::TargetBasis;
+    use upgrade_guard::remediation::Remediator;
+    use upgrade_guard::remediation::helm::HelmRunner;
+    use upgrade_guard::remediation::leader::Leadership;
+    use upgrade_guard::verdict::{RecommendedAction, Verdict};
+
+    let ns = tkube::namespace("auto-race").await;
+    let n = ns.name.as_str();
+    install(n, "app", "demo-app", &[]);
+    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    let config = Config::parse(&auto_config(NO_PROMETHEUS, n, "", ""), "t").unwrap();
+    let key = ReleaseKey::new(n, "app");
+    let policy = config.policy_for(&key);
+    let (mut remediator, _finished) = Remediator::new(
+        tkube::client().await,
+        n,
+        HelmRunner {
+            program: stack().helm_bin.display().to_string(),
+            global_args: vec![],
+        },
+        config.actions.clone(),
+        Leadership::always("replica-a"),
+        ActionMetrics::default(),
+    );
+    // Revision 2 was judged failed; before the decision reads the history, someone
+    // upgrades again.
+    let now = jiff::Timestamp::now();
+    let report = Report {
+        release: key.clone(),
+        revision: 2,
+        status: ReleaseStatus::Deployed,
+        chart: "demo-app-0.1.0".into(),
+        verdict: Verdict::Failed,
+        action: RecommendedAction::Rollback {
+            target: 1,
+            basis: TargetBasis::NewestThatRan,
+            command: format!("helm rollback app 1 -n {n} --timeout 5m"),
+        },
+        results: vec![
+            CheckResult::new("pending_pods", Outcome::Fail, "unschedulable")
+                .on_fail(FailClass::Rollback),
+        ],
+        notes: vec![],
+        started: now,
+        bake_ends: now,
+        evaluated_at: now,
+    };
+    upgrade(n, "app", "1.2.0", &[]);
+    remediator.decide(&report, &policy, Storage::Secret).await;
+    let automation = remediator.automation(&key, 2);
+    let plan = serde_json::to_value(&automation.plan).unwrap();
+    assert_eq!(plan["decision"], "hold", "{plan:#}");
+    assert_eq!(plan["reason"], "not_latest", "{plan:#}");
+    assert!(
+        plan["detail"]
+            .as_str()
+            .unwrap()
+            .contains("revision 3 (deployed) was written since"),
+        "{plan:#}"
+    );
+    assert_eq!(remediator.running(), 0);
+    assert!(records(n, "app").await.is_empty());
+    assert!(rollbacks(n, "app").await.is_empty());
+}
