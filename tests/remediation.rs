@@ -611,3 +611,98 @@ async fn a_newer_revision_written_meanwhile_means_no_rollback() {
     assert!(records(n, "app").await.is_empty());
     assert!(rollbacks(n, "app").await.is_empty());
 }
+
+/// The pods of the Deployment `name` (by the chart's instance label, without the Job's).
+async fn deployment_pods(n: &str, name: &str) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(tkube::client().await, n);
+    let mut names: Vec<String> = pods
+        .list(
+            &kube::api::ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")),
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "ReplicaSet")
+        })
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Issue 10.6: after a failed migration (a plain Job), `auto.restart_migration_pod`
+/// deletes the release's pod once (never the Job's), records it, and holds afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_migration_restarts_the_pod_once_when_allowed() {
+    let ns = tkube::namespace("auto-migrate").await;
+    let n = ns.name.as_str();
+    install(n, "app", "demo-app", &[]);
+    let config = auto_config(
+        NO_PROMETHEUS,
+        n,
+        "",
+        "releases:\n  - name: app\n    auto:\n      restart_migration_pod: true\n    \
+         migration:\n      job_name_pattern: migrat\n",
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    ready(&d).await;
+    upgrade(
+        n,
+        "app",
+        "1.1.0",
+        &[
+            "migration.enabled=true",
+            "migration.hook=false",
+            "migration.fail=true",
+        ],
+    );
+    let before = wait::until(WAIT, "the upgraded pod", || async {
+        let pods = deployment_pods(n, "app").await;
+        (pods.len() == 1).then_some(pods)
+    })
+    .await;
+    let record = wait::until(WAIT, "the restart recorded", || async {
+        let r = records(n, "app").await;
+        r.into_iter().find(|r| r.phase == Phase::Done)
+    })
+    .await;
+    assert_eq!(
+        serde_json::to_value(record.action).unwrap(),
+        "restart_pod",
+        "{record:?}"
+    );
+    assert!(
+        record.detail.as_deref().unwrap().contains(&format!(
+            "deleted 1 pod(s) of deployment/app: {}",
+            before[0]
+        )),
+        "{record:?}"
+    );
+    wait::until(WAIT, "a new pod", || async {
+        let pods = deployment_pods(n, "app").await;
+        (pods.len() == 1 && pods != before).then_some(())
+    })
+    .await;
+    // Once: the migration still failed, so the next decision holds.
+    wait::until(WAIT, "held: already attempted", || async {
+        let v = view(&d, "app").await?;
+        (v["automation"]["plan"]["reason"] == "already_attempted").then_some(())
+    })
+    .await;
+    assert_eq!(records(n, "app").await.len(), 1);
+    assert_eq!(
+        d.metric(r#"upgrade_guard_migration_restarts_total{outcome="done"}"#)
+            .await,
+        Some(1.0)
+    );
+    assert!(rollbacks(n, "app").await.is_empty());
+    d.stop().await;
+}

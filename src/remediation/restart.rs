@@ -2,7 +2,7 @@
 //! controller starts new ones and GIM's migration resumes (what the recommended
 //! `kubectl rollout restart` achieves, without changing the workload's spec behind Helm).
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 
@@ -26,43 +26,46 @@ pub fn workload(rows: &[HistoryRow], revision: u32, policy: &ReleasePolicy) -> O
         .map(|w| format!("{}/{}", w.kind.resource(), w.name))
 }
 
-/// Deletes the pods selected by the workload's selector; returns their names.
+fn owned_by(meta: &kube::api::ObjectMeta, uids: &[String]) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| uids.contains(&o.uid))
+}
+
+/// Deletes the pods the workload owns (through its ReplicaSets for a Deployment), never
+/// other pods its selector happens to match (a migration Job's, say); returns their names.
 pub async fn delete_pods(
     client: kube::Client,
     namespace: &str,
     workload: &str,
 ) -> Result<Vec<String>, kube::Error> {
     let (kind, name) = workload.split_once('/').unwrap_or(("deployment", workload));
-    let selector = if kind == "statefulset" {
-        Api::<StatefulSet>::namespaced(client.clone(), namespace)
+    let owners: Vec<String> = if kind == "statefulset" {
+        let sts = Api::<StatefulSet>::namespaced(client.clone(), namespace)
             .get(name)
-            .await?
-            .spec
-            .map(|s| s.selector)
+            .await?;
+        sts.metadata.uid.into_iter().collect()
     } else {
-        Api::<Deployment>::namespaced(client.clone(), namespace)
+        let deployment = Api::<Deployment>::namespaced(client.clone(), namespace)
             .get(name)
+            .await?;
+        let uid: Vec<String> = deployment.metadata.uid.into_iter().collect();
+        Api::<ReplicaSet>::namespaced(client.clone(), namespace)
+            .list(&ListParams::default())
             .await?
-            .spec
-            .map(|s| s.selector)
+            .items
+            .into_iter()
+            .filter(|rs| owned_by(&rs.metadata, &uid))
+            .filter_map(|rs| rs.metadata.uid)
+            .collect()
     };
-    let labels = selector
-        .and_then(|s| s.match_labels)
-        .unwrap_or_default()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    if labels.is_empty() {
-        return Ok(Vec::new());
-    }
     let pods: Api<Pod> = Api::namespaced(client, namespace);
     let mut deleted = Vec::new();
-    for pod in pods
-        .list(&ListParams::default().labels(&labels))
-        .await?
-        .items
-    {
+    for pod in pods.list(&ListParams::default()).await?.items {
+        if !owned_by(&pod.metadata, &owners) {
+            continue;
+        }
         let Some(pod_name) = pod.metadata.name else {
             continue;
         };
