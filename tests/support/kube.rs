@@ -195,14 +195,43 @@ pub async fn service_account_token(ns: &str, name: &str, rules: serde_json::Valu
         .create(&PostParams::default(), &binding)
         .await
         .expect("create RoleBinding");
+    token_for(ns, name).await
+}
+
+/// A token (one hour) for the existing ServiceAccount `name` in `ns`.
+pub async fn token_for(ns: &str, name: &str) -> String {
+    use k8s_openapi::api::core::v1::ServiceAccount;
     let request: k8s_openapi::api::authentication::v1::TokenRequest =
         serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}}))
             .expect("token request");
-    Api::<ServiceAccount>::namespaced(client, ns)
+    Api::<ServiceAccount>::namespaced(client().await, ns)
         .create_token_request(name, &PostParams::default(), &request)
         .await
         .expect("create token")
         .status
         .and_then(|s| s.token)
         .expect("a token")
+}
+
+/// Whether the real authorizer lets `user` do `verb` on `resource` (`group/resource`, or
+/// just `resource` for the core group) in `ns`.
+pub async fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let (group, resource) = resource.split_once('/').unwrap_or(("", resource));
+    let review: SubjectAccessReview = serde_json::from_value(serde_json::json!({
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {
+                "namespace": ns, "verb": verb, "group": group, "resource": resource
+            }
+        }
+    }))
+    .expect("review");
+    Api::<SubjectAccessReview>::all(client().await)
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SubjectAccessReview")
+        .status
+        .is_some_and(|s| s.allowed)
 }

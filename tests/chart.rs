@@ -1,0 +1,447 @@
+//! The deployment chart (`deploy/upgrade-guard`): `helm lint`, `helm template` with the main
+//! value combinations (and the ones it must refuse), and `helm install` into the test
+//! cluster, checked with kube-rs and the real authorizer; then the daemon runs with the
+//! chart's ServiceAccount token and rolls a release back through the chart's RBAC alone.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use serde_yaml_ng::Value;
+use support::cli::short_config;
+use support::daemon::{Running, options};
+use support::eval::upgrade;
+use support::stack::repo_root;
+use support::{helm, kube as tkube, stack::stack, wait};
+use upgrade_guard::config::Config;
+use upgrade_guard::release::ReleaseKey;
+
+const WAIT: Duration = Duration::from_secs(150);
+
+fn chart() -> String {
+    repo_root()
+        .join("deploy/upgrade-guard")
+        .display()
+        .to_string()
+}
+
+/// `helm template ug <chart> -n upgrade-guard <args>`: the objects, or helm's error.
+fn template(args: &[&str]) -> Result<Vec<Value>, String> {
+    let chart = chart();
+    let mut all = vec!["template", "ug", &chart, "-n", "upgrade-guard"];
+    all.extend(args);
+    let out = helm::shared().run(&all);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8(out.stdout).unwrap();
+    Ok(serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect())
+}
+
+fn objects<'a>(all: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    all.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+fn one<'a>(all: &'a [Value], kind: &str) -> &'a Value {
+    let found = objects(all, kind);
+    assert_eq!(found.len(), 1, "one {kind}: {found:?}");
+    found[0]
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The configuration the chart renders, validated by upgrade-guard itself.
+fn config_of(all: &[Value]) -> (Config, Value) {
+    let cm = objects(all, "ConfigMap")
+        .into_iter()
+        .find(|c| c["data"]["config.yaml"].is_string())
+        .expect("the configuration ConfigMap");
+    let text = cm["data"]["config.yaml"].as_str().unwrap();
+    let config = Config::parse(text, "chart").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    (config, serde_yaml_ng::from_str(text).unwrap())
+}
+
+const READ: [&str; 3] = ["get", "list", "watch"];
+
+#[test]
+fn the_chart_lints_and_renders_its_main_value_combinations() {
+    let out = helm::shared().run(&["lint", "--strict", &chart()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Defaults: one replica (Recreate), read-only RBAC in the profile's namespaces, the
+    // built-in profile as configuration, a restricted security context.
+    let all = template(&[]).unwrap();
+    let d = one(&all, "Deployment");
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(
+        strings(&c["securityContext"]["capabilities"]["drop"]),
+        ["ALL"]
+    );
+    assert!(strings(&c["args"]).contains(&"--config=/etc/upgrade-guard/config.yaml".into()));
+    assert!(!strings(&c["args"]).contains(&"--dry-run".into()));
+    assert_eq!(pod["serviceAccountName"], "ug-upgrade-guard");
+    let roles = objects(&all, "Role");
+    let read_namespaces: Vec<&str> = roles
+        .iter()
+        .filter(|r| r["metadata"]["name"] == "ug-upgrade-guard-read")
+        .map(|r| r["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(read_namespaces, ["gim", "gsp", "gca"]);
+    for role in &roles {
+        let name = role["metadata"]["name"].as_str().unwrap();
+        for rule in role["rules"].as_sequence().unwrap() {
+            let verbs = strings(&rule["verbs"]);
+            if name.ends_with("-read") {
+                assert!(verbs.iter().all(|v| READ.contains(&v.as_str())), "{role:?}");
+            } else {
+                // Writes only its own records and Lease, in its own namespace.
+                assert_eq!(name, "ug-upgrade-guard-records");
+                assert_eq!(role["metadata"]["namespace"], "upgrade-guard", "{role:?}");
+                let resources = strings(&rule["resources"]);
+                assert!(
+                    resources == ["configmaps"] || resources == ["leases"],
+                    "{role:?}"
+                );
+            }
+        }
+    }
+    assert!(objects(&all, "ClusterRole").is_empty());
+    for kind in ["ServiceMonitor", "PrometheusRule"] {
+        assert!(objects(&all, kind).is_empty(), "{kind} is opt-in");
+    }
+    let (config, raw) = config_of(&all);
+    assert_eq!(config.watch.namespaces, ["gim", "gsp", "gca"]);
+    assert_eq!(raw["state"]["namespace"], "upgrade-guard");
+    assert_eq!(
+        config.actions.leader_election.lease_name,
+        "ug-upgrade-guard"
+    );
+    // The built-in profile is kept: GIM's 15-minute rollback timeout.
+    assert_eq!(
+        config
+            .policy_for(&ReleaseKey::new("gim", "gim"))
+            .rollback_timeout,
+        Duration::from_secs(15 * 60)
+    );
+
+    // Rollback enabled with mode: auto, two namespaces: a rollback Role in each.
+    let all = template(&[
+        "--set",
+        "rollback.enabled=true",
+        "--set",
+        "config.defaults.mode=auto",
+        "--set",
+        "watchNamespaces={apps,more}",
+        "--set",
+        "dryRun=true",
+    ])
+    .unwrap();
+    let rollback: Vec<&str> = objects(&all, "Role")
+        .into_iter()
+        .filter(|r| r["metadata"]["name"] == "ug-upgrade-guard-rollback")
+        .map(|r| r["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(rollback, ["apps", "more"]);
+    let (config, _) = config_of(&all);
+    assert_eq!(
+        config.policy_for(&ReleaseKey::new("apps", "x")).mode,
+        upgrade_guard::config::Mode::Auto
+    );
+    let args =
+        strings(&one(&all, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(args.contains(&"--dry-run".into()), "{args:?}");
+
+    // Every namespace: ClusterRoles instead.
+    let all = template(&[
+        "--set-json",
+        "watchNamespaces=[]",
+        "--set",
+        "rollback.enabled=true",
+    ])
+    .unwrap();
+    let mut cluster: Vec<&str> = objects(&all, "ClusterRole")
+        .into_iter()
+        .map(|r| r["metadata"]["name"].as_str().unwrap())
+        .collect();
+    cluster.sort_unstable();
+    assert_eq!(
+        cluster,
+        ["ug-upgrade-guard-read", "ug-upgrade-guard-rollback"]
+    );
+    assert!(config_of(&all).0.watch.namespaces.is_empty());
+
+    // HA: several replicas rolling one by one.
+    let all = template(&["--set", "ha.enabled=true"]).unwrap();
+    let d = one(&all, "Deployment");
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+
+    // The Prometheus Operator objects and the dashboard: the repository's files as tested.
+    let all = template(&[
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "grafanaDashboard.enabled=true",
+    ])
+    .unwrap();
+    one(&all, "ServiceMonitor");
+    let rule = one(&all, "PrometheusRule");
+    let mut expected: Vec<Value> = Vec::new();
+    for file in ["runbook.rules.yml", "upgrade-guard.rules.yml"] {
+        let text = std::fs::read_to_string(repo_root().join("alerts").join(file)).unwrap();
+        let v: Value = serde_yaml_ng::from_str(&text).unwrap();
+        expected.extend(v["groups"].as_sequence().unwrap().iter().cloned());
+    }
+    assert_eq!(rule["spec"]["groups"].as_sequence().unwrap(), &expected);
+    let dashboard = objects(&all, "ConfigMap")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == "ug-upgrade-guard-dashboard")
+        .unwrap();
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let rendered: serde_json::Value =
+        serde_json::from_str(dashboard["data"]["upgrade-guard.json"].as_str().unwrap()).unwrap();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("dashboards/upgrade-guard.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rendered, file);
+
+    // Refused, with the reason.
+    for (args, words) in [
+        (
+            vec!["--set", "config.defaults.mode=auto"],
+            "set rollback.enabled=true",
+        ),
+        (vec!["--set", "replicaCount=2"], "/replicaCount"),
+        (
+            vec!["--set", "securityContext.readOnlyRootFilesystem=false"],
+            "readOnlyRootFilesystem",
+        ),
+        (
+            vec!["--set", "email.existingSecret=smtp"],
+            "config.notifications.email",
+        ),
+        (
+            vec!["--set", "watchNamespaces={Bad_Name}"],
+            "watchNamespaces",
+        ),
+    ] {
+        let err = template(&args).expect_err(&format!("{args:?} must be refused"));
+        assert!(err.contains(words), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_dockerfile_ships_the_helm_the_tests_run() {
+    let dockerfile = std::fs::read_to_string(repo_root().join("deploy/Dockerfile")).unwrap();
+    let go_mod = std::fs::read_to_string(repo_root().join("testenv/tools/helm/go.mod")).unwrap();
+    let tested = go_mod
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("helm.sh/helm/v3 "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    assert!(
+        dockerfile.contains(&format!("ARG HELM_VERSION={tested}")),
+        "the image's helm must be the tested one ({tested})"
+    );
+    // Every COPY source exists in the repository, and the image runs as non-root.
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        for source in &parts[1..parts.len() - 1] {
+            assert!(repo_root().join(source).exists(), "{line}");
+        }
+    }
+    assert!(dockerfile.contains("USER 65532:65532"));
+    assert!(dockerfile.contains("--bin upgrade-guard"));
+}
+
+fn sa_user(ns: &str) -> String {
+    format!("system:serviceaccount:{ns}:ug-upgrade-guard")
+}
+
+/// Issue 10.7: installed into the cluster, the chart's RBAC is read-only in the watched
+/// namespace until rollback is enabled; then the daemon, authenticated as the chart's
+/// ServiceAccount, rolls a failed upgrade back with nothing but that RBAC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_installed_chart_is_read_only_until_rollback_is_enabled() {
+    let home = tkube::namespace("chart").await;
+    let apps = tkube::namespace("chart-apps").await;
+    let (h, a) = (home.name.as_str(), apps.name.as_str());
+    let chart = chart();
+    let watch = format!("watchNamespaces={{{a}}}");
+    helm::ok(&["install", "ug", &chart, "-n", h, "--set", &watch]);
+
+    let client = tkube::client().await;
+    let d = Api::<Deployment>::namespaced(client.clone(), h)
+        .get("ug-upgrade-guard")
+        .await
+        .unwrap();
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+    let sc = pod.containers[0].security_context.clone().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), h)
+        .get("ug-upgrade-guard")
+        .await
+        .unwrap();
+    let config = Config::parse(&cm.data.unwrap()["config.yaml"], "installed").unwrap();
+    assert_eq!(config.watch.namespaces, [a]);
+
+    let user = sa_user(h);
+    let check = |verb: &'static str, resource: &'static str, ns: String| {
+        let user = user.clone();
+        async move { tkube::can(&user, verb, resource, &ns).await }
+    };
+    for (verb, resource) in [
+        ("list", "secrets"),
+        ("watch", "secrets"),
+        ("get", "configmaps"),
+        ("watch", "apps/deployments"),
+        ("list", "pods"),
+        ("list", "batch/jobs"),
+    ] {
+        assert!(
+            check(verb, resource, a.into()).await,
+            "{verb} {resource} in {a}"
+        );
+    }
+    for (verb, resource) in [
+        ("create", "secrets"),
+        ("update", "secrets"),
+        ("delete", "secrets"),
+        ("patch", "apps/deployments"),
+        ("delete", "pods"),
+    ] {
+        assert!(
+            !check(verb, resource, a.into()).await,
+            "read-only by default, yet allowed to {verb} {resource} in {a}"
+        );
+    }
+    for (verb, resource) in [
+        ("update", "configmaps"),
+        ("create", "configmaps"),
+        ("update", "coordination.k8s.io/leases"),
+    ] {
+        assert!(
+            check(verb, resource, h.into()).await,
+            "{verb} {resource} in {h}"
+        );
+    }
+    assert!(!check("list", "secrets", "default".into()).await);
+
+    helm::ok(&[
+        "upgrade",
+        "ug",
+        &chart,
+        "-n",
+        h,
+        "--set",
+        &watch,
+        "--set",
+        "rollback.enabled=true",
+        "--set",
+        "config.defaults.mode=auto",
+    ]);
+    for (verb, resource) in [
+        ("create", "secrets"),
+        ("update", "secrets"),
+        ("patch", "apps/deployments"),
+        ("delete", "pods"),
+    ] {
+        assert!(
+            check(verb, resource, a.into()).await,
+            "{verb} {resource} in {a}"
+        );
+    }
+    assert!(!check("create", "secrets", "default".into()).await);
+
+    // The daemon as the chart's ServiceAccount: it watches, records, takes the Lease and
+    // rolls back with only the chart's RBAC.
+    let token = tkube::token_for(h, "ug-upgrade-guard").await;
+    let kubeconfig = tkube::kubeconfig_with_token(&token);
+    let config = short_config(
+        "http://127.0.0.1:9",
+        "  mode: auto\n",
+        &format!(
+            "watch:\n  namespaces: [{a}]\nstate:\n  namespace: {h}\n\
+             actions:\n  helm: {}\n  leader_election:\n    lease_name: ug-upgrade-guard\n",
+            stack().helm_bin.display()
+        ),
+    );
+    let mut opts = options("chart-sa");
+    opts.helm_args = vec![
+        "--kubeconfig".into(),
+        kubeconfig.path().display().to_string(),
+    ];
+    let daemon = Running::start_with(kubeconfig.path(), &config, opts).await;
+    wait::until(WAIT, "/readyz", || async {
+        (daemon.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    let demo = helm::chart("demo-app");
+    helm::ok(&[
+        "install",
+        "app",
+        &demo,
+        "-n",
+        a,
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    upgrade(a, "app", "1.1.0", &["unschedulable=true"]);
+    let record = wait::until(
+        WAIT,
+        "the rollback done by the chart's ServiceAccount",
+        || async {
+            let v = daemon.releases().await;
+            let r = v["releases"][0]["automation"]["record"].clone();
+            (r["phase"] == "done" || r["phase"] == "verified").then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(record["target"], 1, "{record:#}");
+    assert!(record["holder"].as_str().unwrap().starts_with("chart-sa"));
+    daemon.stop().await;
+    helm::ok(&["uninstall", "ug", "-n", h]);
+}
