@@ -706,3 +706,80 @@ async fn a_failed_migration_restarts_the_pod_once_when_allowed() {
     assert!(rollbacks(n, "app").await.is_empty());
     d.stop().await;
 }
+
+/// Issue 10.1: `observe` exports metrics only (no alert, no email, no action); `recommend`
+/// alerts with the command and does nothing; `auto` acts (the tests above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_exports_metrics_only_and_recommend_only_alerts() {
+    let ns = tkube::namespace("modes").await;
+    let n = ns.name.as_str();
+    let to = format!("ops-{n}@test.invalid");
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n  \
+             email:\n    smtp_host: 127.0.0.1\n    smtp_port: {}\n    security: none\n    \
+             from: upgrade-guard@test.invalid\n    to: [{to}]\n\
+             releases:\n  - name: quiet\n    mode: observe\n  - name: loud\n    mode: recommend\n",
+            stack().alertmanager_url,
+            stack().smtp_port
+        ),
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    ready(&d).await;
+    install(n, "quiet", "demo-app", &[]);
+    install(n, "loud", "demo-app", &[]);
+    // The observed release fails first ...
+    upgrade(n, "quiet", "1.1.0", &["unschedulable=true"]);
+    wait::until(WAIT, "quiet failed, in the metrics", || async {
+        let failed = d
+            .metric(&format!(
+                r#"upgrade_guard_release_verdict{{namespace="{n}",release="quiet",verdict="failed"}}"#
+            ))
+            .await;
+        (failed == Some(1.0)).then_some(())
+    })
+    .await;
+    // ... then the recommended one: once its alert and mail arrived, the notifications
+    // have been computed with both failures in the state.
+    upgrade(n, "loud", "1.1.0", &["unschedulable=true"]);
+    let alert = wait::until(WAIT, "loud's alert", || async {
+        alertmanager::alerts(&[("namespace", n), ("release", "loud")])
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(
+        alert["annotations"]["recommended_action"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("helm rollback loud 1 -n {n}")),
+        "{alert:#}"
+    );
+    wait::until(WAIT, "loud's email", || async {
+        support::mail::messages()
+            .into_iter()
+            .find(|m| m.to.contains(&to) && m.subject.contains(&format!("{n}/loud")))
+    })
+    .await;
+    assert!(
+        alertmanager::alerts(&[("namespace", n), ("release", "quiet")])
+            .await
+            .is_empty()
+    );
+    assert!(
+        !support::mail::messages()
+            .iter()
+            .any(|m| m.to.contains(&to) && m.subject.contains(&format!("{n}/quiet")))
+    );
+    // Neither acted, and no automatic decision is shown for them.
+    for release in ["quiet", "loud"] {
+        let v = view(&d, release).await.unwrap();
+        assert!(v.get("automation").is_none(), "{v:#}");
+        assert!(rollbacks(n, release).await.is_empty());
+    }
+    d.stop().await;
+}

@@ -232,6 +232,16 @@ struct Override {
     raw: RawRelease,
 }
 
+impl Override {
+    fn matches(&self, key: &ReleaseKey) -> bool {
+        self.name == *key.name
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| ns == &*key.namespace)
+    }
+}
+
 /// Where upgrade-guard keeps its own records (bake results) in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateConfig {
@@ -382,16 +392,22 @@ impl Config {
         resolve::validate(raw).map_err(error)
     }
 
+    /// The mode of a release (what [`Config::policy_for`] would say, without building the
+    /// whole policy).
+    pub fn mode_for(&self, key: &ReleaseKey) -> Mode {
+        self.overrides
+            .iter()
+            .filter(|o| o.matches(key))
+            .filter_map(|o| o.raw.mode)
+            .next_back()
+            .unwrap_or(self.defaults.mode)
+    }
+
     /// The policy for a release: the defaults, then every matching entry in file order.
     pub fn policy_for(&self, key: &ReleaseKey) -> ReleasePolicy {
         self.overrides
             .iter()
-            .filter(|o| {
-                o.name == *key.name
-                    && o.namespace
-                        .as_deref()
-                        .is_none_or(|ns| ns == &*key.namespace)
-            })
+            .filter(|o| o.matches(key))
             .fold(self.defaults.clone(), |policy, o| {
                 resolve::overlay(policy, &o.raw, self.default_hold)
             })

@@ -322,3 +322,28 @@ fn watch_settings_are_checked_with_their_units() {
     );
     assert_eq!(ok.watch.idle_timeout, Duration::from_secs(15));
 }
+
+#[test]
+fn mode_for_agrees_with_the_whole_policy() {
+    let c = Config::parse(
+        "defaults: {mode: observe}\n\
+         releases:\n\
+         - {name: gim, mode: auto}\n\
+         - {name: gim, namespace: staging, bake_window: 1m}\n\
+         - {name: gim, namespace: lab, mode: recommend}\n\
+         - {name: gsp, bake_window: 1m}\n",
+        "t",
+    )
+    .unwrap();
+    for (ns, name, want) in [
+        ("gim", "gim", Mode::Auto),
+        ("staging", "gim", Mode::Auto),
+        ("lab", "gim", Mode::Recommend),
+        ("gsp", "gsp", Mode::Observe),
+        ("x", "y", Mode::Observe),
+    ] {
+        let key = ReleaseKey::new(ns, name);
+        assert_eq!(c.mode_for(&key), want, "{key}");
+        assert_eq!(c.policy_for(&key).mode, want, "{key}");
+    }
+}

@@ -303,10 +303,15 @@ pub async fn run(
         if leading && *synced.borrow() && daemon.remediator.resume_due() {
             daemon.resume().await;
         }
+        // `mode: observe` releases are exported as metrics only: no alert, no email.
+        let told = |v: &&ReleaseView| config.mode_for(&v.release) != crate::config::Mode::Observe;
         if leading && !alertmanagers.is_empty() {
             let wanted = {
                 let state = daemon.state();
-                desired(state.releases(), notifications.dashboard_url.as_deref())
+                desired(
+                    state.releases().filter(told),
+                    notifications.dashboard_url.as_deref(),
+                )
             };
             if let Some(batch) = ledger.update(wanted, Timestamp::now()) {
                 alertmanagers.send(batch);
@@ -316,7 +321,10 @@ pub async fn run(
         if let Some(mailer) = &mailer {
             let mails = {
                 let state = daemon.state();
-                mailbook.changes(state.releases(), notifications.dashboard_url.as_deref())
+                mailbook.changes(
+                    state.releases().filter(told),
+                    notifications.dashboard_url.as_deref(),
+                )
             };
             // Every replica follows the changes; only the leader tells them.
             for mail in mails.into_iter().filter(|_| leading) {
