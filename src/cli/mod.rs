@@ -165,7 +165,9 @@ pub enum Command {
     #[command(subcommand)]
     Config(config::ConfigCommand),
     /// Run the daemon: watch every release, judge each new revision over its bake window,
-    /// serve /metrics, /livez, /readyz and /api/v1/releases.
+    /// serve /metrics, /livez, /readyz and /api/v1/releases, alert; for releases in `mode:
+    /// auto`, roll a failed upgrade back under the safety rules of docs/actions.md (only the
+    /// replica holding the leader Lease alerts and acts).
     Run(run::RunArgs),
     /// Watch Helm release Secrets and print every release event (installed, upgraded,
     /// upgrade failed, rolled back, uninstalled, stuck pending) as it happens.
