@@ -783,3 +783,179 @@ async fn observe_exports_metrics_only_and_recommend_only_alerts() {
     }
     d.stop().await;
 }
+
+/// Issue 10.3: the action records are written with optimistic concurrency: a write based
+/// on records someone changed since they were read is refused, whoever wrote first.
+#[tokio::test]
+async fn a_record_written_from_stale_records_is_refused() {
+    use upgrade_guard::remediation::records::{ActionKind, RecordError};
+    let ns = tkube::namespace("records").await;
+    let n = ns.name.as_str();
+    let store = RecordStore::new(tkube::client().await, n);
+    let key = ReleaseKey::new(n, "app");
+    let record = |bad: u32, holder: &str| ActionRecord {
+        bad_revision: bad,
+        attempt: 1,
+        action: ActionKind::Rollback,
+        target: Some(1),
+        command: format!("helm rollback app 1 -n {n} --wait --timeout 5m"),
+        holder: holder.into(),
+        started: jiff::Timestamp::now(),
+        phase: Phase::Running,
+        finished: None,
+        new_revision: None,
+        detail: None,
+    };
+    // Both deciders read no records; the first intent wins (create), the second is refused.
+    let empty = store.load(&key).await.unwrap();
+    store
+        .write_if_unchanged(&key, &empty, &record(2, "a"))
+        .await
+        .unwrap();
+    let refused = store
+        .write_if_unchanged(&key, &empty, &record(2, "b"))
+        .await;
+    assert!(
+        matches!(refused, Err(RecordError::Conflict(_))),
+        "{refused:?}"
+    );
+    // Likewise once the ConfigMap exists (replace with a stale resourceVersion).
+    let read = store.load(&key).await.unwrap();
+    store
+        .write_if_unchanged(&key, &read, &record(4, "a"))
+        .await
+        .unwrap();
+    let refused = store.write_if_unchanged(&key, &read, &record(4, "b")).await;
+    assert!(
+        matches!(refused, Err(RecordError::Conflict(_))),
+        "{refused:?}"
+    );
+    // An outcome update re-reads and keeps the other records.
+    let mut done = record(2, "a");
+    done.phase = Phase::Done;
+    store.update(&key, &done).await.unwrap();
+    let all = store.load(&key).await.unwrap().records;
+    let mut holders: Vec<(u32, &str, Phase)> = all
+        .iter()
+        .map(|r| (r.bad_revision, r.holder.as_str(), r.phase))
+        .collect();
+    holders.sort_by_key(|h| h.0);
+    assert_eq!(
+        holders,
+        [(2, "a", Phase::Done), (4, "a", Phase::Running)],
+        "{all:?}"
+    );
+}
+
+/// Issue 10.3: an intent recorded by a process that died before helm ran (nothing in the
+/// history shows it) is resolved as interrupted once its deadline passed, alerted, and the
+/// failed revision is never acted on again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intent_left_by_a_dead_process_is_never_run_again() {
+    use upgrade_guard::remediation::records::ActionKind;
+    let ns = tkube::namespace("auto-ghost").await;
+    let n = ns.name.as_str();
+    install(n, "app", "demo-app", &[]);
+    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    let key = ReleaseKey::new(n, "app");
+    let store = RecordStore::new(tkube::client().await, n);
+    let empty = store.load(&key).await.unwrap();
+    let ghost = ActionRecord {
+        bad_revision: 2,
+        attempt: 1,
+        action: ActionKind::Rollback,
+        target: Some(1),
+        command: format!("helm rollback app 1 -n {n} --wait --timeout 5m"),
+        holder: "ghost-1".into(),
+        // Its deadline (5 m rollback timeout + 2 m) passed long ago.
+        started: jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1),
+        phase: Phase::Running,
+        finished: None,
+        new_revision: None,
+        detail: None,
+    };
+    store
+        .write_if_unchanged(&key, &empty, &ghost)
+        .await
+        .unwrap();
+    let config = auto_config(
+        NO_PROMETHEUS,
+        n,
+        "",
+        &format!(
+            "notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n",
+            stack().alertmanager_url
+        ),
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    let resolved = wait::until(WAIT, "the ghost's intent resolved", || async {
+        records(n, "app")
+            .await
+            .into_iter()
+            .find(|r| r.phase == Phase::Interrupted)
+    })
+    .await;
+    assert!(
+        resolved
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("nothing in the history shows it ran; it is not run again"),
+        "{resolved:?}"
+    );
+    wait::until(WAIT, "revision 2 held: already attempted", || async {
+        let v = view(&d, "app").await?;
+        (v["revision"] == 2 && v["automation"]["plan"]["reason"] == "already_attempted")
+            .then_some(())
+    })
+    .await;
+    let alert = wait::until(WAIT, "UpgradeRollbackFailed", || async {
+        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeRollbackFailed")])
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(alert["labels"]["revision"], "2");
+    assert_eq!(
+        d.metric(r#"upgrade_guard_rollbacks_total{outcome="interrupted"}"#)
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(records(n, "app").await.len(), 1);
+    assert!(rollbacks(n, "app").await.is_empty());
+    d.stop().await;
+}
+
+/// Issue 10.4: a leader cut off from the API server stops leading (it cannot renew) before
+/// the other replica may take the Lease; the other one then leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_stops_leading_before_another_takes_over() {
+    use support::proxy::Proxy;
+    let ns = tkube::namespace("auto-lease").await;
+    let n = ns.name.as_str();
+    let proxy = Proxy::start(&tkube::api_address());
+    let through_proxy = tkube::kubeconfig_with_server(&format!("https://{}", proxy.address));
+    let config = auto_config(NO_PROMETHEUS, n, "", "");
+    let a = Running::start_with(through_proxy.path(), &config, options("replica-a")).await;
+    wait::until(WAIT, "a leads", || async {
+        (a.metric("upgrade_guard_leader").await == Some(1.0)).then_some(())
+    })
+    .await;
+    let b = Running::start_with(&stack().kubeconfig, &config, options("replica-b")).await;
+    ready(&b).await;
+    assert_eq!(b.metric("upgrade_guard_leader").await, Some(0.0));
+    proxy.cut();
+    wait::until(WAIT, "b leads", || async {
+        (b.metric("upgrade_guard_leader").await == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        a.metric("upgrade_guard_leader").await,
+        Some(0.0),
+        "a still says it leads while b does"
+    );
+    proxy.restore();
+    a.stop().await;
+    b.stop().await;
+}

@@ -734,3 +734,39 @@ impl Task {
 
 /// Shared handle type for tests and the daemon.
 pub type SharedRemediator = Arc<tokio::sync::Mutex<Remediator>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(bad: u32, target: u32, new_revision: Option<u32>) -> ActionRecord {
+        ActionRecord {
+            bad_revision: bad,
+            attempt: 1,
+            action: ActionKind::Rollback,
+            target: Some(target),
+            command: String::new(),
+            holder: "a".into(),
+            started: Timestamp::from_second(1_800_000_000).unwrap(),
+            phase: Phase::Running,
+            finished: None,
+            new_revision,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_record_concerns_its_bad_revision_and_the_rollback_it_created() {
+        let known = [record(2, 1, Some(3))];
+        assert_eq!(record_for(&known, 2, None), Some(&known[0]));
+        assert_eq!(record_for(&known, 3, Some(1)), Some(&known[0]));
+        assert_eq!(record_for(&known, 4, None), None);
+        // A record whose process died before it knew its revision: by target, and only
+        // for a later rollback to that target.
+        let unknown = [record(2, 1, None)];
+        assert_eq!(record_for(&unknown, 3, Some(1)), Some(&unknown[0]));
+        assert_eq!(record_for(&unknown, 3, Some(2)), None, "another target");
+        assert_eq!(record_for(&unknown, 3, None), None, "not a rollback");
+        assert_eq!(record_for(&[record(5, 1, None)], 3, Some(1)), None, "older");
+    }
+}
