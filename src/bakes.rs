@@ -94,10 +94,32 @@ pub fn configmap_name(release: &ReleaseKey) -> String {
     format!("upgrade-guard.bakes.{}.{}", release.namespace, release.name)
 }
 
-fn status_code(e: &kube::Error) -> Option<u16> {
+/// The HTTP status of an API error, if it is one.
+pub fn status_code(e: &kube::Error) -> Option<u16> {
     match e {
         kube::Error::Api(s) => Some(s.code),
         _ => None,
+    }
+}
+
+impl StoreError {
+    /// `verb` on upgrade-guard's records in `namespace` failed with `source`: forbidden
+    /// (401/403) or any other API failure.
+    pub fn of(verb: &'static str, namespace: &str, source: kube::Error) -> Self {
+        let namespace = namespace.to_string();
+        if matches!(status_code(&source), Some(401 | 403)) {
+            Self::Forbidden {
+                verb,
+                namespace,
+                source,
+            }
+        } else {
+            Self::Api {
+                verb,
+                namespace,
+                source,
+            }
+        }
     }
 }
 
@@ -127,20 +149,7 @@ impl BakeStore {
     }
 
     fn error(&self, verb: &'static str, source: kube::Error) -> StoreError {
-        let namespace = self.namespace.clone();
-        if matches!(status_code(&source), Some(401 | 403)) {
-            StoreError::Forbidden {
-                verb,
-                namespace,
-                source,
-            }
-        } else {
-            StoreError::Api {
-                verb,
-                namespace,
-                source,
-            }
-        }
+        StoreError::of(verb, &self.namespace, source)
     }
 
     /// The records of a release (none when its ConfigMap does not exist).

@@ -20,6 +20,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::bakes::status_code as code;
 use crate::config::LeaderElectionConfig;
 
 /// Whether this process leads, shared with the daemon.
@@ -82,13 +83,6 @@ pub struct Elector {
     leadership: Leadership,
     /// The record last seen from another holder and since when (local clock).
     observed: Option<(String, Instant)>,
-}
-
-fn code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
 }
 
 impl Elector {

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 
-use crate::bakes::{MANAGED_BY, StoreError};
+use crate::bakes::{MANAGED_BY, StoreError, status_code as code};
 use crate::release::ReleaseKey;
 
 /// Label telling action records from bake records.
@@ -182,13 +182,6 @@ pub struct RecordStore {
     namespace: String,
 }
 
-fn code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
-}
-
 impl RecordStore {
     /// Records in `namespace`.
     pub fn new(client: kube::Client, namespace: &str) -> Self {
@@ -199,20 +192,7 @@ impl RecordStore {
     }
 
     fn error(&self, verb: &'static str, source: kube::Error) -> StoreError {
-        let namespace = self.namespace.clone();
-        if matches!(code(&source), Some(401 | 403)) {
-            StoreError::Forbidden {
-                verb,
-                namespace,
-                source,
-            }
-        } else {
-            StoreError::Api {
-                verb,
-                namespace,
-                source,
-            }
-        }
+        StoreError::of(verb, &self.namespace, source)
     }
 
     /// A release's records.
