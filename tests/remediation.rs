@@ -541,17 +541,12 @@ async fn a_dry_run_reports_the_command_and_runs_nothing() {
 /// decided: the decision re-reads the history and holds; nothing is recorded or run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_revision_written_meanwhile_means_no_rollback() {
-    use upgrade_guard::checks::{CheckResult, FailClass, Outcome};
     use upgrade_guard::config::Config;
-    use upgrade_guard::evaluation::Report;
     use upgrade_guard::metrics::ActionMetrics;
-    use upgrade_guard::release::ReleaseStatus;
     use upgrade_guard::release::labels::Storage;
-    use upgrade_guard::release::rollback_target::TargetBasis;
     use upgrade_guard::remediation::Remediator;
     use upgrade_guard::remediation::helm::HelmRunner;
     use upgrade_guard::remediation::leader::Leadership;
-    use upgrade_guard::verdict::{RecommendedAction, Verdict};
 
     let ns = tkube::namespace("auto-race").await;
     let n = ns.name.as_str();
@@ -573,27 +568,7 @@ async fn a_newer_revision_written_meanwhile_means_no_rollback() {
     );
     // Revision 2 was judged failed; before the decision reads the history, someone
     // upgrades again.
-    let now = jiff::Timestamp::now();
-    let report = Report {
-        release: key.clone(),
-        revision: 2,
-        status: ReleaseStatus::Deployed,
-        chart: "demo-app-0.1.0".into(),
-        verdict: Verdict::Failed,
-        action: RecommendedAction::Rollback {
-            target: 1,
-            basis: TargetBasis::NewestThatRan,
-            command: format!("helm rollback app 1 -n {n} --timeout 5m"),
-        },
-        results: vec![
-            CheckResult::new("pending_pods", Outcome::Fail, "unschedulable")
-                .on_fail(FailClass::Rollback),
-        ],
-        notes: vec![],
-        started: now,
-        bake_ends: now,
-        evaluated_at: now,
-    };
+    let report = failed_report(n);
     upgrade(n, "app", "1.2.0", &[]);
     remediator.decide(&report, &policy, Storage::Secret).await;
     let automation = remediator.automation(&key, 2);
@@ -958,4 +933,92 @@ async fn a_leader_cut_off_stops_leading_before_another_takes_over() {
     proxy.restore();
     a.stop().await;
     b.stop().await;
+}
+
+/// A failed judgement of revision 2 of `app` whose remedy is a rollback to 1.
+fn failed_report(n: &str) -> upgrade_guard::evaluation::Report {
+    use upgrade_guard::checks::{CheckResult, FailClass, Outcome};
+    use upgrade_guard::release::ReleaseStatus;
+    use upgrade_guard::release::rollback_target::TargetBasis;
+    use upgrade_guard::verdict::{RecommendedAction, Verdict};
+    let now = jiff::Timestamp::now();
+    upgrade_guard::evaluation::Report {
+        release: ReleaseKey::new(n, "app"),
+        revision: 2,
+        status: ReleaseStatus::Deployed,
+        chart: "demo-app-0.1.0".into(),
+        verdict: Verdict::Failed,
+        action: RecommendedAction::Rollback {
+            target: 1,
+            basis: TargetBasis::NewestThatRan,
+            command: format!("helm rollback app 1 -n {n} --timeout 5m"),
+        },
+        results: vec![
+            CheckResult::new("pending_pods", Outcome::Fail, "unschedulable")
+                .on_fail(FailClass::Rollback),
+        ],
+        notes: vec![],
+        started: now,
+        bake_ends: now,
+        evaluated_at: now,
+    }
+}
+
+/// Issue 10.4: a replica that was holding because it did not lead acts as soon as it
+/// leads (its hold was the precheck's, not a decision from the cluster's state), and only
+/// then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_becomes_leader_acts_at_once() {
+    use upgrade_guard::config::Config;
+    use upgrade_guard::metrics::ActionMetrics;
+    use upgrade_guard::release::labels::Storage;
+    use upgrade_guard::remediation::Remediator;
+    use upgrade_guard::remediation::helm::HelmRunner;
+    use upgrade_guard::remediation::leader::Leadership;
+
+    let ns = tkube::namespace("auto-promoted").await;
+    let n = ns.name.as_str();
+    install(n, "app", "demo-app", &[]);
+    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    let config = Config::parse(&auto_config(NO_PROMETHEUS, n, "", ""), "t").unwrap();
+    let key = ReleaseKey::new(n, "app");
+    let policy = config.policy_for(&key);
+    let leadership = Leadership::manual("replica-b");
+    let (mut remediator, mut finished) = Remediator::new(
+        tkube::client().await,
+        n,
+        HelmRunner {
+            program: stack().helm_bin.display().to_string(),
+            global_args: vec![
+                "--kubeconfig".into(),
+                stack().kubeconfig.display().to_string(),
+            ],
+        },
+        config.actions.clone(),
+        leadership.clone(),
+        ActionMetrics::default(),
+    );
+    let report = failed_report(n);
+    remediator.decide(&report, &policy, Storage::Secret).await;
+    let plan = serde_json::to_value(remediator.automation(&key, 2).plan).unwrap();
+    assert_eq!(plan["reason"], "not_leader", "{plan:#}");
+    assert!(records(n, "app").await.is_empty());
+
+    leadership.set_leading(true);
+    remediator.decide(&report, &policy, Storage::Secret).await;
+    assert_eq!(
+        remediator.running(),
+        1,
+        "the new leader started the rollback"
+    );
+    let done = tokio::time::timeout(WAIT, finished.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    remediator.finished(&done);
+    assert_eq!(done.1.phase, Phase::Done, "{:?}", done.1);
+    assert_eq!(
+        rollbacks(n, "app").await,
+        [(3, "Rollback to 1".to_string())]
+    );
 }

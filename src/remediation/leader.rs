@@ -50,6 +50,20 @@ impl Leadership {
         }
     }
 
+    /// A leadership decided by the caller through [`Leadership::set_leading`] (a caller
+    /// running its own election, tests); it starts not leading.
+    pub fn manual(identity: &str) -> Self {
+        Self {
+            until: Arc::new(Mutex::new(None)),
+            identity: identity.into(),
+        }
+    }
+
+    /// Leads from now on, or no longer, for a [`Leadership::manual`] one.
+    pub fn set_leading(&self, leading: bool) {
+        self.set(leading.then(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)));
+    }
+
     /// A leadership that always leads (tests of the planner's callers, `check`).
     pub fn always(identity: &str) -> Self {
         Self {

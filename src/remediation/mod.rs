@@ -63,6 +63,15 @@ impl Automation {
 /// How often a held decision is taken again (holds that depend on time or on the records).
 const REPLAN_AFTER: Duration = Duration::from_secs(60);
 
+/// The last decision about a release's revision.
+#[derive(Debug, Clone)]
+struct Decision {
+    revision: u32,
+    plan: Plan,
+    /// Taken from fresh reads of the history and records (not by the precheck), when.
+    planned_at: Option<Instant>,
+}
+
 /// A finished action, sent back to the daemon loop.
 pub type Finished = (ReleaseKey, ActionRecord);
 
@@ -77,8 +86,8 @@ pub struct Remediator {
     metrics: ActionMetrics,
     running: BTreeMap<ReleaseKey, JoinHandle<()>>,
     finished_tx: mpsc::UnboundedSender<Finished>,
-    /// The last decision per release: (revision, when, plan).
-    plans: BTreeMap<ReleaseKey, (u32, Instant, Plan)>,
+    /// The last decision per release.
+    plans: BTreeMap<ReleaseKey, Decision>,
     /// Records known per release (loaded at each release event, updated on writes).
     known: BTreeMap<ReleaseKey, Vec<ActionRecord>>,
     /// Rollback revisions seen, per release: revision → the revision it rolled back to.
@@ -204,8 +213,8 @@ impl Remediator {
             plan: self
                 .plans
                 .get(key)
-                .filter(|(r, _, _)| *r == revision)
-                .map(|(_, _, p)| p.clone()),
+                .filter(|d| d.revision == revision)
+                .map(|d| d.plan.clone()),
             record: self
                 .known
                 .get(key)
@@ -259,17 +268,18 @@ impl Remediator {
                 self.plans.remove(key);
                 return;
             }
-            Precheck::Hold(h) => return self.held(key, report.revision, h),
+            Precheck::Hold(h) => return self.held(key, report.revision, h, None),
             Precheck::Candidate(kind) => kind,
         };
         let in_progress = self.running.contains_key(key);
-        if let Some((r, at, p)) = self.plans.get(key)
-            && *r == report.revision
+        if let Some(d) = self.plans.get(key)
+            && d.revision == report.revision
         {
-            match p {
-                // A recent hold stands; time- and record-based ones are taken again later.
-                Plan::Hold(_) if at.elapsed() < REPLAN_AFTER => return,
-                Plan::Hold(_) => {}
+            match (&d.plan, d.planned_at) {
+                // A recent hold from fresh reads stands; time- and record-based ones are
+                // taken again later. A precheck's hold says nothing once the precheck passes.
+                (Plan::Hold(_), Some(at)) if at.elapsed() < REPLAN_AFTER => return,
+                (Plan::Hold(_), _) => {}
                 // Started (its record holds it back from now on) or reported as a dry run.
                 _ => return,
             }
@@ -282,23 +292,29 @@ impl Remediator {
             Err(h) => Plan::Hold(h),
         };
         match plan {
-            Plan::Hold(h) => self.held(key, report.revision, h),
+            Plan::Hold(h) => self.held(key, report.revision, h, Some(Instant::now())),
             action => self.start(report, policy, storage, action).await,
         }
     }
 
-    fn held(&mut self, key: &ReleaseKey, revision: u32, hold: Hold) {
+    fn held(&mut self, key: &ReleaseKey, revision: u32, hold: Hold, planned_at: Option<Instant>) {
         let changed = !matches!(
             self.plans.get(key),
-            Some((r, _, Plan::Hold(h))) if *r == revision && *h == hold
+            Some(Decision { revision: r, plan: Plan::Hold(h), .. }) if *r == revision && *h == hold
         );
         if changed {
             info!(release = %key, revision, reason = hold.reason.as_str(), detail = %hold.detail,
                 "automatic action held");
             self.metrics.held(hold.reason);
         }
-        self.plans
-            .insert(key.clone(), (revision, Instant::now(), Plan::Hold(hold)));
+        self.plans.insert(
+            key.clone(),
+            Decision {
+                revision,
+                plan: Plan::Hold(hold),
+                planned_at,
+            },
+        );
     }
 
     async fn fresh_plan(
@@ -385,8 +401,14 @@ impl Remediator {
             ),
             Plan::Hold(_) => return,
         };
-        self.plans
-            .insert(key.clone(), (revision, Instant::now(), plan.clone()));
+        self.plans.insert(
+            key.clone(),
+            Decision {
+                revision,
+                plan: plan.clone(),
+                planned_at: Some(Instant::now()),
+            },
+        );
         if self.actions.dry_run {
             if self.dry_runs.insert((key.clone(), revision)) {
                 info!(release = %key, revision, command = %command, "dry run: would run");
@@ -403,6 +425,7 @@ impl Remediator {
                     reason: HoldReason::NotLeader,
                     detail: "the leader Lease was lost while deciding".into(),
                 },
+                None,
             );
         }
         let snapshot = match self.store.load(&key).await {
@@ -415,6 +438,7 @@ impl Remediator {
                         reason: HoldReason::Unreadable,
                         detail: format!("cannot read upgrade-guard's action records: {e}"),
                     },
+                    Some(Instant::now()),
                 );
             }
         };
@@ -440,7 +464,7 @@ impl Remediator {
             detail: None,
         };
         if let Err(e) = self.intent(&key, &snapshot, &record).await {
-            return self.held(&key, revision, e);
+            return self.held(&key, revision, e, Some(Instant::now()));
         }
         self.remember(&key, record.clone());
         info!(release = %key, revision, command = %command, "automatic action: intent recorded, starting");
