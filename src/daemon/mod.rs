@@ -247,6 +247,10 @@ pub async fn run(
             listed_now = async { synced.wait_for(|s| *s).await.is_ok() }, if !listed => {
                 if listed_now {
                     daemon.restore().await;
+                    if leading {
+                        // What a previous process left unfinished, shown with the restored views.
+                        daemon.resume().await;
+                    }
                 }
                 if listed_now && stores_listed {
                     info!("release records and workloads listed: ready");
