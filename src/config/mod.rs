@@ -310,6 +310,30 @@ pub struct LeaderElectionConfig {
     pub retry_period: Duration,
 }
 
+/// Releases upgraded together, in a prescribed order (the Genesys Info Mart suite: GIM,
+/// then GSP, then GCA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suite {
+    /// Its name (`preflight --suite`).
+    pub name: String,
+    /// Steps in upgrade order; the releases of one step may go in any order.
+    pub order: Vec<Vec<ReleaseKey>>,
+    /// Upgrades within this long of each other belong to one upgrade cycle.
+    pub cycle: Duration,
+}
+
+impl Suite {
+    /// The step of `key` in this suite, if it belongs to it.
+    pub fn step_of(&self, key: &ReleaseKey) -> Option<usize> {
+        self.order.iter().position(|step| step.contains(key))
+    }
+
+    /// Every release of the suite, in order.
+    pub fn releases(&self) -> impl Iterator<Item = &ReleaseKey> {
+        self.order.iter().flatten()
+    }
+}
+
 /// How automatic actions run, for every release in `mode: auto`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionsConfig {
@@ -340,6 +364,8 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// Automatic actions.
     pub actions: ActionsConfig,
+    /// Suites of releases upgraded in order.
+    pub suites: Vec<Suite>,
     /// Settings that are valid but probably not what the operator meant, in words.
     pub warnings: Vec<String>,
     defaults: ReleasePolicy,
@@ -390,6 +416,11 @@ impl Config {
             }
         })?;
         resolve::validate(raw).map_err(error)
+    }
+
+    /// The suite `key` belongs to, if any.
+    pub fn suite_of(&self, key: &ReleaseKey) -> Option<&Suite> {
+        self.suites.iter().find(|s| s.step_of(key).is_some())
     }
 
     /// The mode of a release (what [`Config::policy_for`] would say, without building the

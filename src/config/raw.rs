@@ -74,6 +74,7 @@ pub struct RawConfig {
     pub notifications: RawNotifications,
     #[serde(default)]
     pub actions: RawActions,
+    pub suites: Option<Vec<RawSuite>>,
     #[serde(default)]
     pub defaults: RawRelease,
     #[serde(default)]
@@ -140,6 +141,17 @@ pub struct RawWatch {
 #[serde(deny_unknown_fields)]
 pub struct RawEvaluation {
     pub interval: Option<Dur>,
+}
+
+/// A suite: releases upgraded together, in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSuite {
+    pub name: String,
+    /// Steps in upgrade order; each step lists `namespace/release`.
+    pub order: Vec<Vec<String>>,
+    /// Upgrades this close together belong to one upgrade cycle.
+    pub cycle: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]

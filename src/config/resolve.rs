@@ -9,7 +9,7 @@ use super::raw::{self, RawConfig, RawRelease};
 use super::{
     ActionsConfig, AutoPolicy, Config, EmailConfig, LagPolicy, LeaderElectionConfig,
     MigrationPolicy, Mode, NotificationsConfig, Override, PresencePolicy, PrometheusConfig,
-    ReleasePolicy, SmtpSecurity, StateConfig, ThresholdPolicy, WatchConfig,
+    ReleasePolicy, SmtpSecurity, StateConfig, Suite, ThresholdPolicy, WatchConfig,
 };
 use crate::checks::human;
 
@@ -182,6 +182,54 @@ fn email(raw: &raw::RawEmail) -> Result<EmailConfig, String> {
         password_file: raw.password_file.clone(),
         timeout,
     })
+}
+
+fn suites(raw: &[raw::RawSuite]) -> Result<Vec<Suite>, String> {
+    let mut names = BTreeSet::new();
+    let mut members: std::collections::BTreeMap<crate::release::ReleaseKey, String> =
+        Default::default();
+    let mut out = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let at = format!("suites[{i}]");
+        if s.name.is_empty() || !names.insert(s.name.clone()) {
+            return Err(format!("{at}.name: needs a name of its own"));
+        }
+        if s.order.is_empty() || s.order.iter().any(Vec::is_empty) {
+            return Err(format!(
+                "{at}.order: list the steps in upgrade order, each with at least one namespace/release"
+            ));
+        }
+        let mut order = Vec::new();
+        for (j, step) in s.order.iter().enumerate() {
+            let mut keys = Vec::new();
+            for entry in step {
+                let Some((ns, name)) = entry
+                    .split_once('/')
+                    .filter(|(n, r)| !n.is_empty() && !r.is_empty())
+                else {
+                    return Err(format!(
+                        "{at}.order[{j}]: {entry:?} must read namespace/release, like gim/gim"
+                    ));
+                };
+                let key = crate::release::ReleaseKey::new(ns, name);
+                if let Some(other) = members.insert(key.clone(), s.name.clone()) {
+                    return Err(format!(
+                        "{at}.order[{j}]: {entry} is already in suite {other:?}: a release belongs to one suite, once"
+                    ));
+                }
+                keys.push(key);
+            }
+            order.push(keys);
+        }
+        let cycle = s.cycle.map_or(Duration::from_secs(24 * 3600), |d| d.0);
+        positive(&format!("{at}.cycle"), cycle)?;
+        out.push(Suite {
+            name: s.name.clone(),
+            order,
+            cycle,
+        });
+    }
+    Ok(out)
 }
 
 fn actions(raw: &raw::RawActions) -> Result<ActionsConfig, String> {
@@ -420,6 +468,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
         return Err("notifications.alertmanager.queue_size: must be at least 1".into());
     }
     let actions = actions(&raw.actions)?;
+    let suites = suites(raw.suites.as_deref().unwrap_or_default())?;
     // Like a Prometheus rule: two evaluations, and never less than one scrape.
     let default_hold = (evaluation_interval * 2).max(prometheus.scrape_interval);
 
@@ -461,6 +510,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
         state,
         notifications,
         actions,
+        suites,
         warnings: all_warnings,
         defaults,
         overrides,

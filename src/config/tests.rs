@@ -347,3 +347,50 @@ fn mode_for_agrees_with_the_whole_policy() {
         assert_eq!(c.policy_for(&key).mode, want, "{key}");
     }
 }
+
+#[test]
+fn the_profile_orders_the_suite_gim_gsp_gca_and_bad_suites_are_refused() {
+    let c = Config::default_profile().unwrap();
+    let suite = &c.suites[0];
+    assert_eq!(suite.name, "genesys-info-mart");
+    let step = |ns: &str, name: &str| suite.step_of(&ReleaseKey::new(ns, name));
+    assert_eq!(
+        (
+            step("gim", "gim"),
+            step("gim", "gim-monitoring"),
+            step("gsp", "gsp"),
+            step("gca", "gca")
+        ),
+        (Some(0), Some(0), Some(1), Some(2))
+    );
+    assert_eq!(step("gim", "other"), None);
+    assert_eq!(suite.cycle, Duration::from_secs(24 * 3600));
+    assert_eq!(
+        c.suite_of(&ReleaseKey::new("gca", "gca-monitoring"))
+            .map(|s| s.name.as_str()),
+        Some("genesys-info-mart")
+    );
+    for (text, words) in [
+        (
+            "suites: [{name: s, order: [[gim]]}]",
+            "must read namespace/release",
+        ),
+        ("suites: [{name: s, order: []}]", "list the steps"),
+        ("suites: [{name: s, order: [[a/a], []]}]", "list the steps"),
+        (
+            "suites: [{name: s, order: [[a/a]]}, {name: t, order: [[a/a]]}]",
+            "already in suite \"s\"",
+        ),
+        (
+            "suites: [{name: s, order: [[a/a]]}, {name: s, order: [[b/b]]}]",
+            "a name of its own",
+        ),
+        (
+            "suites: [{name: s, order: [[a/a]], cycle: 0s}]",
+            "suites[0].cycle",
+        ),
+    ] {
+        let e = Config::parse(text, "t").unwrap_err();
+        assert!(e.message.contains(words), "{text}: {}", e.message);
+    }
+}
