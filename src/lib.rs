@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod notify;
 pub mod release;
 pub mod remediation;
+pub mod suite;
 pub mod tracker;
 pub mod verdict;

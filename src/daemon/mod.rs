@@ -30,7 +30,7 @@ use crate::evaluation::stores::Stores;
 use crate::evaluation::{Evaluator, Report, Start};
 use crate::metrics::{ActionMetrics, NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry};
 use crate::notify::alertmanager::Alertmanagers;
-use crate::notify::alerts::{Ledger, desired};
+use crate::notify::alerts::{Ledger, desired, order_alerts};
 use crate::notify::email::Mailer;
 use crate::notify::mail::Mailbook;
 use crate::release::ReleaseKey;
@@ -39,6 +39,7 @@ use crate::release::rollback_target::BakeRecord;
 use crate::remediation::helm::HelmRunner;
 use crate::remediation::leader::{self, Elector};
 use crate::remediation::{Finished, Remediator};
+use crate::suite::order_warnings;
 use crate::tracker::{Tracker, client_config};
 use crate::verdict::{ActionContext, RecommendedAction, Verdict, guard, recommend};
 use http::{Readiness, Served};
@@ -312,10 +313,14 @@ pub async fn run(
         if leading && !alertmanagers.is_empty() {
             let wanted = {
                 let state = daemon.state();
-                desired(
-                    state.releases().filter(told),
-                    notifications.dashboard_url.as_deref(),
-                )
+                let dashboard = notifications.dashboard_url.as_deref();
+                let mut wanted = desired(state.releases().filter(told), dashboard);
+                let now = Timestamp::now();
+                for suite in &config.suites {
+                    let warnings = order_warnings(suite, |k| state.get(k).filter(|v| told(v)), now);
+                    wanted.extend(order_alerts(&warnings, dashboard));
+                }
+                wanted
             };
             if let Some(batch) = ledger.update(wanted, Timestamp::now()) {
                 alertmanagers.send(batch);

@@ -17,6 +17,7 @@ use crate::daemon::state::ReleaseView;
 use crate::remediation::Automation;
 use crate::remediation::plan::Plan;
 use crate::remediation::records::{ActionKind, ActionRecord, Phase};
+use crate::suite::OrderWarning;
 use crate::verdict::{RecommendedAction, Verdict};
 
 /// How long a resolved alert keeps being sent.
@@ -88,20 +89,38 @@ fn alert(
     annotations: Vec<(&'static str, String)>,
     dashboard: Option<&str>,
 ) -> Alert {
+    alert_for(
+        name,
+        severity,
+        (&view.release, view.revision),
+        check,
+        annotations,
+        dashboard,
+    )
+}
+
+fn alert_for(
+    name: &str,
+    severity: &str,
+    (release, revision): (&crate::release::ReleaseKey, u32),
+    check: &str,
+    annotations: Vec<(&'static str, String)>,
+    dashboard: Option<&str>,
+) -> Alert {
     let labels = BTreeMap::from([
         ("alertname", name.to_string()),
         ("severity", severity.to_string()),
-        ("namespace", view.release.namespace.to_string()),
-        ("release", view.release.name.to_string()),
-        ("revision", view.revision.to_string()),
+        ("namespace", release.namespace.to_string()),
+        ("release", release.name.to_string()),
+        ("revision", revision.to_string()),
         ("check", check.to_string()),
     ]);
     let mut annotations: BTreeMap<&'static str, String> = annotations.into_iter().collect();
     if let Some(url) = dashboard {
         annotations.insert(
             "dashboard_url",
-            url.replace("{{namespace}}", &view.release.namespace)
-                .replace("{{release}}", &view.release.name),
+            url.replace("{{namespace}}", &release.namespace)
+                .replace("{{release}}", &release.name),
         );
     }
     Alert {
@@ -290,6 +309,34 @@ fn automation_alerts(
             dashboard,
         ));
     }
+}
+
+/// `UpgradeOutOfOrder` (warning) for each warning about a suite's upgrade order, on the
+/// release upgraded too early, naming the one to look at first.
+pub fn order_alerts(warnings: &[OrderWarning], dashboard: Option<&str>) -> Vec<Alert> {
+    warnings
+        .iter()
+        .map(|w| {
+            alert_for(
+                "UpgradeOutOfOrder",
+                "warning",
+                (&w.release, w.revision),
+                "suite_order",
+                vec![
+                    (
+                        "summary",
+                        format!(
+                            "{} revision {} upgraded out of the suite's order: look at {} first",
+                            w.release, w.revision, w.look_first
+                        ),
+                    ),
+                    ("description", w.words.clone()),
+                    ("look_first", w.look_first.to_string()),
+                ],
+                dashboard,
+            )
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
