@@ -28,6 +28,14 @@ async fn run(args: Args) -> Result<i32, CliError> {
         Command::Check(a) => cli::check::run(cli::kube_client(&args).await?, a).await,
         Command::History(a) => cli::history::run(cli::kube_client(&args).await?, a).await,
         Command::Watch(a) => cli::watch::run(cli::kube_config(&args).await?, a).await,
+        Command::Preflight(a) => cli::preflight::run(cli::kube_client(&args).await?, a).await,
+        Command::Status(a) => {
+            let client = match a.url {
+                Some(_) => None,
+                None => Some(cli::kube_client(&args).await?),
+            };
+            cli::status::run(client, a).await
+        }
         Command::Run(a) => {
             cli::run::run(cli::kube_config(&args).await?, cli::helm_args(&args), a).await
         }

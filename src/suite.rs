@@ -175,6 +175,7 @@ mod tests {
                 is_final,
             }),
             problem: None,
+            mode: None,
             automation: None,
         }
     }

@@ -4,7 +4,10 @@
 pub mod check;
 pub mod config;
 pub mod history;
+pub mod preflight;
 pub mod run;
+pub mod spot;
+pub mod status;
 pub mod table;
 pub mod watch;
 
@@ -76,6 +79,12 @@ pub enum CliError {
         /// Why.
         reason: String,
     },
+    /// The arguments do not name something that exists.
+    #[error("{0}")]
+    Usage(String),
+    /// The daemon named with `--url` did not answer as expected.
+    #[error("the upgrade-guard daemon: {0}")]
+    Daemon(String),
     /// Anything else.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -92,6 +101,8 @@ impl CliError {
             Self::Cluster(_) => exit::UNAVAILABLE,
             Self::ReleaseNotFound { .. } => exit::NO_RELEASE,
             Self::Undecodable { .. } => exit::DATA,
+            Self::Usage(_) => exit::USAGE,
+            Self::Daemon(_) => exit::UNAVAILABLE,
             Self::Other(_) => exit::SOFTWARE,
         }
     }
@@ -169,6 +180,16 @@ pub enum Command {
     /// auto`, roll a failed upgrade back under the safety rules of docs/actions.md (only the
     /// replica holding the leader Lease alerts and acts).
     Run(run::RunArgs),
+    /// Check that every release of the suite operates normally before an upgrade ("do not
+    /// attempt to upgrade a service unless all the services are operating normally"): each
+    /// installed release deployed, not pending, healthy right now, its dependencies up.
+    /// Exit 0 ready, 1 not ready (what is wrong is printed); 69 when the cluster cannot be
+    /// reached. For CI and as a Helm pre-upgrade hook (docs/runbook.md).
+    Preflight(preflight::PreflightArgs),
+    /// Every watched release in one table: revision, chart and app version, verdict, checks
+    /// not passing, recommended action, mode, last automatic action; from a running daemon
+    /// (`--url`) or judged now.
+    Status(status::StatusArgs),
     /// Watch Helm release Secrets and print every release event (installed, upgraded,
     /// upgrade failed, rolled back, uninstalled, stuck pending) as it happens.
     Watch(watch::WatchArgs),

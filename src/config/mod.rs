@@ -30,6 +30,17 @@ pub enum Mode {
     Auto,
 }
 
+impl Mode {
+    /// The word used in the configuration, JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Observe => "observe",
+            Self::Recommend => "recommend",
+            Self::Auto => "auto",
+        }
+    }
+}
+
 /// What a PromQL check concludes when the query succeeds with no series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -394,7 +394,12 @@ impl Daemon {
                 .insert(to, target);
             self.remediator.rolled_back(&key, to, target);
         }
-        let evaluate = self.state().event(&event);
+        let evaluate = {
+            let mut state = self.state();
+            let evaluate = state.event(&event);
+            state.set_mode(&key, self.config.mode_for(&key));
+            evaluate
+        };
         if let ReleaseEventKind::Uninstalled { .. } = event.kind {
             if let Some(revision) = evaluator.end(&key) {
                 info!(release = %key, revision, "uninstalled: evaluation ended");
@@ -619,6 +624,7 @@ impl Daemon {
                     is_final: true,
                 }),
                 problem: None,
+                mode: Some(self.config.mode_for(&key)),
                 automation: None,
             };
             if self.state().restore(view) {

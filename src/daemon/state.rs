@@ -66,6 +66,9 @@ pub struct ReleaseView {
     pub judgement: Option<Judgement>,
     /// Why the revision is not judged or cannot be, in words (unreadable, stuck).
     pub problem: Option<String>,
+    /// What upgrade-guard may do for it (`observe`, `recommend`, `auto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<crate::config::Mode>,
     /// `mode: auto` only: the decision about a failure and the action taken.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub automation: Option<crate::remediation::Automation>,
@@ -102,6 +105,7 @@ impl State {
                 started: None,
                 judgement: None,
                 problem: None,
+                mode: None,
                 automation: None,
             },
         };
@@ -155,6 +159,13 @@ impl State {
             evaluated_at: report.evaluated_at,
             is_final,
         });
+    }
+
+    /// The release's mode (from the configuration).
+    pub fn set_mode(&mut self, key: &ReleaseKey, mode: crate::config::Mode) {
+        if let Some(view) = self.releases.get_mut(key) {
+            view.mode = Some(mode);
+        }
     }
 
     /// What `mode: auto` decided and did about `revision`; ignored when a newer revision

@@ -34,6 +34,7 @@ fn view(verdict: Verdict, is_final: bool, results: Vec<CheckResult>) -> ReleaseV
             is_final,
         }),
         problem: None,
+        mode: None,
         automation: None,
     }
 }

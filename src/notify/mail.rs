@@ -262,6 +262,7 @@ mod tests {
                 is_final,
             }),
             problem: None,
+            mode: None,
             automation: None,
         }
     }

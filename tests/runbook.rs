@@ -1,0 +1,315 @@
+//! The runbook's commands on the real stack: `preflight` (the whole suite operating normally
+//! before an upgrade, and never a yes without the cluster or Prometheus) and `status` (every
+//! release in one table, from a daemon or judged on the spot).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::cli::{Run, config_file, short_config};
+use support::daemon::{Running, options};
+use support::eval::upgrade;
+use support::exporter::Exporter;
+use support::prometheus::{Prometheus, Target};
+use support::{helm, kube as tkube, stack::stack, wait};
+
+const WAIT: Duration = Duration::from_secs(150);
+const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
+
+fn install(n: &str, release: &str) {
+    let chart = helm::chart("demo-app");
+    helm::ok(&[
+        "install",
+        release,
+        &chart,
+        "-n",
+        n,
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+}
+
+/// Runs the binary off the runtime's threads.
+async fn cli(args: Vec<String>, env: Vec<(String, String)>) -> Run {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        support::cli::run(&args, &env)
+    })
+    .await
+    .unwrap()
+}
+
+async fn preflight(config: &support::cli::ConfigFile, extra: &[&str]) -> Run {
+    let mut args = vec!["preflight".to_string(), "--config".into(), config.arg()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    cli(args, vec![]).await
+}
+
+fn suite_config(prometheus: &str, gim: &str, gsp: &str, extra: &str) -> String {
+    short_config(
+        prometheus,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{gim}, {gsp}]\nstate:\n  namespace: {gim}\n\
+             suites:\n  - name: test-suite\n    order: [[{gim}/gim, {gim}/gim-monitoring], [{gsp}/gsp]]\n{extra}"
+        ),
+    )
+}
+
+/// Issue 11.1, 11.6: ready only once every installed release of the suite is deployed and
+/// healthy (a missing one is skipped); a release still in its bake or held by a running
+/// `helm upgrade` (`pending-upgrade`) makes it refuse, naming the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_says_yes_only_when_the_whole_suite_operates_normally() {
+    let gim = tkube::namespace("pre-gim").await;
+    let gsp = tkube::namespace("pre-gsp").await;
+    let (gim, gsp) = (gim.name.as_str(), gsp.name.as_str());
+    let config = config_file(&suite_config(NO_PROMETHEUS, gim, gsp, ""));
+    install(gim, "gim");
+    install(gsp, "gsp");
+    // Just installed: still inside their 6 s bake window.
+    let early = preflight(&config, &["--suite", "test-suite"]).await;
+    if early.code == 1 {
+        assert!(
+            early.stdout.contains("still being verified"),
+            "{}",
+            early.stdout
+        );
+    }
+    let ready = wait::until(WAIT, "preflight ready", || async {
+        let r = preflight(&config, &["--suite", "test-suite"]).await;
+        (r.code == 0).then_some(r)
+    })
+    .await;
+    assert!(
+        ready.stdout.contains(&format!("ok         {gim}/gim\n")),
+        "{}",
+        ready.stdout
+    );
+    assert!(
+        ready
+            .stdout
+            .contains(&format!("{gim}/gim-monitoring\n           not installed")),
+        "{}",
+        ready.stdout
+    );
+    assert!(
+        ready
+            .stdout
+            .contains("ready: every installed release of suite test-suite")
+    );
+
+    // A helm upgrade that waits for pods that never come: the release is pending-upgrade.
+    let chart = helm::chart("demo-app");
+    let mut running = helm::shared()
+        .command(&[
+            "upgrade",
+            "gsp",
+            &chart,
+            "-n",
+            gsp,
+            "--set",
+            "unschedulable=true",
+            "--wait",
+            "--timeout",
+            "120s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait::until(WAIT, "gsp pending-upgrade", || async {
+        let rows = upgrade_guard::cli::history::read_history(tkube::client().await, gsp, "gsp")
+            .await
+            .ok()?;
+        (rows.last()?.status.as_str() == "pending-upgrade").then_some(())
+    })
+    .await;
+    // --release gim: the suite of gim is checked, gsp included.
+    let refused = preflight(&config, &["--release", "gim", "-n", gim]).await;
+    let _ = running.kill();
+    let _ = running.wait();
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stdout.contains(&format!(
+            "NOT READY  {gsp}/gsp\n           revision 2 is pending-upgrade: a Helm operation holds the release"
+        )),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        refused.stdout.contains(&format!(
+            "not ready: {gsp}/gsp of suite test-suite is not operating normally"
+        )),
+        "{}",
+        refused.stdout
+    );
+}
+
+/// Issue 11.1, 11.6: a dependency down, or Prometheus unreachable, or the cluster
+/// unreachable: never a yes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_refuses_with_a_dependency_down_and_without_prometheus_or_the_cluster() {
+    let gim = tkube::namespace("pre-dep").await;
+    let gsp = tkube::namespace("pre-dep-gsp").await;
+    let (gim, gsp) = (gim.name.as_str(), gsp.name.as_str());
+    let exporter = Exporter::start("# TYPE kafka_brokers gauge\nkafka_brokers 0\n");
+    let prometheus = Prometheus::start(
+        None,
+        &[Target {
+            job: "kafka-exporter",
+            address: &exporter.address,
+        }],
+    )
+    .await;
+    let dependency = "releases:\n  - name: gim\n    dependencies:\n      - name: kafka\n        \
+         query: 'kafka_brokers{job=\"kafka-exporter\"}'\n        min: 1\n        for: 1s\n";
+    install(gim, "gim");
+    install(gsp, "gsp");
+    let config = config_file(&suite_config(&prometheus.url, gim, gsp, dependency));
+    let run = wait::until(WAIT, "preflight refuses, naming kafka", || async {
+        let r = preflight(&config, &[]).await;
+        // Judged from a sample (not "no data yet"): kafka is 0, at least 1 is needed.
+        (r.code == 1
+            && r.stdout.contains("dependency dependency:kafka:")
+            && r.stdout.contains("kafka is 0 (must be at least 1)"))
+        .then_some(r)
+    })
+    .await;
+    assert!(
+        run.stdout.contains(&format!("NOT READY  {gim}/gim")),
+        "{}",
+        run.stdout
+    );
+    // Kafka back: ready.
+    exporter.set("# TYPE kafka_brokers gauge\nkafka_brokers 3\n");
+    let ok = wait::until(WAIT, "preflight ready once kafka is up", || async {
+        let r = preflight(&config, &[]).await;
+        (r.code == 0).then_some(r)
+    })
+    .await;
+    assert!(
+        ok.stdout.contains("dependencies up: kafka"),
+        "{}",
+        ok.stdout
+    );
+
+    // Prometheus unreachable: the dependency cannot be asked, so no yes.
+    let blind = config_file(&suite_config(NO_PROMETHEUS, gim, gsp, dependency));
+    let r = preflight(&blind, &[]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("not a current answer"), "{}", r.stdout);
+
+    // The cluster unreachable: an error, not an answer.
+    let dead = tkube::kubeconfig_with_server("https://127.0.0.1:9");
+    let r = cli(
+        vec!["preflight".into(), "--config".into(), config.arg()],
+        vec![("KUBECONFIG".into(), dead.path().display().to_string())],
+    )
+    .await;
+    assert_eq!(r.code, 69, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("ready"), "{}", r.stdout);
+}
+
+/// Issue 11.5: `status` from a running daemon and judged on the spot: every release, its
+/// chart, verdict, what does not pass, the recommended action and the mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_every_release_from_the_daemon_and_on_the_spot() {
+    let ns = tkube::namespace("status").await;
+    let n = ns.name.as_str();
+    let config_text = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             releases:\n  - name: calm\n    mode: observe\n"
+        ),
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config_text, options("replica-a")).await;
+    install(n, "calm");
+    install(n, "broken");
+    upgrade(n, "broken", "1.1.0", &["unschedulable=true"]);
+    wait::until(WAIT, "broken failed", || async {
+        let v = d.releases().await;
+        v["releases"]
+            .as_array()?
+            .iter()
+            .any(|r| r["release"]["name"] == "broken" && r["judgement"]["verdict"] == "failed")
+            .then_some(())
+    })
+    .await;
+    let url = format!("http://{}", d.address);
+    let run = cli(vec!["status".into(), "--url".into(), url.clone()], vec![]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("RELEASE"), "{}", run.stdout);
+    let broken = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{n}/broken")))
+        .unwrap();
+    for words in [
+        "demo-app-0.1.0",
+        "failed",
+        "pending_pods fail",
+        &format!("roll back to revision 1: helm rollback broken 1 -n {n} --timeout 5m"),
+        "recommend",
+    ] {
+        assert!(broken.contains(words), "{words:?} in {broken}");
+    }
+    let calm = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{n}/calm")))
+        .unwrap();
+    assert!(calm.contains("observe"), "{calm}");
+    d.stop().await;
+
+    // On the spot, as JSON: the same facts without a daemon.
+    let config = config_file(&config_text);
+    let run = cli(
+        vec![
+            "status".into(),
+            "--config".into(),
+            config.arg(),
+            "-o".into(),
+            "json".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let broken = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["release"] == format!("{n}/broken"))
+        .unwrap();
+    assert_eq!(broken["revision"], 2);
+    assert!(
+        broken["verdict"].as_str().unwrap().starts_with("failed"),
+        "{broken:#}"
+    );
+    assert_eq!(broken["mode"], "recommend");
+    assert!(
+        broken["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "pending_pods fail"),
+        "{broken:#}"
+    );
+    // A daemon that does not answer is an error, not an empty table.
+    let run = cli(
+        vec!["status".into(), "--url".into(), "http://127.0.0.1:9".into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(run.code, 69, "{}\n{}", run.stdout, run.stderr);
+}
