@@ -445,3 +445,140 @@ async fn the_installed_chart_is_read_only_until_rollback_is_enabled() {
     daemon.stop().await;
     helm::ok(&["uninstall", "ug", "-n", h]);
 }
+
+/// Issue 11.1: the example pre-upgrade hook (`deploy/examples/preflight-hook.yaml`) is
+/// accepted by the API server as written (namespaces adjusted), and its ServiceAccount,
+/// bound to the chart's read Roles, is enough for `preflight` to judge the suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_preflight_hook_has_what_preflight_needs() {
+    use kube::api::{DynamicObject, PostParams};
+    use kube::discovery::{ApiResource, Discovery};
+    let home = tkube::namespace("hook-ug").await;
+    let gim = tkube::namespace("hook-gim").await;
+    let gsp = tkube::namespace("hook-gsp").await;
+    let gca = tkube::namespace("hook-gca").await;
+    let (h, ns) = (
+        home.name.as_str(),
+        [gim.name.as_str(), gsp.name.as_str(), gca.name.as_str()],
+    );
+    let watch = format!("watchNamespaces={{{},{},{}}}", ns[0], ns[1], ns[2]);
+    helm::ok(&[
+        "install",
+        "upgrade-guard",
+        &chart(),
+        "-n",
+        h,
+        "--set",
+        &watch,
+    ]);
+    let demo = helm::chart("demo-app");
+    for (n, release) in ns.iter().zip(["gim", "gsp", "gca"]) {
+        helm::ok(&[
+            "install",
+            release,
+            &demo,
+            "-n",
+            n,
+            "--wait",
+            "--timeout",
+            "60s",
+        ]);
+    }
+
+    let text = std::fs::read_to_string(repo_root().join("deploy/examples/preflight-hook.yaml"))
+        .unwrap()
+        .replace("namespace: gim", &format!("namespace: {}", ns[0]))
+        .replace("namespace: gsp", &format!("namespace: {}", ns[1]))
+        .replace("namespace: gca", &format!("namespace: {}", ns[2]));
+    let client = tkube::client().await;
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let mut job = None;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let obj: DynamicObject = serde::Deserialize::deserialize(doc).unwrap();
+        let types = obj.types.clone().unwrap();
+        let (group, version) = types
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", &types.api_version));
+        let (resource, _) = discovery
+            .resolve_gvk(&kube::core::GroupVersionKind::gvk(
+                group,
+                version,
+                &types.kind,
+            ))
+            .unwrap();
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            obj.metadata.namespace.as_deref().unwrap(),
+            &ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk(group, version, &types.kind),
+                &resource.plural,
+            ),
+        );
+        if types.kind == "Job" {
+            // The Job is only validated: nothing here runs its container.
+            let dry = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            api.create(&dry, &obj).await.unwrap();
+            job = Some(obj);
+        } else {
+            api.create(&PostParams::default(), &obj).await.unwrap();
+        }
+    }
+    let job = job.expect("the example has a Job");
+    let args: Vec<String> = serde_json::from_value(
+        job.data["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+    )
+    .unwrap();
+    assert_eq!(args[0], "preflight");
+    assert!(args.contains(&"--release=gim".to_string()), "{args:?}");
+
+    // preflight as the hook's ServiceAccount, for a suite of the three namespaces.
+    let token = tkube::token_for(ns[0], "upgrade-guard-preflight").await;
+    let kubeconfig = tkube::kubeconfig_with_token(&token);
+    let config = support::cli::config_file(&short_config(
+        "http://127.0.0.1:9",
+        "",
+        &format!(
+            "suites:\n  - name: gim\n    order: [[{}/gim], [{}/gsp], [{}/gca]]\n",
+            ns[0], ns[1], ns[2]
+        ),
+    ));
+    let kubeconfig_path = kubeconfig.path().display().to_string();
+    let gim_ns = ns[0].to_string();
+    let run = wait::until(WAIT, "preflight ready as the hook's ServiceAccount", || {
+        let (config, kubeconfig_path, gim_ns) =
+            (config.arg(), kubeconfig_path.clone(), gim_ns.clone());
+        async move {
+            let r = tokio::task::spawn_blocking(move || {
+                support::cli::run(
+                    &[
+                        "preflight",
+                        "--config",
+                        &config,
+                        "--release",
+                        "gim",
+                        "-n",
+                        &gim_ns,
+                    ],
+                    &[("KUBECONFIG", &kubeconfig_path)],
+                )
+            })
+            .await
+            .unwrap();
+            // Forbidden would be 77: the Roles must be enough.
+            assert_ne!(r.code, 77, "{}\n{}", r.stdout, r.stderr);
+            (r.code == 0).then_some(r)
+        }
+    })
+    .await;
+    assert!(
+        run.stdout
+            .contains("ready: every installed release of suite gim"),
+        "{}",
+        run.stdout
+    );
+    helm::ok(&["uninstall", "upgrade-guard", "-n", h]);
+}
