@@ -313,3 +313,192 @@ async fn status_shows_every_release_from_the_daemon_and_on_the_spot() {
     .await;
     assert_eq!(run.code, 69, "{}\n{}", run.stdout, run.stderr);
 }
+
+fn mails_to(to: &str) -> Vec<support::mail::Message> {
+    support::mail::messages()
+        .into_iter()
+        .filter(|m| m.to.contains(to))
+        .collect()
+}
+
+fn notify_config(n: &str, to: &str, releases: &str) -> String {
+    short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n  \
+             email:\n    smtp_host: 127.0.0.1\n    smtp_port: {}\n    security: none\n    \
+             from: upgrade-guard@test.invalid\n    to: [{to}]\n\
+             releases:\n{releases}",
+            stack().alertmanager_url,
+            stack().smtp_port
+        ),
+    )
+}
+
+/// Issue 11.4: an uninstall is reported once (info alert and one email); for GSP the
+/// ConfigMaps left behind with its `app` selector are listed with the exact delete command,
+/// and nothing is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uninstall_is_reported_once_with_what_it_left_and_nothing_is_deleted() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    let ns = tkube::namespace("uninstall").await;
+    let n = ns.name.as_str();
+    let to = format!("ops-{n}@test.invalid");
+    let config = notify_config(
+        n,
+        &to,
+        "  - name: gsp\n    uninstall_leftovers: \"app={{release}}\"\n",
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    wait::until(WAIT, "/readyz", || async {
+        (d.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    install(n, "gsp");
+    // GSP writes its state ConfigMaps at run time, outside its chart.
+    let cms: Api<ConfigMap> = Api::namespaced(tkube::client().await, n);
+    let state: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "gsp-state-1", "labels": {"app": "gsp"}},
+        "data": {"checkpoint": "s3://bucket/gsp/1"}
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &state).await.unwrap();
+    helm::ok(&["uninstall", "gsp", "-n", n]);
+
+    let alert = wait::until(WAIT, "HelmReleaseUninstalled", || async {
+        alertmanager_alert(n, "HelmReleaseUninstalled").await
+    })
+    .await;
+    assert_eq!(alert["labels"]["severity"], "info");
+    assert_eq!(alert["labels"]["check"], "uninstalled");
+    assert_eq!(
+        alert["annotations"]["recommended_action"],
+        format!("kubectl delete cm --selector=app=gsp -n {n}")
+    );
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("1 ConfigMap(s) with app=gsp are left behind: gsp-state-1"),
+        "{alert:#}"
+    );
+    let mail = wait::until(WAIT, "the uninstall email", || async {
+        mails_to(&to)
+            .into_iter()
+            .find(|m| m.subject.ends_with("revision 1: uninstalled"))
+    })
+    .await;
+    assert!(
+        mail.text
+            .contains(&format!("kubectl delete cm --selector=app=gsp -n {n}")),
+        "{}",
+        mail.text
+    );
+    // Nothing deleted; told once (a later notification pass sends nothing more: wait for
+    // the next resend of the alert, then count).
+    assert!(cms.get_opt("gsp-state-1").await.unwrap().is_some());
+    let sent = d
+        .metric(r#"upgrade_guard_notifications_total{channel="alertmanager",outcome="sent"}"#)
+        .await
+        .unwrap();
+    wait::until(WAIT, "another alert resend", || async {
+        (d.metric(r#"upgrade_guard_notifications_total{channel="alertmanager",outcome="sent"}"#)
+            .await?
+            > sent)
+            .then_some(())
+    })
+    .await;
+    let uninstall_mails = mails_to(&to)
+        .into_iter()
+        .filter(|m| m.subject.contains("uninstalled"))
+        .count();
+    assert_eq!(uninstall_mails, 1);
+    d.stop().await;
+}
+
+async fn alertmanager_alert(n: &str, name: &str) -> Option<serde_json::Value> {
+    support::alertmanager::alerts(&[("namespace", n), ("alertname", name)])
+        .await
+        .into_iter()
+        .next()
+}
+
+/// Issue 11.3: after an upgrade that changes the chart and app version and ends its bake
+/// healthy, a release with Data Export gets one reminder (info alert and email) with the
+/// exact command, namespace and pod filled in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_change_reminds_once_to_update_the_export_views() {
+    let ns = tkube::namespace("export").await;
+    let n = ns.name.as_str();
+    let to = format!("ops-{n}@test.invalid");
+    let config = notify_config(
+        n,
+        &to,
+        "  - name: gim\n    export_views:\n      enabled: true\n      \
+         command: ./entrypoint.sh -job Job_MigrateGIM -make-export-views\n",
+    );
+    install(n, "gim");
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    wait::until(WAIT, "/readyz", || async {
+        (d.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    // The same chart, packaged as a new version.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    helm::ok(&[
+        "package",
+        &helm::chart("demo-app"),
+        "--version",
+        "0.2.0",
+        "--app-version",
+        "2.0.0",
+        "-d",
+        &out,
+    ]);
+    let tgz = dir.path().join("demo-app-0.2.0.tgz").display().to_string();
+    helm::ok(&[
+        "upgrade",
+        "gim",
+        &tgz,
+        "-n",
+        n,
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    let alert = wait::until(WAIT, "UpgradeExportViews", || async {
+        alertmanager_alert(n, "UpgradeExportViews").await
+    })
+    .await;
+    assert_eq!(alert["labels"]["severity"], "info");
+    assert_eq!(alert["labels"]["revision"], "2");
+    let command = alert["annotations"]["recommended_action"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prefix = format!("kubectl exec -n {n} gim-");
+    assert!(
+        command.starts_with(&prefix)
+            && command.ends_with(" -- ./entrypoint.sh -job Job_MigrateGIM -make-export-views"),
+        "{command}"
+    );
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("(chart 0.1.0, app 1.0.0 → chart 0.2.0, app 2.0.0)"),
+        "{alert:#}"
+    );
+    let mail = wait::until(WAIT, "the reminder email", || async {
+        mails_to(&to)
+            .into_iter()
+            .find(|m| m.subject.ends_with("revision 2: update the export views"))
+    })
+    .await;
+    assert!(mail.text.contains(&command), "{}", mail.text);
+    d.stop().await;
+}

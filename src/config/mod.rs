@@ -192,6 +192,16 @@ pub struct ThresholdPolicy {
     pub hold: Duration,
 }
 
+/// The reminder to update Data Export's views after an upgrade that changed the chart or
+/// app version.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExportViewsPolicy {
+    /// Data Export is used: remind.
+    pub enabled: bool,
+    /// What to run in the release's pod.
+    pub command: Option<String>,
+}
+
 /// Limits on what `mode: auto` does for a release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoPolicy {
@@ -225,6 +235,10 @@ pub struct ReleasePolicy {
     pub hooks: bool,
     /// The migration check, if any.
     pub migration: Option<MigrationPolicy>,
+    /// The export-views reminder after a version change (Data Export users).
+    pub export_views: ExportViewsPolicy,
+    /// Label selector of the ConfigMaps an uninstall leaves behind (`{{release}}` filled in).
+    pub uninstall_leftovers: Option<String>,
     /// Series that must stay present.
     pub metrics_presence: Vec<PresencePolicy>,
     /// The lag-trend check, if any.

@@ -174,6 +174,14 @@ pub struct RawLeaderElection {
     pub retry_period: Option<Dur>,
 }
 
+/// `export_views:` of a release.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExportViews {
+    pub enabled: Option<bool>,
+    pub command: Option<String>,
+}
+
 /// `auto:` of a release: limits on what `mode: auto` does.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +213,8 @@ pub struct RawRelease {
     pub metrics_grace: Option<Dur>,
     pub hooks: Option<bool>,
     pub migration: Option<RawMigration>,
+    pub export_views: Option<RawExportViews>,
+    pub uninstall_leftovers: Option<String>,
     pub metrics_presence: Option<Vec<RawPresence>>,
     pub lag: Option<RawLag>,
     pub dependencies: Option<Vec<RawThreshold>>,

@@ -40,6 +40,8 @@ fn hard_defaults() -> ReleasePolicy {
         metrics_grace: Duration::from_secs(2 * 60),
         hooks: true,
         migration: None,
+        export_views: super::ExportViewsPolicy::default(),
+        uninstall_leftovers: None,
         metrics_presence: Vec::new(),
         lag: None,
         dependencies: Vec::new(),
@@ -93,6 +95,17 @@ pub(super) fn overlay(
     set(&mut base.metrics_grace, &raw.metrics_grace);
     if let Some(v) = raw.hooks {
         base.hooks = v;
+    }
+    if let Some(e) = &raw.export_views {
+        if let Some(v) = e.enabled {
+            base.export_views.enabled = v;
+        }
+        if let Some(c) = &e.command {
+            base.export_views.command = Some(c.clone());
+        }
+    }
+    if let Some(u) = &raw.uninstall_leftovers {
+        base.uninstall_leftovers = Some(u.clone()).filter(|u| !u.is_empty());
     }
     if let Some(m) = &raw.migration {
         base.migration = Some(MigrationPolicy {
@@ -300,6 +313,11 @@ fn hold_long_enough(path: &str, hold: Duration, scrape_interval: Duration) -> Re
 }
 
 fn check_policy(path: &str, p: &ReleasePolicy, scrape_interval: Duration) -> Result<(), String> {
+    if p.export_views.enabled && p.export_views.command.as_deref().is_none_or(str::is_empty) {
+        return Err(format!(
+            "{path}.export_views.command: export_views is enabled, so name the command to run in the pod"
+        ));
+    }
     positive(&format!("{path}.bake_window"), p.bake_window)?;
     positive(&format!("{path}.pending_timeout"), p.pending_timeout)?;
     positive(&format!("{path}.rollback_timeout"), p.rollback_timeout)?;

@@ -86,6 +86,7 @@ pub enum Readiness {
 #[derive(Serialize)]
 struct ReleasesBody<'a> {
     releases: Vec<&'a ReleaseView>,
+    notices: &'a [super::state::Notice],
     notifications: NotificationsBody,
 }
 
@@ -163,6 +164,7 @@ pub fn handle(
                 .and_then(|e| e.lock().ok().and_then(|e| e.clone()));
             let body = ReleasesBody {
                 releases: state.releases().collect(),
+                notices: state.notices(),
                 notifications: NotificationsBody { email_error },
             };
             match serde_json::to_vec_pretty(&body) {

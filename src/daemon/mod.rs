@@ -10,6 +10,7 @@
 
 pub mod exposition;
 pub mod http;
+pub mod notices;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ use crate::evaluation::stores::Stores;
 use crate::evaluation::{Evaluator, Report, Start};
 use crate::metrics::{ActionMetrics, NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry};
 use crate::notify::alertmanager::Alertmanagers;
-use crate::notify::alerts::{Ledger, desired, order_alerts};
+use crate::notify::alerts::{Ledger, desired, notice_alerts, order_alerts};
 use crate::notify::email::Mailer;
 use crate::notify::mail::Mailbook;
 use crate::release::ReleaseKey;
@@ -316,6 +317,13 @@ pub async fn run(
                 let dashboard = notifications.dashboard_url.as_deref();
                 let mut wanted = desired(state.releases().filter(told), dashboard);
                 let now = Timestamp::now();
+                let notices: Vec<_> = state
+                    .notices()
+                    .iter()
+                    .filter(|n| config.mode_for(&n.release) != crate::config::Mode::Observe)
+                    .cloned()
+                    .collect();
+                wanted.extend(notice_alerts(&notices, dashboard));
                 for suite in &config.suites {
                     let warnings = order_warnings(suite, |k| state.get(k).filter(|v| told(v)), now);
                     wanted.extend(order_alerts(&warnings, dashboard));
@@ -327,13 +335,22 @@ pub async fn run(
             }
             firing.set(i64::try_from(ledger.firing()).unwrap_or(0));
         }
+        daemon.state().prune(Timestamp::now());
         if let Some(mailer) = &mailer {
             let mails = {
                 let state = daemon.state();
-                mailbook.changes(
+                let notices: Vec<_> = state
+                    .notices()
+                    .iter()
+                    .filter(|n| config.mode_for(&n.release) != crate::config::Mode::Observe)
+                    .cloned()
+                    .collect();
+                let mut mails = mailbook.notices(&notices, notifications.dashboard_url.as_deref());
+                mails.extend(mailbook.changes(
                     state.releases().filter(told),
                     notifications.dashboard_url.as_deref(),
-                )
+                ));
+                mails
             };
             // Every replica follows the changes; only the leader tells them.
             for mail in mails.into_iter().filter(|_| leading) {
@@ -404,6 +421,17 @@ impl Daemon {
             if let Some(revision) = evaluator.end(&key) {
                 info!(release = %key, revision, "uninstalled: evaluation ended");
             }
+            let policy = self.config.policy_for(&key);
+            let notice = notices::uninstalled(
+                &self.client,
+                &key,
+                event.revision,
+                &policy,
+                Timestamp::now(),
+            )
+            .await;
+            info!(release = %key, "{}", notice.words);
+            self.state().notice(notice);
             self.rollbacks.remove(&key);
             self.guarded.remove(&key);
             self.remediator.forget(&key);
@@ -523,6 +551,27 @@ impl Daemon {
             }
             self.state().judged(&report, done);
             let policy = self.config.policy_for(&report.release);
+            if done
+                && policy.export_views.enabled
+                && matches!(report.verdict, Verdict::Healthy | Verdict::Degraded)
+                && self
+                    .state
+                    .read()
+                    .ok()
+                    .and_then(|s| s.get(&report.release).map(|v| v.event == "upgraded"))
+                    .unwrap_or(false)
+                && let Some(notice) = notices::export_views(
+                    &self.client,
+                    &report.release,
+                    report.revision,
+                    &policy,
+                    Timestamp::now(),
+                )
+                .await
+            {
+                info!(release = %report.release, revision = report.revision, "{}", notice.words);
+                self.state().notice(notice);
+            }
             if policy.mode == crate::config::Mode::Auto {
                 self.remediator.verify(&report, done).await;
                 let storage = self

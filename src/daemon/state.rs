@@ -74,10 +74,52 @@ pub struct ReleaseView {
     pub automation: Option<crate::remediation::Automation>,
 }
 
+/// What a notice is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// The release was uninstalled.
+    Uninstalled,
+    /// Update Data Export's views after a version change.
+    ExportViews,
+}
+
+impl NoticeKind {
+    /// The word used in alerts (`check`) and mail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uninstalled => "uninstalled",
+            Self::ExportViews => "export_views",
+        }
+    }
+}
+
+/// Something to tell once that is not a verdict (an uninstall, the export-views reminder),
+/// kept until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// The release.
+    pub release: ReleaseKey,
+    /// The revision it is about.
+    pub revision: u32,
+    /// What it is.
+    pub kind: NoticeKind,
+    /// In words.
+    pub words: String,
+    /// The exact command, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// When it was noticed.
+    pub at: Timestamp,
+    /// When it stops being told (alerts resolve).
+    pub until: Timestamp,
+}
+
 /// Every release the daemon knows, and whether it is ready to serve.
 #[derive(Debug, Default)]
 pub struct State {
     releases: BTreeMap<ReleaseKey, ReleaseView>,
+    notices: Vec<Notice>,
 }
 
 impl State {
@@ -194,6 +236,25 @@ impl State {
         }
         self.releases.insert(view.release.clone(), view);
         true
+    }
+
+    /// A notice (replacing one of the same kind about the same release).
+    pub fn notice(&mut self, notice: Notice) {
+        self.notices
+            .retain(|n| !(n.release == notice.release && n.kind == notice.kind));
+        self.notices.push(notice);
+    }
+
+    /// Drops the notices whose time is over; returns whether any was.
+    pub fn prune(&mut self, now: Timestamp) -> bool {
+        let before = self.notices.len();
+        self.notices.retain(|n| n.until > now);
+        self.notices.len() != before
+    }
+
+    /// The notices being told.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
     }
 
     /// Every release, sorted.

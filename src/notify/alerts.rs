@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::checks::{Bound, CheckResult, Outcome, num};
 use crate::daemon::state::ReleaseView;
+use crate::daemon::state::{Notice, NoticeKind};
 use crate::remediation::Automation;
 use crate::remediation::plan::Plan;
 use crate::remediation::records::{ActionKind, ActionRecord, Phase};
@@ -309,6 +310,40 @@ fn automation_alerts(
             dashboard,
         ));
     }
+}
+
+/// One info alert per notice: `HelmReleaseUninstalled`, `UpgradeExportViews`.
+pub fn notice_alerts(notices: &[Notice], dashboard: Option<&str>) -> Vec<Alert> {
+    notices
+        .iter()
+        .map(|n| {
+            let name = match n.kind {
+                NoticeKind::Uninstalled => "HelmReleaseUninstalled",
+                NoticeKind::ExportViews => "UpgradeExportViews",
+            };
+            let summary = match n.kind {
+                NoticeKind::Uninstalled => {
+                    format!("{} was uninstalled (revision {})", n.release, n.revision)
+                }
+                NoticeKind::ExportViews => format!(
+                    "{} revision {}: update the Data Export views",
+                    n.release, n.revision
+                ),
+            };
+            let mut annotations = vec![("summary", summary), ("description", n.words.clone())];
+            if let Some(c) = &n.command {
+                annotations.push(("recommended_action", c.clone()));
+            }
+            alert_for(
+                name,
+                "info",
+                (&n.release, n.revision),
+                n.kind.as_str(),
+                annotations,
+                dashboard,
+            )
+        })
+        .collect()
 }
 
 /// `UpgradeOutOfOrder` (warning) for each warning about a suite's upgrade order, on the

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::alerts::{action_text, automatic_text};
 use crate::checks::{Bound, Outcome, num};
-use crate::daemon::state::ReleaseView;
+use crate::daemon::state::{Notice, NoticeKind, ReleaseView};
 use crate::release::ReleaseKey;
 use crate::remediation::records::{ActionKind, Phase};
 use crate::verdict::{RecommendedAction, Verdict};
@@ -97,6 +97,8 @@ struct CheckRow {
 /// The states already told, per release.
 pub struct Mailbook {
     told: BTreeMap<ReleaseKey, (u32, MailState)>,
+    /// Notices already mailed: (release, kind, when noticed).
+    told_notices: std::collections::BTreeSet<(ReleaseKey, NoticeKind, jiff::Timestamp)>,
     env: Environment<'static>,
 }
 
@@ -108,6 +110,7 @@ impl Default for Mailbook {
         let _ = env.add_template("email.html", include_str!("templates/email.html"));
         Self {
             told: BTreeMap::new(),
+            told_notices: Default::default(),
             env,
         }
     }
@@ -141,6 +144,53 @@ impl Mailbook {
             out.push(self.render(view, state, dashboard));
         }
         self.told.retain(|k, _| seen.contains(k));
+        out
+    }
+
+    /// One message per notice, once.
+    pub fn notices(
+        &mut self,
+        notices: &[Notice],
+        dashboard: Option<&str>,
+    ) -> Vec<Result<Mail, minijinja::Error>> {
+        let mut out = Vec::new();
+        for n in notices {
+            if !self.told_notices.insert((n.release.clone(), n.kind, n.at)) {
+                continue;
+            }
+            let headline = match n.kind {
+                NoticeKind::Uninstalled => "uninstalled",
+                NoticeKind::ExportViews => "update the export views",
+            };
+            let ctx = context! {
+                release => n.release.to_string(),
+                revision => n.revision,
+                headline => headline,
+                problem => n.words.clone(),
+                command => n.command.clone(),
+                dashboard => dashboard.map(|d| {
+                    d.replace("{{namespace}}", &n.release.namespace)
+                        .replace("{{release}}", &n.release.name)
+                }),
+            };
+            let render = || -> Result<Mail, minijinja::Error> {
+                Ok(Mail {
+                    release: n.release.clone(),
+                    subject: format!(
+                        "[upgrade-guard] {} revision {}: {headline}",
+                        n.release, n.revision
+                    ),
+                    text: self.env.get_template("email.txt")?.render(&ctx)?,
+                    html: self.env.get_template("email.html")?.render(&ctx)?,
+                })
+            };
+            out.push(render());
+        }
+        let live: std::collections::BTreeSet<_> = notices
+            .iter()
+            .map(|n| (n.release.clone(), n.kind, n.at))
+            .collect();
+        self.told_notices.retain(|k| live.contains(k));
         out
     }
 

@@ -11,7 +11,7 @@ pub mod helm;
 pub mod leader;
 pub mod plan;
 pub mod records;
-mod restart;
+pub mod restart;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

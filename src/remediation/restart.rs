@@ -33,9 +33,9 @@ fn owned_by(meta: &kube::api::ObjectMeta, uids: &[String]) -> bool {
         .any(|o| uids.contains(&o.uid))
 }
 
-/// Deletes the pods the workload owns (through its ReplicaSets for a Deployment), never
-/// other pods its selector happens to match (a migration Job's, say); returns their names.
-pub async fn delete_pods(
+/// The pods the workload owns (through its ReplicaSets for a Deployment), never other pods
+/// its selector happens to match (a migration Job's, say).
+pub async fn pods_of(
     client: kube::Client,
     namespace: &str,
     workload: &str,
@@ -61,16 +61,28 @@ pub async fn delete_pods(
             .collect()
     };
     let pods: Api<Pod> = Api::namespaced(client, namespace);
-    let mut deleted = Vec::new();
-    for pod in pods.list(&ListParams::default()).await?.items {
-        if !owned_by(&pod.metadata, &owners) {
-            continue;
-        }
-        let Some(pod_name) = pod.metadata.name else {
-            continue;
-        };
-        pods.delete(&pod_name, &DeleteParams::default()).await?;
-        deleted.push(pod_name);
+    let mut names: Vec<String> = pods
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| owned_by(&p.metadata, &owners) && p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Deletes the pods the workload owns ([`pods_of`]); returns their names.
+pub async fn delete_pods(
+    client: kube::Client,
+    namespace: &str,
+    workload: &str,
+) -> Result<Vec<String>, kube::Error> {
+    let names = pods_of(client.clone(), namespace, workload).await?;
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    for name in &names {
+        pods.delete(name, &DeleteParams::default()).await?;
     }
-    Ok(deleted)
+    Ok(names)
 }
