@@ -87,6 +87,7 @@ pub enum Readiness {
 struct ReleasesBody<'a> {
     releases: Vec<&'a ReleaseView>,
     notices: &'a [super::state::Notice],
+    suite_order: &'a [crate::suite::OrderWarning],
     notifications: NotificationsBody,
 }
 
@@ -165,6 +166,7 @@ pub fn handle(
             let body = ReleasesBody {
                 releases: state.releases().collect(),
                 notices: state.notices(),
+                suite_order: state.order(),
                 notifications: NotificationsBody { email_error },
             };
             match serde_json::to_vec_pretty(&body) {

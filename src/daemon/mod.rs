@@ -311,12 +311,25 @@ pub async fn run(
         }
         // `mode: observe` releases are exported as metrics only: no alert, no email.
         let told = |v: &&ReleaseView| config.mode_for(&v.release) != crate::config::Mode::Observe;
+        {
+            let mut state = daemon.state();
+            let now = Timestamp::now();
+            state.prune(now);
+            let mut order = Vec::new();
+            for suite in &config.suites {
+                order.extend(order_warnings(
+                    suite,
+                    |k| state.get(k).filter(|v| told(v)),
+                    now,
+                ));
+            }
+            state.set_order(order);
+        }
         if leading && !alertmanagers.is_empty() {
             let wanted = {
                 let state = daemon.state();
                 let dashboard = notifications.dashboard_url.as_deref();
                 let mut wanted = desired(state.releases().filter(told), dashboard);
-                let now = Timestamp::now();
                 let notices: Vec<_> = state
                     .notices()
                     .iter()
@@ -324,10 +337,7 @@ pub async fn run(
                     .cloned()
                     .collect();
                 wanted.extend(notice_alerts(&notices, dashboard));
-                for suite in &config.suites {
-                    let warnings = order_warnings(suite, |k| state.get(k).filter(|v| told(v)), now);
-                    wanted.extend(order_alerts(&warnings, dashboard));
-                }
+                wanted.extend(order_alerts(state.order(), dashboard));
                 wanted
             };
             if let Some(batch) = ledger.update(wanted, Timestamp::now()) {
@@ -335,7 +345,6 @@ pub async fn run(
             }
             firing.set(i64::try_from(ledger.firing()).unwrap_or(0));
         }
-        daemon.state().prune(Timestamp::now());
         if let Some(mailer) = &mailer {
             let mails = {
                 let state = daemon.state();

@@ -120,6 +120,7 @@ pub struct Notice {
 pub struct State {
     releases: BTreeMap<ReleaseKey, ReleaseView>,
     notices: Vec<Notice>,
+    order: Vec<crate::suite::OrderWarning>,
 }
 
 impl State {
@@ -250,6 +251,16 @@ impl State {
         let before = self.notices.len();
         self.notices.retain(|n| n.until > now);
         self.notices.len() != before
+    }
+
+    /// The warnings about the suites' upgrade order, as last computed.
+    pub fn set_order(&mut self, warnings: Vec<crate::suite::OrderWarning>) {
+        self.order = warnings;
+    }
+
+    /// The warnings about the suites' upgrade order.
+    pub fn order(&self) -> &[crate::suite::OrderWarning] {
+        &self.order
     }
 
     /// The notices being told.
