@@ -643,3 +643,38 @@ async fn stale_stores_are_a_monitoring_error_not_evidence() {
     proxy.restore();
     d.stop().await;
 }
+
+/// Regression: the workload stores' watches asked the API server for its default watch
+/// length (290 s, kube's) while the client gives up on a connection quiet for
+/// `idle_timeout` (75 s): every quiet namespace failed its watch and every check turned
+/// inconclusive. They now end at `watch_timeout`, like the release watch. Here with both
+/// shortened (1 s, 2 s) and a namespace quiet for longer than that: the revision ends healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_namespaces_keep_their_workload_watches() {
+    let ns = tkube::namespace("daemon-quiet").await;
+    let n = ns.name.as_str();
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\n  watch_timeout: 1s\n  idle_timeout: 2s\n\
+             state:\n  namespace: {n}\n"
+        ),
+    );
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    wait::until(WAIT, "/readyz", || async {
+        (d.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    install_then_upgrade(n, "app", &[]);
+    // The 6 s bake runs while nothing changes in the namespace for well over 2 s.
+    let judgement = wait::until(WAIT, "a final verdict", || async {
+        let (_, body) = d.get("/api/v1/releases").await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let j = v["releases"][0]["judgement"].clone();
+        (j["final"] == true).then_some(j)
+    })
+    .await;
+    assert_eq!(judgement["verdict"], "healthy", "{judgement:#}");
+    d.stop().await;
+}

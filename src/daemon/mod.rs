@@ -147,7 +147,11 @@ pub async fn run(
     let client = kube::Client::try_from(client_config(kube, config.watch.idle_timeout))
         .map_err(|e| DaemonError::Kube(e.to_string()))?;
     let prometheus = Prometheus::new(&config.prometheus, prometheus_metrics)?;
-    let stores = Stores::start(&client, &config.watch.namespaces);
+    let stores = Stores::start(
+        &client,
+        &config.watch.namespaces,
+        config.watch.watch_timeout,
+    );
     let mut evaluator =
         Evaluator::new(client.clone(), &config, prometheus).with_stores(stores.clone());
     let store = BakeStore::new(client.clone(), &config.state.namespace);

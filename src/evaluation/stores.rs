@@ -58,6 +58,7 @@ where
         trim: fn(&mut K),
         tasks: &mut Vec<JoinHandle<()>>,
         last_error: &LastWatchError,
+        watch_timeout: u32,
     ) -> Self
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -73,7 +74,13 @@ where
             let scope = ns.clone().unwrap_or_else(|| "*".into());
             let last_error = last_error.clone();
             // Small pages: each page is held whole, untrimmed, while it is listed.
-            let stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE))
+            // The API server ends each watch after `watch_timeout` (it is resumed): a quiet
+            // namespace must never outlast the client's read timeout (`idle_timeout`),
+            // which would fail the watch and make every check inconclusive.
+            let config = watcher::Config::default()
+                .page_size(LIST_PAGE)
+                .timeout(watch_timeout);
+            let stream = watcher(api, config)
                 .default_backoff()
                 .modify(trim)
                 .reflect(writer)
@@ -196,8 +203,14 @@ pub enum Lookup<T> {
 }
 
 impl Stores {
-    /// Starts the watches for `namespaces` (empty: cluster-wide).
-    pub fn start(client: &Client, namespaces: &[String]) -> Arc<Self> {
+    /// Starts the watches for `namespaces` (empty: cluster-wide); the API server ends each
+    /// watch after `watch_timeout` (shorter than the client's read timeout).
+    pub fn start(
+        client: &Client,
+        namespaces: &[String],
+        watch_timeout: std::time::Duration,
+    ) -> Arc<Self> {
+        let t = u32::try_from(watch_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
         let scopes: Vec<Option<String>> = if namespaces.is_empty() {
             vec![None]
         } else {
@@ -207,11 +220,11 @@ impl Stores {
         let last_error = LastWatchError::default();
         let e = &last_error;
         Arc::new(Self {
-            deployments: Kind::start(client, &scopes, trim_deployment, &mut tasks, e),
-            stateful_sets: Kind::start(client, &scopes, trim_stateful_set, &mut tasks, e),
-            daemon_sets: Kind::start(client, &scopes, trim_daemon_set, &mut tasks, e),
-            pods: Kind::start(client, &scopes, trim_pod, &mut tasks, e),
-            jobs: Kind::start(client, &scopes, trim_job, &mut tasks, e),
+            deployments: Kind::start(client, &scopes, trim_deployment, &mut tasks, e, t),
+            stateful_sets: Kind::start(client, &scopes, trim_stateful_set, &mut tasks, e, t),
+            daemon_sets: Kind::start(client, &scopes, trim_daemon_set, &mut tasks, e, t),
+            pods: Kind::start(client, &scopes, trim_pod, &mut tasks, e, t),
+            jobs: Kind::start(client, &scopes, trim_job, &mut tasks, e, t),
             tasks,
             last_error,
         })
