@@ -8,8 +8,13 @@
 //!   the pod is Running but not Ready for most of the readiness deadline (GIM is not Ready
 //!   until its first transformation job), and the Deployment's own progress deadline (the
 //!   Kubernetes default, 600 s, scaled like the rest) passes long before. It ends `healthy`.
-//! - A crash-looping upgrade: `failed`, with the rollback to the revision that passed its
-//!   bake and helm's `--timeout 15m` for GIM.
+//! - Then GSP and GCA, in the suite's order, each healthy (GSP's Flink job restores from its
+//!   savepoint after the restart), with no order warning from the daemon.
+//! - A GSP upgrade whose Flink job stops running: `failed`, rolled back (recommended) to the
+//!   revision that passed its bake with GSP's `--timeout 15m`; GSP upgraded after GCA in the
+//!   same cycle: GCA is warned, naming GSP to look at first.
+//! - Meanwhile a crash-looping GIM upgrade: `failed`, with the rollback to the revision that
+//!   passed its bake and helm's `--timeout 15m` for GIM.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,12 +24,13 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use support::cli::{self, config_file};
+use support::cli::{self, Run, config_file};
+use support::daemon::{Running, options};
 use support::exporter::{Body, Exporter};
 use support::prometheus::{Prometheus, Target};
-use support::{helm, kube as tkube};
+use support::{helm, kube as tkube, stack::stack, wait};
 use upgrade_guard::config::{DEFAULT_PROFILE, parse_duration};
 
 /// Every duration upgrade-guard waits is divided by this.
@@ -106,27 +112,104 @@ fn restarting() -> Body {
     })
 }
 
-#[tokio::test]
-async fn gim_upgrades_under_the_built_in_profile() {
-    let _ns = tkube::namespace_named("gim").await;
-    // The profile's own state namespace, for the bake records `--record` writes.
-    let _state = tkube::namespace_named("upgrade-guard").await;
-    let exporter = Exporter::start_with(steady());
+/// GSP's Flink metrics (`flink_jobmanager_numRunningJobs`), as its port 9249 serves them.
+fn flink_line(running: u32) -> String {
+    format!(
+        "# TYPE flink_jobmanager_numRunningJobs gauge\nflink_jobmanager_numRunningJobs{{namespace=\"gsp\"}} {running}\n"
+    )
+}
+
+/// GSP after an upgrade (seconds, scaled): down while the pod is replaced (0–3 s), then
+/// restoring its Flink job from the savepoint (no job running, 3–8 s), then running it; or,
+/// when `stops`, never running it again.
+fn flink_restart(stops: bool) -> Body {
+    let since = Instant::now();
+    Arc::new(move || {
+        let t = since.elapsed().as_secs_f64();
+        if t < 3.0 {
+            None
+        } else if stops || t < 8.0 {
+            Some(flink_line(0))
+        } else {
+            Some(flink_line(1))
+        }
+    })
+}
+
+async fn check(profile: &str, prometheus: &str, release: &str, wait: &str) -> Run {
+    let args: Vec<String> = [
+        "check",
+        release,
+        "-n",
+        release,
+        "--config",
+        profile,
+        "--prometheus-url",
+        prometheus,
+        "--wait",
+        wait,
+        "--record",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli::run(&args, &[])
+    })
+    .await
+    .unwrap()
+}
+
+fn upgrade(chart: &str, release: &str, set: &[&str]) {
+    let chart = helm::chart(chart);
+    let mut args = vec!["upgrade", release, &chart, "-n", release];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    helm::ok(&args);
+}
+
+/// The daemon's warnings about the suite's order.
+async fn order(d: &Running) -> Vec<serde_json::Value> {
+    d.releases().await["suite_order"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_genesys_suite_under_the_built_in_profile() {
+    let _namespaces = (
+        tkube::namespace_named("gim").await,
+        tkube::namespace_named("gsp").await,
+        tkube::namespace_named("gca").await,
+        // The profile's own state namespace, for the bake records `--record` writes.
+        tkube::namespace_named("upgrade-guard").await,
+    );
+    let gim_metrics = Exporter::start_with(steady());
+    let gsp_metrics = Exporter::start(&flink_line(1));
     let prom = Prometheus::start(
         None,
-        &[Target {
-            job: "gim",
-            address: &exporter.address,
-        }],
+        &[
+            Target {
+                job: "gim",
+                address: &gim_metrics.address,
+            },
+            Target {
+                job: "gsp",
+                address: &gsp_metrics.address,
+            },
+        ],
     )
     .await;
-    let chart = helm::chart("gim");
+    let gim_chart = helm::chart("gim");
     // The Kubernetes default progress deadline, scaled like the profile.
     let progress_deadline = format!("progressDeadlineSeconds={}", 600 / FACTOR);
     helm::ok(&[
         "install",
         "gim",
-        &chart,
+        &gim_chart,
         "-n",
         "gim",
         "--set",
@@ -135,47 +218,48 @@ async fn gim_upgrades_under_the_built_in_profile() {
         "--timeout",
         "60s",
     ]);
+    for release in ["gsp", "gca"] {
+        let chart = helm::chart(release);
+        helm::ok(&[
+            "install",
+            release,
+            &chart,
+            "-n",
+            release,
+            "--wait",
+            "--timeout",
+            "60s",
+        ]);
+    }
     support::eval::scraped_a_few_times(&prom, "gim_kafka_timestamp_behind").await;
-    let profile = config_file(&scaled_profile());
-    let check = |wait: &str| {
-        cli::run(
-            &[
-                "check",
-                "gim",
-                "-n",
-                "gim",
-                "--config",
-                &profile.arg(),
-                "--prometheus-url",
-                &prom.url,
-                "--wait",
-                wait,
-                "--record",
-            ],
-            &[],
-        )
-    };
+    support::eval::scraped_a_few_times(&prom, "flink_jobmanager_numRunningJobs").await;
+    let scaled = scaled_profile();
+    let profile = config_file(&scaled);
+    // The daemon, for the suite's order: the scaled profile, Prometheus given as
+    // --prometheus-url would.
+    let mut daemon_config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&scaled).unwrap();
+    daemon_config["prometheus"]["url"] = prom.url.clone().into();
+    let d = Running::start_with(
+        &stack().kubeconfig,
+        &serde_yaml_ng::to_string(&daemon_config).unwrap(),
+        options("profile"),
+    )
+    .await;
 
-    // A healthy upgrade: restart, slow readiness, a backlog that rises and drains.
-    exporter.set_with(restarting());
-    helm::ok(&[
-        "upgrade",
+    // GIM: restart, slow readiness, a backlog that rises and drains: healthy.
+    gim_metrics.set_with(restarting());
+    upgrade(
         "gim",
-        &chart,
-        "-n",
         "gim",
-        "--set",
-        "image.tag=100.0.117",
-        "--set",
-        &progress_deadline,
-        "--set",
-        "fault=SlowReady",
-        "--set",
-        "slowReady.startAfter=6s",
-        "--set",
-        "slowReady.readyAfter=60s",
-    ]);
-    let run = check("4m");
+        &[
+            "image.tag=100.0.117",
+            &progress_deadline,
+            "fault=SlowReady",
+            "slowReady.startAfter=6s",
+            "slowReady.readyAfter=60s",
+        ],
+    );
+    let run = check(&profile.arg(), &prom.url, "gim", "4m").await;
     run.expect(
         0,
         &[
@@ -194,23 +278,70 @@ async fn gim_upgrades_under_the_built_in_profile() {
         run.stdout
     );
 
-    // A crash-looping upgrade: failed, roll back to 2 with GIM's helm timeout.
-    exporter.set_with(Arc::new(|| None));
-    helm::ok(&[
-        "upgrade",
+    // Then GSP (its Flink job restores from the savepoint), then GCA: healthy, in order.
+    gsp_metrics.set_with(flink_restart(false));
+    upgrade("gsp", "gsp", &["image.tag=100.0.101"]);
+    check(&profile.arg(), &prom.url, "gsp", "3m").await.expect(
+        0,
+        &[
+            "revision 2 (deployed)",
+            "verdict: healthy",
+            "custom:flink_running_jobs",
+        ],
+    );
+    upgrade("gca", "gca", &["image.tag=100.0.101"]);
+    check(&profile.arg(), &prom.url, "gca", "2m")
+        .await
+        .expect(0, &["revision 2 (deployed)", "verdict: healthy"]);
+    wait::until(Duration::from_secs(60), "the daemon judged GCA", || async {
+        let v = d.releases().await;
+        v["releases"]
+            .as_array()?
+            .iter()
+            .any(|r| {
+                r["release"]["name"] == "gca"
+                    && r["revision"] == 2
+                    && r["judgement"]["final"] == true
+            })
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        order(&d).await,
+        Vec::<serde_json::Value>::new(),
+        "in order: no warning"
+    );
+
+    // GSP again, and its Flink job never runs: failed, rolled back to 2 with GSP's
+    // `--timeout 15m`. Meanwhile GIM crash-loops: failed, back to 2 with GIM's.
+    gsp_metrics.set_with(flink_restart(true));
+    upgrade("gsp", "gsp", &["image.tag=100.0.102"]);
+    gim_metrics.set_with(Arc::new(|| None));
+    upgrade(
         "gim",
-        &chart,
-        "-n",
         "gim",
-        "--set",
-        "image.tag=100.0.118",
-        "--set",
-        &progress_deadline,
-        "--set",
-        "fault=CrashLoopBackOff",
-    ]);
-    let run = check("2m");
-    run.expect(
+        &[
+            "image.tag=100.0.118",
+            &progress_deadline,
+            "fault=CrashLoopBackOff",
+        ],
+    );
+    let path = profile.arg();
+    let (gsp_run, gim_run) = tokio::join!(
+        check(&path, &prom.url, "gsp", "2m"),
+        check(&path, &prom.url, "gim", "2m"),
+    );
+    gsp_run.expect(
+        1,
+        &[
+            "revision 3 (deployed)",
+            "verdict: failed",
+            "custom:flink_running_jobs",
+            "roll back to revision 2",
+            "helm rollback gsp 2 -n gsp --timeout 15m",
+        ],
+    );
+    gim_run.expect(
         1,
         &[
             "revision 3 (deployed)",
@@ -220,4 +351,21 @@ async fn gim_upgrades_under_the_built_in_profile() {
             "helm rollback gim 2 -n gim --timeout 15m",
         ],
     );
+    // GCA was upgraded before GSP in this cycle: GCA is warned, look at GSP first.
+    let warning = wait::until(Duration::from_secs(60), "GCA warned", || async {
+        order(&d).await.into_iter().find(|w| {
+            w["release"]["name"] == "gca"
+                && w["look_first"]["name"] == "gsp"
+                && w["problem"] == "wrong_order"
+        })
+    })
+    .await;
+    assert!(
+        warning["words"]
+            .as_str()
+            .unwrap()
+            .contains("the order is gim + gim-monitoring, then gsp, then gca + gca-monitoring"),
+        "{warning:#}"
+    );
+    d.stop().await;
 }
