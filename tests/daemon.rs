@@ -554,16 +554,18 @@ async fn a_failure_recorded_before_a_restart_is_served_and_alerted_again() {
             alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeFailed")])
                 .await
                 .into_iter()
+                // One alert per failing check: the rollout may have failed too by the end of
+                // the bake on a busy machine; the pending pods always have.
                 .find(|a| {
-                    a["endsAt"]
-                        .as_str()
-                        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                        .is_some_and(|t| t > restarted_at + jiff::SignedDuration::from_secs(3))
+                    a["labels"]["check"] == "pending_pods"
+                        && a["endsAt"]
+                            .as_str()
+                            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                            .is_some_and(|t| t > restarted_at + jiff::SignedDuration::from_secs(3))
                 })
         },
     )
     .await;
-    assert_eq!(alert["labels"]["check"], "pending_pods", "{alert:#}");
     assert_eq!(alert["labels"]["revision"], "2");
     second.stop().await;
 }

@@ -290,30 +290,32 @@ async fn the_genesys_suite_under_the_built_in_profile() {
         ],
     );
     upgrade("gca", "gca", &["image.tag=100.0.101"]);
-    check(&profile.arg(), &prom.url, "gca", "2m")
-        .await
-        .expect(0, &["revision 2 (deployed)", "verdict: healthy"]);
-    wait::until(Duration::from_secs(60), "the daemon judged GCA", || async {
-        let v = d.releases().await;
-        v["releases"]
-            .as_array()?
-            .iter()
-            .any(|r| {
-                r["release"]["name"] == "gca"
-                    && r["revision"] == 2
-                    && r["judgement"]["final"] == true
-            })
-            .then_some(())
-    })
+    // In order so far: once the daemon sees GCA's new revision, no warning.
+    wait::until(
+        Duration::from_secs(60),
+        "the daemon sees GCA's upgrade",
+        || async {
+            let v = d.releases().await;
+            v["releases"]
+                .as_array()?
+                .iter()
+                .any(|r| {
+                    r["release"]["name"] == "gca" && r["revision"] == 2 && !r["judgement"].is_null()
+                })
+                .then_some(())
+        },
+    )
     .await;
     assert_eq!(
         order(&d).await,
         Vec::<serde_json::Value>::new(),
         "in order: no warning"
     );
-
-    // GSP again, and its Flink job never runs: failed, rolled back to 2 with GSP's
-    // `--timeout 15m`. Meanwhile GIM crash-loops: failed, back to 2 with GIM's.
+    // GCA bakes (healthy, judged by a check running meanwhile) while GSP is upgraded again
+    // and its Flink job never runs: failed, rolled back to 2 with GSP's `--timeout 15m`;
+    // and GIM crash-loops: failed, back to 2 with GIM's.
+    let path = profile.arg();
+    let gca_check = check(&path, &prom.url, "gca", "2m");
     gsp_metrics.set_with(flink_restart(true));
     upgrade("gsp", "gsp", &["image.tag=100.0.102"]);
     gim_metrics.set_with(Arc::new(|| None));
@@ -326,11 +328,12 @@ async fn the_genesys_suite_under_the_built_in_profile() {
             "fault=CrashLoopBackOff",
         ],
     );
-    let path = profile.arg();
-    let (gsp_run, gim_run) = tokio::join!(
+    let (gca_run, gsp_run, gim_run) = tokio::join!(
+        gca_check,
         check(&path, &prom.url, "gsp", "2m"),
         check(&path, &prom.url, "gim", "2m"),
     );
+    gca_run.expect(0, &["revision 2 (deployed)", "verdict: healthy"]);
     gsp_run.expect(
         1,
         &[
