@@ -624,7 +624,9 @@ async fn a_failed_migration_restarts_the_pod_once_when_allowed() {
         NO_PROMETHEUS,
         n,
         "",
-        "releases:\n  - name: app\n    auto:\n      restart_migration_pod: true\n    \
+        // A bake long enough for the decision after the restart to be seen (the evaluation
+        // ends with the bake, and with it the decisions).
+        "releases:\n  - name: app\n    bake_window: 60s\n    auto:\n      restart_migration_pod: true\n    \
          migration:\n      job_name_pattern: migrat\n",
     );
     let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
