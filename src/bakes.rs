@@ -94,6 +94,27 @@ pub fn configmap_name(release: &ReleaseKey) -> String {
     format!("upgrade-guard.bakes.{}.{}", release.namespace, release.name)
 }
 
+const RELEASE_NAMESPACE: &str = "upgrade-guard.dev/release-namespace";
+const RELEASE_NAME: &str = "upgrade-guard.dev/release-name";
+
+/// The labels of a ConfigMap of records about `release`.
+pub fn record_labels(release: &ReleaseKey) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+        (RELEASE_NAMESPACE.to_string(), release.namespace.to_string()),
+        (RELEASE_NAME.to_string(), release.name.to_string()),
+    ])
+}
+
+/// The release a ConfigMap of records is about, from its labels.
+pub fn release_of(cm: &ConfigMap) -> Option<ReleaseKey> {
+    let labels = cm.metadata.labels.as_ref()?;
+    Some(ReleaseKey::new(
+        labels.get(RELEASE_NAMESPACE)?,
+        labels.get(RELEASE_NAME)?,
+    ))
+}
+
 /// The HTTP status of an API error, if it is one.
 pub fn status_code(e: &kube::Error) -> Option<u16> {
     match e {
@@ -183,14 +204,7 @@ impl BakeStore {
                     .as_deref()
                     .is_some_and(|n| n.starts_with("upgrade-guard.bakes."))
             })
-            .filter_map(|cm| {
-                let labels = cm.metadata.labels.as_ref()?;
-                let key = ReleaseKey::new(
-                    labels.get("upgrade-guard.dev/release-namespace")?,
-                    labels.get("upgrade-guard.dev/release-name")?,
-                );
-                Some((key, parse(&cm.data.unwrap_or_default())))
-            })
+            .filter_map(|cm| Some((release_of(&cm)?, parse(&cm.data.unwrap_or_default()))))
             .collect())
     }
 
@@ -213,17 +227,7 @@ impl BakeStore {
             let cm: ConfigMap = ConfigMap {
                 metadata: kube::api::ObjectMeta {
                     name: Some(name.clone()),
-                    labels: Some(BTreeMap::from([
-                        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-                        (
-                            "upgrade-guard.dev/release-namespace".to_string(),
-                            release.namespace.to_string(),
-                        ),
-                        (
-                            "upgrade-guard.dev/release-name".to_string(),
-                            release.name.to_string(),
-                        ),
-                    ])),
+                    labels: Some(record_labels(release)),
                     ..Default::default()
                 },
                 data: Some(BTreeMap::from([(revision.to_string(), value.clone())])),

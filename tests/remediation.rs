@@ -102,21 +102,7 @@ async fn ready(d: &Running) {
 }
 
 fn install(n: &str, release: &str, chart: &str, set: &[&str]) {
-    let chart = helm::chart(chart);
-    let mut args = vec![
-        "install",
-        release,
-        &chart,
-        "-n",
-        n,
-        "--wait",
-        "--timeout",
-        "60s",
-    ];
-    for s in set {
-        args.extend(["--set", s]);
-    }
-    helm::ok(&args);
+    helm::install(n, release, chart, set);
 }
 
 /// Issue 10.2, 10.3, 10.5, 10.8, 10.9: a failed upgrade is rolled back to the revision

@@ -22,17 +22,7 @@ const WAIT: Duration = Duration::from_secs(150);
 const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
 
 fn install(n: &str, release: &str) {
-    let chart = helm::chart("demo-app");
-    helm::ok(&[
-        "install",
-        release,
-        &chart,
-        "-n",
-        n,
-        "--wait",
-        "--timeout",
-        "60s",
-    ]);
+    helm::install(n, release, "demo-app", &[]);
 }
 
 /// Runs the binary off the runtime's threads.

@@ -19,17 +19,7 @@ use support::{alertmanager, helm, kube as tkube, stack::stack, wait};
 const WAIT: Duration = Duration::from_secs(150);
 
 fn install(n: &str, release: &str) {
-    let chart = helm::chart("demo-app");
-    helm::ok(&[
-        "install",
-        release,
-        &chart,
-        "-n",
-        n,
-        "--wait",
-        "--timeout",
-        "60s",
-    ]);
+    helm::install(n, release, "demo-app", &[]);
 }
 
 async fn out_of_order(ns: &str, release: &str) -> Option<serde_json::Value> {

@@ -334,12 +334,7 @@ pub async fn run(
                 let state = daemon.state();
                 let dashboard = notifications.dashboard_url.as_deref();
                 let mut wanted = desired(state.releases().filter(told), dashboard);
-                let notices: Vec<_> = state
-                    .notices()
-                    .iter()
-                    .filter(|n| config.mode_for(&n.release) != crate::config::Mode::Observe)
-                    .cloned()
-                    .collect();
+                let notices = told_notices(&state, &config);
                 wanted.extend(notice_alerts(&notices, dashboard));
                 wanted.extend(order_alerts(state.order(), dashboard));
                 wanted
@@ -352,12 +347,7 @@ pub async fn run(
         if let Some(mailer) = &mailer {
             let mails = {
                 let state = daemon.state();
-                let notices: Vec<_> = state
-                    .notices()
-                    .iter()
-                    .filter(|n| config.mode_for(&n.release) != crate::config::Mode::Observe)
-                    .cloned()
-                    .collect();
+                let notices = told_notices(&state, &config);
                 let mut mails = mailbook.notices(&notices, notifications.dashboard_url.as_deref());
                 mails.extend(mailbook.changes(
                     state.releases().filter(told),
@@ -726,6 +716,16 @@ impl Daemon {
                 "the final verdict was not recorded: {e}");
         }
     }
+}
+
+/// The notices to tell: none about a release in `mode: observe` (metrics only).
+fn told_notices(state: &State, config: &Config) -> Vec<state::Notice> {
+    state
+        .notices()
+        .iter()
+        .filter(|n| config.mode_for(&n.release) != crate::config::Mode::Observe)
+        .cloned()
+        .collect()
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits the process at once.

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 
-use crate::bakes::{MANAGED_BY, StoreError, status_code as code};
+use crate::bakes::{StoreError, record_labels, release_of, status_code as code};
 use crate::release::ReleaseKey;
 
 /// Label telling action records from bake records.
@@ -222,14 +222,7 @@ impl RecordStore {
         Ok(list
             .items
             .into_iter()
-            .filter_map(|cm| {
-                let labels = cm.metadata.labels.as_ref()?;
-                let key = ReleaseKey::new(
-                    labels.get("upgrade-guard.dev/release-namespace")?,
-                    labels.get("upgrade-guard.dev/release-name")?,
-                );
-                Some((key, parse(&cm.data.unwrap_or_default())))
-            })
+            .filter_map(|cm| Some((release_of(&cm)?, parse(&cm.data.unwrap_or_default()))))
             .collect())
     }
 
@@ -254,18 +247,11 @@ impl RecordStore {
             metadata: ObjectMeta {
                 name: Some(configmap_name(release)),
                 resource_version: read.resource_version.clone(),
-                labels: Some(BTreeMap::from([
-                    (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-                    (RECORD_LABEL.0.to_string(), RECORD_LABEL.1.to_string()),
-                    (
-                        "upgrade-guard.dev/release-namespace".to_string(),
-                        release.namespace.to_string(),
-                    ),
-                    (
-                        "upgrade-guard.dev/release-name".to_string(),
-                        release.name.to_string(),
-                    ),
-                ])),
+                labels: Some({
+                    let mut labels = record_labels(release);
+                    labels.insert(RECORD_LABEL.0.to_string(), RECORD_LABEL.1.to_string());
+                    labels
+                }),
                 ..Default::default()
             },
             data: Some(data),

@@ -88,3 +88,23 @@ impl Helm {
 pub fn ok(args: &[&str]) -> String {
     shared().ok(args)
 }
+
+/// `helm install <release> tests/charts/<chart> -n <ns> --wait --timeout 60s --set <set>...`
+/// on the shared stack.
+pub fn install(ns: &str, release: &str, chart_name: &str, set: &[&str]) {
+    let chart = chart(chart_name);
+    let mut args = vec![
+        "install",
+        release,
+        &chart,
+        "-n",
+        ns,
+        "--wait",
+        "--timeout",
+        "60s",
+    ];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    ok(&args);
+}
