@@ -254,3 +254,39 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
         "dry run: would run helm rollback gim 1 -n gim --wait --timeout 15m"
     );
 }
+
+#[test]
+fn notices_and_order_warnings_are_info_and_warning_alerts_with_the_command() {
+    use crate::daemon::state::{Notice, NoticeKind};
+    use crate::suite::{OrderProblem, OrderWarning};
+    let gsp = ReleaseKey::new("gsp", "gsp");
+    let notices = [Notice {
+        release: gsp.clone(),
+        revision: 4,
+        kind: NoticeKind::Uninstalled,
+        words: "gsp/gsp was uninstalled".into(),
+        command: Some("kubectl delete cm --selector=app=gsp -n gsp".into()),
+        at: t(0),
+        until: t(3600),
+    }];
+    let alerts = notice_alerts(&notices, None);
+    assert_eq!(names(&alerts), [("HelmReleaseUninstalled", "uninstalled")]);
+    assert_eq!(alerts[0].labels["severity"], "info");
+    assert_eq!(alerts[0].labels["revision"], "4");
+    assert_eq!(
+        alerts[0].annotations["recommended_action"],
+        "kubectl delete cm --selector=app=gsp -n gsp"
+    );
+    let warnings = [OrderWarning {
+        release: ReleaseKey::new("gca", "gca"),
+        revision: 7,
+        look_first: gsp,
+        problem: OrderProblem::WrongOrder,
+        words: "gca/gca was upgraded before gsp/gsp".into(),
+    }];
+    let alerts = order_alerts(&warnings, None);
+    assert_eq!(names(&alerts), [("UpgradeOutOfOrder", "suite_order")]);
+    assert_eq!(alerts[0].labels["severity"], "warning");
+    assert_eq!(alerts[0].labels["namespace"], "gca");
+    assert_eq!(alerts[0].annotations["look_first"], "gsp/gsp");
+}

@@ -360,4 +360,38 @@ mod tests {
                 .is_empty()
         );
     }
+
+    #[test]
+    fn a_notice_is_mailed_once_and_again_only_when_noticed_again() {
+        use crate::daemon::state::{Notice, NoticeKind};
+        let notice = |at: i64| Notice {
+            release: ReleaseKey::new("gsp", "gsp"),
+            revision: 4,
+            kind: NoticeKind::Uninstalled,
+            words: "gsp/gsp was uninstalled; 1 ConfigMap(s) left".into(),
+            command: Some("kubectl delete cm --selector=app=gsp -n gsp".into()),
+            at: Timestamp::from_second(at).unwrap(),
+            until: Timestamp::from_second(at + 3600).unwrap(),
+        };
+        let mut book = Mailbook::default();
+        let mails = book.notices(&[notice(0)], None);
+        assert_eq!(mails.len(), 1);
+        let mail = mails[0].as_ref().unwrap();
+        assert_eq!(
+            mail.subject,
+            "[upgrade-guard] gsp/gsp revision 4: uninstalled"
+        );
+        assert!(
+            mail.text
+                .contains("    kubectl delete cm --selector=app=gsp -n gsp"),
+            "{}",
+            mail.text
+        );
+        assert!(book.notices(&[notice(0)], None).is_empty(), "told once");
+        assert_eq!(
+            book.notices(&[notice(10)], None).len(),
+            1,
+            "a new uninstall"
+        );
+    }
 }
