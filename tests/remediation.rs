@@ -95,10 +95,7 @@ async fn final_verdict(d: &Running, release: &str, revision: u64, verdict: &str)
 }
 
 async fn ready(d: &Running) {
-    wait::until(WAIT, "/readyz", || async {
-        (d.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    d.ready().await;
 }
 
 fn install(n: &str, release: &str, chart: &str, set: &[&str]) {

@@ -343,10 +343,7 @@ async fn an_uninstall_is_reported_once_with_what_it_left_and_nothing_is_deleted(
         "  - name: gsp\n    uninstall_leftovers: \"app={{release}}\"\n",
     );
     let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
-    wait::until(WAIT, "/readyz", || async {
-        (d.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    d.ready().await;
     install(n, "gsp");
     // GSP writes its state ConfigMaps at run time, outside its chart.
     let cms: Api<ConfigMap> = Api::namespaced(tkube::client().await, n);
@@ -432,10 +429,7 @@ async fn a_version_change_reminds_once_to_update_the_export_views() {
     );
     install(n, "gim");
     let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
-    wait::until(WAIT, "/readyz", || async {
-        (d.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    d.ready().await;
     // The same chart, packaged as a new version.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().display().to_string();

@@ -52,10 +52,7 @@ async fn upgrades_out_of_the_suite_order_are_warned_naming_the_release_to_look_a
         ),
     );
     let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
-    wait::until(WAIT, "/readyz", || async {
-        (d.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    d.ready().await;
     install(gim, "gim");
     install(gsp, "gsp");
     install(gca, "gca");

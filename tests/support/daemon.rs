@@ -85,6 +85,22 @@ impl Running {
         (status, response.text().await.unwrap())
     }
 
+    /// Waits for `/readyz` to answer 200; on timeout the panic says what it answered last
+    /// (which listing the daemon was still waiting for).
+    pub async fn ready(&self) {
+        let started = std::time::Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < WAIT {
+            let (status, body) = self.get("/readyz").await;
+            if status == 200 {
+                return;
+            }
+            last = format!("{status} {}", body.trim());
+            tokio::time::sleep(super::wait::POLL_INTERVAL).await;
+        }
+        panic!("/readyz not 200 after {WAIT:?}; it last answered: {last}");
+    }
+
     /// `/api/v1/releases`, parsed.
     pub async fn releases(&self) -> serde_json::Value {
         serde_json::from_str(&self.get("/api/v1/releases").await.1).unwrap()
