@@ -1,7 +1,8 @@
 //! Smoke tests proving each component of the local stack is real: helm writes release
 //! Secrets into a real API server, the controllers and kwok turn a Deployment into Ready
 //! pods (and the fault variants into broken ones), Prometheus answers PromQL over backfilled
-//! history, and Alertmanager mails an alert through the SMTP server.
+//! history, Alertmanager mails an alert through the SMTP server, and PostgreSQL takes only
+//! TLS connections verified against the test CA, with a password.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -247,4 +248,47 @@ async fn alertmanager_keeps_the_alert_and_mails_it() {
         message.subject
     );
     assert!(message.rcpt_to.contains("operator@upgrade-guard.test"));
+}
+
+/// `psql -tA -c <sql>` against the stack's PostgreSQL with `env` over its libpq variables:
+/// (success, stdout, stderr).
+fn psql(sql: &str, env: &[(&str, String)]) -> (bool, String, String) {
+    let out = std::process::Command::new("psql")
+        .args(["-tA", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .envs(support::stack::stack().postgres_env())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("psql (apt-get install postgresql-client; scripts/setup)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn postgres_takes_only_verified_tls_with_a_password_and_read_only_means_read_only() {
+    let (ok, out, err) = psql("select 6 * 7", &[]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "42");
+    // What the database checks rely on: a read-only transaction refuses a write.
+    let (ok, _, err) = psql("begin read only; create table t (i int); commit", &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("cannot execute CREATE TABLE in a read-only transaction"),
+        "{err}"
+    );
+    // verify-full against a CA that did not sign the server's certificate: refused.
+    let other = support::stack::stack().env["PG_OTHER_CA"].clone();
+    let (ok, _, err) = psql("select 1", &[("PGSSLROOTCERT", other)]);
+    assert!(!ok);
+    assert!(err.contains("certificate verify failed"), "{err}");
+    // No TLS, or a wrong password: refused.
+    let (ok, _, err) = psql("select 1", &[("PGSSLMODE", "disable".into())]);
+    assert!(!ok && err.contains("no encryption"), "{err}");
+    let (ok, _, err) = psql("select 1", &[("PGPASSWORD", "wrong".into())]);
+    assert!(
+        !ok && err.contains("password authentication failed"),
+        "{err}"
+    );
 }

@@ -130,6 +130,22 @@ fn load(dir: &Path) -> Result<Stack, String> {
 }
 
 impl Stack {
+    /// libpq's environment for the stack's PostgreSQL (`PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGSSLMODE=verify-full`, `PGSSLROOTCERT`), for psql and the tests.
+    pub fn postgres_env(&self) -> Vec<(String, String)> {
+        [
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGPASSWORD",
+            "PGSSLMODE",
+            "PGSSLROOTCERT",
+        ]
+        .iter()
+        .filter_map(|k| self.env.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect()
+    }
+
     /// Environment for a child process (helm, kubectl-like tools, the daemon) that talks to
     /// the test cluster: KUBECONFIG and helm's private homes.
     pub fn child_env(&self) -> Vec<(String, String)> {
