@@ -624,11 +624,6 @@ async fn a_failed_migration_restarts_the_pod_once_when_allowed() {
             "migration.fail=true",
         ],
     );
-    let before = wait::until(WAIT, "the upgraded pod", || async {
-        let pods = deployment_pods(n, "app").await;
-        (pods.len() == 1).then_some(pods)
-    })
-    .await;
     let record = wait::until(WAIT, "the restart recorded", || async {
         let r = records(n, "app").await;
         r.into_iter().find(|r| r.phase == Phase::Done)
@@ -639,18 +634,34 @@ async fn a_failed_migration_restarts_the_pod_once_when_allowed() {
         "restart_pod",
         "{record:?}"
     );
-    assert!(
-        record.detail.as_deref().unwrap().contains(&format!(
-            "deleted 1 pod(s) of deployment/app: {}",
-            before[0]
-        )),
-        "{record:?}"
-    );
+    let detail = record.detail.clone().unwrap();
+    let deleted = detail
+        .strip_prefix("deleted 1 pod(s) of deployment/app: ")
+        .unwrap_or_else(|| panic!("one pod of the Deployment deleted: {detail}"))
+        .to_string();
+    assert!(deleted.starts_with("app-"), "{detail}");
+    // The Deployment replaces it; the failed migration Job's pod is still there.
     wait::until(WAIT, "a new pod", || async {
         let pods = deployment_pods(n, "app").await;
-        (pods.len() == 1 && pods != before).then_some(())
+        (pods.len() == 1 && !pods.contains(&deleted)).then_some(())
     })
     .await;
+    {
+        use k8s_openapi::api::core::v1::Pod;
+        let pods: kube::Api<Pod> = kube::Api::namespaced(tkube::client().await, n);
+        let job_pods = pods
+            .list(&kube::api::ListParams::default().labels("job=migrate"))
+            .await
+            .unwrap()
+            .items;
+        assert!(
+            job_pods
+                .iter()
+                .all(|p| p.metadata.deletion_timestamp.is_none())
+                && !job_pods.is_empty(),
+            "the migration Job's pod (matched by the Deployment's selector) was left alone"
+        );
+    }
     // Once: the migration still failed, so the next decision holds.
     wait::until(WAIT, "held: already attempted", || async {
         let v = view(&d, "app").await?;
