@@ -244,13 +244,16 @@ pub async fn run(
         async move { stores.ready().await }
     });
     let mut stores_listed = false;
+    let mut records_listed = false;
     let mut next_round = tokio::time::Instant::now();
     loop {
         let active = !evaluator.active().is_empty();
-        let listed = *synced.borrow();
         tokio::select! {
             () = &mut shutdown => break,
-            listed_now = async { synced.wait_for(|s| *s).await.is_ok() }, if !listed => {
+            // Enabled until handled, not until listed: the listing may complete while
+            // another branch wins this select, and must still be acted on.
+            listed_now = async { synced.wait_for(|s| *s).await.is_ok() }, if !records_listed => {
+                records_listed = true;
                 if listed_now {
                     daemon.restore().await;
                     if leading {
@@ -269,7 +272,7 @@ pub async fn run(
             }
             () = &mut stores_ready, if !stores_listed => {
                 stores_listed = true;
-                if *synced.borrow() {
+                if records_listed {
                     info!("release records and workloads listed: ready");
                     ready_tx.send_replace(Readiness::Ready);
                 }
@@ -305,12 +308,12 @@ pub async fn run(
             if leading {
                 // Alertmanager hears everything that fires from the new leader at once.
                 ledger = Ledger::new(notifications.resend_interval);
-                if *synced.borrow() {
+                if records_listed {
                     daemon.resume().await;
                 }
             }
         }
-        if leading && *synced.borrow() && daemon.remediator.resume_due() {
+        if leading && records_listed && daemon.remediator.resume_due() {
             daemon.resume().await;
         }
         // `mode: observe` releases are exported as metrics only: no alert, no email.
