@@ -142,7 +142,30 @@ pub struct ActionContext<'a> {
     pub restart_command: String,
 }
 
-/// `helm rollback <release> <target> -n <namespace> --timeout <t>`, preceded by
+/// The arguments of `helm rollback <release> <target> -n <namespace> [--wait] --timeout <t>`:
+/// always a target (a bare `helm rollback <release>` goes to the previous revision even
+/// when it failed). `--wait` for what upgrade-guard runs itself.
+pub fn rollback_args(
+    release: &ReleaseKey,
+    target: u32,
+    timeout: Duration,
+    wait: bool,
+) -> Vec<String> {
+    let mut args = vec![
+        "rollback".to_string(),
+        release.name.to_string(),
+        target.to_string(),
+        "-n".to_string(),
+        release.namespace.to_string(),
+    ];
+    if wait {
+        args.push("--wait".to_string());
+    }
+    args.extend(["--timeout".to_string(), human(timeout)]);
+    args
+}
+
+/// [`rollback_args`] as the command line an operator types, preceded by
 /// `HELM_DRIVER=configmap` for a release Helm keeps in ConfigMaps (helm would not find it
 /// otherwise).
 pub fn rollback_command(
@@ -150,16 +173,15 @@ pub fn rollback_command(
     storage: Storage,
     target: u32,
     timeout: Duration,
+    wait: bool,
 ) -> String {
     let driver = match storage {
         Storage::Secret => String::new(),
         other => format!("HELM_DRIVER={} ", other.as_str()),
     };
     format!(
-        "{driver}helm rollback {} {target} -n {} --timeout {}",
-        release.name,
-        release.namespace,
-        human(timeout)
+        "{driver}helm {}",
+        rollback_args(release, target, timeout, wait).join(" ")
     )
 }
 
@@ -259,8 +281,13 @@ fn for_failure(results: &[CheckResult], ctx: &ActionContext<'_>) -> RecommendedA
     if failed.iter().any(|r| r.on_fail == FailClass::Rollback) {
         return match select_rollback_target(ctx.history, ctx.revision, ctx.bakes, ctx.rollbacks) {
             Some(t) => {
-                let command =
-                    rollback_command(ctx.release, ctx.storage, t.revision, ctx.rollback_timeout);
+                let command = rollback_command(
+                    ctx.release,
+                    ctx.storage,
+                    t.revision,
+                    ctx.rollback_timeout,
+                    false,
+                );
                 // A dependency not confirmed healthy (inside its `for:`, or not answering)
                 // may be why the release fails, and a rollback does not work while it is
                 // down: check it first.

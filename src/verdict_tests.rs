@@ -336,11 +336,26 @@ fn the_rollback_command_names_a_non_default_storage_driver() {
     let key = ReleaseKey::new("gim", "gim");
     let timeout = Duration::from_secs(15 * 60);
     assert_eq!(
-        rollback_command(&key, Storage::Secret, 3, timeout),
+        rollback_command(&key, Storage::Secret, 3, timeout, false),
         "helm rollback gim 3 -n gim --timeout 15m"
     );
     assert_eq!(
-        rollback_command(&key, Storage::ConfigMap, 3, timeout),
+        rollback_command(&key, Storage::ConfigMap, 3, timeout, false),
         "HELM_DRIVER=configmap helm rollback gim 3 -n gim --timeout 15m"
+    );
+}
+
+#[test]
+fn what_auto_mode_runs_always_names_its_target_and_waits() {
+    let key = ReleaseKey::new("gim", "gim");
+    let timeout = Duration::from_secs(900);
+    assert_eq!(
+        rollback_args(&key, 1, timeout, true).join(" "),
+        "rollback gim 1 -n gim --wait --timeout 15m"
+    );
+    // The command shown in the record is the one that runs.
+    assert_eq!(
+        rollback_command(&key, Storage::Secret, 1, timeout, true),
+        "helm rollback gim 1 -n gim --wait --timeout 15m"
     );
 }

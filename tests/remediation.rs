@@ -546,7 +546,11 @@ async fn a_newer_revision_written_meanwhile_means_no_rollback() {
             global_args: vec![],
         },
         config.actions.clone(),
-        Leadership::always("replica-a"),
+        {
+            let leading = Leadership::manual("replica-a");
+            leading.set_leading(true);
+            leading
+        },
         ActionMetrics::default(),
     );
     // Revision 2 was judged failed; before the decision reads the history, someone

@@ -13,6 +13,7 @@ use tracing::info;
 use crate::checks::human;
 use crate::release::ReleaseKey;
 use crate::release::labels::Storage;
+use crate::verdict::rollback_args;
 
 /// Lines of helm's output kept for the record.
 const TAIL_LINES: usize = 8;
@@ -36,20 +37,6 @@ pub struct HelmOutcome {
 }
 
 impl HelmRunner {
-    /// The arguments of a rollback, after the global ones.
-    pub fn rollback_args(release: &ReleaseKey, target: u32, timeout: Duration) -> Vec<String> {
-        vec![
-            "rollback".into(),
-            release.name.to_string(),
-            target.to_string(),
-            "-n".into(),
-            release.namespace.to_string(),
-            "--wait".into(),
-            "--timeout".into(),
-            format!("{}s", timeout.as_secs().max(1)),
-        ]
-    }
-
     /// Runs the rollback; the child is killed if it outlives `timeout` + 1 minute (helm
     /// should have given up by itself by then).
     pub async fn rollback(
@@ -61,7 +48,7 @@ impl HelmRunner {
     ) -> HelmOutcome {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.global_args)
-            .args(Self::rollback_args(release, target, timeout))
+            .args(rollback_args(release, target, timeout, true))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -142,20 +129,5 @@ async fn forward<R: tokio::io::AsyncRead + Unpin>(
         if tx.send(line).is_err() {
             break;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_rollback_always_names_its_target_and_waits() {
-        let args =
-            HelmRunner::rollback_args(&ReleaseKey::new("gim", "gim"), 1, Duration::from_secs(900));
-        assert_eq!(
-            args.join(" "),
-            "rollback gim 1 -n gim --wait --timeout 900s"
-        );
     }
 }

@@ -63,16 +63,6 @@ impl Leadership {
     pub fn set_leading(&self, leading: bool) {
         self.set(leading.then(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)));
     }
-
-    /// A leadership that always leads (tests of the planner's callers, `check`).
-    pub fn always(identity: &str) -> Self {
-        Self {
-            until: Arc::new(Mutex::new(Some(
-                Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
-            ))),
-            identity: identity.into(),
-        }
-    }
 }
 
 /// This process's identity: `POD_NAME` (set by the chart) or the host name, plus the

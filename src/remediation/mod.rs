@@ -14,7 +14,6 @@ pub mod records;
 pub mod restart;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -284,16 +283,16 @@ impl Remediator {
                 _ => return,
             }
         }
-        let plan = match self
+        match self
             .fresh_plan(kind, report, policy, storage, in_progress)
             .await
         {
-            Ok(p) => p,
-            Err(h) => Plan::Hold(h),
-        };
-        match plan {
-            Plan::Hold(h) => self.held(key, report.revision, h, Some(Instant::now())),
-            action => self.start(report, policy, storage, action).await,
+            Ok((Plan::Hold(h), _)) | Err(h) => {
+                self.held(key, report.revision, h, Some(Instant::now()));
+            }
+            // The records read for the decision are the base of the intent's write: if
+            // anyone wrote since, the write is refused.
+            Ok((action, snapshot)) => self.start(report, policy, storage, action, snapshot).await,
         }
     }
 
@@ -324,7 +323,7 @@ impl Remediator {
         policy: &ReleasePolicy,
         storage: Storage,
         in_progress: bool,
-    ) -> Result<Plan, Hold> {
+    ) -> Result<(Plan, Snapshot), Hold> {
         let key = &report.release;
         let unreadable = |what: &str, e: &dyn std::fmt::Display| Hold {
             reason: HoldReason::Unreadable,
@@ -378,7 +377,8 @@ impl Remediator {
             restart_workload: restart_workload.map(|w| w.to_string()),
             now,
         };
-        Ok(plan::plan(kind, &facts, policy, &self.actions))
+        let plan = plan::plan(kind, &facts, policy, &self.actions);
+        Ok((plan, snapshot))
     }
 
     async fn start(
@@ -387,6 +387,7 @@ impl Remediator {
         policy: &ReleasePolicy,
         storage: Storage,
         plan: Plan,
+        snapshot: Snapshot,
     ) {
         let key = report.release.clone();
         let revision = report.revision;
@@ -428,20 +429,6 @@ impl Remediator {
                 None,
             );
         }
-        let snapshot = match self.store.load(&key).await {
-            Ok(s) => s,
-            Err(e) => {
-                return self.held(
-                    &key,
-                    revision,
-                    Hold {
-                        reason: HoldReason::Unreadable,
-                        detail: format!("cannot read upgrade-guard's action records: {e}"),
-                    },
-                    Some(Instant::now()),
-                );
-            }
-        };
         let attempt = snapshot
             .records
             .iter()
@@ -755,9 +742,6 @@ impl Task {
         }
     }
 }
-
-/// Shared handle type for tests and the daemon.
-pub type SharedRemediator = Arc<tokio::sync::Mutex<Remediator>>;
 
 #[cfg(test)]
 mod tests {

@@ -269,21 +269,6 @@ fn stamp(t: Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// `helm rollback <release> <target> -n <namespace> --wait --timeout <T>` (what auto mode
-/// runs, as one line).
-pub fn auto_rollback_command(
-    release: &ReleaseKey,
-    storage: Storage,
-    target: u32,
-    timeout: std::time::Duration,
-) -> String {
-    rollback_command(release, storage, target, timeout).replacen(
-        " --timeout ",
-        " --wait --timeout ",
-        1,
-    )
-}
-
 /// The rules that need the fresh history and records, once [`precheck`] named a candidate.
 pub fn plan(
     kind: ActionKind,
@@ -433,11 +418,13 @@ fn decide(
             Ok(Plan::Rollback {
                 target: t.revision,
                 basis: t.basis,
-                command: auto_rollback_command(
+                // Exactly what the executor runs.
+                command: rollback_command(
                     f.release,
                     f.storage,
                     t.revision,
                     policy.rollback_timeout,
+                    true,
                 ),
             })
         }

@@ -68,18 +68,6 @@ impl Phase {
         self != Self::Cancelled
     }
 
-    /// The outcome is final.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Cancelled
-                | Self::Failed
-                | Self::Interrupted
-                | Self::Verified
-                | Self::VerificationFailed
-        )
-    }
-
     /// The word used in JSON, logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -343,6 +331,5 @@ mod tests {
             assert!(p.counts(), "{p:?}");
         }
         assert!(!Phase::Cancelled.counts());
-        assert!(!Phase::Running.is_final() && !Phase::Done.is_final());
     }
 }
