@@ -414,10 +414,7 @@ async fn the_installed_chart_is_read_only_until_rollback_is_enabled() {
         kubeconfig.path().display().to_string(),
     ];
     let daemon = Running::start_with(kubeconfig.path(), &config, opts).await;
-    wait::until(WAIT, "/readyz", || async {
-        (daemon.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    daemon.ready().await;
     let demo = helm::chart("demo-app");
     helm::ok(&[
         "install",

@@ -61,10 +61,7 @@ async fn the_daemon_judges_an_upgrade_serves_the_verdict_and_records_it() {
         &format!("watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n"),
     );
     let d = Running::start(&stack().kubeconfig, &config).await;
-    wait::until(WAIT, "/readyz", || async {
-        (d.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    d.ready().await;
     assert_eq!(d.get("/livez").await.0, 200);
 
     install_then_upgrade(n, "app", &["unschedulable=true"]);
@@ -287,10 +284,7 @@ async fn a_failed_upgrade_fires_in_alertmanager_even_after_an_outage_and_recover
         ),
     );
     let d = Running::start(&stack().kubeconfig, &config).await;
-    wait::until(WAIT, "/readyz", || async {
-        (d.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    d.ready().await;
     install_then_upgrade(n, "app", &["unschedulable=true"]);
     // Alertmanager is unreachable: the verdict is reached anyway and the failures counted.
     let base = format!(r#"namespace="{n}",release="app""#);
@@ -619,10 +613,7 @@ async fn stale_stores_are_a_monitoring_error_not_evidence() {
         ),
     );
     let d = Running::start(kubeconfig.path(), &config).await;
-    wait::until(WAIT, "/readyz", || async {
-        (d.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    d.ready().await;
     install_then_upgrade(n, "app", &[]);
     let judgement = || async {
         let (_, body) = d.get("/api/v1/releases").await;
@@ -664,10 +655,7 @@ async fn quiet_namespaces_keep_their_workload_watches() {
         ),
     );
     let d = Running::start(&stack().kubeconfig, &config).await;
-    wait::until(WAIT, "/readyz", || async {
-        (d.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    d.ready().await;
     install_then_upgrade(n, "app", &[]);
     // The 6 s bake runs while nothing changes in the namespace for well over 2 s.
     let judgement = wait::until(WAIT, "a final verdict", || async {

@@ -59,31 +59,9 @@ pub async fn releases(
                 Some(f) => ListParams::default().labels(HELM_OWNER_SELECTOR).fields(f),
                 None => ListParams::default().labels(HELM_OWNER_SELECTOR),
             };
-            let metas: Vec<kube::api::ObjectMeta> = match s {
-                Storage::Secret => {
-                    let api: Api<PartialObjectMeta<Secret>> = match ns {
-                        Some(n) => Api::namespaced(client.clone(), n),
-                        None => Api::all(client.clone()),
-                    };
-                    api.list(&params)
-                        .await?
-                        .items
-                        .into_iter()
-                        .map(|m| m.metadata)
-                        .collect()
-                }
-                Storage::ConfigMap => {
-                    let api: Api<PartialObjectMeta<ConfigMap>> = match ns {
-                        Some(n) => Api::namespaced(client.clone(), n),
-                        None => Api::all(client.clone()),
-                    };
-                    api.list(&params)
-                        .await?
-                        .items
-                        .into_iter()
-                        .map(|m| m.metadata)
-                        .collect()
-                }
+            let metas = match s {
+                Storage::Secret => metadata::<Secret>(client, ns, &params).await?,
+                Storage::ConfigMap => metadata::<ConfigMap>(client, ns, &params).await?,
             };
             keys.extend(
                 metas
@@ -94,6 +72,32 @@ pub async fn releases(
         }
     }
     Ok(keys.into_iter().collect())
+}
+
+/// The metadata of the `K` objects `params` selects in `ns` (all namespaces when `None`).
+async fn metadata<K>(
+    client: &kube::Client,
+    ns: Option<&str>,
+    params: &ListParams,
+) -> Result<Vec<kube::api::ObjectMeta>, kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<PartialObjectMeta<K>> = match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    };
+    Ok(api
+        .list(params)
+        .await?
+        .items
+        .into_iter()
+        .map(|m| m.metadata)
+        .collect())
 }
 
 /// Judges the latest revision of each release in one round.
