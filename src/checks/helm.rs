@@ -18,7 +18,8 @@ impl Revision<'_> {
         self.policy
             .migration
             .as_ref()
-            .is_some_and(|m| m.job_name_pattern.is_match(name))
+            .and_then(|m| m.job_name_pattern.as_ref())
+            .is_some_and(|p| p.is_match(name))
     }
 
     /// Hooks of this revision whose last run failed.
@@ -147,19 +148,17 @@ pub fn release_status(r: &Revision<'_>) -> CheckResult {
     }
 }
 
-/// The migration, if the policy has one: its latest attempt failed or it never ran → restart
-/// the pod (it resumes), unless it ran as a hook before the manifest was applied.
+/// The migration Job, if the policy names one: its latest attempt failed or it never ran →
+/// restart the pod (it resumes), unless it ran as a hook before the manifest was applied.
 pub fn migration(r: &Revision<'_>, jobs: &[JobObs], restart_command: &str) -> Option<CheckResult> {
     let policy = r.policy.migration.as_ref()?;
+    let pattern = policy.job_name_pattern.as_ref()?;
     let check = "migration";
     let remedy = format!("restart the pod, the migration resumes: {restart_command}");
     let fail = |summary: String| {
         CheckResult::new(check, Outcome::Fail, summary).on_fail(FailClass::RestartPod)
     };
-    if let Some(h) = r
-        .failed_hooks()
-        .find(|h| policy.job_name_pattern.is_match(&h.name))
-    {
+    if let Some(h) = r.failed_hooks().find(|h| pattern.is_match(&h.name)) {
         if h.runs_before_apply(r.summary.operation()) {
             return Some(r.pre_hook_failure(check, h));
         }
@@ -168,7 +167,7 @@ pub fn migration(r: &Revision<'_>, jobs: &[JobObs], restart_command: &str) -> Op
     let attempts: Vec<&JobObs> = r
         .jobs_of_this_revision(jobs)
         .into_iter()
-        .filter(|j| policy.job_name_pattern.is_match(&j.name))
+        .filter(|j| pattern.is_match(&j.name))
         .collect();
     let earlier_failures = attempts.iter().filter(|j| j.failed.is_some()).count();
     if let Some(latest) = attempts.last() {
@@ -202,7 +201,7 @@ pub fn migration(r: &Revision<'_>, jobs: &[JobObs], restart_command: &str) -> Op
         r.summary
             .hooks
             .iter()
-            .find(|h| h.last_run == Some(phase) && policy.job_name_pattern.is_match(&h.name))
+            .find(|h| h.last_run == Some(phase) && pattern.is_match(&h.name))
     };
     if let Some(h) = hook_run(HookPhase::Succeeded) {
         return Some(CheckResult::new(
@@ -222,7 +221,7 @@ pub fn migration(r: &Revision<'_>, jobs: &[JobObs], restart_command: &str) -> Op
         .summary
         .workloads
         .iter()
-        .find(|w| w.kind == WorkloadKind::Job && policy.job_name_pattern.is_match(&w.name));
+        .find(|w| w.kind == WorkloadKind::Job && pattern.is_match(&w.name));
     if let Some(w) = named_in_manifest {
         return Some(if r.past_readiness_deadline() {
             CheckResult::new(
@@ -253,7 +252,7 @@ pub fn migration(r: &Revision<'_>, jobs: &[JobObs], restart_command: &str) -> Op
         fail(format!(
             "the migration never ran ({} after the upgrade, no Job of the release matching /{}/); {remedy}",
             human(r.elapsed()),
-            policy.job_name_pattern.as_str()
+            pattern.as_str()
         ))
         .window(r.policy.readiness_deadline)
     } else {

@@ -8,9 +8,10 @@ use crate::release::decode::{Hook, ReleaseSummary};
 fn with_migration(required: bool) -> crate::config::ReleasePolicy {
     let mut p = policy();
     p.migration = Some(MigrationPolicy {
-        job_name_pattern: regex::Regex::new("(?i)migrat").unwrap(),
+        job_name_pattern: Some(regex::Regex::new("(?i)migrat").unwrap()),
         required,
         restart: None,
+        sql: None,
     });
     p
 }

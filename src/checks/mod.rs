@@ -8,6 +8,7 @@ pub mod lag;
 pub mod observe;
 pub mod presence;
 pub mod provider;
+pub mod sql;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod threshold;

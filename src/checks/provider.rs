@@ -1,10 +1,12 @@
 //! Provider errors (pure): a Prometheus query that fails (unreachable, 5xx, timeout, error
-//! status), or a Kubernetes API request that fails, never makes a check fail. The check
+//! status), a Kubernetes API request that fails, or a database check that cannot run
+//! (unreachable, authentication, TLS, timeout), never makes a check fail. The check
 //! replays its last judgement from real data (or stays pending) while the failures are fewer
 //! than the configured limit in a row, then reports an error as `inconclusive`. A replayed
 //! judgement is never `fail`: a failure needs a current answer, so a replayed `fail` is
 //! `inconclusive`. A query Prometheus rejects as invalid (`bad_data`) is a configuration
-//! error: `inconclusive` at once.
+//! error: `inconclusive` at once, and so is a query the database refuses (a syntax error, a
+//! write refused by the read-only transaction, an answer that is not one number).
 
 use super::{CheckResult, FailClass, Outcome};
 
@@ -20,6 +22,29 @@ pub enum ProviderError {
     /// The Kubernetes API server did not answer (or refused the request).
     #[error("the Kubernetes API server did not answer: {0}")]
     Kubernetes(String),
+    /// A database check could not run: unreachable, authentication or TLS refused, timeout.
+    /// The text names the database and says why.
+    #[error("{0}")]
+    Database(String),
+    /// The database refused the configured query, or its answer is not one number.
+    #[error("{0}")]
+    DatabaseQuery(String),
+}
+
+impl ProviderError {
+    /// Who did not answer, for "cannot judge until … answers again".
+    fn provider(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) | Self::BadQuery(_) => "Prometheus",
+            Self::Kubernetes(_) => "the Kubernetes API server",
+            Self::Database(_) | Self::DatabaseQuery(_) => "the database",
+        }
+    }
+
+    /// The query itself is wrong: no retry will help.
+    fn is_configuration_error(&self) -> bool {
+        matches!(self, Self::BadQuery(_) | Self::DatabaseQuery(_))
+    }
 }
 
 /// A judgement replayed while its provider fails: the same result with `note` appended,
@@ -67,13 +92,14 @@ impl ProviderState {
         let inconclusive = |summary: String| {
             CheckResult::new(check, Outcome::Inconclusive, summary).on_fail(FailClass::Investigate)
         };
-        if let ProviderError::BadQuery(_) = error {
+        if error.is_configuration_error() {
             return inconclusive(format!("{error}; fix the query in the configuration"));
         }
         if self.errors_in_a_row >= limit {
             return inconclusive(format!(
-                "{error} ({} failures in a row); cannot judge until Prometheus answers again",
-                self.errors_in_a_row
+                "{error} ({} failures in a row); cannot judge until {} answers again",
+                self.errors_in_a_row,
+                error.provider()
             ));
         }
         let note = format!(
@@ -145,6 +171,32 @@ mod tests {
             s.failure("lag", &unavailable(), 4).outcome,
             Outcome::Pending
         );
+    }
+
+    #[test]
+    fn database_errors_are_tolerated_like_prometheus_errors_and_named() {
+        let mut s = ProviderState::default();
+        s.success(CheckResult::new(
+            "migration:sql",
+            Outcome::Pass,
+            "confirmed",
+        ));
+        let down = ProviderError::Database("database infomart: connection refused".into());
+        assert_eq!(s.failure("migration:sql", &down, 2).outcome, Outcome::Pass);
+        let r = s.failure("migration:sql", &down, 2);
+        assert_eq!(r.outcome, Outcome::Inconclusive);
+        assert!(
+            r.summary.contains("until the database answers again"),
+            "{}",
+            r.summary
+        );
+        let refused = ProviderError::DatabaseQuery(
+            "database infomart refused the query: cannot execute INSERT in a read-only transaction"
+                .into(),
+        );
+        let r = ProviderState::default().failure("migration:sql", &refused, 4);
+        assert_eq!(r.outcome, Outcome::Inconclusive);
+        assert!(r.summary.contains("fix the query"), "{}", r.summary);
     }
 
     #[test]

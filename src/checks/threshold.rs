@@ -1,5 +1,5 @@
-//! Bounded PromQL checks (pure): dependencies and custom checks compare every value of
-//! their query with `min`/`max`. An empty answer is judged by `on_no_data`; a NaN is
+//! Bounded checks (pure): dependencies, custom checks and the migration's database check
+//! compare every value of their query (PromQL or SQL) with `min`/`max` (`equals` is both). An empty answer is judged by `on_no_data`; a NaN is
 //! `inconclusive` (a 0/0 is not a pass). The `for:` duration is applied by the caller
 //! (`super::hold`), so a value out of bounds in one answer never fails the check.
 //!
@@ -19,6 +19,7 @@ pub fn threshold(
     class: FailClass,
 ) -> CheckResult {
     let bounds = match (p.min, p.max) {
+        (Some(min), Some(max)) if min == max => format!("equal to {}", num(min)),
         (Some(min), Some(max)) => format!("between {} and {}", num(min), num(max)),
         (Some(min), None) => format!("at least {}", num(min)),
         (None, Some(max)) => format!("at most {}", num(max)),

@@ -11,7 +11,7 @@ use crate::release::ReleaseStatus;
 fn threshold_table() {
     let t = |min, max, on_no_data| ThresholdPolicy {
         name: "kafka".into(),
-        query: "x".into(),
+        source: crate::config::Source::PromQL("x".into()),
         min,
         max,
         on_no_data,
@@ -94,7 +94,7 @@ fn threshold_table() {
 fn nan_is_inconclusive_never_a_pass() {
     let p = ThresholdPolicy {
         name: "error_ratio".into(),
-        query: "x".into(),
+        source: crate::config::Source::PromQL("x".into()),
         min: None,
         max: Some(0.05),
         on_no_data: OnNoData::Pass,

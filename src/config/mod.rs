@@ -3,6 +3,7 @@
 //! it, the line. Without a file the built-in Genesys Info Mart profile (`default.yaml`, the
 //! text `upgrade-guard config default` prints) is used.
 
+mod database;
 mod raw;
 mod resolve;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::release::ReleaseKey;
 use raw::{RawConfig, RawRelease};
 
+pub use database::{DatabaseConfig, PasswordSource, TlsMode};
 pub use resolve::DEFAULT_LAG_MIN_SAMPLES;
 
 /// The built-in profile, exactly as printed by `upgrade-guard config default`.
@@ -140,11 +142,49 @@ impl WatchConfig {
 #[derive(Debug, Clone)]
 pub struct MigrationPolicy {
     /// Jobs (or hooks) whose name matches are the release's migration.
-    pub job_name_pattern: regex::Regex,
-    /// A migration must be found.
+    pub job_name_pattern: Option<regex::Regex>,
+    /// A migration Job must be found.
     pub required: bool,
     /// Workload named in the restart command (default: the release's first workload).
     pub restart: Option<String>,
+    /// A database query confirming the migration (its `source` is SQL).
+    pub sql: Option<ThresholdPolicy>,
+}
+
+/// A read-only query against one of the configured databases.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SqlSource {
+    /// The entry of `databases` it runs against.
+    pub database: String,
+    /// The query, run as written.
+    pub query: String,
+}
+
+/// Where a bounded check's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A PromQL expression (placeholders not yet substituted).
+    PromQL(String),
+    /// A SQL query.
+    Sql(SqlSource),
+}
+
+impl Source {
+    /// The PromQL expression, if the value comes from Prometheus.
+    pub fn promql(&self) -> Option<&str> {
+        match self {
+            Self::PromQL(q) => Some(q),
+            Self::Sql(_) => None,
+        }
+    }
+
+    /// The SQL query, if the value comes from a database.
+    pub fn sql(&self) -> Option<&SqlSource> {
+        match self {
+            Self::Sql(s) => Some(s),
+            Self::PromQL(_) => None,
+        }
+    }
 }
 
 /// A series that must not vanish after an upgrade.
@@ -173,13 +213,13 @@ pub struct LagPolicy {
     pub hold: Duration,
 }
 
-/// A PromQL check with bounds (dependency health or custom).
+/// A check with bounds on a PromQL or SQL value (dependency health, custom, migration).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThresholdPolicy {
     /// Name shown to the operator (and the `check` label).
     pub name: String,
-    /// PromQL (placeholders not yet substituted).
-    pub query: String,
+    /// Where the value comes from.
+    pub source: Source,
     /// Lowest acceptable value.
     pub min: Option<f64>,
     /// Highest acceptable value.
@@ -247,6 +287,18 @@ pub struct ReleasePolicy {
     pub dependencies: Vec<ThresholdPolicy>,
     /// Custom PromQL checks.
     pub custom: Vec<ThresholdPolicy>,
+}
+
+impl ReleasePolicy {
+    /// The SQL queries of the policy's checks (migration, dependencies, custom).
+    pub fn sql_sources(&self) -> impl Iterator<Item = &SqlSource> {
+        self.migration
+            .iter()
+            .filter_map(|m| m.sql.as_ref())
+            .chain(&self.dependencies)
+            .chain(&self.custom)
+            .filter_map(|t| t.source.sql())
+    }
 }
 
 /// An entry of `releases`: which release it applies to and what it sets.
@@ -391,12 +443,14 @@ pub struct Config {
     pub actions: ActionsConfig,
     /// Suites of releases upgraded in order.
     pub suites: Vec<Suite>,
+    /// PostgreSQL databases of the `sql` checks, by name.
+    pub databases: std::collections::BTreeMap<String, DatabaseConfig>,
     /// Settings that are valid but probably not what the operator meant, in words.
     pub warnings: Vec<String>,
     defaults: ReleasePolicy,
     overrides: Vec<Override>,
     /// `for:` of checks that do not set one.
-    default_hold: Duration,
+    default_hold: resolve::DefaultHold,
 }
 
 /// A configuration that cannot be used, with where and why.

@@ -76,6 +76,8 @@ pub struct RawConfig {
     pub actions: RawActions,
     pub suites: Option<Vec<RawSuite>>,
     #[serde(default)]
+    pub databases: std::collections::BTreeMap<String, super::database::RawDatabase>,
+    #[serde(default)]
     pub defaults: RawRelease,
     #[serde(default)]
     pub releases: Vec<RawRelease>,
@@ -221,17 +223,77 @@ pub struct RawRelease {
     pub custom: Option<Vec<RawThreshold>>,
 }
 
+/// `migration:` of a release: a Job (or hook) name pattern, a `sql` check confirming the
+/// migration in the database, or both.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawMigrationFields")]
 pub struct RawMigration {
-    pub job_name_pattern: Pattern,
+    pub job_name_pattern: Option<Pattern>,
     /// The migration must have run (a schema change is expected): a release without a
     /// matching Job fails once the readiness deadline passes.
-    #[serde(default)]
     pub required: bool,
     /// Workload restarted by the recommended command (default: the first one of the
     /// release's manifest).
     pub restart: Option<String>,
+    /// The database check, with its bounds (`name` is "migration").
+    pub sql: Option<RawThreshold>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMigrationFields {
+    job_name_pattern: Option<Pattern>,
+    #[serde(default)]
+    required: bool,
+    restart: Option<String>,
+    sql: Option<RawSql>,
+    min: Option<f64>,
+    max: Option<f64>,
+    equals: Option<Equals>,
+    on_no_data: Option<super::OnNoData>,
+    #[serde(rename = "for")]
+    hold: Option<Dur>,
+}
+
+impl TryFrom<RawMigrationFields> for RawMigration {
+    type Error = String;
+
+    fn try_from(r: RawMigrationFields) -> Result<Self, String> {
+        if r.job_name_pattern.is_none() && r.sql.is_none() {
+            return Err(
+                "name the migration's Job (job_name_pattern), a database query confirming it (sql), or both".into(),
+            );
+        }
+        if r.required && r.job_name_pattern.is_none() {
+            return Err("required applies to the migration Job: set job_name_pattern".into());
+        }
+        let has_bounds = r.min.is_some() || r.max.is_some() || r.equals.is_some();
+        let sql = match r.sql {
+            Some(sql) => Some(RawThreshold::try_from(RawThresholdFields {
+                name: "migration".into(),
+                query: None,
+                sql: Some(sql),
+                min: r.min,
+                max: r.max,
+                equals: r.equals,
+                on_no_data: r.on_no_data,
+                action: None,
+                hold: r.hold,
+            })?),
+            None if has_bounds || r.on_no_data.is_some() || r.hold.is_some() => {
+                return Err(
+                    "min, max, equals, on_no_data and for apply to the sql check: add sql".into(),
+                );
+            }
+            None => None,
+        };
+        Ok(RawMigration {
+            job_name_pattern: r.job_name_pattern,
+            required: r.required,
+            restart: r.restart,
+            sql,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -253,12 +315,36 @@ pub struct RawLag {
     pub hold: Option<Dur>,
 }
 
-/// A PromQL check with bounds: `dependencies` and `custom`.
+/// A SQL query: non-empty text run as is (no placeholders), against a database named under
+/// `databases`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSql {
+    pub database: String,
+    pub query: String,
+}
+
+/// Where a bounded check's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawSource {
+    PromQL(Query),
+    Sql(RawSql),
+}
+
+/// `equals:` takes a number or a boolean (`true` is 1, `false` is 0).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+pub enum Equals {
+    Number(f64),
+    Bool(bool),
+}
+
+/// A check with bounds: `dependencies` and `custom`, on PromQL or SQL.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "RawThresholdFields")]
 pub struct RawThreshold {
     pub name: String,
-    pub query: Query,
+    pub source: RawSource,
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub on_no_data: super::OnNoData,
@@ -270,9 +356,11 @@ pub struct RawThreshold {
 #[serde(deny_unknown_fields)]
 pub struct RawThresholdFields {
     name: String,
-    query: Query,
+    query: Option<Query>,
+    sql: Option<RawSql>,
     min: Option<f64>,
     max: Option<f64>,
+    equals: Option<Equals>,
     #[serde(default)]
     on_no_data: Option<super::OnNoData>,
     #[serde(default)]
@@ -288,21 +376,63 @@ impl TryFrom<RawThresholdFields> for RawThreshold {
         if r.name.trim().is_empty() {
             return Err("a check needs a name".into());
         }
-        match (r.min, r.max) {
-            (None, None) => return Err(format!("check {:?} needs min, max or both", r.name)),
+        let source = match (r.query, r.sql) {
+            (Some(q), None) => RawSource::PromQL(q),
+            (None, Some(sql)) => {
+                if sql.query.trim().is_empty() {
+                    return Err(format!("check {:?}: the sql query is empty", r.name));
+                }
+                if sql.database.is_empty() {
+                    return Err(format!(
+                        "check {:?}: sql.database must name an entry of databases",
+                        r.name
+                    ));
+                }
+                RawSource::Sql(sql)
+            }
+            _ => {
+                return Err(format!(
+                    "check {:?}: give either query (PromQL) or sql (database and query), not both",
+                    r.name
+                ));
+            }
+        };
+        let (min, max) = match (r.equals, r.min, r.max) {
+            (None, min, max) => (min, max),
+            (Some(e), None, None) => {
+                let v = match e {
+                    Equals::Number(v) => v,
+                    Equals::Bool(b) => f64::from(u8::from(b)),
+                };
+                (Some(v), Some(v))
+            }
+            (Some(_), _, _) => {
+                return Err(format!(
+                    "check {:?}: equals replaces min and max; give one or the other",
+                    r.name
+                ));
+            }
+        };
+        match (min, max) {
+            (None, None) => {
+                return Err(format!(
+                    "check {:?} needs min, max, both, or equals",
+                    r.name
+                ));
+            }
             (Some(min), Some(max)) if min > max => {
                 return Err(format!("check {:?}: min {min} is above max {max}", r.name));
             }
             _ => {}
         }
-        if r.min.is_some_and(f64::is_nan) || r.max.is_some_and(f64::is_nan) {
+        if min.is_some_and(f64::is_nan) || max.is_some_and(f64::is_nan) {
             return Err(format!("check {:?}: bounds must be numbers", r.name));
         }
         Ok(RawThreshold {
             name: r.name,
-            query: r.query,
-            min: r.min,
-            max: r.max,
+            source,
+            min,
+            max,
             on_no_data: r.on_no_data.unwrap_or(super::OnNoData::Inconclusive),
             action: r.action.unwrap_or(super::FailAction::Rollback),
             hold: r.hold,

@@ -9,7 +9,8 @@ use super::raw::{self, RawConfig, RawRelease};
 use super::{
     ActionsConfig, AutoPolicy, Config, EmailConfig, LagPolicy, LeaderElectionConfig,
     MigrationPolicy, Mode, NotificationsConfig, Override, PresencePolicy, PrometheusConfig,
-    ReleasePolicy, SmtpSecurity, StateConfig, Suite, ThresholdPolicy, WatchConfig,
+    ReleasePolicy, SmtpSecurity, Source, SqlSource, StateConfig, Suite, ThresholdPolicy,
+    WatchConfig,
 };
 use crate::checks::human;
 
@@ -49,25 +50,54 @@ fn hard_defaults() -> ReleasePolicy {
     }
 }
 
-fn thresholds(raw: &[raw::RawThreshold], default_hold: Duration) -> Vec<ThresholdPolicy> {
-    raw.iter()
-        .map(|t| ThresholdPolicy {
-            name: t.name.clone(),
-            query: t.query.0.clone(),
-            min: t.min,
-            max: t.max,
-            on_no_data: t.on_no_data,
-            action: t.action,
-            hold: t.hold.map_or(default_hold, |d| d.0),
-        })
-        .collect()
+/// `for:` of checks that do not set one: like a Prometheus rule, two evaluations, and for
+/// PromQL checks never less than one scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DefaultHold {
+    pub promql: Duration,
+    pub sql: Duration,
+}
+
+impl DefaultHold {
+    fn new(evaluation_interval: Duration, scrape_interval: Duration) -> Self {
+        Self {
+            promql: (evaluation_interval * 2).max(scrape_interval),
+            sql: evaluation_interval * 2,
+        }
+    }
+}
+
+fn threshold(t: &raw::RawThreshold, default_hold: DefaultHold) -> ThresholdPolicy {
+    let default = match t.source {
+        raw::RawSource::PromQL(_) => default_hold.promql,
+        raw::RawSource::Sql(_) => default_hold.sql,
+    };
+    ThresholdPolicy {
+        name: t.name.clone(),
+        source: match &t.source {
+            raw::RawSource::PromQL(q) => Source::PromQL(q.0.clone()),
+            raw::RawSource::Sql(s) => Source::Sql(SqlSource {
+                database: s.database.clone(),
+                query: s.query.clone(),
+            }),
+        },
+        min: t.min,
+        max: t.max,
+        on_no_data: t.on_no_data,
+        action: t.action,
+        hold: t.hold.map_or(default, |d| d.0),
+    }
+}
+
+fn thresholds(raw: &[raw::RawThreshold], default_hold: DefaultHold) -> Vec<ThresholdPolicy> {
+    raw.iter().map(|t| threshold(t, default_hold)).collect()
 }
 
 /// Applies the fields set in `raw` over `base`; checks without `for:` get `default_hold`.
 pub(super) fn overlay(
     mut base: ReleasePolicy,
     raw: &RawRelease,
-    default_hold: Duration,
+    default_hold: DefaultHold,
 ) -> ReleasePolicy {
     if let Some(v) = raw.mode {
         base.mode = v;
@@ -109,9 +139,10 @@ pub(super) fn overlay(
     }
     if let Some(m) = &raw.migration {
         base.migration = Some(MigrationPolicy {
-            job_name_pattern: m.job_name_pattern.0.clone(),
+            job_name_pattern: m.job_name_pattern.as_ref().map(|p| p.0.clone()),
             required: m.required,
             restart: m.restart.clone(),
+            sql: m.sql.as_ref().map(|t| threshold(t, default_hold)),
         });
     }
     if let Some(p) = &raw.metrics_presence {
@@ -130,7 +161,7 @@ pub(super) fn overlay(
             max_slope: l.max_slope,
             max_level: l.max_level,
             min_samples: l.min_samples.unwrap_or(DEFAULT_LAG_MIN_SAMPLES),
-            hold: l.hold.map_or(default_hold, |d| d.0),
+            hold: l.hold.map_or(default_hold.promql, |d| d.0),
         });
     }
     if let Some(d) = &raw.dependencies {
@@ -312,6 +343,56 @@ fn hold_long_enough(path: &str, hold: Duration, scrape_interval: Duration) -> Re
     Ok(())
 }
 
+/// Every SQL check of a policy, with its path.
+fn sql_checks<'p>(path: &str, p: &'p ReleasePolicy) -> Vec<(String, &'p ThresholdPolicy)> {
+    let mut out = Vec::new();
+    if let Some(t) = p.migration.as_ref().and_then(|m| m.sql.as_ref()) {
+        out.push((format!("{path}.migration"), t));
+    }
+    for (kind, list) in [("dependencies", &p.dependencies), ("custom", &p.custom)] {
+        for (i, t) in list.iter().enumerate() {
+            if t.source.sql().is_some() {
+                out.push((format!("{path}.{kind}[{i}]"), t));
+            }
+        }
+    }
+    out
+}
+
+/// SQL checks name a configured database and hold for at least one evaluation interval
+/// (their answers come once per round).
+fn check_sql(
+    path: &str,
+    p: &ReleasePolicy,
+    databases: &std::collections::BTreeMap<String, super::DatabaseConfig>,
+    evaluation_interval: Duration,
+) -> Result<(), String> {
+    for (at, t) in sql_checks(path, p) {
+        let Some(sql) = t.source.sql() else { continue };
+        if !databases.contains_key(&sql.database) {
+            let known: Vec<&str> = databases.keys().map(String::as_str).collect();
+            return Err(format!(
+                "{at}.sql.database: {:?} is not under databases (defined: {})",
+                sql.database,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        if t.hold < evaluation_interval {
+            return Err(format!(
+                "{at}.for: {} is shorter than the evaluation interval ({}): a single answer would decide; use at least {}",
+                human(t.hold),
+                human(evaluation_interval),
+                human(evaluation_interval)
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_policy(path: &str, p: &ReleasePolicy, scrape_interval: Duration) -> Result<(), String> {
     if p.export_views.enabled && p.export_views.command.as_deref().is_none_or(str::is_empty) {
         return Err(format!(
@@ -353,7 +434,9 @@ fn check_policy(path: &str, p: &ReleasePolicy, scrape_interval: Duration) -> Res
                     t.name
                 ));
             }
-            hold_long_enough(&format!("{path}.{kind}[{i}]"), t.hold, scrape_interval)?;
+            if t.source.promql().is_some() {
+                hold_long_enough(&format!("{path}.{kind}[{i}]"), t.hold, scrape_interval)?;
+            }
         }
     }
     Ok(())
@@ -488,13 +571,15 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
     let actions = actions(&raw.actions)?;
     let suites = suites(raw.suites.as_deref().unwrap_or_default())?;
     // Like a Prometheus rule: two evaluations, and never less than one scrape.
-    let default_hold = (evaluation_interval * 2).max(prometheus.scrape_interval);
+    let default_hold = DefaultHold::new(evaluation_interval, prometheus.scrape_interval);
 
     if raw.defaults.name.is_some() || raw.defaults.namespace.is_some() {
         return Err("defaults: name and namespace belong to entries under releases".into());
     }
+    let databases = super::database::databases(&raw.databases, &state.namespace)?;
     let defaults = overlay(hard_defaults(), &raw.defaults, default_hold);
     check_policy(DEFAULTS_PATH, &defaults, prometheus.scrape_interval)?;
+    check_sql(DEFAULTS_PATH, &defaults, &databases, evaluation_interval)?;
     let inherited = warnings(&defaults);
     let mut all_warnings: Vec<String> = inherited
         .iter()
@@ -510,6 +595,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
         };
         let resolved = overlay(defaults.clone(), &r, default_hold);
         check_policy(&path, &resolved, prometheus.scrape_interval)?;
+        check_sql(&path, &resolved, &databases, evaluation_interval)?;
         for w in warnings(&resolved) {
             if !inherited.contains(&w) {
                 all_warnings.push(format!("{path} ({name}): {w}"));
@@ -529,6 +615,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
         notifications,
         actions,
         suites,
+        databases,
         warnings: all_warnings,
         defaults,
         overrides,

@@ -32,6 +32,7 @@ fn the_built_in_profile_is_valid_and_follows_the_runbook() {
         gim.migration
             .unwrap()
             .job_name_pattern
+            .unwrap()
             .is_match("Job_MigrateGIM")
     );
     assert_eq!(gim.metrics_presence[0].name, "gim_kafka_timestamp_behind");
@@ -104,7 +105,7 @@ fn errors_name_the_field_and_the_line() {
         ),
         (
             "defaults:\n  custom:\n    - name: errors\n      query: up\n",
-            &["needs min, max or both"],
+            &["needs min, max, both, or equals"],
         ),
         (
             "defaults:\n  custom:\n    - name: e\n      query: up\n      min: 1\n      on_no_data: maybe\n",
@@ -188,7 +189,7 @@ fn for_durations_default_to_two_evaluations_and_at_least_one_scrape() {
         (30 * Duration::from_secs(1), 5)
     );
     let c = parse("evaluation:\n  interval: 1m\n").unwrap();
-    assert_eq!(c.default_hold, 2 * MIN);
+    assert_eq!(c.default_hold.promql, 2 * MIN);
     // The built-in profile: two evaluation intervals of 30 s.
     let gim = Config::default_profile()
         .unwrap()
@@ -274,8 +275,8 @@ fn the_profile_s_dependency_example_is_valid_when_uncommented() {
     let names: Vec<&str> = gim.dependencies.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["kafka", "postgresql"]);
     assert_eq!(
-        gim.dependencies[0].query,
-        "kafka_brokers{job=\"kafka-exporter\"}"
+        gim.dependencies[0].source,
+        Source::PromQL("kafka_brokers{job=\"kafka-exporter\"}".into())
     );
     assert_eq!(gim.dependencies[0].hold, 2 * MIN);
 }
@@ -392,5 +393,135 @@ fn the_profile_orders_the_suite_gim_gsp_gca_and_bad_suites_are_refused() {
     ] {
         let e = Config::parse(text, "t").unwrap_err();
         assert!(e.message.contains(words), "{text}: {}", e.message);
+    }
+}
+
+const INFOMART: &str = "databases:\n  infomart:\n    host: pg.gim.svc\n    database: gim\n    user: upgrade_guard\n    password_from:\n      env: INFOMART_PASSWORD\n";
+
+#[test]
+fn databases_are_read_with_safe_defaults_and_never_hold_a_password() {
+    let c = parse(INFOMART).unwrap();
+    let db = &c.databases["infomart"];
+    assert_eq!(db.port, 5432);
+    assert_eq!(
+        db.tls,
+        TlsMode::VerifyFull,
+        "verify-full unless told otherwise"
+    );
+    assert_eq!(
+        db.password,
+        Some(PasswordSource::Env("INFOMART_PASSWORD".into()))
+    );
+    assert_eq!(db.connect_timeout, Duration::from_secs(5));
+    assert_eq!(db.statement_timeout, Duration::from_secs(10));
+
+    let secret = parse(
+        "state:\n  namespace: ug\ndatabases:\n  infomart:\n    host: h\n    database: d\n    user: u\n    tls: disable\n    password_from:\n      secret: {name: infomart-db, key: password}\n",
+    )
+    .unwrap();
+    let db = &secret.databases["infomart"];
+    assert_eq!(db.tls, TlsMode::Disable);
+    assert_eq!(
+        db.password,
+        Some(PasswordSource::Secret {
+            namespace: "ug".into(),
+            name: "infomart-db".into(),
+            key: "password".into()
+        }),
+        "a Secret without a namespace is upgrade-guard's own"
+    );
+
+    let bad = [
+        (
+            "databases:\n  x:\n    host: h\n    database: d\n    user: u\n    password: hunter2\n",
+            "credentials never go in the configuration",
+        ),
+        (
+            "databases:\n  x:\n    host: h\n    database: d\n    user: u\n    password_from: {env: A, file: /b}\n",
+            "name exactly one of env",
+        ),
+        (
+            "databases:\n  x:\n    database: d\n    user: u\n",
+            "databases.x.host: required",
+        ),
+        (
+            "databases:\n  x:\n    host: h\n    database: d\n    user: u\n    tls: require\n",
+            "unknown variant `require`",
+        ),
+        (
+            "databases:\n  x:\n    host: h\n    database: d\n    user: u\n    tls: disable\n    ca_file: /ca.pem\n",
+            "no certificate is checked",
+        ),
+    ];
+    for (text, words) in bad {
+        let err = parse(text).expect_err(text);
+        assert!(err.contains(words), "{err:?} lacks {words:?}");
+        assert!(
+            !err.contains("hunter2"),
+            "the password is never repeated: {err}"
+        );
+    }
+}
+
+#[test]
+fn sql_checks_name_a_database_and_their_bounds() {
+    let text = format!(
+        "{INFOMART}evaluation:\n  interval: 10s\ndefaults:\n  migration:\n    sql:\n      database: infomart\n      query: select exists (select 1 from information_schema.tables where table_name = 'x')\n    equals: true\n    on_no_data: fail\n  dependencies:\n    - name: postgresql\n      sql: {{database: infomart, query: select 1}}\n      equals: 1\n"
+    );
+    let c = parse(&text).unwrap();
+    let p = c.policy_for(&key("gim", "gim"));
+    let m = p.migration.clone().unwrap();
+    assert!(m.job_name_pattern.is_none());
+    let sql = m.sql.unwrap();
+    assert_eq!(
+        (sql.min, sql.max),
+        (Some(1.0), Some(1.0)),
+        "equals: true is 1"
+    );
+    assert_eq!(sql.on_no_data, OnNoData::Fail);
+    assert_eq!(
+        sql.hold,
+        Duration::from_secs(20),
+        "two evaluation intervals"
+    );
+    assert_eq!(
+        p.dependencies[0].source.sql().map(|s| s.database.as_str()),
+        Some("infomart")
+    );
+    assert_eq!(p.sql_sources().count(), 2);
+
+    let bad = [
+        (
+            "defaults:\n  dependencies:\n    - {name: pg, sql: {database: nope, query: select 1}, min: 1}\n".to_string(),
+            "\"nope\" is not under databases",
+        ),
+        (
+            format!("{INFOMART}defaults:\n  custom:\n    - {{name: pg, query: up, sql: {{database: infomart, query: select 1}}, min: 1}}\n"),
+            "either query (PromQL) or sql",
+        ),
+        (
+            format!("{INFOMART}defaults:\n  custom:\n    - {{name: pg, sql: {{database: infomart, query: select 1}}, equals: 1, min: 1}}\n"),
+            "equals replaces min and max",
+        ),
+        (
+            format!("{INFOMART}evaluation:\n  interval: 30s\ndefaults:\n  custom:\n    - {{name: pg, sql: {{database: infomart, query: select 1}}, min: 1, for: 10s}}\n"),
+            "shorter than the evaluation interval",
+        ),
+        (
+            "defaults:\n  migration:\n    required: true\n".to_string(),
+            "name the migration's Job",
+        ),
+        (
+            "defaults:\n  migration:\n    job_name_pattern: migrat\n    equals: 1\n".to_string(),
+            "apply to the sql check",
+        ),
+        (
+            format!("{INFOMART}defaults:\n  migration:\n    sql: {{database: infomart, query: select 1}}\n"),
+            "needs min, max, both, or equals",
+        ),
+    ];
+    for (text, words) in bad {
+        let err = parse(&text).expect_err(&text);
+        assert!(err.contains(words), "{err:?} lacks {words:?}");
     }
 }

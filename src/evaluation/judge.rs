@@ -1,21 +1,25 @@
 //! One revision's judgement in one round: observations and answers in, a [`Report`] out.
 //! Provider failures go through `checks::provider` (replay, then inconclusive, never fail);
-//! Prometheus-based failures go through `checks::hold` (`for:`) before they count.
+//! failures judged from Prometheus or database answers go through `checks::hold` (`for:`)
+//! before they count.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
 use super::kube::KubeObservations;
+use super::postgres::{SqlAnswer, SqlError};
 use super::prometheus::Answers;
 use super::{Evaluation, KubeState, Report, Settings, queries};
+use crate::checks::lag::DependencyTrouble;
 use crate::checks::lag::{LagContext, lag};
 use crate::checks::presence::{PresenceContext, presence};
 use crate::checks::provider::{ProviderError, replay};
+use crate::checks::sql;
 use crate::checks::threshold::{threshold, while_starting};
 use crate::checks::workload::progress_deadline_note;
 use crate::checks::{CheckResult, FailClass, Outcome, Revision, helm, workload};
-use crate::config::FailAction;
+use crate::config::{FailAction, Source, SqlSource, ThresholdPolicy};
 use crate::release::rollback_target::BakeRecord;
 use crate::verdict::{ActionContext, DEPENDENCY_PREFIX, recommend, verdict};
 
@@ -25,6 +29,8 @@ pub(super) struct RoundEnv<'a> {
     /// The revision's index in this round's batch keys.
     pub index: usize,
     pub answers: &'a Answers,
+    /// This round's answers of the SQL checks, by query.
+    pub sql: &'a BTreeMap<SqlSource, SqlAnswer>,
     pub answering_since: Option<Timestamp>,
     pub bakes: &'a BTreeMap<u32, BakeRecord>,
     pub settings: Settings,
@@ -75,7 +81,7 @@ pub(super) fn judge(
         .all(|r| r.outcome == Outcome::Pass)
         && !kube_results.iter().any(|r| r.check == "kubernetes");
     results.extend(kube_results);
-    results.extend(prometheus_results(e, &rev, env, workloads_ready));
+    results.extend(provider_results(e, &rev, env, workloads_ready));
     let bake_over = env.now >= e.bake_ends;
     let v = verdict(&results, bake_over);
     let action = recommend(
@@ -148,9 +154,74 @@ fn kube_failure(state: &mut KubeState, err: &ProviderError, limit: u32) -> Vec<C
     }
 }
 
-/// The Prometheus checks of the revision: judged from this round's answers (failures held
-/// for their `for:`), or the provider error handled with the check's tolerance.
-fn prometheus_results(
+/// The answer of a SQL check this round.
+fn sql_answer(env: &RoundEnv<'_>, sql: &SqlSource) -> Result<Option<f64>, SqlError> {
+    env.sql.get(sql).cloned().unwrap_or_else(|| {
+        Err(SqlError::Unavailable(format!(
+            "database {}: no answer this round",
+            sql.database
+        )))
+    })
+}
+
+/// A bounded check's value this round: from Prometheus or from its database. A database
+/// that cannot be reached is a provider error here (see [`dependency_value`]).
+fn bounded_value(
+    env: &RoundEnv<'_>,
+    t: &ThresholdPolicy,
+    promql: impl FnOnce() -> Result<Vec<f64>, ProviderError>,
+) -> Result<Vec<f64>, ProviderError> {
+    match &t.source {
+        Source::PromQL(_) => promql(),
+        Source::Sql(s) => sql_answer(env, s)
+            .map(|v| v.into_iter().collect())
+            .map_err(|e| e.provider_error()),
+    }
+}
+
+/// SQL dependencies that were out of bounds or unreachable within the lag window (as seen
+/// by this evaluation's rounds), or that cannot be read now.
+fn sql_dependency_troubles(
+    e: &mut Evaluation,
+    env: &RoundEnv<'_>,
+    window: std::time::Duration,
+) -> Vec<DependencyTrouble> {
+    let mut troubles = Vec::new();
+    for d in &e.policy.dependencies {
+        let Source::Sql(s) = &d.source else { continue };
+        let bad = match sql_answer(env, s) {
+            Ok(v) => {
+                let samples: Vec<f64> = v.into_iter().collect();
+                threshold("", d, &samples, FailClass::Investigate).outcome == Outcome::Fail
+            }
+            Err(SqlError::Unreachable(_)) => true,
+            Err(err) => {
+                troubles.push(DependencyTrouble::Unknown {
+                    name: d.name.clone(),
+                    error: err.to_string(),
+                });
+                false
+            }
+        };
+        if bad {
+            e.sql_troubles.insert(d.name.clone(), env.now);
+        }
+        if let Some(last) = e.sql_troubles.get(&d.name)
+            && crate::checks::between(*last, env.now) <= window
+        {
+            troubles.push(DependencyTrouble::OutOfBounds {
+                name: d.name.clone(),
+                last: *last,
+            });
+        }
+    }
+    troubles
+}
+
+/// The checks of the revision judged from Prometheus and database answers: judged from this
+/// round's answers (failures held for their `for:`), or the provider error handled with the
+/// check's tolerance.
+fn provider_results(
     e: &mut Evaluation,
     rev: &Revision<'_>,
     env: &RoundEnv<'_>,
@@ -171,12 +242,19 @@ fn prometheus_results(
             .map(|(before, a)| presence(rev, p, &before, &a, ctx));
         judged.push((format!("metrics_presence:{}", p.name), r, None));
     }
+    if let Some(m) = rev.policy.migration.as_ref().and_then(|m| m.sql.as_ref()) {
+        let r = bounded_value(env, m, || Ok(Vec::new()))
+            .map(|v| sql::migration(rev, m, v.first().copied(), &e.restart_command()));
+        judged.push((sql::MIGRATION_SQL.to_string(), r, Some(m.hold)));
+    }
     if let Some(l) = &rev.policy.lag {
+        let mut dependencies = queries::dependency_troubles(i, e, env.answers, scrape);
+        dependencies.extend(sql_dependency_troubles(e, env, l.window));
         let ctx = LagContext {
             scrape_interval: scrape,
             scraping_at_upgrade,
             workloads_ready,
-            dependencies: queries::dependency_troubles(i, e, env.answers, scrape),
+            dependencies,
         };
         let r = queries::lag_answers(i, e, env.answers)
             .map(|(before, a)| lag(rev, l, &before, &a, &ctx));
@@ -187,7 +265,20 @@ fn prometheus_results(
         let class = FailClass::FixDependency {
             name: d.name.clone(),
         };
-        let r = queries::dependency(i, j, env.answers).map(|s| threshold(&check, d, &s, class));
+        let r = match &d.source {
+            // A probe that cannot connect is a finding, not a monitoring error.
+            Source::Sql(s) => match sql_answer(env, s) {
+                Err(err @ SqlError::Unreachable(_)) => {
+                    Ok(sql::unreachable(&check, &d.name, &err.to_string()))
+                }
+                other => other
+                    .map(|v| threshold(&check, d, &v.into_iter().collect(), class))
+                    .map_err(|err| err.provider_error()),
+            },
+            Source::PromQL(_) => {
+                queries::dependency(i, j, env.answers).map(|s| threshold(&check, d, &s, class))
+            }
+        };
         judged.push((check, r, Some(d.hold)));
     }
     for (j, c) in rev.policy.custom.iter().enumerate() {
@@ -196,7 +287,7 @@ fn prometheus_results(
             FailAction::Rollback => FailClass::Rollback,
             FailAction::Investigate => FailClass::Investigate,
         };
-        let r = queries::custom(i, j, env.answers)
+        let r = bounded_value(env, c, || queries::custom(i, j, env.answers))
             .map(|s| while_starting(threshold(&check, c, &s, class), rev, workloads_ready));
         judged.push((check, r, Some(c.hold)));
     }

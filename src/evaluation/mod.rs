@@ -6,12 +6,16 @@
 //! release replaces (cancels) the evaluation of the older one; an uninstalled release is
 //! not evaluated.
 //!
-//! Provider failures (Prometheus or the Kubernetes API) are tolerated the same way: the last
-//! judgement from real data is replayed (never as a failure) for fewer than
+//! The `sql` checks of all revisions run concurrently with the Prometheus queries, each
+//! distinct query once per round, each on a connection of its own (`postgres`).
+//!
+//! Provider failures (Prometheus, the Kubernetes API or a database) are tolerated the same
+//! way: the last judgement from real data is replayed (never as a failure) for fewer than
 //! `errors_before_inconclusive` rounds in a row, then the checks are inconclusive.
 
 mod judge;
 pub mod kube;
+pub mod postgres;
 pub mod prometheus;
 pub mod promql;
 mod queries;
@@ -105,6 +109,8 @@ struct Evaluation {
     baseline: Option<queries::Baseline>,
     checks: BTreeMap<String, CheckState>,
     kube: KubeState,
+    /// SQL dependencies: the last time each was seen out of bounds or unreachable.
+    sql_troubles: BTreeMap<String, Timestamp>,
 }
 
 impl Evaluation {
@@ -142,6 +148,9 @@ impl Evaluation {
         }
     }
 }
+
+/// SQL checks run at the same time, at most (each holds a database connection).
+const SQL_CONCURRENCY: usize = 4;
 
 fn add(d: Timestamp, by: Duration) -> Timestamp {
     jiff::SignedDuration::try_from(by)
@@ -181,6 +190,7 @@ impl PrometheusHealth {
 pub struct Evaluator {
     source: kube::Source,
     prometheus: Prometheus,
+    postgres: postgres::Postgres,
     settings: Settings,
     evaluations: BTreeMap<ReleaseKey, Evaluation>,
     bakes: BTreeMap<ReleaseKey, BTreeMap<u32, BakeRecord>>,
@@ -192,6 +202,7 @@ impl Evaluator {
     /// An evaluator using `config` for policies and Prometheus settings.
     pub fn new(client: ::kube::Client, config: &Config, prometheus: Prometheus) -> Self {
         Self {
+            postgres: postgres::Postgres::new(config.databases.clone(), Some(client.clone())),
             source: kube::Source::Api(client),
             prometheus,
             settings: Settings {
@@ -235,6 +246,7 @@ impl Evaluator {
             baseline: None,
             checks: BTreeMap::new(),
             kube: KubeState::default(),
+            sql_troubles: BTreeMap::new(),
             start,
         };
         let key = evaluation.key().clone();
@@ -335,7 +347,7 @@ impl Evaluator {
             }
         }
         let baselines_failed = self.fill_baselines(&keys).await;
-        let answers = self.batched_queries(&keys).await;
+        let (answers, sql) = futures::join!(self.batched_queries(&keys), self.sql_queries());
         let prometheus_failed = baselines_failed
             || answers
                 .values()
@@ -343,6 +355,7 @@ impl Evaluator {
         self.health.observe(prometheus_failed, now);
         self.trouble = prometheus_failed
             || answers.values().any(Result::is_err)
+            || sql.values().any(Result::is_err)
             || kube_obs.values().any(Result::is_err);
         let mut reports = Vec::new();
         for (i, key) in keys.iter().enumerate() {
@@ -357,6 +370,7 @@ impl Evaluator {
                 now,
                 index: i,
                 answers: &answers,
+                sql: &sql,
                 answering_since: self.health.answering_since,
                 bakes: &bakes,
                 settings: self.settings,
@@ -404,6 +418,26 @@ impl Evaluator {
             }
         }
         failed
+    }
+
+    /// Every distinct SQL query of the revisions under evaluation, run concurrently (a few
+    /// at a time), each once.
+    async fn sql_queries(&self) -> BTreeMap<crate::config::SqlSource, postgres::SqlAnswer> {
+        use futures::StreamExt;
+        let distinct: std::collections::BTreeSet<crate::config::SqlSource> = self
+            .evaluations
+            .values()
+            .flat_map(|e| e.policy.sql_sources())
+            .cloned()
+            .collect();
+        futures::stream::iter(distinct)
+            .map(|sql| async move {
+                let answer = self.postgres.query(&sql).await;
+                (sql, answer)
+            })
+            .buffer_unordered(SQL_CONCURRENCY)
+            .collect()
+            .await
     }
 
     /// One batched query per check type for every revision under evaluation.

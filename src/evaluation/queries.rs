@@ -163,7 +163,9 @@ impl RoundItems {
             ));
         }
         for (j, d) in e.policy.dependencies.iter().enumerate() {
-            let q = e.query(&d.query);
+            let Some(q) = d.source.promql().map(|q| e.query(q)) else {
+                continue;
+            };
             if let Some(l) = &e.policy.lag {
                 if let Some(bad) = promql::last_out_of_bounds(&q, d.min, d.max, l.window, scrape) {
                     self.dependencies
@@ -177,8 +179,10 @@ impl RoundItems {
             self.dependencies.push((key('r', i, &format!("d{j}")), q));
         }
         for (j, c) in e.policy.custom.iter().enumerate() {
-            self.custom
-                .push((key('r', i, &format!("c{j}")), e.query(&c.query)));
+            if let Some(q) = c.source.promql() {
+                self.custom
+                    .push((key('r', i, &format!("c{j}")), e.query(q)));
+            }
         }
     }
 }
@@ -254,6 +258,10 @@ pub(super) fn dependency_troubles(
     let expected = (lag.window.as_secs_f64() / scrape.as_secs_f64().max(0.001)).floor();
     let mut troubles = Vec::new();
     for (j, d) in e.policy.dependencies.iter().enumerate() {
+        // SQL dependencies have no history in Prometheus: the rounds keep theirs.
+        if d.source.promql().is_none() {
+            continue;
+        }
         let name = d.name.clone();
         // Every dependency has a bound (the configuration refuses one without).
         let bad = samples(answers, &key('r', i, &format!("d{j}b")));

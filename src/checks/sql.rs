@@ -1,0 +1,170 @@
+//! SQL checks (pure): the value of a configured query compared with its bounds like a PromQL
+//! check (`super::threshold`), with two meanings of their own.
+//!
+//! - The migration confirmed in the database (GIM runs its migration inside its pod, so no
+//!   Job tells): until the readiness deadline an unconfirmed migration may still be running
+//!   and is `pending`; after it, it `fail`s with a pod restart (the migration resumes),
+//!   never a rollback.
+//! - A dependency probe that cannot connect at all is a finding, "PostgreSQL unreachable",
+//!   whose remedy is to fix the dependency (a rollback does not work while it is down).
+//!
+//! Every other database error is a provider error (`super::provider`): tolerated, then
+//! `inconclusive`, never `fail`. Whether a failure has held for its `for:` is applied by
+//! the caller (`super::hold`).
+
+use super::threshold::threshold;
+use super::{CheckResult, FailClass, Outcome, Revision, human};
+use crate::config::ThresholdPolicy;
+
+/// The name of the migration's database check.
+pub const MIGRATION_SQL: &str = "migration:sql";
+
+/// The migration's database check from its query's value (`None`: no row or NULL).
+pub fn migration(
+    r: &Revision<'_>,
+    p: &ThresholdPolicy,
+    value: Option<f64>,
+    restart_command: &str,
+) -> CheckResult {
+    let samples: Vec<f64> = value.into_iter().collect();
+    let judged = threshold(MIGRATION_SQL, p, &samples, FailClass::RestartPod);
+    if judged.outcome != Outcome::Fail {
+        return judged;
+    }
+    let deadline = r.policy.readiness_deadline;
+    if !r.past_readiness_deadline() {
+        return CheckResult {
+            outcome: Outcome::Pending,
+            summary: format!(
+                "the migration is not confirmed in the database yet ({}); it may still be running: judged at the readiness deadline ({} after the upgrade, {} so far)",
+                judged.summary,
+                human(deadline),
+                human(r.elapsed())
+            ),
+            ..judged
+        }
+        .window(deadline);
+    }
+    CheckResult {
+        summary: format!(
+            "the migration is not confirmed in the database {} after the upgrade ({}); restart the pod, the migration resumes: {restart_command}",
+            human(r.elapsed()),
+            judged.summary
+        ),
+        ..judged
+    }
+    .window(deadline)
+}
+
+/// A dependency probe that could not connect: `error` says where and why.
+pub fn unreachable(check: &str, name: &str, error: &str) -> CheckResult {
+    CheckResult::new(
+        check,
+        Outcome::Fail,
+        format!("{error}; fix {name} first: a rollback does not work while it is down"),
+    )
+    .on_fail(FailClass::FixDependency {
+        name: name.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::test_support::*;
+    use crate::config::{OnNoData, Source, SqlSource};
+    use std::time::Duration;
+
+    fn confirmed(on_no_data: OnNoData) -> ThresholdPolicy {
+        ThresholdPolicy {
+            name: "migration query".into(),
+            source: Source::Sql(SqlSource {
+                database: "infomart".into(),
+                query: "select count(*) from information_schema.columns where ...".into(),
+            }),
+            min: Some(1.0),
+            max: Some(1.0),
+            on_no_data,
+            action: crate::config::FailAction::Rollback,
+            hold: Duration::from_secs(60),
+        }
+    }
+
+    const RESTART: &str = "kubectl rollout restart deployment/gim -n gim";
+
+    #[test]
+    fn a_confirmed_migration_passes() {
+        let policy = policy();
+        let s = summary(&[], &[]);
+        let r = rev(&s, &policy, 1, crate::release::ReleaseStatus::Deployed);
+        let res = migration(&r, &confirmed(OnNoData::Fail), Some(1.0), RESTART);
+        assert_eq!(res.outcome, Outcome::Pass);
+        assert_eq!(res.check, MIGRATION_SQL);
+        assert_eq!(res.value, Some(1.0));
+    }
+
+    #[test]
+    fn an_unconfirmed_migration_waits_for_the_readiness_deadline_then_restarts_the_pod() {
+        let policy = policy();
+        let s = summary(&[], &[]);
+        let deadline_min = (policy.readiness_deadline.as_secs() / 60) as i64;
+        let before = rev(
+            &s,
+            &policy,
+            deadline_min - 1,
+            crate::release::ReleaseStatus::Deployed,
+        );
+        let res = migration(&before, &confirmed(OnNoData::Fail), Some(0.0), RESTART);
+        assert_eq!(res.outcome, Outcome::Pending);
+        assert!(
+            res.summary.contains("may still be running"),
+            "{}",
+            res.summary
+        );
+
+        let after = rev(
+            &s,
+            &policy,
+            deadline_min,
+            crate::release::ReleaseStatus::Deployed,
+        );
+        let res = migration(&after, &confirmed(OnNoData::Fail), Some(0.0), RESTART);
+        assert_eq!(res.outcome, Outcome::Fail);
+        assert_eq!(res.on_fail, FailClass::RestartPod, "never a rollback");
+        assert!(res.summary.contains(RESTART), "{}", res.summary);
+        assert!(
+            res.summary
+                .contains("migration query is 0 (must be equal to 1)"),
+            "{}",
+            res.summary
+        );
+
+        // No row: as on_no_data says; a failure follows the same deadline.
+        let res = migration(&after, &confirmed(OnNoData::Fail), None, RESTART);
+        assert_eq!(res.outcome, Outcome::Fail);
+        assert_eq!(res.on_fail, FailClass::RestartPod);
+        let res = migration(&after, &confirmed(OnNoData::Inconclusive), None, RESTART);
+        assert_eq!(res.outcome, Outcome::Inconclusive);
+    }
+
+    #[test]
+    fn an_unreachable_dependency_is_a_finding_that_names_it() {
+        let r = unreachable(
+            "dependency:postgresql",
+            "postgresql",
+            "PostgreSQL unreachable: database infomart (gim on db:5432): connection refused",
+        );
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert_eq!(
+            r.on_fail,
+            FailClass::FixDependency {
+                name: "postgresql".into()
+            }
+        );
+        assert!(
+            r.summary.starts_with("PostgreSQL unreachable"),
+            "{}",
+            r.summary
+        );
+    }
+}
