@@ -579,3 +579,75 @@ async fn the_example_preflight_hook_has_what_preflight_needs() {
     );
     helm::ok(&["uninstall", "upgrade-guard", "-n", h]);
 }
+
+/// Issue 12.2: a database password kept in a Kubernetes Secret is read with a Role of its
+/// own that allows `get` on that Secret alone; with nothing but the chart's RBAC, the
+/// ServiceAccount reads it and the database check connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_lets_upgrade_guard_get_exactly_the_database_password_secrets() {
+    use k8s_openapi::api::core::v1::Secret;
+    use support::postgres;
+    use upgrade_guard::config::SqlSource;
+    use upgrade_guard::evaluation::postgres::Postgres;
+
+    let home = tkube::namespace("chart-db").await;
+    let apps = tkube::namespace("chart-db-apps").await;
+    let (h, a) = (home.name.as_str(), apps.name.as_str());
+    let values = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        values.path(),
+        format!(
+            "watchNamespaces: [{a}]\nconfig:\n  databases:\n    infomart:\n      host: 127.0.0.1\n      port: {}\n      database: postgres\n      user: postgres\n      ca_file: {}\n      password_from:\n        secret: {{name: infomart-db, key: password}}\n",
+            postgres::port(),
+            postgres::ca_file()
+        ),
+    )
+    .unwrap();
+    let values_path = values.path().display().to_string();
+    helm::ok(&["install", "ug", &chart(), "-n", h, "-f", &values_path]);
+
+    let user = sa_user(h);
+    assert!(tkube::can_on(&user, "get", "secrets", h, "infomart-db").await);
+    for (verb, name) in [
+        ("get", "other"),
+        ("list", ""),
+        ("watch", ""),
+        ("update", "infomart-db"),
+    ] {
+        assert!(
+            !tkube::can_on(&user, verb, "secrets", h, name).await,
+            "may {verb} secrets {name:?} in its own namespace"
+        );
+    }
+
+    let client = tkube::client().await;
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "infomart-db"},
+        "stringData": {"password": postgres::password()},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client, h)
+        .create(&Default::default(), &secret)
+        .await
+        .unwrap();
+    let token = tkube::token_for(h, "ug-upgrade-guard").await;
+    let kubeconfig = tkube::kubeconfig_with_token(&token);
+    let as_chart = tkube::client_for(kubeconfig.path()).await;
+    let config = Config::parse(
+        &format!(
+            "state:\n  namespace: {h}\ndatabases:\n  infomart:\n    host: 127.0.0.1\n    port: {}\n    database: postgres\n    user: postgres\n    ca_file: {}\n    password_from:\n      secret: {{name: infomart-db, key: password}}\n",
+            postgres::port(),
+            postgres::ca_file()
+        ),
+        "test",
+    )
+    .unwrap();
+    let answer = Postgres::new(config.databases, Some(as_chart))
+        .query(&SqlSource {
+            database: "infomart".into(),
+            query: "select 1".into(),
+        })
+        .await;
+    assert_eq!(answer, Ok(Some(1.0)));
+    helm::ok(&["uninstall", "ug", "-n", h]);
+}

@@ -250,24 +250,9 @@ async fn alertmanager_keeps_the_alert_and_mails_it() {
     assert!(message.rcpt_to.contains("operator@upgrade-guard.test"));
 }
 
-/// `psql -tA -c <sql>` against the stack's PostgreSQL with `env` over its libpq variables:
-/// (success, stdout, stderr).
-fn psql(sql: &str, env: &[(&str, String)]) -> (bool, String, String) {
-    let out = std::process::Command::new("psql")
-        .args(["-tA", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .envs(support::stack::stack().postgres_env())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("psql (apt-get install postgresql-client; scripts/setup)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn postgres_takes_only_verified_tls_with_a_password_and_read_only_means_read_only() {
+    use support::postgres::psql;
     let (ok, out, err) = psql("select 6 * 7", &[]);
     assert!(ok, "{err}");
     assert_eq!(out, "42");

@@ -216,6 +216,11 @@ pub async fn token_for(ns: &str, name: &str) -> String {
 /// Whether the real authorizer lets `user` do `verb` on `resource` (`group/resource`, or
 /// just `resource` for the core group) in `ns`.
 pub async fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
+    can_on(user, verb, resource, ns, "").await
+}
+
+/// [`can`] for the object named `name` (empty: any).
+pub async fn can_on(user: &str, verb: &str, resource: &str, ns: &str, name: &str) -> bool {
     use k8s_openapi::api::authorization::v1::SubjectAccessReview;
     let (group, resource) = resource.split_once('/').unwrap_or(("", resource));
     let review: SubjectAccessReview = serde_json::from_value(serde_json::json!({
@@ -223,7 +228,8 @@ pub async fn can(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
             "user": user,
             "groups": ["system:serviceaccounts", "system:authenticated"],
             "resourceAttributes": {
-                "namespace": ns, "verb": verb, "group": group, "resource": resource
+                "namespace": ns, "verb": verb, "group": group, "resource": resource,
+                "name": name
             }
         }
     }))

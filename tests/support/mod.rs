@@ -19,6 +19,7 @@ pub mod exporter;
 pub mod helm;
 pub mod kube;
 pub mod mail;
+pub mod postgres;
 pub mod prometheus;
 pub mod proxy;
 pub mod stack;
