@@ -278,7 +278,9 @@ where
                 db.user
             )),
             _ if is_tls(&e) => {
-                SqlError::Unavailable(format!("{at}: TLS (verify-full) failed: {why}"))
+                SqlError::Unavailable(format!(
+                    "{at}: TLS (verify-full) failed: {why} (is ca_file the CA that signed the server's certificate, and does the certificate name the host?)"
+                ))
             }
             _ => SqlError::Unavailable(format!("{at}: {why}")),
         }
