@@ -203,6 +203,57 @@ impl PrometheusMetrics {
     }
 }
 
+/// `{database, outcome}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DatabaseOutcome {
+    /// The name under `databases` (bounded by the configuration).
+    pub database: String,
+    /// Bounded outcome name.
+    pub outcome: &'static str,
+}
+
+/// Metrics of the database checks.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseMetrics {
+    /// `database_queries_total{database, outcome}`: success, unreachable (no connection),
+    /// error (authentication, TLS, timeout, ...) or bad_query (refused by the database).
+    pub queries: Family<DatabaseOutcome, Counter>,
+}
+
+impl DatabaseMetrics {
+    /// Creates the metrics (every outcome of each of `databases` at zero) and registers them.
+    pub fn register<'a>(
+        registry: &mut Registry,
+        databases: impl IntoIterator<Item = &'a String>,
+    ) -> Self {
+        let m = Self::default();
+        for database in databases {
+            for outcome in ["success", "unreachable", "error", "bad_query"] {
+                let _ = m.queries.get_or_create(&DatabaseOutcome {
+                    database: database.clone(),
+                    outcome,
+                });
+            }
+        }
+        registry.register(
+            "database_queries",
+            "Queries of the sql checks, by database and outcome",
+            m.queries.clone(),
+        );
+        m
+    }
+
+    /// Counts one query.
+    pub fn query(&self, database: &str, outcome: &'static str) {
+        self.queries
+            .get_or_create(&DatabaseOutcome {
+                database: database.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+}
+
 /// `{channel, outcome}`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelOutcome {

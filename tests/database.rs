@@ -426,3 +426,86 @@ async fn a_stopped_database_makes_the_migration_inconclusive_and_the_probe_unrea
         m.summary
     );
 }
+
+/// The database check of the release in `/api/v1/releases`, once the revision is judged.
+fn served_check(releases: &serde_json::Value, check: &str) -> Option<serde_json::Value> {
+    releases["releases"]
+        .as_array()?
+        .iter()
+        .find(|r| r["release"]["name"] == "app")?["judgement"]["results"]
+        .as_array()?
+        .iter()
+        .find(|r| r["check"] == check)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_keeps_judging_and_counting_while_its_database_goes_away() {
+    use support::daemon::Running;
+    use support::wait;
+
+    let mut server = Private::start();
+    let ns = tkube::namespace("sql-daemon").await;
+    let n = ns.name.clone();
+    let (_dir, file) = password_file(&password());
+    let config = short_config(
+        "http://127.0.0.1:9",
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\ndatabases:\n{}releases:\n  - name: app\n    bake_window: 10m\n    dependencies:\n      - name: postgresql\n        sql: {{database: infomart, query: select 1}}\n        equals: 1\n",
+            database_yaml("infomart", "postgres", server.port, &with_file(&file))
+        ),
+    );
+    let d = Running::start(&support::stack::stack().kubeconfig, &config).await;
+    d.ready().await;
+    tokio::task::spawn_blocking({
+        let n = n.clone();
+        move || install_then_upgrade(&n, "app", &[])
+    })
+    .await
+    .unwrap();
+    let series = |outcome: &str| {
+        format!(
+            r#"upgrade_guard_database_queries_total{{database="infomart",outcome="{outcome}"}}"#
+        )
+    };
+    wait::until(
+        support::eval::WAIT,
+        "the probe confirmed by the daemon",
+        || async {
+            let c = served_check(&d.releases().await, "dependency:postgresql")?;
+            (c["outcome"] == "pass").then_some(())
+        },
+    )
+    .await;
+    assert!(d.metric(&series("success")).await.unwrap() >= 1.0);
+    assert_eq!(d.metric(&series("unreachable")).await, Some(0.0));
+
+    server.stop();
+    let probe = wait::until(
+        support::eval::WAIT,
+        "the probe reporting PostgreSQL unreachable",
+        || async {
+            let c = served_check(&d.releases().await, "dependency:postgresql")?;
+            (c["outcome"] == "fail").then_some(c)
+        },
+    )
+    .await;
+    assert!(
+        probe["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("PostgreSQL unreachable"),
+        "{probe:#}"
+    );
+    assert!(d.metric(&series("unreachable")).await.unwrap() >= 1.0);
+    let (status, _) = d.get("/readyz").await;
+    assert_eq!(
+        status, 200,
+        "a database going away does not make the daemon unready"
+    );
+    let v = d.releases().await;
+    let j = &v["releases"][0]["judgement"];
+    assert_eq!(j["action"]["action"], "fix_dependency", "{j:#}");
+    d.stop().await;
+}

@@ -29,7 +29,9 @@ use crate::config::Config;
 use crate::evaluation::prometheus::{ClientError, Prometheus};
 use crate::evaluation::stores::Stores;
 use crate::evaluation::{Evaluator, Report, Start};
-use crate::metrics::{ActionMetrics, NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry};
+use crate::metrics::{
+    ActionMetrics, DatabaseMetrics, NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry,
+};
 use crate::notify::alertmanager::Alertmanagers;
 use crate::notify::alerts::{Ledger, desired, notice_alerts, order_alerts};
 use crate::notify::email::Mailer;
@@ -106,6 +108,7 @@ pub async fn run(
     let mut registry = registry();
     let tracker_metrics = TrackerMetrics::register(&mut registry);
     let prometheus_metrics = PrometheusMetrics::register(&mut registry);
+    let database_metrics = DatabaseMetrics::register(&mut registry, config.databases.keys());
     let notify_metrics = NotifyMetrics::register(&mut registry);
     let action_metrics = ActionMetrics::register(&mut registry);
     let firing = Gauge::<i64>::default();
@@ -152,8 +155,9 @@ pub async fn run(
         &config.watch.namespaces,
         config.watch.watch_timeout,
     );
-    let mut evaluator =
-        Evaluator::new(client.clone(), &config, prometheus).with_stores(stores.clone());
+    let mut evaluator = Evaluator::new(client.clone(), &config, prometheus)
+        .with_stores(stores.clone())
+        .with_database_metrics(database_metrics);
     let store = BakeStore::new(client.clone(), &config.state.namespace);
     let (elector, leadership) = Elector::new(
         client.clone(),

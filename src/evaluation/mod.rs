@@ -217,6 +217,12 @@ impl Evaluator {
         }
     }
 
+    /// Counts the database checks' queries in `metrics`.
+    pub fn with_database_metrics(mut self, metrics: crate::metrics::DatabaseMetrics) -> Self {
+        self.postgres = self.postgres.with_metrics(metrics);
+        self
+    }
+
     /// Reads Kubernetes state from `stores` (the daemon's watches) instead of per-round
     /// requests.
     pub fn with_stores(mut self, stores: std::sync::Arc<stores::Stores>) -> Self {

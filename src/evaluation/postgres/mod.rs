@@ -62,6 +62,7 @@ pub type SqlAnswer = Result<Option<f64>, SqlError>;
 pub struct Postgres {
     databases: Arc<BTreeMap<String, DatabaseConfig>>,
     client: Option<kube::Client>,
+    metrics: Option<crate::metrics::DatabaseMetrics>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -180,7 +181,14 @@ impl Postgres {
         Self {
             databases: Arc::new(databases),
             client,
+            metrics: None,
         }
+    }
+
+    /// Counts every query in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::DatabaseMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs one check's query; the whole of it (connection included) is bounded by the
@@ -202,6 +210,15 @@ impl Postgres {
                 crate::checks::human(limit)
             ))),
         };
+        if let Some(m) = &self.metrics {
+            let outcome = match &answer {
+                Ok(_) => "success",
+                Err(SqlError::Unreachable(_)) => "unreachable",
+                Err(SqlError::Unavailable(_)) => "error",
+                Err(SqlError::Query(_)) => "bad_query",
+            };
+            m.query(&db.name, outcome);
+        }
         tracing::debug!(
             database = %db.name,
             ok = answer.is_ok(),
