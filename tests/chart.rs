@@ -242,6 +242,31 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
     .unwrap();
     assert_eq!(rendered, file);
 
+    // Database checks: no access to any Secret by default; the CA ConfigMap mounted where
+    // ca_file can name it.
+    assert!(
+        objects(&all, "Role")
+            .iter()
+            .all(|r| r["metadata"]["name"] != "ug-upgrade-guard-database-passwords")
+    );
+    let all = template(&["--set", "databaseCA.configMap=pg-ca"]).unwrap();
+    let pod = &one(&all, "Deployment")["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "database-ca")
+        .expect("the CA volume");
+    assert_eq!(volume["configMap"]["name"], "pg-ca");
+    assert!(
+        pod["containers"][0]["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "database-ca"
+                && m["mountPath"] == "/etc/upgrade-guard-database-ca")
+    );
+
     // Refused, with the reason.
     for (args, words) in [
         (
