@@ -258,19 +258,45 @@ fn warnings_say_which_setting_defeats_which() {
     assert_eq!(parse("").unwrap().state.namespace, "upgrade-guard");
 }
 
-/// The commented dependency example of the built-in profile is valid once uncommented.
-#[test]
-fn the_profile_s_dependency_example_is_valid_when_uncommented() {
-    let start = DEFAULT_PROFILE
-        .find("    # dependencies:")
-        .expect("the example is in the profile");
-    let block: String = DEFAULT_PROFILE[start..]
+/// The profile with the commented block that starts at the line `marker` uncommented.
+fn uncommented(text: &str, marker: &str) -> String {
+    let start = text
+        .find(&format!("\n{marker}\n"))
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("{marker:?} is in the profile"));
+    let block: String = text[start..]
         .lines()
         .take_while(|l| l.trim_start().starts_with('#'))
         .map(|l| format!("{}\n", l.replacen("# ", "", 1)))
         .collect();
-    let text = DEFAULT_PROFILE.replacen("    # dependencies:", &format!("{block}    # was:"), 1);
+    let end = start
+        + text[start..]
+            .lines()
+            .take_while(|l| l.trim_start().starts_with('#'))
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+    format!("{}{block}{}", &text[..start], &text[end..])
+}
+
+/// The commented database, migration query and dependency examples of the built-in
+/// profile are valid once uncommented, and mean what they say.
+#[test]
+fn the_profile_s_commented_examples_are_valid_when_uncommented() {
+    let mut text = DEFAULT_PROFILE.to_string();
+    for marker in ["# databases:", "      # sql:", "    # dependencies:"] {
+        text = uncommented(&text, marker);
+    }
     let c = Config::parse(&text, "uncommented").unwrap();
+    let db = &c.databases["infomart"];
+    assert_eq!(db.tls, TlsMode::VerifyFull);
+    assert_eq!(
+        db.password,
+        Some(PasswordSource::Secret {
+            namespace: "upgrade-guard".into(),
+            name: "upgrade-guard-infomart".into(),
+            key: "password".into()
+        })
+    );
     let gim = c.policy_for(&key("gim", "gim"));
     let names: Vec<&str> = gim.dependencies.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["kafka", "postgresql"]);
@@ -279,6 +305,23 @@ fn the_profile_s_dependency_example_is_valid_when_uncommented() {
         Source::PromQL("kafka_brokers{job=\"kafka-exporter\"}".into())
     );
     assert_eq!(gim.dependencies[0].hold, 2 * MIN);
+    assert_eq!(
+        gim.dependencies[1].source.sql().map(|s| s.query.as_str()),
+        Some("select 1")
+    );
+    let migration = gim.migration.unwrap();
+    assert!(
+        migration.job_name_pattern.is_some(),
+        "the Job pattern stays"
+    );
+    let sql = migration.sql.unwrap();
+    assert_eq!(sql.on_no_data, OnNoData::Fail);
+    assert_eq!((sql.min, sql.max), (Some(1.0), Some(1.0)));
+    let query = &sql.source.sql().unwrap().query;
+    assert!(
+        query.contains("TABLE_FROM_THE_RELEASE_NOTES") && !query.contains('\n'),
+        "a placeholder, not an invented table: {query}"
+    );
 }
 
 #[test]
