@@ -165,7 +165,8 @@ fn sql_answer(env: &RoundEnv<'_>, sql: &SqlSource) -> Result<Option<f64>, SqlErr
 }
 
 /// A bounded check's value this round: from Prometheus or from its database. A database
-/// that cannot be reached is a provider error here (see [`dependency_value`]).
+/// that cannot be reached is a provider error here; only a dependency probe makes it a
+/// finding (in [`provider_results`]).
 fn bounded_value(
     env: &RoundEnv<'_>,
     t: &ThresholdPolicy,

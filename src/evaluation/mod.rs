@@ -336,7 +336,11 @@ impl Evaluator {
         let mut kube_obs = BTreeMap::new();
         for key in &keys {
             if let Some(e) = self.evaluations.get(key) {
-                let jobs = e.policy.migration.is_some()
+                let jobs = e
+                    .policy
+                    .migration
+                    .as_ref()
+                    .is_some_and(|m| m.job_name_pattern.is_some())
                     || e.start
                         .summary
                         .workloads

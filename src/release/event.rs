@@ -113,7 +113,7 @@ pub struct ReleaseEvent {
 }
 
 /// What the history alone says about a revision that needs an event; the payload's
-/// description completes it (see [`Draft::complete`]).
+/// description completes it (see [`PendingEvent::complete`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Draft {
     /// The revision reached a settled status (deployed, failed, superseded, uninstalled,

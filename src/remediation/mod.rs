@@ -618,7 +618,7 @@ impl Remediator {
     }
 
     /// Whether unfinished records of other processes are due to be looked at again (every
-    /// [`REPLAN_AFTER`] while leading).
+    /// minute while leading).
     pub fn resume_due(&self) -> bool {
         self.last_resume.is_none_or(|t| t.elapsed() >= REPLAN_AFTER)
     }
