@@ -238,8 +238,10 @@ pub fn guard(
 
 /// The recommended action for a verdict. Order for a failed revision: a dependency down
 /// (a rollback would not work), a failed hook before the manifest (the new version never
-/// ran), a rollback (unless a dependency is not confirmed healthy: then investigate, with
-/// the command), a pod restart for a migration that did not complete, else investigate.
+/// ran), a pod restart for a migration that did not complete when the other failures are
+/// its consequences (pods still starting, a rollout not done, a growing backlog), a
+/// rollback (unless a dependency is not confirmed healthy: then investigate, with the
+/// command), a pod restart for a migration that did not complete, else investigate.
 /// Any action is held when the history says the revision is no longer current.
 pub fn recommend(
     verdict: Verdict,
@@ -261,6 +263,25 @@ pub fn recommend(
     guard(action, ctx.history, ctx.revision)
 }
 
+/// Whether a rollback-class failure is what a migration that did not complete explains: the
+/// release's pods are still starting (not Ready, with no crash, pull, scheduling or other
+/// breakage: a pod waiting for its migration), so its rollout is not done and its backlog
+/// grows. A broken pod, or any other failure, is not explained and calls for a rollback.
+fn explained_by_migration(failure: &CheckResult, results: &[CheckResult]) -> bool {
+    let symptom = failure.check.starts_with("rollout:")
+        || failure.check == "pending_pods"
+        || failure.check == "lag";
+    let starting: [&str; 2] = [
+        crate::checks::observe::PodProblem::NotReady.as_str(),
+        crate::checks::observe::PodProblem::Initializing.as_str(),
+    ];
+    let pods_starting = results
+        .iter()
+        .find(|r| r.check == "pending_pods")
+        .is_some_and(|p| !p.counts.is_empty() && p.counts.keys().all(|k| starting.contains(k)));
+    symptom && pods_starting
+}
+
 fn for_failure(results: &[CheckResult], ctx: &ActionContext<'_>) -> RecommendedAction {
     let failed: Vec<&CheckResult> = results
         .iter()
@@ -278,7 +299,31 @@ fn for_failure(results: &[CheckResult], ctx: &ActionContext<'_>) -> RecommendedA
     }) {
         return RecommendedAction::FixHook { hook, command };
     }
-    if failed.iter().any(|r| r.on_fail == FailClass::Rollback) {
+    if failed.iter().any(|r| r.on_fail == FailClass::RestartPod)
+        && failed
+            .iter()
+            .filter(|r| r.on_fail == FailClass::Rollback)
+            .all(|r| explained_by_migration(r, results))
+    {
+        return RecommendedAction::RestartPod {
+            command: ctx.restart_command.clone(),
+        };
+    }
+    let rollback_failures = || failed.iter().filter(|r| r.on_fail == FailClass::Rollback);
+    // The migration not confirmed yet (within its `for:`), the pods waiting: not a rollback.
+    if let Some(m) = results
+        .iter()
+        .find(|r| r.outcome == Outcome::Pending && r.on_fail == FailClass::RestartPod)
+        && rollback_failures().all(|r| explained_by_migration(r, results))
+    {
+        return RecommendedAction::Investigate {
+            reason: format!(
+                "the pods are still starting and the migration is not confirmed yet ({}): they may be waiting for it, which a rollback would not fix; if it stays unconfirmed, restart the pod: {}",
+                m.summary, ctx.restart_command
+            ),
+        };
+    }
+    if rollback_failures().next().is_some() {
         return match select_rollback_target(ctx.history, ctx.revision, ctx.bakes, ctx.rollbacks) {
             Some(t) => {
                 let command = rollback_command(

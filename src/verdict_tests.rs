@@ -116,6 +116,69 @@ fn action_table() {
         recommend(Verdict::Failed, &pods_and_migration, &c),
         RecommendedAction::Rollback { target: 2, .. }
     ));
+    // Pods still starting (waiting for the migration), their rollout not done and the
+    // backlog growing: consequences of the migration; the restart is the remedy.
+    let starting = |check: &str, reasons: &[&'static str]| {
+        let mut r = with(Outcome::Fail, FailClass::Rollback, "not Ready");
+        r.check = check.into();
+        r.counts = reasons.iter().map(|k| (*k, 1)).collect();
+        r
+    };
+    let waiting_for_migration = [
+        with(
+            Outcome::Fail,
+            FailClass::RestartPod,
+            "migration not confirmed",
+        ),
+        starting("rollout:StatefulSet/gim", &[]),
+        starting("pending_pods", &["NotReady"]),
+        starting("lag", &[]),
+    ];
+    assert_eq!(
+        recommend(Verdict::Failed, &waiting_for_migration, &c),
+        RecommendedAction::RestartPod {
+            command: "kubectl rollout restart statefulset/gim -n gim".into()
+        }
+    );
+    // The migration not confirmed for its `for:` yet: no rollback meanwhile.
+    let mut unconfirmed = waiting_for_migration.clone();
+    unconfirmed[0] = with(
+        Outcome::Pending,
+        FailClass::RestartPod,
+        "failing for 10s of 2m",
+    );
+    assert!(matches!(
+        recommend(Verdict::Failed, &unconfirmed, &c),
+        RecommendedAction::Investigate { reason }
+            if reason.contains("failing for 10s of 2m") && reason.contains("kubectl rollout restart")
+    ));
+    // A crash-looping pod is not waiting for its migration: the rollback wins.
+    let crashing = [
+        with(
+            Outcome::Fail,
+            FailClass::RestartPod,
+            "migration not confirmed",
+        ),
+        starting("rollout:StatefulSet/gim", &[]),
+        starting("pending_pods", &["CrashLoopBackOff", "NotReady"]),
+    ];
+    assert!(matches!(
+        recommend(Verdict::Failed, &crashing, &c),
+        RecommendedAction::Rollback { target: 2, .. }
+    ));
+    // Nor is a rollout that fails with no pod starting (a workload missing).
+    let missing = [
+        with(
+            Outcome::Fail,
+            FailClass::RestartPod,
+            "migration not confirmed",
+        ),
+        starting("rollout:StatefulSet/gim", &[]),
+    ];
+    assert!(matches!(
+        recommend(Verdict::Failed, &missing, &c),
+        RecommendedAction::Rollback { target: 2, .. }
+    ));
     // Nothing to roll back to.
     let first_install = [(1, Deployed)];
     let c1 = ActionContext {

@@ -224,6 +224,10 @@ async fn the_password_can_come_from_a_kubernetes_secret() {
     }
 }
 
+/// The migration query of the migration tests: is the table the migration adds there?
+const MARKER_QUERY: &str =
+    "select count(*) from information_schema.tables where table_name = 'gim_schema_marker'";
+
 /// A short configuration whose release `app` has the migration check `query` (equal to 1)
 /// against `database`, and readiness deadline `deadline`.
 fn migration_config(database: &str, query: &str, deadline: &str) -> String {
@@ -275,10 +279,12 @@ async fn a_migration_confirmed_in_the_database_passes() {
     admin(&db, "create table gim_schema_marker (version int)");
     let ns = tkube::namespace("sql-mig-done").await;
     install_then_upgrade(&ns.name, "app", &[]);
-    let query =
-        "select count(*) from information_schema.tables where table_name = 'gim_schema_marker'";
-    let (code, report, stderr) =
-        check_json(&ns.name, &migration_config(&db, query, "40s"), "90s", &[]);
+    let (code, report, stderr) = check_json(
+        &ns.name,
+        &migration_config(&db, MARKER_QUERY, "40s"),
+        "90s",
+        &[],
+    );
     assert_eq!(report["verdict"], "healthy", "{report:#}\n{stderr}");
     assert_eq!(code, 0);
     let m = check_result(&report, "migration:sql");
@@ -292,10 +298,12 @@ async fn a_migration_missing_after_the_readiness_deadline_fails_with_a_pod_resta
     let db = fresh_database("mig_missing");
     let ns = tkube::namespace("sql-mig-missing").await;
     install_then_upgrade(&ns.name, "app", &[]);
-    let query =
-        "select count(*) from information_schema.tables where table_name = 'gim_schema_marker'";
-    let (code, report, stderr) =
-        check_json(&ns.name, &migration_config(&db, query, "12s"), "90s", &[]);
+    let (code, report, stderr) = check_json(
+        &ns.name,
+        &migration_config(&db, MARKER_QUERY, "12s"),
+        "90s",
+        &[],
+    );
     assert_eq!(report["verdict"], "failed", "{report:#}\n{stderr}");
     assert_eq!(code, 1);
     let m = check_result(&report, "migration:sql");
@@ -314,6 +322,34 @@ async fn a_migration_missing_after_the_readiness_deadline_fails_with_a_pod_resta
     assert_eq!(report["action"]["action"], "restart_pod", "{report:#}");
     let command = format!("kubectl rollout restart deployment/app -n {}", ns.name);
     assert_eq!(report["action"]["command"], command.as_str());
+    assert!(!report.to_string().contains("helm rollback"), "{report:#}");
+}
+
+/// Like GIM, whose pod is not Ready until its migration (inside the pod) has run: the pod
+/// still starting at the readiness deadline, its rollout not done, are the migration's
+/// consequences; the remedy is still the restart.
+#[tokio::test]
+async fn a_pod_waiting_for_its_migration_is_restarted_not_rolled_back() {
+    let db = fresh_database("mig_waiting");
+    let ns = tkube::namespace("sql-mig-waiting").await;
+    install_then_upgrade(&ns.name, "app", &["fault=NotReady"]);
+    let (code, report, stderr) = check_json(
+        &ns.name,
+        &migration_config(&db, MARKER_QUERY, "12s"),
+        "90s",
+        &[],
+    );
+    assert_eq!(report["verdict"], "failed", "{report:#}\n{stderr}");
+    assert_eq!(code, 1);
+    assert_eq!(
+        check_result(&report, "migration:sql")["outcome"],
+        "fail",
+        "{report:#}"
+    );
+    let pods = check_result(&report, "pending_pods");
+    assert_eq!(pods["outcome"], "fail", "{pods:#}");
+    assert_eq!(pods["counts"]["NotReady"], 1, "{pods:#}");
+    assert_eq!(report["action"]["action"], "restart_pod", "{report:#}");
     assert!(!report.to_string().contains("helm rollback"), "{report:#}");
 }
 

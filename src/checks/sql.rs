@@ -19,17 +19,22 @@ use crate::config::ThresholdPolicy;
 /// The name of the migration's database check.
 pub const MIGRATION_SQL: &str = "migration:sql";
 
-/// The migration's database check from its query's value (`None`: no row or NULL).
-pub fn migration(
-    r: &Revision<'_>,
-    p: &ThresholdPolicy,
-    value: Option<f64>,
-    restart_command: &str,
-) -> CheckResult {
+/// The migration query's answer against its bounds (`None`: no row or NULL), before its
+/// `for:` and the readiness deadline are applied.
+pub fn confirmation(p: &ThresholdPolicy, value: Option<f64>) -> CheckResult {
     let samples: Vec<f64> = value.into_iter().collect();
-    let judged = threshold(MIGRATION_SQL, p, &samples, FailClass::RestartPod);
-    if judged.outcome != Outcome::Fail {
-        return judged;
+    threshold(MIGRATION_SQL, p, &samples, FailClass::RestartPod)
+}
+
+/// The migration's database check from its [`confirmation`] once `for:` is applied (`held`:
+/// `fail` when the migration has been unconfirmed for `for:`, `pending` while that is not
+/// yet so). The `for:` counts answers from before the readiness deadline too, so a
+/// migration unconfirmed all along fails at the deadline, in the same round as the pods
+/// that wait for it.
+pub fn migration(r: &Revision<'_>, held: CheckResult, restart_command: &str) -> CheckResult {
+    let unconfirmed = matches!(held.outcome, Outcome::Fail | Outcome::Pending);
+    if !unconfirmed || held.on_fail != FailClass::RestartPod {
+        return held;
     }
     let deadline = r.policy.readiness_deadline;
     if !r.past_readiness_deadline() {
@@ -37,21 +42,24 @@ pub fn migration(
             outcome: Outcome::Pending,
             summary: format!(
                 "the migration is not confirmed in the database yet ({}); it may still be running: judged at the readiness deadline ({} after the upgrade, {} so far)",
-                judged.summary,
+                held.summary,
                 human(deadline),
                 human(r.elapsed())
             ),
-            ..judged
+            ..held
         }
         .window(deadline);
+    }
+    if held.outcome == Outcome::Pending {
+        return held.window(deadline);
     }
     CheckResult {
         summary: format!(
             "the migration is not confirmed in the database {} after the upgrade ({}); restart the pod, the migration resumes: {restart_command}",
             human(r.elapsed()),
-            judged.summary
+            held.summary
         ),
-        ..judged
+        ..held
     }
     .window(deadline)
 }
@@ -92,12 +100,24 @@ mod tests {
 
     const RESTART: &str = "kubectl rollout restart deployment/gim -n gim";
 
-    #[test]
-    fn a_confirmed_migration_passes() {
+    /// The check as the evaluation makes it: confirmation, `for:`, deadline.
+    fn judge(
+        hold: &mut crate::checks::hold::Hold,
+        minute: i64,
+        p: &ThresholdPolicy,
+        value: Option<f64>,
+    ) -> CheckResult {
         let policy = policy();
         let s = summary(&[], &[]);
-        let r = rev(&s, &policy, 1, crate::release::ReleaseStatus::Deployed);
-        let res = migration(&r, &confirmed(OnNoData::Fail), Some(1.0), RESTART);
+        let r = rev(&s, &policy, minute, crate::release::ReleaseStatus::Deployed);
+        let held = hold.apply(confirmation(p, value), p.hold, at(minute));
+        migration(&r, held, RESTART)
+    }
+
+    #[test]
+    fn a_confirmed_migration_passes() {
+        let mut hold = Default::default();
+        let res = judge(&mut hold, 1, &confirmed(OnNoData::Fail), Some(1.0));
         assert_eq!(res.outcome, Outcome::Pass);
         assert_eq!(res.check, MIGRATION_SQL);
         assert_eq!(res.value, Some(1.0));
@@ -105,30 +125,20 @@ mod tests {
 
     #[test]
     fn an_unconfirmed_migration_waits_for_the_readiness_deadline_then_restarts_the_pod() {
-        let policy = policy();
-        let s = summary(&[], &[]);
-        let deadline_min = (policy.readiness_deadline.as_secs() / 60) as i64;
-        let before = rev(
-            &s,
-            &policy,
-            deadline_min - 1,
-            crate::release::ReleaseStatus::Deployed,
-        );
-        let res = migration(&before, &confirmed(OnNoData::Fail), Some(0.0), RESTART);
-        assert_eq!(res.outcome, Outcome::Pending);
-        assert!(
-            res.summary.contains("may still be running"),
-            "{}",
-            res.summary
-        );
-
-        let after = rev(
-            &s,
-            &policy,
-            deadline_min,
-            crate::release::ReleaseStatus::Deployed,
-        );
-        let res = migration(&after, &confirmed(OnNoData::Fail), Some(0.0), RESTART);
+        let p = confirmed(OnNoData::Fail);
+        let deadline = (policy().readiness_deadline.as_secs() / 60) as i64;
+        let mut hold = Default::default();
+        for minute in 1..deadline {
+            let res = judge(&mut hold, minute, &p, Some(0.0));
+            assert_eq!(res.outcome, Outcome::Pending, "minute {minute}");
+            assert!(
+                res.summary.contains("may still be running"),
+                "{}",
+                res.summary
+            );
+        }
+        // Unconfirmed for longer than `for:` already: it fails at the deadline.
+        let res = judge(&mut hold, deadline, &p, Some(0.0));
         assert_eq!(res.outcome, Outcome::Fail);
         assert_eq!(res.on_fail, FailClass::RestartPod, "never a rollback");
         assert!(res.summary.contains(RESTART), "{}", res.summary);
@@ -138,12 +148,31 @@ mod tests {
             "{}",
             res.summary
         );
+    }
 
-        // No row: as on_no_data says; a failure follows the same deadline.
-        let res = migration(&after, &confirmed(OnNoData::Fail), None, RESTART);
-        assert_eq!(res.outcome, Outcome::Fail);
+    #[test]
+    fn one_answer_never_fails_the_migration_even_after_the_deadline() {
+        let p = confirmed(OnNoData::Fail);
+        let deadline = (policy().readiness_deadline.as_secs() / 60) as i64;
+        let mut hold = Default::default();
+        assert_eq!(
+            judge(&mut hold, deadline - 5, &p, Some(1.0)).outcome,
+            Outcome::Pass
+        );
+        // First unconfirmed answer after the deadline: pending for its `for:` (1m).
+        let res = judge(&mut hold, deadline + 1, &p, None);
+        assert_eq!(res.outcome, Outcome::Pending, "{}", res.summary);
+        let res = judge(&mut hold, deadline + 2, &p, None);
+        assert_eq!(res.outcome, Outcome::Fail, "{}", res.summary);
         assert_eq!(res.on_fail, FailClass::RestartPod);
-        let res = migration(&after, &confirmed(OnNoData::Inconclusive), None, RESTART);
+        // No row, when no data cannot be judged: inconclusive, never failed.
+        let mut hold = Default::default();
+        let res = judge(
+            &mut hold,
+            deadline + 5,
+            &confirmed(OnNoData::Inconclusive),
+            None,
+        );
         assert_eq!(res.outcome, Outcome::Inconclusive);
     }
 

@@ -134,7 +134,9 @@ fn rollout_one(r: &Revision<'_>, w: &WorkloadObs) -> CheckResult {
 }
 
 /// The pods of the release that are not Ready: broken ones fail after `pending_timeout`,
-/// slow starters after `readiness_deadline`, both counted from when each stopped being Ready.
+/// counted from when each stopped being Ready; slow starters after `readiness_deadline`,
+/// counted from then too but never from before the upgrade (the deadline is the upgrade's:
+/// a pod created by it may look up to a second older, its creation time being truncated).
 pub fn pending_pods(r: &Revision<'_>, pods: &[PodObs]) -> CheckResult {
     let pending_timeout = r.policy.pending_timeout;
     let readiness = r.policy.readiness_deadline;
@@ -145,11 +147,18 @@ pub fn pending_pods(r: &Revision<'_>, pods: &[PodObs]) -> CheckResult {
             pending_timeout
         }
     };
+    let waiting = |p: &PodObs| {
+        if p.problem.is_some_and(|k| k.is_slow_start()) {
+            between(p.not_ready_since.max(r.started), r.now)
+        } else {
+            between(p.not_ready_since, r.now)
+        }
+    };
     let not_ready: Vec<&PodObs> = pods.iter().filter(|p| p.problem.is_some()).collect();
     let stuck: Vec<&PodObs> = not_ready
         .iter()
         .copied()
-        .filter(|p| between(p.not_ready_since, r.now) >= limit(p))
+        .filter(|p| waiting(p) >= limit(p))
         .collect();
     // The window is the limit that applies to what is reported.
     let window = if stuck
@@ -194,7 +203,7 @@ pub fn pending_pods(r: &Revision<'_>, pods: &[PodObs]) -> CheckResult {
                 stuck.len(),
                 by_reason(&stuck),
                 oldest.name,
-                human(between(oldest.not_ready_since, r.now))
+                human(waiting(oldest))
             ),
         );
     }

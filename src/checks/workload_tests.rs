@@ -217,3 +217,21 @@ fn pending_pods_are_counted_by_reason_after_the_timeout() {
         Outcome::Pass
     );
 }
+
+#[test]
+fn the_readiness_deadline_of_a_starting_pod_counts_from_the_upgrade_at_the_earliest() {
+    let s = summary(&[], &[]);
+    let p = policy();
+    // Not Ready since a minute before the upgrade (its creation time rounded down, or an
+    // old problem): the readiness deadline (10m) is the upgrade's.
+    let starting = [pod("app-1", PodProblem::NotReady, -1)];
+    let r = pending_pods(&rev(&s, &p, 9, ReleaseStatus::Deployed), &starting);
+    assert_eq!(r.outcome, Outcome::Pending, "{}", r.summary);
+    let r = pending_pods(&rev(&s, &p, 10, ReleaseStatus::Deployed), &starting);
+    assert_eq!(r.outcome, Outcome::Fail);
+    assert!(r.summary.contains("(oldest app-1, 10m)"), "{}", r.summary);
+    // A broken pod keeps its own clock.
+    let broken = [pod("app-1", PodProblem::CrashLoopBackOff, -1)];
+    let r = pending_pods(&rev(&s, &p, 4, ReleaseStatus::Deployed), &broken);
+    assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
+}

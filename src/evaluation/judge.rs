@@ -244,9 +244,16 @@ fn provider_results(
         judged.push((format!("metrics_presence:{}", p.name), r, None));
     }
     if let Some(m) = rev.policy.migration.as_ref().and_then(|m| m.sql.as_ref()) {
-        let r = bounded_value(env, m, || Ok(Vec::new()))
-            .map(|v| sql::migration(rev, m, v.first().copied(), &e.restart_command()));
-        judged.push((sql::MIGRATION_SQL.to_string(), r, Some(m.hold)));
+        // `for:` applies to the answers before the deadline decides (see `sql::migration`).
+        let restart = e.restart_command();
+        let state = e.checks.entry(sql::MIGRATION_SQL.to_string()).or_default();
+        let r = bounded_value(env, m, || Ok(Vec::new())).map(|v| {
+            let held = state
+                .hold
+                .apply(sql::confirmation(m, v.first().copied()), m.hold, env.now);
+            sql::migration(rev, held, &restart)
+        });
+        judged.push((sql::MIGRATION_SQL.to_string(), r, None));
     }
     if let Some(l) = &rev.policy.lag {
         let mut dependencies = queries::dependency_troubles(i, e, env.answers, scrape);
