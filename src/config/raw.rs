@@ -382,6 +382,12 @@ impl TryFrom<RawThresholdFields> for RawThreshold {
                 if sql.query.trim().is_empty() {
                     return Err(format!("check {:?}: the sql query is empty", r.name));
                 }
+                if sql.query.contains("{{namespace}}") || sql.query.contains("{{release}}") {
+                    return Err(format!(
+                        "check {:?}: placeholders are not filled in SQL queries (the query runs exactly as written)",
+                        r.name
+                    ));
+                }
                 if sql.database.is_empty() {
                     return Err(format!(
                         "check {:?}: sql.database must name an entry of databases",

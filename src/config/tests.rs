@@ -551,6 +551,10 @@ fn sql_checks_name_a_database_and_their_bounds() {
             "shorter than the evaluation interval",
         ),
         (
+            format!("{INFOMART}defaults:\n  custom:\n    - {{name: pg, sql: {{database: infomart, query: \"select count(*) from t where ns = '{{{{namespace}}}}'\"}}, min: 1}}\n"),
+            "placeholders are not filled in SQL",
+        ),
+        (
             "defaults:\n  migration:\n    required: true\n".to_string(),
             "name the migration's Job",
         ),
