@@ -310,15 +310,19 @@ fn for_failure(results: &[CheckResult], ctx: &ActionContext<'_>) -> RecommendedA
         };
     }
     let rollback_failures = || failed.iter().filter(|r| r.on_fail == FailClass::Rollback);
-    // The migration not confirmed yet (within its `for:`), the pods waiting: not a rollback.
-    if let Some(m) = results
-        .iter()
-        .find(|r| r.outcome == Outcome::Pending && r.on_fail == FailClass::RestartPod)
+    // The migration not confirmed (yet: within its `for:`; or the database does not
+    // answer), the pods waiting: they may wait for it, or for the database. Not a rollback.
+    let unconfirmed = |r: &&CheckResult| {
+        (r.outcome == Outcome::Pending && r.on_fail == FailClass::RestartPod)
+            || (r.check == crate::checks::sql::MIGRATION_SQL
+                && matches!(r.outcome, Outcome::Pending | Outcome::Inconclusive))
+    };
+    if let Some(m) = results.iter().find(unconfirmed)
         && rollback_failures().all(|r| explained_by_migration(r, results))
     {
         return RecommendedAction::Investigate {
             reason: format!(
-                "the pods are still starting and the migration is not confirmed yet ({}): they may be waiting for it, which a rollback would not fix; if it stays unconfirmed, restart the pod: {}",
+                "the pods are still starting and the migration is not confirmed ({}): they may be waiting for it (or for the database), which a rollback would not fix; once the database answers, if the migration stays unconfirmed, restart the pod: {}",
                 m.summary, ctx.restart_command
             ),
         };

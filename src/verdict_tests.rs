@@ -152,6 +152,19 @@ fn action_table() {
         RecommendedAction::Investigate { reason }
             if reason.contains("failing for 10s of 2m") && reason.contains("kubectl rollout restart")
     ));
+    // The database does not answer: the migration cannot be confirmed, and the pods may be
+    // waiting for the database: no rollback from a database error.
+    let mut no_answer = waiting_for_migration.clone();
+    no_answer[0] = with(
+        Outcome::Inconclusive,
+        FailClass::Investigate,
+        "PostgreSQL unreachable: database infomart",
+    );
+    no_answer[0].check = crate::checks::sql::MIGRATION_SQL.into();
+    assert!(matches!(
+        recommend(Verdict::Failed, &no_answer, &c),
+        RecommendedAction::Investigate { reason } if reason.contains("PostgreSQL unreachable")
+    ));
     // A crash-looping pod is not waiting for its migration: the rollback wins.
     let crashing = [
         with(

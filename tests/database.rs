@@ -346,9 +346,18 @@ async fn a_pod_waiting_for_its_migration_is_restarted_not_rolled_back() {
         "fail",
         "{report:#}"
     );
+    // The pod is still starting (NotReady, no crash); its rollout failed at the deadline
+    // (and the pod itself, by its own clock, soon after).
     let pods = check_result(&report, "pending_pods");
-    assert_eq!(pods["outcome"], "fail", "{pods:#}");
     assert_eq!(pods["counts"]["NotReady"], 1, "{pods:#}");
+    assert!(
+        [
+            &check_result(&report, "rollout:Deployment/app")["outcome"],
+            &pods["outcome"]
+        ]
+        .contains(&&serde_json::json!("fail")),
+        "{report:#}"
+    );
     assert_eq!(report["action"]["action"], "restart_pod", "{report:#}");
     assert!(!report.to_string().contains("helm rollback"), "{report:#}");
 }
