@@ -585,6 +585,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
         .iter()
         .map(|w| format!("{DEFAULTS_PATH}: {w}"))
         .collect();
+    for db in databases.values() {
+        if db.tls == super::TlsMode::Disable {
+            all_warnings.push(format!(
+                "databases.{}.tls: disable: the connection is not encrypted, the password and the answers cross the network in clear",
+                db.name
+            ));
+        }
+    }
     let mut overrides = Vec::new();
     for (i, r) in raw.releases.into_iter().enumerate() {
         let path = format!("releases[{i}]");

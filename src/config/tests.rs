@@ -464,6 +464,15 @@ fn databases_are_read_with_safe_defaults_and_never_hold_a_password() {
     .unwrap();
     let db = &secret.databases["infomart"];
     assert_eq!(db.tls, TlsMode::Disable);
+    assert!(
+        secret
+            .warnings
+            .iter()
+            .any(|w| w.contains("databases.infomart.tls: disable")),
+        "{:?}",
+        secret.warnings
+    );
+    assert!(parse(INFOMART).unwrap().warnings.is_empty());
     assert_eq!(
         db.password,
         Some(PasswordSource::Secret {
