@@ -273,18 +273,26 @@ fn check_result<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json
         .unwrap_or_else(|| panic!("no {name} in {report:#}"))
 }
 
+/// The judgement of `app`, installed then upgraded with `set` in a fresh namespace, whose
+/// migration query runs against `db`: (exit code, report, stderr, namespace).
+async fn judge_migration(
+    db: &str,
+    prefix: &str,
+    set: &[&str],
+    deadline: &str,
+) -> (i32, serde_json::Value, String, tkube::TestNamespace) {
+    let ns = tkube::namespace(prefix).await;
+    install_then_upgrade(&ns.name, "app", set);
+    let config = migration_config(db, MARKER_QUERY, deadline);
+    let (code, report, stderr) = check_json(&ns.name, &config, "90s", &[]);
+    (code, report, stderr, ns)
+}
+
 #[tokio::test]
 async fn a_migration_confirmed_in_the_database_passes() {
     let db = fresh_database("mig_done");
     admin(&db, "create table gim_schema_marker (version int)");
-    let ns = tkube::namespace("sql-mig-done").await;
-    install_then_upgrade(&ns.name, "app", &[]);
-    let (code, report, stderr) = check_json(
-        &ns.name,
-        &migration_config(&db, MARKER_QUERY, "40s"),
-        "90s",
-        &[],
-    );
+    let (code, report, stderr, _ns) = judge_migration(&db, "sql-mig-done", &[], "40s").await;
     assert_eq!(report["verdict"], "healthy", "{report:#}\n{stderr}");
     assert_eq!(code, 0);
     let m = check_result(&report, "migration:sql");
@@ -296,14 +304,7 @@ async fn a_migration_confirmed_in_the_database_passes() {
 async fn a_migration_missing_after_the_readiness_deadline_fails_with_a_pod_restart_never_a_rollback()
  {
     let db = fresh_database("mig_missing");
-    let ns = tkube::namespace("sql-mig-missing").await;
-    install_then_upgrade(&ns.name, "app", &[]);
-    let (code, report, stderr) = check_json(
-        &ns.name,
-        &migration_config(&db, MARKER_QUERY, "12s"),
-        "90s",
-        &[],
-    );
+    let (code, report, stderr, ns) = judge_migration(&db, "sql-mig-missing", &[], "12s").await;
     assert_eq!(report["verdict"], "failed", "{report:#}\n{stderr}");
     assert_eq!(code, 1);
     let m = check_result(&report, "migration:sql");
@@ -331,14 +332,8 @@ async fn a_migration_missing_after_the_readiness_deadline_fails_with_a_pod_resta
 #[tokio::test]
 async fn a_pod_waiting_for_its_migration_is_restarted_not_rolled_back() {
     let db = fresh_database("mig_waiting");
-    let ns = tkube::namespace("sql-mig-waiting").await;
-    install_then_upgrade(&ns.name, "app", &["fault=NotReady"]);
-    let (code, report, stderr) = check_json(
-        &ns.name,
-        &migration_config(&db, MARKER_QUERY, "12s"),
-        "90s",
-        &[],
-    );
+    let (code, report, stderr, _ns) =
+        judge_migration(&db, "sql-mig-waiting", &["fault=NotReady"], "12s").await;
     assert_eq!(report["verdict"], "failed", "{report:#}\n{stderr}");
     assert_eq!(code, 1);
     assert_eq!(
