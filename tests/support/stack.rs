@@ -66,6 +66,7 @@ fn start_or_reuse() -> Result<Stack, String> {
         return load(&shared);
     }
     // No shared stack: start one for this test binary only.
+    remove_stale_private_stacks();
     let dir = std::env::temp_dir().join(format!("upgrade-guard-stack-test-{}", std::process::id()));
     let mut watchdog = Command::new("bash")
         .arg("-c")
@@ -98,6 +99,34 @@ fn start_or_reuse() -> Result<Stack, String> {
         ));
     }
     load(&dir)
+}
+
+/// Private stacks are stopped by their watchdog but their directories (logs, etcd,
+/// PostgreSQL data: about 100 MB each) stay for a look after a failure; those of test
+/// binaries that have exited are removed when the next private stack starts.
+fn remove_stale_private_stacks() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("upgrade-guard-stack-test-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let exited = !Path::new(&format!("/proc/{pid}")).exists();
+        let stopped = stack_command(&entry.path(), "status")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| !s.success());
+        if exited && stopped {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Parses the `export KEY=VALUE` lines of the stack's env file.
