@@ -235,7 +235,7 @@ pub struct RawMigration {
     /// Workload restarted by the recommended command (default: the first one of the
     /// release's manifest).
     pub restart: Option<String>,
-    /// The database check, with its bounds (`name` is "migration").
+    /// The database check, with its bounds (`name` is "migration query").
     pub sql: Option<RawThreshold>,
 }
 
@@ -270,7 +270,7 @@ impl TryFrom<RawMigrationFields> for RawMigration {
         let has_bounds = r.min.is_some() || r.max.is_some() || r.equals.is_some();
         let sql = match r.sql {
             Some(sql) => Some(RawThreshold::try_from(RawThresholdFields {
-                name: "migration".into(),
+                name: "migration query".into(),
                 query: None,
                 sql: Some(sql),
                 min: r.min,
