@@ -1,6 +1,7 @@
 //! Bounded checks (pure): dependencies, custom checks and the migration's database check
-//! compare every value of their query (PromQL or SQL) with `min`/`max` (`equals` is both). An empty answer is judged by `on_no_data`; a NaN is
-//! `inconclusive` (a 0/0 is not a pass). The `for:` duration is applied by the caller
+//! compare every value of their query (PromQL or SQL) with `min`/`max` (`equals` is both).
+//! An empty answer is judged by `on_no_data`; a NaN is `inconclusive` (a 0/0 is not a
+//! pass). The `for:` duration is applied by the caller
 //! (`super::hold`), so a value out of bounds in one answer never fails the check.
 //!
 //! A custom check describes the release's own health: while its workloads are still
