@@ -524,35 +524,15 @@ async fn a_dry_run_reports_the_command_and_runs_nothing() {
 /// decided: the decision re-reads the history and holds; nothing is recorded or run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_revision_written_meanwhile_means_no_rollback() {
-    use upgrade_guard::config::Config;
-    use upgrade_guard::metrics::ActionMetrics;
     use upgrade_guard::release::labels::Storage;
-    use upgrade_guard::remediation::Remediator;
-    use upgrade_guard::remediation::helm::HelmRunner;
     use upgrade_guard::remediation::leader::Leadership;
 
     let ns = tkube::namespace("auto-race").await;
     let n = ns.name.as_str();
-    install(n, "app", "demo-app", &[]);
-    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
-    let config = Config::parse(&auto_config(NO_PROMETHEUS, n, "", ""), "t").unwrap();
+    let leading = Leadership::manual("replica-a");
+    leading.set_leading(true);
+    let (mut remediator, _finished, policy) = in_process_remediator(n, leading).await;
     let key = ReleaseKey::new(n, "app");
-    let policy = config.policy_for(&key);
-    let (mut remediator, _finished) = Remediator::new(
-        tkube::client().await,
-        n,
-        HelmRunner {
-            program: stack().helm_bin.display().to_string(),
-            global_args: vec![],
-        },
-        config.actions.clone(),
-        {
-            let leading = Leadership::manual("replica-a");
-            leading.set_leading(true);
-            leading
-        },
-        ActionMetrics::default(),
-    );
     // Revision 2 was judged failed; before the decision reads the history, someone
     // upgrades again.
     let report = failed_report(n);
@@ -936,6 +916,40 @@ async fn a_leader_cut_off_stops_leading_before_another_takes_over() {
 }
 
 /// A failed judgement of revision 2 of `app` whose remedy is a rollback to 1.
+/// A remediator in this process for release `app` of `n`, installed and upgraded to a
+/// revision that fails (unschedulable), in `mode: auto`, with `leadership`: the
+/// remediator, its channel of finished actions and the release's policy.
+async fn in_process_remediator(
+    n: &str,
+    leadership: upgrade_guard::remediation::leader::Leadership,
+) -> (
+    upgrade_guard::remediation::Remediator,
+    tokio::sync::mpsc::UnboundedReceiver<upgrade_guard::remediation::Finished>,
+    upgrade_guard::config::ReleasePolicy,
+) {
+    use upgrade_guard::remediation::helm::HelmRunner;
+    install(n, "app", "demo-app", &[]);
+    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    let config =
+        upgrade_guard::config::Config::parse(&auto_config(NO_PROMETHEUS, n, "", ""), "t").unwrap();
+    let policy = config.policy_for(&ReleaseKey::new(n, "app"));
+    let (remediator, finished) = upgrade_guard::remediation::Remediator::new(
+        tkube::client().await,
+        n,
+        HelmRunner {
+            program: stack().helm_bin.display().to_string(),
+            global_args: vec![
+                "--kubeconfig".into(),
+                stack().kubeconfig.display().to_string(),
+            ],
+        },
+        config.actions.clone(),
+        leadership,
+        upgrade_guard::metrics::ActionMetrics::default(),
+    );
+    (remediator, finished, policy)
+}
+
 fn failed_report(n: &str) -> upgrade_guard::evaluation::Report {
     use upgrade_guard::checks::{CheckResult, FailClass, Outcome};
     use upgrade_guard::release::ReleaseStatus;
@@ -969,35 +983,14 @@ fn failed_report(n: &str) -> upgrade_guard::evaluation::Report {
 /// then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_becomes_leader_acts_at_once() {
-    use upgrade_guard::config::Config;
-    use upgrade_guard::metrics::ActionMetrics;
     use upgrade_guard::release::labels::Storage;
-    use upgrade_guard::remediation::Remediator;
-    use upgrade_guard::remediation::helm::HelmRunner;
     use upgrade_guard::remediation::leader::Leadership;
 
     let ns = tkube::namespace("auto-promoted").await;
     let n = ns.name.as_str();
-    install(n, "app", "demo-app", &[]);
-    upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
-    let config = Config::parse(&auto_config(NO_PROMETHEUS, n, "", ""), "t").unwrap();
-    let key = ReleaseKey::new(n, "app");
-    let policy = config.policy_for(&key);
     let leadership = Leadership::manual("replica-b");
-    let (mut remediator, mut finished) = Remediator::new(
-        tkube::client().await,
-        n,
-        HelmRunner {
-            program: stack().helm_bin.display().to_string(),
-            global_args: vec![
-                "--kubeconfig".into(),
-                stack().kubeconfig.display().to_string(),
-            ],
-        },
-        config.actions.clone(),
-        leadership.clone(),
-        ActionMetrics::default(),
-    );
+    let (mut remediator, mut finished, policy) = in_process_remediator(n, leadership.clone()).await;
+    let key = ReleaseKey::new(n, "app");
     let report = failed_report(n);
     remediator.decide(&report, &policy, Storage::Secret).await;
     let plan = serde_json::to_value(remediator.automation(&key, 2).plan).unwrap();
