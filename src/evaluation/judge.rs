@@ -243,16 +243,17 @@ fn provider_results(
             .map(|(before, a)| presence(rev, p, &before, &a, ctx));
         judged.push((format!("metrics_presence:{}", p.name), r, None));
     }
-    if let Some(m) = rev.policy.migration.as_ref().and_then(|m| m.sql.as_ref()) {
+    let migration_sql = rev.policy.migration.as_ref().and_then(|m| m.sql.as_ref());
+    if let Some((m, query)) = migration_sql.and_then(|m| Some((m, m.source.sql()?))) {
         // `for:` applies to the answers before the deadline decides (see `sql::migration`).
         let restart = e.restart_command();
         let state = e.checks.entry(sql::MIGRATION_SQL.to_string()).or_default();
-        let r = bounded_value(env, m, || Ok(Vec::new())).map(|v| {
-            let held = state
-                .hold
-                .apply(sql::confirmation(m, v.first().copied()), m.hold, env.now);
-            sql::migration(rev, held, &restart)
-        });
+        let r = sql_answer(env, query)
+            .map_err(|err| err.provider_error())
+            .map(|v| {
+                let held = state.hold.apply(sql::confirmation(m, v), m.hold, env.now);
+                sql::migration(rev, held, &restart)
+            });
         judged.push((sql::MIGRATION_SQL.to_string(), r, None));
     }
     if let Some(l) = &rev.policy.lag {
