@@ -16,4 +16,5 @@ pub mod release;
 pub mod remediation;
 pub mod suite;
 pub mod tracker;
+pub mod units;
 pub mod verdict;

@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::checks::{CheckResult, FailClass, Outcome, human};
+use crate::checks::{CheckResult, FailClass, Outcome};
 use crate::release::ReleaseKey;
 use crate::release::ReleaseStatus;
 use crate::release::labels::Storage;
 use crate::release::rollback_target::{BakeRecord, TargetBasis, select_rollback_target};
+use crate::units::human;
 
 /// A revision's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

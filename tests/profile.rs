@@ -31,7 +31,8 @@ use support::daemon::{Running, options};
 use support::exporter::{Body, Exporter};
 use support::prometheus::{Prometheus, Target};
 use support::{helm, kube as tkube, stack::stack, wait};
-use upgrade_guard::config::{DEFAULT_PROFILE, parse_duration};
+use upgrade_guard::config::DEFAULT_PROFILE;
+use upgrade_guard::units::parse_duration;
 
 /// Every duration upgrade-guard waits is divided by this.
 const FACTOR: u32 = 30;

@@ -9,9 +9,10 @@
 //! ran: a rollback or a pod restart would not help; the action is to fix the hook's cause.
 
 use super::observe::JobObs;
-use super::{Bound, CheckResult, FailClass, Outcome, Revision, between, human};
+use super::{Bound, CheckResult, FailClass, Outcome, Revision};
 use crate::release::ReleaseStatus;
 use crate::release::decode::{Hook, HookPhase, WorkloadKind};
+use crate::units::{between, human};
 
 impl Revision<'_> {
     fn migration_matches(&self, name: &str) -> bool {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{CheckResult, Outcome, between, human};
+use super::{CheckResult, Outcome};
+use crate::units::{between, human};
 
 /// Since when a check's condition has been failing, in successful answers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples, human, num};
+use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples};
 use crate::config::LagPolicy;
+use crate::units::{human, num};
 
 /// The recent part of the window whose slope must also exceed the limit.
 pub fn recent_window(p: &LagPolicy, scrape_interval: Duration) -> Duration {

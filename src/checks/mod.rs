@@ -45,15 +45,10 @@ pub struct Revision<'a> {
     pub stuck_pending_after: Duration,
 }
 
-/// Time from `since` to `now`, zero if negative.
-pub fn between(since: Timestamp, now: Timestamp) -> Duration {
-    Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO)
-}
-
 impl Revision<'_> {
     /// Time since the upgrade started.
     pub fn elapsed(&self) -> Duration {
-        between(self.started, self.now)
+        crate::units::between(self.started, self.now)
     }
 
     /// The readiness deadline has passed.
@@ -225,42 +220,6 @@ impl CheckResult {
     }
 }
 
-/// Renders a duration the way an operator writes it (`45m`, `1h30m`, `90s` → `1m30s`).
-pub fn human(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs == 0 {
-        return if d.is_zero() {
-            "0s".to_string()
-        } else {
-            format!("{}ms", d.as_millis())
-        };
-    }
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
-}
-
-/// Renders a number without noise (`3`, `0.083`, `1200.5`).
-pub fn num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else if v.abs() >= 100.0 {
-        format!("{v:.1}")
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
-
 mod duration_secs {
     use serde::Serializer;
     use std::time::Duration;
@@ -285,16 +244,5 @@ mod tests {
         assert_eq!(all, Outcome::ALL);
         assert!(Outcome::Inconclusive < Outcome::Fail);
         assert!(Outcome::Warn < Outcome::Inconclusive);
-    }
-
-    #[test]
-    fn durations_and_numbers_read_naturally() {
-        assert_eq!(human(Duration::from_secs(45 * 60)), "45m");
-        assert_eq!(human(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(human(Duration::from_secs(90)), "1m30s");
-        assert_eq!(human(Duration::from_millis(500)), "500ms");
-        assert_eq!(num(3.0), "3");
-        assert_eq!(num(5.0 / 60.0), "0.083");
-        assert_eq!(num(1200.54), "1200.5");
     }
 }

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples, between, human, num};
+use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples};
 use crate::config::PresencePolicy;
+use crate::units::{between, human, num};
 
 /// Grace before a series counts as absent: the configured grace, but at least two scrapes.
 pub fn absence_grace(metrics_grace: Duration, scrape_interval: Duration) -> Duration {

@@ -13,8 +13,9 @@
 //! the caller (`super::hold`).
 
 use super::threshold::threshold;
-use super::{CheckResult, FailClass, Outcome, Revision, human};
+use super::{CheckResult, FailClass, Outcome, Revision};
 use crate::config::ThresholdPolicy;
+use crate::units::human;
 
 /// The name of the migration's database check.
 pub const MIGRATION_SQL: &str = "migration:sql";

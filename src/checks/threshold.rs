@@ -9,8 +9,9 @@
 //! restores its state, a consumer catches up — and is `pending` ([`while_starting`]).
 //! Dependencies are outside the release and are not held back.
 
-use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples, human, num};
+use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples};
 use crate::config::{OnNoData, ThresholdPolicy};
+use crate::units::{human, num};
 
 /// A bounded PromQL check; `class` is what a failure recommends.
 pub fn threshold(

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::observe::{PodObs, WorkloadObs};
-use super::{Bound, CheckResult, Outcome, Revision, between, human};
+use super::{Bound, CheckResult, Outcome, Revision};
 use crate::release::decode::WorkloadKind;
+use crate::units::{between, human};
 
 /// The rollout numbers of a workload, as `kubectl rollout status` reads them.
 struct Progress<'a> {

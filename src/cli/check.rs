@@ -19,9 +19,9 @@ use super::config::ConfigArgs;
 use super::history::{
     HistoryRow, RowDetail, read_history, read_revision, read_statuses, rollbacks_of,
 };
-use super::{CliError, Output, exit, parse_duration};
+use super::{CliError, Output, exit};
 use crate::bakes::{BakeEntry, BakeStore};
-use crate::checks::{Bound, human, num};
+use crate::checks::Bound;
 use crate::config::Config;
 use crate::evaluation::prometheus::Prometheus;
 use crate::evaluation::schedule::{self, Pacing, Rounds};
@@ -30,6 +30,7 @@ use crate::metrics::{PrometheusMetrics, registry};
 use crate::release::decode::ReleaseSummary;
 use crate::release::rollback_target::BakeRecord;
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::units::{human, num, parse_duration};
 use crate::verdict::{RecommendedAction, Verdict, guard};
 
 /// Arguments of `check`.

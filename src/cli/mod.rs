@@ -195,8 +195,6 @@ pub enum Command {
     Watch(watch::WatchArgs),
 }
 
-pub use crate::config::parse_duration;
-
 /// The global helm flags that point helm at the cluster the daemon uses.
 pub fn helm_args(args: &Args) -> Vec<String> {
     let mut out = Vec::new();
@@ -246,19 +244,9 @@ pub async fn kube_config(args: &Args) -> Result<kube::Config, CliError> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
-    use std::time::Duration;
 
     #[test]
     fn the_command_line_is_consistent() {
         Args::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_read_like_an_operator_writes_them() {
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("5").unwrap_err().contains("like 90s"));
-        assert!(parse_duration("-5m").unwrap_err().contains("negative"));
     }
 }

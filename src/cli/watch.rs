@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::config::ConfigArgs;
-use super::{CliError, Output, parse_duration};
+use super::{CliError, Output};
 use crate::config::{Config, ConfigError, WatchConfig};
 use crate::metrics::{TrackerMetrics, registry};
 use crate::release::decode::DecodeLimits;
@@ -15,6 +15,7 @@ use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
 use crate::tracker::fetch::FetchRetry;
 use crate::tracker::{Tracker, TrackerConfig};
+use crate::units::parse_duration;
 
 /// Arguments of `watch`. Without flags, the `watch` section of the configuration decides
 /// (namespaces, storage drivers, thresholds); flags override it and follow its rules.

@@ -127,7 +127,7 @@ impl WatchConfig {
                 "idle_timeout",
                 format!(
                     "must be longer than watch_timeout ({}), or quiet healthy watches would be cut",
-                    crate::checks::human(self.watch_timeout)
+                    crate::units::human(self.watch_timeout)
                 ),
             ));
         }
@@ -538,14 +538,6 @@ fn strip_yaml_path(message: &str) -> &str {
         }
         _ => message,
     }
-}
-
-/// Parses a duration such as `90s`, `15m`, `1h30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d: jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a duration like 90s, 15m or 1h30m ({e})"))?;
-    Duration::try_from(d).map_err(|_| format!("{s:?} must not be negative"))
 }
 
 /// Substitutes `{{namespace}}` and `{{release}}` in a query.

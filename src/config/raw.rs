@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::parse_duration;
+use crate::units::parse_duration;
 
 /// A duration written like `90s`, `15m`, `1h30m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

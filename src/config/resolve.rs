@@ -12,7 +12,7 @@ use super::{
     ReleasePolicy, SmtpSecurity, Source, SqlSource, StateConfig, Suite, ThresholdPolicy,
     WatchConfig,
 };
-use crate::checks::human;
+use crate::units::human;
 
 /// Path of the `defaults` section in error messages.
 const DEFAULTS_PATH: &str = "defaults";

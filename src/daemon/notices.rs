@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 
@@ -14,18 +14,12 @@ use crate::cli::history::{HistoryRow, RowDetail, read_history};
 use crate::config::{ReleasePolicy, render_query};
 use crate::release::ReleaseKey;
 use crate::remediation::restart;
+use crate::units::plus;
 
 /// How long an uninstall is told (its alert then resolves).
 pub const UNINSTALL_NOTICE_FOR: Duration = Duration::from_secs(3600);
 /// How long the export-views reminder is told.
 pub const EXPORT_VIEWS_NOTICE_FOR: Duration = Duration::from_secs(24 * 3600);
-
-fn until(now: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| now.checked_add(d).ok())
-        .unwrap_or(now)
-}
 
 /// The notice of an uninstall: the ConfigMaps matching the policy's leftover selector, listed
 /// with the command that deletes them (never deleted here).
@@ -71,7 +65,7 @@ pub async fn uninstalled(
         words,
         command,
         at: now,
-        until: until(now, UNINSTALL_NOTICE_FOR),
+        until: plus(now, UNINSTALL_NOTICE_FOR),
     }
 }
 
@@ -128,6 +122,6 @@ pub async fn export_views(
         ),
         command: Some(format!("kubectl exec -n {} {pod} -- {run}", key.namespace)),
         at: now,
-        until: until(now, EXPORT_VIEWS_NOTICE_FOR),
+        until: plus(now, EXPORT_VIEWS_NOTICE_FOR),
     })
 }

@@ -208,7 +208,7 @@ fn sql_dependency_troubles(
             e.sql_troubles.insert(d.name.clone(), env.now);
         }
         if let Some(last) = e.sql_troubles.get(&d.name)
-            && crate::checks::between(*last, env.now) <= window
+            && crate::units::between(*last, env.now) <= window
         {
             troubles.push(DependencyTrouble::OutOfBounds {
                 name: d.name.clone(),

@@ -152,13 +152,6 @@ impl Evaluation {
 /// SQL checks run at the same time, at most (each holds a database connection).
 const SQL_CONCURRENCY: usize = 4;
 
-fn add(d: Timestamp, by: Duration) -> Timestamp {
-    jiff::SignedDuration::try_from(by)
-        .ok()
-        .and_then(|s| d.checked_add(s).ok())
-        .unwrap_or(Timestamp::MAX)
-}
-
 /// What judging needs from the global configuration.
 #[derive(Debug, Clone, Copy)]
 struct Settings {
@@ -246,7 +239,7 @@ impl Evaluator {
         }
         let started = start.summary.last_deployed.unwrap_or(start.status_since);
         let evaluation = Evaluation {
-            bake_ends: add(started, policy.bake_window),
+            bake_ends: crate::units::plus(started, policy.bake_window),
             started,
             policy,
             baseline: None,

@@ -9,16 +9,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::checks::{Bound, CheckResult, Outcome, num};
+use crate::checks::{Bound, CheckResult, Outcome};
 use crate::daemon::state::ReleaseView;
 use crate::daemon::state::{Notice, NoticeKind};
 use crate::remediation::Automation;
 use crate::remediation::plan::Plan;
 use crate::remediation::records::{ActionKind, ActionRecord, Phase};
 use crate::suite::OrderWarning;
+use crate::units::num;
+use crate::units::plus;
 use crate::verdict::{RecommendedAction, Verdict};
 
 /// How long a resolved alert keeps being sent.
@@ -391,13 +393,6 @@ pub struct Ledger {
 
 fn key(a: &Alert) -> Vec<(&'static str, String)> {
     a.labels.iter().map(|(k, v)| (*k, v.clone())).collect()
-}
-
-fn plus(t: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .unwrap_or(t)
 }
 
 impl Ledger {

@@ -10,10 +10,11 @@ use minijinja::{Environment, context};
 use serde::Serialize;
 
 use super::alerts::{action_text, automatic_text};
-use crate::checks::{Bound, Outcome, num};
+use crate::checks::{Bound, Outcome};
 use crate::daemon::state::{Notice, NoticeKind, ReleaseView};
 use crate::release::ReleaseKey;
 use crate::remediation::records::{ActionKind, Phase};
+use crate::units::num;
 use crate::verdict::{RecommendedAction, Verdict};
 
 /// A state worth an email.

@@ -10,9 +10,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tracing::info;
 
-use crate::checks::human;
 use crate::release::ReleaseKey;
 use crate::release::labels::Storage;
+use crate::units::human;
 use crate::verdict::rollback_args;
 
 /// Lines of helm's output kept for the record.

@@ -30,6 +30,7 @@ use crate::evaluation::Report;
 use crate::metrics::ActionMetrics;
 use crate::release::labels::Storage;
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::units::plus;
 use crate::verdict::Verdict;
 use helm::HelmRunner;
 use leader::Leadership;
@@ -93,13 +94,6 @@ pub struct Remediator {
     rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
     dry_runs: BTreeSet<(ReleaseKey, u32)>,
     last_resume: Option<Instant>,
-}
-
-fn plus(t: Timestamp, d: Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .unwrap_or(t)
 }
 
 /// Whether `r` is the rollback that created `revision` (a rollback to `rolled_back_to`,

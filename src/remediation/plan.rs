@@ -9,15 +9,17 @@
 
 use std::collections::BTreeMap;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::Serialize;
 
 use super::records::{ActionKind, ActionRecord};
-use crate::checks::{CheckResult, Outcome, human};
+use crate::checks::{CheckResult, Outcome};
 use crate::config::{ActionsConfig, ReleasePolicy};
 use crate::release::labels::Storage;
 use crate::release::rollback_target::{BakeRecord, TargetBasis, select_rollback_target};
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::units::human;
+use crate::units::plus;
 use crate::verdict::{DEPENDENCY_PREFIX, RecommendedAction, Verdict, rollback_command};
 
 /// Why no automatic action is taken.
@@ -256,13 +258,6 @@ pub struct Facts<'a> {
     pub restart_workload: Option<String>,
     /// Now.
     pub now: Timestamp,
-}
-
-fn plus(t: Timestamp, d: std::time::Duration) -> Timestamp {
-    SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .unwrap_or(t)
 }
 
 fn stamp(t: Timestamp) -> String {

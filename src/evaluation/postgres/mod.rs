@@ -207,7 +207,7 @@ impl Postgres {
             Err(_) => Err(SqlError::Unavailable(format!(
                 "{}: no answer within {}",
                 target(db),
-                crate::checks::human(limit)
+                crate::units::human(limit)
             ))),
         };
         if let Some(m) = &self.metrics {
@@ -248,7 +248,7 @@ impl Postgres {
             Err(_) => {
                 return Err(SqlError::Unreachable(format!(
                     "{at}: no connection within {}",
-                    crate::checks::human(db.connect_timeout)
+                    crate::units::human(db.connect_timeout)
                 )));
             }
         };
@@ -315,7 +315,7 @@ where
         Some(c) if query_at_fault(c) => SqlError::Query(format!("{at} refused the query: {why}")),
         Some("57014") => SqlError::Unavailable(format!(
             "{at}: the query ran longer than statement_timeout ({}): {why}",
-            crate::checks::human(db.statement_timeout)
+            crate::units::human(db.statement_timeout)
         )),
         _ if why.starts_with("the query returned") => SqlError::Query(format!("{at}: {why}")),
         _ => SqlError::Unavailable(format!("{at}: {why}")),
