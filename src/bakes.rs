@@ -40,7 +40,7 @@ pub struct BakeEntry {
 
 impl BakeEntry {
     /// The entry for a final report.
-    pub fn of(report: &crate::evaluation::Report, verdict: BakeRecord) -> Self {
+    pub fn of(report: &crate::verdict::Report, verdict: BakeRecord) -> Self {
         Self {
             verdict,
             at: report.evaluated_at,

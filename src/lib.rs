@@ -15,6 +15,8 @@ pub mod notify;
 pub mod release;
 pub mod remediation;
 pub mod suite;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod tracker;
 pub mod units;
 pub mod verdict;

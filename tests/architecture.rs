@@ -65,7 +65,6 @@ const NOT_YET: &[&str] = &[
     "up metrics -> remediation",
     "up notify -> daemon",
     "up remediation -> cli",
-    "up remediation -> notify",
     "up suite -> daemon",
     "up suite -> verdict",
     "cycle src",

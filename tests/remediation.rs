@@ -950,13 +950,13 @@ async fn in_process_remediator(
     (remediator, finished, policy)
 }
 
-fn failed_report(n: &str) -> upgrade_guard::evaluation::Report {
+fn failed_report(n: &str) -> upgrade_guard::verdict::Report {
     use upgrade_guard::checks::{CheckResult, FailClass, Outcome};
     use upgrade_guard::release::ReleaseStatus;
     use upgrade_guard::release::rollback_target::TargetBasis;
     use upgrade_guard::verdict::{RecommendedAction, Verdict};
     let now = jiff::Timestamp::now();
-    upgrade_guard::evaluation::Report {
+    upgrade_guard::verdict::Report {
         release: ReleaseKey::new(n, "app"),
         revision: 2,
         status: ReleaseStatus::Deployed,

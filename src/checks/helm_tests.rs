@@ -1,9 +1,9 @@
 //! Table tests of the Helm and Job checks with plain values.
 
 use super::*;
-use crate::checks::test_support::*;
 use crate::config::MigrationPolicy;
 use crate::release::decode::{Hook, ReleaseSummary};
+use crate::test_support::*;
 
 fn with_migration(required: bool) -> crate::config::ReleasePolicy {
     let mut p = policy();

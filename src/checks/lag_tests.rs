@@ -1,8 +1,8 @@
 //! Tests of the lag check with plain answers.
 
 use super::*;
-use crate::checks::test_support::*;
 use crate::release::ReleaseStatus;
+use crate::test_support::*;
 
 const SCRAPE: Duration = Duration::from_secs(30);
 

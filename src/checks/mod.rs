@@ -9,8 +9,6 @@ pub mod observe;
 pub mod presence;
 pub mod provider;
 pub mod sql;
-#[cfg(test)]
-pub(crate) mod test_support;
 pub mod threshold;
 pub mod workload;
 

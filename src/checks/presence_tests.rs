@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::checks::test_support::*;
 use crate::release::ReleaseStatus;
+use crate::test_support::*;
 
 const SCRAPE: Duration = Duration::from_secs(30);
 

@@ -80,8 +80,8 @@ pub fn unreachable(check: &str, name: &str, error: &str) -> CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::test_support::*;
     use crate::config::{OnNoData, Source, SqlSource};
+    use crate::test_support::*;
     use std::time::Duration;
 
     fn confirmed(on_no_data: OnNoData) -> ThresholdPolicy {

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use super::*;
-use crate::checks::test_support::{policy, rev, summary};
 use crate::config::FailAction;
 use crate::release::ReleaseStatus;
+use crate::test_support::{policy, rev, summary};
 
 #[test]
 fn threshold_table() {

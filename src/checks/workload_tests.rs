@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::checks::observe::PodProblem;
-use crate::checks::test_support::*;
 use crate::release::ReleaseStatus;
+use crate::test_support::*;
 
 fn deploy(ready: i32, desired: i32) -> WorkloadObs {
     WorkloadObs {

@@ -25,13 +25,12 @@ use crate::checks::Bound;
 use crate::config::Config;
 use crate::evaluation::prometheus::Prometheus;
 use crate::evaluation::schedule::{self, Pacing, Rounds};
-use crate::evaluation::{Evaluator, Report, Start};
+use crate::evaluation::{Evaluator, Start};
 use crate::metrics::{PrometheusMetrics, registry};
 use crate::release::decode::ReleaseSummary;
-use crate::release::rollback_target::BakeRecord;
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::units::{human, num, parse_duration};
-use crate::verdict::{RecommendedAction, Verdict, guard};
+use crate::verdict::{RecommendedAction, Report, Verdict, guard};
 
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
@@ -65,27 +64,6 @@ pub fn exit_code(v: Verdict) -> i32 {
         Verdict::Inconclusive => exit::INCONCLUSIVE,
         Verdict::Progressing => exit::PROGRESSING,
         Verdict::Degraded => exit::DEGRADED,
-    }
-}
-
-/// The action in words, with its command on its own line.
-pub fn action_words(action: &RecommendedAction) -> String {
-    match action {
-        RecommendedAction::None => "none".to_string(),
-        RecommendedAction::Rollback {
-            target, command, ..
-        } => format!("roll back to revision {target}\n  {command}"),
-        RecommendedAction::RestartPod { command } => {
-            format!("restart the pod, the migration resumes (no rollback)\n  {command}")
-        }
-        RecommendedAction::FixDependency { name } => {
-            format!("fix the dependency {name} first: a rollback will not work until it is healthy")
-        }
-        RecommendedAction::FixHook { hook, command } => format!(
-            "fix what made the hook {hook} fail, then run the upgrade again (the new version never ran: no rollback, no restart)\n  {command}"
-        ),
-        RecommendedAction::Investigate { reason } => format!("investigate: {reason}"),
-        RecommendedAction::Hold { reason } => format!("hold: {reason}"),
     }
 }
 
@@ -130,7 +108,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "\nnote: {note}");
     }
     let _ = writeln!(out, "\nverdict: {}", r.verdict.as_str());
-    let _ = writeln!(out, "action: {}", action_words(&r.action));
+    let _ = writeln!(out, "action: {}", r.action.words());
     out
 }
 
@@ -401,17 +379,12 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError
 
 /// Writes a final verdict to the bake records; a failure is reported, not fatal.
 async fn record(store: &BakeStore, report: &Report) {
-    let verdict = match report.verdict {
-        Verdict::Healthy => BakeRecord::Healthy,
-        Verdict::Degraded => BakeRecord::Degraded,
-        Verdict::Failed => BakeRecord::Failed,
-        Verdict::Progressing | Verdict::Inconclusive => {
-            eprintln!(
-                "note: not recorded: {} is not a final verdict",
-                report.verdict.as_str()
-            );
-            return;
-        }
+    let Some(verdict) = report.verdict.bake_record() else {
+        eprintln!(
+            "note: not recorded: {} is not a final verdict",
+            report.verdict.as_str()
+        );
+        return;
     };
     let entry = BakeEntry::of(report, verdict);
     if let Err(e) = store.record(&report.release, report.revision, &entry).await {

@@ -17,10 +17,11 @@ use super::history::{RowDetail, read_history, rollbacks_of};
 use crate::bakes::BakeStore;
 use crate::config::Config;
 use crate::evaluation::prometheus::Prometheus;
-use crate::evaluation::{Evaluator, Report, Start};
+use crate::evaluation::{Evaluator, Start};
 use crate::metrics::{PrometheusMetrics, registry};
 use crate::release::labels::{HELM_OWNER_SELECTOR, Storage, revision_from_meta};
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::verdict::Report;
 use crate::verdict::guard;
 
 /// One release as judged on the spot.

@@ -9,7 +9,7 @@ use super::config::ConfigArgs;
 use super::spot::{self, Spot};
 use super::{CliError, Output, table};
 use crate::checks::Outcome;
-use crate::notify::alerts::{action_text, record_text};
+use crate::notify::alerts::record_text;
 use crate::remediation::record_for;
 use crate::remediation::records::RecordStore;
 
@@ -60,7 +60,7 @@ fn text(v: &Value) -> String {
     v.as_str().map(String::from).unwrap_or_default()
 }
 
-/// The action of `/api/v1/releases` in the words of [`action_text`].
+/// The action of `/api/v1/releases` in the words of `RecommendedAction::words`.
 fn action_of(a: &Value) -> String {
     let field = |k: &str| text(&a[k]);
     match a["action"].as_str().unwrap_or("none") {
@@ -157,7 +157,7 @@ fn row_of_spot(
                 .collect(),
             match &r.action {
                 crate::verdict::RecommendedAction::None => String::new(),
-                a => action_text(a),
+                a => a.words(),
             },
         ),
         (None, None) => ("not judged".to_string(), Vec::new(), String::new()),

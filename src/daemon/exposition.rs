@@ -224,11 +224,11 @@ impl Collector for ReleaseCollector {
 mod tests {
     use super::*;
     use crate::checks::{CheckResult, Threshold};
-    use crate::evaluation::Report;
     use crate::release::event::{ReleaseEvent, ReleaseEventKind};
     use crate::release::labels::Storage;
     use crate::release::{ReleaseKey, ReleaseStatus};
     use crate::verdict::RecommendedAction;
+    use crate::verdict::Report;
     use jiff::Timestamp;
 
     #[test]
@@ -237,7 +237,7 @@ mod tests {
         let mut registry = crate::metrics::registry();
         registry.register_collector(Box::new(ReleaseCollector::new(state.clone())));
         let key = ReleaseKey::new("gim", "gim");
-        let mut summary = crate::checks::test_support::summary(&[], &[]);
+        let mut summary = crate::test_support::summary(&[], &[]);
         summary.revision = 7;
         summary.last_deployed = Some(Timestamp::from_second(1_800_000_000).unwrap());
         let event = ReleaseEvent {

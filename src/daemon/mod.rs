@@ -28,7 +28,7 @@ use crate::cli::history::{RowDetail, read_history, read_statuses, rollbacks_of};
 use crate::config::Config;
 use crate::evaluation::prometheus::{ClientError, Prometheus};
 use crate::evaluation::stores::Stores;
-use crate::evaluation::{Evaluator, Report, Start};
+use crate::evaluation::{Evaluator, Start};
 use crate::metrics::{
     ActionMetrics, DatabaseMetrics, NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry,
 };
@@ -44,9 +44,9 @@ use crate::remediation::leader::{self, Elector};
 use crate::remediation::{Finished, Remediator};
 use crate::suite::order_warnings;
 use crate::tracker::{Tracker, client_config};
-use crate::verdict::{ActionContext, RecommendedAction, Verdict, guard, recommend};
+use crate::verdict::{ActionContext, RecommendedAction, Report, Verdict, guard, recommend};
 use http::{Readiness, Served};
-use state::{ReleaseView, State, is_final};
+use state::{ReleaseView, State};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -548,7 +548,7 @@ impl Daemon {
                 };
                 report.action = decided;
             }
-            let done = is_final(&report);
+            let done = report.is_final();
             let previous = self
                 .state
                 .read()
@@ -707,11 +707,8 @@ impl Daemon {
     }
 
     async fn record(&self, report: &Report) {
-        let verdict = match report.verdict {
-            Verdict::Healthy => BakeRecord::Healthy,
-            Verdict::Degraded => BakeRecord::Degraded,
-            Verdict::Failed => BakeRecord::Failed,
-            Verdict::Progressing | Verdict::Inconclusive => return,
+        let Some(verdict) = report.verdict.bake_record() else {
+            return;
         };
         let entry = BakeEntry::of(report, verdict);
         if let Err(e) = self

@@ -8,11 +8,10 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::checks::CheckResult;
-use crate::evaluation::Report;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
 use crate::release::{ReleaseKey, ReleaseStatus};
-use crate::verdict::{RecommendedAction, Verdict};
+use crate::verdict::{RecommendedAction, Report, Verdict};
 
 /// Chart identity of the latest revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -297,20 +296,10 @@ pub fn recorded_failure(entry: &crate::bakes::BakeEntry) -> Vec<CheckResult> {
         .collect()
 }
 
-/// Whether an evaluation ends with this verdict: the bake window passed and the verdict is
-/// a judgement (healthy, degraded, failed). Inconclusive goes on being evaluated.
-pub fn is_final(report: &Report) -> bool {
-    report.evaluated_at >= report.bake_ends
-        && matches!(
-            report.verdict,
-            Verdict::Healthy | Verdict::Degraded | Verdict::Failed
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::test_support::summary;
+    use crate::test_support::{report, summary};
     use std::sync::Arc;
 
     fn event(revision: u32, kind: ReleaseEventKind, with_summary: bool) -> ReleaseEvent {
@@ -324,22 +313,6 @@ mod tests {
             resumed: false,
             kind,
             summary: with_summary.then(|| Arc::new(s)),
-        }
-    }
-
-    fn report(revision: u32, verdict: Verdict, evaluated_at: i64, bake_ends: i64) -> Report {
-        Report {
-            release: ReleaseKey::new("ns", "app"),
-            revision,
-            status: ReleaseStatus::Deployed,
-            chart: "app-1.0.0".into(),
-            verdict,
-            action: RecommendedAction::None,
-            results: vec![],
-            notes: vec![],
-            started: Timestamp::from_second(0).unwrap(),
-            bake_ends: Timestamp::from_second(bake_ends).unwrap(),
-            evaluated_at: Timestamp::from_second(evaluated_at).unwrap(),
         }
     }
 
@@ -397,14 +370,5 @@ mod tests {
         };
         assert!(!state.event(&event(4, gone, false)));
         assert_eq!(state.releases().count(), 0);
-    }
-
-    #[test]
-    fn an_evaluation_ends_after_the_bake_with_a_judgement() {
-        assert!(!is_final(&report(2, Verdict::Failed, 50, 100)));
-        assert!(is_final(&report(2, Verdict::Failed, 100, 100)));
-        assert!(is_final(&report(2, Verdict::Healthy, 101, 100)));
-        assert!(!is_final(&report(2, Verdict::Inconclusive, 500, 100)));
-        assert!(!is_final(&report(2, Verdict::Progressing, 500, 100)));
     }
 }

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
 
 use crate::checks::CheckResult;
 use crate::checks::hold::Hold;
@@ -36,36 +35,8 @@ use crate::config::{Config, ReleasePolicy, render_query};
 use crate::release::decode::{ReleaseSummary, WorkloadKind};
 use crate::release::rollback_target::BakeRecord;
 use crate::release::{ReleaseKey, ReleaseStatus};
-use crate::verdict::{RecommendedAction, Verdict};
+use crate::verdict::Report;
 use prometheus::Prometheus;
-
-/// The judgement of one revision at one time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Report {
-    /// The release.
-    pub release: ReleaseKey,
-    /// The revision judged.
-    pub revision: u32,
-    /// Its status at the time.
-    pub status: ReleaseStatus,
-    /// `chart-version`.
-    pub chart: String,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// What to do about it.
-    pub action: RecommendedAction,
-    /// Every check's result.
-    pub results: Vec<CheckResult>,
-    /// Facts the operator should know about the configuration against this release (for
-    /// example a progress deadline shorter than the readiness deadline).
-    pub notes: Vec<String>,
-    /// When the upgrade started.
-    pub started: Timestamp,
-    /// When the bake window ends.
-    pub bake_ends: Timestamp,
-    /// When this judgement was made.
-    pub evaluated_at: Timestamp,
-}
 
 /// What starts an evaluation.
 #[derive(Debug, Clone)]
@@ -379,13 +350,7 @@ impl Evaluator {
                 settings: self.settings,
             };
             let report = judge::judge(e, &env, kube);
-            let record = match report.verdict {
-                Verdict::Healthy => Some(BakeRecord::Healthy),
-                Verdict::Degraded => Some(BakeRecord::Degraded),
-                Verdict::Failed => Some(BakeRecord::Failed),
-                Verdict::Progressing | Verdict::Inconclusive => None,
-            };
-            if let Some(record) = record {
+            if let Some(record) = report.verdict.bake_record() {
                 self.record_bake(key, report.revision, record);
             }
             reports.push(report);

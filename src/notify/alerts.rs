@@ -21,7 +21,7 @@ use crate::remediation::records::{ActionKind, ActionRecord, Phase};
 use crate::suite::OrderWarning;
 use crate::units::num;
 use crate::units::plus;
-use crate::verdict::{RecommendedAction, Verdict};
+use crate::verdict::Verdict;
 
 /// How long a resolved alert keeps being sent.
 pub const RESOLVED_FOR: Duration = Duration::from_secs(5 * 60);
@@ -47,27 +47,6 @@ pub struct PostableAlert {
     pub starts_at: Timestamp,
     /// When Alertmanager should consider it resolved if not sent again.
     pub ends_at: Timestamp,
-}
-
-/// The words and the command for an action.
-pub fn action_text(action: &RecommendedAction) -> String {
-    match action {
-        RecommendedAction::None => "none".into(),
-        RecommendedAction::Rollback {
-            target, command, ..
-        } => format!("roll back to revision {target}: {command}"),
-        RecommendedAction::RestartPod { command } => {
-            format!("restart the pod, the migration resumes: {command}")
-        }
-        RecommendedAction::FixDependency { name } => {
-            format!("fix the dependency {name} first; a rollback would not help")
-        }
-        RecommendedAction::FixHook { hook, command } => format!(
-            "the hook {hook} failed before the new version was applied; fix its cause and upgrade again (logs: {command})"
-        ),
-        RecommendedAction::Investigate { reason } => format!("investigate: {reason}"),
-        RecommendedAction::Hold { reason } => format!("no action now: {reason}"),
-    }
 }
 
 fn measured(r: &CheckResult) -> String {
@@ -189,7 +168,7 @@ pub fn desired<'a>(
                         ),
                     ),
                     ("description", format!("{}{}", r.summary, measured(r))),
-                    ("recommended_action", action_text(&j.action)),
+                    ("recommended_action", j.action.words()),
                 ]
                 .into_iter()
                 .chain(

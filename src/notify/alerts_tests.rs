@@ -6,6 +6,7 @@ use crate::daemon::state::Judgement;
 use crate::release::labels::Storage;
 use crate::release::rollback_target::TargetBasis;
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::verdict::RecommendedAction;
 
 fn t(s: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + s).unwrap()

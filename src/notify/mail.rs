@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use super::alerts::{action_text, automatic_text};
+use super::alerts::automatic_text;
 use crate::checks::{Bound, Outcome};
 use crate::daemon::state::{Notice, NoticeKind, ReleaseView};
 use crate::release::ReleaseKey;
@@ -244,7 +244,7 @@ impl Mailbook {
             chart => view.chart.as_ref().map(|c| format!("{}-{}", c.name, c.version)),
             started => view.started.map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()),
             problem => view.problem.clone(),
-            action => action.map(action_text),
+            action => action.map(RecommendedAction::words),
             automatic => view.automation.as_ref().and_then(automatic_text),
             command => command,
             checks => checks,

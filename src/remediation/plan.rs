@@ -217,10 +217,7 @@ pub fn precheck(
         other => {
             return Precheck::Hold(hold(
                 HoldReason::NeedsOperator,
-                format!(
-                    "this failure has no automatic remedy: {}",
-                    crate::notify::alerts::action_text(other)
-                ),
+                format!("this failure has no automatic remedy: {}", other.words()),
             ));
         }
     };

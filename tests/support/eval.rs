@@ -9,9 +9,10 @@ use jiff::Timestamp;
 use upgrade_guard::cli::history::{RowDetail, read_history};
 use upgrade_guard::config::Config;
 use upgrade_guard::evaluation::prometheus::Prometheus as PromClient;
-use upgrade_guard::evaluation::{Evaluator, Report, Start};
+use upgrade_guard::evaluation::{Evaluator, Start};
 use upgrade_guard::metrics::{PrometheusMetrics, registry};
 use upgrade_guard::release::ReleaseKey;
+use upgrade_guard::verdict::Report;
 use upgrade_guard::verdict::Verdict;
 
 use super::exporter::Exporter;

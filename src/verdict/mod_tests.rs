@@ -4,6 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::checks::provider::{ProviderError, ProviderState};
+use crate::release::rollback_target::TargetBasis;
 
 fn r(outcome: Outcome) -> CheckResult {
     CheckResult::new("c", outcome, format!("{outcome:?}"))

@@ -1,13 +1,16 @@
-//! Plain values shared by the checks' tests: a policy, a summary and a revision context.
+//! Plain values shared by the unit tests: a policy, a summary, a revision context, a pod and
+//! a report.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::Revision;
+use crate::checks::Revision;
+use crate::checks::observe::{PodObs, PodProblem};
 use crate::config::{Config, ReleasePolicy};
 use crate::release::decode::{ChartRef, Hook, HookPhase, ObjectRef, ReleaseSummary, WorkloadKind};
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::verdict::{RecommendedAction, Report, Verdict};
 
 pub const MIN: Duration = Duration::from_secs(60);
 
@@ -64,8 +67,8 @@ pub fn summary(
 }
 
 /// A pod not Ready since minute `since`, for `reason`.
-pub fn pod(name: &str, problem: super::observe::PodProblem, since: i64) -> super::observe::PodObs {
-    super::observe::PodObs {
+pub fn pod(name: &str, problem: PodProblem, since: i64) -> PodObs {
+    PodObs {
         name: name.into(),
         problem: Some(problem),
         not_ready_since: at(since),
@@ -87,5 +90,23 @@ pub fn rev<'a>(
         status_since: at(0),
         policy: p,
         stuck_pending_after: 15 * MIN,
+    }
+}
+
+/// A report of revision `revision` of `ns/app` judged at second `evaluated_at`, its bake
+/// window ending at second `bake_ends`.
+pub fn report(revision: u32, verdict: Verdict, evaluated_at: i64, bake_ends: i64) -> Report {
+    Report {
+        release: ReleaseKey::new("ns", "app"),
+        revision,
+        status: ReleaseStatus::Deployed,
+        chart: "app-1.0.0".into(),
+        verdict,
+        action: RecommendedAction::None,
+        results: vec![],
+        notes: vec![],
+        started: Timestamp::from_second(0).unwrap(),
+        bake_ends: Timestamp::from_second(bake_ends).unwrap(),
+        evaluated_at: Timestamp::from_second(evaluated_at).unwrap(),
     }
 }

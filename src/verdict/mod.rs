@@ -19,8 +19,13 @@ use crate::checks::{CheckResult, FailClass, Outcome};
 use crate::release::ReleaseKey;
 use crate::release::ReleaseStatus;
 use crate::release::labels::Storage;
-use crate::release::rollback_target::{BakeRecord, TargetBasis, select_rollback_target};
-use crate::units::human;
+use crate::release::rollback_target::{BakeRecord, select_rollback_target};
+
+mod action;
+mod report;
+
+pub use action::{RecommendedAction, rollback_args, rollback_command};
+pub use report::Report;
 
 /// A revision's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -60,52 +65,6 @@ impl Verdict {
     }
 }
 
-/// What the operator (or the daemon, in `auto` mode) should do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum RecommendedAction {
-    /// Nothing.
-    None,
-    /// Roll back to a known-good revision.
-    Rollback {
-        /// Revision to roll back to.
-        target: u32,
-        /// Why that one.
-        basis: TargetBasis,
-        /// The exact command.
-        command: String,
-    },
-    /// Restart the pod so the migration resumes.
-    RestartPod {
-        /// The exact command.
-        command: String,
-    },
-    /// Fix the named dependency first; a rollback would not work.
-    FixDependency {
-        /// The dependency.
-        name: String,
-    },
-    /// A hook that runs before the manifest failed: the new version never ran; fix the
-    /// hook's cause and run the operation again.
-    FixHook {
-        /// The hook.
-        hook: String,
-        /// The command that shows its logs.
-        command: String,
-    },
-    /// Someone has to look.
-    Investigate {
-        /// Why.
-        reason: String,
-    },
-    /// Nothing may be done now (the judged revision is no longer the latest, a Helm
-    /// operation holds the release, or it was uninstalled).
-    Hold {
-        /// Why.
-        reason: String,
-    },
-}
-
 /// The verdict of a set of results.
 pub fn verdict(results: &[CheckResult], bake_over: bool) -> Verdict {
     let has = |o: Outcome| results.iter().any(|r| r.outcome == o);
@@ -119,6 +78,19 @@ pub fn verdict(results: &[CheckResult], bake_over: bool) -> Verdict {
         Verdict::Degraded
     } else {
         Verdict::Healthy
+    }
+}
+
+impl Verdict {
+    /// The bake record a final verdict leaves (healthy, degraded, failed); `None` for a
+    /// verdict that is no judgement (progressing, inconclusive).
+    pub fn bake_record(self) -> Option<BakeRecord> {
+        match self {
+            Self::Healthy => Some(BakeRecord::Healthy),
+            Self::Degraded => Some(BakeRecord::Degraded),
+            Self::Failed => Some(BakeRecord::Failed),
+            Self::Progressing | Self::Inconclusive => None,
+        }
     }
 }
 
@@ -141,49 +113,6 @@ pub struct ActionContext<'a> {
     pub storage: Storage,
     /// The command that restarts the release's pods.
     pub restart_command: String,
-}
-
-/// The arguments of `helm rollback <release> <target> -n <namespace> [--wait] --timeout <t>`:
-/// always a target (a bare `helm rollback <release>` goes to the previous revision even
-/// when it failed). `--wait` for what upgrade-guard runs itself.
-pub fn rollback_args(
-    release: &ReleaseKey,
-    target: u32,
-    timeout: Duration,
-    wait: bool,
-) -> Vec<String> {
-    let mut args = vec![
-        "rollback".to_string(),
-        release.name.to_string(),
-        target.to_string(),
-        "-n".to_string(),
-        release.namespace.to_string(),
-    ];
-    if wait {
-        args.push("--wait".to_string());
-    }
-    args.extend(["--timeout".to_string(), human(timeout)]);
-    args
-}
-
-/// [`rollback_args`] as the command line an operator types, preceded by
-/// `HELM_DRIVER=configmap` for a release Helm keeps in ConfigMaps (helm would not find it
-/// otherwise).
-pub fn rollback_command(
-    release: &ReleaseKey,
-    storage: Storage,
-    target: u32,
-    timeout: Duration,
-    wait: bool,
-) -> String {
-    let driver = match storage {
-        Storage::Secret => String::new(),
-        other => format!("HELM_DRIVER={} ", other.as_str()),
-    };
-    format!(
-        "{driver}helm {}",
-        rollback_args(release, target, timeout, wait).join(" ")
-    )
 }
 
 /// Prefix of the dependency checks' names (`dependency:kafka`).
@@ -381,5 +310,5 @@ fn for_failure(results: &[CheckResult], ctx: &ActionContext<'_>) -> RecommendedA
 }
 
 #[cfg(test)]
-#[path = "verdict_tests.rs"]
+#[path = "mod_tests.rs"]
 mod tests;
