@@ -4,6 +4,7 @@
 //! The crate follows the data flow of `docs/architecture.md`: each box is one module, the
 //! pure decision steps take plain values and never a client.
 
+pub mod api_error;
 pub mod bakes;
 pub mod checks;
 pub mod cli;

@@ -21,7 +21,7 @@ use support::{helm, kube as tkube};
 use upgrade_guard::checks::Outcome;
 use upgrade_guard::config::Config;
 use upgrade_guard::evaluation::Evaluator;
-use upgrade_guard::metrics::PrometheusMetrics;
+use upgrade_guard::evaluation::metrics::{PrometheusMetrics, QueryOutcome};
 use upgrade_guard::verdict::{RecommendedAction, Verdict};
 
 fn config_yaml(prometheus_url: &str, release_extra: &str) -> String {
@@ -233,7 +233,7 @@ async fn prometheus_stopped_mid_evaluation_is_inconclusive_never_failed() {
         replayed.summary
     );
     assert_eq!(report.verdict, Verdict::Inconclusive);
-    assert!(metrics.queries_with("error") >= 4);
+    assert!(metrics.queries_with(QueryOutcome::Error) >= 4);
     let custom = result(&report, "custom:errors");
     assert!(
         custom.summary.contains("Prometheus did not answer"),
@@ -283,7 +283,7 @@ async fn one_query_per_check_type_per_round_for_all_releases() {
     // First round: one baseline query for both revisions (each evaluated with `@` at its
     // own upgrade), then one query per check type.
     evaluator.round(Timestamp::now()).await;
-    let first = metrics.queries_with("success");
+    let first = metrics.queries_with(QueryOutcome::Success);
     assert_eq!(
         first,
         1 + 4,
@@ -291,7 +291,7 @@ async fn one_query_per_check_type_per_round_for_all_releases() {
     );
     let reports = evaluator.round(Timestamp::now()).await;
     assert_eq!(
-        metrics.queries_with("success") - first,
+        metrics.queries_with(QueryOutcome::Success) - first,
         4,
         "4 queries for 2 releases"
     );

@@ -26,6 +26,7 @@ use support::{helm, kube as tkube, wait};
 use upgrade_guard::checks::Outcome;
 use upgrade_guard::config::render_query;
 use upgrade_guard::evaluation::Start;
+use upgrade_guard::evaluation::metrics::QueryOutcome;
 use upgrade_guard::evaluation::promql;
 use upgrade_guard::release::decode::{ChartRef, ReleaseSummary};
 use upgrade_guard::release::{ReleaseKey, ReleaseStatus};
@@ -356,11 +357,11 @@ async fn batched_queries_go_by_post_past_the_limit_of_a_get() {
         );
     }
     assert_eq!(
-        metrics.queries_with("success"),
+        metrics.queries_with(QueryOutcome::Success),
         1,
         "one query for {releases} releases"
     );
-    assert_eq!(metrics.queries_with("error"), 0);
+    assert_eq!(metrics.queries_with(QueryOutcome::Error), 0);
 }
 
 /// Sends `/api/v1/query?query=<query>` by GET on a plain socket (HTTP clients refuse to

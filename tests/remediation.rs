@@ -945,7 +945,7 @@ async fn in_process_remediator(
         },
         config.actions.clone(),
         leadership,
-        upgrade_guard::metrics::ActionMetrics::default(),
+        upgrade_guard::remediation::metrics::ActionMetrics::default(),
     );
     (remediator, finished, policy)
 }

@@ -21,7 +21,7 @@ use support::helm::{self, Helm};
 use support::proxy::Proxy;
 use support::tracker::{WAIT, Watching, line};
 use support::{kube as tkube, wait};
-use upgrade_guard::metrics::{TrackerMetrics, registry, watch_kind};
+use upgrade_guard::metrics::registry;
 use upgrade_guard::release::ReleaseKey;
 use upgrade_guard::release::ReleaseStatus;
 use upgrade_guard::release::decode::DecodeLimits;
@@ -29,7 +29,9 @@ use upgrade_guard::release::event::{Draft, PendingEvent};
 use upgrade_guard::release::event::{ReleaseEvent, ReleaseEventKind};
 use upgrade_guard::release::history::Action;
 use upgrade_guard::release::labels::Storage;
-use upgrade_guard::tracker::fetch::{FetchErrorReason, FetchRetry, Scheduler};
+use upgrade_guard::tracker::error::FetchErrorReason;
+use upgrade_guard::tracker::fetch::{FetchRetry, Scheduler};
+use upgrade_guard::tracker::metrics::{TrackerMetrics, WatchEventKind};
 use upgrade_guard::tracker::{TrackerConfig, client_config};
 
 /// Fast retries so a failing read is reported and retried within the test's patience.
@@ -228,7 +230,7 @@ async fn a_consumer_that_does_not_read_does_not_stop_the_watch() {
     // helm writes each install twice (pending-install, deployed) and the upgrade three
     // times: the watch goes on although three events wait behind a full channel.
     wait::until(WAIT, "every write seen while nobody reads", || async {
-        (w.metrics.watch_events_of(watch_kind::APPLY) >= 9).then_some(())
+        (w.metrics.watch_events_of(WatchEventKind::Apply) >= 9).then_some(())
     })
     .await;
     let lines = w.next_lines(4).await;
@@ -384,7 +386,7 @@ async fn a_410_after_compaction_relists_and_loses_or_repeats_nothing() {
         config_for("default"),
     )
     .await;
-    assert_eq!(w.metrics.watch_events_of(watch_kind::RELIST), 1);
+    assert_eq!(w.metrics.watch_events_of(WatchEventKind::Relist), 1);
     helm.ok(&[
         "upgrade",
         "steady",
@@ -426,7 +428,7 @@ async fn a_410_after_compaction_relists_and_loses_or_repeats_nothing() {
         ]
     );
     assert_eq!(
-        w.metrics.watch_events_of(watch_kind::RELIST),
+        w.metrics.watch_events_of(WatchEventKind::Relist),
         2,
         "the 410 must have forced exactly one relist"
     );

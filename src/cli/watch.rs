@@ -9,11 +9,12 @@ use tokio::sync::{mpsc, watch};
 use super::config::ConfigArgs;
 use super::{CliError, Output};
 use crate::config::{Config, ConfigError, WatchConfig};
-use crate::metrics::{TrackerMetrics, registry};
+use crate::metrics::registry;
 use crate::release::decode::DecodeLimits;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
 use crate::tracker::fetch::FetchRetry;
+use crate::tracker::metrics::TrackerMetrics;
 use crate::tracker::{Tracker, TrackerConfig};
 use crate::units::parse_duration;
 

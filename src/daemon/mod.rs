@@ -10,6 +10,7 @@
 
 pub mod exposition;
 pub mod http;
+pub mod metrics;
 pub mod notices;
 pub mod state;
 
@@ -19,33 +20,35 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::bakes::{BakeEntry, BakeStore};
 use crate::cli::history::{RowDetail, read_history, read_statuses, rollbacks_of};
 use crate::config::Config;
+use crate::evaluation::metrics::{DatabaseMetrics, PrometheusMetrics};
 use crate::evaluation::prometheus::{ClientError, Prometheus};
 use crate::evaluation::stores::Stores;
 use crate::evaluation::{Evaluator, Start};
-use crate::metrics::{
-    ActionMetrics, DatabaseMetrics, NotifyMetrics, PrometheusMetrics, TrackerMetrics, registry,
-};
+use crate::metrics::registry;
 use crate::notify::alertmanager::Alertmanagers;
 use crate::notify::alerts::{Ledger, desired, notice_alerts, order_alerts};
 use crate::notify::email::Mailer;
 use crate::notify::mail::Mailbook;
+use crate::notify::metrics::NotifyMetrics;
 use crate::release::ReleaseKey;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::rollback_target::BakeRecord;
 use crate::remediation::helm::HelmRunner;
 use crate::remediation::leader::{self, Elector};
+use crate::remediation::metrics::ActionMetrics;
 use crate::remediation::{Finished, Remediator};
 use crate::suite::order_warnings;
+use crate::tracker::metrics::TrackerMetrics;
 use crate::tracker::{Tracker, client_config};
 use crate::verdict::{ActionContext, RecommendedAction, Report, Verdict, guard, recommend};
 use http::{Readiness, Served};
+use metrics::DaemonMetrics;
 use state::{ReleaseView, State};
 
 /// Why the daemon could not start.
@@ -111,39 +114,7 @@ pub async fn run(
     let database_metrics = DatabaseMetrics::register(&mut registry, config.databases.keys());
     let notify_metrics = NotifyMetrics::register(&mut registry);
     let action_metrics = ActionMetrics::register(&mut registry);
-    let firing = Gauge::<i64>::default();
-    registry.register(
-        "alerts_firing",
-        "Alerts upgrade-guard currently tells Alertmanager are firing",
-        firing.clone(),
-    );
-    let build =
-        prometheus_client::metrics::family::Family::<Vec<(String, String)>, Gauge>::default();
-    build
-        .get_or_create(&vec![(
-            "version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        )])
-        .set(1);
-    registry.register("build_info", "upgrade-guard's version (always 1)", build);
-    let rounds = prometheus_client::metrics::counter::Counter::default();
-    registry.register(
-        "evaluation_rounds",
-        "Evaluation rounds run (each re-judges every revision under evaluation)",
-        rounds.clone(),
-    );
-    let store_objects = Gauge::<i64>::default();
-    registry.register(
-        "kube_store_objects",
-        "Kubernetes objects held for the checks (workloads, pods, Jobs of the watched namespaces)",
-        store_objects.clone(),
-    );
-    let releases_under_evaluation = Gauge::<i64>::default();
-    registry.register(
-        "evaluations_active",
-        "Revisions under evaluation",
-        releases_under_evaluation.clone(),
-    );
+    let daemon_metrics = DaemonMetrics::register(&mut registry);
     let state = Arc::new(RwLock::new(State::default()));
     registry.register_collector(Box::new(exposition::ReleaseCollector::new(state.clone())));
 
@@ -239,7 +210,7 @@ pub async fn run(
         store,
         rollbacks: BTreeMap::new(),
         guarded: BTreeMap::new(),
-        rounds,
+        rounds: daemon_metrics.rounds.clone(),
         remediator,
     };
     let mut shutdown = std::pin::pin!(shutdown);
@@ -349,7 +320,7 @@ pub async fn run(
             if let Some(batch) = ledger.update(wanted, Timestamp::now()) {
                 alertmanagers.send(batch);
             }
-            firing.set(i64::try_from(ledger.firing()).unwrap_or(0));
+            DaemonMetrics::set(&daemon_metrics.firing, ledger.firing());
         }
         if let Some(mailer) = &mailer {
             let mails = {
@@ -370,8 +341,8 @@ pub async fn run(
                 }
             }
         }
-        releases_under_evaluation.set(i64::try_from(evaluator.active().len()).unwrap_or(0));
-        store_objects.set(i64::try_from(stores.len()).unwrap_or(i64::MAX));
+        DaemonMetrics::set(&daemon_metrics.evaluations_active, evaluator.active().len());
+        DaemonMetrics::set(&daemon_metrics.store_objects, stores.len());
         if !active && !evaluator.active().is_empty() {
             // A new evaluation: its first round now.
             next_round = tokio::time::Instant::now();
@@ -482,7 +453,7 @@ impl Daemon {
             summary,
         };
         let cancelled = evaluator.begin(start, self.config.policy_for(&key));
-        info!(release = %key, revision = event.revision, event = event.kind.name(),
+        info!(release = %key, revision = event.revision, event = %event.kind.name(),
             resumed = event.resumed, cancelled = ?cancelled, "evaluating");
     }
 

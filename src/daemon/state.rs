@@ -142,7 +142,7 @@ impl State {
                 storage: event.storage,
                 revision: event.revision,
                 status: event.status,
-                event: event.kind.name(),
+                event: event.kind.name().as_str(),
                 chart: None,
                 started: None,
                 judgement: None,
@@ -165,7 +165,7 @@ impl State {
                 false
             }
             _ => {
-                view.event = event.kind.name();
+                view.event = event.kind.name().as_str();
                 view.problem = None;
                 true
             }

@@ -15,6 +15,7 @@
 
 mod judge;
 pub mod kube;
+pub mod metrics;
 pub mod postgres;
 pub mod prometheus;
 pub mod promql;
@@ -182,7 +183,7 @@ impl Evaluator {
     }
 
     /// Counts the database checks' queries in `metrics`.
-    pub fn with_database_metrics(mut self, metrics: crate::metrics::DatabaseMetrics) -> Self {
+    pub fn with_database_metrics(mut self, metrics: metrics::DatabaseMetrics) -> Self {
         self.postgres = self.postgres.with_metrics(metrics);
         self
     }

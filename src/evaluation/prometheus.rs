@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use prometheus_http_query::response::Data;
 
+use super::metrics::{PrometheusMetrics, QueryOutcome};
 use super::promql::{self, Series};
 use crate::checks::Samples;
 use crate::checks::provider::ProviderError;
 use crate::config::PrometheusConfig;
-use crate::metrics::PrometheusMetrics;
 
 /// A Prometheus HTTP API client.
 #[derive(Clone)]
@@ -76,9 +76,11 @@ impl Prometheus {
         let result = self.client.query(query).post().await;
         tracing::debug!(bytes = query.len(), ok = result.is_ok(), "prometheus query");
         let outcome = match &result {
-            Ok(_) => "success",
-            Err(prometheus_http_query::Error::Prometheus(e)) if e.is_bad_data() => "bad_query",
-            Err(_) => "error",
+            Ok(_) => QueryOutcome::Success,
+            Err(prometheus_http_query::Error::Prometheus(e)) if e.is_bad_data() => {
+                QueryOutcome::BadQuery
+            }
+            Err(_) => QueryOutcome::Error,
         };
         self.metrics.query(outcome);
         let answer = result.map_err(|e| match e {

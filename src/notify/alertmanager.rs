@@ -13,10 +13,10 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use super::alerts::PostableAlert;
-use crate::metrics::NotifyMetrics;
+use super::metrics::{Channel, Delivery, NotifyMetrics};
 
 /// The channel label of these notifications.
-pub const CHANNEL: &str = "alertmanager";
+pub const CHANNEL: Channel = Channel::Alertmanager;
 
 struct Queue {
     batches: Mutex<VecDeque<Arc<Vec<PostableAlert>>>>,
@@ -85,7 +85,7 @@ impl Alertmanagers {
             };
             while batches.len() >= self.capacity {
                 batches.pop_front();
-                self.metrics.notification(CHANNEL, "dropped");
+                self.metrics.notification(CHANNEL, Delivery::Dropped);
                 warn!(alertmanager = %url, "Alertmanager queue full: dropped the oldest batch of alerts");
             }
             batches.push_back(batch.clone());
@@ -125,7 +125,7 @@ async fn worker(
         let outcome = http.post(&endpoint).json(&*batch).send().await;
         let done = match outcome {
             Ok(r) if r.status().is_success() => {
-                metrics.notification(CHANNEL, "sent");
+                metrics.notification(CHANNEL, Delivery::Sent);
                 if failing {
                     info!(alertmanager = %endpoint, "Alertmanager reachable again: alerts delivered");
                 }
@@ -136,13 +136,13 @@ async fn worker(
             }
             Ok(r) if r.status() == reqwest::StatusCode::BAD_REQUEST => {
                 let reason = r.text().await.unwrap_or_default();
-                metrics.notification(CHANNEL, "rejected");
+                metrics.notification(CHANNEL, Delivery::Rejected);
                 warn!(alertmanager = %endpoint, reason = %reason.trim(),
                     "Alertmanager refused the alerts (400); this batch is not sent again");
                 true
             }
             Ok(r) => {
-                metrics.notification(CHANNEL, "failed");
+                metrics.notification(CHANNEL, Delivery::Failed);
                 let status = r.status();
                 if !failing {
                     warn!(alertmanager = %endpoint, %status, "cannot deliver alerts; retrying with backoff");
@@ -151,7 +151,7 @@ async fn worker(
                 false
             }
             Err(e) => {
-                metrics.notification(CHANNEL, "failed");
+                metrics.notification(CHANNEL, Delivery::Failed);
                 if !failing {
                     warn!(alertmanager = %endpoint, error = %e, "cannot reach Alertmanager; retrying with backoff");
                 }

@@ -18,11 +18,11 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::mail::Mail;
+use super::metrics::{Channel, Delivery, NotifyMetrics};
 use crate::config::{EmailConfig, SmtpSecurity};
-use crate::metrics::NotifyMetrics;
 
 /// The channel label of these notifications.
-pub const CHANNEL: &str = "email";
+pub const CHANNEL: Channel = Channel::Email;
 /// Attempts per message before it is given up (counted `dropped`).
 const ATTEMPTS: usize = 8;
 
@@ -148,7 +148,7 @@ impl Mailer {
         };
         while mails.len() >= self.capacity {
             if let Some(old) = mails.pop_front() {
-                self.metrics.notification(CHANNEL, "dropped");
+                self.metrics.notification(CHANNEL, Delivery::Dropped);
                 warn!(release = %old.release, subject = %old.subject, "email queue full: dropped the oldest message");
             }
         }
@@ -187,7 +187,7 @@ async fn worker(
             };
             match attempt {
                 Ok(()) => {
-                    metrics.notification(CHANNEL, "sent");
+                    metrics.notification(CHANNEL, Delivery::Sent);
                     info!(release = %mail.release, subject = %mail.subject, "email sent");
                     if let Ok(mut l) = last_error.lock() {
                         *l = None;
@@ -195,7 +195,7 @@ async fn worker(
                     break;
                 }
                 Err(e) => {
-                    metrics.notification(CHANNEL, "failed");
+                    metrics.notification(CHANNEL, Delivery::Failed);
                     warn!(release = %mail.release, "cannot send the email: {e}");
                     if let Ok(mut l) = last_error.lock() {
                         *l = Some(e);
@@ -203,7 +203,7 @@ async fn worker(
                     match backoff.next() {
                         Some(delay) => tokio::time::sleep(delay).await,
                         None => {
-                            metrics.notification(CHANNEL, "dropped");
+                            metrics.notification(CHANNEL, Delivery::Dropped);
                             warn!(release = %mail.release, subject = %mail.subject,
                                 "giving up this email after {ATTEMPTS} attempts");
                             break;

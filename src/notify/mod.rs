@@ -5,3 +5,4 @@ pub mod alertmanager;
 pub mod alerts;
 pub mod email;
 pub mod mail;
+pub mod metrics;

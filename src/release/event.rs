@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::decode::ReleaseSummary;
 use super::labels::Storage;
@@ -73,19 +73,66 @@ pub enum ReleaseEventKind {
 }
 
 impl ReleaseEventKind {
-    /// Short, bounded name (log field, metric label).
-    pub fn name(&self) -> &'static str {
+    /// The kind without its details (log field, metric label, the daemon's view).
+    pub fn name(&self) -> EventName {
+        match self {
+            Self::Installed => EventName::Installed,
+            Self::InstallFailed => EventName::InstallFailed,
+            Self::Upgraded { .. } => EventName::Upgraded,
+            Self::UpgradeFailed { .. } => EventName::UpgradeFailed,
+            Self::RolledBack { .. } => EventName::RolledBack,
+            Self::RollbackFailed { .. } => EventName::RollbackFailed,
+            Self::Uninstalled { .. } => EventName::Uninstalled,
+            Self::StuckPending { .. } => EventName::StuckPending,
+            Self::Unreadable { .. } => EventName::Unreadable,
+        }
+    }
+}
+
+/// The kind of a release event without its details: a bounded word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventName {
+    /// [`ReleaseEventKind::Installed`].
+    Installed,
+    /// [`ReleaseEventKind::InstallFailed`].
+    InstallFailed,
+    /// [`ReleaseEventKind::Upgraded`].
+    Upgraded,
+    /// [`ReleaseEventKind::UpgradeFailed`].
+    UpgradeFailed,
+    /// [`ReleaseEventKind::RolledBack`].
+    RolledBack,
+    /// [`ReleaseEventKind::RollbackFailed`].
+    RollbackFailed,
+    /// [`ReleaseEventKind::Uninstalled`].
+    Uninstalled,
+    /// [`ReleaseEventKind::StuckPending`].
+    StuckPending,
+    /// [`ReleaseEventKind::Unreadable`].
+    Unreadable,
+}
+
+impl EventName {
+    /// The word (`upgraded`, `upgrade_failed`, ...).
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Installed => "installed",
             Self::InstallFailed => "install_failed",
-            Self::Upgraded { .. } => "upgraded",
-            Self::UpgradeFailed { .. } => "upgrade_failed",
-            Self::RolledBack { .. } => "rolled_back",
-            Self::RollbackFailed { .. } => "rollback_failed",
-            Self::Uninstalled { .. } => "uninstalled",
-            Self::StuckPending { .. } => "stuck_pending",
-            Self::Unreadable { .. } => "unreadable",
+            Self::Upgraded => "upgraded",
+            Self::UpgradeFailed => "upgrade_failed",
+            Self::RolledBack => "rolled_back",
+            Self::RollbackFailed => "rollback_failed",
+            Self::Uninstalled => "uninstalled",
+            Self::StuckPending => "stuck_pending",
+            Self::Unreadable => "unreadable",
         }
+    }
+}
+
+impl std::fmt::Display for EventName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -432,6 +479,6 @@ mod tests {
                 since
             }
         );
-        assert_eq!(event.kind.name(), "stuck_pending");
+        assert_eq!(event.kind.name().as_str(), "stuck_pending");
     }
 }

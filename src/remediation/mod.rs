@@ -9,6 +9,7 @@
 
 pub mod helm;
 pub mod leader;
+pub mod metrics;
 pub mod plan;
 pub mod records;
 pub mod restart;
@@ -26,13 +27,13 @@ use tracing::{info, warn};
 use crate::bakes::BakeStore;
 use crate::cli::history::{HistoryRow, read_history, read_statuses, rollbacks_of};
 use crate::config::{ActionsConfig, Mode, ReleasePolicy};
-use crate::metrics::ActionMetrics;
 use crate::release::labels::Storage;
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::units::plus;
 use crate::verdict::{Report, Verdict};
 use helm::HelmRunner;
 use leader::Leadership;
+use metrics::ActionMetrics;
 use plan::{Facts, Hold, HoldReason, Plan, Precheck};
 use records::{ActionKind, ActionRecord, Phase, RecordError, RecordStore, Snapshot};
 
@@ -221,7 +222,7 @@ impl Remediator {
         // Decided again next round, from the records (which now hold this attempt).
         self.plans.remove(key);
         self.remember(key, record.clone());
-        self.count(record);
+        self.metrics.finished(record);
     }
 
     fn remember(&mut self, key: &ReleaseKey, record: ActionRecord) {
@@ -229,16 +230,6 @@ impl Remediator {
         list.retain(|r| r.key() != record.key());
         list.push(record);
         list.sort_by_key(|r| r.started);
-    }
-
-    fn count(&self, record: &ActionRecord) {
-        let outcome = match (record.action, record.phase) {
-            (_, Phase::Running) | (ActionKind::Rollback, Phase::Done) => return,
-            (ActionKind::Rollback, Phase::Failed) => "helm_failed",
-            (ActionKind::RestartPod, Phase::Failed) => "failed",
-            (_, p) => p.as_str(),
-        };
-        self.metrics.count(record.action, outcome);
     }
 
     /// Decides about a judged revision (any verdict; only `failed` in `mode: auto` does
@@ -406,7 +397,7 @@ impl Remediator {
         if self.actions.dry_run {
             if self.dry_runs.insert((key.clone(), revision)) {
                 info!(release = %key, revision, command = %command, "dry run: would run");
-                self.metrics.count(kind, "dry_run");
+                self.metrics.dry_run(kind);
             }
             return;
         }
@@ -527,7 +518,7 @@ impl Remediator {
         }
         info!(release = %key, revision = report.revision, outcome = outcome.as_str(), "rollback verification");
         self.remember(key, updated.clone());
-        self.count(&updated);
+        self.metrics.finished(&updated);
         Some(updated)
     }
 
@@ -599,7 +590,7 @@ impl Remediator {
                 match self.store.update(&key, &updated).await {
                     Ok(()) => {
                         warn!(release = %key, bad_revision = record.bad_revision, outcome = phase.as_str(), "{detail}");
-                        self.count(&updated);
+                        self.metrics.finished(&updated);
                         self.remember(&key, updated);
                     }
                     Err(e) => {

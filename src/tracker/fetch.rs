@@ -19,78 +19,13 @@ use kube::api::Api;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::metrics::TrackerMetrics;
+use super::error::FetchErrorReason;
+use super::metrics::TrackerMetrics;
 use crate::release::ReleaseKey;
 use crate::release::decode::{DecodeError, DecodeLimits, decode_release};
 use crate::release::event::{PendingEvent, ReleaseEvent};
 use crate::release::history::Action;
 use crate::release::labels::Storage;
-
-/// Why reading a revision's record failed (a bounded metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchErrorReason {
-    /// No answer within the fetch deadline.
-    Timeout,
-    /// 401: the credentials were refused.
-    Unauthorized,
-    /// 403: RBAC does not allow `get` on the record.
-    Forbidden,
-    /// 429: the API server asked to slow down.
-    Throttled,
-    /// 5xx from the API server.
-    ServerError,
-    /// The connection failed.
-    Connection,
-    /// Any other error.
-    Other,
-}
-
-impl FetchErrorReason {
-    /// Every reason (exported from the start).
-    pub const ALL: [FetchErrorReason; 7] = [
-        Self::Timeout,
-        Self::Unauthorized,
-        Self::Forbidden,
-        Self::Throttled,
-        Self::ServerError,
-        Self::Connection,
-        Self::Other,
-    ];
-
-    /// Metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::Throttled => "throttled",
-            Self::ServerError => "server_error",
-            Self::Connection => "connection",
-            Self::Other => "other",
-        }
-    }
-
-    /// Retrying soon cannot help: someone must change credentials or RBAC first.
-    fn needs_an_operator(self) -> bool {
-        matches!(self, Self::Unauthorized | Self::Forbidden)
-    }
-
-    fn of(e: &kube::Error) -> Self {
-        match e {
-            kube::Error::Api(s) => match s.code {
-                401 => Self::Unauthorized,
-                403 => Self::Forbidden,
-                429 => Self::Throttled,
-                500..=599 => Self::ServerError,
-                _ => Self::Other,
-            },
-            kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
-                Self::Connection
-            }
-            _ => Self::Other,
-        }
-    }
-}
 
 /// Retry pacing of failed reads.
 #[derive(Debug, Clone, Copy)]

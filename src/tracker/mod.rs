@@ -14,7 +14,9 @@
 //! client's read timeout, set by [`client_config`]). A half-open connection is therefore
 //! noticed within `watch_timeout` + 5 s while watching, within `idle_timeout` otherwise.
 
+pub mod error;
 pub mod fetch;
+pub mod metrics;
 
 use std::time::Duration;
 
@@ -30,13 +32,13 @@ use kube::runtime::{WatchStreamExt, watcher as watch_stream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::metrics::{TrackerMetrics, watch_kind};
 use crate::release::ReleaseKey;
 use crate::release::decode::DecodeLimits;
 use crate::release::event::ReleaseEvent;
 use crate::release::history::{Action, ReleaseBook, Scope};
 use crate::release::labels::{HELM_OWNER_SELECTOR, RevisionMeta, Storage, revision_from_meta};
 use fetch::{FetchRetry, Scheduler};
+use metrics::{TrackerMetrics, WatchEventKind};
 
 /// A release's bake window, for announcing again after a restart a revision still inside
 /// it; `None`: never.
@@ -330,7 +332,7 @@ impl Tracker {
     fn announce(&self, event: &ReleaseEvent) {
         self.metrics.release_event(event.kind.name());
         info!(release = %event.release, revision = event.revision, status = %event.status,
-            event = event.kind.name(), resumed = event.resumed, "release event");
+            event = %event.kind.name(), resumed = event.resumed, "release event");
     }
 
     fn handle(
@@ -344,7 +346,7 @@ impl Tracker {
         let event = match event {
             Ok(event) => event,
             Err(e) => {
-                self.metrics.watch_event(watch_kind::ERROR);
+                self.metrics.watch_event(WatchEventKind::Error);
                 warn!(namespace = scope.as_deref().unwrap_or("*"), storage = %ws.storage, error = %e,
                     "watch of Helm release records failed; retrying with backoff");
                 return Vec::new();
@@ -352,17 +354,17 @@ impl Tracker {
         };
         match event {
             Seen::Apply(meta) => {
-                self.metrics.watch_event(watch_kind::APPLY);
+                self.metrics.watch_event(WatchEventKind::Apply);
                 self.revision(&meta, ws.storage)
                     .map_or_else(Vec::new, |m| book.apply(&m, now))
             }
             Seen::Delete(meta) => {
-                self.metrics.watch_event(watch_kind::DELETE);
+                self.metrics.watch_event(WatchEventKind::Delete);
                 self.revision(&meta, ws.storage)
                     .map_or_else(Vec::new, |m| book.delete(&m))
             }
             Seen::Init => {
-                self.metrics.watch_event(watch_kind::RELIST);
+                self.metrics.watch_event(WatchEventKind::Relist);
                 debug!(
                     namespace = scope.as_deref().unwrap_or("*"),
                     storage = %ws.storage,

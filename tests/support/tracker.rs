@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use upgrade_guard::metrics::{TrackerMetrics, registry};
+use upgrade_guard::metrics::registry;
 use upgrade_guard::release::event::ReleaseEvent;
+use upgrade_guard::tracker::metrics::TrackerMetrics;
 use upgrade_guard::tracker::{Tracker, TrackerConfig};
 
 /// How long a test waits for the tracker to sync or for an event.

@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::metrics::{DatabaseMetrics, DatabaseOutcome};
 use crate::checks::provider::ProviderError;
 use crate::config::{DatabaseConfig, SqlSource, TlsMode};
 
@@ -62,7 +63,7 @@ pub type SqlAnswer = Result<Option<f64>, SqlError>;
 pub struct Postgres {
     databases: Arc<BTreeMap<String, DatabaseConfig>>,
     client: Option<kube::Client>,
-    metrics: Option<crate::metrics::DatabaseMetrics>,
+    metrics: Option<DatabaseMetrics>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -186,7 +187,7 @@ impl Postgres {
     }
 
     /// Counts every query in `metrics`.
-    pub fn with_metrics(mut self, metrics: crate::metrics::DatabaseMetrics) -> Self {
+    pub fn with_metrics(mut self, metrics: DatabaseMetrics) -> Self {
         self.metrics = Some(metrics);
         self
     }
@@ -212,10 +213,10 @@ impl Postgres {
         };
         if let Some(m) = &self.metrics {
             let outcome = match &answer {
-                Ok(_) => "success",
-                Err(SqlError::Unreachable(_)) => "unreachable",
-                Err(SqlError::Unavailable(_)) => "error",
-                Err(SqlError::Query(_)) => "bad_query",
+                Ok(_) => DatabaseOutcome::Success,
+                Err(SqlError::Unreachable(_)) => DatabaseOutcome::Unreachable,
+                Err(SqlError::Unavailable(_)) => DatabaseOutcome::Error,
+                Err(SqlError::Query(_)) => DatabaseOutcome::BadQuery,
             };
             m.query(&db.name, outcome);
         }
