@@ -5,7 +5,6 @@
 //! pure decision steps take plain values and never a client.
 
 pub mod api_error;
-pub mod bakes;
 pub mod checks;
 pub mod cli;
 pub mod config;
@@ -13,6 +12,7 @@ pub mod daemon;
 pub mod evaluation;
 pub mod metrics;
 pub mod notify;
+pub mod records;
 pub mod release;
 pub mod remediation;
 pub mod suite;

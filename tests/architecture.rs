@@ -79,9 +79,7 @@ const NOT_YET: &[&str] = &[
     "cycle src/evaluation: mod queries",
     "cycle src/release: decode event",
     "cycle src/release: decode event labels",
-    "undeclared bakes",
     "stale gather",
-    "stale records",
     "stale state",
     "impure src/daemon/mod.rs std::process::exit",
 ];

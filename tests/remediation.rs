@@ -19,8 +19,9 @@ use support::exporter::Exporter;
 use support::prometheus::{Prometheus, Target, free_port};
 use support::{alertmanager, helm, kube as tkube, stack::stack, wait};
 use upgrade_guard::cli::history::{HistoryRow, RowDetail, read_history};
+use upgrade_guard::records::action::{ActionRecord, Phase};
+use upgrade_guard::records::actions::RecordStore;
 use upgrade_guard::release::ReleaseKey;
-use upgrade_guard::remediation::records::{ActionRecord, Phase, RecordStore};
 
 const WAIT: Duration = Duration::from_secs(150);
 const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
@@ -743,7 +744,8 @@ async fn observe_exports_metrics_only_and_recommend_only_alerts() {
 /// on records someone changed since they were read is refused, whoever wrote first.
 #[tokio::test]
 async fn a_record_written_from_stale_records_is_refused() {
-    use upgrade_guard::remediation::records::{ActionKind, RecordError};
+    use upgrade_guard::records::action::ActionKind;
+    use upgrade_guard::records::actions::RecordError;
     let ns = tkube::namespace("records").await;
     let n = ns.name.as_str();
     let store = RecordStore::new(tkube::client().await, n);
@@ -807,7 +809,7 @@ async fn a_record_written_from_stale_records_is_refused() {
 /// failed revision is never acted on again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_intent_left_by_a_dead_process_is_never_run_again() {
-    use upgrade_guard::remediation::records::ActionKind;
+    use upgrade_guard::records::action::ActionKind;
     let ns = tkube::namespace("auto-ghost").await;
     let n = ns.name.as_str();
     install(n, "app", "demo-app", &[]);

@@ -20,7 +20,6 @@ use super::history::{
     HistoryRow, RowDetail, read_history, read_revision, read_statuses, rollbacks_of,
 };
 use super::{CliError, Output, exit};
-use crate::bakes::{BakeEntry, BakeStore};
 use crate::checks::Bound;
 use crate::config::Config;
 use crate::evaluation::metrics::PrometheusMetrics;
@@ -28,6 +27,7 @@ use crate::evaluation::prometheus::Prometheus;
 use crate::evaluation::schedule::{self, Pacing, Rounds};
 use crate::evaluation::{Evaluator, Start};
 use crate::metrics::registry;
+use crate::records::bakes::BakeStore;
 use crate::release::decode::ReleaseSummary;
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::units::{human, num, parse_duration};
@@ -380,15 +380,12 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError
 
 /// Writes a final verdict to the bake records; a failure is reported, not fatal.
 async fn record(store: &BakeStore, report: &Report) {
-    let Some(verdict) = report.verdict.bake_record() else {
-        eprintln!(
+    match store.record_final(report).await {
+        Ok(true) => {}
+        Ok(false) => eprintln!(
             "note: not recorded: {} is not a final verdict",
             report.verdict.as_str()
-        );
-        return;
-    };
-    let entry = BakeEntry::of(report, verdict);
-    if let Err(e) = store.record(&report.release, report.revision, &entry).await {
-        eprintln!("warning: the verdict was not recorded: {e}");
+        ),
+        Err(e) => eprintln!("warning: the verdict was not recorded: {e}"),
     }
 }

@@ -15,6 +15,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::PathBuf;
 
+use crate::api_error::ApiErrorKind;
+
 /// Exit codes. Verdicts use 0–5; errors use the BSD `sysexits` codes, so a script never
 /// mistakes "could not judge because the cluster was unreachable" for a verdict.
 pub mod exit {
@@ -95,9 +97,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Config(_) | Self::Kubeconfig(_) | Self::Prometheus(_) => exit::CONFIG,
-            Self::Cluster(kube::Error::Api(s)) if matches!(s.code, 401 | 403) => {
-                exit::NO_PERMISSION
-            }
+            Self::Cluster(e) if ApiErrorKind::of(e).is_permission() => exit::NO_PERMISSION,
             Self::Cluster(_) => exit::UNAVAILABLE,
             Self::ReleaseNotFound { .. } => exit::NO_RELEASE,
             Self::Undecodable { .. } => exit::DATA,

@@ -14,12 +14,12 @@ use serde::Serialize;
 
 use super::CliError;
 use super::history::{RowDetail, read_history, rollbacks_of};
-use crate::bakes::BakeStore;
 use crate::config::Config;
 use crate::evaluation::metrics::PrometheusMetrics;
 use crate::evaluation::prometheus::Prometheus;
 use crate::evaluation::{Evaluator, Start};
 use crate::metrics::registry;
+use crate::records::bakes::BakeStore;
 use crate::release::labels::{HELM_OWNER_SELECTOR, Storage, revision_from_meta};
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::verdict::Report;

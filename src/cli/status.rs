@@ -9,9 +9,8 @@ use super::config::ConfigArgs;
 use super::spot::{self, Spot};
 use super::{CliError, Output, table};
 use crate::checks::Outcome;
-use crate::notify::alerts::record_text;
-use crate::remediation::record_for;
-use crate::remediation::records::RecordStore;
+use crate::records::action::{ActionRecord, record_for};
+use crate::records::actions::RecordStore;
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
@@ -105,7 +104,7 @@ pub fn rows_from_api(answer: &Value) -> Vec<StatusRow> {
                 String::new()
             } else {
                 serde_json::from_value(record.clone())
-                    .map(|r| record_text(&r))
+                    .map(|r: ActionRecord| r.words())
                     .unwrap_or_default()
             };
             StatusRow {
@@ -137,11 +136,7 @@ pub fn rows_from_api(answer: &Value) -> Vec<StatusRow> {
         .collect()
 }
 
-fn row_of_spot(
-    spot: &Spot,
-    mode: &str,
-    records: &[crate::remediation::records::ActionRecord],
-) -> StatusRow {
+fn row_of_spot(spot: &Spot, mode: &str, records: &[ActionRecord]) -> StatusRow {
     let (verdict, failing, action) = match (&spot.report, &spot.problem) {
         (_, Some(p)) => (format!("({p})"), Vec::new(), String::new()),
         (Some(r), None) => (
@@ -177,7 +172,7 @@ fn row_of_spot(
         action,
         mode: mode.to_string(),
         last_action: record_for(records, spot.revision, None)
-            .map(record_text)
+            .map(ActionRecord::words)
             .unwrap_or_default(),
     }
 }

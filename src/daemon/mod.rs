@@ -23,7 +23,6 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::bakes::{BakeEntry, BakeStore};
 use crate::cli::history::{RowDetail, read_history, read_statuses, rollbacks_of};
 use crate::config::Config;
 use crate::evaluation::metrics::{DatabaseMetrics, PrometheusMetrics};
@@ -36,6 +35,7 @@ use crate::notify::alerts::{Ledger, desired, notice_alerts, order_alerts};
 use crate::notify::email::Mailer;
 use crate::notify::mail::Mailbook;
 use crate::notify::metrics::NotifyMetrics;
+use crate::records::bakes::BakeStore;
 use crate::release::ReleaseKey;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::rollback_target::BakeRecord;
@@ -678,15 +678,7 @@ impl Daemon {
     }
 
     async fn record(&self, report: &Report) {
-        let Some(verdict) = report.verdict.bake_record() else {
-            return;
-        };
-        let entry = BakeEntry::of(report, verdict);
-        if let Err(e) = self
-            .store
-            .record(&report.release, report.revision, &entry)
-            .await
-        {
+        if let Err(e) = self.store.record_final(report).await {
             warn!(release = %report.release, revision = report.revision,
                 "the final verdict was not recorded: {e}");
         }

@@ -280,7 +280,7 @@ impl State {
 
 /// The results of a revision whose bake ended `failed` before a restart, as recorded: one
 /// failing result per recorded check (the same names, so the same alerts), saying so.
-pub fn recorded_failure(entry: &crate::bakes::BakeEntry) -> Vec<CheckResult> {
+pub fn recorded_failure(entry: &crate::records::bakes::BakeEntry) -> Vec<CheckResult> {
     let at = entry.at.strftime("%Y-%m-%d %H:%M:%S UTC");
     let words = format!(
         "failed at the end of its bake ({at}, recorded); judged again when a new revision comes"

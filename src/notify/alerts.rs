@@ -15,9 +15,9 @@ use serde::Serialize;
 use crate::checks::{Bound, CheckResult, Outcome};
 use crate::daemon::state::ReleaseView;
 use crate::daemon::state::{Notice, NoticeKind};
+use crate::records::action::Phase;
 use crate::remediation::Automation;
 use crate::remediation::plan::Plan;
-use crate::remediation::records::{ActionKind, ActionRecord, Phase};
 use crate::suite::OrderWarning;
 use crate::units::num;
 use crate::units::plus;
@@ -189,7 +189,7 @@ pub fn desired<'a>(
 /// annotation and the email).
 pub fn automatic_text(a: &Automation) -> Option<String> {
     if let Some(r) = &a.record {
-        return Some(record_text(r));
+        return Some(r.words());
     }
     match a.plan.as_ref()? {
         Plan::Hold(h) => Some(format!("held ({}): {}", h.reason.as_str(), h.detail)),
@@ -198,34 +198,6 @@ pub fn automatic_text(a: &Automation) -> Option<String> {
         }
         Plan::Rollback { command, .. } => Some(format!("running: {command}")),
         Plan::RestartPod { workload } => Some(format!("restarting the pods of {workload}")),
-    }
-}
-
-/// A record in words.
-pub fn record_text(r: &ActionRecord) -> String {
-    let what = match (r.action, r.target) {
-        (ActionKind::Rollback, Some(t)) => format!(
-            "automatic rollback of revision {} to revision {t}",
-            r.bad_revision
-        ),
-        _ => format!(
-            "automatic restart of the migration pod (revision {})",
-            r.bad_revision
-        ),
-    };
-    let phase = match r.phase {
-        Phase::Running => "running".to_string(),
-        Phase::Cancelled => "cancelled before it ran".to_string(),
-        Phase::Done if r.action == ActionKind::Rollback => "done, verifying".to_string(),
-        Phase::Done => "done".to_string(),
-        Phase::Failed => "FAILED".to_string(),
-        Phase::Interrupted => "INTERRUPTED".to_string(),
-        Phase::Verified => "verified".to_string(),
-        Phase::VerificationFailed => "FAILED its verification".to_string(),
-    };
-    match &r.detail {
-        Some(d) => format!("{what}: {phase}: {d} ({})", r.command),
-        None => format!("{what}: {phase} ({})", r.command),
     }
 }
 
@@ -260,7 +232,7 @@ fn automation_alerts(
             severity,
             view,
             r.action.as_str(),
-            vec![("summary", summary), ("description", record_text(r))],
+            vec![("summary", summary), ("description", r.words())],
             dashboard,
         ));
         return;

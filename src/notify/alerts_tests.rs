@@ -3,6 +3,7 @@
 use super::*;
 use crate::checks::Threshold;
 use crate::daemon::state::Judgement;
+use crate::records::action::{ActionKind, ActionRecord};
 use crate::release::labels::Storage;
 use crate::release::rollback_target::TargetBasis;
 use crate::release::{ReleaseKey, ReleaseStatus};

@@ -12,8 +12,8 @@ use serde::Serialize;
 use super::alerts::automatic_text;
 use crate::checks::{Bound, Outcome};
 use crate::daemon::state::{Notice, NoticeKind, ReleaseView};
+use crate::records::action::{ActionKind, Phase};
 use crate::release::ReleaseKey;
-use crate::remediation::records::{ActionKind, Phase};
 use crate::units::num;
 use crate::verdict::{RecommendedAction, Verdict};
 

@@ -20,7 +20,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::bakes::status_code as code;
+use crate::api_error::ApiErrorKind;
 use crate::config::LeaderElectionConfig;
 
 /// Whether this process leads, shared with the daemon.
@@ -195,7 +195,7 @@ impl Elector {
             };
             return match self.api.create(&pp, &lease).await {
                 Ok(_) => Ok(true),
-                Err(e) if code(&e) == Some(409) => Ok(false),
+                Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::Conflict => Ok(false),
                 Err(e) => Err(e),
             };
         };
@@ -233,7 +233,7 @@ impl Elector {
         lease.spec = Some(new_spec);
         match self.api.replace(&name, &pp, &lease).await {
             Ok(_) => Ok(true),
-            Err(e) if code(&e) == Some(409) => Ok(false),
+            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::Conflict => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -8,8 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::plan::HoldReason;
-use super::records::{ActionKind, ActionRecord, Phase};
 use crate::metrics::label_value;
+use crate::records::action::{ActionKind, ActionRecord, Phase};
 
 /// The final outcome of an automatic rollback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -11,7 +11,6 @@ pub mod helm;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
-pub mod records;
 pub mod restart;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,9 +23,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::bakes::BakeStore;
 use crate::cli::history::{HistoryRow, read_history, read_statuses, rollbacks_of};
 use crate::config::{ActionsConfig, Mode, ReleasePolicy};
+use crate::records::action::{ActionKind, ActionRecord, Phase, created, record_for};
+use crate::records::actions::{RecordError, RecordStore, Snapshot};
+use crate::records::bakes::BakeStore;
 use crate::release::labels::Storage;
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::units::plus;
@@ -35,7 +36,6 @@ use helm::HelmRunner;
 use leader::Leadership;
 use metrics::ActionMetrics;
 use plan::{Facts, Hold, HoldReason, Plan, Precheck};
-use records::{ActionKind, ActionRecord, Phase, RecordError, RecordStore, Snapshot};
 
 /// What the daemon shows about automatic actions for a release's current revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,32 +94,6 @@ pub struct Remediator {
     rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
     dry_runs: BTreeSet<(ReleaseKey, u32)>,
     last_resume: Option<Instant>,
-}
-
-/// Whether `r` is the rollback that created `revision` (a rollback to `rolled_back_to`,
-/// from Helm's description): by the record's own account, or, while the record does not
-/// know its revision yet (its process died before saying), by target.
-fn created(r: &ActionRecord, revision: u32, rolled_back_to: Option<u32>) -> bool {
-    r.action == ActionKind::Rollback
-        && (r.new_revision == Some(revision)
-            || (r.new_revision.is_none()
-                && revision > r.bad_revision
-                && rolled_back_to.is_some()
-                && r.target == rolled_back_to))
-}
-
-/// The record that concerns `revision`: the action taken because it failed, or the
-/// rollback that created it (`rolled_back_to`: the revision it rolled back to, if it is a
-/// rollback).
-pub fn record_for(
-    records: &[ActionRecord],
-    revision: u32,
-    rolled_back_to: Option<u32>,
-) -> Option<&ActionRecord> {
-    records
-        .iter()
-        .rev()
-        .find(|r| r.bad_revision == revision || created(r, revision, rolled_back_to))
 }
 
 /// The revision a rollback to `target` created after `bad`, from the history.
@@ -724,41 +698,5 @@ impl Task {
             }
             Plan::Hold(_) => self.outcome(Phase::Cancelled, None, "nothing to do".into()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(bad: u32, target: u32, new_revision: Option<u32>) -> ActionRecord {
-        ActionRecord {
-            bad_revision: bad,
-            attempt: 1,
-            action: ActionKind::Rollback,
-            target: Some(target),
-            command: String::new(),
-            holder: "a".into(),
-            started: Timestamp::from_second(1_800_000_000).unwrap(),
-            phase: Phase::Running,
-            finished: None,
-            new_revision,
-            detail: None,
-        }
-    }
-
-    #[test]
-    fn a_record_concerns_its_bad_revision_and_the_rollback_it_created() {
-        let known = [record(2, 1, Some(3))];
-        assert_eq!(record_for(&known, 2, None), Some(&known[0]));
-        assert_eq!(record_for(&known, 3, Some(1)), Some(&known[0]));
-        assert_eq!(record_for(&known, 4, None), None);
-        // A record whose process died before it knew its revision: by target, and only
-        // for a later rollback to that target.
-        let unknown = [record(2, 1, None)];
-        assert_eq!(record_for(&unknown, 3, Some(1)), Some(&unknown[0]));
-        assert_eq!(record_for(&unknown, 3, Some(2)), None, "another target");
-        assert_eq!(record_for(&unknown, 3, None), None, "not a rollback");
-        assert_eq!(record_for(&[record(5, 1, None)], 3, Some(1)), None, "older");
     }
 }

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::records::{ActionKind, ActionRecord};
 use crate::checks::{CheckResult, Outcome};
 use crate::config::{ActionsConfig, ReleasePolicy};
+use crate::records::action::{ActionKind, ActionRecord};
 use crate::release::labels::Storage;
 use crate::release::rollback_target::{BakeRecord, TargetBasis, select_rollback_target};
 use crate::release::{ReleaseKey, ReleaseStatus};

@@ -1,8 +1,8 @@
 use super::*;
 use crate::checks::{CheckResult, FailClass, Outcome};
 use crate::config::Config;
+use crate::records::action::Phase;
 use crate::release::ReleaseStatus::*;
-use crate::remediation::records::Phase;
 
 fn at(minutes: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + minutes * 60).unwrap()

@@ -5,6 +5,7 @@
 
 use k8s_openapi::api::core::v1::Secret;
 
+use crate::api_error::ApiErrorKind;
 use crate::config::PasswordSource;
 
 /// A password; its `Debug` output is redacted.
@@ -64,11 +65,11 @@ pub(super) async fn read(
                 format!("cannot read the password from {from}: no Kubernetes client")
             })?;
             let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
-            let secret = api.get(name).await.map_err(|e| match &e {
-                kube::Error::Api(s) if s.code == 403 => format!(
+            let secret = api.get(name).await.map_err(|e| match ApiErrorKind::of(&e) {
+                ApiErrorKind::Forbidden => format!(
                     "cannot read the password from {from}: upgrade-guard may not get this Secret (forbidden); the chart grants get on the Secrets named under databases"
                 ),
-                kube::Error::Api(s) if s.code == 404 => {
+                ApiErrorKind::NotFound => {
                     format!("cannot read the password from {from}: the Secret does not exist")
                 }
                 _ => format!("cannot read the password from {from}: {e}"),

@@ -1,6 +1,7 @@
 //! Action records (I/O): every automatic action upgrade-guard starts is written to a
 //! ConfigMap in its own namespace before it runs (the intent) and again when its outcome is
-//! known, so a restart, a second replica or a new leader never repeats it.
+//! known, so a restart, a second replica or a new leader never repeats it. The record itself
+//! is `action.rs`.
 //!
 //! One ConfigMap `upgrade-guard.actions.<namespace>.<release>` per release, one key
 //! `<bad revision>.<attempt>` per action. Every write is a read-modify-replace with the
@@ -10,115 +11,16 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
-use serde::{Deserialize, Serialize};
+use kube::api::{ObjectMeta, PostParams};
 
-use crate::bakes::{StoreError, record_labels, release_of, status_code as code};
+use super::action::ActionRecord;
+use super::store::{ConfigMaps, StoreError, record_labels, release_of};
+use crate::api_error::ApiErrorKind;
 use crate::release::ReleaseKey;
 
 /// Label telling action records from bake records.
 pub const RECORD_LABEL: (&str, &str) = ("upgrade-guard.dev/record", "actions");
-
-/// What an automatic action does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionKind {
-    /// `helm rollback` to a known-good revision.
-    Rollback,
-    /// Delete the migration pod once.
-    RestartPod,
-}
-
-impl ActionKind {
-    /// The word used in JSON, logs and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rollback => "rollback",
-            Self::RestartPod => "restart_pod",
-        }
-    }
-}
-
-/// Where an action stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Intent written; the action runs (or ran and its process died before saying).
-    Running,
-    /// Not started after all: the history changed after the intent was written.
-    Cancelled,
-    /// The action completed; its revision is being evaluated.
-    Done,
-    /// The action failed (helm exited with an error or its deadline passed).
-    Failed,
-    /// The process that ran it is gone; what happened is in the detail.
-    Interrupted,
-    /// The rollback's revision passed its bake.
-    Verified,
-    /// The rollback's revision failed its bake.
-    VerificationFailed,
-}
-
-impl Phase {
-    /// Whether the attempt counts against `max_per_revision`, the cooldown and the budget:
-    /// everything that ran or may have run.
-    pub fn counts(self) -> bool {
-        self != Self::Cancelled
-    }
-
-    /// The word used in JSON, logs and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Cancelled => "cancelled",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Interrupted => "interrupted",
-            Self::Verified => "verified",
-            Self::VerificationFailed => "verification_failed",
-        }
-    }
-}
-
-/// One automatic action. Never any release values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActionRecord {
-    /// The revision that failed.
-    pub bad_revision: u32,
-    /// 1 for the first attempt on that revision.
-    pub attempt: u32,
-    /// What was done.
-    pub action: ActionKind,
-    /// The revision rolled back to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<u32>,
-    /// The command, as an operator would type it.
-    pub command: String,
-    /// The replica that started it (`actions.leader_election` identity).
-    pub holder: String,
-    /// When the intent was written.
-    pub started: Timestamp,
-    /// Where it stands.
-    pub phase: Phase,
-    /// When the outcome was known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished: Option<Timestamp>,
-    /// The revision the rollback created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_revision: Option<u32>,
-    /// What happened, in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-impl ActionRecord {
-    /// The ConfigMap key.
-    pub fn key(&self) -> String {
-        format!("{}.{}", self.bad_revision, self.attempt)
-    }
-}
 
 /// Why a write did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -166,30 +68,20 @@ pub struct Snapshot {
 /// The action records of every release, in upgrade-guard's namespace.
 #[derive(Clone)]
 pub struct RecordStore {
-    api: Api<ConfigMap>,
-    namespace: String,
+    maps: ConfigMaps,
 }
 
 impl RecordStore {
     /// Records in `namespace`.
     pub fn new(client: kube::Client, namespace: &str) -> Self {
         Self {
-            api: Api::namespaced(client, namespace),
-            namespace: namespace.to_string(),
+            maps: ConfigMaps::new(client, namespace),
         }
-    }
-
-    fn error(&self, verb: &'static str, source: kube::Error) -> StoreError {
-        StoreError::of(verb, &self.namespace, source)
     }
 
     /// A release's records.
     pub async fn load(&self, release: &ReleaseKey) -> Result<Snapshot, StoreError> {
-        let cm = self
-            .api
-            .get_opt(&configmap_name(release))
-            .await
-            .map_err(|e| self.error("read", e))?;
+        let cm = self.maps.get(&configmap_name(release)).await?;
         Ok(match cm {
             None => Snapshot::default(),
             Some(cm) => Snapshot {
@@ -201,14 +93,8 @@ impl RecordStore {
 
     /// Every release's records (one LIST).
     pub async fn all(&self) -> Result<BTreeMap<ReleaseKey, Vec<ActionRecord>>, StoreError> {
-        let selector = format!("{}={}", RECORD_LABEL.0, RECORD_LABEL.1);
-        let list = self
-            .api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| self.error("list", e))?;
+        let list = self.maps.labelled(RECORD_LABEL).await?;
         Ok(list
-            .items
             .into_iter()
             .filter_map(|cm| Some((release_of(&cm)?, parse(&cm.data.unwrap_or_default()))))
             .collect())
@@ -250,8 +136,9 @@ impl RecordStore {
             ..Default::default()
         };
         let result = match &read.resource_version {
-            None => self.api.create(&pp, &cm).await.map(|_| ()),
+            None => self.maps.api.create(&pp, &cm).await.map(|_| ()),
             Some(_) => self
+                .maps
                 .api
                 .replace(&configmap_name(release), &pp, &cm)
                 .await
@@ -259,8 +146,10 @@ impl RecordStore {
         };
         match result {
             Ok(()) => Ok(()),
-            Err(e) if code(&e) == Some(409) => Err(RecordError::Conflict(release.clone())),
-            Err(e) => Err(RecordError::Store(self.error("write", e))),
+            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::Conflict => {
+                Err(RecordError::Conflict(release.clone()))
+            }
+            Err(e) => Err(RecordError::Store(self.maps.error("write", e))),
         }
     }
 
@@ -288,6 +177,7 @@ impl RecordStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::action::{ActionKind, Phase};
 
     #[test]
     fn records_round_trip_sorted_and_unreadable_ones_are_skipped() {
@@ -316,20 +206,5 @@ mod tests {
         let json = serde_json::to_string(&a).unwrap();
         assert!(json.contains("\"phase\":\"running\""), "{json}");
         assert!(!json.contains("finished"), "{json}");
-    }
-
-    #[test]
-    fn only_cancelled_attempts_do_not_count() {
-        for p in [
-            Phase::Running,
-            Phase::Done,
-            Phase::Failed,
-            Phase::Interrupted,
-            Phase::Verified,
-            Phase::VerificationFailed,
-        ] {
-            assert!(p.counts(), "{p:?}");
-        }
-        assert!(!Phase::Cancelled.counts());
     }
 }

@@ -11,17 +11,18 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
 
+use super::store::{ConfigMaps, MANAGED_BY, StoreError, record_labels, release_of};
+use crate::api_error::ApiErrorKind;
+use crate::checks::Outcome;
 use crate::release::ReleaseKey;
 use crate::release::rollback_target::BakeRecord;
+use crate::verdict::Report;
 
 /// Revisions kept per release (Helm keeps 10 by default with `--history-max`).
 pub const MAX_RECORDS: usize = 64;
-
-/// Label on every ConfigMap written here.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "upgrade-guard");
 
 /// What is kept about one revision. Never any release values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,109 +40,32 @@ pub struct BakeEntry {
 }
 
 impl BakeEntry {
-    /// The entry for a final report.
-    pub fn of(report: &crate::verdict::Report, verdict: BakeRecord) -> Self {
-        Self {
-            verdict,
+    /// The entry a report leaves: `None` unless its verdict is a judgement (healthy,
+    /// degraded, failed).
+    pub fn of(report: &Report) -> Option<Self> {
+        Some(Self {
+            verdict: report.verdict.bake_record()?,
             at: report.evaluated_at,
             chart: report.chart.clone(),
             failed_checks: report
                 .results
                 .iter()
-                .filter(|r| r.outcome == crate::checks::Outcome::Fail)
+                .filter(|r| r.outcome == Outcome::Fail)
                 .map(|r| r.check.clone())
                 .collect(),
-        }
+        })
     }
-}
-
-/// Why the records could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// RBAC does not allow it.
-    #[error("not allowed to {verb} ConfigMaps in namespace {namespace}: {source}")]
-    Forbidden {
-        /// `read` or `write`.
-        verb: &'static str,
-        /// upgrade-guard's namespace.
-        namespace: String,
-        /// The API's answer.
-        #[source]
-        source: kube::Error,
-    },
-    /// Any other API failure.
-    #[error("cannot {verb} the bake records in namespace {namespace}: {source}")]
-    Api {
-        /// `read` or `write`.
-        verb: &'static str,
-        /// upgrade-guard's namespace.
-        namespace: String,
-        /// The API's answer.
-        #[source]
-        source: kube::Error,
-    },
 }
 
 /// The records of every release, in one namespace.
 #[derive(Clone)]
 pub struct BakeStore {
-    api: Api<ConfigMap>,
-    namespace: String,
+    maps: ConfigMaps,
 }
 
 /// Name of the ConfigMap holding a release's records.
 pub fn configmap_name(release: &ReleaseKey) -> String {
     format!("upgrade-guard.bakes.{}.{}", release.namespace, release.name)
-}
-
-const RELEASE_NAMESPACE: &str = "upgrade-guard.dev/release-namespace";
-const RELEASE_NAME: &str = "upgrade-guard.dev/release-name";
-
-/// The labels of a ConfigMap of records about `release`.
-pub fn record_labels(release: &ReleaseKey) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-        (RELEASE_NAMESPACE.to_string(), release.namespace.to_string()),
-        (RELEASE_NAME.to_string(), release.name.to_string()),
-    ])
-}
-
-/// The release a ConfigMap of records is about, from its labels.
-pub fn release_of(cm: &ConfigMap) -> Option<ReleaseKey> {
-    let labels = cm.metadata.labels.as_ref()?;
-    Some(ReleaseKey::new(
-        labels.get(RELEASE_NAMESPACE)?,
-        labels.get(RELEASE_NAME)?,
-    ))
-}
-
-/// The HTTP status of an API error, if it is one.
-pub fn status_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
-}
-
-impl StoreError {
-    /// `verb` on upgrade-guard's records in `namespace` failed with `source`: forbidden
-    /// (401/403) or any other API failure.
-    pub fn of(verb: &'static str, namespace: &str, source: kube::Error) -> Self {
-        let namespace = namespace.to_string();
-        if matches!(status_code(&source), Some(401 | 403)) {
-            Self::Forbidden {
-                verb,
-                namespace,
-                source,
-            }
-        } else {
-            Self::Api {
-                verb,
-                namespace,
-                source,
-            }
-        }
-    }
 }
 
 /// Parses the ConfigMap's data; entries that do not parse are skipped (with a warning).
@@ -164,22 +88,13 @@ impl BakeStore {
     /// Records in `namespace`.
     pub fn new(client: kube::Client, namespace: &str) -> Self {
         Self {
-            api: Api::namespaced(client, namespace),
-            namespace: namespace.to_string(),
+            maps: ConfigMaps::new(client, namespace),
         }
-    }
-
-    fn error(&self, verb: &'static str, source: kube::Error) -> StoreError {
-        StoreError::of(verb, &self.namespace, source)
     }
 
     /// The records of a release (none when its ConfigMap does not exist).
     pub async fn load(&self, release: &ReleaseKey) -> Result<BTreeMap<u32, BakeEntry>, StoreError> {
-        let cm = self
-            .api
-            .get_opt(&configmap_name(release))
-            .await
-            .map_err(|e| self.error("read", e))?;
+        let cm = self.maps.get(&configmap_name(release)).await?;
         Ok(cm
             .and_then(|cm| cm.data)
             .map(|d| parse(&d))
@@ -188,14 +103,8 @@ impl BakeStore {
 
     /// The records of every release in the namespace (one LIST), by release.
     pub async fn all(&self) -> Result<BTreeMap<ReleaseKey, BTreeMap<u32, BakeEntry>>, StoreError> {
-        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-        let list = self
-            .api
-            .list(&kube::api::ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| self.error("list", e))?;
+        let list = self.maps.labelled(MANAGED_BY).await?;
         Ok(list
-            .items
             .into_iter()
             // Other records (automatic actions) carry the same label.
             .filter(|cm| {
@@ -218,11 +127,7 @@ impl BakeStore {
     ) -> Result<(), StoreError> {
         let name = configmap_name(release);
         let value = serde_json::to_string(entry).unwrap_or_default();
-        let existing = self
-            .api
-            .get_opt(&name)
-            .await
-            .map_err(|e| self.error("read", e))?;
+        let existing = self.maps.get(&name).await?;
         let Some(existing) = existing else {
             let cm: ConfigMap = ConfigMap {
                 metadata: kube::api::ObjectMeta {
@@ -233,13 +138,13 @@ impl BakeStore {
                 data: Some(BTreeMap::from([(revision.to_string(), value.clone())])),
                 ..Default::default()
             };
-            return match self.api.create(&PostParams::default(), &cm).await {
+            return match self.maps.api.create(&PostParams::default(), &cm).await {
                 Ok(_) => Ok(()),
                 // Someone created it meanwhile: add our key to theirs.
-                Err(e) if status_code(&e) == Some(409) => {
+                Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::Conflict => {
                     self.patch(&name, revision, &value, &[]).await
                 }
-                Err(e) => Err(self.error("write", e)),
+                Err(e) => Err(self.maps.error("write", e)),
             };
         };
         let mut revisions: Vec<u32> = existing
@@ -268,11 +173,23 @@ impl BakeStore {
             data.insert(r.to_string(), serde_json::Value::Null);
         }
         let patch = serde_json::json!({ "data": data });
-        self.api
+        self.maps
+            .api
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map(|_| ())
-            .map_err(|e| self.error("write", e))
+            .map_err(|e| self.maps.error("write", e))
+    }
+
+    /// Records a report's final verdict; `Ok(false)` when its verdict is no judgement
+    /// (progressing, inconclusive) and nothing was written.
+    pub async fn record_final(&self, report: &Report) -> Result<bool, StoreError> {
+        let Some(entry) = BakeEntry::of(report) else {
+            return Ok(false);
+        };
+        self.record(&report.release, report.revision, &entry)
+            .await
+            .map(|()| true)
     }
 }
 

@@ -1,0 +1,212 @@
+//! One automatic action's record (pure): what was done (a rollback to a target, a migration
+//! pod restart) because which revision failed, where it stands, and the words for it; and
+//! which record concerns a revision (the action taken because it failed, or the rollback
+//! that created it).
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// What an automatic action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// `helm rollback` to a known-good revision.
+    Rollback,
+    /// Delete the migration pod once.
+    RestartPod,
+}
+
+impl ActionKind {
+    /// The word used in JSON, logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollback => "rollback",
+            Self::RestartPod => "restart_pod",
+        }
+    }
+}
+
+/// Where an action stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Intent written; the action runs (or ran and its process died before saying).
+    Running,
+    /// Not started after all: the history changed after the intent was written.
+    Cancelled,
+    /// The action completed; its revision is being evaluated.
+    Done,
+    /// The action failed (helm exited with an error or its deadline passed).
+    Failed,
+    /// The process that ran it is gone; what happened is in the detail.
+    Interrupted,
+    /// The rollback's revision passed its bake.
+    Verified,
+    /// The rollback's revision failed its bake.
+    VerificationFailed,
+}
+
+impl Phase {
+    /// Whether the attempt counts against `max_per_revision`, the cooldown and the budget:
+    /// everything that ran or may have run.
+    pub fn counts(self) -> bool {
+        self != Self::Cancelled
+    }
+
+    /// The word used in JSON, logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Cancelled => "cancelled",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Verified => "verified",
+            Self::VerificationFailed => "verification_failed",
+        }
+    }
+}
+
+/// One automatic action. Never any release values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// The revision that failed.
+    pub bad_revision: u32,
+    /// 1 for the first attempt on that revision.
+    pub attempt: u32,
+    /// What was done.
+    pub action: ActionKind,
+    /// The revision rolled back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u32>,
+    /// The command, as an operator would type it.
+    pub command: String,
+    /// The replica that started it (`actions.leader_election` identity).
+    pub holder: String,
+    /// When the intent was written.
+    pub started: Timestamp,
+    /// Where it stands.
+    pub phase: Phase,
+    /// When the outcome was known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Timestamp>,
+    /// The revision the rollback created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_revision: Option<u32>,
+    /// What happened, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ActionRecord {
+    /// The ConfigMap key.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.bad_revision, self.attempt)
+    }
+
+    /// The record in one sentence, its command last: what was done, where it stands, why.
+    pub fn words(&self) -> String {
+        let r = self;
+        let what = match (r.action, r.target) {
+            (ActionKind::Rollback, Some(t)) => format!(
+                "automatic rollback of revision {} to revision {t}",
+                r.bad_revision
+            ),
+            _ => format!(
+                "automatic restart of the migration pod (revision {})",
+                r.bad_revision
+            ),
+        };
+        let phase = match r.phase {
+            Phase::Running => "running".to_string(),
+            Phase::Cancelled => "cancelled before it ran".to_string(),
+            Phase::Done if r.action == ActionKind::Rollback => "done, verifying".to_string(),
+            Phase::Done => "done".to_string(),
+            Phase::Failed => "FAILED".to_string(),
+            Phase::Interrupted => "INTERRUPTED".to_string(),
+            Phase::Verified => "verified".to_string(),
+            Phase::VerificationFailed => "FAILED its verification".to_string(),
+        };
+        match &r.detail {
+            Some(d) => format!("{what}: {phase}: {d} ({})", r.command),
+            None => format!("{what}: {phase} ({})", r.command),
+        }
+    }
+}
+
+/// Whether `r` is the rollback that created `revision` (a rollback to `rolled_back_to`,
+/// from Helm's description): by the record's own account, or, while the record does not
+/// know its revision yet (its process died before saying), by target.
+pub fn created(r: &ActionRecord, revision: u32, rolled_back_to: Option<u32>) -> bool {
+    r.action == ActionKind::Rollback
+        && (r.new_revision == Some(revision)
+            || (r.new_revision.is_none()
+                && revision > r.bad_revision
+                && rolled_back_to.is_some()
+                && r.target == rolled_back_to))
+}
+
+/// The record that concerns `revision`: the action taken because it failed, or the
+/// rollback that created it (`rolled_back_to`: the revision it rolled back to, if it is a
+/// rollback).
+pub fn record_for(
+    records: &[ActionRecord],
+    revision: u32,
+    rolled_back_to: Option<u32>,
+) -> Option<&ActionRecord> {
+    records
+        .iter()
+        .rev()
+        .find(|r| r.bad_revision == revision || created(r, revision, rolled_back_to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(bad: u32, target: u32, new_revision: Option<u32>) -> ActionRecord {
+        ActionRecord {
+            bad_revision: bad,
+            attempt: 1,
+            action: ActionKind::Rollback,
+            target: Some(target),
+            command: String::new(),
+            holder: "a".into(),
+            started: Timestamp::from_second(1_800_000_000).unwrap(),
+            phase: Phase::Running,
+            finished: None,
+            new_revision,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_record_concerns_its_bad_revision_and_the_rollback_it_created() {
+        let known = [record(2, 1, Some(3))];
+        assert_eq!(record_for(&known, 2, None), Some(&known[0]));
+        assert_eq!(record_for(&known, 3, Some(1)), Some(&known[0]));
+        assert_eq!(record_for(&known, 4, None), None);
+        // A record whose process died before it knew its revision: by target, and only
+        // for a later rollback to that target.
+        let unknown = [record(2, 1, None)];
+        assert_eq!(record_for(&unknown, 3, Some(1)), Some(&unknown[0]));
+        assert_eq!(record_for(&unknown, 3, Some(2)), None, "another target");
+        assert_eq!(record_for(&unknown, 3, None), None, "not a rollback");
+        assert_eq!(record_for(&[record(5, 1, None)], 3, Some(1)), None, "older");
+    }
+
+    #[test]
+    fn only_cancelled_attempts_do_not_count() {
+        for p in [
+            Phase::Running,
+            Phase::Done,
+            Phase::Failed,
+            Phase::Interrupted,
+            Phase::Verified,
+            Phase::VerificationFailed,
+        ] {
+            assert!(p.counts(), "{p:?}");
+        }
+        assert!(!Phase::Cancelled.counts());
+    }
+}

@@ -1,0 +1,121 @@
+//! What both kinds of records share: one ConfigMap per release in upgrade-guard's namespace,
+//! labelled with the release it is about, read and written through the same API handle, and
+//! the errors an operator must tell apart (RBAC, or the API itself).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams};
+
+use crate::api_error::ApiErrorKind;
+use crate::release::ReleaseKey;
+
+/// Label marking upgrade-guard's own objects.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "upgrade-guard");
+
+const RELEASE_NAMESPACE: &str = "upgrade-guard.dev/release-namespace";
+const RELEASE_NAME: &str = "upgrade-guard.dev/release-name";
+
+/// The labels of a ConfigMap of records about `release`.
+pub fn record_labels(release: &ReleaseKey) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+        (RELEASE_NAMESPACE.to_string(), release.namespace.to_string()),
+        (RELEASE_NAME.to_string(), release.name.to_string()),
+    ])
+}
+
+/// The release a ConfigMap of records is about, from its labels.
+pub fn release_of(cm: &ConfigMap) -> Option<ReleaseKey> {
+    let labels = cm.metadata.labels.as_ref()?;
+    Some(ReleaseKey::new(
+        labels.get(RELEASE_NAMESPACE)?,
+        labels.get(RELEASE_NAME)?,
+    ))
+}
+
+/// Why the records could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RBAC does not allow it.
+    #[error("not allowed to {verb} ConfigMaps in namespace {namespace}: {source}")]
+    Forbidden {
+        /// `read` or `write`.
+        verb: &'static str,
+        /// upgrade-guard's namespace.
+        namespace: String,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+    /// Any other API failure.
+    #[error("cannot {verb} the bake records in namespace {namespace}: {source}")]
+    Api {
+        /// `read` or `write`.
+        verb: &'static str,
+        /// upgrade-guard's namespace.
+        namespace: String,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl StoreError {
+    /// `verb` on upgrade-guard's records in `namespace` failed with `source`: forbidden
+    /// (401/403) or any other API failure.
+    pub fn of(verb: &'static str, namespace: &str, source: kube::Error) -> Self {
+        let namespace = namespace.to_string();
+        if ApiErrorKind::of(&source).is_permission() {
+            Self::Forbidden {
+                verb,
+                namespace,
+                source,
+            }
+        } else {
+            Self::Api {
+                verb,
+                namespace,
+                source,
+            }
+        }
+    }
+}
+
+/// The ConfigMaps of one namespace, with errors that say what was attempted where.
+#[derive(Clone)]
+pub(super) struct ConfigMaps {
+    pub(super) api: Api<ConfigMap>,
+    namespace: String,
+}
+
+impl ConfigMaps {
+    pub(super) fn new(client: kube::Client, namespace: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_string(),
+        }
+    }
+
+    pub(super) fn error(&self, verb: &'static str, source: kube::Error) -> StoreError {
+        StoreError::of(verb, &self.namespace, source)
+    }
+
+    /// One ConfigMap, `None` when it does not exist.
+    pub(super) async fn get(&self, name: &str) -> Result<Option<ConfigMap>, StoreError> {
+        self.api
+            .get_opt(name)
+            .await
+            .map_err(|e| self.error("read", e))
+    }
+
+    /// Every ConfigMap with `label=value` (one LIST).
+    pub(super) async fn labelled(&self, label: (&str, &str)) -> Result<Vec<ConfigMap>, StoreError> {
+        let selector = format!("{}={}", label.0, label.1);
+        self.api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map(|list| list.items)
+            .map_err(|e| self.error("list", e))
+    }
+}
