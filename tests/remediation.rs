@@ -18,10 +18,11 @@ use support::eval::upgrade;
 use support::exporter::Exporter;
 use support::prometheus::{Prometheus, Target, free_port};
 use support::{alertmanager, helm, kube as tkube, stack::stack, wait};
-use upgrade_guard::cli::history::{HistoryRow, RowDetail, read_history};
 use upgrade_guard::records::action::{ActionRecord, Phase};
 use upgrade_guard::records::actions::RecordStore;
 use upgrade_guard::release::ReleaseKey;
+use upgrade_guard::release::record::{HistoryRow, RowDetail};
+use upgrade_guard::tracker::read::read_history;
 
 const WAIT: Duration = Duration::from_secs(150);
 const NO_PROMETHEUS: &str = "http://127.0.0.1:9";

@@ -116,7 +116,7 @@ async fn preflight_says_yes_only_when_the_whole_suite_operates_normally() {
         .spawn()
         .unwrap();
     wait::until(WAIT, "gsp pending-upgrade", || async {
-        let rows = upgrade_guard::cli::history::read_history(tkube::client().await, gsp, "gsp")
+        let rows = upgrade_guard::tracker::read::read_history(tkube::client().await, gsp, "gsp")
             .await
             .ok()?;
         (rows.last()?.status.as_str() == "pending-upgrade").then_some(())

@@ -16,9 +16,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::config::ConfigArgs;
-use super::history::{
-    HistoryRow, RowDetail, read_history, read_revision, read_statuses, rollbacks_of,
-};
 use super::{CliError, Output, exit};
 use crate::checks::Bound;
 use crate::config::Config;
@@ -29,7 +26,9 @@ use crate::evaluation::{Evaluator, Start};
 use crate::metrics::registry;
 use crate::records::bakes::BakeStore;
 use crate::release::decode::ReleaseSummary;
+use crate::release::record::{HistoryRow, RowDetail, rollbacks_of};
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::tracker::read::{read_history, read_revision, read_statuses};
 use crate::units::{human, num, parse_duration};
 use crate::verdict::{RecommendedAction, Report, Verdict, guard};
 

@@ -13,7 +13,6 @@ use kube::core::PartialObjectMeta;
 use serde::Serialize;
 
 use super::CliError;
-use super::history::{RowDetail, read_history, rollbacks_of};
 use crate::config::Config;
 use crate::evaluation::metrics::PrometheusMetrics;
 use crate::evaluation::prometheus::Prometheus;
@@ -21,7 +20,9 @@ use crate::evaluation::{Evaluator, Start};
 use crate::metrics::registry;
 use crate::records::bakes::BakeStore;
 use crate::release::labels::{HELM_OWNER_SELECTOR, Storage, revision_from_meta};
+use crate::release::record::{RowDetail, rollbacks_of};
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::tracker::read::read_history;
 use crate::verdict::Report;
 use crate::verdict::guard;
 

@@ -10,10 +10,8 @@ use super::config::ConfigArgs;
 use super::{CliError, Output};
 use crate::config::{Config, ConfigError, WatchConfig};
 use crate::metrics::registry;
-use crate::release::decode::DecodeLimits;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
-use crate::tracker::fetch::FetchRetry;
 use crate::tracker::metrics::TrackerMetrics;
 use crate::tracker::{Tracker, TrackerConfig};
 use crate::units::parse_duration;
@@ -164,26 +162,6 @@ pub fn render_line(event: &ReleaseEvent) -> String {
     line
 }
 
-/// The tracker settings of a configuration's `watch` section; revisions inside their bake
-/// window (per release policy) are announced again after a restart.
-pub fn tracker_config(watch: &WatchConfig, config: Arc<Config>) -> TrackerConfig {
-    TrackerConfig {
-        namespaces: watch.namespaces.clone(),
-        storage: watch.storage.clone(),
-        stuck_pending_after: watch.stuck_pending_after,
-        decode_limits: DecodeLimits {
-            max_decompressed_bytes: watch.max_payload_bytes,
-        },
-        watch_timeout: watch.watch_timeout,
-        fetch_retry: FetchRetry {
-            timeout: watch.fetch_timeout,
-            ..FetchRetry::default()
-        },
-        bake_window: Arc::new(move |key| Some(config.policy_for(key).bake_window)),
-        ..TrackerConfig::default()
-    }
-}
-
 /// Runs `watch` until interrupted. `kube` is the cluster's client configuration; the
 /// tracker's timeouts are applied to it.
 pub async fn run(kube: kube::Config, args: &WatchArgs) -> Result<i32, CliError> {
@@ -196,7 +174,8 @@ pub async fn run(kube: kube::Config, args: &WatchArgs) -> Result<i32, CliError> 
         .map_err(|e| CliError::Kubeconfig(e.to_string()))?;
     let mut registry = registry();
     let metrics = TrackerMetrics::register(&mut registry);
-    let config = tracker_config(&watch, config);
+    let config =
+        TrackerConfig::from_settings(&watch, Arc::new(move |key| Some(config.bake_window(key))));
     let (tx, mut rx) = mpsc::channel(256);
     let (synced_tx, _synced_rx) = watch::channel(false);
     let tracker = tokio::spawn(Tracker::new(client, config, metrics).run(tx, synced_tx));

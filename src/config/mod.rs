@@ -4,6 +4,7 @@
 //! text `upgrade-guard config default` prints) is used.
 
 mod database;
+pub mod defaults;
 mod raw;
 mod resolve;
 
@@ -500,6 +501,17 @@ impl Config {
     /// The suite `key` belongs to, if any.
     pub fn suite_of(&self, key: &ReleaseKey) -> Option<&Suite> {
         self.suites.iter().find(|s| s.step_of(key).is_some())
+    }
+
+    /// The bake window of a release (what [`Config::policy_for`] would say, without building
+    /// the whole policy).
+    pub fn bake_window(&self, key: &ReleaseKey) -> Duration {
+        self.overrides
+            .iter()
+            .filter(|o| o.matches(key))
+            .filter_map(|o| o.raw.bake_window)
+            .next_back()
+            .map_or(self.defaults.bake_window, |d| d.0)
     }
 
     /// The mode of a release (what [`Config::policy_for`] would say, without building the

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::defaults;
 use super::raw::{self, RawConfig, RawRelease};
 use super::{
     ActionsConfig, AutoPolicy, Config, EmailConfig, LagPolicy, LeaderElectionConfig,
@@ -493,7 +494,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
         stuck_pending_after: raw
             .watch
             .stuck_pending_after
-            .map_or(Duration::from_secs(15 * 60), |d| d.0),
+            .map_or(defaults::STUCK_PENDING_AFTER, |d| d.0),
         max_payload_bytes: raw
             .watch
             .max_payload_bytes
@@ -506,17 +507,15 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, String> {
         watch_timeout: raw
             .watch
             .watch_timeout
-            .map_or(crate::tracker::DEFAULT_WATCH_TIMEOUT, |d| d.0),
+            .map_or(defaults::WATCH_TIMEOUT, |d| d.0),
         idle_timeout: raw
             .watch
             .idle_timeout
-            .map_or(crate::tracker::DEFAULT_IDLE_TIMEOUT, |d| d.0),
+            .map_or(defaults::IDLE_TIMEOUT, |d| d.0),
         fetch_timeout: raw
             .watch
             .fetch_timeout
-            .map_or(crate::tracker::fetch::FetchRetry::default().timeout, |d| {
-                d.0
-            }),
+            .map_or(defaults::FETCH_TIMEOUT, |d| d.0),
     };
     if let Some((field, reason)) = watch.problem() {
         return Err(format!("watch.{field}: {reason}"));

@@ -393,6 +393,29 @@ fn mode_for_agrees_with_the_whole_policy() {
 }
 
 #[test]
+fn bake_window_agrees_with_the_whole_policy() {
+    let c = Config::parse(
+        "defaults: {bake_window: 20m}\n\
+         releases:\n\
+         - {name: gim, bake_window: 1h}\n\
+         - {name: gim, namespace: staging, bake_window: 1m}\n\
+         - {name: gim, namespace: lab, mode: auto}\n",
+        "t",
+    )
+    .unwrap();
+    for (ns, name, want) in [
+        ("gim", "gim", 60 * MIN),
+        ("staging", "gim", MIN),
+        ("lab", "gim", 60 * MIN),
+        ("x", "y", 20 * MIN),
+    ] {
+        let key = ReleaseKey::new(ns, name);
+        assert_eq!(c.bake_window(&key), want, "{key}");
+        assert_eq!(c.policy_for(&key).bake_window, want, "{key}");
+    }
+}
+
+#[test]
 fn the_profile_orders_the_suite_gim_gsp_gca_and_bad_suites_are_refused() {
     let c = Config::default_profile().unwrap();
     let suite = &c.suites[0];

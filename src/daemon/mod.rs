@@ -23,7 +23,6 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::cli::history::{RowDetail, read_history, read_statuses, rollbacks_of};
 use crate::config::Config;
 use crate::evaluation::metrics::{DatabaseMetrics, PrometheusMetrics};
 use crate::evaluation::prometheus::{ClientError, Prometheus};
@@ -38,6 +37,7 @@ use crate::notify::metrics::NotifyMetrics;
 use crate::records::bakes::BakeStore;
 use crate::release::ReleaseKey;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
+use crate::release::record::{RowDetail, rollbacks_of};
 use crate::release::rollback_target::BakeRecord;
 use crate::remediation::helm::HelmRunner;
 use crate::remediation::leader::{self, Elector};
@@ -45,7 +45,8 @@ use crate::remediation::metrics::ActionMetrics;
 use crate::remediation::{Finished, Remediator};
 use crate::suite::order_warnings;
 use crate::tracker::metrics::TrackerMetrics;
-use crate::tracker::{Tracker, client_config};
+use crate::tracker::read::{read_history, read_statuses};
+use crate::tracker::{Tracker, TrackerConfig, client_config};
 use crate::verdict::{ActionContext, RecommendedAction, Report, Verdict, guard, recommend};
 use http::{Readiness, Served};
 use metrics::DaemonMetrics;
@@ -196,7 +197,11 @@ pub async fn run(
         stop_rx,
     ));
 
-    let tracker_config = crate::cli::watch::tracker_config(&config.watch, config.clone());
+    let bake_config = config.clone();
+    let tracker_config = TrackerConfig::from_settings(
+        &config.watch,
+        Arc::new(move |key| Some(bake_config.bake_window(key))),
+    );
     let (events_tx, mut events) = mpsc::channel::<ReleaseEvent>(256);
     let (synced_tx, mut synced) = watch::channel(false);
     let tracker = tokio::spawn(

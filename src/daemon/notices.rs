@@ -10,10 +10,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 
 use super::state::{Notice, NoticeKind};
-use crate::cli::history::{HistoryRow, RowDetail, read_history};
 use crate::config::{ReleasePolicy, render_query};
 use crate::release::ReleaseKey;
+use crate::release::record::{HistoryRow, RowDetail};
 use crate::remediation::restart;
+use crate::tracker::read::read_history;
 use crate::units::plus;
 
 /// How long an uninstall is told (its alert then resolves).

@@ -6,6 +6,7 @@ pub mod decode;
 pub mod event;
 pub mod history;
 pub mod labels;
+pub mod record;
 pub mod rollback_target;
 
 use std::fmt;

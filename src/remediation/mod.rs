@@ -23,13 +23,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::cli::history::{HistoryRow, read_history, read_statuses, rollbacks_of};
 use crate::config::{ActionsConfig, Mode, ReleasePolicy};
 use crate::records::action::{ActionKind, ActionRecord, Phase, created, record_for};
 use crate::records::actions::{RecordError, RecordStore, Snapshot};
 use crate::records::bakes::BakeStore;
 use crate::release::labels::Storage;
+use crate::release::record::{rollback_revision, rollbacks_of};
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::tracker::read::{read_history, read_statuses};
 use crate::units::plus;
 use crate::verdict::{Report, Verdict};
 use helm::HelmRunner;
@@ -94,15 +95,6 @@ pub struct Remediator {
     rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
     dry_runs: BTreeSet<(ReleaseKey, u32)>,
     last_resume: Option<Instant>,
-}
-
-/// The revision a rollback to `target` created after `bad`, from the history.
-fn rollback_revision(rows: &[HistoryRow], bad: u32, target: u32) -> Option<(u32, ReleaseStatus)> {
-    let rollbacks = rollbacks_of(rows);
-    rows.iter()
-        .filter(|r| r.revision > bad && rollbacks.get(&r.revision) == Some(&target))
-        .map(|r| (r.revision, r.status))
-        .next_back()
 }
 
 impl Remediator {

@@ -6,9 +6,9 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 
-use crate::cli::history::{HistoryRow, RowDetail};
 use crate::config::ReleasePolicy;
 use crate::release::decode::WorkloadKind;
+use crate::release::record::{HistoryRow, RowDetail};
 
 /// `kind/name` of the workload whose pods restart the migration: the one named by
 /// `migration.restart`, else the release's first Deployment or StatefulSet.

@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::error::FetchErrorReason;
 use super::metrics::TrackerMetrics;
+use crate::config::defaults;
 use crate::release::ReleaseKey;
 use crate::release::decode::{DecodeError, DecodeLimits, decode_release};
 use crate::release::event::{PendingEvent, ReleaseEvent};
@@ -45,7 +46,7 @@ pub struct FetchRetry {
 impl Default for FetchRetry {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(20),
+            timeout: defaults::FETCH_TIMEOUT,
             min_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(15),
             attempts: 8,

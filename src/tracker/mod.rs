@@ -17,6 +17,7 @@
 pub mod error;
 pub mod fetch;
 pub mod metrics;
+pub mod read;
 
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ use kube::runtime::{WatchStreamExt, watcher as watch_stream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::config::WatchConfig;
+use crate::config::defaults;
 use crate::release::ReleaseKey;
 use crate::release::decode::DecodeLimits;
 use crate::release::event::ReleaseEvent;
@@ -80,19 +83,36 @@ impl std::fmt::Debug for TrackerConfig {
     }
 }
 
-/// Default server-side watch timeout.
-pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default read timeout of the tracker's API connections (see [`client_config`]).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+impl TrackerConfig {
+    /// The settings of a configuration's `watch` section; `bake_window` tells, per release,
+    /// how long after its upgrade a revision is announced again after a restart.
+    pub fn from_settings(watch: &WatchConfig, bake_window: BakeWindow) -> Self {
+        Self {
+            namespaces: watch.namespaces.clone(),
+            storage: watch.storage.clone(),
+            stuck_pending_after: watch.stuck_pending_after,
+            decode_limits: DecodeLimits {
+                max_decompressed_bytes: watch.max_payload_bytes,
+            },
+            watch_timeout: watch.watch_timeout,
+            fetch_retry: FetchRetry {
+                timeout: watch.fetch_timeout,
+                ..FetchRetry::default()
+            },
+            bake_window,
+            ..Self::default()
+        }
+    }
+}
 
 impl Default for TrackerConfig {
     fn default() -> Self {
         Self {
             namespaces: Vec::new(),
             storage: vec![Storage::Secret],
-            stuck_pending_after: Duration::from_secs(15 * 60),
+            stuck_pending_after: defaults::STUCK_PENDING_AFTER,
             decode_limits: DecodeLimits::default(),
-            watch_timeout: DEFAULT_WATCH_TIMEOUT,
+            watch_timeout: defaults::WATCH_TIMEOUT,
             fetch_concurrency: 8,
             fetch_retry: FetchRetry::default(),
             bake_window: std::sync::Arc::new(|_| None),

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use upgrade_guard::cli::history::{RowDetail, read_history};
 use upgrade_guard::config::Config;
 use upgrade_guard::evaluation::metrics::PrometheusMetrics;
 use upgrade_guard::evaluation::prometheus::Prometheus as PromClient;
 use upgrade_guard::evaluation::{Evaluator, Start};
 use upgrade_guard::metrics::registry;
 use upgrade_guard::release::ReleaseKey;
+use upgrade_guard::release::record::RowDetail;
+use upgrade_guard::tracker::read::read_history;
 use upgrade_guard::verdict::Report;
 use upgrade_guard::verdict::Verdict;
 
