@@ -15,6 +15,7 @@ pub mod notify;
 pub mod records;
 pub mod release;
 pub mod remediation;
+pub mod state;
 pub mod suite;
 #[cfg(test)]
 pub(crate) mod test_support;

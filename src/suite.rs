@@ -1,6 +1,7 @@
 //! The upgrade order of a suite (pure): "upgrade GIM first, then GSP, then GCA" and "do not
-//! attempt to upgrade a service unless all the services are operating normally". From the
-//! daemon's state, a release of a later step upgraded within the suite's cycle is warned
+//! attempt to upgrade a service unless all the services are operating normally". From plain
+//! facts per release (its revision, when its upgrade started, whether it operates normally),
+//! a release of a later step upgraded within the suite's cycle is warned
 //! about when a release of an earlier step was upgraded after it in the same cycle (wrong
 //! order), or when an earlier one is not healthy now; the warning names the release to look
 //! at first.
@@ -9,9 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::config::Suite;
-use crate::daemon::state::ReleaseView;
 use crate::release::ReleaseKey;
-use crate::verdict::Verdict;
 
 /// Why the order is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,36 +37,16 @@ pub struct OrderWarning {
     pub words: String,
 }
 
-/// An upgrade (not an install or a rollback) and when it started.
-fn upgraded_at(v: &ReleaseView) -> Option<Timestamp> {
-    matches!(v.event, "upgraded" | "upgrade_failed")
-        .then_some(v.started)
-        .flatten()
-}
-
-/// Whether a release operates normally: its latest revision ended its bake healthy or
-/// degraded, or was never judged because its upgrade is older than this process (nothing
-/// says otherwise), and nothing is wrong with its record.
-fn operating_normally(v: &ReleaseView) -> Result<(), String> {
-    if let Some(p) = &v.problem {
-        return Err(p.clone());
-    }
-    match &v.judgement {
-        None => Ok(()),
-        Some(j) if j.is_final && matches!(j.verdict, Verdict::Healthy | Verdict::Degraded) => {
-            Ok(())
-        }
-        Some(j) => Err(format!(
-            "revision {} is {}{}",
-            v.revision,
-            j.verdict.as_str(),
-            if j.verdict == Verdict::Progressing {
-                " (still being verified)"
-            } else {
-                ""
-            }
-        )),
-    }
+/// What a suite's order is judged from, for one of its releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Its latest revision.
+    pub revision: u32,
+    /// When that revision's upgrade started, if it is an upgrade (not an install or a
+    /// rollback).
+    pub upgraded_at: Option<Timestamp>,
+    /// Whether it operates normally, or why not, in words.
+    pub operating_normally: Result<(), String>,
 }
 
 fn order_words(suite: &Suite) -> String {
@@ -84,26 +63,26 @@ fn order_words(suite: &Suite) -> String {
         .join(", then ")
 }
 
-/// The warnings for `suite` at `now`, from the views of the releases (by key).
-pub fn order_warnings<'a>(
+/// The warnings for `suite` at `now`, from what is known of its releases (by key).
+pub fn order_warnings(
     suite: &Suite,
-    view: impl Fn(&ReleaseKey) -> Option<&'a ReleaseView>,
+    member: impl Fn(&ReleaseKey) -> Option<Member>,
     now: Timestamp,
 ) -> Vec<OrderWarning> {
     let cycle = SignedDuration::try_from(suite.cycle).unwrap_or(SignedDuration::MAX);
     let mut out = Vec::new();
     for (k, step) in suite.order.iter().enumerate().skip(1) {
         for later in step {
-            let Some(lv) = view(later) else { continue };
-            let Some(l_at) = upgraded_at(lv) else {
+            let Some(lv) = member(later) else { continue };
+            let Some(l_at) = lv.upgraded_at else {
                 continue;
             };
             if now.duration_since(l_at) > cycle {
                 continue;
             }
             'earlier: for earlier in suite.order[..k].iter().flatten() {
-                let Some(ev) = view(earlier) else { continue };
-                if let Some(e_at) = upgraded_at(ev)
+                let Some(ev) = member(earlier) else { continue };
+                if let Some(e_at) = ev.upgraded_at
                     && e_at > l_at
                     && e_at.duration_since(l_at) <= cycle
                 {
@@ -119,7 +98,7 @@ pub fn order_warnings<'a>(
                     });
                     continue 'earlier;
                 }
-                if let Err(why) = operating_normally(ev) {
+                if let Err(why) = &ev.operating_normally {
                     out.push(OrderWarning {
                         release: later.clone(),
                         revision: lv.revision,
@@ -140,10 +119,12 @@ pub fn order_warnings<'a>(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::daemon::state::Judgement;
     use crate::release::ReleaseStatus;
+    use crate::release::event::EventName;
     use crate::release::labels::Storage;
+    use crate::state::{Judgement, ReleaseView};
     use crate::verdict::RecommendedAction;
+    use crate::verdict::Verdict;
     use std::collections::BTreeMap;
 
     fn at(minutes: i64) -> Timestamp {
@@ -153,7 +134,7 @@ mod tests {
     fn view(
         ns: &str,
         name: &str,
-        event: &'static str,
+        event: EventName,
         started: i64,
         verdict: Option<(Verdict, bool)>,
     ) -> ReleaseView {
@@ -184,7 +165,7 @@ mod tests {
         let suite = Config::default_profile().unwrap().suites[0].clone();
         let by_key: BTreeMap<ReleaseKey, &ReleaseView> =
             views.iter().map(|v| (v.release.clone(), v)).collect();
-        order_warnings(&suite, |k| by_key.get(k).copied(), at(now))
+        order_warnings(&suite, |k| by_key.get(k).map(|v| v.member()), at(now))
             .into_iter()
             .map(|w| (w.release.to_string(), w.look_first.to_string(), w.problem))
             .collect()
@@ -195,12 +176,12 @@ mod tests {
     #[test]
     fn in_order_and_each_verified_first_is_quiet() {
         let views = [
-            view("gim", "gim", "upgraded", 0, OK),
-            view("gsp", "gsp", "upgraded", 60, OK),
+            view("gim", "gim", EventName::Upgraded, 0, OK),
+            view("gsp", "gsp", EventName::Upgraded, 60, OK),
             view(
                 "gca",
                 "gca",
-                "upgraded",
+                EventName::Upgraded,
                 120,
                 Some((Verdict::Progressing, false)),
             ),
@@ -211,12 +192,12 @@ mod tests {
     #[test]
     fn a_later_service_upgraded_before_an_earlier_one_in_the_cycle_is_warned() {
         let views = [
-            view("gim", "gim", "upgraded", 0, OK),
-            view("gca", "gca", "upgraded", 30, OK),
+            view("gim", "gim", EventName::Upgraded, 0, OK),
+            view("gca", "gca", EventName::Upgraded, 30, OK),
             view(
                 "gsp",
                 "gsp",
-                "upgraded",
+                EventName::Upgraded,
                 60,
                 Some((Verdict::Progressing, false)),
             ),
@@ -237,8 +218,8 @@ mod tests {
             Some((Verdict::Progressing, false)),
         ] {
             let views = [
-                view("gim", "gim", "upgraded", 0, earlier),
-                view("gsp", "gsp", "upgraded", 10, OK),
+                view("gim", "gim", EventName::Upgraded, 0, earlier),
+                view("gsp", "gsp", EventName::Upgraded, 10, OK),
             ];
             assert_eq!(
                 warnings(&views, 20),
@@ -252,11 +233,14 @@ mod tests {
         }
         // A stuck earlier release too; an install or a rollback of the later one is not an
         // upgrade.
-        let mut stuck = view("gim", "gim", "upgraded", 0, None);
+        let mut stuck = view("gim", "gim", EventName::Upgraded, 0, None);
         stuck.problem = Some("stuck in pending-upgrade since ...".into());
         assert_eq!(
             warnings(
-                &[stuck.clone(), view("gsp", "gsp", "upgraded", 10, None)],
+                &[
+                    stuck.clone(),
+                    view("gsp", "gsp", EventName::Upgraded, 10, None)
+                ],
                 20
             )
             .len(),
@@ -264,13 +248,19 @@ mod tests {
         );
         assert_eq!(
             warnings(
-                &[stuck.clone(), view("gsp", "gsp", "rolled_back", 10, None)],
+                &[
+                    stuck.clone(),
+                    view("gsp", "gsp", EventName::RolledBack, 10, None)
+                ],
                 20
             ),
             vec![]
         );
         assert_eq!(
-            warnings(&[stuck, view("gsp", "gsp", "installed", 10, None)], 20),
+            warnings(
+                &[stuck, view("gsp", "gsp", EventName::Installed, 10, None)],
+                20
+            ),
             vec![]
         );
     }

@@ -15,7 +15,7 @@ pub mod workload;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ReleasePolicy;
 use crate::release::ReleaseStatus;
@@ -56,7 +56,7 @@ impl Revision<'_> {
 }
 
 /// The result of one check, ordered from best to worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Healthy.
@@ -94,7 +94,7 @@ impl Outcome {
 }
 
 /// Which bound a threshold is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bound {
     /// The value must be at least this.
@@ -104,7 +104,7 @@ pub enum Bound {
 }
 
 /// A threshold a value is compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
     /// Which bound.
     pub bound: Bound,
@@ -113,7 +113,7 @@ pub struct Threshold {
 }
 
 /// What a failure of this check calls for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FailClass {
     /// The new revision is bad: roll back.
@@ -138,7 +138,7 @@ pub enum FailClass {
 }
 
 /// The result of one check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// Stable identifier (`rollout:Deployment/gim`, `lag`, `dependency:kafka`, ...).
     pub check: String,
@@ -156,12 +156,16 @@ pub struct CheckResult {
     /// What a failure here recommends.
     pub on_fail: FailClass,
     /// Counts behind the result by kind (for `pending_pods`: pods not Ready, by reason).
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    /// Not read back from JSON (the API's readers show the summary instead).
+    #[serde(
+        skip_serializing_if = "std::collections::BTreeMap::is_empty",
+        skip_deserializing
+    )]
     pub counts: std::collections::BTreeMap<&'static str, u32>,
     /// Not judged from a current answer: its provider (Prometheus, the API server) failed
     /// this round and the result is the last answer or a wait. Good enough for a verdict,
     /// never for an unattended action.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stale: bool,
 }
 
@@ -219,8 +223,14 @@ impl CheckResult {
 }
 
 mod duration_secs {
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(d)?
+            .map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {

@@ -2,15 +2,16 @@
 //! app version, verdict, failing checks, recommended action, mode, last automatic action),
 //! read from a running daemon's `/api/v1/releases` (`--url`) or judged on the spot.
 
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use super::config::ConfigArgs;
 use super::spot::{self, Spot};
 use super::{CliError, Output, table};
-use crate::checks::Outcome;
+use crate::checks::{CheckResult, Outcome};
 use crate::records::action::{ActionRecord, record_for};
 use crate::records::actions::RecordStore;
+use crate::state::ReleaseView;
+use crate::verdict::{RecommendedAction, Verdict};
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
@@ -55,108 +56,86 @@ pub struct StatusRow {
     pub last_action: String,
 }
 
-fn text(v: &Value) -> String {
-    v.as_str().map(String::from).unwrap_or_default()
+/// What a row says about a judgement: its verdict, whether the evaluation ended, every
+/// check's result and the recommended action.
+struct Judged<'a> {
+    verdict: Verdict,
+    is_final: bool,
+    results: &'a [CheckResult],
+    action: &'a RecommendedAction,
 }
 
-/// The action of `/api/v1/releases` in the words of `RecommendedAction::words`.
-fn action_of(a: &Value) -> String {
-    let field = |k: &str| text(&a[k]);
-    match a["action"].as_str().unwrap_or("none") {
-        "none" => String::new(),
-        "rollback" => format!(
-            "roll back to revision {}: {}",
-            a["target"],
-            field("command")
-        ),
-        "restart_pod" => format!("restart the pod: {}", field("command")),
-        "fix_dependency" => format!("fix the dependency {} first", field("name")),
-        "fix_hook" => format!("fix the hook {}: {}", field("hook"), field("command")),
-        "investigate" => format!("investigate: {}", field("reason")),
-        "hold" => format!("no action now: {}", field("reason")),
-        other => other.to_string(),
-    }
-}
-
-/// Rows from a daemon's `/api/v1/releases` answer.
-pub fn rows_from_api(answer: &Value) -> Vec<StatusRow> {
-    answer["releases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            let j = &r["judgement"];
-            let failing = j["results"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|c| c["outcome"] != "pass")
-                .map(|c| format!("{} {}", text(&c["check"]), text(&c["outcome"])))
-                .collect();
-            let verdict = match (j["verdict"].as_str(), r["problem"].as_str()) {
-                (_, Some(p)) => format!("({p})"),
-                (Some(v), None) if j["final"] == true => v.to_string(),
-                (Some(v), None) => format!("{v} (baking)"),
-                (None, None) => "not judged yet".to_string(),
-            };
-            let record = &r["automation"]["record"];
-            let last_action = if record.is_null() {
-                String::new()
-            } else {
-                serde_json::from_value(record.clone())
-                    .map(|r: ActionRecord| r.words())
-                    .unwrap_or_default()
-            };
-            StatusRow {
-                release: format!(
-                    "{}/{}",
-                    text(&r["release"]["namespace"]),
-                    text(&r["release"]["name"])
-                ),
-                revision: u32::try_from(r["revision"].as_u64().unwrap_or_default())
-                    .unwrap_or_default(),
-                status: text(&r["status"]),
-                chart: if r["chart"].is_null() {
-                    String::new()
-                } else {
-                    format!(
-                        "{}-{}",
-                        text(&r["chart"]["name"]),
-                        text(&r["chart"]["version"])
-                    )
-                },
-                app_version: text(&r["chart"]["app_version"]),
-                verdict,
-                failing,
-                action: action_of(&j["action"]),
-                mode: text(&r["mode"]),
-                last_action,
-            }
-        })
-        .collect()
-}
-
-fn row_of_spot(spot: &Spot, mode: &str, records: &[ActionRecord]) -> StatusRow {
-    let (verdict, failing, action) = match (&spot.report, &spot.problem) {
+/// The verdict, failing checks and action columns, the same from the API and on the spot.
+fn judgement_columns(
+    judged: Option<Judged<'_>>,
+    problem: Option<&str>,
+) -> (String, Vec<String>, String) {
+    match (judged, problem) {
         (_, Some(p)) => (format!("({p})"), Vec::new(), String::new()),
-        (Some(r), None) => (
-            if r.evaluated_at >= r.bake_ends {
-                r.verdict.as_str().to_string()
+        (Some(j), None) => (
+            if j.is_final {
+                j.verdict.as_str().to_string()
             } else {
-                format!("{} (baking)", r.verdict.as_str())
+                format!("{} (baking)", j.verdict.as_str())
             },
-            r.results
+            j.results
                 .iter()
                 .filter(|c| c.outcome != Outcome::Pass)
                 .map(|c| format!("{} {}", c.check, c.outcome.as_str()))
                 .collect(),
-            match &r.action {
-                crate::verdict::RecommendedAction::None => String::new(),
+            match j.action {
+                RecommendedAction::None => String::new(),
                 a => a.words(),
             },
         ),
-        (None, None) => ("not judged".to_string(), Vec::new(), String::new()),
-    };
+        (None, None) => ("not judged yet".to_string(), Vec::new(), String::new()),
+    }
+}
+
+/// A row from a daemon's view of a release (`/api/v1/releases`).
+pub fn row_of_view(v: &ReleaseView) -> StatusRow {
+    let judged = v.judgement.as_ref().map(|j| Judged {
+        verdict: j.verdict,
+        is_final: j.is_final,
+        results: &j.results,
+        action: &j.action,
+    });
+    let (verdict, failing, action) = judgement_columns(judged, v.problem.as_deref());
+    StatusRow {
+        release: v.release.to_string(),
+        revision: v.revision,
+        status: v.status.as_str().to_string(),
+        chart: v
+            .chart
+            .as_ref()
+            .map(|c| format!("{}-{}", c.name, c.version))
+            .unwrap_or_default(),
+        app_version: v
+            .chart
+            .as_ref()
+            .and_then(|c| c.app_version.clone())
+            .unwrap_or_default(),
+        verdict,
+        failing,
+        action,
+        mode: v.mode.map(|m| m.as_str().to_string()).unwrap_or_default(),
+        last_action: v
+            .automation
+            .as_ref()
+            .and_then(|a| a.record.as_ref())
+            .map(ActionRecord::words)
+            .unwrap_or_default(),
+    }
+}
+
+fn row_of_spot(spot: &Spot, mode: &str, records: &[ActionRecord]) -> StatusRow {
+    let judged = spot.report.as_ref().map(|r| Judged {
+        verdict: r.verdict,
+        is_final: r.evaluated_at >= r.bake_ends,
+        results: &r.results,
+        action: &r.action,
+    });
+    let (verdict, failing, action) = judgement_columns(judged, spot.problem.as_deref());
     StatusRow {
         release: spot.release.to_string(),
         revision: spot.revision,
@@ -211,9 +190,15 @@ pub fn render(rows: &[StatusRow]) -> String {
     )
 }
 
+/// What `status` reads of a daemon's `/api/v1/releases` answer.
+#[derive(Debug, Deserialize)]
+struct Answer {
+    releases: Vec<ReleaseView>,
+}
+
 async fn from_daemon(url: &str) -> Result<Vec<StatusRow>, CliError> {
     let endpoint = format!("{}/api/v1/releases", url.trim_end_matches('/'));
-    let answer: Value = reqwest::Client::new()
+    let answer: Answer = reqwest::Client::new()
         .get(&endpoint)
         .timeout(std::time::Duration::from_secs(10))
         .send()
@@ -223,7 +208,7 @@ async fn from_daemon(url: &str) -> Result<Vec<StatusRow>, CliError> {
         .json()
         .await
         .map_err(|e| CliError::Daemon(format!("{endpoint}: not the daemon's answer: {e}")))?;
-    Ok(rows_from_api(&answer))
+    Ok(answer.releases.iter().map(row_of_view).collect())
 }
 
 /// Runs `status`; returns the exit code.
@@ -270,4 +255,117 @@ pub async fn run(client: Option<kube::Client>, args: &StatusArgs) -> Result<i32,
         ),
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{Bound, Threshold};
+    use crate::config::Mode;
+    use crate::records::action::{ActionKind, Phase};
+    use crate::release::event::EventName;
+    use crate::release::labels::Storage;
+    use crate::release::rollback_target::TargetBasis;
+    use crate::release::{ReleaseKey, ReleaseStatus};
+    use crate::remediation::plan::Automation;
+    use crate::state::{ChartView, Judgement};
+    use jiff::Timestamp;
+    use std::time::Duration;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    /// The daemon's view of a failed revision that `mode: auto` rolled back.
+    fn failed_and_rolled_back() -> ReleaseView {
+        let mut lag = CheckResult::new("lag", Outcome::Fail, "the backlog keeps growing")
+            .value(3.0)
+            .window(Duration::from_secs(600));
+        lag.threshold = Some(Threshold {
+            bound: Bound::Max,
+            value: 0.5,
+        });
+        ReleaseView {
+            release: ReleaseKey::new("gim", "gim"),
+            storage: Storage::Secret,
+            revision: 3,
+            status: ReleaseStatus::Deployed,
+            event: EventName::Upgraded,
+            chart: Some(ChartView {
+                name: "gim".into(),
+                version: "100.0.116".into(),
+                app_version: Some("9.0".into()),
+            }),
+            started: Some(t(0)),
+            judgement: Some(Judgement {
+                verdict: Verdict::Failed,
+                action: RecommendedAction::Rollback {
+                    target: 2,
+                    basis: TargetBasis::PassedBake,
+                    command: "helm rollback gim 2 -n gim --timeout 15m".into(),
+                },
+                results: vec![
+                    lag,
+                    CheckResult::new("pending_pods", Outcome::Pass, "all Ready"),
+                ],
+                notes: vec![],
+                bake_ends: t(3600),
+                evaluated_at: t(600),
+                is_final: false,
+            }),
+            problem: None,
+            mode: Some(Mode::Auto),
+            automation: Some(Automation {
+                dry_run: false,
+                plan: None,
+                record: Some(ActionRecord {
+                    bad_revision: 3,
+                    attempt: 1,
+                    action: ActionKind::Rollback,
+                    target: Some(2),
+                    command: "helm rollback gim 2 -n gim --wait --timeout 15m".into(),
+                    holder: "upgrade-guard-0".into(),
+                    started: t(610),
+                    phase: Phase::Done,
+                    finished: Some(t(700)),
+                    new_revision: Some(4),
+                    detail: None,
+                }),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_daemons_answer_is_read_back_as_its_typed_view() {
+        let view = failed_and_rolled_back();
+        let json = serde_json::json!({ "releases": [view], "notices": [], "suite_order": [] });
+        let answer: Answer = serde_json::from_value(json).unwrap();
+        assert_eq!(answer.releases, vec![failed_and_rolled_back()]);
+        let row = row_of_view(&answer.releases[0]);
+        assert_eq!(
+            row,
+            StatusRow {
+                release: "gim/gim".into(),
+                revision: 3,
+                status: "deployed".into(),
+                chart: "gim-100.0.116".into(),
+                app_version: "9.0".into(),
+                verdict: "failed (baking)".into(),
+                failing: vec!["lag fail".into()],
+                action: "roll back to revision 2: helm rollback gim 2 -n gim --timeout 15m".into(),
+                mode: "auto".into(),
+                last_action: "automatic rollback of revision 3 to revision 2: done, verifying (helm rollback gim 2 -n gim --wait --timeout 15m)".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_problem_replaces_the_verdict_and_no_judgement_says_so() {
+        let mut v = failed_and_rolled_back();
+        v.problem = Some("stuck in pending-upgrade".into());
+        assert_eq!(row_of_view(&v).verdict, "(stuck in pending-upgrade)");
+        v.problem = None;
+        v.judgement = None;
+        assert_eq!(row_of_view(&v).verdict, "not judged yet");
+    }
 }

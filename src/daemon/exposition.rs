@@ -11,8 +11,8 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::state::State;
 use crate::checks::{Bound, Outcome};
+use crate::state::State;
 use crate::verdict::Verdict;
 
 /// Reads the state on every scrape.

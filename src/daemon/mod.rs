@@ -2,7 +2,7 @@
 //! evaluations (a newer revision cancels the older one's); rounds re-judge every revision
 //! under evaluation at the configured interval (sooner after a provider failure); an
 //! evaluation ends with its final verdict once the bake window passed, is recorded in the
-//! bake records and stops querying. Everything decided lands in one [`state::State`], which
+//! bake records and stops querying. Everything decided lands in one [`State`], which
 //! the HTTP server exposes (`/metrics`, `/api/v1/releases`).
 //!
 //! Shutdown: the first signal stops taking events and rounds, answers `/readyz` with 503 and
@@ -12,7 +12,7 @@ pub mod exposition;
 pub mod http;
 pub mod metrics;
 pub mod notices;
-pub mod state;
+mod restore;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -36,13 +36,14 @@ use crate::notify::mail::Mailbook;
 use crate::notify::metrics::NotifyMetrics;
 use crate::records::bakes::BakeStore;
 use crate::release::ReleaseKey;
-use crate::release::event::{ReleaseEvent, ReleaseEventKind};
+use crate::release::event::{EventName, ReleaseEvent, ReleaseEventKind};
 use crate::release::record::{RowDetail, rollbacks_of};
 use crate::release::rollback_target::BakeRecord;
 use crate::remediation::helm::HelmRunner;
 use crate::remediation::leader::{self, Elector};
 use crate::remediation::metrics::ActionMetrics;
 use crate::remediation::{Finished, Remediator};
+use crate::state::{self, ReleaseView, State};
 use crate::suite::order_warnings;
 use crate::tracker::metrics::TrackerMetrics;
 use crate::tracker::read::{read_history, read_statuses};
@@ -50,7 +51,6 @@ use crate::tracker::{Tracker, TrackerConfig, client_config};
 use crate::verdict::{ActionContext, RecommendedAction, Report, Verdict, guard, recommend};
 use http::{Readiness, Served};
 use metrics::DaemonMetrics;
-use state::{ReleaseView, State};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -306,7 +306,7 @@ pub async fn run(
             for suite in &config.suites {
                 order.extend(order_warnings(
                     suite,
-                    |k| state.get(k).filter(|v| told(v)),
+                    |k| state.get(k).filter(|v| told(v)).map(ReleaseView::member),
                     now,
                 ));
             }
@@ -544,7 +544,10 @@ impl Daemon {
                     .state
                     .read()
                     .ok()
-                    .and_then(|s| s.get(&report.release).map(|v| v.event == "upgraded"))
+                    .and_then(|s| {
+                        s.get(&report.release)
+                            .map(|v| v.event == EventName::Upgraded)
+                    })
                     .unwrap_or(false)
                 && let Some(notice) = notices::export_views(
                     &self.client,
@@ -618,7 +621,7 @@ impl Daemon {
             };
             let history: Vec<_> = rows.iter().map(|r| (r.revision, r.status)).collect();
             let rollbacks = rollbacks_of(&rows);
-            let results = state::recorded_failure(entry);
+            let results = restore::recorded_failure(entry);
             let bakes: BTreeMap<u32, BakeRecord> =
                 records.iter().map(|(r, e)| (*r, e.verdict)).collect();
             let policy = self.config.policy_for(&key);
@@ -642,7 +645,7 @@ impl Daemon {
                 storage: row.storage,
                 revision,
                 status: row.status,
-                event: "restored",
+                event: EventName::Restored,
                 chart: Some(state::ChartView {
                     name: summary.chart.name.clone(),
                     version: summary.chart.version.clone(),

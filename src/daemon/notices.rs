@@ -9,11 +9,11 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 
-use super::state::{Notice, NoticeKind};
 use crate::config::{ReleasePolicy, render_query};
 use crate::release::ReleaseKey;
 use crate::release::record::{HistoryRow, RowDetail};
 use crate::remediation::restart;
+use crate::state::{Notice, NoticeKind};
 use crate::tracker::read::read_history;
 use crate::units::plus;
 

@@ -13,11 +13,10 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::checks::{Bound, CheckResult, Outcome};
-use crate::daemon::state::ReleaseView;
-use crate::daemon::state::{Notice, NoticeKind};
 use crate::records::action::Phase;
-use crate::remediation::Automation;
-use crate::remediation::plan::Plan;
+use crate::remediation::plan::Automation;
+use crate::state::ReleaseView;
+use crate::state::{Notice, NoticeKind};
 use crate::suite::OrderWarning;
 use crate::units::num;
 use crate::units::plus;
@@ -174,7 +173,7 @@ pub fn desired<'a>(
                 .chain(
                     view.automation
                         .as_ref()
-                        .and_then(automatic_text)
+                        .and_then(Automation::words)
                         .map(|t| ("automatic_action", t)),
                 )
                 .collect(),
@@ -183,22 +182,6 @@ pub fn desired<'a>(
         }
     }
     out
-}
-
-/// What `mode: auto` does about the failure, in words (for the `automatic_action`
-/// annotation and the email).
-pub fn automatic_text(a: &Automation) -> Option<String> {
-    if let Some(r) = &a.record {
-        return Some(r.words());
-    }
-    match a.plan.as_ref()? {
-        Plan::Hold(h) => Some(format!("held ({}): {}", h.reason.as_str(), h.detail)),
-        Plan::Rollback { command, .. } | Plan::RestartPod { workload: command } if a.dry_run => {
-            Some(format!("dry run: would run {command}"))
-        }
-        Plan::Rollback { command, .. } => Some(format!("running: {command}")),
-        Plan::RestartPod { workload } => Some(format!("restarting the pods of {workload}")),
-    }
 }
 
 fn automation_alerts(

@@ -2,11 +2,11 @@
 
 use super::*;
 use crate::checks::Threshold;
-use crate::daemon::state::Judgement;
 use crate::records::action::{ActionKind, ActionRecord};
 use crate::release::labels::Storage;
 use crate::release::rollback_target::TargetBasis;
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::state::Judgement;
 use crate::verdict::RecommendedAction;
 
 fn t(s: i64) -> Timestamp {
@@ -19,7 +19,7 @@ fn view(verdict: Verdict, is_final: bool, results: Vec<CheckResult>) -> ReleaseV
         storage: Storage::Secret,
         revision: 3,
         status: ReleaseStatus::Deployed,
-        event: "upgraded",
+        event: crate::release::event::EventName::Upgraded,
         chart: None,
         started: Some(t(0)),
         judgement: Some(Judgement {
@@ -172,7 +172,7 @@ fn names(alerts: &[Alert]) -> Vec<(&str, &str)> {
 
 #[test]
 fn automatic_actions_are_alerted_held_running_failed_and_verified() {
-    use crate::remediation::Automation;
+    use crate::remediation::plan::Automation;
     use crate::remediation::plan::{Hold, HoldReason, Plan};
     // Held: the failure alert says why, and a warning names the reason.
     let mut v = view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)]);
@@ -259,7 +259,7 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
 
 #[test]
 fn notices_and_order_warnings_are_info_and_warning_alerts_with_the_command() {
-    use crate::daemon::state::{Notice, NoticeKind};
+    use crate::state::{Notice, NoticeKind};
     use crate::suite::{OrderProblem, OrderWarning};
     let gsp = ReleaseKey::new("gsp", "gsp");
     let notices = [Notice {

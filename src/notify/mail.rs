@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use super::alerts::automatic_text;
 use crate::checks::{Bound, Outcome};
-use crate::daemon::state::{Notice, NoticeKind, ReleaseView};
 use crate::records::action::{ActionKind, Phase};
 use crate::release::ReleaseKey;
+use crate::remediation::plan::Automation;
+use crate::state::{Notice, NoticeKind, ReleaseView};
 use crate::units::num;
 use crate::verdict::{RecommendedAction, Verdict};
 
@@ -245,7 +245,7 @@ impl Mailbook {
             started => view.started.map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()),
             problem => view.problem.clone(),
             action => action.map(RecommendedAction::words),
-            automatic => view.automation.as_ref().and_then(automatic_text),
+            automatic => view.automation.as_ref().and_then(Automation::words),
             command => command,
             checks => checks,
             dashboard => dashboard.map(|d| {
@@ -271,10 +271,10 @@ impl Mailbook {
 mod tests {
     use super::*;
     use crate::checks::{CheckResult, Threshold};
-    use crate::daemon::state::Judgement;
     use crate::release::ReleaseStatus;
     use crate::release::labels::Storage;
     use crate::release::rollback_target::TargetBasis;
+    use crate::state::Judgement;
     use jiff::Timestamp;
 
     fn view(revision: u32, verdict: Verdict, is_final: bool) -> ReleaseView {
@@ -292,7 +292,7 @@ mod tests {
             storage: Storage::Secret,
             revision,
             status: ReleaseStatus::Deployed,
-            event: "upgraded",
+            event: crate::release::event::EventName::Upgraded,
             chart: None,
             started: None,
             judgement: Some(Judgement {
@@ -364,7 +364,7 @@ mod tests {
 
     #[test]
     fn a_notice_is_mailed_once_and_again_only_when_noticed_again() {
-        use crate::daemon::state::{Notice, NoticeKind};
+        use crate::state::{Notice, NoticeKind};
         let notice = |at: i64| Notice {
             release: ReleaseKey::new("gsp", "gsp"),
             revision: 4,

@@ -89,7 +89,8 @@ impl ReleaseEventKind {
     }
 }
 
-/// The kind of a release event without its details: a bounded word.
+/// What happened to a revision, as a bounded word: the kind of a release event without its
+/// details, or `restored` for what the daemon rebuilt from its records after a restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventName {
@@ -111,6 +112,9 @@ pub enum EventName {
     StuckPending,
     /// [`ReleaseEventKind::Unreadable`].
     Unreadable,
+    /// No event: the daemon's view of the revision, restored from its records after a
+    /// restart.
+    Restored,
 }
 
 impl EventName {
@@ -126,6 +130,7 @@ impl EventName {
             Self::Uninstalled => "uninstalled",
             Self::StuckPending => "stuck_pending",
             Self::Unreadable => "unreadable",
+            Self::Restored => "restored",
         }
     }
 }

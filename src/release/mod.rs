@@ -13,10 +13,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A release is identified by its namespace and name (Helm's storage namespace).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ReleaseKey {
     /// Namespace holding the release's Secrets.
     pub namespace: Arc<str>,
@@ -47,7 +47,7 @@ impl fmt::Display for ReleaseKey {
 
 /// Helm's release statuses (`pkg/release/status.go`), as written in the `status` label and
 /// in `info.status` of the payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReleaseStatus {
     /// `unknown`: Helm could not tell.

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -36,30 +35,7 @@ use crate::verdict::{Report, Verdict};
 use helm::HelmRunner;
 use leader::Leadership;
 use metrics::ActionMetrics;
-use plan::{Facts, Hold, HoldReason, Plan, Precheck};
-
-/// What the daemon shows about automatic actions for a release's current revision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Automation {
-    /// `actions.dry_run`: plans are reported, nothing runs.
-    pub dry_run: bool,
-    /// The latest decision about the current revision's failure.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Plan>,
-    /// The action taken for this revision, or the rollback that created it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<ActionRecord>,
-}
-
-impl Automation {
-    /// The hold, if the decision is one.
-    pub fn hold(&self) -> Option<&Hold> {
-        match &self.plan {
-            Some(Plan::Hold(h)) => Some(h),
-            _ => None,
-        }
-    }
-}
+use plan::{Automation, Facts, Hold, HoldReason, Plan, Precheck};
 
 /// How often a held decision is taken again (holds that depend on time or on the records).
 const REPLAN_AFTER: Duration = Duration::from_secs(60);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::release::ReleaseKey;
 use crate::release::labels::Storage;
@@ -12,7 +12,7 @@ use crate::release::rollback_target::TargetBasis;
 use crate::units::human;
 
 /// What the operator (or the daemon, in `auto` mode) should do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum RecommendedAction {
     /// Nothing.

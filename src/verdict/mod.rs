@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checks::{CheckResult, FailClass, Outcome};
 use crate::release::ReleaseKey;
@@ -28,7 +28,7 @@ pub use action::{RecommendedAction, rollback_args, rollback_command};
 pub use report::Report;
 
 /// A revision's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Inside the bake window, nothing wrong so far.

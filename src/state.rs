@@ -1,20 +1,22 @@
 //! What the daemon knows and decided, per release (pure): the latest revision seen, the
-//! latest judgement of it, and what could not be judged. `/api/v1/releases`, the per-release
+//! latest judgement of it, what could not be judged, what `mode: auto` did, the notices and
+//! the suites' order warnings. `/api/v1/releases`, the per-release
 //! metrics and the notifications are all produced from this one value.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checks::CheckResult;
-use crate::release::event::{ReleaseEvent, ReleaseEventKind};
+use crate::release::event::{EventName, ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::suite::{Member, OrderWarning};
 use crate::verdict::{RecommendedAction, Report, Verdict};
 
 /// Chart identity of the latest revision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChartView {
     /// Chart name.
     pub name: String,
@@ -25,7 +27,7 @@ pub struct ChartView {
 }
 
 /// The judgement of the latest revision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
     /// The verdict.
     pub verdict: Verdict,
@@ -45,7 +47,7 @@ pub struct Judgement {
 }
 
 /// One release as the daemon sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseView {
     /// The release.
     pub release: ReleaseKey,
@@ -56,7 +58,7 @@ pub struct ReleaseView {
     /// Its status when last seen.
     pub status: ReleaseStatus,
     /// What happened to it (`upgraded`, `rolled_back`, ...).
-    pub event: &'static str,
+    pub event: EventName,
     /// Its chart, when the revision could be read.
     pub chart: Option<ChartView>,
     /// When its upgrade started (the revision's `last_deployed`).
@@ -70,7 +72,51 @@ pub struct ReleaseView {
     pub mode: Option<crate::config::Mode>,
     /// `mode: auto` only: the decision about a failure and the action taken.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub automation: Option<crate::remediation::Automation>,
+    pub automation: Option<crate::remediation::plan::Automation>,
+}
+
+impl ReleaseView {
+    /// When its upgrade started, if its latest revision is an upgrade (not an install or a
+    /// rollback).
+    pub fn upgraded_at(&self) -> Option<Timestamp> {
+        matches!(self.event, EventName::Upgraded | EventName::UpgradeFailed)
+            .then_some(self.started)
+            .flatten()
+    }
+
+    /// Whether the release operates normally: its latest revision ended its bake healthy or
+    /// degraded, or was never judged because its upgrade is older than this process (nothing
+    /// says otherwise), and nothing is wrong with its record. The reason, in words, when not.
+    pub fn operating_normally(&self) -> Result<(), String> {
+        if let Some(p) = &self.problem {
+            return Err(p.clone());
+        }
+        match &self.judgement {
+            None => Ok(()),
+            Some(j) if j.is_final && matches!(j.verdict, Verdict::Healthy | Verdict::Degraded) => {
+                Ok(())
+            }
+            Some(j) => Err(format!(
+                "revision {} is {}{}",
+                self.revision,
+                j.verdict.as_str(),
+                if j.verdict == Verdict::Progressing {
+                    " (still being verified)"
+                } else {
+                    ""
+                }
+            )),
+        }
+    }
+
+    /// What a suite's order is judged from.
+    pub fn member(&self) -> Member {
+        Member {
+            revision: self.revision,
+            upgraded_at: self.upgraded_at(),
+            operating_normally: self.operating_normally(),
+        }
+    }
 }
 
 /// What a notice is about.
@@ -119,7 +165,7 @@ pub struct Notice {
 pub struct State {
     releases: BTreeMap<ReleaseKey, ReleaseView>,
     notices: Vec<Notice>,
-    order: Vec<crate::suite::OrderWarning>,
+    order: Vec<OrderWarning>,
 }
 
 impl State {
@@ -142,7 +188,7 @@ impl State {
                 storage: event.storage,
                 revision: event.revision,
                 status: event.status,
-                event: event.kind.name().as_str(),
+                event: event.kind.name(),
                 chart: None,
                 started: None,
                 judgement: None,
@@ -165,7 +211,7 @@ impl State {
                 false
             }
             _ => {
-                view.event = event.kind.name().as_str();
+                view.event = event.kind.name();
                 view.problem = None;
                 true
             }
@@ -216,7 +262,7 @@ impl State {
         &mut self,
         key: &ReleaseKey,
         revision: u32,
-        automation: crate::remediation::Automation,
+        automation: crate::remediation::plan::Automation,
     ) {
         if let Some(view) = self.releases.get_mut(key)
             && view.revision == revision
@@ -253,12 +299,12 @@ impl State {
     }
 
     /// The warnings about the suites' upgrade order, as last computed.
-    pub fn set_order(&mut self, warnings: Vec<crate::suite::OrderWarning>) {
+    pub fn set_order(&mut self, warnings: Vec<OrderWarning>) {
         self.order = warnings;
     }
 
     /// The warnings about the suites' upgrade order.
-    pub fn order(&self) -> &[crate::suite::OrderWarning] {
+    pub fn order(&self) -> &[OrderWarning] {
         &self.order
     }
 
@@ -276,24 +322,6 @@ impl State {
     pub fn get(&self, key: &ReleaseKey) -> Option<&ReleaseView> {
         self.releases.get(key)
     }
-}
-
-/// The results of a revision whose bake ended `failed` before a restart, as recorded: one
-/// failing result per recorded check (the same names, so the same alerts), saying so.
-pub fn recorded_failure(entry: &crate::records::bakes::BakeEntry) -> Vec<CheckResult> {
-    let at = entry.at.strftime("%Y-%m-%d %H:%M:%S UTC");
-    let words = format!(
-        "failed at the end of its bake ({at}, recorded); judged again when a new revision comes"
-    );
-    let names = if entry.failed_checks.is_empty() {
-        vec!["recorded_verdict".to_string()]
-    } else {
-        entry.failed_checks.clone()
-    };
-    names
-        .into_iter()
-        .map(|check| CheckResult::new(check, crate::checks::Outcome::Fail, words.clone()))
-        .collect()
 }
 
 #[cfg(test)]
@@ -362,7 +390,7 @@ mod tests {
             true
         )));
         let v = state.get(&ReleaseKey::new("ns", "app")).unwrap();
-        assert_eq!((v.problem.as_deref(), v.event), (None, "upgraded"));
+        assert_eq!((v.problem.as_deref(), v.event.as_str()), (None, "upgraded"));
 
         // Uninstalled releases disappear.
         let gone = ReleaseEventKind::Uninstalled {
