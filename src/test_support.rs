@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use crate::checks::Revision;
 use crate::checks::observe::{PodObs, PodProblem};
 use crate::config::{Config, ReleasePolicy};
-use crate::release::decode::{ChartRef, Hook, HookPhase, ObjectRef, ReleaseSummary, WorkloadKind};
+use crate::release::summary::{ChartRef, Hook, HookPhase, ObjectRef, ReleaseSummary, WorkloadKind};
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::verdict::{RecommendedAction, Report, Verdict};
 

@@ -28,7 +28,7 @@ use upgrade_guard::config::render_query;
 use upgrade_guard::evaluation::Start;
 use upgrade_guard::evaluation::metrics::QueryOutcome;
 use upgrade_guard::evaluation::promql;
-use upgrade_guard::release::decode::{ChartRef, ReleaseSummary};
+use upgrade_guard::release::summary::{ChartRef, ReleaseSummary};
 use upgrade_guard::release::{ReleaseKey, ReleaseStatus};
 use upgrade_guard::verdict::Verdict;
 

@@ -18,8 +18,9 @@ use kube::api::{Api, PostParams};
 use support::helm::{self, Helm};
 use support::tracker::{WAIT, Watching};
 use support::{control_plane::ControlPlane, kube as tkube, wait};
-use upgrade_guard::release::decode::{DecodeErrorReason, WorkloadKind};
+use upgrade_guard::release::error::DecodeErrorReason;
 use upgrade_guard::release::event::{ReleaseEvent, ReleaseEventKind};
+use upgrade_guard::release::summary::WorkloadKind;
 use upgrade_guard::release::{ReleaseKey, ReleaseStatus};
 use upgrade_guard::tracker::TrackerConfig;
 

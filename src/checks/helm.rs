@@ -11,7 +11,7 @@
 use super::observe::JobObs;
 use super::{Bound, CheckResult, FailClass, Outcome, Revision};
 use crate::release::ReleaseStatus;
-use crate::release::decode::{Hook, HookPhase, WorkloadKind};
+use crate::release::summary::{Hook, HookPhase, WorkloadKind};
 use crate::units::{between, human};
 
 impl Revision<'_> {

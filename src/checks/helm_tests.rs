@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::MigrationPolicy;
-use crate::release::decode::{Hook, ReleaseSummary};
+use crate::release::summary::{Hook, ReleaseSummary};
 use crate::test_support::*;
 
 fn with_migration(required: bool) -> crate::config::ReleasePolicy {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ReleasePolicy;
 use crate::release::ReleaseStatus;
-use crate::release::decode::ReleaseSummary;
+use crate::release::summary::ReleaseSummary;
 
 /// The values of a successful instant query, one per series; empty means "no series".
 pub type Samples = Vec<f64>;

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::Selector;
 use serde::Serialize;
 
-use crate::release::decode::WorkloadKind;
+use crate::release::summary::WorkloadKind;
 
 /// State of one workload of the release.
 #[derive(Debug, Clone, PartialEq, Eq)]

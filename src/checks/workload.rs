@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::observe::{PodObs, WorkloadObs};
 use super::{Bound, CheckResult, Outcome, Revision};
-use crate::release::decode::WorkloadKind;
+use crate::release::summary::WorkloadKind;
 use crate::units::{between, human};
 
 /// The rollout numbers of a workload, as `kubectl rollout status` reads them.

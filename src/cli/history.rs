@@ -87,8 +87,8 @@ pub async fn run(client: kube::Client, args: &HistoryArgs) -> Result<i32, CliErr
 mod tests {
     use super::*;
     use crate::release::ReleaseStatus;
-    use crate::release::decode::{ChartRef, ReleaseSummary};
     use crate::release::labels::Storage;
+    use crate::release::summary::{ChartRef, ReleaseSummary};
 
     #[test]
     fn table_aligns_columns_and_shows_undecodable_revisions() {

@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams};
 
 use super::stores::{Lookup, Stores};
 use crate::checks::observe::{self, JobObs, PodObs, WorkloadObs};
-use crate::release::decode::{ReleaseSummary, WorkloadKind};
+use crate::release::summary::{ReleaseSummary, WorkloadKind};
 
 /// Where Kubernetes state comes from.
 #[derive(Clone)]

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use proptest::prelude::*;
 
 use super::*;
+use crate::release::summary::{ObjectRef, Operation, WorkloadKind};
 
 const FX_V1: &[u8] = include_bytes!("../../tests/fixtures/release-fx-v1.b64");
 const FX_V2_HOOK_FAILED: &[u8] =

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::decode::ReleaseSummary;
 use super::labels::Storage;
+use super::summary::{ReleaseSummary, rollback_target_in};
 use super::{ReleaseKey, ReleaseStatus};
 
 /// What happened.
@@ -202,15 +202,6 @@ pub struct PendingEvent {
     pub draft: Draft,
 }
 
-/// Parses Helm's rollback description `Rollback to N`.
-pub fn rollback_target_in(description: &str) -> Option<u32> {
-    description
-        .strip_prefix("Rollback to ")?
-        .trim()
-        .parse()
-        .ok()
-}
-
 impl PendingEvent {
     /// Classifies the event with the decoded payload of the revision.
     pub fn complete(self, summary: Arc<ReleaseSummary>) -> ReleaseEvent {
@@ -290,7 +281,7 @@ impl PendingEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::release::decode::ChartRef;
+    use crate::release::summary::ChartRef;
 
     fn summary(revision: u32, status: ReleaseStatus, description: &str) -> Arc<ReleaseSummary> {
         Arc::new(ReleaseSummary {

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-use super::decode::{DecodeError, DecodeErrorReason};
+use super::error::{DecodeError, DecodeErrorReason};
 use super::{ReleaseKey, ReleaseStatus};
 
 /// Label selector for Helm's release Secrets and ConfigMaps.

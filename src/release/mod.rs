@@ -3,11 +3,14 @@
 //! choice of a rollback target. Everything here is pure; `crate::tracker` does the I/O.
 
 pub mod decode;
+pub mod error;
 pub mod event;
 pub mod history;
 pub mod labels;
+mod manifest;
 pub mod record;
 pub mod rollback_target;
+pub mod summary;
 
 use std::fmt;
 use std::str::FromStr;

@@ -8,8 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::ReleaseStatus;
-use super::decode::{DecodeLimits, ReleaseSummary, decode_release};
+use super::decode::{DecodeLimits, decode_release};
 use super::labels::{Storage, revision_from_meta};
+use super::summary::ReleaseSummary;
 
 /// One row of the history.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 
 use crate::config::ReleasePolicy;
-use crate::release::decode::WorkloadKind;
 use crate::release::record::{HistoryRow, RowDetail};
+use crate::release::summary::WorkloadKind;
 
 /// `kind/name` of the workload whose pods restart the migration: the one named by
 /// `migration.restart`, else the release's first Deployment or StatefulSet.

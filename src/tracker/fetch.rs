@@ -23,7 +23,8 @@ use super::error::FetchErrorReason;
 use super::metrics::TrackerMetrics;
 use crate::config::defaults;
 use crate::release::ReleaseKey;
-use crate::release::decode::{DecodeError, DecodeLimits, decode_release};
+use crate::release::decode::{DecodeLimits, decode_release};
+use crate::release::error::DecodeError;
 use crate::release::event::{PendingEvent, ReleaseEvent};
 use crate::release::history::Action;
 use crate::release::labels::Storage;
@@ -250,7 +251,7 @@ impl Scheduler {
                 {
                     for problem in &summary.manifest_problems {
                         self.metrics
-                            .decode_error(crate::release::decode::DecodeErrorReason::Manifest);
+                            .decode_error(crate::release::error::DecodeErrorReason::Manifest);
                         warn!(%release, revision, "{problem}");
                     }
                 }

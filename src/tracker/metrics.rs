@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 
 use super::error::FetchErrorReason;
 use crate::metrics::label_value;
-use crate::release::decode::DecodeErrorReason;
+use crate::release::error::DecodeErrorReason;
 use crate::release::event::EventName;
 
 /// Kinds of raw watch events counted in `watch_events_total`.

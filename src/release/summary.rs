@@ -1,0 +1,206 @@
+//! What upgrade-guard keeps of one release revision (pure): chart, status, description, hooks
+//! and the workloads of its manifest, never the user's values; and what Helm's description
+//! says about the operation that wrote it.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::ReleaseStatus;
+
+/// What upgrade-guard keeps of one release revision. Holds no user values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseSummary {
+    /// Release name.
+    pub name: String,
+    /// Release namespace.
+    pub namespace: String,
+    /// Revision number (Helm's `version`).
+    pub revision: u32,
+    /// Status recorded in the payload.
+    pub status: ReleaseStatus,
+    /// Helm's description ("Upgrade complete", "Rollback to 3", ...).
+    pub description: String,
+    /// When the release was first deployed.
+    pub first_deployed: Option<Timestamp>,
+    /// When this revision was deployed.
+    pub last_deployed: Option<Timestamp>,
+    /// Chart identity.
+    pub chart: ChartRef,
+    /// Hooks with the result of their last run.
+    pub hooks: Vec<Hook>,
+    /// Deployments, StatefulSets, DaemonSets and Jobs named in the manifest.
+    pub workloads: Vec<ObjectRef>,
+    /// Manifest documents that are not valid YAML, in words (which document, where): the
+    /// summary lacks their objects. Never quotes the document's content.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub manifest_problems: Vec<String>,
+}
+
+/// Chart name and versions from `chart.metadata`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChartRef {
+    /// Chart name.
+    pub name: String,
+    /// Chart version.
+    pub version: String,
+    /// Version of the packaged application, when the chart declares one.
+    pub app_version: Option<String>,
+}
+
+/// A Helm hook and its last run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hook {
+    /// Name of the hook's object.
+    pub name: String,
+    /// Kind of the hook's object (`Job`, `Pod`, ...).
+    pub kind: String,
+    /// Namespace of the hook's object (the release namespace unless the manifest says).
+    pub namespace: String,
+    /// Events the hook runs on (`pre-upgrade`, `post-install`, ...).
+    pub events: Vec<String>,
+    /// Phase of the last run; `None` when the hook never ran.
+    pub last_run: Option<HookPhase>,
+}
+
+impl Hook {
+    /// The hook runs before Helm applies the manifest of the operation that wrote `revision`
+    /// (`pre-install` for an install, `pre-rollback` for a rollback, `pre-upgrade` otherwise):
+    /// when it fails, the new manifest was never applied.
+    pub fn runs_before_apply(&self, operation: Operation) -> bool {
+        let event = match operation {
+            Operation::Install => "pre-install",
+            Operation::Upgrade => "pre-upgrade",
+            Operation::Rollback => "pre-rollback",
+        };
+        self.events.iter().any(|e| e == event)
+    }
+}
+
+/// The Helm operation that wrote a revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// `helm install` (revision 1).
+    Install,
+    /// `helm upgrade`.
+    Upgrade,
+    /// `helm rollback` (description `Rollback to N`).
+    Rollback,
+}
+
+impl Operation {
+    /// The hook event suffix Helm uses (`install`, `upgrade`, `rollback`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Install => "install",
+            Self::Upgrade => "upgrade",
+            Self::Rollback => "rollback",
+        }
+    }
+}
+
+impl ReleaseSummary {
+    /// The revision this one rolled back to, when Helm's description says `Rollback to N`.
+    pub fn rollback_to(&self) -> Option<u32> {
+        rollback_target_in(&self.description)
+    }
+
+    /// The operation that wrote this revision, from Helm's description ("Install
+    /// complete", "Upgrade \"x\" failed: ...", "Rollback to 3", "Rollback \"x\" failed:
+    /// ..."), else its pending status, else its number (1 is an install).
+    pub fn operation(&self) -> Operation {
+        let d = self.description.as_str();
+        if d.starts_with("Rollback ") || self.status == ReleaseStatus::PendingRollback {
+            Operation::Rollback
+        } else if d.starts_with("Upgrade ") || self.status == ReleaseStatus::PendingUpgrade {
+            Operation::Upgrade
+        } else if d.starts_with("Install")
+            || d.contains("failed pre-install")
+            || self.status == ReleaseStatus::PendingInstall
+            || self.revision <= 1
+        {
+            Operation::Install
+        } else {
+            Operation::Upgrade
+        }
+    }
+}
+
+/// Helm's `HookPhase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum HookPhase {
+    /// `Unknown`.
+    Unknown,
+    /// `Running`.
+    Running,
+    /// `Succeeded`.
+    Succeeded,
+    /// `Failed`.
+    Failed,
+}
+
+/// Workload kinds upgrade-guard watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum WorkloadKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+    /// `apps/v1` DaemonSet.
+    DaemonSet,
+    /// `batch/v1` Job.
+    Job,
+}
+
+impl WorkloadKind {
+    /// The kind as Kubernetes writes it (`Deployment`), for sentences and check names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+            Self::Job => "Job",
+        }
+    }
+
+    /// The resource as `kubectl` names it (`deployment`), for commands.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Self::Deployment => "deployment",
+            Self::StatefulSet => "statefulset",
+            Self::DaemonSet => "daemonset",
+            Self::Job => "job",
+        }
+    }
+
+    /// The workload kind of a manifest object's `kind`, if upgrade-guard watches it.
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "Deployment" => Some(Self::Deployment),
+            "StatefulSet" => Some(Self::StatefulSet),
+            "DaemonSet" => Some(Self::DaemonSet),
+            "Job" => Some(Self::Job),
+            _ => None,
+        }
+    }
+}
+
+/// A namespaced object named in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ObjectRef {
+    /// Object kind.
+    pub kind: WorkloadKind,
+    /// Object name.
+    pub name: String,
+    /// Object namespace (the release namespace when the manifest omits it).
+    pub namespace: String,
+}
+
+/// Parses Helm's rollback description `Rollback to N`.
+pub fn rollback_target_in(description: &str) -> Option<u32> {
+    description
+        .strip_prefix("Rollback to ")?
+        .trim()
+        .parse()
+        .ok()
+}
