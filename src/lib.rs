@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod evaluation;
+pub mod gather;
 pub mod metrics;
 pub mod notify;
 pub mod records;

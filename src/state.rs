@@ -327,22 +327,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{report, summary};
-    use std::sync::Arc;
-
-    fn event(revision: u32, kind: ReleaseEventKind, with_summary: bool) -> ReleaseEvent {
-        let mut s = summary(&[], &[]);
-        s.revision = revision;
-        ReleaseEvent {
-            release: ReleaseKey::new("ns", "app"),
-            revision,
-            status: ReleaseStatus::Deployed,
-            storage: Storage::Secret,
-            resumed: false,
-            kind,
-            summary: with_summary.then(|| Arc::new(s)),
-        }
-    }
+    use crate::test_support::{event, report};
 
     #[test]
     fn events_decide_what_is_evaluated_and_judgements_follow_the_latest_revision() {

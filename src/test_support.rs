@@ -8,6 +8,8 @@ use jiff::Timestamp;
 use crate::checks::Revision;
 use crate::checks::observe::{PodObs, PodProblem};
 use crate::config::{Config, ReleasePolicy};
+use crate::release::event::{ReleaseEvent, ReleaseEventKind};
+use crate::release::labels::Storage;
 use crate::release::summary::{ChartRef, Hook, HookPhase, ObjectRef, ReleaseSummary, WorkloadKind};
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::verdict::{RecommendedAction, Report, Verdict};
@@ -108,5 +110,21 @@ pub fn report(revision: u32, verdict: Verdict, evaluated_at: i64, bake_ends: i64
         started: Timestamp::from_second(0).unwrap(),
         bake_ends: Timestamp::from_second(bake_ends).unwrap(),
         evaluated_at: Timestamp::from_second(evaluated_at).unwrap(),
+    }
+}
+
+/// An event of `kind` about revision `revision` of `ns/app` (deployed), with the revision's
+/// summary when `with_summary`.
+pub fn event(revision: u32, kind: ReleaseEventKind, with_summary: bool) -> ReleaseEvent {
+    let mut s = summary(&[], &[]);
+    s.revision = revision;
+    ReleaseEvent {
+        release: ReleaseKey::new("ns", "app"),
+        revision,
+        status: ReleaseStatus::Deployed,
+        storage: Storage::Secret,
+        resumed: false,
+        kind,
+        summary: with_summary.then(|| std::sync::Arc::new(s)),
     }
 }

@@ -613,7 +613,7 @@ async fn the_chart_lets_upgrade_guard_get_exactly_the_database_password_secrets(
     use k8s_openapi::api::core::v1::Secret;
     use support::postgres;
     use upgrade_guard::config::SqlSource;
-    use upgrade_guard::evaluation::postgres::Postgres;
+    use upgrade_guard::gather::postgres::Postgres;
 
     let home = tkube::namespace("chart-db").await;
     let apps = tkube::namespace("chart-db-apps").await;

@@ -18,7 +18,7 @@ use support::postgres::{
 };
 use upgrade_guard::checks::{FailClass, Outcome};
 use upgrade_guard::config::{Config, SqlSource};
-use upgrade_guard::evaluation::postgres::{Postgres, SqlAnswer, SqlError};
+use upgrade_guard::gather::postgres::{Postgres, SqlAnswer, SqlError};
 use upgrade_guard::verdict::{RecommendedAction, Verdict};
 
 /// A file holding `text` (a password file, as a mounted Secret would be), kept alive by the

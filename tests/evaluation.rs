@@ -21,7 +21,7 @@ use support::{helm, kube as tkube};
 use upgrade_guard::checks::Outcome;
 use upgrade_guard::config::Config;
 use upgrade_guard::evaluation::Evaluator;
-use upgrade_guard::evaluation::metrics::{PrometheusMetrics, QueryOutcome};
+use upgrade_guard::gather::metrics::{PrometheusMetrics, QueryOutcome};
 use upgrade_guard::verdict::{RecommendedAction, Verdict};
 
 fn config_yaml(prometheus_url: &str, release_extra: &str) -> String {

@@ -46,6 +46,8 @@ pub mod exit {
     pub const NO_PERMISSION: i32 = 77;
     /// The configuration file or kubeconfig cannot be used (EX_CONFIG).
     pub const CONFIG: i32 = 78;
+    /// `run` stopped by a second SIGTERM or SIGINT while it drained (128 + SIGTERM).
+    pub const SIGNALLED: i32 = 143;
 }
 
 /// Why a command could not do its job; each cause has its own exit code.
@@ -59,7 +61,7 @@ pub enum CliError {
     Kubeconfig(String),
     /// `prometheus.url` cannot be used.
     #[error(transparent)]
-    Prometheus(#[from] crate::evaluation::prometheus::ClientError),
+    Prometheus(#[from] crate::gather::prometheus::ClientError),
     /// The API server did not answer, or answered with an error.
     #[error("the Kubernetes API server: {0}")]
     Cluster(#[source] kube::Error),

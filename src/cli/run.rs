@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::CliError;
 use super::config::ConfigArgs;
-use crate::daemon::{self, DaemonError, DaemonOptions};
+use super::{CliError, exit};
+use crate::daemon::{self, DaemonError, DaemonOptions, signals};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -41,12 +41,17 @@ pub async fn run(
         dry_run: args.dry_run,
         identity: None,
     };
-    daemon::run(kube, config, options, daemon::signals(), None)
-        .await
-        .map_err(|e| match e {
-            DaemonError::Kube(m) => CliError::Kubeconfig(m),
-            DaemonError::Prometheus(p) => CliError::Prometheus(p),
-            other => CliError::Other(anyhow::Error::from(other)),
-        })?;
-    Ok(0)
+    let (first, second) = signals::first_and_second();
+    tokio::select! {
+        result = daemon::run(kube, config, options, first, None) => {
+            result.map_err(|e| match e {
+                DaemonError::Kube(m) => CliError::Kubeconfig(m),
+                DaemonError::Prometheus(p) => CliError::Prometheus(p),
+                other => CliError::Other(anyhow::Error::from(other)),
+            })?;
+            Ok(exit::HEALTHY)
+        }
+        // A second signal while the daemon drains: stop now (helm runs on by itself).
+        () = second => Ok(exit::SIGNALLED),
+    }
 }

@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use super::CliError;
 use crate::config::Config;
-use crate::evaluation::metrics::PrometheusMetrics;
-use crate::evaluation::prometheus::Prometheus;
 use crate::evaluation::{Evaluator, Start};
+use crate::gather::metrics::PrometheusMetrics;
+use crate::gather::prometheus::Prometheus;
 use crate::metrics::registry;
 use crate::records::bakes::BakeStore;
 use crate::release::labels::{HELM_OWNER_SELECTOR, Storage, revision_from_meta};

@@ -86,7 +86,7 @@ pub enum Readiness {
 #[derive(Serialize)]
 struct ReleasesBody<'a> {
     releases: Vec<&'a ReleaseView>,
-    notices: &'a [super::state::Notice],
+    notices: &'a [crate::state::Notice],
     suite_order: &'a [crate::suite::OrderWarning],
     notifications: NotificationsBody,
 }

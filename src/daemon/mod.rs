@@ -5,14 +5,22 @@
 //! bake records and stops querying. Everything decided lands in one [`State`], which
 //! the HTTP server exposes (`/metrics`, `/api/v1/releases`).
 //!
+//! This file wires the parts together and runs the loop; the handlers are `handle.rs`
+//! (I/O), what they decide is `decide.rs`, `restore.rs` and `tell.rs` (pure).
+//!
 //! Shutdown: the first signal stops taking events and rounds, answers `/readyz` with 503 and
-//! returns once the round in progress ended; a second signal exits at once.
+//! returns once the round in progress ended; a second signal (see `signals.rs`) stops the
+//! process at once.
 
+mod decide;
 pub mod exposition;
+mod handle;
 pub mod http;
 pub mod metrics;
 pub mod notices;
 mod restore;
+pub mod signals;
+mod tell;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,31 +32,27 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::evaluation::metrics::{DatabaseMetrics, PrometheusMetrics};
-use crate::evaluation::prometheus::{ClientError, Prometheus};
-use crate::evaluation::stores::Stores;
-use crate::evaluation::{Evaluator, Start};
+use crate::evaluation::Evaluator;
+use crate::gather::metrics::{DatabaseMetrics, PrometheusMetrics};
+use crate::gather::prometheus::{ClientError, Prometheus};
+use crate::gather::stores::Stores;
 use crate::metrics::registry;
 use crate::notify::alertmanager::Alertmanagers;
-use crate::notify::alerts::{Ledger, desired, notice_alerts, order_alerts};
+use crate::notify::alerts::Ledger;
 use crate::notify::email::Mailer;
 use crate::notify::mail::Mailbook;
 use crate::notify::metrics::NotifyMetrics;
 use crate::records::bakes::BakeStore;
-use crate::release::ReleaseKey;
-use crate::release::event::{EventName, ReleaseEvent, ReleaseEventKind};
-use crate::release::record::{RowDetail, rollbacks_of};
-use crate::release::rollback_target::BakeRecord;
+use crate::release::event::ReleaseEvent;
+use crate::remediation::Remediator;
 use crate::remediation::helm::HelmRunner;
 use crate::remediation::leader::{self, Elector};
 use crate::remediation::metrics::ActionMetrics;
-use crate::remediation::{Finished, Remediator};
-use crate::state::{self, ReleaseView, State};
-use crate::suite::order_warnings;
+use crate::state::State;
 use crate::tracker::metrics::TrackerMetrics;
-use crate::tracker::read::{read_history, read_statuses};
 use crate::tracker::{Tracker, TrackerConfig, client_config};
-use crate::verdict::{ActionContext, RecommendedAction, Report, Verdict, guard, recommend};
+use decide::Guards;
+use handle::Daemon;
 use http::{Readiness, Served};
 use metrics::DaemonMetrics;
 
@@ -214,7 +218,7 @@ pub async fn run(
         state,
         store,
         rollbacks: BTreeMap::new(),
-        guarded: BTreeMap::new(),
+        guards: Guards::default(),
         rounds: daemon_metrics.rounds.clone(),
         remediator,
     };
@@ -296,48 +300,22 @@ pub async fn run(
         if leading && records_listed && daemon.remediator.resume_due() {
             daemon.resume().await;
         }
-        // `mode: observe` releases are exported as metrics only: no alert, no email.
-        let told = |v: &&ReleaseView| config.mode_for(&v.release) != crate::config::Mode::Observe;
         {
-            let mut state = daemon.state();
+            let mut state = daemon.state_mut();
             let now = Timestamp::now();
             state.prune(now);
-            let mut order = Vec::new();
-            for suite in &config.suites {
-                order.extend(order_warnings(
-                    suite,
-                    |k| state.get(k).filter(|v| told(v)).map(ReleaseView::member),
-                    now,
-                ));
-            }
+            let order = tell::order(&state, &config, now);
             state.set_order(order);
         }
         if leading && !alertmanagers.is_empty() {
-            let wanted = {
-                let state = daemon.state();
-                let dashboard = notifications.dashboard_url.as_deref();
-                let mut wanted = desired(state.releases().filter(told), dashboard);
-                let notices = told_notices(&state, &config);
-                wanted.extend(notice_alerts(&notices, dashboard));
-                wanted.extend(order_alerts(state.order(), dashboard));
-                wanted
-            };
+            let wanted = tell::alerts(&daemon.state_mut(), &config);
             if let Some(batch) = ledger.update(wanted, Timestamp::now()) {
                 alertmanagers.send(batch);
             }
             DaemonMetrics::set(&daemon_metrics.firing, ledger.firing());
         }
         if let Some(mailer) = &mailer {
-            let mails = {
-                let state = daemon.state();
-                let notices = told_notices(&state, &config);
-                let mut mails = mailbook.notices(&notices, notifications.dashboard_url.as_deref());
-                mails.extend(mailbook.changes(
-                    state.releases().filter(told),
-                    notifications.dashboard_url.as_deref(),
-                ));
-                mails
-            };
+            let mails = tell::mails(&mut mailbook, &daemon.state_mut(), &config);
             // Every replica follows the changes; only the leader tells them.
             for mail in mails.into_iter().filter(|_| leading) {
                 match mail {
@@ -361,377 +339,4 @@ pub async fn run(
     let _ = server.await;
     let _ = elector.await;
     Ok(())
-}
-
-struct Daemon {
-    client: kube::Client,
-    config: Arc<Config>,
-    state: Arc<RwLock<State>>,
-    store: BakeStore,
-    /// Per release, rollback revisions seen and their targets.
-    rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
-    /// Per release, the last action proposed for a revision and what it became once guarded
-    /// against the history: the history is read again only when the proposal changes, not
-    /// every round (a new revision arrives as an event and replaces the evaluation anyway).
-    guarded: BTreeMap<ReleaseKey, (u32, RecommendedAction, RecommendedAction)>,
-    /// Rounds run.
-    rounds: prometheus_client::metrics::counter::Counter,
-    /// Automatic actions.
-    remediator: Remediator,
-}
-
-impl Daemon {
-    fn state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        match self.state.write() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    async fn event(&mut self, evaluator: &mut Evaluator, event: ReleaseEvent) {
-        let key = event.release.clone();
-        if let ReleaseEventKind::RolledBack { to, target } = event.kind {
-            self.rollbacks
-                .entry(key.clone())
-                .or_default()
-                .insert(to, target);
-            self.remediator.rolled_back(&key, to, target);
-        }
-        let evaluate = {
-            let mut state = self.state();
-            let evaluate = state.event(&event);
-            state.set_mode(&key, self.config.mode_for(&key));
-            evaluate
-        };
-        if let ReleaseEventKind::Uninstalled { .. } = event.kind {
-            if let Some(revision) = evaluator.end(&key) {
-                info!(release = %key, revision, "uninstalled: evaluation ended");
-            }
-            let policy = self.config.policy_for(&key);
-            let notice = notices::uninstalled(
-                &self.client,
-                &key,
-                event.revision,
-                &policy,
-                Timestamp::now(),
-            )
-            .await;
-            info!(release = %key, "{}", notice.words);
-            self.state().notice(notice);
-            self.rollbacks.remove(&key);
-            self.guarded.remove(&key);
-            self.remediator.forget(&key);
-            return;
-        }
-        if self.config.policy_for(&key).mode == crate::config::Mode::Auto {
-            // The records say whether this revision is a rollback upgrade-guard made.
-            self.remediator.load(&key).await;
-            let automation = self.remediator.automation(&key, event.revision);
-            self.state().automate(&key, event.revision, automation);
-        }
-        let Some(summary) = event.summary.clone().filter(|_| evaluate) else {
-            return;
-        };
-        let history = match read_statuses(self.client.clone(), &key.namespace, &key.name).await {
-            Ok(h) => h,
-            Err(e) => {
-                warn!(release = %key, error = %e,
-                    "cannot read the release history; judging with this revision alone");
-                vec![(event.revision, event.status)]
-            }
-        };
-        match self.store.load(&key).await {
-            Ok(records) => {
-                for (revision, entry) in records {
-                    evaluator.record_bake(&key, revision, entry.verdict);
-                }
-            }
-            Err(e) => warn!(release = %key, "bake records not available: {e}"),
-        }
-        let start = Start {
-            release: key.clone(),
-            status: event.status,
-            status_since: summary.last_deployed.unwrap_or_else(Timestamp::now),
-            history,
-            rollbacks: self.rollbacks.get(&key).cloned().unwrap_or_default(),
-            storage: event.storage,
-            summary,
-        };
-        let cancelled = evaluator.begin(start, self.config.policy_for(&key));
-        info!(release = %key, revision = event.revision, event = %event.kind.name(),
-            resumed = event.resumed, cancelled = ?cancelled, "evaluating");
-    }
-
-    /// An automatic action finished: its record is shown with the release.
-    fn finished(&mut self, done: Finished) {
-        self.remediator.finished(&done);
-        let key = done.0;
-        let revision = self
-            .state
-            .read()
-            .ok()
-            .and_then(|s| s.get(&key).map(|v| v.revision));
-        if let Some(revision) = revision {
-            let automation = self.remediator.automation(&key, revision);
-            self.state().automate(&key, revision, automation);
-        }
-    }
-
-    /// This replica became the leader: actions left unfinished by another process are
-    /// resolved (never run again).
-    async fn resume(&mut self) {
-        let config = self.config.clone();
-        self.remediator
-            .resume(|key| config.policy_for(key).rollback_timeout)
-            .await;
-        let views: Vec<(ReleaseKey, u32)> = self
-            .state
-            .read()
-            .map(|s| {
-                s.releases()
-                    .map(|v| (v.release.clone(), v.revision))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (key, revision) in views {
-            if config.policy_for(&key).mode == crate::config::Mode::Auto {
-                let automation = self.remediator.automation(&key, revision);
-                self.state().automate(&key, revision, automation);
-            }
-        }
-    }
-
-    async fn round(&mut self, evaluator: &mut Evaluator) {
-        let reports = evaluator.round(Timestamp::now()).await;
-        self.rounds.inc();
-        for mut report in reports {
-            if report.action != RecommendedAction::None {
-                let cached = self
-                    .guarded
-                    .get(&report.release)
-                    .filter(|(r, proposed, _)| *r == report.revision && *proposed == report.action)
-                    .map(|(_, _, decided)| decided.clone());
-                let decided = match cached {
-                    Some(decided) => decided,
-                    None => {
-                        let decided = self.guarded(&report).await;
-                        self.guarded.insert(
-                            report.release.clone(),
-                            (report.revision, report.action.clone(), decided.clone()),
-                        );
-                        decided
-                    }
-                };
-                report.action = decided;
-            }
-            let done = report.is_final();
-            let previous = self
-                .state
-                .read()
-                .ok()
-                .and_then(|s| s.get(&report.release).and_then(|v| v.judgement.clone()))
-                .map(|j| j.verdict);
-            if previous != Some(report.verdict) {
-                info!(release = %report.release, revision = report.revision,
-                    verdict = report.verdict.as_str(), "verdict");
-            }
-            self.state().judged(&report, done);
-            let policy = self.config.policy_for(&report.release);
-            if done
-                && policy.export_views.enabled
-                && matches!(report.verdict, Verdict::Healthy | Verdict::Degraded)
-                && self
-                    .state
-                    .read()
-                    .ok()
-                    .and_then(|s| {
-                        s.get(&report.release)
-                            .map(|v| v.event == EventName::Upgraded)
-                    })
-                    .unwrap_or(false)
-                && let Some(notice) = notices::export_views(
-                    &self.client,
-                    &report.release,
-                    report.revision,
-                    &policy,
-                    Timestamp::now(),
-                )
-                .await
-            {
-                info!(release = %report.release, revision = report.revision, "{}", notice.words);
-                self.state().notice(notice);
-            }
-            if policy.mode == crate::config::Mode::Auto {
-                self.remediator.verify(&report, done).await;
-                let storage = self
-                    .state
-                    .read()
-                    .ok()
-                    .and_then(|s| s.get(&report.release).map(|v| v.storage))
-                    .unwrap_or(crate::release::labels::Storage::Secret);
-                self.remediator.decide(&report, &policy, storage).await;
-                let automation = self.remediator.automation(&report.release, report.revision);
-                self.state()
-                    .automate(&report.release, report.revision, automation);
-            }
-            if done {
-                self.record(&report).await;
-                evaluator.end(&report.release);
-                info!(release = %report.release, revision = report.revision,
-                    verdict = report.verdict.as_str(), "evaluation ended with its final verdict");
-            }
-        }
-    }
-
-    /// After a restart: a release whose latest revision ended its bake `failed` (and that
-    /// nothing newer replaced) is served and alerted again from its bake record, so a
-    /// restart never resolves a failure.
-    async fn restore(&mut self) {
-        let all = match self.store.all().await {
-            Ok(all) => all,
-            Err(e) => {
-                warn!(
-                    "bake records not available; failures judged before the restart are not alerted again: {e}"
-                );
-                return;
-            }
-        };
-        for (key, records) in all {
-            let Some((&revision, entry)) = records.iter().next_back() else {
-                continue;
-            };
-            if entry.verdict != BakeRecord::Failed {
-                continue;
-            }
-            if self.state().get(&key).is_some() {
-                continue;
-            }
-            let rows = match read_history(self.client.clone(), &key.namespace, &key.name).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    warn!(release = %key, error = %e, "cannot read the history of a recorded failure");
-                    continue;
-                }
-            };
-            let Some(row) = rows.last().filter(|r| r.revision == revision) else {
-                continue;
-            };
-            let RowDetail::Decoded(summary) = &row.detail else {
-                continue;
-            };
-            let history: Vec<_> = rows.iter().map(|r| (r.revision, r.status)).collect();
-            let rollbacks = rollbacks_of(&rows);
-            let results = restore::recorded_failure(entry);
-            let bakes: BTreeMap<u32, BakeRecord> =
-                records.iter().map(|(r, e)| (*r, e.verdict)).collect();
-            let policy = self.config.policy_for(&key);
-            let action = recommend(
-                Verdict::Failed,
-                &results,
-                &ActionContext {
-                    release: &key,
-                    revision,
-                    history: &history,
-                    rollbacks: &rollbacks,
-                    bakes: &bakes,
-                    rollback_timeout: policy.rollback_timeout,
-                    storage: row.storage,
-                    restart_command: String::new(),
-                },
-            );
-            let action = guard(action, &history, revision);
-            let view = ReleaseView {
-                release: key.clone(),
-                storage: row.storage,
-                revision,
-                status: row.status,
-                event: EventName::Restored,
-                chart: Some(state::ChartView {
-                    name: summary.chart.name.clone(),
-                    version: summary.chart.version.clone(),
-                    app_version: summary.chart.app_version.clone(),
-                }),
-                started: summary.last_deployed,
-                judgement: Some(state::Judgement {
-                    verdict: Verdict::Failed,
-                    action,
-                    results,
-                    notes: vec!["restored from the bake record after a restart".into()],
-                    bake_ends: entry.at,
-                    evaluated_at: entry.at,
-                    is_final: true,
-                }),
-                problem: None,
-                mode: Some(self.config.mode_for(&key)),
-                automation: None,
-            };
-            if self.state().restore(view) {
-                info!(release = %key, revision, "failure recorded before the restart: served and alerted again");
-            }
-        }
-    }
-
-    /// The action, held when the history as re-read now says the revision is no longer
-    /// current (or the history cannot be read).
-    async fn guarded(&self, report: &Report) -> RecommendedAction {
-        let key = &report.release;
-        match read_statuses(self.client.clone(), &key.namespace, &key.name).await {
-            Ok(history) => guard(report.action.clone(), &history, report.revision),
-            Err(e) => RecommendedAction::Hold {
-                reason: format!(
-                    "cannot re-read the release history before recommending an action: {e}"
-                ),
-            },
-        }
-    }
-
-    async fn record(&self, report: &Report) {
-        if let Err(e) = self.store.record_final(report).await {
-            warn!(release = %report.release, revision = report.revision,
-                "the final verdict was not recorded: {e}");
-        }
-    }
-}
-
-/// The notices to tell: none about a release in `mode: observe` (metrics only).
-fn told_notices(state: &State, config: &Config) -> Vec<state::Notice> {
-    state
-        .notices()
-        .iter()
-        .filter(|n| config.mode_for(&n.release) != crate::config::Mode::Observe)
-        .cloned()
-        .collect()
-}
-
-/// Resolves on the first SIGTERM or SIGINT; a second one exits the process at once.
-pub async fn signals() {
-    wait_signal().await;
-    info!("signal received: draining (a second signal exits at once)");
-    tokio::spawn(async {
-        wait_signal().await;
-        warn!("second signal: exiting now");
-        std::process::exit(143);
-    });
-}
-
-async fn wait_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,8 +1,87 @@
-//! Restoring what the daemon knew after a restart (pure parts): a revision whose bake ended
-//! `failed` is shown failed again, with the checks that failed, until a new revision comes.
+//! What the daemon shows again after a restart (pure): a release whose latest revision ended
+//! its bake `failed` (and that nothing newer replaced) is served and alerted again from its
+//! bake record, with the checks that failed and the action guarded against the history, so
+//! a restart never resolves a failure.
+
+use std::collections::BTreeMap;
 
 use crate::checks::{CheckResult, Outcome};
+use crate::config::{Mode, ReleasePolicy};
 use crate::records::bakes::BakeEntry;
+use crate::release::ReleaseKey;
+use crate::release::event::EventName;
+use crate::release::record::{HistoryRow, RowDetail, rollbacks_of};
+use crate::release::rollback_target::BakeRecord;
+use crate::state::{ChartView, Judgement, ReleaseView};
+use crate::verdict::{ActionContext, Verdict, guard, recommend};
+
+/// The revision whose recorded bake ended `failed`, if it is the release's latest record.
+pub fn recorded_failure_of(records: &BTreeMap<u32, BakeEntry>) -> Option<(u32, &BakeEntry)> {
+    records
+        .iter()
+        .next_back()
+        .filter(|(_, entry)| entry.verdict == BakeRecord::Failed)
+        .map(|(revision, entry)| (*revision, entry))
+}
+
+/// The view of a release whose latest record is a failure, from its records and its history
+/// as read now; `None` when the failed revision is no longer the latest (or cannot be read).
+pub fn restored_view(
+    key: &ReleaseKey,
+    records: &BTreeMap<u32, BakeEntry>,
+    rows: &[HistoryRow],
+    policy: &ReleasePolicy,
+    mode: Mode,
+) -> Option<ReleaseView> {
+    let (revision, entry) = recorded_failure_of(records)?;
+    let row = rows.last().filter(|r| r.revision == revision)?;
+    let RowDetail::Decoded(summary) = &row.detail else {
+        return None;
+    };
+    let history: Vec<_> = rows.iter().map(|r| (r.revision, r.status)).collect();
+    let rollbacks = rollbacks_of(rows);
+    let results = recorded_failure(entry);
+    let bakes: BTreeMap<u32, BakeRecord> = records.iter().map(|(r, e)| (*r, e.verdict)).collect();
+    let action = recommend(
+        Verdict::Failed,
+        &results,
+        &ActionContext {
+            release: key,
+            revision,
+            history: &history,
+            rollbacks: &rollbacks,
+            bakes: &bakes,
+            rollback_timeout: policy.rollback_timeout,
+            storage: row.storage,
+            restart_command: String::new(),
+        },
+    );
+    Some(ReleaseView {
+        release: key.clone(),
+        storage: row.storage,
+        revision,
+        status: row.status,
+        event: EventName::Restored,
+        chart: Some(ChartView {
+            name: summary.chart.name.clone(),
+            version: summary.chart.version.clone(),
+            app_version: summary.chart.app_version.clone(),
+        }),
+        started: summary.last_deployed,
+        judgement: Some(Judgement {
+            verdict: Verdict::Failed,
+            action: guard(action, &history, revision),
+            results,
+            notes: vec!["restored from the bake record after a restart".into()],
+            bake_ends: entry.at,
+            evaluated_at: entry.at,
+            is_final: true,
+        }),
+        problem: None,
+        mode: Some(mode),
+        automation: None,
+    })
+}
 
 /// The results of a revision whose bake ended `failed` before a restart, as recorded: one
 /// failing result per recorded check (the same names, so the same alerts), saying so.
@@ -21,3 +100,7 @@ pub fn recorded_failure(entry: &BakeEntry) -> Vec<CheckResult> {
         .map(|check| CheckResult::new(check, Outcome::Fail, words.clone()))
         .collect()
 }
+
+#[cfg(test)]
+#[path = "restore_tests.rs"]
+mod tests;

@@ -1,16 +1,15 @@
-//! One revision's judgement in one round: observations and answers in, a [`Report`] out.
-//! Provider failures go through `checks::provider` (replay, then inconclusive, never fail);
-//! failures judged from Prometheus or database answers go through `checks::hold` (`for:`)
-//! before they count.
+//! One revision's judgement in one round (pure): its Kubernetes observations and its answers
+//! (read back by `queries`) in, a [`Report`] out, the revision's memory updated. Provider
+//! failures go through `checks::provider` (replay, then inconclusive, never fail); failures
+//! judged from Prometheus or database answers go through `checks::hold` (`for:`) before they
+//! count.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use super::kube::KubeObservations;
-use super::postgres::{SqlAnswer, SqlError};
-use super::prometheus::Answers;
-use super::{Evaluation, KubeState, Report, Settings, queries};
+use super::queries::{Bounded, RevisionAnswers};
+use super::revision::{Evaluation, KubeState, Settings};
 use crate::checks::lag::DependencyTrouble;
 use crate::checks::lag::{LagContext, lag};
 use crate::checks::presence::{PresenceContext, presence};
@@ -18,28 +17,32 @@ use crate::checks::provider::{ProviderError, replay};
 use crate::checks::sql;
 use crate::checks::threshold::{threshold, while_starting};
 use crate::checks::workload::progress_deadline_note;
-use crate::checks::{CheckResult, FailClass, Outcome, Revision, helm, workload};
-use crate::config::{FailAction, Source, SqlSource, ThresholdPolicy};
+use crate::checks::{CheckResult, FailClass, Outcome, Revision, Samples, helm, workload};
+use crate::config::FailAction;
+use crate::gather::kube::KubeObservations;
+use crate::gather::postgres::SqlError;
 use crate::release::rollback_target::BakeRecord;
-use crate::verdict::{ActionContext, DEPENDENCY_PREFIX, recommend, verdict};
+use crate::verdict::{ActionContext, DEPENDENCY_PREFIX, Report, recommend, verdict};
 
 /// What a round shares between the revisions it judges.
 pub(super) struct RoundEnv<'a> {
+    /// The time of the round.
     pub now: Timestamp,
-    /// The revision's index in this round's batch keys.
-    pub index: usize,
-    pub answers: &'a Answers,
-    /// This round's answers of the SQL checks, by query.
-    pub sql: &'a BTreeMap<SqlSource, SqlAnswer>,
+    /// Since when Prometheus answers again after it failed.
     pub answering_since: Option<Timestamp>,
+    /// The release's bake records (rollback targets).
     pub bakes: &'a BTreeMap<u32, BakeRecord>,
+    /// The global settings judging needs.
     pub settings: Settings,
 }
 
+/// Judges revision `e` this round from its Kubernetes observations (or the API's error) and
+/// its answers.
 pub(super) fn judge(
     e: &mut Evaluation,
     env: &RoundEnv<'_>,
     kube: Result<KubeObservations, ProviderError>,
+    answers: RevisionAnswers,
 ) -> Report {
     let restart = e.restart_command();
     let summary = e.start.summary.clone();
@@ -81,7 +84,7 @@ pub(super) fn judge(
         .all(|r| r.outcome == Outcome::Pass)
         && !kube_results.iter().any(|r| r.check == "kubernetes");
     results.extend(kube_results);
-    results.extend(provider_results(e, &rev, env, workloads_ready));
+    results.extend(provider_results(e, &rev, env, answers, workloads_ready));
     let bake_over = env.now >= e.bake_ends;
     let v = verdict(&results, bake_over);
     let action = recommend(
@@ -154,27 +157,13 @@ fn kube_failure(state: &mut KubeState, err: &ProviderError, limit: u32) -> Vec<C
     }
 }
 
-/// The answer of a SQL check this round.
-fn sql_answer(env: &RoundEnv<'_>, sql: &SqlSource) -> Result<Option<f64>, SqlError> {
-    env.sql.get(sql).cloned().unwrap_or_else(|| {
-        Err(SqlError::Unavailable(format!(
-            "database {}: no answer this round",
-            sql.database
-        )))
-    })
-}
-
-/// A bounded check's value this round: from Prometheus or from its database. A database
+/// A bounded check's samples this round: from Prometheus or from its database. A database
 /// that cannot be reached is a provider error here; only a dependency probe makes it a
 /// finding (in [`provider_results`]).
-fn bounded_value(
-    env: &RoundEnv<'_>,
-    t: &ThresholdPolicy,
-    promql: impl FnOnce() -> Result<Vec<f64>, ProviderError>,
-) -> Result<Vec<f64>, ProviderError> {
-    match &t.source {
-        Source::PromQL(_) => promql(),
-        Source::Sql(s) => sql_answer(env, s)
+fn samples(value: Bounded) -> Result<Samples, ProviderError> {
+    match value {
+        Bounded::PromQL(r) => r,
+        Bounded::Sql(r) => r
             .map(|v| v.into_iter().collect())
             .map_err(|e| e.provider_error()),
     }
@@ -185,12 +174,15 @@ fn bounded_value(
 fn sql_dependency_troubles(
     e: &mut Evaluation,
     env: &RoundEnv<'_>,
+    dependencies: &[Bounded],
     window: std::time::Duration,
 ) -> Vec<DependencyTrouble> {
     let mut troubles = Vec::new();
-    for d in &e.policy.dependencies {
-        let Source::Sql(s) = &d.source else { continue };
-        let bad = match sql_answer(env, s) {
+    for (d, value) in e.policy.dependencies.iter().zip(dependencies) {
+        let Bounded::Sql(answer) = value else {
+            continue;
+        };
+        let bad = match answer.clone() {
             Ok(v) => {
                 let samples: Vec<f64> = v.into_iter().collect();
                 threshold("", d, &samples, FailClass::Investigate).outcome == Outcome::Fail
@@ -226,77 +218,71 @@ fn provider_results(
     e: &mut Evaluation,
     rev: &Revision<'_>,
     env: &RoundEnv<'_>,
+    answers: RevisionAnswers,
     workloads_ready: bool,
 ) -> Vec<CheckResult> {
-    let i = env.index;
     let scrape = env.settings.scrape_interval;
     let scraping_at_upgrade = e.baseline.as_ref().is_some_and(|b| b.scraping_at_upgrade);
     // (check, judged result or error, `for:` to apply)
     let mut judged = Vec::new();
-    for (j, p) in rev.policy.metrics_presence.iter().enumerate() {
+    for (p, answer) in rev.policy.metrics_presence.iter().zip(answers.presence) {
         let ctx = PresenceContext {
             scrape_interval: scrape,
             scraping_at_upgrade,
             answering_since: env.answering_since,
         };
-        let r = queries::presence_answers(i, j, e, env.answers)
-            .map(|(before, a)| presence(rev, p, &before, &a, ctx));
+        let r = answer.map(|(before, a)| presence(rev, p, &before, &a, ctx));
         judged.push((format!("metrics_presence:{}", p.name), r, None));
     }
     let migration_sql = rev.policy.migration.as_ref().and_then(|m| m.sql.as_ref());
-    if let Some((m, query)) = migration_sql.and_then(|m| Some((m, m.source.sql()?))) {
+    if let (Some(m), Some(answer)) = (migration_sql, answers.migration) {
         // `for:` applies to the answers before the deadline decides (see `sql::migration`).
         let restart = e.restart_command();
         let state = e.checks.entry(sql::MIGRATION_SQL.to_string()).or_default();
-        let r = sql_answer(env, query)
-            .map_err(|err| err.provider_error())
-            .map(|v| {
-                let held = state.hold.apply(sql::confirmation(m, v), m.hold, env.now);
-                sql::migration(rev, held, &restart)
-            });
+        let r = answer.map_err(|err| err.provider_error()).map(|v| {
+            let held = state.hold.apply(sql::confirmation(m, v), m.hold, env.now);
+            sql::migration(rev, held, &restart)
+        });
         judged.push((sql::MIGRATION_SQL.to_string(), r, None));
     }
-    if let Some(l) = &rev.policy.lag {
-        let mut dependencies = queries::dependency_troubles(i, e, env.answers, scrape);
-        dependencies.extend(sql_dependency_troubles(e, env, l.window));
+    if let (Some(l), Some(answer)) = (&rev.policy.lag, answers.lag) {
+        let mut dependencies = answers.dependency_troubles;
+        dependencies.extend(sql_dependency_troubles(
+            e,
+            env,
+            &answers.dependencies,
+            l.window,
+        ));
         let ctx = LagContext {
             scrape_interval: scrape,
             scraping_at_upgrade,
             workloads_ready,
             dependencies,
         };
-        let r = queries::lag_answers(i, e, env.answers)
-            .map(|(before, a)| lag(rev, l, &before, &a, &ctx));
+        let r = answer.map(|(before, a)| lag(rev, l, &before, &a, &ctx));
         judged.push(("lag".to_string(), r, Some(l.hold)));
     }
-    for (j, d) in rev.policy.dependencies.iter().enumerate() {
+    for (d, value) in rev.policy.dependencies.iter().zip(answers.dependencies) {
         let check = format!("{DEPENDENCY_PREFIX}{}", d.name);
         let class = FailClass::FixDependency {
             name: d.name.clone(),
         };
-        let r = match &d.source {
+        let r = match value {
             // A probe that cannot connect is a finding, not a monitoring error.
-            Source::Sql(s) => match sql_answer(env, s) {
-                Err(err @ SqlError::Unreachable(_)) => {
-                    Ok(sql::unreachable(&check, &d.name, &err.to_string()))
-                }
-                other => other
-                    .map(|v| threshold(&check, d, &v.into_iter().collect(), class))
-                    .map_err(|err| err.provider_error()),
-            },
-            Source::PromQL(_) => {
-                queries::dependency(i, j, env.answers).map(|s| threshold(&check, d, &s, class))
+            Bounded::Sql(Err(err @ SqlError::Unreachable(_))) => {
+                Ok(sql::unreachable(&check, &d.name, &err.to_string()))
             }
+            other => samples(other).map(|s| threshold(&check, d, &s, class)),
         };
         judged.push((check, r, Some(d.hold)));
     }
-    for (j, c) in rev.policy.custom.iter().enumerate() {
+    for (c, value) in rev.policy.custom.iter().zip(answers.custom) {
         let check = format!("custom:{}", c.name);
         let class = match c.action {
             FailAction::Rollback => FailClass::Rollback,
             FailAction::Investigate => FailClass::Investigate,
         };
-        let r = bounded_value(env, c, || queries::custom(i, j, env.answers))
+        let r = samples(value)
             .map(|s| while_starting(threshold(&check, c, &s, class), rev, workloads_ready));
         judged.push((check, r, Some(c.hold)));
     }
@@ -318,3 +304,7 @@ fn provider_results(
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "judge_tests.rs"]
+mod tests;

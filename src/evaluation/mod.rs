@@ -14,123 +14,28 @@
 //! `errors_before_inconclusive` rounds in a row, then the checks are inconclusive.
 
 mod judge;
-pub mod kube;
-pub mod metrics;
-pub mod postgres;
-pub mod prometheus;
-pub mod promql;
 mod queries;
+mod revision;
 pub mod schedule;
-pub mod stores;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::checks::CheckResult;
-use crate::checks::hold::Hold;
-use crate::checks::provider::{ProviderError, ProviderState};
-use crate::config::{Config, ReleasePolicy, render_query};
+use crate::checks::provider::ProviderError;
+use crate::config::{Config, ReleasePolicy};
+use crate::gather::prometheus::{self, Prometheus};
+use crate::gather::{kube, metrics, postgres, stores};
 use crate::release::rollback_target::BakeRecord;
-use crate::release::summary::{ReleaseSummary, WorkloadKind};
+use crate::release::summary::WorkloadKind;
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::verdict::Report;
-use prometheus::Prometheus;
+use revision::{Evaluation, KubeState, Settings};
 
-/// What starts an evaluation.
-#[derive(Debug, Clone)]
-pub struct Start {
-    /// The release.
-    pub release: ReleaseKey,
-    /// The decoded revision.
-    pub summary: Arc<ReleaseSummary>,
-    /// Its status.
-    pub status: ReleaseStatus,
-    /// Since when it has that status.
-    pub status_since: Timestamp,
-    /// The release history (revision, status).
-    pub history: Vec<(u32, ReleaseStatus)>,
-    /// Rollback revisions and the revision each rolled back to ("Rollback to N").
-    pub rollbacks: BTreeMap<u32, u32>,
-    /// Helm's storage driver holding the release.
-    pub storage: crate::release::labels::Storage,
-}
-
-/// Per check: provider failures and the `for:` clock.
-#[derive(Debug, Clone, Default)]
-struct CheckState {
-    provider: ProviderState,
-    hold: Hold,
-}
-
-/// Kubernetes API failures in a row and the last results judged from real answers.
-#[derive(Debug, Clone, Default)]
-struct KubeState {
-    errors_in_a_row: u32,
-    last_good: Option<Vec<CheckResult>>,
-}
-
-#[derive(Debug)]
-struct Evaluation {
-    start: Start,
-    started: Timestamp,
-    policy: ReleasePolicy,
-    bake_ends: Timestamp,
-    baseline: Option<queries::Baseline>,
-    checks: BTreeMap<String, CheckState>,
-    kube: KubeState,
-    /// SQL dependencies: the last time each was seen out of bounds or unreachable.
-    sql_troubles: BTreeMap<String, Timestamp>,
-}
-
-impl Evaluation {
-    fn key(&self) -> &ReleaseKey {
-        &self.start.release
-    }
-
-    fn query(&self, q: &str) -> String {
-        render_query(q, self.key())
-    }
-
-    fn restart_command(&self) -> String {
-        let s = &self.start.summary;
-        let named = self
-            .policy
-            .migration
-            .as_ref()
-            .and_then(|m| m.restart.clone());
-        let workload = s
-            .workloads
-            .iter()
-            .filter(|w| w.kind != WorkloadKind::Job)
-            .find(|w| named.as_ref().is_none_or(|n| *n == w.name));
-        match workload {
-            Some(w) => format!(
-                "kubectl rollout restart {}/{} -n {}",
-                w.kind.resource(),
-                w.name,
-                w.namespace
-            ),
-            None => format!(
-                "kubectl delete pod -l app.kubernetes.io/instance={} -n {}",
-                s.name, s.namespace
-            ),
-        }
-    }
-}
+pub use revision::Start;
 
 /// SQL checks run at the same time, at most (each holds a database connection).
 const SQL_CONCURRENCY: usize = 4;
-
-/// What judging needs from the global configuration.
-#[derive(Debug, Clone, Copy)]
-struct Settings {
-    errors_before_inconclusive: u32,
-    scrape_interval: Duration,
-    stuck_pending_after: Duration,
-}
 
 /// Whether Prometheus answers, and since when again after it failed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -343,14 +248,13 @@ impl Evaluator {
             };
             let env = judge::RoundEnv {
                 now,
-                index: i,
-                answers: &answers,
-                sql: &sql,
                 answering_since: self.health.answering_since,
                 bakes: &bakes,
                 settings: self.settings,
             };
-            let report = judge::judge(e, &env, kube);
+            let revision_answers =
+                queries::revision_answers(i, e, &answers, &sql, self.settings.scrape_interval);
+            let report = judge::judge(e, &env, kube, revision_answers);
             if let Some(record) = report.verdict.bake_record() {
                 self.record_bake(key, report.revision, record);
             }

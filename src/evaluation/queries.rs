@@ -1,30 +1,24 @@
-//! The PromQL of a round (pure): which expressions each revision under evaluation adds to
-//! the batched query of each check type, and how the answers are read back into the inputs
-//! of the checks. Keys: `b<i>-…` for the baseline of revision `i` (evaluated with `@` at its
-//! upgrade), `r<i>-…` for this round.
+//! The queries of a round (pure): which PromQL expressions each revision under evaluation
+//! adds to the batched query of each check type, and how the batch's answers (and the `sql`
+//! checks' answers) are read back into one plain [`RevisionAnswers`] per revision, the
+//! inputs of its checks. Keys: `b<i>-…` for the baseline of revision `i` (evaluated with `@`
+//! at its upgrade), `r<i>-…` for this round.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::Evaluation;
-use super::prometheus::{Answers, values};
-use super::promql::{self, Series};
+use std::collections::BTreeMap;
+
+use super::revision::{Baseline, Evaluation};
 use crate::checks::Samples;
 use crate::checks::lag::{DependencyTrouble, LagAnswers, LagBaseline, recent_window};
 use crate::checks::presence::{PresenceAnswers, PresenceBaseline, absence_grace, lookback};
 use crate::checks::provider::ProviderError;
-use crate::config::OnNoData;
-
-/// What was known at the upgrade, per item: a query Prometheus rejected stays that item's
-/// error (its check reports it), without holding back the other items.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Baseline {
-    pub presence: Vec<Result<PresenceBaseline, ProviderError>>,
-    pub lag: Result<LagBaseline, ProviderError>,
-    /// Prometheus recorded a successful scrape in the look-back before the upgrade.
-    pub scraping_at_upgrade: bool,
-}
+use crate::config::{OnNoData, Source, SqlSource};
+use crate::gather::postgres::{SqlAnswer, SqlError};
+use crate::gather::prometheus::{Answers, values};
+use crate::gather::promql::{self, Series};
 
 fn key(prefix: char, i: usize, item: &str) -> String {
     format!("{prefix}{i}-{item}")
@@ -191,9 +185,87 @@ fn baseline_missing() -> ProviderError {
     ProviderError::Unavailable("the values at the time of the upgrade could not be read yet".into())
 }
 
+/// Everything a revision's checks judge from this round's answers, in the order of its
+/// policy: each item the answer it got, or the provider error it met.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RevisionAnswers {
+    /// Per `metrics_presence` item: the baseline and this round's answers.
+    pub presence: Vec<Result<(PresenceBaseline, PresenceAnswers), ProviderError>>,
+    /// The migration query's answer, when the migration is confirmed in a database.
+    pub migration: Option<SqlAnswer>,
+    /// The lag's baseline and this round's answers, when the policy has a lag check.
+    pub lag: Option<Result<(LagBaseline, LagAnswers), ProviderError>>,
+    /// Dependencies (read from Prometheus) in trouble within the lag window.
+    pub dependency_troubles: Vec<DependencyTrouble>,
+    /// Per dependency: its value this round.
+    pub dependencies: Vec<Bounded>,
+    /// Per custom check: its value this round.
+    pub custom: Vec<Bounded>,
+}
+
+/// A bounded check's value this round, from where the policy reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Bounded {
+    /// A PromQL answer.
+    PromQL(Result<Samples, ProviderError>),
+    /// A database's answer.
+    Sql(SqlAnswer),
+}
+
+/// The answer of a SQL query this round (a query that was not run has none).
+fn sql_answer(sql: &BTreeMap<SqlSource, SqlAnswer>, query: &SqlSource) -> SqlAnswer {
+    sql.get(query).cloned().unwrap_or_else(|| {
+        Err(SqlError::Unavailable(format!(
+            "database {}: no answer this round",
+            query.database
+        )))
+    })
+}
+
+/// The answers of revision `i` (its index in this round's keys).
+pub(super) fn revision_answers(
+    i: usize,
+    e: &Evaluation,
+    answers: &Answers,
+    sql: &BTreeMap<SqlSource, SqlAnswer>,
+    scrape: Duration,
+) -> RevisionAnswers {
+    let bounded = |source: &Source, promql: Result<Samples, ProviderError>| match source {
+        Source::PromQL(_) => Bounded::PromQL(promql),
+        Source::Sql(s) => Bounded::Sql(sql_answer(sql, s)),
+    };
+    RevisionAnswers {
+        presence: (0..e.policy.metrics_presence.len())
+            .map(|j| presence_answers(i, j, e, answers))
+            .collect(),
+        migration: e
+            .policy
+            .migration
+            .as_ref()
+            .and_then(|m| m.sql.as_ref()?.source.sql())
+            .map(|s| sql_answer(sql, s)),
+        lag: e.policy.lag.as_ref().map(|_| lag_answers(i, e, answers)),
+        dependency_troubles: dependency_troubles(i, e, answers, scrape),
+        dependencies: e
+            .policy
+            .dependencies
+            .iter()
+            .enumerate()
+            .map(|(j, d)| bounded(&d.source, dependency(i, j, answers)))
+            .collect(),
+        custom: e
+            .policy
+            .custom
+            .iter()
+            .enumerate()
+            .map(|(j, c)| bounded(&c.source, custom(i, j, answers)))
+            .collect(),
+    }
+}
+
 /// The answers of presence item `j` of revision `i`, with its baseline. This round's
 /// errors come first: a query Prometheus rejects is reported as such.
-pub(super) fn presence_answers(
+fn presence_answers(
     i: usize,
     j: usize,
     e: &Evaluation,
@@ -215,7 +287,7 @@ pub(super) fn presence_answers(
 }
 
 /// The lag answers of revision `i`, with its baseline (this round's errors first).
-pub(super) fn lag_answers(
+fn lag_answers(
     i: usize,
     e: &Evaluation,
     answers: &Answers,
@@ -235,18 +307,18 @@ pub(super) fn lag_answers(
 }
 
 /// The answer of dependency `j` of revision `i`.
-pub(super) fn dependency(i: usize, j: usize, answers: &Answers) -> Result<Samples, ProviderError> {
+fn dependency(i: usize, j: usize, answers: &Answers) -> Result<Samples, ProviderError> {
     samples(answers, &key('r', i, &format!("d{j}")))
 }
 
 /// The answer of custom check `j` of revision `i`.
-pub(super) fn custom(i: usize, j: usize, answers: &Answers) -> Result<Samples, ProviderError> {
+fn custom(i: usize, j: usize, answers: &Answers) -> Result<Samples, ProviderError> {
     samples(answers, &key('r', i, &format!("c{j}")))
 }
 
 /// Dependencies of revision `i` that were out of bounds, without data, or unreadable within
 /// its lag window.
-pub(super) fn dependency_troubles(
+fn dependency_troubles(
     i: usize,
     e: &Evaluation,
     answers: &Answers,
@@ -293,3 +365,7 @@ pub(super) fn dependency_troubles(
     }
     troubles
 }
+
+#[cfg(test)]
+#[path = "queries_tests.rs"]
+mod tests;

@@ -11,7 +11,9 @@ pub mod helm;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+mod resolve;
 pub mod restart;
+mod task;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -23,19 +25,22 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::{ActionsConfig, Mode, ReleasePolicy};
-use crate::records::action::{ActionKind, ActionRecord, Phase, created, record_for};
+use crate::records::action::{ActionKind, ActionRecord, Phase, record_for};
 use crate::records::actions::{RecordError, RecordStore, Snapshot};
 use crate::records::bakes::BakeStore;
 use crate::release::labels::Storage;
-use crate::release::record::{rollback_revision, rollbacks_of};
+use crate::release::record::rollbacks_of;
 use crate::release::{ReleaseKey, ReleaseStatus};
-use crate::tracker::read::{read_history, read_statuses};
+use crate::tracker::read::read_history;
 use crate::units::plus;
-use crate::verdict::{Report, Verdict};
+use crate::verdict::Report;
 use helm::HelmRunner;
 use leader::Leadership;
 use metrics::ActionMetrics;
 use plan::{Automation, Facts, Hold, HoldReason, Plan, Precheck};
+use task::Task;
+
+pub use task::Finished;
 
 /// How often a held decision is taken again (holds that depend on time or on the records).
 const REPLAN_AFTER: Duration = Duration::from_secs(60);
@@ -48,9 +53,6 @@ struct Decision {
     /// Taken from fresh reads of the history and records (not by the precheck), when.
     planned_at: Option<Instant>,
 }
-
-/// A finished action, sent back to the daemon loop.
-pub type Finished = (ReleaseKey, ActionRecord);
 
 /// Carries out automatic actions.
 pub struct Remediator {
@@ -420,41 +422,14 @@ impl Remediator {
     /// its bake verify the rollback, `failed` fails it. Returns the updated record.
     pub async fn verify(&mut self, report: &Report, is_final: bool) -> Option<ActionRecord> {
         let key = &report.release;
-        let outcome = match report.verdict {
-            Verdict::Failed => Phase::VerificationFailed,
-            Verdict::Healthy | Verdict::Degraded if is_final => Phase::Verified,
-            _ => return None,
-        };
+        let outcome = resolve::verification(report.verdict, is_final)?;
         if !self.is_leader() {
             return None;
         }
         let rolled_back_to = self.rolled_back_to(key, report.revision);
-        let record = self
-            .known
-            .get(key)?
-            .iter()
-            .rev()
-            .find(|r| {
-                created(r, report.revision, rolled_back_to)
-                    && matches!(r.phase, Phase::Done | Phase::Running | Phase::Interrupted)
-            })?
-            .clone();
-        let updated = ActionRecord {
-            phase: outcome,
-            new_revision: Some(report.revision),
-            finished: Some(Timestamp::now()),
-            detail: Some(format!(
-                "revision {} {} its evaluation ({})",
-                report.revision,
-                if outcome == Phase::Verified {
-                    "passed"
-                } else {
-                    "failed"
-                },
-                report.verdict.as_str()
-            )),
-            ..record
-        };
+        let record =
+            resolve::awaiting_verification(self.known.get(key)?, report.revision, rolled_back_to)?;
+        let updated = resolve::verified(record, report, outcome, Timestamp::now());
         if let Err(e) = self.store.update(key, &updated).await {
             warn!(release = %key, "the rollback's verification was not recorded: {e}");
         }
@@ -487,51 +462,14 @@ impl Remediator {
                         continue;
                     }
                 };
-                let found = record
-                    .target
-                    .and_then(|t| rollback_revision(&rows, record.bad_revision, t));
-                let (phase, new_revision, detail) = match found {
-                    Some((rev, status)) if status.is_pending() => {
-                        if Timestamp::now() < deadline {
-                            continue;
-                        }
-                        (
-                            Phase::Interrupted,
-                            Some(rev),
-                            format!(
-                                "the process running the rollback ({}) is gone and revision {rev} is still {status}: the release is locked; resolve it by hand (see docs/actions.md), upgrade-guard never touches it",
-                                record.holder
-                            ),
-                        )
-                    }
-                    Some((rev, status)) => (
-                        Phase::Done,
-                        Some(rev),
-                        format!(
-                            "the process running the rollback ({}) is gone; the rollback wrote revision {rev} ({status}), which is evaluated like any other",
-                            record.holder
-                        ),
-                    ),
-                    None if Timestamp::now() < deadline => continue,
-                    None => (
-                        Phase::Interrupted,
-                        None,
-                        format!(
-                            "the process that recorded this action ({}) is gone and nothing in the history shows it ran; it is not run again",
-                            record.holder
-                        ),
-                    ),
-                };
-                let updated = ActionRecord {
-                    phase,
-                    new_revision,
-                    finished: Some(Timestamp::now()),
-                    detail: Some(detail.clone()),
-                    ..record.clone()
+                let Some(updated) = resolve::unfinished(record, &rows, deadline, Timestamp::now())
+                else {
+                    continue;
                 };
                 match self.store.update(&key, &updated).await {
                     Ok(()) => {
-                        warn!(release = %key, bad_revision = record.bad_revision, outcome = phase.as_str(), "{detail}");
+                        warn!(release = %key, bad_revision = record.bad_revision,
+                            outcome = updated.phase.as_str(), "{}", updated.detail.as_deref().unwrap_or(""));
                         self.metrics.finished(&updated);
                         self.remember(&key, updated);
                     }
@@ -565,106 +503,6 @@ impl Remediator {
         }
         for (_, task) in running {
             let _ = task.await;
-        }
-    }
-}
-
-/// One action, run in its own task.
-struct Task {
-    client: kube::Client,
-    store: RecordStore,
-    helm: HelmRunner,
-    key: ReleaseKey,
-    storage: Storage,
-    timeout: Duration,
-    plan: Plan,
-    record: ActionRecord,
-    finished: mpsc::UnboundedSender<Finished>,
-}
-
-impl Task {
-    async fn run(self) {
-        let record = self.act().await;
-        if let Err(e) = self.store.update(&self.key, &record).await {
-            warn!(release = %self.key, "the outcome of the automatic action was not recorded: {e}");
-        }
-        info!(release = %self.key, bad_revision = record.bad_revision, outcome = record.phase.as_str(),
-            detail = record.detail.as_deref().unwrap_or(""), "automatic action finished");
-        let _ = self.finished.send((self.key.clone(), record));
-    }
-
-    fn outcome(&self, phase: Phase, new_revision: Option<u32>, detail: String) -> ActionRecord {
-        ActionRecord {
-            phase,
-            new_revision,
-            finished: Some(Timestamp::now()),
-            detail: Some(detail),
-            ..self.record.clone()
-        }
-    }
-
-    async fn act(&self) -> ActionRecord {
-        let bad = self.record.bad_revision;
-        // The history once more, just before acting: anything written since the decision
-        // (a newer revision, a Helm operation) cancels it.
-        match read_statuses(self.client.clone(), &self.key.namespace, &self.key.name).await {
-            Ok(history) => {
-                if let Some(reason) = crate::verdict::stale(&history, bad) {
-                    return self.outcome(Phase::Cancelled, None, format!("not run: {reason}"));
-                }
-            }
-            Err(e) => {
-                return self.outcome(
-                    Phase::Cancelled,
-                    None,
-                    format!("not run: the history could not be read just before acting: {e}"),
-                );
-            }
-        }
-        match &self.plan {
-            Plan::Rollback { target, .. } => {
-                let out = self
-                    .helm
-                    .rollback(&self.key, self.storage, *target, self.timeout)
-                    .await;
-                let rows = read_history(self.client.clone(), &self.key.namespace, &self.key.name)
-                    .await
-                    .unwrap_or_default();
-                let new = rollback_revision(&rows, bad, *target).map(|(r, _)| r);
-                if out.success {
-                    let detail = match new {
-                        Some(r) => {
-                            format!("rolled back to revision {target}: revision {r}; verifying")
-                        }
-                        None => format!(
-                            "helm rollback to revision {target} succeeded; its revision is not in the history yet"
-                        ),
-                    };
-                    self.outcome(Phase::Done, new, detail)
-                } else {
-                    self.outcome(Phase::Failed, new, out.detail)
-                }
-            }
-            Plan::RestartPod { workload } => {
-                match restart::delete_pods(self.client.clone(), &self.key.namespace, workload).await
-                {
-                    Ok(pods) => self.outcome(
-                        Phase::Done,
-                        None,
-                        format!(
-                            "deleted {} pod(s) of {workload}: {}",
-                            pods.len(),
-                            pods.join(", ")
-                        ),
-                    ),
-                    Err(e) => self.outcome(
-                        Phase::Failed,
-                        None,
-                        format!("could not delete the pods of {workload}: {e}"),
-                    ),
-                }
-            }
-            Plan::Hold(_) => self.outcome(Phase::Cancelled, None, "nothing to do".into()),
         }
     }
 }

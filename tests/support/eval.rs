@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use upgrade_guard::config::Config;
-use upgrade_guard::evaluation::metrics::PrometheusMetrics;
-use upgrade_guard::evaluation::prometheus::Prometheus as PromClient;
 use upgrade_guard::evaluation::{Evaluator, Start};
+use upgrade_guard::gather::metrics::PrometheusMetrics;
+use upgrade_guard::gather::prometheus::Prometheus as PromClient;
 use upgrade_guard::metrics::registry;
 use upgrade_guard::release::ReleaseKey;
 use upgrade_guard::release::record::RowDetail;

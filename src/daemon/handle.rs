@@ -1,0 +1,274 @@
+//! The daemon's handlers (I/O): a release event, an evaluation round, a finished automatic
+//! action, a change of leader, a restart. Each reads what it needs, lets the pure steps
+//! (`decide`, `restore`, the state) decide, and carries out what they return.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
+
+use jiff::Timestamp;
+use tracing::{info, warn};
+
+use super::{decide, notices, restore};
+use crate::config::{Config, Mode};
+use crate::evaluation::{Evaluator, Start};
+use crate::records::bakes::BakeStore;
+use crate::release::ReleaseKey;
+use crate::release::event::{ReleaseEvent, ReleaseEventKind};
+use crate::release::labels::Storage;
+use crate::remediation::{Finished, Remediator};
+use crate::state::State;
+use crate::tracker::read::{read_history, read_statuses};
+use crate::verdict::{RecommendedAction, Report, guard};
+
+/// What the handlers share: the cluster, the configuration, the state everyone reads, the
+/// bake records and the remediator.
+pub(super) struct Daemon {
+    pub client: kube::Client,
+    pub config: Arc<Config>,
+    pub state: Arc<RwLock<State>>,
+    pub store: BakeStore,
+    /// Per release, rollback revisions seen and their targets.
+    pub rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
+    /// What proposed actions became once guarded against the history.
+    pub guards: decide::Guards,
+    /// Rounds run.
+    pub rounds: prometheus_client::metrics::counter::Counter,
+    /// Automatic actions.
+    pub remediator: Remediator,
+}
+
+impl Daemon {
+    /// The state, for writing (a panic while it was held leaves it usable).
+    pub fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        match self.state.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Shows what `mode: auto` knows about the release's revision.
+    fn show_automation(&self, key: &ReleaseKey, revision: u32) {
+        let automation = self.remediator.automation(key, revision);
+        self.state_mut().automate(key, revision, automation);
+    }
+
+    /// A release event.
+    pub async fn event(&mut self, evaluator: &mut Evaluator, event: ReleaseEvent) {
+        let key = event.release.clone();
+        if let ReleaseEventKind::RolledBack { to, target } = event.kind {
+            self.rollbacks
+                .entry(key.clone())
+                .or_default()
+                .insert(to, target);
+            self.remediator.rolled_back(&key, to, target);
+        }
+        let mode = self.config.mode_for(&key);
+        let steps = decide::event(&mut self.state_mut(), &event, mode);
+        if steps.uninstalled {
+            if let Some(revision) = evaluator.end(&key) {
+                info!(release = %key, revision, "uninstalled: evaluation ended");
+            }
+            let policy = self.config.policy_for(&key);
+            let notice = notices::uninstalled(
+                &self.client,
+                &key,
+                event.revision,
+                &policy,
+                Timestamp::now(),
+            )
+            .await;
+            info!(release = %key, "{}", notice.words);
+            self.state_mut().notice(notice);
+            self.rollbacks.remove(&key);
+            self.guards.forget(&key);
+            self.remediator.forget(&key);
+            return;
+        }
+        if steps.automate {
+            // The records say whether this revision is a rollback upgrade-guard made.
+            self.remediator.load(&key).await;
+            self.show_automation(&key, event.revision);
+        }
+        let Some(summary) = steps.evaluate else {
+            return;
+        };
+        let history = match read_statuses(self.client.clone(), &key.namespace, &key.name).await {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(release = %key, error = %e,
+                    "cannot read the release history; judging with this revision alone");
+                vec![(event.revision, event.status)]
+            }
+        };
+        match self.store.load(&key).await {
+            Ok(records) => {
+                for (revision, entry) in records {
+                    evaluator.record_bake(&key, revision, entry.verdict);
+                }
+            }
+            Err(e) => warn!(release = %key, "bake records not available: {e}"),
+        }
+        let start = Start {
+            release: key.clone(),
+            status: event.status,
+            status_since: summary.last_deployed.unwrap_or_else(Timestamp::now),
+            history,
+            rollbacks: self.rollbacks.get(&key).cloned().unwrap_or_default(),
+            storage: event.storage,
+            summary,
+        };
+        let cancelled = evaluator.begin(start, self.config.policy_for(&key));
+        info!(release = %key, revision = event.revision, event = %event.kind.name(),
+            resumed = event.resumed, cancelled = ?cancelled, "evaluating");
+    }
+
+    /// An automatic action finished: its record is shown with the release.
+    pub fn finished(&mut self, done: Finished) {
+        self.remediator.finished(&done);
+        let key = done.0;
+        let revision = self
+            .state
+            .read()
+            .ok()
+            .and_then(|s| s.get(&key).map(|v| v.revision));
+        if let Some(revision) = revision {
+            self.show_automation(&key, revision);
+        }
+    }
+
+    /// This replica became the leader: actions left unfinished by another process are
+    /// resolved (never run again).
+    pub async fn resume(&mut self) {
+        let config = self.config.clone();
+        self.remediator
+            .resume(|key| config.policy_for(key).rollback_timeout)
+            .await;
+        let views: Vec<(ReleaseKey, u32)> = self
+            .state
+            .read()
+            .map(|s| {
+                s.releases()
+                    .map(|v| (v.release.clone(), v.revision))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (key, revision) in views {
+            if config.mode_for(&key) == Mode::Auto {
+                self.show_automation(&key, revision);
+            }
+        }
+    }
+
+    /// One evaluation round: every report guarded, shown, and acted on.
+    pub async fn round(&mut self, evaluator: &mut Evaluator) {
+        let reports = evaluator.round(Timestamp::now()).await;
+        self.rounds.inc();
+        for mut report in reports {
+            if report.action != RecommendedAction::None {
+                report.action = match self.guards.cached(&report) {
+                    Some(decided) => decided,
+                    None => {
+                        let decided = self.guarded(&report).await;
+                        self.guards.remember(&report, decided.clone());
+                        decided
+                    }
+                };
+            }
+            let policy = self.config.policy_for(&report.release);
+            let (steps, storage) = {
+                let state = self.state.read();
+                let before = state.as_ref().ok().and_then(|s| s.get(&report.release));
+                (
+                    decide::report(&report, before, &policy),
+                    before.map_or(Storage::Secret, |v| v.storage),
+                )
+            };
+            if steps.verdict_changed {
+                info!(release = %report.release, revision = report.revision,
+                    verdict = report.verdict.as_str(), "verdict");
+            }
+            self.state_mut().judged(&report, steps.is_final);
+            if steps.export_views
+                && let Some(notice) = notices::export_views(
+                    &self.client,
+                    &report.release,
+                    report.revision,
+                    &policy,
+                    Timestamp::now(),
+                )
+                .await
+            {
+                info!(release = %report.release, revision = report.revision, "{}", notice.words);
+                self.state_mut().notice(notice);
+            }
+            if steps.automate {
+                self.remediator.verify(&report, steps.is_final).await;
+                self.remediator.decide(&report, &policy, storage).await;
+                self.show_automation(&report.release, report.revision);
+            }
+            if steps.is_final {
+                self.record(&report).await;
+                evaluator.end(&report.release);
+                info!(release = %report.release, revision = report.revision,
+                    verdict = report.verdict.as_str(), "evaluation ended with its final verdict");
+            }
+        }
+    }
+
+    /// After a restart: the failures recorded before it are served and alerted again.
+    pub async fn restore(&mut self) {
+        let all = match self.store.all().await {
+            Ok(all) => all,
+            Err(e) => {
+                warn!(
+                    "bake records not available; failures judged before the restart are not alerted again: {e}"
+                );
+                return;
+            }
+        };
+        for (key, records) in all {
+            let Some((revision, _)) = restore::recorded_failure_of(&records) else {
+                continue;
+            };
+            if self.state_mut().get(&key).is_some() {
+                continue;
+            }
+            let rows = match read_history(self.client.clone(), &key.namespace, &key.name).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    warn!(release = %key, error = %e, "cannot read the history of a recorded failure");
+                    continue;
+                }
+            };
+            let policy = self.config.policy_for(&key);
+            let mode = self.config.mode_for(&key);
+            let Some(view) = restore::restored_view(&key, &records, &rows, &policy, mode) else {
+                continue;
+            };
+            if self.state_mut().restore(view) {
+                info!(release = %key, revision, "failure recorded before the restart: served and alerted again");
+            }
+        }
+    }
+
+    /// The action, held when the history as re-read now says the revision is no longer
+    /// current (or the history cannot be read).
+    async fn guarded(&self, report: &Report) -> RecommendedAction {
+        let key = &report.release;
+        match read_statuses(self.client.clone(), &key.namespace, &key.name).await {
+            Ok(history) => guard(report.action.clone(), &history, report.revision),
+            Err(e) => RecommendedAction::Hold {
+                reason: format!(
+                    "cannot re-read the release history before recommending an action: {e}"
+                ),
+            },
+        }
+    }
+
+    async fn record(&self, report: &Report) {
+        if let Err(e) = self.store.record_final(report).await {
+            warn!(release = %report.release, revision = report.revision,
+                "the final verdict was not recorded: {e}");
+        }
+    }
+}

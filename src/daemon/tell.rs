@@ -1,0 +1,82 @@
+//! What the daemon tells (pure): the alerts that should fire, the mails to send and the
+//! suites' order warnings, from the state and the configuration. A release in `mode:
+//! observe` is exported as metrics only: no alert, no mail, no order warning.
+
+use jiff::Timestamp;
+
+use crate::config::{Config, Mode};
+use crate::notify::alerts::{Alert, desired, notice_alerts, order_alerts};
+use crate::notify::mail::{Mail, Mailbook};
+use crate::release::ReleaseKey;
+use crate::state::{Notice, ReleaseView, State};
+use crate::suite::{OrderWarning, order_warnings};
+
+/// Whether a release is told about (any mode but `observe`).
+pub fn told(config: &Config, key: &ReleaseKey) -> bool {
+    config.mode_for(key) != Mode::Observe
+}
+
+/// The releases told about.
+fn told_views<'a>(
+    state: &'a State,
+    config: &'a Config,
+) -> impl Iterator<Item = &'a ReleaseView> + 'a {
+    state.releases().filter(|v| told(config, &v.release))
+}
+
+/// The notices to tell.
+pub fn notices(state: &State, config: &Config) -> Vec<Notice> {
+    state
+        .notices()
+        .iter()
+        .filter(|n| told(config, &n.release))
+        .cloned()
+        .collect()
+}
+
+/// The suites' order warnings at `now`, judged from the releases told about.
+pub fn order(state: &State, config: &Config, now: Timestamp) -> Vec<OrderWarning> {
+    config
+        .suites
+        .iter()
+        .flat_map(|suite| {
+            order_warnings(
+                suite,
+                |k| {
+                    state
+                        .get(k)
+                        .filter(|v| told(config, &v.release))
+                        .map(ReleaseView::member)
+                },
+                now,
+            )
+        })
+        .collect()
+}
+
+/// Every alert that should fire now: verdicts and automatic actions, notices, order
+/// warnings.
+pub fn alerts(state: &State, config: &Config) -> Vec<Alert> {
+    let dashboard = config.notifications.dashboard_url.as_deref();
+    let mut wanted = desired(told_views(state, config), dashboard);
+    wanted.extend(notice_alerts(&notices(state, config), dashboard));
+    wanted.extend(order_alerts(state.order(), dashboard));
+    wanted
+}
+
+/// The mails due since the mailbook last looked: new notices and changes of the releases
+/// told about.
+pub fn mails(
+    mailbook: &mut Mailbook,
+    state: &State,
+    config: &Config,
+) -> Vec<Result<Mail, minijinja::Error>> {
+    let dashboard = config.notifications.dashboard_url.as_deref();
+    let mut mails = mailbook.notices(&notices(state, config), dashboard);
+    mails.extend(mailbook.changes(told_views(state, config), dashboard));
+    mails
+}
+
+#[cfg(test)]
+#[path = "tell_tests.rs"]
+mod tests;

@@ -1,0 +1,121 @@
+//! What is told, and what a release in `mode: observe` keeps to metrics, with plain values.
+
+use super::*;
+use crate::release::event::ReleaseEventKind;
+use crate::state::{Notice, NoticeKind};
+use crate::test_support::{event, report};
+use crate::verdict::{RecommendedAction, Verdict};
+
+fn config(mode: &str) -> Config {
+    Config::parse(&format!("defaults: {{mode: {mode}}}\n"), "t").unwrap()
+}
+
+/// `ns/app` at revision 2, failed in its bake, and an uninstall notice about it.
+fn failed_release() -> State {
+    let mut state = State::default();
+    state.event(&event(
+        2,
+        ReleaseEventKind::Upgraded { from: 1, to: 2 },
+        true,
+    ));
+    let mut r = report(2, Verdict::Failed, 10, 100);
+    r.results = vec![crate::checks::CheckResult::new(
+        "lag",
+        crate::checks::Outcome::Fail,
+        "the backlog keeps growing",
+    )];
+    r.action = RecommendedAction::Investigate {
+        reason: "look".into(),
+    };
+    state.judged(&r, false);
+    state.notice(Notice {
+        release: ReleaseKey::new("ns", "app"),
+        revision: 2,
+        kind: NoticeKind::ExportViews,
+        words: "update the views".into(),
+        command: Some("kubectl exec ...".into()),
+        at: jiff::Timestamp::UNIX_EPOCH,
+        until: jiff::Timestamp::MAX,
+    });
+    state
+}
+
+#[test]
+fn a_release_told_about_fires_its_alerts_and_notices_and_observe_keeps_quiet() {
+    let state = failed_release();
+    for (mode, told_about) in [("recommend", true), ("auto", true), ("observe", false)] {
+        let c = config(mode);
+        let names: Vec<String> = alerts(&state, &c)
+            .iter()
+            .map(|a| {
+                a.labels
+                    .iter()
+                    .find(|(k, _)| **k == "alertname")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        if told_about {
+            assert!(
+                names.contains(&"UpgradeFailed".to_string()),
+                "{mode}: {names:?}"
+            );
+            assert_eq!(notices(&state, &c).len(), 1, "{mode}");
+        } else {
+            assert_eq!(names, Vec::<String>::new(), "{mode}");
+            assert_eq!(notices(&state, &c), vec![], "{mode}");
+        }
+    }
+}
+
+#[test]
+fn mails_go_once_per_change_and_never_about_an_observed_release() {
+    let state = failed_release();
+    let mut book = Mailbook::default();
+    let first = mails(&mut book, &state, &config("recommend"));
+    assert!(!first.is_empty(), "the failure and the notice");
+    assert!(first.iter().all(Result::is_ok));
+    assert_eq!(
+        mails(&mut book, &state, &config("recommend")).len(),
+        0,
+        "told once"
+    );
+    let mut quiet = Mailbook::default();
+    assert_eq!(mails(&mut quiet, &state, &config("observe")).len(), 0);
+}
+
+#[test]
+fn order_warnings_only_consider_releases_told_about() {
+    let text = "defaults: {mode: MODE}\n\
+                releases:\n  - {name: gsp, namespace: gsp, mode: recommend}\n\
+                suites:\n  - {name: s, order: [[gim/gim], [gsp/gsp]], cycle: 24h}\n";
+    let now = jiff::Timestamp::from_second(1_800_000_000 + 30 * 60).unwrap();
+    let mut state = State::default();
+    for (ns, minute, verdict) in [("gim", 0, Verdict::Failed), ("gsp", 10, Verdict::Healthy)] {
+        let mut e = event(2, ReleaseEventKind::Upgraded { from: 1, to: 2 }, true);
+        e.release = ReleaseKey::new(ns, ns);
+        let started = jiff::Timestamp::from_second(1_800_000_000 + minute * 60).unwrap();
+        let mut s = (*e.summary.clone().unwrap()).clone();
+        s.last_deployed = Some(started);
+        e.summary = Some(std::sync::Arc::new(s));
+        state.event(&e);
+        let mut r = report(2, verdict, 100, 100);
+        r.release = e.release.clone();
+        r.started = started;
+        state.judged(&r, true);
+    }
+    let warned = order(
+        &state,
+        &Config::parse(&text.replace("MODE", "recommend"), "t").unwrap(),
+        now,
+    );
+    assert_eq!(warned.len(), 1, "gsp upgraded while gim failed: {warned:?}");
+    assert_eq!(warned[0].look_first, ReleaseKey::new("gim", "gim"));
+    // gim observed: its failure is not a reason to warn about gsp.
+    let quiet = order(
+        &state,
+        &Config::parse(&text.replace("MODE", "observe"), "t").unwrap(),
+        now,
+    );
+    assert_eq!(quiet, vec![]);
+}

@@ -1,0 +1,122 @@
+//! Verification and the resolution of records left unfinished, with plain values.
+
+use super::*;
+use crate::records::action::ActionKind;
+use crate::release::ReleaseStatus;
+use crate::release::labels::Storage;
+use crate::release::record::RowDetail;
+use crate::test_support::{at, report, summary};
+
+/// A rollback of bad revision 2 to revision 1, started at minute 0 by `a`.
+fn rollback(phase: Phase, new_revision: Option<u32>) -> ActionRecord {
+    ActionRecord {
+        bad_revision: 2,
+        attempt: 1,
+        action: ActionKind::Rollback,
+        target: Some(1),
+        command: "helm rollback app 1 -n ns --wait --timeout 5m".into(),
+        holder: "a".into(),
+        started: at(0),
+        phase,
+        finished: None,
+        new_revision,
+        detail: None,
+    }
+}
+
+fn row(revision: u32, status: ReleaseStatus, description: &str) -> HistoryRow {
+    let mut s = summary(&[], &[]);
+    s.revision = revision;
+    s.status = status;
+    s.description = description.into();
+    HistoryRow {
+        revision,
+        storage: Storage::Secret,
+        status,
+        detail: RowDetail::Decoded(Box::new(s)),
+    }
+}
+
+#[test]
+fn a_rollbacks_revision_verifies_it_at_the_end_of_its_bake_or_fails_it_at_once() {
+    let cases = [
+        (Verdict::Failed, false, Some(Phase::VerificationFailed)),
+        (Verdict::Failed, true, Some(Phase::VerificationFailed)),
+        (Verdict::Healthy, true, Some(Phase::Verified)),
+        (Verdict::Degraded, true, Some(Phase::Verified)),
+        (Verdict::Healthy, false, None),
+        (Verdict::Progressing, false, None),
+        (Verdict::Inconclusive, true, None),
+    ];
+    for (verdict, is_final, want) in cases {
+        assert_eq!(
+            verification(verdict, is_final),
+            want,
+            "{verdict:?} final={is_final}"
+        );
+    }
+}
+
+#[test]
+fn the_record_awaiting_verification_is_the_rollback_that_created_the_revision() {
+    let records = [rollback(Phase::Done, Some(3))];
+    assert_eq!(
+        awaiting_verification(&records, 3, Some(1)),
+        Some(&records[0])
+    );
+    assert_eq!(awaiting_verification(&records, 4, None), None);
+    let verified_already = [rollback(Phase::Verified, Some(3))];
+    assert_eq!(awaiting_verification(&verified_already, 3, Some(1)), None);
+    let mut r = report(3, Verdict::Healthy, 100, 100);
+    r.verdict = Verdict::Healthy;
+    let updated = verified(&records[0], &r, Phase::Verified, at(20));
+    assert_eq!(
+        (updated.phase, updated.new_revision, updated.finished),
+        (Phase::Verified, Some(3), Some(at(20)))
+    );
+    assert_eq!(
+        updated.detail.as_deref(),
+        Some("revision 3 passed its evaluation (healthy)")
+    );
+}
+
+#[test]
+fn a_record_left_running_is_resolved_from_the_history_never_run_again() {
+    let running = rollback(Phase::Running, None);
+    let deadline = at(10);
+    let before = [
+        row(1, ReleaseStatus::Superseded, "Install complete"),
+        row(2, ReleaseStatus::Failed, "Upgrade failed"),
+    ];
+    // Nothing in the history: wait for the deadline, then interrupted.
+    assert_eq!(unfinished(&running, &before, deadline, at(5)), None);
+    let gone = unfinished(&running, &before, deadline, at(11)).unwrap();
+    assert_eq!((gone.phase, gone.new_revision), (Phase::Interrupted, None));
+    assert!(gone.detail.unwrap().contains("it is not run again"));
+    // The rollback wrote its revision and it settled: done, evaluated like any other.
+    let settled = [
+        row(1, ReleaseStatus::Superseded, "Install complete"),
+        row(2, ReleaseStatus::Superseded, "Upgrade failed"),
+        row(3, ReleaseStatus::Deployed, "Rollback to 1"),
+    ];
+    let done = unfinished(&running, &settled, deadline, at(5)).unwrap();
+    assert_eq!((done.phase, done.new_revision), (Phase::Done, Some(3)));
+    // Still pending: the release is locked; only past the deadline is it said so.
+    let locked = [
+        row(1, ReleaseStatus::Superseded, "Install complete"),
+        row(2, ReleaseStatus::Superseded, "Upgrade failed"),
+        row(3, ReleaseStatus::PendingRollback, "Rollback to 1"),
+    ];
+    assert_eq!(unfinished(&running, &locked, deadline, at(5)), None);
+    let interrupted = unfinished(&running, &locked, deadline, at(11)).unwrap();
+    assert_eq!(
+        (interrupted.phase, interrupted.new_revision),
+        (Phase::Interrupted, Some(3))
+    );
+    assert!(
+        interrupted
+            .detail
+            .unwrap()
+            .contains("the release is locked")
+    );
+}

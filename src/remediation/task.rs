@@ -1,0 +1,123 @@
+//! One automatic action, run in its own task (I/O): the history read once more just before
+//! acting (anything written since the decision cancels it), then `helm rollback` or the
+//! pods' deletion, then the outcome recorded and sent back to the remediator.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::helm::HelmRunner;
+use super::plan::Plan;
+use super::restart;
+use crate::records::action::{ActionRecord, Phase};
+use crate::records::actions::RecordStore;
+use crate::release::ReleaseKey;
+use crate::release::labels::Storage;
+use crate::release::record::rollback_revision;
+use crate::tracker::read::{read_history, read_statuses};
+
+/// A finished action: the release and the record with its outcome.
+pub type Finished = (ReleaseKey, ActionRecord);
+
+/// One action, run in its own task.
+pub(super) struct Task {
+    pub client: kube::Client,
+    pub store: RecordStore,
+    pub helm: HelmRunner,
+    pub key: ReleaseKey,
+    pub storage: Storage,
+    pub timeout: Duration,
+    pub plan: Plan,
+    pub record: ActionRecord,
+    pub finished: mpsc::UnboundedSender<Finished>,
+}
+
+impl Task {
+    /// Runs the action, records its outcome and says it finished.
+    pub async fn run(self) {
+        let record = self.act().await;
+        if let Err(e) = self.store.update(&self.key, &record).await {
+            warn!(release = %self.key, "the outcome of the automatic action was not recorded: {e}");
+        }
+        info!(release = %self.key, bad_revision = record.bad_revision, outcome = record.phase.as_str(),
+            detail = record.detail.as_deref().unwrap_or(""), "automatic action finished");
+        let _ = self.finished.send((self.key.clone(), record));
+    }
+
+    fn outcome(&self, phase: Phase, new_revision: Option<u32>, detail: String) -> ActionRecord {
+        ActionRecord {
+            phase,
+            new_revision,
+            finished: Some(Timestamp::now()),
+            detail: Some(detail),
+            ..self.record.clone()
+        }
+    }
+
+    async fn act(&self) -> ActionRecord {
+        let bad = self.record.bad_revision;
+        // The history once more, just before acting: anything written since the decision
+        // (a newer revision, a Helm operation) cancels it.
+        match read_statuses(self.client.clone(), &self.key.namespace, &self.key.name).await {
+            Ok(history) => {
+                if let Some(reason) = crate::verdict::stale(&history, bad) {
+                    return self.outcome(Phase::Cancelled, None, format!("not run: {reason}"));
+                }
+            }
+            Err(e) => {
+                return self.outcome(
+                    Phase::Cancelled,
+                    None,
+                    format!("not run: the history could not be read just before acting: {e}"),
+                );
+            }
+        }
+        match &self.plan {
+            Plan::Rollback { target, .. } => {
+                let out = self
+                    .helm
+                    .rollback(&self.key, self.storage, *target, self.timeout)
+                    .await;
+                let rows = read_history(self.client.clone(), &self.key.namespace, &self.key.name)
+                    .await
+                    .unwrap_or_default();
+                let new = rollback_revision(&rows, bad, *target).map(|(r, _)| r);
+                if out.success {
+                    let detail = match new {
+                        Some(r) => {
+                            format!("rolled back to revision {target}: revision {r}; verifying")
+                        }
+                        None => format!(
+                            "helm rollback to revision {target} succeeded; its revision is not in the history yet"
+                        ),
+                    };
+                    self.outcome(Phase::Done, new, detail)
+                } else {
+                    self.outcome(Phase::Failed, new, out.detail)
+                }
+            }
+            Plan::RestartPod { workload } => {
+                match restart::delete_pods(self.client.clone(), &self.key.namespace, workload).await
+                {
+                    Ok(pods) => self.outcome(
+                        Phase::Done,
+                        None,
+                        format!(
+                            "deleted {} pod(s) of {workload}: {}",
+                            pods.len(),
+                            pods.join(", ")
+                        ),
+                    ),
+                    Err(e) => self.outcome(
+                        Phase::Failed,
+                        None,
+                        format!("could not delete the pods of {workload}: {e}"),
+                    ),
+                }
+            }
+            Plan::Hold(_) => self.outcome(Phase::Cancelled, None, "nothing to do".into()),
+        }
+    }
+}
