@@ -505,7 +505,13 @@ async fn a_dry_run_reports_the_command_and_runs_nothing() {
     install(n, "app", "demo-app", &[]);
     upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
     final_verdict(&d, "app", 2, "failed").await;
-    let v = view(&d, "app").await.unwrap();
+    // The decision follows the verdict once the history and the records were read.
+    let v = wait::until(WAIT, "the dry run's plan shown", || async {
+        view(&d, "app")
+            .await
+            .filter(|v| !v["automation"]["plan"].is_null())
+    })
+    .await;
     assert_eq!(v["automation"]["dry_run"], true);
     assert_eq!(v["automation"]["plan"]["decision"], "rollback", "{v:#}");
     assert_eq!(
