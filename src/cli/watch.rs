@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::config::ConfigArgs;
 use super::{CliError, Output};
-use crate::config::{Config, ConfigError, WatchConfig};
+use crate::config::{Config, ConfigError, FieldError, WatchConfig};
 use crate::metrics::registry;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
@@ -83,13 +83,13 @@ impl WatchArgs {
         }
         match watch.problem() {
             None => Ok(watch),
-            Some((field, reason)) => Err(CliError::Config(ConfigError {
-                source_name: "command line".into(),
-                message: format!(
-                    "--{}: {reason} (the same rule as watch.{field} in the configuration)",
-                    field.replace('_', "-")
+            Some((field, reason)) => Err(CliError::Config(ConfigError::field(
+                "command line",
+                FieldError::new(
+                    format!("--{}", field.replace('_', "-")),
+                    format!("{reason} (the same rule as watch.{field} in the configuration)"),
                 ),
-            })),
+            ))),
         }
     }
 }

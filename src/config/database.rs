@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::raw::Dur;
+use super::error::FieldError;
+use super::fields::Dur;
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -115,31 +116,37 @@ struct RawSecretRef {
 pub(super) fn databases(
     raw: &BTreeMap<String, RawDatabase>,
     state_namespace: &str,
-) -> Result<BTreeMap<String, DatabaseConfig>, String> {
+) -> Result<BTreeMap<String, DatabaseConfig>, FieldError> {
     raw.iter()
         .map(|(name, r)| Ok((name.clone(), database(name, r, state_namespace)?)))
         .collect()
 }
 
-fn database(name: &str, r: &RawDatabase, state_namespace: &str) -> Result<DatabaseConfig, String> {
+fn database(
+    name: &str,
+    r: &RawDatabase,
+    state_namespace: &str,
+) -> Result<DatabaseConfig, FieldError> {
     let at = format!("databases.{name}");
     if r.password.is_some() {
-        return Err(format!(
-            "{at}.password: credentials never go in the configuration: use password_from with env (an environment variable), file (a mounted Secret) or secret (name and key of a Kubernetes Secret)"
+        return Err(FieldError::new(
+            format!("{at}.password"),
+            "credentials never go in the configuration: use password_from with env (an environment variable), file (a mounted Secret) or secret (name and key of a Kubernetes Secret)",
         ));
     }
     let required = |field: &str, v: &Option<String>| {
         v.clone()
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| format!("{at}.{field}: required"))
+            .ok_or_else(|| FieldError::new(format!("{at}.{field}"), "required"))
     };
     let host = required("host", &r.host)?;
     let database = required("database", &r.database)?;
     let user = required("user", &r.user)?;
     let tls = r.tls.unwrap_or(TlsMode::VerifyFull);
     if tls == TlsMode::Disable && r.ca_file.is_some() {
-        return Err(format!(
-            "{at}.ca_file: tls is disable, so no certificate is checked; remove ca_file or use tls: verify-full"
+        return Err(FieldError::new(
+            format!("{at}.ca_file"),
+            "tls is disable, so no certificate is checked; remove ca_file or use tls: verify-full",
         ));
     }
     let password = r
@@ -154,7 +161,10 @@ fn database(name: &str, r: &RawDatabase, state_namespace: &str) -> Result<Databa
         ("statement_timeout", statement_timeout),
     ] {
         if d < Duration::from_millis(1) {
-            return Err(format!("{at}.{field}: must be at least 1ms"));
+            return Err(FieldError::new(
+                format!("{at}.{field}"),
+                "must be at least 1ms",
+            ));
         }
     }
     Ok(DatabaseConfig {
@@ -175,7 +185,7 @@ fn password_source(
     at: &str,
     p: &RawPasswordFrom,
     state_namespace: &str,
-) -> Result<PasswordSource, String> {
+) -> Result<PasswordSource, FieldError> {
     let at = format!("{at}.password_from");
     let source = match (&p.env, &p.file, &p.secret) {
         (Some(var), None, None) if !var.is_empty() => PasswordSource::Env(var.clone()),
@@ -184,7 +194,10 @@ fn password_source(
         }
         (None, None, Some(s)) => {
             if s.name.is_empty() || s.key.is_empty() {
-                return Err(format!("{at}.secret: name and key are required"));
+                return Err(FieldError::new(
+                    format!("{at}.secret"),
+                    "name and key are required",
+                ));
             }
             PasswordSource::Secret {
                 namespace: s
@@ -197,8 +210,9 @@ fn password_source(
             }
         }
         _ => {
-            return Err(format!(
-                "{at}: name exactly one of env (a variable name), file (a path) or secret (name and key)"
+            return Err(FieldError::new(
+                at.to_string(),
+                "name exactly one of env (a variable name), file (a path) or secret (name and key)",
             ));
         }
     };

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::policy::{AutoPolicy, ExportViewsPolicy, Mode, ReleasePolicy};
+
 /// Server-side watch timeout: each watch is resumed (not relisted) after it.
 pub const WATCH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -15,3 +17,34 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A newest revision `pending-*` for longer than this is reported as stuck.
 pub const STUCK_PENDING_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Points a lag window must hold by default before its slope is trusted.
+pub const LAG_MIN_SAMPLES: u32 = 5;
+
+/// Namespace of upgrade-guard's own records unless the file says otherwise.
+pub const STATE_NAMESPACE: &str = "upgrade-guard";
+
+/// The policy of a release the file says nothing about.
+pub fn release_policy() -> ReleasePolicy {
+    ReleasePolicy {
+        mode: Mode::Recommend,
+        auto: AutoPolicy {
+            max_per_revision: 1,
+            cooldown: Duration::from_secs(60 * 60),
+            restart_migration_pod: false,
+        },
+        bake_window: Duration::from_secs(15 * 60),
+        readiness_deadline: Duration::from_secs(10 * 60),
+        pending_timeout: Duration::from_secs(5 * 60),
+        rollback_timeout: Duration::from_secs(5 * 60),
+        metrics_grace: Duration::from_secs(2 * 60),
+        hooks: true,
+        migration: None,
+        export_views: ExportViewsPolicy::default(),
+        uninstall_leftovers: None,
+        metrics_presence: Vec::new(),
+        lag: None,
+        dependencies: Vec::new(),
+        custom: Vec::new(),
+    }
+}

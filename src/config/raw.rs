@@ -1,63 +1,16 @@
 //! The configuration file as written (serde, unknown fields refused). Field values that can
 //! be checked on their own (durations, patterns, thresholds) are checked while parsing, so
-//! their errors carry the line; `super` turns this into validated, typed values.
+//! their errors carry the line (`fields.rs`); `resolve.rs` turns this into validated, typed
+//! values.
 
-use std::time::Duration;
+use serde::Deserialize;
 
-use serde::{Deserialize, Deserializer};
+use super::database::RawDatabase;
+use super::policy::{FailAction, Mode, OnNoData};
+use super::settings::SmtpSecurity;
+use crate::release::labels::Storage;
 
-use crate::units::parse_duration;
-
-/// A duration written like `90s`, `15m`, `1h30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_duration(&text)
-            .map(Dur)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// A regular expression, compiled when the file is read.
-#[derive(Debug, Clone)]
-pub struct Pattern(pub regex::Regex);
-
-impl<'de> Deserialize<'de> for Pattern {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        regex::Regex::new(&text).map(Pattern).map_err(|e| {
-            serde::de::Error::custom(format!("{text:?} is not a valid regular expression: {e}"))
-        })
-    }
-}
-
-/// A PromQL query: non-empty; `{{namespace}}` and `{{release}}` are substituted per release.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Query(pub String);
-
-impl<'de> Deserialize<'de> for Query {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        if text.trim().is_empty() {
-            return Err(serde::de::Error::custom("the query is empty"));
-        }
-        for placeholder in text.match_indices("{{").map(|(i, _)| &text[i..]) {
-            let known = ["{{namespace}}", "{{release}}"]
-                .iter()
-                .any(|p| placeholder.starts_with(p));
-            if !known {
-                let shown: String = placeholder.chars().take(20).collect();
-                return Err(serde::de::Error::custom(format!(
-                    "unknown placeholder {shown:?}: only {{{{namespace}}}} and {{{{release}}}} exist"
-                )));
-            }
-        }
-        Ok(Query(text))
-    }
-}
+pub use super::fields::{Dur, Pattern, Query};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,7 +29,7 @@ pub struct RawConfig {
     pub actions: RawActions,
     pub suites: Option<Vec<RawSuite>>,
     #[serde(default)]
-    pub databases: std::collections::BTreeMap<String, super::database::RawDatabase>,
+    pub databases: std::collections::BTreeMap<String, RawDatabase>,
     #[serde(default)]
     pub defaults: RawRelease,
     #[serde(default)]
@@ -97,7 +50,7 @@ pub struct RawNotifications {
 pub struct RawEmail {
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
-    pub security: Option<crate::config::SmtpSecurity>,
+    pub security: Option<SmtpSecurity>,
     pub from: Option<String>,
     pub to: Option<Vec<String>>,
     pub username_file: Option<std::path::PathBuf>,
@@ -131,7 +84,7 @@ pub struct RawPrometheus {
 #[serde(deny_unknown_fields)]
 pub struct RawWatch {
     pub namespaces: Option<Vec<String>>,
-    pub storage: Option<Vec<crate::release::labels::Storage>>,
+    pub storage: Option<Vec<Storage>>,
     pub stuck_pending_after: Option<Dur>,
     pub max_payload_bytes: Option<usize>,
     pub watch_timeout: Option<Dur>,
@@ -206,7 +159,7 @@ pub struct RawState {
 pub struct RawRelease {
     pub name: Option<String>,
     pub namespace: Option<String>,
-    pub mode: Option<super::Mode>,
+    pub mode: Option<Mode>,
     pub auto: Option<RawAuto>,
     pub bake_window: Option<Dur>,
     pub readiness_deadline: Option<Dur>,
@@ -250,7 +203,7 @@ pub struct RawMigrationFields {
     min: Option<f64>,
     max: Option<f64>,
     equals: Option<Equals>,
-    on_no_data: Option<super::OnNoData>,
+    on_no_data: Option<OnNoData>,
     #[serde(rename = "for")]
     hold: Option<Dur>,
 }
@@ -347,8 +300,8 @@ pub struct RawThreshold {
     pub source: RawSource,
     pub min: Option<f64>,
     pub max: Option<f64>,
-    pub on_no_data: super::OnNoData,
-    pub action: super::FailAction,
+    pub on_no_data: OnNoData,
+    pub action: FailAction,
     pub hold: Option<Dur>,
 }
 
@@ -362,9 +315,9 @@ pub struct RawThresholdFields {
     max: Option<f64>,
     equals: Option<Equals>,
     #[serde(default)]
-    on_no_data: Option<super::OnNoData>,
+    on_no_data: Option<OnNoData>,
     #[serde(default)]
-    action: Option<super::FailAction>,
+    action: Option<FailAction>,
     #[serde(default, rename = "for")]
     hold: Option<Dur>,
 }
@@ -439,8 +392,8 @@ impl TryFrom<RawThresholdFields> for RawThreshold {
             source,
             min,
             max,
-            on_no_data: r.on_no_data.unwrap_or(super::OnNoData::Inconclusive),
-            action: r.action.unwrap_or(super::FailAction::Rollback),
+            on_no_data: r.on_no_data.unwrap_or(OnNoData::Inconclusive),
+            action: r.action.unwrap_or(FailAction::Rollback),
             hold: r.hold,
         })
     }

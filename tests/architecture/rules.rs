@@ -19,14 +19,17 @@ pub struct Layer {
     pub pure: bool,
     /// Files of an I/O module that are pure nonetheless, relative to the module's folder.
     pub pure_files: BTreeSet<String>,
+    /// Files of a pure module that are not (`pure except `load.rs``).
+    pub impure_files: BTreeSet<String>,
 }
 
 /// The layer table: top-level module name (`units`, `release`, …, `main`) → its row.
 pub type Layers = BTreeMap<String, Layer>;
 
 /// Reads the table whose header starts `| floor | module |` from a markdown text. The module
-/// cell holds the name in backticks; the last cell starts with `pure` or `I/O`, and an I/O
-/// module lists its pure files after `pure:` in backticks.
+/// cell holds the name in backticks; the last cell starts with `pure` or `I/O`; an I/O module
+/// lists its pure files after `pure:` in backticks, a pure one the files that are not after
+/// `except`.
 pub fn parse_layers(markdown: &str) -> Result<Layers, String> {
     let mut rows = markdown
         .lines()
@@ -62,21 +65,22 @@ pub fn parse_layers(markdown: &str) -> Result<Layers, String> {
                 "layer table: `{name}` must say `pure` or `I/O`, not `{purity}`"
             ));
         }
-        let pure_files = match purity.split_once("pure:") {
+        let listed = |marker: &str| match purity.split_once(marker) {
             Some((_, files)) => backticked(files).into_iter().collect(),
             None => BTreeSet::new(),
         };
-        if layers
-            .insert(
-                name.clone(),
-                Layer {
-                    floor,
-                    pure,
-                    pure_files,
-                },
-            )
-            .is_some()
-        {
+        let (pure_files, impure_files) = if pure {
+            (BTreeSet::new(), listed("except"))
+        } else {
+            (listed("pure:"), BTreeSet::new())
+        };
+        let layer = Layer {
+            floor,
+            pure,
+            pure_files,
+            impure_files,
+        };
+        if layers.insert(name.clone(), layer).is_some() {
             return Err(format!("layer table: `{name}` appears twice"));
         }
     }
@@ -408,10 +412,17 @@ fn impurities(krate: &Crate, layers: &Layers) -> Vec<Violation> {
             continue;
         };
         let in_module = u.file.strip_prefix(Path::new("src").join(&module)).ok();
-        let declared_pure = in_module
-            .and_then(|p| p.to_str())
-            .is_some_and(|p| layer.pure_files.contains(p));
-        if !(layer.pure || declared_pure) {
+        let listed = |files: &BTreeSet<String>| {
+            in_module
+                .and_then(|p| p.to_str())
+                .is_some_and(|p| files.contains(p))
+        };
+        let is_pure = if layer.pure {
+            !listed(&layer.impure_files)
+        } else {
+            listed(&layer.pure_files)
+        };
+        if !is_pure {
             continue;
         }
         let written = u.path.as_str();

@@ -350,7 +350,11 @@ fn watch_settings_are_checked_with_their_units() {
     ];
     for (text, expected) in bad {
         let err = Config::parse(text, "t.yaml").unwrap_err();
-        assert!(err.message.contains(expected), "{text:?}: {}", err.message);
+        assert!(
+            err.message().contains(expected),
+            "{text:?}: {}",
+            err.message()
+        );
     }
     let ok = Config::parse(
         "watch:\n  storage: [configmap, secret]\n  watch_timeout: 10s\n  idle_timeout: 15s\n",
@@ -458,7 +462,7 @@ fn the_profile_orders_the_suite_gim_gsp_gca_and_bad_suites_are_refused() {
         ),
     ] {
         let e = Config::parse(text, "t").unwrap_err();
-        assert!(e.message.contains(words), "{text}: {}", e.message);
+        assert!(e.message().contains(words), "{text}: {}", e.message());
     }
 }
 
@@ -603,4 +607,32 @@ fn sql_checks_name_a_database_and_their_bounds() {
         let err = parse(&text).expect_err(&text);
         assert!(err.contains(words), "{err:?} lacks {words:?}");
     }
+}
+
+#[test]
+fn errors_carry_the_field_path_and_the_line_as_data() {
+    let e = Config::parse("defaults:\n  bake_window: 0s\n", "t").unwrap_err();
+    assert_eq!(
+        (e.field.as_deref(), e.reason.as_str(), e.line),
+        (
+            Some("defaults.bake_window"),
+            "must be longer than zero",
+            None
+        )
+    );
+    assert_eq!(
+        e.to_string(),
+        "t: defaults.bake_window: must be longer than zero"
+    );
+    let e = Config::parse(
+        "prometheus:\n  url: http://p:9090\ndefaults:\n  bake_window: 15x\n",
+        "t",
+    )
+    .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("defaults.bake_window"));
+    assert_eq!(e.line, Some(4), "{e}");
+    assert!(e.reason.contains("not a duration"), "{e}");
+    let e = Config::load(std::path::Path::new("/nonexistent.yaml")).unwrap_err();
+    assert_eq!((e.field, e.line), (None, None));
+    assert!(e.reason.starts_with("cannot read the file"), "{}", e.reason);
 }

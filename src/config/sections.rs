@@ -1,0 +1,189 @@
+//! The daemon-wide sections that are more than defaults (pure): email, suites and automatic
+//! actions, each checked field by field.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::error::FieldError;
+use super::raw;
+use super::settings::{ActionsConfig, EmailConfig, LeaderElectionConfig, SmtpSecurity, Suite};
+use super::validate::positive;
+use crate::units::human;
+
+pub(super) fn email(raw: &raw::RawEmail) -> Result<EmailConfig, FieldError> {
+    const AT: &str = "notifications.email";
+    if raw.password.is_some() || raw.username.is_some() {
+        return Err(FieldError::new(
+            AT.to_string(),
+            "credentials never go in the configuration: set UPGRADE_GUARD_SMTP_USERNAME and \
+             UPGRADE_GUARD_SMTP_PASSWORD, or username_file / password_file (a mounted Secret)",
+        ));
+    }
+    let smtp_host = raw
+        .smtp_host
+        .clone()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| FieldError::new(format!("{AT}.smtp_host"), "required"))?;
+    let security = raw.security.ok_or_else(|| {
+        FieldError::new(
+            format!("{AT}.security"),
+            "required (starttls, tls, or none for a local relay)",
+        )
+    })?;
+    let smtp_port = raw.smtp_port.unwrap_or(match security {
+        SmtpSecurity::Starttls => 587,
+        SmtpSecurity::Tls => 465,
+        SmtpSecurity::None => 25,
+    });
+    let address = |field: &str, a: &str| -> Result<(), FieldError> {
+        a.parse::<lettre::message::Mailbox>()
+            .map(|_| ())
+            .map_err(|e| {
+                FieldError::new(
+                    format!("{AT}.{field}"),
+                    format!("{a:?} is not an email address ({e})"),
+                )
+            })
+    };
+    let from = raw
+        .from
+        .clone()
+        .ok_or_else(|| FieldError::new(format!("{AT}.from"), "required"))?;
+    address("from", &from)?;
+    let to = raw.to.clone().unwrap_or_default();
+    if to.is_empty() {
+        return Err(FieldError::new(
+            format!("{AT}.to"),
+            "name at least one recipient",
+        ));
+    }
+    for (i, a) in to.iter().enumerate() {
+        address(&format!("to[{i}]"), a)?;
+    }
+    let timeout = raw
+        .timeout
+        .as_ref()
+        .map_or(Duration::from_secs(30), |d| d.0);
+    positive(&format!("{AT}.timeout"), timeout)?;
+    Ok(EmailConfig {
+        smtp_host,
+        smtp_port,
+        security,
+        from,
+        to,
+        username_file: raw.username_file.clone(),
+        password_file: raw.password_file.clone(),
+        timeout,
+    })
+}
+
+pub(super) fn suites(raw: &[raw::RawSuite]) -> Result<Vec<Suite>, FieldError> {
+    let mut names = BTreeSet::new();
+    let mut members: std::collections::BTreeMap<crate::release::ReleaseKey, String> =
+        Default::default();
+    let mut out = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let at = format!("suites[{i}]");
+        if s.name.is_empty() || !names.insert(s.name.clone()) {
+            return Err(FieldError::new(
+                format!("{at}.name"),
+                "needs a name of its own",
+            ));
+        }
+        if s.order.is_empty() || s.order.iter().any(Vec::is_empty) {
+            return Err(FieldError::new(
+                format!("{at}.order"),
+                "list the steps in upgrade order, each with at least one namespace/release",
+            ));
+        }
+        let mut order = Vec::new();
+        for (j, step) in s.order.iter().enumerate() {
+            let mut keys = Vec::new();
+            for entry in step {
+                let Some((ns, name)) = entry
+                    .split_once('/')
+                    .filter(|(n, r)| !n.is_empty() && !r.is_empty())
+                else {
+                    return Err(FieldError::new(
+                        format!("{at}.order[{j}]"),
+                        format!("{entry:?} must read namespace/release, like gim/gim"),
+                    ));
+                };
+                let key = crate::release::ReleaseKey::new(ns, name);
+                if let Some(other) = members.insert(key.clone(), s.name.clone()) {
+                    return Err(FieldError::new(
+                        format!("{at}.order[{j}]"),
+                        format!(
+                            "{entry} is already in suite {other:?}: a release belongs to one suite, once"
+                        ),
+                    ));
+                }
+                keys.push(key);
+            }
+            order.push(keys);
+        }
+        let cycle = s.cycle.map_or(Duration::from_secs(24 * 3600), |d| d.0);
+        positive(&format!("{at}.cycle"), cycle)?;
+        out.push(Suite {
+            name: s.name.clone(),
+            order,
+            cycle,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn actions(raw: &raw::RawActions) -> Result<ActionsConfig, FieldError> {
+    let le = &raw.leader_election;
+    let dur = |v: &Option<raw::Dur>, d: u64| v.map_or(Duration::from_secs(d), |d| d.0);
+    let leader_election = LeaderElectionConfig {
+        lease_name: le
+            .lease_name
+            .clone()
+            .unwrap_or_else(|| "upgrade-guard".to_string()),
+        lease_duration: dur(&le.lease_duration, 15),
+        renew_deadline: dur(&le.renew_deadline, 10),
+        retry_period: dur(&le.retry_period, 2),
+    };
+    const LE: &str = "actions.leader_election";
+    if leader_election.lease_name.is_empty() {
+        return Err(FieldError::new(
+            format!("{LE}.lease_name"),
+            "must name a Lease",
+        ));
+    }
+    positive(&format!("{LE}.retry_period"), leader_election.retry_period)?;
+    if leader_election.renew_deadline >= leader_election.lease_duration {
+        return Err(FieldError::new(
+            format!("{LE}.renew_deadline"),
+            format!(
+                "{} must be shorter than lease_duration ({}): a holder must stop acting before another replica may take the Lease",
+                human(leader_election.renew_deadline),
+                human(leader_election.lease_duration)
+            ),
+        ));
+    }
+    if leader_election.retry_period >= leader_election.renew_deadline {
+        return Err(FieldError::new(
+            format!("{LE}.retry_period"),
+            format!(
+                "{} must be shorter than renew_deadline ({}): the Lease must be renewed at least once before the deadline",
+                human(leader_election.retry_period),
+                human(leader_election.renew_deadline)
+            ),
+        ));
+    }
+    let budget_window = dur(&raw.budget_window, 60 * 60);
+    positive("actions.budget_window", budget_window)?;
+    let helm = raw.helm.clone().unwrap_or_else(|| "helm".to_string());
+    if helm.is_empty() {
+        return Err(FieldError::new("actions.helm", "must name the helm binary"));
+    }
+    Ok(ActionsConfig {
+        dry_run: raw.dry_run.unwrap_or(false),
+        budget: raw.budget.unwrap_or(3),
+        budget_window,
+        helm,
+        leader_election,
+    })
+}

@@ -1,0 +1,189 @@
+//! Daemon-wide settings (pure data): Prometheus, what to watch, upgrade-guard's own records,
+//! notifications, suites and automatic actions.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::release::ReleaseKey;
+use crate::release::labels::Storage;
+
+/// Prometheus access.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusConfig {
+    /// Base URL of the HTTP API.
+    pub url: String,
+    /// Per-query timeout.
+    pub timeout: Duration,
+    /// Retry delay after a failed query.
+    pub retry_interval: Duration,
+    /// Failed queries in a row before a check reports an error.
+    pub errors_before_inconclusive: u32,
+    /// Scrape interval of the judged metrics.
+    pub scrape_interval: Duration,
+}
+
+/// What to watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchConfig {
+    /// Namespaces; empty means all.
+    pub namespaces: Vec<String>,
+    /// Helm storage drivers whose records are watched.
+    pub storage: Vec<Storage>,
+    /// Pending revisions older than this are reported stuck.
+    pub stuck_pending_after: Duration,
+    /// Largest decompressed release payload accepted.
+    pub max_payload_bytes: usize,
+    /// The API server ends each watch after this long (it is then resumed, not relisted).
+    pub watch_timeout: Duration,
+    /// A request with no byte received for this long fails (dead connection).
+    pub idle_timeout: Duration,
+    /// Deadline of one read of a revision's record.
+    pub fetch_timeout: Duration,
+}
+
+/// Smallest accepted `watch.max_payload_bytes`.
+pub const MIN_PAYLOAD_BYTES: usize = 1024;
+
+impl WatchConfig {
+    /// What is wrong with these settings, as (field, reason); the same rules apply to the
+    /// file and to command-line overrides.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let zero = |d: Duration| d.is_zero();
+        if zero(self.stuck_pending_after) {
+            return Some(("stuck_pending_after", "must be greater than 0".into()));
+        }
+        if self.max_payload_bytes < MIN_PAYLOAD_BYTES {
+            return Some((
+                "max_payload_bytes",
+                format!("must be at least {MIN_PAYLOAD_BYTES}"),
+            ));
+        }
+        if self.storage.is_empty() {
+            return Some(("storage", "name at least one of secret, configmap".into()));
+        }
+        if self.watch_timeout < Duration::from_secs(1) {
+            return Some(("watch_timeout", "must be at least 1s".into()));
+        }
+        if self.idle_timeout <= self.watch_timeout {
+            return Some((
+                "idle_timeout",
+                format!(
+                    "must be longer than watch_timeout ({}), or quiet healthy watches would be cut",
+                    crate::units::human(self.watch_timeout)
+                ),
+            ));
+        }
+        if zero(self.fetch_timeout) {
+            return Some(("fetch_timeout", "must be greater than 0".into()));
+        }
+        None
+    }
+}
+
+/// Where upgrade-guard keeps its own records (bake results) in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// Namespace of upgrade-guard's ConfigMaps (never Helm's Secrets).
+    pub namespace: String,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// STARTTLS, required: a server that does not offer it gets no mail.
+    Starttls,
+    /// Implicit TLS from the first byte (port 465).
+    Tls,
+    /// Plain text: only for a relay on the same host or network, by explicit choice.
+    None,
+}
+
+/// Email notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    /// SMTP server.
+    pub smtp_host: String,
+    /// SMTP port (default: 587 for starttls, 465 for tls, 25 for none).
+    pub smtp_port: u16,
+    /// Transport security.
+    pub security: SmtpSecurity,
+    /// `From:` address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// File holding the SMTP user name (a mounted Secret); else `UPGRADE_GUARD_SMTP_USERNAME`.
+    pub username_file: Option<std::path::PathBuf>,
+    /// File holding the SMTP password; else `UPGRADE_GUARD_SMTP_PASSWORD`.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Deadline of one delivery attempt.
+    pub timeout: Duration,
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationsConfig {
+    /// Base URLs of every Alertmanager (each one is posted to; not a load balancer).
+    pub alertmanager_urls: Vec<String>,
+    /// Firing alerts are sent again this often (`endsAt` = now + 4 × this).
+    pub resend_interval: Duration,
+    /// Batches kept per Alertmanager while it cannot be reached (the oldest is dropped).
+    pub queue_size: usize,
+    /// Link to a dashboard in each alert, with `{{namespace}}` and `{{release}}`.
+    pub dashboard_url: Option<String>,
+    /// Email, when configured.
+    pub email: Option<EmailConfig>,
+}
+
+/// Leader election among replicas (a Lease in `state.namespace`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElectionConfig {
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// How long a holder's claim lasts without renewal.
+    pub lease_duration: Duration,
+    /// A holder that could not renew for this long stops acting (shorter than the duration).
+    pub renew_deadline: Duration,
+    /// How often the Lease is tried and renewed.
+    pub retry_period: Duration,
+}
+
+/// Releases upgraded together, in a prescribed order (the Genesys Info Mart suite: GIM,
+/// then GSP, then GCA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suite {
+    /// Its name (`preflight --suite`).
+    pub name: String,
+    /// Steps in upgrade order; the releases of one step may go in any order.
+    pub order: Vec<Vec<ReleaseKey>>,
+    /// Upgrades within this long of each other belong to one upgrade cycle.
+    pub cycle: Duration,
+}
+
+impl Suite {
+    /// The step of `key` in this suite, if it belongs to it.
+    pub fn step_of(&self, key: &ReleaseKey) -> Option<usize> {
+        self.order.iter().position(|step| step.contains(key))
+    }
+
+    /// Every release of the suite, in order.
+    pub fn releases(&self) -> impl Iterator<Item = &ReleaseKey> {
+        self.order.iter().flatten()
+    }
+}
+
+/// How automatic actions run, for every release in `mode: auto`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionsConfig {
+    /// Log and report what would run; run nothing.
+    pub dry_run: bool,
+    /// Automatic actions at most, across all releases, within `budget_window`.
+    pub budget: u32,
+    /// The window of `budget`.
+    pub budget_window: Duration,
+    /// The helm binary.
+    pub helm: String,
+    /// Leader election.
+    pub leader_election: LeaderElectionConfig,
+}
