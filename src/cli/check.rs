@@ -6,7 +6,7 @@
 //! a failed re-read is a round with a provider error (the same tolerance as Prometheus
 //! errors), not the end of the command. Before any action is printed the history is read
 //! once more: no action for a revision that is no longer the latest or while a Helm
-//! operation holds the release. Exit codes: see [`super::exit`].
+//! operation holds the release. Exit codes: see [`super::error::exit`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,7 +16,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::config::ConfigArgs;
-use super::{CliError, Output, exit};
+use super::error::{CliError, exit};
+use super::output::Output;
 use crate::checks::Bound;
 use crate::config::Config;
 use crate::evaluation::schedule::{self, Pacing, Rounds};

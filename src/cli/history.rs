@@ -1,6 +1,7 @@
 //! `upgrade-guard history`: a release's revisions, decoded with the daemon's decoder.
 
-use super::{CliError, Output};
+use super::error::CliError;
+use super::output::Output;
 use crate::release::record::{HistoryRow, RowDetail};
 use crate::tracker::read::read_history;
 

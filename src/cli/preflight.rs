@@ -8,8 +8,9 @@
 use serde::Serialize;
 
 use super::config::ConfigArgs;
+use super::error::{CliError, exit};
+use super::output::Output;
 use super::spot::{self, Spot};
-use super::{CliError, Output, exit};
 use crate::checks::Outcome;
 use crate::config::{Config, Suite};
 use crate::release::{ReleaseKey, ReleaseStatus};

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::config::ConfigArgs;
-use super::{CliError, exit};
+use super::error::{CliError, exit};
 use crate::daemon::{self, DaemonError, DaemonOptions, signals};
 
 /// Arguments of `run`.

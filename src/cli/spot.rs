@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use serde::Serialize;
 
-use super::CliError;
+use super::error::CliError;
 use crate::config::Config;
 use crate::evaluation::{Evaluator, Start};
 use crate::gather::metrics::PrometheusMetrics;

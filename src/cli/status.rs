@@ -5,8 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::ConfigArgs;
+use super::error::CliError;
+use super::output::Output;
 use super::spot::{self, Spot};
-use super::{CliError, Output, table};
+use super::table;
 use crate::checks::{CheckResult, Outcome};
 use crate::records::action::{ActionRecord, record_for};
 use crate::records::actions::RecordStore;

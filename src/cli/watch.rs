@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::config::ConfigArgs;
-use super::{CliError, Output};
+use super::error::CliError;
+use super::output::Output;
 use crate::config::{Config, ConfigError, FieldError, WatchConfig};
 use crate::metrics::registry;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};

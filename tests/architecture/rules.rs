@@ -172,30 +172,6 @@ impl fmt::Display for Violation {
     }
 }
 
-impl Violation {
-    /// What the violation is about, without line numbers: stable while code around it moves
-    /// (`up notify -> daemon`, `cycle src/release: decode event labels`, `impure src/x.rs tokio::spawn`).
-    pub fn key(&self) -> String {
-        match self {
-            Violation::Upward { from, to, .. } => format!("up {} -> {}", from.0, to.0),
-            // Between top-level modules each cycle also shows as imports that do not point
-            // down, which carry the detail.
-            Violation::Cycle { folder, .. } if folder == Path::new("src") => "cycle src".to_owned(),
-            Violation::Cycle { folder, edges } => {
-                let mut units: Vec<String> = edges
-                    .iter()
-                    .map(|e| unit(folder, &e.from).unwrap_or_default())
-                    .collect();
-                units.sort();
-                format!("cycle {}: {}", folder.display(), units.join(" "))
-            }
-            Violation::Undeclared { module, .. } => format!("undeclared {module}"),
-            Violation::Stale { module } => format!("stale {module}"),
-            Violation::Impure { file, path, .. } => format!("impure {} {path}", file.display()),
-        }
-    }
-}
-
 /// The top-level module a file belongs to (`src/checks/lag.rs` → `checks`), `None` for the
 /// crate root.
 fn top_module(file: &Path) -> Option<String> {
