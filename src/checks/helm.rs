@@ -9,7 +9,7 @@
 //! ran: a rollback or a pod restart would not help; the action is to fix the hook's cause.
 
 use super::observe::JobObs;
-use super::{Bound, CheckResult, FailClass, Outcome, Revision};
+use super::{Bound, CheckId, CheckResult, FailClass, Outcome, Revision};
 use crate::release::ReleaseStatus;
 use crate::release::summary::{Hook, HookPhase, WorkloadKind};
 use crate::units::{between, human};
@@ -38,7 +38,7 @@ impl Revision<'_> {
     }
 
     /// The result of a failed hook that ran before the manifest was applied.
-    fn pre_hook_failure(&self, check: &str, h: &Hook) -> CheckResult {
+    fn pre_hook_failure(&self, check: &CheckId, h: &Hook) -> CheckResult {
         let logs = format!(
             "kubectl logs {}/{} -n {}",
             h.kind.to_lowercase(),
@@ -101,7 +101,7 @@ impl Revision<'_> {
 
 /// The revision's Helm status.
 pub fn release_status(r: &Revision<'_>) -> CheckResult {
-    let check = "release_status";
+    let check = &CheckId::ReleaseStatus;
     let rev = r.summary.revision;
     match r.status {
         ReleaseStatus::Failed => {
@@ -154,7 +154,7 @@ pub fn release_status(r: &Revision<'_>) -> CheckResult {
 pub fn migration(r: &Revision<'_>, jobs: &[JobObs], restart_command: &str) -> Option<CheckResult> {
     let policy = r.policy.migration.as_ref()?;
     let pattern = policy.job_name_pattern.as_ref()?;
-    let check = "migration";
+    let check = &CheckId::Migration;
     let remedy = format!("restart the pod, the migration resumes: {restart_command}");
     let fail = |summary: String| {
         CheckResult::new(check, Outcome::Fail, summary).on_fail(FailClass::RestartPod)
@@ -282,7 +282,7 @@ pub fn hooks(r: &Revision<'_>) -> Option<CheckResult> {
         .iter()
         .find(|h| h.last_run == Some(HookPhase::Failed) && h.runs_before_apply(operation))
     {
-        return Some(r.pre_hook_failure("hooks", h));
+        return Some(r.pre_hook_failure(&CheckId::Hooks, h));
     }
     let failed: Vec<&str> = hooks
         .iter()
@@ -295,7 +295,7 @@ pub fn hooks(r: &Revision<'_>) -> Option<CheckResult> {
         .count();
     Some(if !failed.is_empty() {
         CheckResult::new(
-            "hooks",
+            CheckId::Hooks,
             Outcome::Fail,
             format!("Helm hook(s) failed: {}", failed.join(", ")),
         )
@@ -303,13 +303,13 @@ pub fn hooks(r: &Revision<'_>) -> Option<CheckResult> {
         .threshold(Bound::Max, 0.0)
     } else if running > 0 {
         CheckResult::new(
-            "hooks",
+            CheckId::Hooks,
             Outcome::Pending,
             format!("{running} Helm hook(s) running"),
         )
     } else {
         CheckResult::new(
-            "hooks",
+            CheckId::Hooks,
             Outcome::Pass,
             format!("{} Helm hook(s), none failed", hooks.len()),
         )
@@ -324,7 +324,7 @@ pub fn manifest_jobs(r: &Revision<'_>, jobs: &[JobObs]) -> Vec<CheckResult> {
         .iter()
         .filter(|w| w.kind == WorkloadKind::Job && !r.migration_matches(&w.name))
         .map(|w| {
-            let check = format!("job:{}", w.name);
+            let check = CheckId::Job(w.name.clone());
             match jobs.iter().find(|j| j.name == w.name) {
                 Some(j) if j.failed.is_some() => CheckResult::new(
                     check,

@@ -345,7 +345,10 @@ fn hooks_and_manifest_jobs() {
         ..JobObs::default()
     };
     let r = &manifest_jobs(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[failed])[0];
-    assert_eq!((r.outcome, r.check.as_str()), (Outcome::Fail, "job:seed"));
+    assert_eq!(
+        (r.outcome, r.check.to_string()),
+        (Outcome::Fail, "job:seed".into())
+    );
     let running = JobObs {
         name: "seed".into(),
         ..JobObs::default()

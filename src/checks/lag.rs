@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples};
+use super::{Bound, CheckId, CheckResult, FailClass, Outcome, Revision, Samples};
 use crate::config::LagPolicy;
 use crate::units::{human, num};
 
@@ -143,7 +143,7 @@ pub fn lag(
     a: &LagAnswers,
     ctx: &LagContext,
 ) -> CheckResult {
-    let check = "lag";
+    let check = &CheckId::Lag;
     let plain = |outcome, summary: String| {
         let class = if outcome == Outcome::Inconclusive {
             FailClass::Investigate

@@ -4,6 +4,7 @@
 
 pub mod helm;
 pub mod hold;
+pub mod id;
 pub mod lag;
 pub mod observe;
 pub mod presence;
@@ -20,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::ReleasePolicy;
 use crate::release::ReleaseStatus;
 use crate::release::summary::ReleaseSummary;
+
+pub use id::CheckId;
 
 /// The values of a successful instant query, one per series; empty means "no series".
 pub type Samples = Vec<f64>;
@@ -141,7 +144,7 @@ pub enum FailClass {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// Stable identifier (`rollout:Deployment/gim`, `lag`, `dependency:kafka`, ...).
-    pub check: String,
+    pub check: CheckId,
     /// The outcome.
     pub outcome: Outcome,
     /// The measured value, when there is one.
@@ -171,7 +174,7 @@ pub struct CheckResult {
 
 impl CheckResult {
     /// A result with only the essentials; numbers are added with the builder methods.
-    pub fn new(check: impl Into<String>, outcome: Outcome, summary: impl Into<String>) -> Self {
+    pub fn new(check: impl Into<CheckId>, outcome: Outcome, summary: impl Into<String>) -> Self {
         Self {
             check: check.into(),
             outcome,

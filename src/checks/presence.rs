@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples};
+use super::{Bound, CheckId, CheckResult, FailClass, Outcome, Revision, Samples};
 use crate::config::PresencePolicy;
 use crate::units::{between, human, num};
 
@@ -100,7 +100,7 @@ pub fn presence(
     a: &PresenceAnswers,
     ctx: PresenceContext,
 ) -> CheckResult {
-    let check = format!("metrics_presence:{}", p.name);
+    let check = CheckId::MetricsPresence(p.name.clone());
     let grace = absence_grace(r.policy.metrics_grace, ctx.scrape_interval);
     let now_count = first(&a.now);
     let result = |outcome, summary: String| {

@@ -8,7 +8,7 @@
 //! error: `inconclusive` at once, and so is a query the database refuses (a syntax error, a
 //! write refused by the read-only transaction, an answer that is not one number).
 
-use super::{CheckResult, FailClass, Outcome};
+use super::{CheckId, CheckResult, FailClass, Outcome};
 
 /// Why a query gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,10 +87,17 @@ impl ProviderState {
     }
 
     /// Records a failed query for `check` and returns what the check says meanwhile.
-    pub fn failure(&mut self, check: &str, error: &ProviderError, limit: u32) -> CheckResult {
+    pub fn failure(
+        &mut self,
+        check: impl Into<CheckId>,
+        error: &ProviderError,
+        limit: u32,
+    ) -> CheckResult {
+        let check: CheckId = check.into();
         self.errors_in_a_row = self.errors_in_a_row.saturating_add(1);
         let inconclusive = |summary: String| {
-            CheckResult::new(check, Outcome::Inconclusive, summary).on_fail(FailClass::Investigate)
+            CheckResult::new(check.clone(), Outcome::Inconclusive, summary)
+                .on_fail(FailClass::Investigate)
         };
         if error.is_configuration_error() {
             return inconclusive(format!("{error}; fix the query in the configuration"));

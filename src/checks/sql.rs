@@ -13,7 +13,7 @@
 //! the caller (`super::hold`).
 
 use super::threshold::threshold;
-use super::{CheckResult, FailClass, Outcome, Revision};
+use super::{CheckId, CheckResult, FailClass, Outcome, Revision};
 use crate::config::ThresholdPolicy;
 use crate::units::human;
 
@@ -66,7 +66,7 @@ pub fn migration(r: &Revision<'_>, held: CheckResult, restart_command: &str) -> 
 }
 
 /// A dependency probe that could not connect: `error` says where and why.
-pub fn unreachable(check: &str, name: &str, error: &str) -> CheckResult {
+pub fn unreachable(check: impl Into<CheckId>, name: &str, error: &str) -> CheckResult {
     CheckResult::new(
         check,
         Outcome::Fail,

@@ -9,17 +9,18 @@
 //! restores its state, a consumer catches up — and is `pending` ([`while_starting`]).
 //! Dependencies are outside the release and are not held back.
 
-use super::{Bound, CheckResult, FailClass, Outcome, Revision, Samples};
+use super::{Bound, CheckId, CheckResult, FailClass, Outcome, Revision, Samples};
 use crate::config::{OnNoData, ThresholdPolicy};
 use crate::units::{human, num};
 
 /// A bounded PromQL check; `class` is what a failure recommends.
 pub fn threshold(
-    check: &str,
+    check: impl Into<CheckId>,
     p: &ThresholdPolicy,
     samples: &Samples,
     class: FailClass,
 ) -> CheckResult {
+    let check: CheckId = check.into();
     let bounds = match (p.min, p.max) {
         (Some(min), Some(max)) if min == max => format!("equal to {}", num(min)),
         (Some(min), Some(max)) => format!("between {} and {}", num(min), num(max)),
@@ -34,7 +35,7 @@ pub fn threshold(
             OnNoData::Pass => Outcome::Pass,
         };
         return CheckResult::new(
-            check,
+            check.clone(),
             outcome,
             format!("{}: the query returned no data", p.name),
         )
@@ -42,7 +43,7 @@ pub fn threshold(
     }
     if samples.iter().any(|v| v.is_nan()) {
         return CheckResult::new(
-            check,
+            check.clone(),
             Outcome::Inconclusive,
             format!(
                 "{}: the query returned NaN (not a number, for example 0/0): cannot judge; it must be {bounds}",
@@ -57,14 +58,14 @@ pub fn threshold(
     let above = p.max.zip(high).filter(|(max, v)| v > max);
     let result = match (below, above) {
         (Some((min, v)), _) => CheckResult::new(
-            check,
+            check.clone(),
             Outcome::Fail,
             format!("{} is {} (must be {bounds})", p.name, num(v)),
         )
         .value(v)
         .threshold(Bound::Min, min),
         (None, Some((max, v))) => CheckResult::new(
-            check,
+            check.clone(),
             Outcome::Fail,
             format!("{} is {} (must be {bounds})", p.name, num(v)),
         )

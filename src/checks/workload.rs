@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::observe::{PodObs, WorkloadObs};
-use super::{Bound, CheckResult, Outcome, Revision};
+use super::{Bound, CheckId, CheckResult, Outcome, Revision};
 use crate::release::summary::WorkloadKind;
 use crate::units::{between, human};
 
@@ -74,7 +74,7 @@ pub fn rollout(r: &Revision<'_>, workloads: &[WorkloadObs]) -> Vec<CheckResult> 
 
 fn rollout_one(r: &Revision<'_>, w: &WorkloadObs) -> CheckResult {
     let deadline = r.policy.readiness_deadline;
-    let check = format!("rollout:{}", w.id());
+    let check = CheckId::Rollout(w.id());
     let p = Progress::of(w);
     let base = |outcome, summary: String| {
         CheckResult::new(check.clone(), outcome, summary)
@@ -178,7 +178,7 @@ pub fn pending_pods(r: &Revision<'_>, pods: &[PodObs]) -> CheckResult {
         }
     }
     let result = |outcome, summary| {
-        CheckResult::new("pending_pods", outcome, summary)
+        CheckResult::new(CheckId::PendingPods, outcome, summary)
             .counts(counts.clone())
             .value(stuck.len() as f64)
             .threshold(Bound::Max, 0.0)

@@ -87,7 +87,7 @@ pub fn render(r: &Report) -> String {
         .iter()
         .map(|c| {
             [
-                c.check.clone(),
+                c.check.to_string(),
                 c.outcome.as_str().to_string(),
                 c.value.map(num).unwrap_or_default(),
                 c.threshold

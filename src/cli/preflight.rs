@@ -14,7 +14,7 @@ use super::spot::{self, Spot};
 use crate::checks::Outcome;
 use crate::config::{Config, Suite};
 use crate::release::{ReleaseKey, ReleaseStatus};
-use crate::verdict::{DEPENDENCY_PREFIX, Verdict};
+use crate::verdict::Verdict;
 
 /// Arguments of `preflight`.
 #[derive(Debug, clap::Args)]
@@ -75,7 +75,7 @@ pub fn problems(spot: &Spot) -> Vec<String> {
         return out;
     };
     for c in r.results.iter().filter(|c| c.outcome != Outcome::Pass) {
-        let what = if c.check.starts_with(DEPENDENCY_PREFIX) {
+        let what = if c.check.dependency().is_some() {
             "dependency "
         } else {
             ""
@@ -134,7 +134,7 @@ pub fn assess(suite: Option<&Suite>, wanted: &[ReleaseKey], spots: &[Spot]) -> P
                             let deps: Vec<&str> = r
                                 .results
                                 .iter()
-                                .filter_map(|c| c.check.strip_prefix(DEPENDENCY_PREFIX))
+                                .filter_map(|c| c.check.dependency())
                                 .collect();
                             if deps.is_empty() {
                                 String::new()

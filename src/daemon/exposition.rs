@@ -11,7 +11,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use crate::checks::{Bound, Outcome};
+use crate::checks::{Bound, CheckId, Outcome};
 use crate::state::State;
 use crate::verdict::Verdict;
 
@@ -171,7 +171,7 @@ impl Collector for ReleaseCollector {
             for (reason, n) in j
                 .results
                 .iter()
-                .filter(|r| r.check == "pending_pods")
+                .filter(|r| r.check == CheckId::PendingPods)
                 .flat_map(|r| &r.counts)
             {
                 pending
@@ -182,19 +182,21 @@ impl Collector for ReleaseCollector {
                 for o in Outcome::ALL {
                     result.samples.push((
                         with(&[
-                            ("check", r.check.clone()),
+                            ("check", r.check.to_string()),
                             ("result", o.as_str().to_string()),
                         ]),
                         f64::from(u8::from(o == r.outcome)),
                     ));
                 }
                 if let Some(v) = r.value {
-                    value.samples.push((with(&[("check", r.check.clone())]), v));
+                    value
+                        .samples
+                        .push((with(&[("check", r.check.to_string())]), v));
                 }
                 if let Some(t) = r.threshold {
                     threshold.samples.push((
                         with(&[
-                            ("check", r.check.clone()),
+                            ("check", r.check.to_string()),
                             ("bound", bound_word(t.bound).to_string()),
                         ]),
                         t.value,

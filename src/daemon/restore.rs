@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::checks::{CheckResult, Outcome};
+use crate::checks::{CheckId, CheckResult, Outcome};
 use crate::config::{Mode, ReleasePolicy};
 use crate::records::bakes::BakeEntry;
 use crate::release::ReleaseKey;
@@ -90,12 +90,12 @@ pub fn recorded_failure(entry: &BakeEntry) -> Vec<CheckResult> {
     let words = format!(
         "failed at the end of its bake ({at}, recorded); judged again when a new revision comes"
     );
-    let names = if entry.failed_checks.is_empty() {
-        vec!["recorded_verdict".to_string()]
+    let checks = if entry.failed_checks.is_empty() {
+        vec![CheckId::RecordedVerdict]
     } else {
-        entry.failed_checks.clone()
+        entry.failed_checks.iter().map(CheckId::from).collect()
     };
-    names
+    checks
         .into_iter()
         .map(|check| CheckResult::new(check, Outcome::Fail, words.clone()))
         .collect()

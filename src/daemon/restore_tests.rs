@@ -48,7 +48,7 @@ fn a_failure_recorded_last_is_shown_failed_again_with_its_checks_and_a_rollback(
     );
     let j = v.judgement.unwrap();
     assert_eq!((j.verdict, j.is_final), (Verdict::Failed, true));
-    let checks: Vec<&str> = j.results.iter().map(|r| r.check.as_str()).collect();
+    let checks: Vec<String> = j.results.iter().map(|r| r.check.to_string()).collect();
     assert_eq!(checks, ["pending_pods", "lag"]);
     assert!(j.results.iter().all(|r| r.outcome == Outcome::Fail));
     match j.action {
@@ -88,7 +88,7 @@ fn nothing_is_restored_unless_the_latest_record_is_a_failure_of_the_latest_revis
         .unwrap()
         .results
         .into_iter()
-        .map(|r| r.check)
+        .map(|r| r.check.to_string())
         .collect();
     assert_eq!(checks, ["recorded_verdict"]);
 }

@@ -17,12 +17,12 @@ use crate::checks::provider::{ProviderError, replay};
 use crate::checks::sql;
 use crate::checks::threshold::{threshold, while_starting};
 use crate::checks::workload::progress_deadline_note;
-use crate::checks::{CheckResult, FailClass, Outcome, Revision, Samples, helm, workload};
+use crate::checks::{CheckId, CheckResult, FailClass, Outcome, Revision, Samples, helm, workload};
 use crate::config::FailAction;
 use crate::gather::kube::KubeObservations;
 use crate::gather::postgres::SqlError;
 use crate::release::rollback_target::BakeRecord;
-use crate::verdict::{ActionContext, DEPENDENCY_PREFIX, Report, recommend, verdict};
+use crate::verdict::{ActionContext, Report, recommend, verdict};
 
 /// What a round shares between the revisions it judges.
 pub(super) struct RoundEnv<'a> {
@@ -80,9 +80,9 @@ pub(super) fn judge(
     };
     let workloads_ready = kube_results
         .iter()
-        .filter(|r| r.check.starts_with("rollout:"))
+        .filter(|r| matches!(r.check, CheckId::Rollout(_)))
         .all(|r| r.outcome == Outcome::Pass)
-        && !kube_results.iter().any(|r| r.check == "kubernetes");
+        && !kube_results.iter().any(|r| r.check == CheckId::Kubernetes);
     results.extend(kube_results);
     results.extend(provider_results(e, &rev, env, answers, workloads_ready));
     let bake_over = env.now >= e.bake_ends;
@@ -122,7 +122,7 @@ fn kube_failure(state: &mut KubeState, err: &ProviderError, limit: u32) -> Vec<C
     state.errors_in_a_row = state.errors_in_a_row.saturating_add(1);
     let inconclusive = |summary: String| {
         vec![
-            CheckResult::new("kubernetes", Outcome::Inconclusive, summary)
+            CheckResult::new(CheckId::Kubernetes, Outcome::Inconclusive, summary)
                 .on_fail(FailClass::Investigate),
         ]
     };
@@ -140,7 +140,7 @@ fn kube_failure(state: &mut KubeState, err: &ProviderError, limit: u32) -> Vec<C
         )),
         None if state.errors_in_a_row < limit => vec![
             CheckResult::new(
-                "kubernetes",
+                CheckId::Kubernetes,
                 Outcome::Pending,
                 format!(
                     "cannot read the release's workloads yet ({} of {limit} before it counts): {err}",
@@ -232,18 +232,18 @@ fn provider_results(
             answering_since: env.answering_since,
         };
         let r = answer.map(|(before, a)| presence(rev, p, &before, &a, ctx));
-        judged.push((format!("metrics_presence:{}", p.name), r, None));
+        judged.push((CheckId::MetricsPresence(p.name.clone()), r, None));
     }
     let migration_sql = rev.policy.migration.as_ref().and_then(|m| m.sql.as_ref());
     if let (Some(m), Some(answer)) = (migration_sql, answers.migration) {
         // `for:` applies to the answers before the deadline decides (see `sql::migration`).
         let restart = e.restart_command();
-        let state = e.checks.entry(sql::MIGRATION_SQL.to_string()).or_default();
+        let state = e.checks.entry(CheckId::MigrationSql).or_default();
         let r = answer.map_err(|err| err.provider_error()).map(|v| {
             let held = state.hold.apply(sql::confirmation(m, v), m.hold, env.now);
             sql::migration(rev, held, &restart)
         });
-        judged.push((sql::MIGRATION_SQL.to_string(), r, None));
+        judged.push((CheckId::MigrationSql, r, None));
     }
     if let (Some(l), Some(answer)) = (&rev.policy.lag, answers.lag) {
         let mut dependencies = answers.dependency_troubles;
@@ -260,10 +260,10 @@ fn provider_results(
             dependencies,
         };
         let r = answer.map(|(before, a)| lag(rev, l, &before, &a, &ctx));
-        judged.push(("lag".to_string(), r, Some(l.hold)));
+        judged.push((CheckId::Lag, r, Some(l.hold)));
     }
     for (d, value) in rev.policy.dependencies.iter().zip(answers.dependencies) {
-        let check = format!("{DEPENDENCY_PREFIX}{}", d.name);
+        let check = CheckId::Dependency(d.name.clone());
         let class = FailClass::FixDependency {
             name: d.name.clone(),
         };
@@ -277,7 +277,7 @@ fn provider_results(
         judged.push((check, r, Some(d.hold)));
     }
     for (c, value) in rev.policy.custom.iter().zip(answers.custom) {
-        let check = format!("custom:{}", c.name);
+        let check = CheckId::Custom(c.name.clone());
         let class = match c.action {
             FailAction::Rollback => FailClass::Rollback,
             FailAction::Investigate => FailClass::Investigate,

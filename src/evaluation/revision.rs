@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::checks::CheckResult;
 use crate::checks::hold::Hold;
 use crate::checks::lag::LagBaseline;
 use crate::checks::presence::PresenceBaseline;
 use crate::checks::provider::{ProviderError, ProviderState};
+use crate::checks::{CheckId, CheckResult};
 use crate::config::{ReleasePolicy, render_query};
 use crate::release::labels::Storage;
 use crate::release::summary::{ReleaseSummary, WorkloadKind};
@@ -70,7 +70,7 @@ pub(super) struct Evaluation {
     pub policy: ReleasePolicy,
     pub bake_ends: Timestamp,
     pub baseline: Option<Baseline>,
-    pub checks: BTreeMap<String, CheckState>,
+    pub checks: BTreeMap<CheckId, CheckState>,
     pub kube: KubeState,
     /// SQL dependencies: the last time each was seen out of bounds or unreachable.
     pub sql_troubles: BTreeMap<String, Timestamp>,

@@ -154,7 +154,7 @@ pub fn desired<'a>(
                 name,
                 severity,
                 view,
-                &r.check,
+                &r.check.to_string(),
                 vec![
                     (
                         "summary",

@@ -208,7 +208,7 @@ impl Mailbook {
                     .iter()
                     .filter(|r| r.outcome != Outcome::Pass || state == MailState::Healthy)
                     .map(|r| CheckRow {
-                        check: r.check.clone(),
+                        check: r.check.to_string(),
                         outcome: r.outcome.as_str(),
                         measure: match (r.value, r.threshold) {
                             (Some(v), Some(t)) => format!(

@@ -51,7 +51,7 @@ impl BakeEntry {
                 .results
                 .iter()
                 .filter(|r| r.outcome == Outcome::Fail)
-                .map(|r| r.check.clone())
+                .map(|r| r.check.to_string())
                 .collect(),
         })
     }

@@ -20,7 +20,7 @@ use crate::release::rollback_target::{BakeRecord, TargetBasis, select_rollback_t
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::units::human;
 use crate::units::plus;
-use crate::verdict::{DEPENDENCY_PREFIX, RecommendedAction, Verdict, rollback_command};
+use crate::verdict::{RecommendedAction, Verdict, rollback_command};
 
 /// Why no automatic action is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -208,15 +208,15 @@ pub fn precheck(
             ),
         ));
     }
-    if let Some(dep) = results
+    if let Some((dep, name)) = results
         .iter()
-        .find(|r| r.check.starts_with(DEPENDENCY_PREFIX) && r.outcome != Outcome::Pass)
+        .filter(|r| r.outcome != Outcome::Pass)
+        .find_map(|r| Some((r, r.check.dependency()?)))
     {
         return Precheck::Hold(hold(
             HoldReason::DependencyDown,
             format!(
-                "the dependency {} is not confirmed healthy ({}: {}): a rollback does not work while it is down",
-                &dep.check[DEPENDENCY_PREFIX.len()..],
+                "the dependency {name} is not confirmed healthy ({}: {}): a rollback does not work while it is down",
                 dep.outcome.as_str(),
                 dep.summary
             ),

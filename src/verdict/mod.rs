@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checks::{CheckResult, FailClass, Outcome};
+use crate::checks::{CheckId, CheckResult, FailClass, Outcome};
 use crate::release::ReleaseKey;
 use crate::release::ReleaseStatus;
 use crate::release::labels::Storage;
@@ -115,9 +115,6 @@ pub struct ActionContext<'a> {
     pub restart_command: String,
 }
 
-/// Prefix of the dependency checks' names (`dependency:kafka`).
-pub const DEPENDENCY_PREFIX: &str = "dependency:";
-
 fn first(results: &[CheckResult], outcome: Outcome) -> Option<&CheckResult> {
     results.iter().find(|r| r.outcome == outcome)
 }
@@ -198,16 +195,17 @@ pub fn recommend(
 /// breakage: a pod waiting for its migration), so its rollout is not done and its backlog
 /// grows. A broken pod, or any other failure, is not explained and calls for a rollback.
 fn explained_by_migration(failure: &CheckResult, results: &[CheckResult]) -> bool {
-    let symptom = failure.check.starts_with("rollout:")
-        || failure.check == "pending_pods"
-        || failure.check == "lag";
+    let symptom = matches!(
+        failure.check,
+        CheckId::Rollout(_) | CheckId::PendingPods | CheckId::Lag
+    );
     let starting: [&str; 2] = [
         crate::checks::observe::PodProblem::NotReady.as_str(),
         crate::checks::observe::PodProblem::Initializing.as_str(),
     ];
     let pods_starting = results
         .iter()
-        .find(|r| r.check == "pending_pods")
+        .find(|r| r.check == CheckId::PendingPods)
         .is_some_and(|p| !p.counts.is_empty() && p.counts.keys().all(|k| starting.contains(k)));
     symptom && pods_starting
 }
@@ -244,7 +242,7 @@ fn for_failure(results: &[CheckResult], ctx: &ActionContext<'_>) -> RecommendedA
     // answer), the pods waiting: they may wait for it, or for the database. Not a rollback.
     let unconfirmed = |r: &&CheckResult| {
         (r.outcome == Outcome::Pending && r.on_fail == FailClass::RestartPod)
-            || (r.check == crate::checks::sql::MIGRATION_SQL
+            || (r.check == CheckId::MigrationSql
                 && matches!(r.outcome, Outcome::Pending | Outcome::Inconclusive))
     };
     if let Some(m) = results.iter().find(unconfirmed)
@@ -272,12 +270,12 @@ fn for_failure(results: &[CheckResult], ctx: &ActionContext<'_>) -> RecommendedA
                 // down: check it first.
                 match results
                     .iter()
-                    .find(|r| r.check.starts_with(DEPENDENCY_PREFIX) && r.outcome != Outcome::Pass)
+                    .filter(|r| r.outcome != Outcome::Pass)
+                    .find_map(|r| Some((r, r.check.dependency()?)))
                 {
-                    Some(dep) => RecommendedAction::Investigate {
+                    Some((dep, name)) => RecommendedAction::Investigate {
                         reason: format!(
-                            "{} is not confirmed healthy ({}: {}); a rollback does not work while a dependency is down: check it first, and if it is healthy roll back with: {command}",
-                            &dep.check[DEPENDENCY_PREFIX.len()..],
+                            "{name} is not confirmed healthy ({}: {}); a rollback does not work while a dependency is down: check it first, and if it is healthy roll back with: {command}",
                             dep.outcome.as_str(),
                             dep.summary
                         ),

@@ -393,7 +393,7 @@ proptest! {
             let mut last = None;
             for bad in errors {
                 let e = if bad { ProviderError::BadQuery("x".into()) } else { ProviderError::Unavailable("down".into()) };
-                last = Some(state.failure(&format!("p{i}"), &e, 4));
+                last = Some(state.failure(format!("p{i}"), &e, 4));
             }
             results.extend(last);
         }
