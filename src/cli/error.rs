@@ -45,7 +45,7 @@ pub enum CliError {
     Config(#[from] crate::config::ConfigError),
     /// The kubeconfig cannot be read or used.
     #[error("kubeconfig: {0}")]
-    Kubeconfig(String),
+    Kubeconfig(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// `prometheus.url` cannot be used.
     #[error(transparent)]
     Prometheus(#[from] crate::gather::prometheus::ClientError),
@@ -74,8 +74,14 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     /// The daemon named with `--url` did not answer as expected.
-    #[error("the upgrade-guard daemon: {0}")]
-    Daemon(String),
+    #[error("the upgrade-guard daemon: {what}: {source}")]
+    Daemon {
+        /// What was asked of it (and what went wrong).
+        what: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// Anything else.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -91,14 +97,48 @@ impl CliError {
             Self::ReleaseNotFound { .. } => exit::NO_RELEASE,
             Self::Undecodable { .. } => exit::DATA,
             Self::Usage(_) => exit::USAGE,
-            Self::Daemon(_) => exit::UNAVAILABLE,
+            Self::Daemon { .. } => exit::UNAVAILABLE,
             Self::Other(_) => exit::SOFTWARE,
         }
     }
 }
 
+/// A kubeconfig file that cannot be read, with its path.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub struct KubeconfigFile {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Why.
+    #[source]
+    pub source: kube::config::KubeconfigError,
+}
+
 impl From<kube::Error> for CliError {
     fn from(e: kube::Error) -> Self {
         Self::Cluster(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn errors_say_what_and_keep_their_cause() {
+        let missing = kube::config::Kubeconfig::read_from("/nonexistent-kubeconfig").unwrap_err();
+        let e = CliError::Kubeconfig(Box::new(KubeconfigFile {
+            path: "/nonexistent-kubeconfig".into(),
+            source: missing,
+        }));
+        assert!(
+            e.to_string()
+                .starts_with("kubeconfig: cannot read /nonexistent-kubeconfig: "),
+            "{e}"
+        );
+        let file = e.source().expect("the file's error");
+        assert!(file.source().is_some(), "and the reader's below it");
+        assert_eq!(e.exit_code(), exit::CONFIG);
     }
 }

@@ -110,7 +110,7 @@ pub fn helm_args(args: &Args) -> Vec<String> {
 /// (every file of `KUBECONFIG`, merged; `~/.kube/config`; in-cluster).
 pub async fn kube_client(args: &Args) -> Result<kube::Client, CliError> {
     let config = kube_config(args).await?;
-    kube::Client::try_from(config).map_err(|e| CliError::Kubeconfig(e.to_string()))
+    kube::Client::try_from(config).map_err(|e| CliError::Kubeconfig(Box::new(e)))
 }
 
 /// The client configuration [`kube_client`] uses, for commands that set their own timeouts.
@@ -119,20 +119,23 @@ pub async fn kube_config(args: &Args) -> Result<kube::Config, CliError> {
         context: args.context.clone(),
         ..KubeConfigOptions::default()
     };
-    let bad = |e: &dyn std::fmt::Display| CliError::Kubeconfig(e.to_string());
+    let bad = |e: kube::config::KubeconfigError| CliError::Kubeconfig(Box::new(e));
     let config = match (&args.kubeconfig, &args.context) {
         (Some(path), _) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                CliError::Kubeconfig(format!("cannot read {}: {e}", path.display()))
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|source| {
+                CliError::Kubeconfig(Box::new(error::KubeconfigFile {
+                    path: path.clone(),
+                    source,
+                }))
             })?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
-                .map_err(|e| bad(&e))?
+                .map_err(bad)?
         }
-        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(bad)?,
+        (None, None) => kube::Config::infer()
             .await
-            .map_err(|e| bad(&e))?,
-        (None, None) => kube::Config::infer().await.map_err(|e| bad(&e))?,
+            .map_err(|e| CliError::Kubeconfig(Box::new(e)))?,
     };
     Ok(config)
 }

@@ -45,7 +45,7 @@ pub async fn run(
     tokio::select! {
         result = daemon::run(kube, config, options, first, None) => {
             result.map_err(|e| match e {
-                DaemonError::Kube(m) => CliError::Kubeconfig(m),
+                DaemonError::Kube(e) => CliError::Kubeconfig(Box::new(e)),
                 DaemonError::Prometheus(p) => CliError::Prometheus(p),
                 other => CliError::Other(anyhow::Error::from(other)),
             })?;

@@ -206,10 +206,16 @@ async fn from_daemon(url: &str) -> Result<Vec<StatusRow>, CliError> {
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| CliError::Daemon(format!("{endpoint}: {e}")))?
+        .map_err(|source| CliError::Daemon {
+            what: endpoint.clone(),
+            source,
+        })?
         .json()
         .await
-        .map_err(|e| CliError::Daemon(format!("{endpoint}: not the daemon's answer: {e}")))?;
+        .map_err(|source| CliError::Daemon {
+            what: format!("{endpoint}: not the daemon's answer"),
+            source,
+        })?;
     Ok(answer.releases.iter().map(row_of_view).collect())
 }
 

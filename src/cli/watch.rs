@@ -172,7 +172,7 @@ pub async fn run(kube: kube::Config, args: &WatchArgs) -> Result<i32, CliError> 
     }
     let watch = args.settings(&config)?;
     let client = kube::Client::try_from(crate::tracker::client_config(kube, watch.idle_timeout))
-        .map_err(|e| CliError::Kubeconfig(e.to_string()))?;
+        .map_err(|e| CliError::Kubeconfig(Box::new(e)))?;
     let mut registry = registry();
     let metrics = TrackerMetrics::register(&mut registry);
     let config =

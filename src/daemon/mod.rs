@@ -61,7 +61,7 @@ use metrics::DaemonMetrics;
 pub enum DaemonError {
     /// The kube client could not be built.
     #[error("kubeconfig: {0}")]
-    Kube(String),
+    Kube(#[source] kube::Error),
     /// `prometheus.url` cannot be used.
     #[error(transparent)]
     Prometheus(#[from] ClientError),
@@ -124,7 +124,7 @@ pub async fn run(
     registry.register_collector(Box::new(exposition::ReleaseCollector::new(state.clone())));
 
     let client = kube::Client::try_from(client_config(kube, config.watch.idle_timeout))
-        .map_err(|e| DaemonError::Kube(e.to_string()))?;
+        .map_err(DaemonError::Kube)?;
     let prometheus = Prometheus::new(&config.prometheus, prometheus_metrics)?;
     let stores = Stores::start(
         &client,
