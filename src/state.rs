@@ -72,7 +72,7 @@ pub struct ReleaseView {
     pub mode: Option<crate::config::Mode>,
     /// `mode: auto` only: the decision about a failure and the action taken.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub automation: Option<crate::remediation::plan::Automation>,
+    pub automation: Option<crate::remediation::automation::Automation>,
 }
 
 impl ReleaseView {
@@ -262,7 +262,7 @@ impl State {
         &mut self,
         key: &ReleaseKey,
         revision: u32,
-        automation: crate::remediation::plan::Automation,
+        automation: crate::remediation::automation::Automation,
     ) {
         if let Some(view) = self.releases.get_mut(key)
             && view.revision == revision

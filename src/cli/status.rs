@@ -275,7 +275,7 @@ mod tests {
     use crate::release::labels::Storage;
     use crate::release::rollback_target::TargetBasis;
     use crate::release::{ReleaseKey, ReleaseStatus};
-    use crate::remediation::plan::Automation;
+    use crate::remediation::automation::Automation;
     use crate::state::{ChartView, Judgement};
     use jiff::Timestamp;
     use std::time::Duration;

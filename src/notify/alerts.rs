@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::checks::{Bound, CheckResult, Outcome};
 use crate::records::action::Phase;
-use crate::remediation::plan::Automation;
+use crate::remediation::automation::Automation;
 use crate::state::ReleaseView;
 use crate::state::{Notice, NoticeKind};
 use crate::suite::OrderWarning;

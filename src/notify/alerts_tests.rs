@@ -172,7 +172,7 @@ fn names(alerts: &[Alert]) -> Vec<(&str, &str)> {
 
 #[test]
 fn automatic_actions_are_alerted_held_running_failed_and_verified() {
-    use crate::remediation::plan::Automation;
+    use crate::remediation::automation::Automation;
     use crate::remediation::plan::{Hold, HoldReason, Plan};
     // Held: the failure alert says why, and a warning names the reason.
     let mut v = view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)]);

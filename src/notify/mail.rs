@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::checks::{Bound, Outcome};
 use crate::records::action::{ActionKind, Phase};
 use crate::release::ReleaseKey;
-use crate::remediation::plan::Automation;
+use crate::remediation::automation::Automation;
 use crate::state::{Notice, NoticeKind, ReleaseView};
 use crate::units::num;
 use crate::verdict::{RecommendedAction, Verdict};
