@@ -137,10 +137,8 @@ pub struct Paths<'a> {
 }
 
 impl Paths<'_> {
-    fn push(&mut self, segments: Vec<String>, line: usize) {
-        if segments.len() < 2 {
-            return;
-        }
+    /// An inline path (`from_use: false`) or a `use` leaf inside a function body.
+    fn record(&mut self, segments: Vec<String>, line: usize, from_use: bool) {
         self.paths.push(Use {
             file: self.file.to_path_buf(),
             line,
@@ -151,8 +149,14 @@ impl Paths<'_> {
             file: self.file.to_path_buf(),
             line,
             segments,
-            from_use: false,
+            from_use,
         });
+    }
+
+    fn push(&mut self, segments: Vec<String>, line: usize) {
+        if segments.len() >= 2 {
+            self.record(segments, line, false);
+        }
     }
 
     /// `a :: b :: c` sequences inside a macro's tokens (`format!("{}", crate::units::human(d))`).
@@ -196,18 +200,7 @@ impl<'ast> Visit<'ast> for Paths<'_> {
         let mut leaves = Vec::new();
         use_leaves(&u.tree, &mut Vec::new(), &mut leaves);
         for (_, segments, line) in leaves {
-            self.paths.push(Use {
-                file: self.file.to_path_buf(),
-                line,
-                path: segments.join("::"),
-            });
-            self.pending.push(Pending {
-                module: self.module.to_vec(),
-                file: self.file.to_path_buf(),
-                line,
-                segments,
-                from_use: true,
-            });
+            self.record(segments, line, true);
         }
     }
     fn visit_impl_item_fn(&mut self, i: &'ast syn::ImplItemFn) {
