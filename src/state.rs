@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::checks::CheckResult;
 use crate::release::event::{EventName, ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
+use crate::release::summary::ChartRef;
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::suite::{Member, OrderWarning};
 use crate::verdict::{RecommendedAction, Report, Verdict};
@@ -24,6 +25,22 @@ pub struct ChartView {
     pub version: String,
     /// App version, when declared.
     pub app_version: Option<String>,
+}
+
+impl ChartView {
+    /// The chart of a decoded revision.
+    pub fn of(chart: &ChartRef) -> Self {
+        Self {
+            name: chart.name.clone(),
+            version: chart.version.clone(),
+            app_version: chart.app_version.clone(),
+        }
+    }
+
+    /// `name-version`, as Helm shows it.
+    pub fn name_version(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
 }
 
 /// The judgement of the latest revision.
@@ -217,11 +234,7 @@ impl State {
             }
         };
         if let Some(s) = &event.summary {
-            view.chart = Some(ChartView {
-                name: s.chart.name.clone(),
-                version: s.chart.version.clone(),
-                app_version: s.chart.app_version.clone(),
-            });
+            view.chart = Some(ChartView::of(&s.chart));
             view.started = s.last_deployed;
         }
         self.releases.insert(event.release.clone(), view);

@@ -22,6 +22,7 @@ use crate::records::bakes::BakeStore;
 use crate::release::labels::{HELM_OWNER_SELECTOR, Storage, revision_from_meta};
 use crate::release::record::{RowDetail, rollbacks_of};
 use crate::release::{ReleaseKey, ReleaseStatus};
+use crate::state::ChartView;
 use crate::tracker::read::read_history;
 use crate::verdict::Report;
 use crate::verdict::guard;
@@ -35,8 +36,8 @@ pub struct Spot {
     pub revision: u32,
     /// Its Helm status.
     pub status: ReleaseStatus,
-    /// `chart-version` and app version, when the revision could be read.
-    pub chart: Option<(String, Option<String>)>,
+    /// Its chart, when the revision could be read.
+    pub chart: Option<ChartView>,
     /// The judgement, when the revision could be judged.
     pub report: Option<Report>,
     /// Why it was not judged (pending, uninstalled, unreadable).
@@ -145,10 +146,7 @@ pub async fn judge(
                 continue;
             }
         };
-        spot.chart = Some((
-            format!("{}-{}", summary.chart.name, summary.chart.version),
-            summary.chart.app_version.clone(),
-        ));
+        spot.chart = Some(ChartView::of(&summary.chart));
         if latest.status.is_pending() {
             spot.problem = Some(format!(
                 "revision {} is {}: a Helm operation holds the release",

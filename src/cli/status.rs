@@ -12,7 +12,7 @@ use super::table;
 use crate::checks::{CheckResult, Outcome};
 use crate::records::action::{ActionRecord, record_for};
 use crate::records::actions::RecordStore;
-use crate::state::ReleaseView;
+use crate::state::{ChartView, ReleaseView};
 use crate::verdict::{RecommendedAction, Verdict};
 
 /// Arguments of `status`.
@@ -110,7 +110,7 @@ pub fn row_of_view(v: &ReleaseView) -> StatusRow {
         chart: v
             .chart
             .as_ref()
-            .map(|c| format!("{}-{}", c.name, c.version))
+            .map(ChartView::name_version)
             .unwrap_or_default(),
         app_version: v
             .chart
@@ -142,11 +142,15 @@ fn row_of_spot(spot: &Spot, mode: &str, records: &[ActionRecord]) -> StatusRow {
         release: spot.release.to_string(),
         revision: spot.revision,
         status: spot.status.as_str().to_string(),
-        chart: spot.chart.as_ref().map(|c| c.0.clone()).unwrap_or_default(),
+        chart: spot
+            .chart
+            .as_ref()
+            .map(ChartView::name_version)
+            .unwrap_or_default(),
         app_version: spot
             .chart
             .as_ref()
-            .and_then(|c| c.1.clone())
+            .and_then(|c| c.app_version.clone())
             .unwrap_or_default(),
         verdict,
         failing,

@@ -62,11 +62,7 @@ pub fn restored_view(
         revision,
         status: row.status,
         event: EventName::Restored,
-        chart: Some(ChartView {
-            name: summary.chart.name.clone(),
-            version: summary.chart.version.clone(),
-            app_version: summary.chart.app_version.clone(),
-        }),
+        chart: Some(ChartView::of(&summary.chart)),
         started: summary.last_deployed,
         judgement: Some(Judgement {
             verdict: Verdict::Failed,
