@@ -44,13 +44,14 @@ fn src_follows_the_layers_of_docs_architecture() {
     );
 }
 
-/// A tiny crate written into a temporary folder: (path, text) pairs.
+/// A tiny crate written into a temporary folder: (path, text) pairs, each file opening with
+/// a `//!` line (so the text's line 1 is the file's line 2).
 fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for (path, text) in files {
         let p = dir.path().join(path);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
+        std::fs::write(p, format!("//! {path}\n{text}")).expect("write");
     }
     dir
 }
@@ -77,7 +78,7 @@ fn an_import_that_points_up_names_file_line_and_both_floors() {
     assert_eq!(text.len(), 1, "{text:#?}");
     assert!(
         text[0].starts_with(
-            "src/low.rs:3: `low` (floor 1) imports `high` (floor 2) through `crate::high::Thing`"
+            "src/low.rs:4: `low` (floor 1) imports `high` (floor 2) through `crate::high::Thing`"
         ),
         "{}",
         text[0]
@@ -110,7 +111,7 @@ fn a_cycle_between_files_of_a_folder_is_found_with_both_lines() {
         .collect();
     assert_eq!(
         hops,
-        ["src/high/a.rs:1", "src/high/b.rs:2", "src/high/mod.rs:4"]
+        ["src/high/a.rs:2", "src/high/b.rs:3", "src/high/mod.rs:5"]
     );
 }
 
@@ -187,7 +188,7 @@ fn paths_inside_macros_and_function_bodies_count() {
             other => panic!("{other}"),
         })
         .collect();
-    assert_eq!(lines, [2, 5]);
+    assert_eq!(lines, [3, 6]);
 }
 
 #[test]
@@ -214,9 +215,9 @@ fn pure_files_take_no_client_spawn_nothing_and_read_no_clock() {
     assert_eq!(
         text,
         [
-            "src/high/decide.rs:1: `std::process::exit`: the library never ends the process: return to main",
-            "src/low.rs:2: `kube::Client`: a pure file takes no client",
-            "src/low.rs:3: `jiff::Timestamp::now`: a pure file reads no clock: take `now` as an argument",
+            "src/high/decide.rs:2: `std::process::exit`: the library never ends the process: return to main",
+            "src/low.rs:3: `kube::Client`: a pure file takes no client",
+            "src/low.rs:4: `jiff::Timestamp::now`: a pure file reads no clock: take `now` as an argument",
         ]
     );
 }
@@ -236,5 +237,24 @@ fn modules_missing_from_the_table_and_rows_without_a_module_are_reported() {
             "src/other.rs: module `other` has no row in the layer table of docs/architecture.md",
             "docs/architecture.md: the layer table names `high`, which is not a module of src/",
         ]
+    );
+}
+
+#[test]
+fn a_file_that_does_not_say_what_it_owns_is_named() {
+    let dir = tree(&[
+        ("src/lib.rs", "pub mod low;\npub mod high;\n"),
+        ("src/high/mod.rs", ""),
+    ]);
+    std::fs::write(
+        dir.path().join("src/low.rs"),
+        "// a plain comment\npub struct X;\n",
+    )
+    .expect("write");
+    let found = violations_of(dir.path(), "x", TWO_FLOORS);
+    let text: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        ["src/low.rs: opens with no `//!` line saying what the module owns and guarantees"]
     );
 }

@@ -1,3 +1,5 @@
+//! The planner's rules with plain values: prechecks, targets, budget, cooldown and every hold.
+
 use super::*;
 use crate::checks::{CheckResult, FailClass, Outcome};
 use crate::config::Config;

@@ -4,6 +4,7 @@
 //! - Between the files (and sub-folders) of one folder, imports form no cycle.
 //! - A file declared pure takes no client, spawns nothing, reads no clock and touches no file.
 //! - Only `main.rs` ends the process.
+//! - Every file opens with a `//!` line saying what it owns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -114,6 +115,8 @@ pub enum Violation {
     Undeclared { module: String, file: PathBuf },
     /// A row of the table that names no module of `src/`.
     Stale { module: String },
+    /// A file that does not open with a `//!` line saying what it owns.
+    Undocumented { file: PathBuf },
     /// A pure file calling out (a client, a spawn, a clock, a file), or the library exiting.
     Impure {
         file: PathBuf,
@@ -162,6 +165,11 @@ impl fmt::Display for Violation {
                     "docs/architecture.md: the layer table names `{module}`, which is not a module of src/"
                 )
             }
+            Violation::Undocumented { file } => write!(
+                f,
+                "{}: opens with no `//!` line saying what the module owns and guarantees",
+                file.display()
+            ),
             Violation::Impure {
                 file,
                 line,
@@ -225,6 +233,12 @@ pub fn check(krate: &Crate, layers: &Layers) -> Vec<Violation> {
             });
         }
     }
+    out.extend(
+        krate
+            .undocumented
+            .iter()
+            .map(|file| Violation::Undocumented { file: file.clone() }),
+    );
     out.extend(cycles(&krate.edges));
     out.extend(impurities(krate, layers));
     out.sort();

@@ -32,6 +32,8 @@ pub struct Crate {
     pub edges: Vec<Edge>,
     /// Every path of two or more segments written in non-test code, for the purity rules.
     pub paths: Vec<Use>,
+    /// Files that do not open with a `//!` saying what they own.
+    pub undocumented: BTreeSet<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +64,7 @@ pub fn scan(root: &Path, crate_name: &str) -> Result<Crate, String> {
     let mut out = Crate {
         files: s.files.clone(),
         paths: std::mem::take(&mut s.paths),
+        undocumented: std::mem::take(&mut s.undocumented),
         ..Crate::default()
     };
     for p in &s.pending {
@@ -89,6 +92,7 @@ pub fn scan(root: &Path, crate_name: &str) -> Result<Crate, String> {
 struct Scanner {
     root: PathBuf,
     files: BTreeSet<PathBuf>,
+    undocumented: BTreeSet<PathBuf>,
     modules: BTreeMap<Vec<String>, Module>,
     pending: Vec<Pending>,
     paths: Vec<Use>,
@@ -101,6 +105,13 @@ impl Scanner {
         let ast = syn::parse_file(&text)
             .map_err(|e| format!("{}:{}: {e}", file.display(), e.span().start().line))?;
         self.files.insert(file.to_path_buf());
+        let documented = ast
+            .attrs
+            .iter()
+            .any(|a| a.path().is_ident("doc") && matches!(a.style, syn::AttrStyle::Inner(_)));
+        if !documented {
+            self.undocumented.insert(file.to_path_buf());
+        }
         self.items(module, file, &ast.items)
     }
 
