@@ -4,6 +4,7 @@
 //! metrics and the notifications are all produced from this one value.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -334,6 +335,24 @@ impl State {
     /// One release.
     pub fn get(&self, key: &ReleaseKey) -> Option<&ReleaseView> {
         self.releases.get(key)
+    }
+}
+
+/// The state shared by the daemon's loop (which writes it), the HTTP server and the metrics
+/// collector (which read it). A panic while it was held leaves it usable: the lock's poison is
+/// ignored, in one place.
+#[derive(Debug, Clone, Default)]
+pub struct Shared(Arc<RwLock<State>>);
+
+impl Shared {
+    /// The state, for reading.
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state, for writing.
+    pub fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -5,25 +5,23 @@
 //! release, check names from the configuration and the manifest, enum words; never a
 //! timestamp, message or value.
 
-use std::sync::{Arc, RwLock};
-
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::checks::{Bound, CheckId, Outcome};
-use crate::state::State;
+use crate::state::Shared;
 use crate::verdict::Verdict;
 
 /// Reads the state on every scrape.
 #[derive(Debug, Clone)]
 pub struct ReleaseCollector {
-    state: Arc<RwLock<State>>,
+    state: Shared,
 }
 
 impl ReleaseCollector {
     /// A collector over `state`.
-    pub fn new(state: Arc<RwLock<State>>) -> Self {
+    pub fn new(state: Shared) -> Self {
         Self { state }
     }
 }
@@ -103,10 +101,7 @@ impl Collector for ReleaseCollector {
             "release_evaluation_final",
             "1 when the latest revision's evaluation ended (bake window over), 0 while it runs",
         );
-        let state = match self.state.read() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let state = self.state.read();
         for view in state.releases() {
             let base: Labels = vec![
                 ("namespace", view.release.namespace.to_string()),
@@ -235,7 +230,7 @@ mod tests {
 
     #[test]
     fn every_release_series_comes_from_the_state_and_leaves_with_the_release() {
-        let state = Arc::new(RwLock::new(State::default()));
+        let state = Shared::default();
         let mut registry = crate::metrics::registry();
         registry.register_collector(Box::new(ReleaseCollector::new(state.clone())));
         let key = ReleaseKey::new("gim", "gim");
@@ -249,9 +244,9 @@ mod tests {
             storage: Storage::Secret,
             resumed: false,
             kind: ReleaseEventKind::Upgraded { from: 6, to: 7 },
-            summary: Some(Arc::new(summary)),
+            summary: Some(std::sync::Arc::new(summary)),
         };
-        state.write().unwrap().event(&event);
+        state.write().event(&event);
         let mut lag = CheckResult::new("lag", Outcome::Fail, "growing");
         lag.value = Some(2.5);
         lag.threshold = Some(Threshold {
@@ -271,7 +266,7 @@ mod tests {
             bake_ends: Timestamp::from_second(1_800_003_600).unwrap(),
             evaluated_at: Timestamp::from_second(1_800_000_600).unwrap(),
         };
-        state.write().unwrap().judged(&report, false);
+        state.write().judged(&report, false);
         let text = crate::metrics::encode(&registry).unwrap();
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         let has = |want: &str| lines.iter().filter(|l| **l == want).count();
@@ -332,7 +327,7 @@ mod tests {
             summary: None,
             ..event
         };
-        state.write().unwrap().event(&gone);
+        state.write().event(&gone);
         let text = crate::metrics::encode(&registry).unwrap();
         assert!(!text.contains("release=\"gim\""), "{text}");
     }

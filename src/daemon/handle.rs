@@ -3,7 +3,7 @@
 //! (`decide`, `restore`, the state) decide, and carries out what they return.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, RwLockWriteGuard};
 
 use jiff::Timestamp;
 use tracing::{info, warn};
@@ -16,7 +16,7 @@ use crate::release::ReleaseKey;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
 use crate::remediation::{Finished, Remediator};
-use crate::state::State;
+use crate::state::{Shared, State};
 use crate::tracker::read::{read_history, read_statuses};
 use crate::verdict::{RecommendedAction, Report, guard};
 
@@ -25,7 +25,7 @@ use crate::verdict::{RecommendedAction, Report, guard};
 pub(super) struct Daemon {
     pub client: kube::Client,
     pub config: Arc<Config>,
-    pub state: Arc<RwLock<State>>,
+    pub state: Shared,
     pub store: BakeStore,
     /// Per release, rollback revisions seen and their targets.
     pub rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
@@ -38,12 +38,9 @@ pub(super) struct Daemon {
 }
 
 impl Daemon {
-    /// The state, for writing (a panic while it was held leaves it usable).
+    /// The state, for writing.
     pub fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
-        match self.state.write() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.state.write()
     }
 
     /// Shows what `mode: auto` knows about the release's revision.
@@ -126,11 +123,7 @@ impl Daemon {
     pub fn finished(&mut self, done: Finished) {
         self.remediator.finished(&done);
         let key = done.0;
-        let revision = self
-            .state
-            .read()
-            .ok()
-            .and_then(|s| s.get(&key).map(|v| v.revision));
+        let revision = self.state.read().get(&key).map(|v| v.revision);
         if let Some(revision) = revision {
             self.show_automation(&key, revision);
         }
@@ -146,12 +139,9 @@ impl Daemon {
         let views: Vec<(ReleaseKey, u32)> = self
             .state
             .read()
-            .map(|s| {
-                s.releases()
-                    .map(|v| (v.release.clone(), v.revision))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .releases()
+            .map(|v| (v.release.clone(), v.revision))
+            .collect();
         for (key, revision) in views {
             if config.mode_for(&key) == Mode::Auto {
                 self.show_automation(&key, revision);
@@ -177,7 +167,7 @@ impl Daemon {
             let policy = self.config.policy_for(&report.release);
             let (steps, storage) = {
                 let state = self.state.read();
-                let before = state.as_ref().ok().and_then(|s| s.get(&report.release));
+                let before = state.get(&report.release);
                 (
                     decide::report(&report, before, &policy),
                     before.map_or(Storage::Secret, |v| v.storage),

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::state::{ReleaseView, State};
+use crate::state::{ReleaseView, Shared};
 
 /// OpenMetrics content type.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -65,7 +65,7 @@ pub struct Served {
     /// The metrics registry (own metrics and the per-release collector).
     pub registry: Arc<Registry>,
     /// The daemon's state.
-    pub state: Arc<RwLock<State>>,
+    pub state: Shared,
     /// Ready: watches synced and not shutting down.
     pub ready: watch::Receiver<Readiness>,
     /// The last email delivery error, when email is configured.
@@ -155,10 +155,7 @@ pub fn handle(
             }
         }
         "/api/v1/releases" => {
-            let state = match served.state.read() {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let state = served.state.read();
             let email_error = served
                 .email_error
                 .as_ref()

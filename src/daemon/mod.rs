@@ -25,7 +25,7 @@ mod tell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
@@ -48,7 +48,7 @@ use crate::remediation::Remediator;
 use crate::remediation::helm::HelmRunner;
 use crate::remediation::leader::{self, Elector};
 use crate::remediation::metrics::ActionMetrics;
-use crate::state::State;
+use crate::state::Shared;
 use crate::tracker::metrics::TrackerMetrics;
 use crate::tracker::{Tracker, TrackerConfig, client_config};
 use decide::Guards;
@@ -120,7 +120,7 @@ pub async fn run(
     let notify_metrics = NotifyMetrics::register(&mut registry);
     let action_metrics = ActionMetrics::register(&mut registry);
     let daemon_metrics = DaemonMetrics::register(&mut registry);
-    let state = Arc::new(RwLock::new(State::default()));
+    let state = Shared::default();
     registry.register_collector(Box::new(exposition::ReleaseCollector::new(state.clone())));
 
     let client = kube::Client::try_from(client_config(kube, config.watch.idle_timeout))
