@@ -368,13 +368,7 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError
     if args.record {
         record(&store, &report).await;
     }
-    match args.output {
-        Output::Table => print!("{}", render(&report)),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-        ),
-    }
+    args.output.print(&*report, render)?;
     Ok(exit_code(report.verdict))
 }
 

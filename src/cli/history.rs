@@ -74,13 +74,7 @@ pub async fn run(client: kube::Client, args: &HistoryArgs) -> Result<i32, CliErr
     }
     let skip = rows.len().saturating_sub(args.max);
     rows.drain(..skip);
-    match args.output {
-        Output::Table => print!("{}", render_table(&rows)),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?
-        ),
-    }
+    args.output.print(rows.as_slice(), render_table)?;
     Ok(0)
 }
 

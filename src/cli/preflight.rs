@@ -261,13 +261,7 @@ pub async fn run(client: kube::Client, args: &PreflightArgs) -> Result<i32, CliE
     }
     let spots = spot::judge(&client, &config, &installed).await?;
     let answer = assess(suite, &wanted, &spots);
-    match args.output {
-        Output::Table => print!("{}", render(&answer)),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&answer).map_err(anyhow::Error::from)?
-        ),
-    }
+    args.output.print(&answer, render)?;
     Ok(if answer.ready {
         exit::HEALTHY
     } else {

@@ -12,6 +12,7 @@ use super::table;
 use crate::checks::{CheckResult, Outcome};
 use crate::records::action::{ActionRecord, record_for};
 use crate::records::actions::RecordStore;
+use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::state::{ChartView, ReleaseView};
 use crate::verdict::{RecommendedAction, Verdict};
 
@@ -94,72 +95,72 @@ fn judgement_columns(
     }
 }
 
-/// A row from a daemon's view of a release (`/api/v1/releases`).
-pub fn row_of_view(v: &ReleaseView) -> StatusRow {
-    let judged = v.judgement.as_ref().map(|j| Judged {
-        verdict: j.verdict,
-        is_final: j.is_final,
-        results: &j.results,
-        action: &j.action,
-    });
-    let (verdict, failing, action) = judgement_columns(judged, v.problem.as_deref());
+/// What a row is made of, wherever it comes from.
+struct RowFacts<'a> {
+    release: &'a ReleaseKey,
+    revision: u32,
+    status: ReleaseStatus,
+    chart: Option<&'a ChartView>,
+    judged: Option<Judged<'a>>,
+    problem: Option<&'a str>,
+    mode: String,
+    last_action: Option<&'a ActionRecord>,
+}
+
+fn row(f: RowFacts<'_>) -> StatusRow {
+    let (verdict, failing, action) = judgement_columns(f.judged, f.problem);
     StatusRow {
-        release: v.release.to_string(),
-        revision: v.revision,
-        status: v.status.as_str().to_string(),
-        chart: v
+        release: f.release.to_string(),
+        revision: f.revision,
+        status: f.status.as_str().to_string(),
+        chart: f.chart.map(ChartView::name_version).unwrap_or_default(),
+        app_version: f
             .chart
-            .as_ref()
-            .map(ChartView::name_version)
-            .unwrap_or_default(),
-        app_version: v
-            .chart
-            .as_ref()
             .and_then(|c| c.app_version.clone())
             .unwrap_or_default(),
         verdict,
         failing,
         action,
-        mode: v.mode.map(|m| m.as_str().to_string()).unwrap_or_default(),
-        last_action: v
-            .automation
-            .as_ref()
-            .and_then(|a| a.record.as_ref())
-            .map(ActionRecord::words)
-            .unwrap_or_default(),
+        mode: f.mode,
+        last_action: f.last_action.map(ActionRecord::words).unwrap_or_default(),
     }
 }
 
+/// A row from a daemon's view of a release (`/api/v1/releases`).
+pub fn row_of_view(v: &ReleaseView) -> StatusRow {
+    row(RowFacts {
+        release: &v.release,
+        revision: v.revision,
+        status: v.status,
+        chart: v.chart.as_ref(),
+        judged: v.judgement.as_ref().map(|j| Judged {
+            verdict: j.verdict,
+            is_final: j.is_final,
+            results: &j.results,
+            action: &j.action,
+        }),
+        problem: v.problem.as_deref(),
+        mode: v.mode.map(|m| m.as_str().to_string()).unwrap_or_default(),
+        last_action: v.automation.as_ref().and_then(|a| a.record.as_ref()),
+    })
+}
+
 fn row_of_spot(spot: &Spot, mode: &str, records: &[ActionRecord]) -> StatusRow {
-    let judged = spot.report.as_ref().map(|r| Judged {
-        verdict: r.verdict,
-        is_final: r.evaluated_at >= r.bake_ends,
-        results: &r.results,
-        action: &r.action,
-    });
-    let (verdict, failing, action) = judgement_columns(judged, spot.problem.as_deref());
-    StatusRow {
-        release: spot.release.to_string(),
+    row(RowFacts {
+        release: &spot.release,
         revision: spot.revision,
-        status: spot.status.as_str().to_string(),
-        chart: spot
-            .chart
-            .as_ref()
-            .map(ChartView::name_version)
-            .unwrap_or_default(),
-        app_version: spot
-            .chart
-            .as_ref()
-            .and_then(|c| c.app_version.clone())
-            .unwrap_or_default(),
-        verdict,
-        failing,
-        action,
+        status: spot.status,
+        chart: spot.chart.as_ref(),
+        judged: spot.report.as_ref().map(|r| Judged {
+            verdict: r.verdict,
+            is_final: r.evaluated_at >= r.bake_ends,
+            results: &r.results,
+            action: &r.action,
+        }),
+        problem: spot.problem.as_deref(),
         mode: mode.to_string(),
-        last_action: record_for(records, spot.revision, None)
-            .map(ActionRecord::words)
-            .unwrap_or_default(),
-    }
+        last_action: record_for(records, spot.revision, None),
+    })
 }
 
 /// The table.
@@ -259,13 +260,7 @@ pub async fn run(client: Option<kube::Client>, args: &StatusArgs) -> Result<i32,
                 .collect()
         }
     };
-    match args.output {
-        Output::Table => print!("{}", render(&rows)),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(anyhow::Error::from)?
-        ),
-    }
+    args.output.print(rows.as_slice(), render)?;
     Ok(0)
 }
 
