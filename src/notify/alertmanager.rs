@@ -4,29 +4,25 @@
 //! carries every active alert, so a newer one supersedes it) and counts the drop; a failed
 //! POST is retried with backoff; a 400 is permanent for that batch (logged with the reason).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use super::alerts::PostableAlert;
 use super::metrics::{Channel, Delivery, NotifyMetrics};
+use super::queue::Queue;
+
+/// One batch of every active alert, shared by the queues of all Alertmanagers.
+type Batch = Arc<Vec<PostableAlert>>;
 
 /// The channel label of these notifications.
 pub const CHANNEL: Channel = Channel::Alertmanager;
 
-struct Queue {
-    batches: Mutex<VecDeque<Arc<Vec<PostableAlert>>>>,
-    wake: Notify,
-}
-
 /// Sends batches to every configured Alertmanager.
 pub struct Alertmanagers {
-    queues: Vec<(String, Arc<Queue>)>,
-    capacity: usize,
+    queues: Vec<(String, Arc<Queue<Batch>>)>,
     metrics: NotifyMetrics,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -54,10 +50,7 @@ impl Alertmanagers {
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
         for url in urls {
-            let queue = Arc::new(Queue {
-                batches: Mutex::new(VecDeque::new()),
-                wake: Notify::new(),
-            });
+            let queue = Arc::new(Queue::new(capacity));
             let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
             tasks.push(tokio::spawn(worker(
                 http.clone(),
@@ -69,7 +62,6 @@ impl Alertmanagers {
         }
         Self {
             queues,
-            capacity: capacity.max(1),
             metrics,
             tasks,
         }
@@ -79,18 +71,10 @@ impl Alertmanagers {
     pub fn send(&self, batch: Vec<PostableAlert>) {
         let batch = Arc::new(batch);
         for (url, queue) in &self.queues {
-            let mut batches = match queue.batches.lock() {
-                Ok(b) => b,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            while batches.len() >= self.capacity {
-                batches.pop_front();
+            for _ in queue.push(batch.clone()) {
                 self.metrics.notification(CHANNEL, Delivery::Dropped);
                 warn!(alertmanager = %url, "Alertmanager queue full: dropped the oldest batch of alerts");
             }
-            batches.push_back(batch.clone());
-            drop(batches);
-            queue.wake.notify_one();
         }
     }
 
@@ -103,7 +87,7 @@ impl Alertmanagers {
 async fn worker(
     http: reqwest::Client,
     endpoint: String,
-    queue: Arc<Queue>,
+    queue: Arc<Queue<Batch>>,
     metrics: NotifyMetrics,
 ) {
     let new_backoff = || {
@@ -117,12 +101,9 @@ async fn worker(
     let mut backoff = new_backoff();
     let mut failing = false;
     loop {
-        let front = queue.batches.lock().ok().and_then(|b| b.front().cloned());
-        let Some(batch) = front else {
-            queue.wake.notified().await;
-            continue;
-        };
-        let outcome = http.post(&endpoint).json(&*batch).send().await;
+        let taken = queue.front().await;
+        let batch = &taken.item;
+        let outcome = http.post(&endpoint).json(&**batch).send().await;
         let done = match outcome {
             Ok(r) if r.status().is_success() => {
                 metrics.notification(CHANNEL, Delivery::Sent);
@@ -160,11 +141,7 @@ async fn worker(
             }
         };
         if done {
-            if let Ok(mut b) = queue.batches.lock()
-                && b.front().is_some_and(|f| Arc::ptr_eq(f, &batch))
-            {
-                b.pop_front();
-            }
+            queue.done(&taken);
         } else {
             let delay = backoff.next().unwrap_or(Duration::from_secs(30));
             tokio::time::sleep(delay).await;

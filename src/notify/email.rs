@@ -6,7 +6,6 @@
 //! dropped and counted) for one worker that retries with backoff; nothing here ever waits
 //! for the SMTP server on behalf of the daemon.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,11 +13,11 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::mail::Mail;
 use super::metrics::{Channel, Delivery, NotifyMetrics};
+use super::queue::Queue;
 use crate::config::{EmailConfig, SmtpSecurity};
 
 /// The channel label of these notifications.
@@ -29,15 +28,9 @@ const ATTEMPTS: usize = 8;
 /// The last delivery error, in words, for `/api/v1/releases`.
 pub type LastError = Arc<Mutex<Option<String>>>;
 
-struct Queue {
-    mails: Mutex<VecDeque<Mail>>,
-    wake: Notify,
-}
-
 /// Sends emails in the background.
 pub struct Mailer {
-    queue: Arc<Queue>,
-    capacity: usize,
+    queue: Arc<Queue<Mail>>,
     metrics: NotifyMetrics,
     task: tokio::task::JoinHandle<()>,
     /// The last delivery error.
@@ -120,10 +113,7 @@ fn explain(config: &EmailConfig, e: &lettre::transport::smtp::Error) -> String {
 impl Mailer {
     /// Starts the worker; `capacity` messages are kept while the server cannot be reached.
     pub fn start(config: EmailConfig, capacity: usize, metrics: NotifyMetrics) -> Self {
-        let queue = Arc::new(Queue {
-            mails: Mutex::new(VecDeque::new()),
-            wake: Notify::new(),
-        });
+        let queue = Arc::new(Queue::new(capacity));
         let last_error: LastError = Arc::default();
         let task = tokio::spawn(worker(
             config,
@@ -133,7 +123,6 @@ impl Mailer {
         ));
         Self {
             queue,
-            capacity: capacity.max(1),
             metrics,
             task,
             last_error,
@@ -142,34 +131,22 @@ impl Mailer {
 
     /// Queues a message; never waits.
     pub fn send(&self, mail: Mail) {
-        let mut mails = match self.queue.mails.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        while mails.len() >= self.capacity {
-            if let Some(old) = mails.pop_front() {
-                self.metrics.notification(CHANNEL, Delivery::Dropped);
-                warn!(release = %old.release, subject = %old.subject, "email queue full: dropped the oldest message");
-            }
+        for old in self.queue.push(mail) {
+            self.metrics.notification(CHANNEL, Delivery::Dropped);
+            warn!(release = %old.release, subject = %old.subject, "email queue full: dropped the oldest message");
         }
-        mails.push_back(mail);
-        drop(mails);
-        self.queue.wake.notify_one();
     }
 }
 
 async fn worker(
     config: EmailConfig,
-    queue: Arc<Queue>,
+    queue: Arc<Queue<Mail>>,
     metrics: NotifyMetrics,
     last_error: LastError,
 ) {
     loop {
-        let front = queue.mails.lock().ok().and_then(|m| m.front().cloned());
-        let Some(mail) = front else {
-            queue.wake.notified().await;
-            continue;
-        };
+        let taken = queue.front().await;
+        let mail = &taken.item;
         let mut backoff = ExponentialBuilder::new()
             .with_jitter()
             .with_min_delay(Duration::from_secs(1))
@@ -177,7 +154,7 @@ async fn worker(
             .with_max_times(ATTEMPTS)
             .build();
         loop {
-            let attempt = match (transport(&config), message(&config, &mail)) {
+            let attempt = match (transport(&config), message(&config, mail)) {
                 (Ok(t), Ok(m)) => t
                     .send(m)
                     .await
@@ -212,8 +189,6 @@ async fn worker(
                 }
             }
         }
-        if let Ok(mut m) = queue.mails.lock() {
-            m.pop_front();
-        }
+        queue.done(&taken);
     }
 }

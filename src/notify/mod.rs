@@ -6,3 +6,4 @@ pub mod alerts;
 pub mod email;
 pub mod mail;
 pub mod metrics;
+mod queue;
