@@ -169,6 +169,32 @@ impl<K> From<Event<PartialObjectMeta<K>>> for Seen {
 
 type WatchItem = (WatchScope, Result<Seen, watcher::Error>);
 
+/// The metadata-only watch of one kind of record (`Api<PartialObjectMeta<_>>`: no payload
+/// crosses) in one scope, with kube's default backoff.
+fn metadata_watch<K>(
+    client: Client,
+    ws: WatchScope,
+    cfg: watcher::Config,
+) -> futures::stream::BoxStream<'static, WatchItem>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<PartialObjectMeta<K>> = match &ws.scope {
+        None => Api::all(client),
+        Some(ns) => Api::namespaced(client, ns),
+    };
+    watch_stream(api, cfg)
+        .default_backoff()
+        .map(move |e| (ws.clone(), e.map(Seen::from)))
+        .boxed()
+}
+
 /// What woke the loop.
 enum Wake {
     Closed,
@@ -228,30 +254,9 @@ impl Tracker {
                 // ConfigMaps have no type: the labels every Helm record carries narrow it.
                 None => cfg.labels("owner=helm,name,status,version"),
             };
-            let client = self.client.clone();
-            let scope = ws.clone();
-            // Api<PartialObjectMeta<_>> makes metadata-only requests: no payloads cross.
             match ws.storage {
-                Storage::Secret => {
-                    let api: Api<PartialObjectMeta<Secret>> = match &ws.scope {
-                        None => Api::all(client),
-                        Some(ns) => Api::namespaced(client, ns),
-                    };
-                    watch_stream(api, cfg)
-                        .default_backoff()
-                        .map(move |e| (scope.clone(), e.map(Seen::from)))
-                        .boxed()
-                }
-                Storage::ConfigMap => {
-                    let api: Api<PartialObjectMeta<ConfigMap>> = match &ws.scope {
-                        None => Api::all(client),
-                        Some(ns) => Api::namespaced(client, ns),
-                    };
-                    watch_stream(api, cfg)
-                        .default_backoff()
-                        .map(move |e| (scope.clone(), e.map(Seen::from)))
-                        .boxed()
-                }
+                Storage::Secret => metadata_watch::<Secret>(self.client.clone(), ws, cfg),
+                Storage::ConfigMap => metadata_watch::<ConfigMap>(self.client.clone(), ws, cfg),
             }
         });
         futures::stream::select_all(streams)
