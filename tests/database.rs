@@ -11,7 +11,10 @@
 mod support;
 
 use support::cli::{config_file, run, short_config};
-use support::eval::{evaluator_with, install_then_upgrade, result, rounds_until, start_for};
+use support::eval::{
+    evaluator_with, install_then_upgrade, install_then_upgrade_ready, result, rounds_until,
+    start_for,
+};
 use support::kube as tkube;
 use support::postgres::{
     self as pg, PASSWORD_ENV, Private, admin, database_yaml, fresh_database, password,
@@ -273,16 +276,28 @@ fn check_result<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json
         .unwrap_or_else(|| panic!("no {name} in {report:#}"))
 }
 
-/// The judgement of `app`, installed then upgraded with `set` in a fresh namespace, whose
-/// migration query runs against `db`: (exit code, report, stderr, namespace).
+/// How the upgrade under judgement is made.
+enum Upgrade<'a> {
+    /// `helm upgrade --wait`: the new pods are Ready before the judge starts, so the
+    /// workloads pass however slowly a loaded machine starts them.
+    Ready,
+    /// `helm upgrade --set <values>`, not waiting.
+    With(&'a [&'a str]),
+}
+
+/// The judgement of `app`, installed then upgraded in a fresh namespace, whose migration
+/// query runs against `db`: (exit code, report, stderr, namespace).
 async fn judge_migration(
     db: &str,
     prefix: &str,
-    set: &[&str],
+    upgrade: Upgrade<'_>,
     deadline: &str,
 ) -> (i32, serde_json::Value, String, tkube::TestNamespace) {
     let ns = tkube::namespace(prefix).await;
-    install_then_upgrade(&ns.name, "app", set);
+    match upgrade {
+        Upgrade::Ready => install_then_upgrade_ready(&ns.name, "app"),
+        Upgrade::With(set) => install_then_upgrade(&ns.name, "app", set),
+    }
     let config = migration_config(db, MARKER_QUERY, deadline);
     let (code, report, stderr) = check_json(&ns.name, &config, "90s", &[]);
     (code, report, stderr, ns)
@@ -292,7 +307,8 @@ async fn judge_migration(
 async fn a_migration_confirmed_in_the_database_passes() {
     let db = fresh_database("mig_done");
     admin(&db, "create table gim_schema_marker (version int)");
-    let (code, report, stderr, _ns) = judge_migration(&db, "sql-mig-done", &[], "40s").await;
+    let (code, report, stderr, _ns) =
+        judge_migration(&db, "sql-mig-done", Upgrade::Ready, "40s").await;
     assert_eq!(report["verdict"], "healthy", "{report:#}\n{stderr}");
     assert_eq!(code, 0);
     let m = check_result(&report, "migration:sql");
@@ -304,7 +320,8 @@ async fn a_migration_confirmed_in_the_database_passes() {
 async fn a_migration_missing_after_the_readiness_deadline_fails_with_a_pod_restart_never_a_rollback()
  {
     let db = fresh_database("mig_missing");
-    let (code, report, stderr, ns) = judge_migration(&db, "sql-mig-missing", &[], "12s").await;
+    let (code, report, stderr, ns) =
+        judge_migration(&db, "sql-mig-missing", Upgrade::Ready, "12s").await;
     assert_eq!(report["verdict"], "failed", "{report:#}\n{stderr}");
     assert_eq!(code, 1);
     let m = check_result(&report, "migration:sql");
@@ -332,8 +349,13 @@ async fn a_migration_missing_after_the_readiness_deadline_fails_with_a_pod_resta
 #[tokio::test]
 async fn a_pod_waiting_for_its_migration_is_restarted_not_rolled_back() {
     let db = fresh_database("mig_waiting");
-    let (code, report, stderr, _ns) =
-        judge_migration(&db, "sql-mig-waiting", &["fault=NotReady"], "12s").await;
+    let (code, report, stderr, _ns) = judge_migration(
+        &db,
+        "sql-mig-waiting",
+        Upgrade::With(&["fault=NotReady"]),
+        "12s",
+    )
+    .await;
     assert_eq!(report["verdict"], "failed", "{report:#}\n{stderr}");
     assert_eq!(code, 1);
     assert_eq!(

@@ -231,8 +231,19 @@ async fn a_killed_upgrade_is_reported_stuck_pending() {
 
     // Rolling back over the stuck revision is announced as a rollback to 1.
     helm::ok(&["rollback", "locked", "1", "-n", n]);
+    let mut e = w.next().await;
+    // The rollback is itself pending while helm applies it; on a loaded machine that can
+    // outlast the 2 s threshold, which the tracker rightly reports. The settled rollback
+    // is announced all the same.
+    if (e.revision, e.status) == (3, ReleaseStatus::PendingRollback) {
+        assert!(
+            matches!(e.kind, ReleaseEventKind::StuckPending { .. }),
+            "{e:#?}"
+        );
+        e = w.next().await;
+    }
     assert_event(
-        &w.next().await,
+        &e,
         3,
         ReleaseStatus::Deployed,
         ReleaseEventKind::RolledBack { to: 3, target: 1 },

@@ -42,12 +42,34 @@ pub fn install_then_upgrade(ns: &str, release: &str, set: &[&str]) {
 
 /// Upgrades `demo-app` to `tag` with `set` values (not waiting).
 pub fn upgrade(ns: &str, release: &str, tag: &str, set: &[&str]) {
+    upgrade_with(ns, release, tag, set, &[]);
+}
+
+/// Installs `demo-app` and upgrades it to tag 1.1.0, waiting until the new pods are Ready:
+/// for scenarios whose workloads must be fine however slowly a loaded machine starts pods.
+pub fn install_then_upgrade_ready(ns: &str, release: &str) {
+    let chart = &helm::chart("demo-app");
+    helm::ok(&[
+        "install",
+        release,
+        chart,
+        "-n",
+        ns,
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    upgrade_with(ns, release, "1.1.0", &[], &["--wait", "--timeout", "60s"]);
+}
+
+fn upgrade_with(ns: &str, release: &str, tag: &str, set: &[&str], flags: &[&str]) {
     let tag = format!("image.tag={tag}");
     let chart = helm::chart("demo-app");
     let mut args = vec!["upgrade", release, &chart, "-n", ns, "--set", &tag];
     for s in set {
         args.extend(["--set", s]);
     }
+    args.extend(flags);
     helm::ok(&args);
 }
 
