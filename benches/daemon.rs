@@ -156,6 +156,7 @@ async fn kube_requests(plane: &ControlPlane, client: &kube::Client) -> u64 {
         "deployments",
         "statefulsets",
         "daemonsets",
+        "replicasets",
         "pods",
         "jobs",
         "secrets",

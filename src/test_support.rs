@@ -41,6 +41,7 @@ pub fn summary(
         description: "Upgrade complete".into(),
         first_deployed: None,
         last_deployed: Some(at(0)),
+        recorded: None,
         chart: ChartRef {
             name: "app".into(),
             version: "1.0.0".into(),
@@ -68,13 +69,29 @@ pub fn summary(
     }
 }
 
-/// A pod not Ready since minute `since`, for `reason`.
+/// A pod of `Deployment/app` created at minute `since` and not Ready since then, for
+/// `reason`.
 pub fn pod(name: &str, problem: PodProblem, since: i64) -> PodObs {
     PodObs {
         name: name.into(),
+        workload: "Deployment/app".into(),
         problem: Some(problem),
         not_ready_since: at(since),
+        created: at(since),
         restarts: 0,
+    }
+}
+
+/// A Ready pod of `Deployment/app` created at minute `created`, its containers restarted
+/// `restarts` times.
+pub fn ready_pod(name: &str, created: i64, restarts: i32) -> PodObs {
+    PodObs {
+        name: name.into(),
+        workload: "Deployment/app".into(),
+        problem: None,
+        not_ready_since: at(created),
+        created: at(created),
+        restarts,
     }
 }
 

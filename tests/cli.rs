@@ -184,7 +184,7 @@ async fn restricted_token(ns: &str) -> String {
         "reader",
         serde_json::json!([
             {"apiGroups": [""], "resources": ["secrets", "pods"], "verbs": ["get", "list"]},
-            {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list"]},
+            {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"], "verbs": ["get", "list"]},
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list"]}
         ]),
     )
@@ -297,8 +297,10 @@ async fn a_transient_api_outage_during_wait_is_a_round_not_the_end() {
 /// `config validate` names settings that defeat each other, and still accepts the file.
 #[test]
 fn config_validate_warns_about_settings_that_defeat_each_other() {
-    let file = config_file("defaults:\n  readiness_deadline: 5m\n  pending_timeout: 10m\n");
+    let file = config_file("defaults:\n  readiness_deadline: 12m\n  bake_window: 15m\n");
     let run = cli::run(&["config", "validate", &file.arg()], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    run.says_on_stderr("pending_timeout (10m) is not shorter than readiness_deadline (5m)");
+    run.says_on_stderr(
+        "readiness_deadline (12m) plus stall_timeout (5m) is longer than bake_window (15m)",
+    );
 }

@@ -235,7 +235,14 @@ async fn rounds_cost_no_kubernetes_request() {
         let plane = &plane;
         async move {
             let mut n = 0;
-            for resource in ["deployments", "pods", "jobs", "statefulsets", "daemonsets"] {
+            for resource in [
+                "deployments",
+                "pods",
+                "jobs",
+                "statefulsets",
+                "daemonsets",
+                "replicasets",
+            ] {
                 n += plane.request_count(&client, verb, resource).await;
             }
             n
@@ -304,11 +311,12 @@ async fn a_failed_upgrade_fires_in_alertmanager_even_after_an_outage_and_recover
     assert!(alertmanager::alerts(&[("namespace", n)]).await.is_empty());
 
     proxy.restore();
-    let alert = wait::until(WAIT, "the alert in Alertmanager", || async {
+    // One alert per failing check: the pods' names the reason.
+    let alert = wait::until(WAIT, "the pods' alert in Alertmanager", || async {
         alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeFailed")])
             .await
             .into_iter()
-            .next()
+            .find(|a| a["labels"]["check"] == "pending_pods")
     })
     .await;
     let labels = alert["labels"].as_object().unwrap();

@@ -319,6 +319,7 @@ async fn batched_queries_go_by_post_past_the_limit_of_a_get() {
             description: "Upgrade complete".into(),
             first_deployed: None,
             last_deployed: Some(Timestamp::now()),
+            recorded: None,
             chart: ChartRef {
                 name: "app".into(),
                 version: "1.0.0".into(),

@@ -307,10 +307,11 @@ async fn the_genesys_suite_under_the_built_in_profile() {
         },
     )
     .await;
+    let releases = d.releases().await;
     assert_eq!(
         order(&d).await,
         Vec::<serde_json::Value>::new(),
-        "in order: no warning"
+        "in order: no warning; the daemon's view: {releases:#}"
     );
     // GCA bakes (healthy, judged by a check running meanwhile) while GSP is upgraded again
     // and its Flink job never runs: failed, rolled back to 2 with GSP's `--timeout 15m`;

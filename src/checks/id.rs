@@ -16,6 +16,8 @@ pub enum CheckId {
     Rollout(String),
     /// `pending_pods`: pods not Ready, by reason.
     PendingPods,
+    /// `restarts`: container restarts of the revision's pods since the upgrade.
+    Restarts,
     /// `hooks`: the release's Helm hooks.
     Hooks,
     /// `job:<name>`: a Job of the manifest.
@@ -62,6 +64,7 @@ impl CheckId {
         match text {
             "release_status" => Self::ReleaseStatus,
             "pending_pods" => Self::PendingPods,
+            "restarts" => Self::Restarts,
             "hooks" => Self::Hooks,
             "migration" => Self::Migration,
             "migration:sql" => Self::MigrationSql,
@@ -87,6 +90,7 @@ impl fmt::Display for CheckId {
             Self::ReleaseStatus => f.write_str("release_status"),
             Self::Rollout(w) => write!(f, "rollout:{w}"),
             Self::PendingPods => f.write_str("pending_pods"),
+            Self::Restarts => f.write_str("restarts"),
             Self::Hooks => f.write_str("hooks"),
             Self::Job(n) => write!(f, "job:{n}"),
             Self::Migration => f.write_str("migration"),

@@ -7,6 +7,7 @@ pub mod hold;
 pub mod id;
 pub mod lag;
 pub mod observe;
+pub mod pods;
 pub mod presence;
 pub mod provider;
 pub mod sql;

@@ -9,8 +9,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::Selector;
-use serde::Serialize;
 
+pub use crate::config::PodProblem;
 use crate::release::summary::WorkloadKind;
 
 /// State of one workload of the release.
@@ -42,6 +42,15 @@ pub struct WorkloadObs {
     pub progress_deadline: Option<Duration>,
     /// Label selector of its pods (`matchLabels` and `matchExpressions`), converted by kube.
     pub selector: Option<Selector>,
+    /// The label (key, value) the pods of its current template carry: a Deployment's new
+    /// ReplicaSet's `pod-template-hash`, a StatefulSet's `controller-revision-hash` of its
+    /// `updateRevision`, a DaemonSet's `pod-template-generation`. `None` while unknown.
+    pub template: Option<(String, String)>,
+    /// A Deployment's `spec.paused`: its rollout waits for someone to resume it.
+    pub paused: bool,
+    /// `updateStrategy: OnDelete` (StatefulSet, DaemonSet): old pods are replaced only when
+    /// someone deletes them.
+    pub on_delete: bool,
 }
 
 impl WorkloadObs {
@@ -61,6 +70,9 @@ impl WorkloadObs {
             progress_deadline_exceeded: false,
             progress_deadline: None,
             selector: None,
+            template: None,
+            paused: false,
+            on_delete: false,
         }
     }
 
@@ -113,6 +125,52 @@ pub fn deployment(d: &Deployment) -> WorkloadObs {
                 .map_or(DEFAULT_PROGRESS_DEADLINE, Duration::from_secs),
         ),
         selector: selector(spec.map(|s| &s.selector), &name_of(&d.metadata)),
+        // Known once the new ReplicaSet is found (`new_replica_set_hash`).
+        template: None,
+        paused: spec.and_then(|s| s.paused).unwrap_or(false),
+        on_delete: false,
+    }
+}
+
+/// The annotation a Deployment and its ReplicaSets carry: the Deployment's rollout revision.
+pub const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// The label of a Deployment's pods naming their ReplicaSet's template.
+const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+
+/// The template label of Deployment `d`'s current pods: the `pod-template-hash` of the
+/// ReplicaSet it controls whose revision is the Deployment's own (as `kubectl rollout
+/// status` finds the new ReplicaSet). `None` until the controller has created it.
+pub fn new_replica_set_template(
+    d: &Deployment,
+    replica_sets: &[&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta],
+) -> Option<(String, String)> {
+    let uid = d.metadata.uid.as_deref()?;
+    let revision = d.metadata.annotations.as_ref()?.get(DEPLOYMENT_REVISION)?;
+    replica_sets
+        .iter()
+        .filter(|rs| {
+            rs.owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true) && o.uid == uid)
+        })
+        .find(|rs| {
+            rs.annotations
+                .as_ref()
+                .and_then(|a| a.get(DEPLOYMENT_REVISION))
+                == Some(revision)
+        })
+        .and_then(|rs| rs.labels.as_ref()?.get(POD_TEMPLATE_HASH).cloned())
+        .map(|hash| (POD_TEMPLATE_HASH.to_string(), hash))
+}
+
+/// Whether pod `p` is of the workload's current template; every pod is when the template
+/// is not known.
+pub fn of_current_template(p: &Pod, w: &WorkloadObs) -> bool {
+    match &w.template {
+        Some((k, v)) => p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v),
+        None => true,
     }
 }
 
@@ -138,6 +196,15 @@ pub fn stateful_set(s: &StatefulSet) -> WorkloadObs {
         progress_deadline_exceeded: false,
         progress_deadline: None,
         selector: selector(spec.map(|s| &s.selector), &name_of(&s.metadata)),
+        template: status
+            .update_revision
+            .clone()
+            .map(|r| ("controller-revision-hash".to_string(), r)),
+        paused: false,
+        on_delete: spec
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref())
+            == Some("OnDelete"),
     }
 }
 
@@ -158,58 +225,17 @@ pub fn daemon_set(d: &DaemonSet) -> WorkloadObs {
         progress_deadline_exceeded: false,
         progress_deadline: None,
         selector: selector(d.spec.as_ref().map(|s| &s.selector), &name_of(&d.metadata)),
-    }
-}
-
-/// Why a pod is not Ready, as a kubelet or the scheduler reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum PodProblem {
-    /// The scheduler found no node (`PodScheduled=False, Unschedulable`).
-    Unschedulable,
-    /// The image cannot be pulled (back-off).
-    ImagePullBackOff,
-    /// The image cannot be pulled.
-    ErrImagePull,
-    /// A referenced ConfigMap or Secret is missing or wrong.
-    CreateContainerConfigError,
-    /// The container keeps crashing.
-    CrashLoopBackOff,
-    /// The container was killed for using too much memory.
-    #[serde(rename = "OOMKilled")]
-    OomKilled,
-    /// An init container keeps failing.
-    InitContainerFailing,
-    /// Init containers are running (not failing): the pod is starting.
-    Initializing,
-    /// Running but not Ready (readiness probe), without a crash or restart loop.
-    NotReady,
-    /// Pending for another reason (for example ContainerCreating).
-    Pending,
-}
-
-impl PodProblem {
-    /// The word used in sentences and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unschedulable => "Unschedulable",
-            Self::ImagePullBackOff => "ImagePullBackOff",
-            Self::ErrImagePull => "ErrImagePull",
-            Self::CreateContainerConfigError => "CreateContainerConfigError",
-            Self::CrashLoopBackOff => "CrashLoopBackOff",
-            Self::OomKilled => "OOMKilled",
-            Self::InitContainerFailing => "InitContainerFailing",
-            Self::Initializing => "Initializing",
-            Self::NotReady => "NotReady",
-            Self::Pending => "Pending",
-        }
-    }
-
-    /// A pod that is starting normally (running, or running its init containers, with no
-    /// crash, restart loop, pull or scheduling problem): judged against the readiness
-    /// deadline, because a service may legitimately take long to become Ready. Every other
-    /// problem is a broken pod, judged against the pending timeout.
-    pub fn is_slow_start(self) -> bool {
-        matches!(self, Self::NotReady | Self::Initializing)
+        template: d
+            .metadata
+            .generation
+            .map(|g| ("pod-template-generation".to_string(), g.to_string())),
+        paused: false,
+        on_delete: d
+            .spec
+            .as_ref()
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref())
+            == Some("OnDelete"),
     }
 }
 
@@ -217,15 +243,19 @@ impl PodProblem {
 /// (the kubelet's back-off shows `CrashLoopBackOff` only between the runs).
 pub const RESTART_LOOP_MIN_RESTARTS: i32 = 3;
 
-/// State of one pod of the release.
+/// State of one pod of the release's current templates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodObs {
     /// Pod name.
     pub name: String,
-    /// Why it is not Ready; `None` when Ready (or finished).
+    /// Its workload (`Deployment/gim`); filled in by the gathering.
+    pub workload: String,
+    /// Why it is not Ready; `None` when Ready.
     pub problem: Option<PodProblem>,
     /// Since when it has not been Ready (its creation, or the last Ready=False transition).
     pub not_ready_since: Timestamp,
+    /// When it was created.
+    pub created: Timestamp,
     /// Restarts of its containers, summed.
     pub restarts: i32,
 }
@@ -254,7 +284,7 @@ fn oom_killed(c: &ContainerStatus) -> bool {
     last_termination(c).and_then(|t| t.reason.as_deref()) == Some("OOMKilled")
 }
 
-/// Classifies a pod; `None` for pods that are Ready, finished or being deleted.
+/// Classifies a pod; `None` for pods that are finished or being deleted.
 pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
     if p.metadata.deletion_timestamp.is_some() {
         return None;
@@ -271,13 +301,24 @@ pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
         .cloned()
         .unwrap_or_default();
     let ready = conditions.iter().find(|c| c.type_ == "Ready");
-    if ready.is_some_and(|c| c.status == "True") {
-        return None;
-    }
     let created = p.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
     let not_ready_since = ready
         .and_then(|c| c.last_transition_time.as_ref())
         .map_or(created, |t| t.0.max(created));
+    let restarts = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |c| c.iter().map(|c| c.restart_count).sum());
+    let obs = |problem| PodObs {
+        name: p.metadata.name.clone().unwrap_or_default(),
+        workload: String::new(),
+        problem,
+        not_ready_since,
+        created,
+        restarts,
+    };
+    if ready.is_some_and(|c| c.status == "True") {
+        return Some(obs(None));
+    }
 
     let unschedulable = conditions.iter().any(|c| {
         c.type_ == "PodScheduled"
@@ -325,15 +366,12 @@ pub fn pod(p: &Pod, now: Timestamp) -> Option<PodObs> {
         PodProblem::Initializing
     } else if phase == "Running" {
         PodProblem::NotReady
+    } else if reason_of("ContainerCreating") || reason_of("PodInitializing") {
+        PodProblem::ContainerCreating
     } else {
         PodProblem::Pending
     };
-    Some(PodObs {
-        name: p.metadata.name.clone().unwrap_or_default(),
-        problem: Some(problem),
-        not_ready_since,
-        restarts: containers.iter().map(|c| c.restart_count).sum(),
-    })
+    Some(obs(Some(problem)))
 }
 
 /// Whether `p` is controlled by the workload (a Deployment's pods belong to its

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::SelectorExt as _;
 
 fn t(s: &str) -> Timestamp {
@@ -81,18 +82,27 @@ fn pods_are_classified_like_kubectl_shows_them() {
         problem(json!({"phase": "Pending"})),
         Some(PodProblem::Pending)
     );
+    // An image pulling, a volume attaching: the kubelet says ContainerCreating.
+    assert_eq!(
+        problem(waiting("ContainerCreating")),
+        Some(PodProblem::ContainerCreating)
+    );
 }
 
 #[test]
-fn ready_finished_and_terminating_pods_are_not_problems() {
-    assert_eq!(
-        pod(
-            &pod_with(
-                json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})
-            ),
-            t(NOW)
+fn ready_pods_have_no_problem_finished_and_terminating_pods_are_not_seen() {
+    let ready = pod(
+        &pod_with(
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": true,
+                "restartCount": 2, "state": {"running": {}}}]}),
         ),
-        None
+        t(NOW),
+    )
+    .unwrap();
+    assert_eq!(
+        (ready.problem, ready.restarts, ready.created),
+        (None, 2, t("2026-11-25T11:50:00Z"))
     );
     assert_eq!(pod(&pod_with(json!({"phase": "Succeeded"})), t(NOW)), None);
     assert_eq!(
@@ -236,7 +246,10 @@ fn restart_loops_and_starting_pods_are_told_apart() {
     assert_eq!(problem(initializing), Some(PodProblem::Initializing));
     assert!(PodProblem::Initializing.is_slow_start());
     assert!(PodProblem::NotReady.is_slow_start());
-    assert!(!PodProblem::Pending.is_slow_start());
+    assert!(
+        PodProblem::Pending.is_slow_start(),
+        "waiting to be scheduled"
+    );
     assert!(!PodProblem::CrashLoopBackOff.is_slow_start());
 }
 
@@ -296,4 +309,80 @@ fn pods_belong_to_their_controller_not_to_whatever_the_selector_matches() {
         WorkloadKind::Deployment,
         "gim"
     ));
+}
+
+/// Issue 19.3: only the current template's pods are the revision's. A Deployment's is its
+/// new ReplicaSet (the one it controls carrying its own revision), a StatefulSet's its
+/// `updateRevision`, a DaemonSet's its generation.
+#[test]
+fn the_current_template_is_found_per_kind() {
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "app", "uid": "d-1",
+                     "annotations": {"deployment.kubernetes.io/revision": "3"}},
+        "spec": {"selector": {"matchLabels": {"app": "x"}}, "paused": true, "template": {}},
+    }))
+    .unwrap();
+    let rs = |name: &str, owner: &str, revision: &str, hash: &str| -> ObjectMeta {
+        serde_json::from_value(json!({
+            "name": name,
+            "labels": {"pod-template-hash": hash},
+            "annotations": {"deployment.kubernetes.io/revision": revision},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "app",
+                                 "uid": owner, "controller": true}],
+        }))
+        .unwrap()
+    };
+    let (old, new, foreign) = (
+        rs("app-aaa", "d-1", "2", "aaa"),
+        rs("app-bbb", "d-1", "3", "bbb"),
+        rs("app-ccc", "other", "3", "ccc"),
+    );
+    assert_eq!(
+        new_replica_set_template(&d, &[&old, &foreign, &new]),
+        Some(("pod-template-hash".into(), "bbb".into()))
+    );
+    assert_eq!(new_replica_set_template(&d, &[&old, &foreign]), None);
+    let mut obs = deployment(&d);
+    assert!(obs.paused);
+    obs.template = new_replica_set_template(&d, &[&new]);
+    let pod_of = |hash: &str| -> Pod {
+        serde_json::from_value(
+            json!({"metadata": {"name": "p", "labels": {"pod-template-hash": hash}}}),
+        )
+        .unwrap()
+    };
+    assert!(of_current_template(&pod_of("bbb"), &obs));
+    assert!(!of_current_template(&pod_of("aaa"), &obs));
+    obs.template = None;
+    assert!(
+        of_current_template(&pod_of("aaa"), &obs),
+        "unknown: every pod counts"
+    );
+
+    let s: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {"selector": {"matchLabels": {"app": "db"}}, "serviceName": "db", "template": {},
+                 "updateStrategy": {"type": "OnDelete"}},
+        "status": {"replicas": 3, "updateRevision": "db-7c9"},
+    }))
+    .unwrap();
+    let obs = stateful_set(&s);
+    assert_eq!(
+        (obs.template, obs.on_delete),
+        (
+            Some(("controller-revision-hash".into(), "db-7c9".into())),
+            true
+        )
+    );
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "agent", "generation": 4},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {}},
+        "status": {"currentNumberScheduled": 1, "desiredNumberScheduled": 1,
+                   "numberMisscheduled": 0, "numberReady": 1},
+    }))
+    .unwrap();
+    assert_eq!(
+        daemon_set(&ds).template,
+        Some(("pod-template-generation".into(), "4".into()))
+    );
 }

@@ -1,16 +1,21 @@
-//! Workload checks (pure): the rollout of each Deployment, StatefulSet and DaemonSet of the
-//! manifest against the readiness deadline, and the release's pods that are not Ready.
+//! Rollout checks (pure): each Deployment, StatefulSet and DaemonSet of the manifest, judged
+//! on progress rather than one sample.
 //!
-//! Readiness follows the service: a pod that is starting normally (Running, or running its
-//! init containers, without a crash, restart loop, pull or scheduling problem) is judged
-//! against `readiness_deadline`, because a service such as GIM is legitimately not Ready
-//! for a long time; `pending_timeout` is for broken pods. A Deployment's own
-//! `ProgressDeadlineExceeded` raised before the readiness deadline is reported, not failed.
+//! Until `readiness_deadline` a rollout that is not done is pending (a Deployment's own
+//! `ProgressDeadlineExceeded` then is reported, not failed). After it, a rollout still
+//! moving (updated or ready counts rising, the wanted replicas changing) is not failed, nor
+//! one waiting for replicas still within their own time (a scale-up, a replacement after an
+//! eviction: judged by `pending_pods` from their own age); it fails once it has not moved
+//! for `stall_timeout`, as seen by successive rounds. A paused rollout, or old pods left by
+//! an `OnDelete` strategy, is reported, not failed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use jiff::Timestamp;
+
 use super::observe::{PodObs, WorkloadObs};
+use super::pods::coming_up;
 use super::{Bound, CheckId, CheckResult, Outcome, Revision};
 use crate::release::summary::WorkloadKind;
 use crate::units::{between, human};
@@ -63,19 +68,104 @@ impl<'a> Progress<'a> {
     }
 }
 
-/// One result per Deployment, StatefulSet and DaemonSet of the manifest.
-pub fn rollout(r: &Revision<'_>, workloads: &[WorkloadObs]) -> Vec<CheckResult> {
+/// The numbers by which a rollout is seen to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    found: bool,
+    generation: i64,
+    observed_generation: i64,
+    desired: i32,
+    updated: i32,
+    new_ready: i32,
+    new_available: i32,
+    old: i32,
+    complete: bool,
+}
+
+impl Counts {
+    fn of(p: &Progress<'_>) -> Self {
+        let w = p.w;
+        Self {
+            found: w.found,
+            generation: w.generation,
+            observed_generation: w.observed_generation,
+            desired: w.desired,
+            updated: w.updated,
+            new_ready: p.new_ready,
+            new_available: p.new_available,
+            old: p.old,
+            complete: p.complete(),
+        }
+    }
+
+    /// Whether going from `self` to `next` is progress: something appeared, the spec or the
+    /// wanted replicas changed, or a count moved toward done.
+    fn moved_to(&self, next: &Self) -> bool {
+        self.complete
+            || next.found != self.found
+            || next.generation != self.generation
+            || next.desired != self.desired
+            || next.observed_generation > self.observed_generation
+            || next.updated > self.updated
+            || next.new_ready > self.new_ready
+            || next.new_available > self.new_available
+            || next.old < self.old
+    }
+}
+
+/// What a workload's rollout check remembers between rounds: the numbers last seen and when
+/// the rollout was last seen moving (or complete, or first seen).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutMemory {
+    last: Option<Counts>,
+    moved_at: Option<Timestamp>,
+}
+
+impl RolloutMemory {
+    /// Records this round's numbers; returns since when the rollout has not moved. The
+    /// first observation starts the clock: a stall is always seen by successive rounds.
+    fn observe(&mut self, counts: Counts, now: Timestamp) -> Timestamp {
+        let moved = self.last.is_none_or(|last| last.moved_to(&counts));
+        self.last = Some(counts);
+        if moved || self.moved_at.is_none() {
+            self.moved_at = Some(now);
+        }
+        self.moved_at.unwrap_or(now)
+    }
+}
+
+/// One result per Deployment, StatefulSet and DaemonSet of the manifest; `pods` are the
+/// current templates' pods (with their workload), `memory` what each rollout remembers.
+pub fn rollout(
+    r: &Revision<'_>,
+    workloads: &[WorkloadObs],
+    pods: &[PodObs],
+    memory: &mut BTreeMap<String, RolloutMemory>,
+) -> Vec<CheckResult> {
+    memory.retain(|id, _| workloads.iter().any(|w| &w.id() == id));
     workloads
         .iter()
         .filter(|w| w.kind != WorkloadKind::Job)
-        .map(|w| rollout_one(r, w))
+        .map(|w| {
+            let id = w.id();
+            let own: Vec<&PodObs> = pods.iter().filter(|p| p.workload == id).collect();
+            rollout_one(r, w, &own, memory.entry(id).or_default())
+        })
         .collect()
 }
 
-fn rollout_one(r: &Revision<'_>, w: &WorkloadObs) -> CheckResult {
+fn rollout_one(
+    r: &Revision<'_>,
+    w: &WorkloadObs,
+    pods: &[&PodObs],
+    memory: &mut RolloutMemory,
+) -> CheckResult {
     let deadline = r.policy.readiness_deadline;
+    let stall_timeout = r.policy.pods.stall_timeout;
     let check = CheckId::Rollout(w.id());
     let p = Progress::of(w);
+    let still_since = memory.observe(Counts::of(&p), r.now);
+    let still = between(still_since, r.now);
     let base = |outcome, summary: String| {
         CheckResult::new(check.clone(), outcome, summary)
             .value(f64::from(p.new_available))
@@ -83,173 +173,102 @@ fn rollout_one(r: &Revision<'_>, w: &WorkloadObs) -> CheckResult {
             .window(deadline)
     };
     let elapsed = human(r.elapsed());
-    if !w.found {
-        return if r.past_readiness_deadline() {
-            base(
-                Outcome::Fail,
-                format!("{} does not exist {elapsed} after the upgrade", w.id()),
-            )
-        } else {
-            base(Outcome::Pending, format!("{} not created yet", w.id()))
-        };
-    }
-    if p.complete() {
+    if w.found && p.complete() {
         return base(
             Outcome::Pass,
             format!("{} rolled out: {}", w.id(), p.words()),
         );
     }
-    let pde = if w.progress_deadline_exceeded {
-        format!(
-            "; Kubernetes reports ProgressDeadlineExceeded (progressDeadlineSeconds {})",
-            w.progress_deadline.map_or_else(|| "?".into(), human)
-        )
+    let state = if w.found {
+        p.words()
     } else {
-        String::new()
+        "it does not exist".to_string()
     };
-    if r.past_readiness_deadline() {
-        return base(
-            Outcome::Fail,
+    if !r.past_readiness_deadline() {
+        let left = human(deadline.saturating_sub(r.elapsed()));
+        let what = if w.found {
+            "rolling out"
+        } else {
+            "not created yet"
+        };
+        let pde = if w.progress_deadline_exceeded {
             format!(
-                "{} not Ready {elapsed} after the upgrade (readiness deadline {}): {}{pde}",
+                "; Kubernetes reports ProgressDeadlineExceeded (progressDeadlineSeconds {}), before the readiness deadline: reported, not failed",
+                w.progress_deadline.map_or_else(|| "?".into(), human)
+            )
+        } else {
+            String::new()
+        };
+        let words = if w.found {
+            format!(": {state}")
+        } else {
+            String::new()
+        };
+        return base(
+            Outcome::Pending,
+            format!(
+                "{} {what}{words}; {left} left before the readiness deadline{pde}",
+                w.id()
+            ),
+        );
+    }
+    if w.paused {
+        return base(
+            Outcome::Warn,
+            format!(
+                "{} is paused {elapsed} after the upgrade ({state}): its rollout waits for `kubectl rollout resume`; reported, not failed",
+                w.id()
+            ),
+        );
+    }
+    if w.on_delete && p.old > 0 {
+        return base(
+            Outcome::Warn,
+            format!(
+                "{} updates OnDelete: {} old pod(s) run until someone deletes them ({state}); reported, not failed",
+                w.id(),
+                p.old
+            ),
+        );
+    }
+    let coming: Vec<&&PodObs> = pods.iter().filter(|p| coming_up(r, p)).collect();
+    if !coming.is_empty() {
+        return base(
+            Outcome::Pending,
+            format!(
+                "{} past the readiness deadline but {} replica(s) are still within their own time (judged by pending_pods): {state}",
+                w.id(),
+                coming.len()
+            ),
+        );
+    }
+    if still < stall_timeout {
+        return base(
+            Outcome::Pending,
+            format!(
+                "{} not done {elapsed} after the upgrade (readiness deadline {}), last seen moving {} ago; fails after {} without progress: {state}",
                 w.id(),
                 human(deadline),
-                p.words()
+                human(still),
+                human(stall_timeout)
             ),
         );
     }
-    let left = human(deadline.saturating_sub(r.elapsed()));
-    let pde_note = if pde.is_empty() {
-        String::new()
+    let pde = if w.progress_deadline_exceeded {
+        "; Kubernetes reports ProgressDeadlineExceeded"
     } else {
-        format!("{pde}, before the readiness deadline: reported, not failed")
+        ""
     };
     base(
-        Outcome::Pending,
+        Outcome::Fail,
         format!(
-            "{} rolling out: {}; {left} left before the readiness deadline{pde_note}",
+            "{} not done {elapsed} after the upgrade (readiness deadline {}) and not moving for {} (stall timeout {}): {state}{pde}",
             w.id(),
-            p.words()
+            human(deadline),
+            human(still),
+            human(stall_timeout)
         ),
     )
-}
-
-/// The pods of the release that are not Ready: broken ones fail after `pending_timeout`,
-/// counted from when each stopped being Ready; slow starters after `readiness_deadline`,
-/// counted from then too but never from before the upgrade (the deadline is the upgrade's:
-/// a pod created by it may look up to a second older, its creation time being truncated).
-pub fn pending_pods(r: &Revision<'_>, pods: &[PodObs]) -> CheckResult {
-    let pending_timeout = r.policy.pending_timeout;
-    let readiness = r.policy.readiness_deadline;
-    let limit = |p: &PodObs| {
-        if p.problem.is_some_and(|k| k.is_slow_start()) {
-            readiness
-        } else {
-            pending_timeout
-        }
-    };
-    let waiting = |p: &PodObs| {
-        if p.problem.is_some_and(|k| k.is_slow_start()) {
-            between(p.not_ready_since.max(r.started), r.now)
-        } else {
-            between(p.not_ready_since, r.now)
-        }
-    };
-    let not_ready: Vec<&PodObs> = pods.iter().filter(|p| p.problem.is_some()).collect();
-    let stuck: Vec<&PodObs> = not_ready
-        .iter()
-        .copied()
-        .filter(|p| waiting(p) >= limit(p))
-        .collect();
-    // The window is the limit that applies to what is reported.
-    let window = if stuck
-        .iter()
-        .chain(&not_ready)
-        .any(|p| limit(p) == pending_timeout)
-    {
-        pending_timeout
-    } else {
-        readiness
-    };
-    let mut counts = std::collections::BTreeMap::new();
-    for p in &not_ready {
-        if let Some(problem) = p.problem {
-            *counts.entry(problem.as_str()).or_insert(0) += 1;
-        }
-    }
-    let result = |outcome, summary| {
-        CheckResult::new(CheckId::PendingPods, outcome, summary)
-            .counts(counts.clone())
-            .value(stuck.len() as f64)
-            .threshold(Bound::Max, 0.0)
-            .window(window)
-    };
-    if let Some(oldest) = stuck.iter().min_by_key(|p| p.not_ready_since) {
-        let broken = stuck.iter().any(|p| limit(p) == pending_timeout);
-        let which = if broken {
-            format!(
-                "not Ready for more than the {} pending timeout",
-                human(pending_timeout)
-            )
-        } else {
-            format!(
-                "still not Ready after the {} readiness deadline",
-                human(readiness)
-            )
-        };
-        return result(
-            Outcome::Fail,
-            format!(
-                "{} pod(s) {which}: {} (oldest {}, {})",
-                stuck.len(),
-                by_reason(&stuck),
-                oldest.name,
-                human(waiting(oldest))
-            ),
-        );
-    }
-    if not_ready.is_empty() {
-        return result(Outcome::Pass, "every pod is Ready".to_string());
-    }
-    let (slow, broken): (Vec<&PodObs>, Vec<&PodObs>) = not_ready
-        .iter()
-        .partition(|p| p.problem.is_some_and(|k| k.is_slow_start()));
-    let mut parts = Vec::new();
-    if !broken.is_empty() {
-        parts.push(format!(
-            "{} broken ({}), within the {} pending timeout",
-            broken.len(),
-            by_reason(&broken),
-            human(pending_timeout)
-        ));
-    }
-    if !slow.is_empty() {
-        parts.push(format!(
-            "{} starting ({}), within the {} readiness deadline",
-            slow.len(),
-            by_reason(&slow),
-            human(readiness)
-        ));
-    }
-    result(
-        Outcome::Pending,
-        format!("pod(s) not Ready yet: {}", parts.join("; ")),
-    )
-}
-
-/// `CrashLoopBackOff 2, Unschedulable 1`.
-fn by_reason(pods: &[&PodObs]) -> String {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for p in pods {
-        if let Some(problem) = p.problem {
-            *counts.entry(problem.as_str()).or_default() += 1;
-        }
-    }
-    counts
-        .iter()
-        .map(|(reason, n)| format!("{reason} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A Deployment whose `progressDeadlineSeconds` is shorter than the readiness deadline:

@@ -5,6 +5,45 @@ use crate::checks::observe::PodProblem;
 use crate::release::ReleaseStatus;
 use crate::test_support::*;
 
+/// Judges `w` once at minute `now` with a fresh memory.
+fn once(
+    s: &crate::release::summary::ReleaseSummary,
+    p: &crate::config::ReleasePolicy,
+    now: i64,
+    w: &WorkloadObs,
+) -> CheckResult {
+    let mut memory = BTreeMap::new();
+    rollout(
+        &rev(s, p, now, ReleaseStatus::Deployed),
+        std::slice::from_ref(w),
+        &[],
+        &mut memory,
+    )
+    .remove(0)
+}
+
+/// Judges `w` at each minute of `rounds` (its state at that round) with one memory; returns
+/// the results.
+fn rounds(
+    p: &crate::config::ReleasePolicy,
+    rounds: &[(i64, WorkloadObs, Vec<PodObs>)],
+) -> Vec<CheckResult> {
+    let s = summary(&[], &[]);
+    let mut memory = BTreeMap::new();
+    rounds
+        .iter()
+        .map(|(now, w, pods)| {
+            rollout(
+                &rev(&s, p, *now, ReleaseStatus::Deployed),
+                std::slice::from_ref(w),
+                pods,
+                &mut memory,
+            )
+            .remove(0)
+        })
+        .collect()
+}
+
 fn deploy(ready: i32, desired: i32) -> WorkloadObs {
     WorkloadObs {
         generation: 2,
@@ -35,8 +74,8 @@ fn rollout_against_the_readiness_deadline() {
         (
             deploy(1, 2),
             10,
-            Outcome::Fail,
-            "not Ready 10m after the upgrade (readiness deadline 10m): 2/2 updated, 1/2 new ready",
+            Outcome::Pending,
+            "not done 10m after the upgrade (readiness deadline 10m), last seen moving 0s ago; fails after 5m without progress: 2/2 updated, 1/2 new ready",
         ),
         (
             WorkloadObs {
@@ -56,12 +95,12 @@ fn rollout_against_the_readiness_deadline() {
         (
             WorkloadObs::missing(WorkloadKind::StatefulSet, "db"),
             11,
-            Outcome::Fail,
-            "does not exist",
+            Outcome::Pending,
+            "it does not exist",
         ),
     ];
     for (w, now, outcome, words) in cases {
-        let r = &rollout(&rev(&s, &p, now, ReleaseStatus::Deployed), &[w])[0];
+        let r = once(&s, &p, now, &w);
         assert_eq!(r.outcome, outcome, "{}", r.summary);
         assert!(r.summary.contains(words), "{}", r.summary);
         assert_eq!(r.window, Some(10 * MIN));
@@ -78,11 +117,11 @@ fn the_rollout_line_counts_new_replicas_not_old_ones() {
         total: 2,
         ..deploy(1, 1)
     };
-    let r = &rollout(
-        &rev(&s, &p, 11, ReleaseStatus::Deployed),
-        std::slice::from_ref(&stuck),
-    )[0];
-    assert_eq!(r.outcome, Outcome::Fail);
+    let r = &rounds(
+        &p,
+        &[(11, stuck.clone(), vec![]), (16, stuck.clone(), vec![])],
+    )[1];
+    assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
     assert!(
         r.summary.contains(
             "1/1 updated, 0/1 new ready, 0/1 new available, 1 old replica(s) still running"
@@ -90,9 +129,9 @@ fn the_rollout_line_counts_new_replicas_not_old_ones() {
         "{}",
         r.summary
     );
-    let r = &rollout(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[stuck])[0];
+    let r = once(&s, &p, 1, &stuck);
     assert_eq!((r.outcome, r.value), (Outcome::Pending, Some(0.0)));
-    let done = &rollout(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[deploy(2, 2)])[0];
+    let done = once(&s, &p, 1, &deploy(2, 2));
     assert_eq!((done.outcome, done.value), (Outcome::Pass, Some(2.0)));
 }
 
@@ -107,21 +146,18 @@ fn progress_deadline_exceeded_before_the_readiness_deadline_is_reported_not_fail
         progress_deadline_exceeded: true,
         ..deploy(0, 1)
     };
-    let r = &rollout(
-        &rev(&s, &p, 11, ReleaseStatus::Deployed),
-        std::slice::from_ref(&slow),
-    )[0];
+    let r = once(&s, &p, 11, &slow);
     assert_eq!(r.outcome, Outcome::Pending, "{}", r.summary);
     assert!(
         r.summary.contains("ProgressDeadlineExceeded (progressDeadlineSeconds 10m), before the readiness deadline: reported, not failed"),
         "{}",
         r.summary
     );
-    let r = &rollout(
-        &rev(&s, &p, 45, ReleaseStatus::Deployed),
-        std::slice::from_ref(&slow),
-    )[0];
-    assert_eq!(r.outcome, Outcome::Fail);
+    let r = &rounds(
+        &p,
+        &[(44, slow.clone(), vec![]), (50, slow.clone(), vec![])],
+    )[1];
+    assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
     assert!(
         r.summary.contains("ProgressDeadlineExceeded"),
         "{}",
@@ -137,101 +173,141 @@ fn progress_deadline_exceeded_before_the_readiness_deadline_is_reported_not_fail
     assert_eq!(progress_deadline_note(&slow, 5 * MIN), None);
 }
 
-/// Issue 7.1: a pod that is Running and not Ready with no crash is judged against the
-/// readiness deadline, not the pending timeout.
+/// Issue 19.1: past the readiness deadline one sample never fails a rollout. A scale-up, an
+/// eviction or a readiness blip at minute 50 is judged on progress and on the new
+/// replicas' own age; only a rollout that stopped moving for the stall timeout fails.
 #[test]
-fn slow_starters_get_the_readiness_deadline_broken_pods_the_pending_timeout() {
-    let mut p = policy();
-    p.readiness_deadline = 45 * MIN;
-    p.pending_timeout = 5 * MIN;
-    let s = summary(&[], &[]);
-    let at_min = |m| rev(&s, &p, m, ReleaseStatus::Deployed);
-    for slow in [PodProblem::NotReady, PodProblem::Initializing] {
-        let pods = [pod("gim-0", slow, 0)];
-        let r = pending_pods(&at_min(30), &pods);
-        assert_eq!(r.outcome, Outcome::Pending, "{slow:?}: {}", r.summary);
-        assert!(
-            r.summary.contains("within the 45m readiness deadline"),
-            "{}",
-            r.summary
-        );
-        assert_eq!(r.window, Some(45 * MIN));
-        let r = pending_pods(&at_min(45), &pods);
-        assert_eq!(r.outcome, Outcome::Fail, "{slow:?}");
-        assert!(
-            r.summary
-                .contains("still not Ready after the 45m readiness deadline"),
-            "{}",
-            r.summary
-        );
-    }
-    for broken in [
-        PodProblem::Unschedulable,
-        PodProblem::ImagePullBackOff,
-        PodProblem::ErrImagePull,
-        PodProblem::CreateContainerConfigError,
-        PodProblem::CrashLoopBackOff,
-        PodProblem::OomKilled,
-        PodProblem::InitContainerFailing,
-        PodProblem::Pending,
-    ] {
-        let r = pending_pods(&at_min(5), &[pod("gim-0", broken, 0)]);
-        assert_eq!(r.outcome, Outcome::Fail, "{broken:?}");
-        assert!(r.summary.contains("pending timeout"), "{}", r.summary);
-        assert_eq!(r.window, Some(5 * MIN));
-    }
-}
-
-#[test]
-fn pending_pods_are_counted_by_reason_after_the_timeout() {
+fn past_the_deadline_a_rollout_fails_only_when_it_stopped_moving() {
     let p = policy();
-    let s = summary(&[], &[]);
-    let pods = [
-        pod("a", PodProblem::ImagePullBackOff, 0),
-        pod("b", PodProblem::ImagePullBackOff, 1),
-        pod("c", PodProblem::Unschedulable, 0),
-        pod("d", PodProblem::CrashLoopBackOff, 4),
-        pod("e", PodProblem::NotReady, 0),
-    ];
-    let r = pending_pods(&rev(&s, &p, 6, ReleaseStatus::Deployed), &pods);
-    assert_eq!(r.outcome, Outcome::Fail);
-    assert_eq!(r.value, Some(3.0));
-    assert_eq!(r.window, Some(5 * MIN));
-    assert!(
-        r.summary.contains("ImagePullBackOff 2, Unschedulable 1"),
-        "{}",
-        r.summary
+    let young = |since| vec![pod("app-new", PodProblem::ContainerCreating, since)];
+    // Complete until minute 50, then an HPA adds a replica that takes its time.
+    let results = rounds(
+        &p,
+        &[
+            (12, deploy(2, 2), vec![]),
+            (50, deploy(2, 3), young(50)),
+            (58, deploy(2, 3), young(50)),
+            (59, deploy(3, 3), vec![]),
+        ],
     );
-    assert!(r.summary.contains("oldest a, 6m"), "{}", r.summary);
-    assert_eq!(r.on_fail, crate::checks::FailClass::Rollback);
-
-    let r = pending_pods(&rev(&s, &p, 3, ReleaseStatus::Deployed), &pods);
-    assert_eq!(r.outcome, Outcome::Pending);
-    assert!(
-        r.summary.contains("4 broken (CrashLoopBackOff 1, ImagePullBackOff 2, Unschedulable 1), within the 5m pending timeout; 1 starting (NotReady 1)"),
-        "{}",
-        r.summary
-    );
+    let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
     assert_eq!(
-        pending_pods(&rev(&s, &p, 3, ReleaseStatus::Deployed), &[]).outcome,
-        Outcome::Pass
+        outcomes,
+        [
+            Outcome::Pass,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pass
+        ],
+        "{results:#?}"
+    );
+    assert!(
+        results[2]
+            .summary
+            .contains("1 replica(s) are still within their own time"),
+        "{}",
+        results[2].summary
+    );
+    // An eviction: the replacement is not even created yet; the stall clock starts at the
+    // first round that sees the rollout incomplete, and fails only after the stall timeout.
+    let results = rounds(
+        &p,
+        &[
+            (20, deploy(2, 2), vec![]),
+            (21, deploy(1, 2), vec![]),
+            (25, deploy(1, 2), vec![]),
+            (26, deploy(1, 2), vec![]),
+        ],
+    );
+    let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Pass,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Fail
+        ],
+        "{results:#?}"
+    );
+    assert!(
+        results[3]
+            .summary
+            .contains("not moving for 5m (stall timeout 5m)"),
+        "{}",
+        results[3].summary
+    );
+    // A first round after a restart of upgrade-guard that sees a stalled rollout does not
+    // decide: it starts the clock.
+    let r = once(&summary(&[], &[]), &p, 40, &deploy(1, 2));
+    assert_eq!(r.outcome, Outcome::Pending, "{}", r.summary);
+}
+
+/// Issue 19.8: a long ordered rollout (six replicas, three minutes each) moves past an
+/// absolute deadline and is not failed; it fails once nothing moved for the stall timeout.
+#[test]
+fn a_long_ordered_rollout_is_judged_on_progress_not_wall_time() {
+    let p = policy();
+    let sts = |updated: i32, ready: i32| WorkloadObs {
+        kind: WorkloadKind::StatefulSet,
+        updated,
+        ready,
+        available: ready,
+        total: 6,
+        ..deploy(0, 6)
+    };
+    let mut plan = Vec::new();
+    for i in 0..=6 {
+        // Minute 3i: i replicas updated and ready.
+        plan.push((3 * i64::from(i), sts(i, 6), vec![]));
+    }
+    let results = rounds(&p, &plan);
+    assert!(
+        results.iter().all(|r| r.outcome != Outcome::Fail),
+        "{results:#?}"
+    );
+    assert_eq!(results.last().unwrap().outcome, Outcome::Pass);
+    // Stuck at 4 of 6 from minute 12 on: failed at 17, not before.
+    let stuck: Vec<_> = [9, 12, 14, 16, 17]
+        .iter()
+        .map(|m| (*m, sts(if *m == 9 { 3 } else { 4 }, 5), vec![]))
+        .collect();
+    let outcomes: Vec<Outcome> = rounds(&p, &stuck).iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Fail
+        ]
     );
 }
 
+/// Issue 19.8: a paused Deployment and the old pods of an `OnDelete` StatefulSet are
+/// reported, not failed.
 #[test]
-fn the_readiness_deadline_of_a_starting_pod_counts_from_the_upgrade_at_the_earliest() {
-    let s = summary(&[], &[]);
+fn a_paused_or_on_delete_rollout_is_reported_not_failed() {
     let p = policy();
-    // Not Ready since a minute before the upgrade (its creation time rounded down, or an
-    // old problem): the readiness deadline (10m) is the upgrade's.
-    let starting = [pod("app-1", PodProblem::NotReady, -1)];
-    let r = pending_pods(&rev(&s, &p, 9, ReleaseStatus::Deployed), &starting);
-    assert_eq!(r.outcome, Outcome::Pending, "{}", r.summary);
-    let r = pending_pods(&rev(&s, &p, 10, ReleaseStatus::Deployed), &starting);
-    assert_eq!(r.outcome, Outcome::Fail);
-    assert!(r.summary.contains("(oldest app-1, 10m)"), "{}", r.summary);
-    // A broken pod keeps its own clock.
-    let broken = [pod("app-1", PodProblem::CrashLoopBackOff, -1)];
-    let r = pending_pods(&rev(&s, &p, 4, ReleaseStatus::Deployed), &broken);
-    assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
+    let paused = WorkloadObs {
+        paused: true,
+        updated: 0,
+        ..deploy(2, 2)
+    };
+    let on_delete = WorkloadObs {
+        kind: WorkloadKind::StatefulSet,
+        on_delete: true,
+        updated: 1,
+        total: 3,
+        ..deploy(3, 3)
+    };
+    for (w, words) in [
+        (paused, "is paused"),
+        (on_delete, "updates OnDelete: 2 old pod(s)"),
+    ] {
+        let results = rounds(&p, &[(11, w.clone(), vec![]), (30, w.clone(), vec![])]);
+        assert_eq!(results[1].outcome, Outcome::Warn, "{}", results[1].summary);
+        assert!(results[1].summary.contains(words), "{}", results[1].summary);
+    }
 }

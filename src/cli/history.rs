@@ -95,6 +95,7 @@ mod tests {
             description: "Install complete".into(),
             first_deployed: None,
             last_deployed: Some("2026-11-25T10:00:00Z".parse().unwrap()),
+            recorded: None,
             chart: ChartRef {
                 name: "gim".into(),
                 version: "100.0.116+2900".into(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::policy::{AutoPolicy, ExportViewsPolicy, Mode, ReleasePolicy};
+use super::policy::{AutoPolicy, ExportViewsPolicy, Mode, PodPolicy, ReleasePolicy};
 
 /// Server-side watch timeout: each watch is resumed (not relisted) after it.
 pub const WATCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,6 +21,12 @@ pub const STUCK_PENDING_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Points a lag window must hold by default before its slope is trusted.
 pub const LAG_MIN_SAMPLES: u32 = 5;
 
+/// Past the readiness deadline, a rollout that moved nothing for this long fails.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Restarts of a revision's containers during its bake tolerated by default.
+pub const MAX_RESTARTS: u32 = 3;
+
 /// Namespace of upgrade-guard's own records unless the file says otherwise.
 pub const STATE_NAMESPACE: &str = "upgrade-guard";
 
@@ -36,6 +42,12 @@ pub fn release_policy() -> ReleasePolicy {
         bake_window: Duration::from_secs(15 * 60),
         readiness_deadline: Duration::from_secs(10 * 60),
         pending_timeout: Duration::from_secs(5 * 60),
+        pods: PodPolicy {
+            timeouts: Default::default(),
+            stall_timeout: STALL_TIMEOUT,
+            max_restarts: MAX_RESTARTS,
+            hold: Duration::from_secs(60),
+        },
         rollback_timeout: Duration::from_secs(5 * 60),
         metrics_grace: Duration::from_secs(2 * 60),
         hooks: true,

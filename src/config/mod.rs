@@ -33,7 +33,8 @@ pub use database::{DatabaseConfig, PasswordSource, TlsMode};
 pub use error::{ConfigError, FieldError};
 pub use policy::{
     AutoPolicy, ExportViewsPolicy, FailAction, LagPolicy, MigrationPolicy, Mode, OnNoData,
-    PresencePolicy, ReleasePolicy, Source, SqlSource, ThresholdPolicy, render_query,
+    PodPolicy, PodProblem, PresencePolicy, ReleasePolicy, Source, SqlSource, ThresholdPolicy,
+    render_query,
 };
 pub use settings::{
     ActionsConfig, EmailConfig, LeaderElectionConfig, MIN_PAYLOAD_BYTES, NotificationsConfig,

@@ -236,21 +236,21 @@ fn windows_and_holds_that_let_one_sample_decide_are_refused() {
 #[test]
 fn warnings_say_which_setting_defeats_which() {
     let c = parse(
-        "defaults:\n  readiness_deadline: 5m\n  pending_timeout: 5m\n\
-         releases:\n  - name: gim\n    readiness_deadline: 45m\n    bake_window: 10m\n    lag: {query: x, window: 15m, max_slope: 1}\n",
+        "defaults:\n  readiness_deadline: 5m\n  stall_timeout: 11m\n\
+         releases:\n  - name: gim\n    bake_window: 20m\n    lag: {query: x, window: 25m, max_slope: 1}\n",
     )
     .unwrap();
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
     assert!(
         c.warnings[0].starts_with(
-            "defaults: pending_timeout (5m) is not shorter than readiness_deadline (5m)"
+            "defaults: readiness_deadline (5m) plus stall_timeout (11m) is longer than bake_window (15m)"
         ),
         "{:?}",
         c.warnings
     );
     assert!(
         c.warnings[1]
-            .starts_with("releases[0] (gim): lag.window (15m) is longer than bake_window (10m)"),
+            .starts_with("releases[0] (gim): lag.window (25m) is longer than bake_window (20m)"),
         "{:?}",
         c.warnings
     );

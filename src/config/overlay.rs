@@ -17,6 +17,8 @@ pub(super) struct DefaultHold {
     pub promql: Duration,
     /// For SQL checks.
     pub sql: Duration,
+    /// For Kubernetes findings (pods, restarts).
+    pub kube: Duration,
 }
 
 impl DefaultHold {
@@ -25,6 +27,7 @@ impl DefaultHold {
         Self {
             promql: (evaluation_interval * 2).max(scrape_interval),
             sql: evaluation_interval * 2,
+            kube: evaluation_interval * 2,
         }
     }
 }
@@ -83,6 +86,14 @@ pub(super) fn overlay(
     set(&mut base.bake_window, &raw.bake_window);
     set(&mut base.readiness_deadline, &raw.readiness_deadline);
     set(&mut base.pending_timeout, &raw.pending_timeout);
+    set(&mut base.pods.stall_timeout, &raw.stall_timeout);
+    base.pods.hold = default_hold.kube;
+    if let Some(t) = &raw.pod_timeouts {
+        base.pods.timeouts.extend(t.iter().map(|(k, v)| (*k, v.0)));
+    }
+    if let Some(v) = raw.max_restarts {
+        base.pods.max_restarts = v;
+    }
     set(&mut base.rollback_timeout, &raw.rollback_timeout);
     set(&mut base.metrics_grace, &raw.metrics_grace);
     if let Some(v) = raw.hooks {

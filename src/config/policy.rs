@@ -168,6 +168,100 @@ pub struct AutoPolicy {
     pub restart_migration_pod: bool,
 }
 
+/// Why a pod is not Ready, as a kubelet or the scheduler reports it. Its own timeout
+/// (`pod_timeouts`) says how long a pod may stay so before it fails the revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PodProblem {
+    /// The scheduler found no node (`PodScheduled=False, Unschedulable`): waiting for a
+    /// node, which a cluster autoscaler may be adding.
+    Unschedulable,
+    /// Scheduled, its containers being created: an image pulling, a volume attaching.
+    ContainerCreating,
+    /// The image cannot be pulled (back-off).
+    ImagePullBackOff,
+    /// The image cannot be pulled.
+    ErrImagePull,
+    /// A referenced ConfigMap or Secret is missing or wrong.
+    CreateContainerConfigError,
+    /// The container keeps crashing.
+    CrashLoopBackOff,
+    /// The container was killed for using too much memory.
+    #[serde(rename = "OOMKilled")]
+    OomKilled,
+    /// An init container keeps failing.
+    InitContainerFailing,
+    /// Init containers are running (not failing): the pod is starting.
+    Initializing,
+    /// Running but not Ready (readiness probe), without a crash or restart loop.
+    NotReady,
+    /// Pending for no reason the kubelet or scheduler gives (not scheduled yet).
+    Pending,
+}
+
+impl PodProblem {
+    /// Every reason, slow starts first.
+    pub const ALL: [PodProblem; 11] = [
+        Self::Pending,
+        Self::Unschedulable,
+        Self::ContainerCreating,
+        Self::Initializing,
+        Self::NotReady,
+        Self::ImagePullBackOff,
+        Self::ErrImagePull,
+        Self::CreateContainerConfigError,
+        Self::CrashLoopBackOff,
+        Self::OomKilled,
+        Self::InitContainerFailing,
+    ];
+
+    /// The word used in the configuration, sentences and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unschedulable => "Unschedulable",
+            Self::ContainerCreating => "ContainerCreating",
+            Self::ImagePullBackOff => "ImagePullBackOff",
+            Self::ErrImagePull => "ErrImagePull",
+            Self::CreateContainerConfigError => "CreateContainerConfigError",
+            Self::CrashLoopBackOff => "CrashLoopBackOff",
+            Self::OomKilled => "OOMKilled",
+            Self::InitContainerFailing => "InitContainerFailing",
+            Self::Initializing => "Initializing",
+            Self::NotReady => "NotReady",
+            Self::Pending => "Pending",
+        }
+    }
+
+    /// A pod that is starting, however slowly: waiting for a node, an image, a volume, its
+    /// init containers or its readiness probe, with no crash, restart loop or error. By
+    /// default judged against the readiness deadline, because a service may legitimately
+    /// take long to become Ready. Every other reason is a broken pod, by default judged
+    /// against the pending timeout.
+    pub fn is_slow_start(self) -> bool {
+        matches!(
+            self,
+            Self::Pending
+                | Self::Unschedulable
+                | Self::ContainerCreating
+                | Self::Initializing
+                | Self::NotReady
+        )
+    }
+}
+
+/// How the release's workloads and pods are judged, beyond the two deadlines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodPolicy {
+    /// Per reason, how long a pod may stay not Ready for it; a reason not listed takes the
+    /// readiness deadline (slow start) or the pending timeout (broken).
+    pub timeouts: std::collections::BTreeMap<PodProblem, Duration>,
+    /// Past the readiness deadline, a rollout that has not moved for this long fails.
+    pub stall_timeout: Duration,
+    /// Restarts of the new revision's containers during the bake tolerated; one more fails.
+    pub max_restarts: u32,
+    /// How long a Kubernetes finding must hold, seen by successive rounds, before it counts.
+    pub hold: Duration,
+}
+
 /// Everything that decides how one release is judged.
 #[derive(Debug, Clone)]
 pub struct ReleasePolicy {
@@ -179,8 +273,10 @@ pub struct ReleasePolicy {
     pub bake_window: Duration,
     /// Workloads must be Ready this long after the upgrade.
     pub readiness_deadline: Duration,
-    /// A pod not Ready this long fails the revision.
+    /// A broken pod not Ready this long fails the revision.
     pub pending_timeout: Duration,
+    /// Per-reason timeouts, the stall timeout, restarts, the Kubernetes `for:`.
+    pub pods: PodPolicy,
     /// `--timeout` of the recommended `helm rollback`.
     pub rollback_timeout: Duration,
     /// Minimum wait before a metric counts as absent.
@@ -204,6 +300,15 @@ pub struct ReleasePolicy {
 }
 
 impl ReleasePolicy {
+    /// How long a pod may stay not Ready for `problem` before it fails the revision.
+    pub fn pod_timeout(&self, problem: PodProblem) -> Duration {
+        match self.pods.timeouts.get(&problem) {
+            Some(t) => *t,
+            None if problem.is_slow_start() => self.readiness_deadline,
+            None => self.pending_timeout,
+        }
+    }
+
     /// The SQL queries of the policy's checks (migration, dependencies, custom).
     pub fn sql_sources(&self) -> impl Iterator<Item = &SqlSource> {
         self.migration

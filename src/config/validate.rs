@@ -112,6 +112,10 @@ pub(super) fn check_policy(
     }
     positive(&format!("{path}.bake_window"), p.bake_window)?;
     positive(&format!("{path}.pending_timeout"), p.pending_timeout)?;
+    positive(&format!("{path}.stall_timeout"), p.pods.stall_timeout)?;
+    for (reason, t) in &p.pods.timeouts {
+        positive(&format!("{path}.pod_timeouts.{}", reason.as_str()), *t)?;
+    }
     positive(&format!("{path}.rollback_timeout"), p.rollback_timeout)?;
     if let Some(lag) = &p.lag {
         positive(&format!("{path}.lag.window"), lag.window)?;
@@ -165,11 +169,12 @@ pub(super) fn check_policy(
 /// Valid settings that defeat their purpose, in words (without the field path).
 pub(super) fn warnings(p: &ReleasePolicy) -> Vec<String> {
     let mut out = Vec::new();
-    if p.pending_timeout >= p.readiness_deadline {
+    if p.readiness_deadline + p.pods.stall_timeout > p.bake_window {
         out.push(format!(
-            "pending_timeout ({}) is not shorter than readiness_deadline ({}): a broken pod (crash loop, image pull, unschedulable) is only reported when the readiness deadline fails the rollout, so pending_timeout never decides",
-            human(p.pending_timeout),
-            human(p.readiness_deadline)
+            "readiness_deadline ({}) plus stall_timeout ({}) is longer than bake_window ({}): a rollout that stops moving is failed only after the bake window, so the verdict stays progressing until then",
+            human(p.readiness_deadline),
+            human(p.pods.stall_timeout),
+            human(p.bake_window)
         ));
     }
     if let Some(lag) = &p.lag

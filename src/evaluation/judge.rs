@@ -17,7 +17,9 @@ use crate::checks::provider::{ProviderError, replay};
 use crate::checks::sql;
 use crate::checks::threshold::{threshold, while_starting};
 use crate::checks::workload::progress_deadline_note;
-use crate::checks::{CheckId, CheckResult, FailClass, Outcome, Revision, Samples, helm, workload};
+use crate::checks::{
+    CheckId, CheckResult, FailClass, Outcome, Revision, Samples, helm, pods, workload,
+};
 use crate::config::FailAction;
 use crate::gather::kube::KubeObservations;
 use crate::gather::postgres::SqlError;
@@ -56,7 +58,7 @@ pub(super) fn judge(
         policy: &policy,
         stuck_pending_after: env.settings.stuck_pending_after,
     };
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = summary.clock_skew().into_iter().map(clock_note).collect();
     let mut results = vec![helm::release_status(&rev)];
     let kube_results = match kube {
         Ok(obs) => {
@@ -65,15 +67,27 @@ pub(super) fn judge(
                     .iter()
                     .filter_map(|w| progress_deadline_note(w, policy.readiness_deadline)),
             );
-            let mut r = workload::rollout(&rev, &obs.workloads);
-            r.push(workload::pending_pods(&rev, &obs.pods));
+            let k = &mut e.kube;
+            let mut r = workload::rollout(&rev, &obs.workloads, &obs.pods, &mut k.rollouts);
+            r.push(pods::pending_pods(&rev, &obs.pods));
+            r.push(pods::restarts(&rev, &obs.pods, &mut k.restart_baseline));
+            // A failing rollout, a pod past its timeout or too many restarts must be seen by
+            // successive rounds for the `for:` before it counts: one sample never decides.
+            k.holds
+                .retain(|check, _| r.iter().any(|x| &x.check == check));
+            let hold = policy.pods.hold;
+            let mut r: Vec<CheckResult> = r
+                .into_iter()
+                .map(|x| {
+                    let state = k.holds.entry(x.check.clone()).or_default();
+                    state.apply(x, hold, env.now)
+                })
+                .collect();
             r.extend(helm::migration(&rev, &obs.jobs, &restart));
             r.extend(helm::hooks(&rev));
             r.extend(helm::manifest_jobs(&rev, &obs.jobs));
-            e.kube = KubeState {
-                errors_in_a_row: 0,
-                last_good: Some(r.clone()),
-            };
+            k.errors_in_a_row = 0;
+            k.last_good = Some(r.clone());
             r
         }
         Err(err) => kube_failure(&mut e.kube, &err, env.settings.errors_before_inconclusive),
@@ -114,6 +128,19 @@ pub(super) fn judge(
         bake_ends: e.bake_ends,
         evaluated_at: env.now,
     }
+}
+
+/// The difference between helm's clock and the API server's, in words.
+fn clock_note(skew: jiff::SignedDuration) -> String {
+    let way = if skew.is_negative() {
+        "behind"
+    } else {
+        "ahead of"
+    };
+    format!(
+        "the clock of the machine that ran helm was {} {way} the API server's: the upgrade is timed by the API server (its record's creation)",
+        crate::units::human(skew.unsigned_abs())
+    )
 }
 
 /// The Kubernetes checks while the API server fails: the last results replayed (never as a

@@ -114,7 +114,7 @@ impl Evaluator {
         ) {
             return self.end(&start.release);
         }
-        let started = start.summary.last_deployed.unwrap_or(start.status_since);
+        let started = start.summary.started_at().unwrap_or(start.status_since);
         let evaluation = Evaluation {
             bake_ends: crate::units::plus(started, policy.bake_window),
             started,

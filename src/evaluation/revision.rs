@@ -10,8 +10,10 @@ use jiff::Timestamp;
 
 use crate::checks::hold::Hold;
 use crate::checks::lag::LagBaseline;
+use crate::checks::pods::RestartBaseline;
 use crate::checks::presence::PresenceBaseline;
 use crate::checks::provider::{ProviderError, ProviderState};
+use crate::checks::workload::RolloutMemory;
 use crate::checks::{CheckId, CheckResult};
 use crate::config::{ReleasePolicy, render_query};
 use crate::release::labels::Storage;
@@ -54,11 +56,18 @@ pub(super) struct CheckState {
     pub hold: Hold,
 }
 
-/// Kubernetes API failures in a row and the last results judged from real answers.
+/// Kubernetes API failures in a row, the last results judged from real answers, and what
+/// the Kubernetes checks remember between rounds.
 #[derive(Debug, Clone, Default)]
 pub(super) struct KubeState {
     pub errors_in_a_row: u32,
     pub last_good: Option<Vec<CheckResult>>,
+    /// Per workload (`Deployment/gim`), when its rollout was last seen moving.
+    pub rollouts: BTreeMap<String, RolloutMemory>,
+    /// Restarts that pods predating the upgrade already had.
+    pub restart_baseline: RestartBaseline,
+    /// `for:` of the rollout, pods and restarts findings, per check.
+    pub holds: BTreeMap<CheckId, Hold>,
 }
 
 /// One revision under evaluation: what started it, its policy, its bake window, and what

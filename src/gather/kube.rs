@@ -1,5 +1,6 @@
-//! Gathering from Kubernetes (I/O): the workloads of the revision's manifest, their pods
-//! (by each workload's selector, `matchExpressions` included, then by controller), and the
+//! Gathering from Kubernetes (I/O): the workloads of the revision's manifest, the pods of
+//! their current templates (by each workload's selector, `matchExpressions` included, then
+//! by controller and template: a Deployment's new ReplicaSet, found among its ReplicaSets), and the
 //! Jobs of the release namespace (the checks keep those of the release). Returns plain
 //! observations for the checks. The daemon reads them from its reflector stores (no
 //! request per round); `check` asks the API.
@@ -8,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
@@ -53,7 +54,7 @@ impl Source {
 pub struct KubeObservations {
     /// One per Deployment/StatefulSet/DaemonSet of the manifest.
     pub workloads: Vec<WorkloadObs>,
-    /// Pods of those workloads that are not Ready.
+    /// Pods of those workloads' current templates, Ready or not.
     pub pods: Vec<PodObs>,
     /// Jobs of the release namespace (scoped to the release by the checks).
     pub jobs: Vec<JobObs>,
@@ -68,7 +69,8 @@ async fn workload(
     if let Some(stores) = source.stores() {
         let found = match kind {
             WorkloadKind::Deployment => match stores.deployment(ns, name) {
-                Lookup::Covered(d) => Some(d.map(|d| observe::deployment(&d))),
+                Lookup::Covered(Some(d)) => Some(Some(deployment(source, ns, &d).await?)),
+                Lookup::Covered(None) => Some(None),
                 Lookup::NotWatched => None,
             },
             WorkloadKind::StatefulSet => match stores.stateful_set(ns, name) {
@@ -87,10 +89,15 @@ async fn workload(
     }
     let client = source.client();
     Ok(match kind {
-        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns)
-            .get_opt(name)
-            .await?
-            .map(|d| observe::deployment(&d)),
+        WorkloadKind::Deployment => {
+            match Api::<Deployment>::namespaced(client.clone(), ns)
+                .get_opt(name)
+                .await?
+            {
+                Some(d) => Some(deployment(source, ns, &d).await?),
+                None => None,
+            }
+        }
         WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns)
             .get_opt(name)
             .await?
@@ -103,7 +110,32 @@ async fn workload(
     })
 }
 
-/// Reads the revision's workloads, their not-Ready pods and, when `jobs` is set (a migration
+/// A Deployment with the template label of its new ReplicaSet's pods.
+async fn deployment(source: &Source, ns: &str, d: &Deployment) -> Result<WorkloadObs, kube::Error> {
+    let mut obs = observe::deployment(d);
+    let Some(selector) = &obs.selector else {
+        return Ok(obs);
+    };
+    let stored = source.stores().map(|s| s.replica_sets(ns, selector));
+    let replica_sets: Vec<ReplicaSet> = match stored {
+        Some(Lookup::Covered(rs)) => rs.iter().map(|r| (**r).clone()).collect(),
+        _ => Api::<ReplicaSet>::namespaced(source.client().clone(), ns)
+            .list_metadata(&ListParams::default().labels_from(selector))
+            .await?
+            .items
+            .into_iter()
+            .map(|m| ReplicaSet {
+                metadata: m.metadata,
+                ..ReplicaSet::default()
+            })
+            .collect(),
+    };
+    let metas: Vec<_> = replica_sets.iter().map(|r| &r.metadata).collect();
+    obs.template = observe::new_replica_set_template(d, &metas);
+    Ok(obs)
+}
+
+/// Reads the revision's workloads, their current pods and, when `jobs` is set (a migration
 /// check or Jobs in the manifest), the namespace's Jobs.
 pub async fn gather(
     source: &Source,
@@ -131,13 +163,16 @@ pub async fn gather(
                         .items
                 }
             };
-            for p in pods
-                .iter()
-                .filter(|p| observe::controlled_by(p, w.kind, &w.name))
-            {
-                if let Some(o) = observe::pod(p, now)
+            // Only the current template's pods are the revision's: old ones are on their
+            // way out.
+            for p in pods.iter().filter(|p| {
+                observe::controlled_by(p, w.kind, &w.name)
+                    && observe::of_current_template(p, &found)
+            }) {
+                if let Some(mut o) = observe::pod(p, now)
                     && seen_pods.insert(o.name.clone())
                 {
+                    o.workload = found.id();
                     obs.pods.push(o);
                 }
             }

@@ -1,5 +1,5 @@
 //! Kubernetes state for the daemon from watches, not per-round LISTs: one kube-runtime
-//! reflector per kind (Deployments, StatefulSets, DaemonSets, Pods, Jobs) and watched
+//! reflector per kind (Deployments, StatefulSets, DaemonSets, ReplicaSets, Pods, Jobs) and watched
 //! namespace (or one cluster-wide), so a round reads memory and costs no request. Objects are
 //! trimmed before they are stored to what the checks read (no managed fields, no pod spec,
 //! no workload pod template, no annotations but Helm's release ones), which bounds memory.
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -25,10 +25,12 @@ use tracing::warn;
 /// whole, before trimming, so smaller pages keep the listing's peak memory down.
 const LIST_PAGE: u32 = 100;
 
-/// Annotations the checks read (Helm's ownership of a Job).
-const KEPT_ANNOTATIONS: [&str; 2] = [
+/// Annotations the checks read (Helm's ownership of a Job; a Deployment's and its
+/// ReplicaSets' rollout revision, which finds the new ReplicaSet).
+const KEPT_ANNOTATIONS: [&str; 3] = [
     "meta.helm.sh/release-name",
     "meta.helm.sh/release-namespace",
+    crate::checks::observe::DEPLOYMENT_REVISION,
 ];
 
 /// Stores of one kind, per watched namespace (`None`: cluster-wide).
@@ -170,6 +172,12 @@ fn trim_daemon_set(d: &mut DaemonSet) {
     }
 }
 
+fn trim_replica_set(r: &mut ReplicaSet) {
+    trim_meta(r);
+    r.spec = None;
+    r.status = None;
+}
+
 fn trim_job(j: &mut Job) {
     trim_meta(j);
     j.spec = None;
@@ -180,6 +188,7 @@ pub struct Stores {
     deployments: Kind<Deployment>,
     stateful_sets: Kind<StatefulSet>,
     daemon_sets: Kind<DaemonSet>,
+    replica_sets: Kind<ReplicaSet>,
     pods: Kind<Pod>,
     jobs: Kind<Job>,
     tasks: Vec<JoinHandle<()>>,
@@ -223,6 +232,7 @@ impl Stores {
             deployments: Kind::start(client, &scopes, trim_deployment, &mut tasks, e, t),
             stateful_sets: Kind::start(client, &scopes, trim_stateful_set, &mut tasks, e, t),
             daemon_sets: Kind::start(client, &scopes, trim_daemon_set, &mut tasks, e, t),
+            replica_sets: Kind::start(client, &scopes, trim_replica_set, &mut tasks, e, t),
             pods: Kind::start(client, &scopes, trim_pod, &mut tasks, e, t),
             jobs: Kind::start(client, &scopes, trim_job, &mut tasks, e, t),
             tasks,
@@ -242,6 +252,7 @@ impl Stores {
         self.deployments.ready().await;
         self.stateful_sets.ready().await;
         self.daemon_sets.ready().await;
+        self.replica_sets.ready().await;
         self.pods.ready().await;
         self.jobs.ready().await;
     }
@@ -251,6 +262,7 @@ impl Stores {
         self.deployments.len()
             + self.stateful_sets.len()
             + self.daemon_sets.len()
+            + self.replica_sets.len()
             + self.pods.len()
             + self.jobs.len()
     }
@@ -284,6 +296,21 @@ impl Stores {
     /// A DaemonSet.
     pub fn daemon_set(&self, ns: &str, name: &str) -> Lookup<Option<Arc<DaemonSet>>> {
         Self::get(&self.daemon_sets, ns, name)
+    }
+
+    /// The ReplicaSets of a namespace that `selector` selects (metadata only).
+    pub fn replica_sets(
+        &self,
+        ns: &str,
+        selector: &kube::core::Selector,
+    ) -> Lookup<Vec<Arc<ReplicaSet>>> {
+        use kube::core::SelectorExt;
+        match self.replica_sets.store_for(ns) {
+            Some(store) => Lookup::Covered(store.state_filter(|r| {
+                r.metadata.namespace.as_deref() == Some(ns) && selector.matches(r.labels())
+            })),
+            None => Lookup::NotWatched,
+        }
     }
 
     /// The pods of a namespace that `selector` selects.

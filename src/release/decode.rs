@@ -245,6 +245,7 @@ impl RawRelease {
             description: info.description.unwrap_or_default(),
             first_deployed: timestamp(info.first_deployed),
             last_deployed: timestamp(info.last_deployed),
+            recorded: None,
             chart,
             hooks,
             workloads,

@@ -292,6 +292,7 @@ mod tests {
             description: description.into(),
             first_deployed: None,
             last_deployed: None,
+            recorded: None,
             chart: ChartRef {
                 name: "gim".into(),
                 version: "100.0.116+2900".into(),

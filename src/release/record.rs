@@ -59,7 +59,10 @@ pub fn row_from(metadata: &ObjectMeta, storage: Storage, data: &[u8]) -> Option<
             revision: meta.revision,
             storage,
             status: summary.status,
-            detail: RowDetail::Decoded(Box::new(summary)),
+            detail: RowDetail::Decoded(Box::new(ReleaseSummary {
+                recorded: metadata.creation_timestamp.as_ref().map(|t| t.0),
+                ..summary
+            })),
         },
         Err(e) => HistoryRow {
             revision: meta.revision,

@@ -22,8 +22,13 @@ pub struct ReleaseSummary {
     pub description: String,
     /// When the release was first deployed.
     pub first_deployed: Option<Timestamp>,
-    /// When this revision was deployed.
+    /// When this revision was deployed, by the clock of the machine that ran helm.
     pub last_deployed: Option<Timestamp>,
+    /// When its record was created, by the API server's clock (the record's
+    /// `creationTimestamp`; helm writes it as the upgrade starts). Not in the payload: set
+    /// by whoever read the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Timestamp>,
     /// Chart identity.
     pub chart: ChartRef,
     /// Hooks with the result of their last run.
@@ -99,7 +104,24 @@ impl Operation {
     }
 }
 
+/// A difference between helm's clock and the API server's below this is not worth a word
+/// (the record is written a moment after helm stamps `last_deployed`).
+pub const CLOCK_SKEW_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl ReleaseSummary {
+    /// When the upgrade started, by the API server's clock when the record's creation is
+    /// known (helm's own clock may be minutes off), else by helm's `last_deployed`.
+    pub fn started_at(&self) -> Option<Timestamp> {
+        self.recorded.or(self.last_deployed)
+    }
+
+    /// How far ahead (positive) or behind (negative) helm's clock was of the API server's,
+    /// when both times are known and they differ by more than [`CLOCK_SKEW_TOLERANCE`].
+    pub fn clock_skew(&self) -> Option<jiff::SignedDuration> {
+        let skew = self.last_deployed?.duration_since(self.recorded?);
+        (skew.unsigned_abs() > CLOCK_SKEW_TOLERANCE).then_some(skew)
+    }
+
     /// The revision this one rolled back to, when Helm's description says `Rollback to N`.
     pub fn rollback_to(&self) -> Option<u32> {
         rollback_target_in(&self.description)

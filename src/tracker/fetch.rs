@@ -28,6 +28,7 @@ use crate::release::error::DecodeError;
 use crate::release::event::{PendingEvent, ReleaseEvent};
 use crate::release::history::Action;
 use crate::release::labels::Storage;
+use crate::release::summary::ReleaseSummary;
 
 /// Retry pacing of failed reads.
 #[derive(Debug, Clone, Copy)]
@@ -358,6 +359,7 @@ async fn read(
 ) -> Attempt {
     let ns = pending.release.namespace.clone();
     let name = pending.release.secret_name(pending.revision);
+    // (payload, the record's creation by the API server's clock)
     let get = async {
         match storage {
             Storage::Secret => Api::<Secret>::namespaced(client, &ns)
@@ -365,10 +367,13 @@ async fn read(
                 .await
                 .map(|s| {
                     s.map(|s| {
-                        s.data
+                        let created = s.metadata.creation_timestamp.map(|t| t.0);
+                        let data = s
+                            .data
                             .and_then(|mut d| d.remove("release"))
                             .map(|b| b.0)
-                            .unwrap_or_default()
+                            .unwrap_or_default();
+                        (data, created)
                     })
                 }),
             Storage::ConfigMap => Api::<ConfigMap>::namespaced(client, &ns)
@@ -376,10 +381,13 @@ async fn read(
                 .await
                 .map(|c| {
                     c.map(|c| {
-                        c.data
+                        let created = c.metadata.creation_timestamp.map(|t| t.0);
+                        let data = c
+                            .data
                             .and_then(|mut d| d.remove("release"))
                             .map(String::into_bytes)
-                            .unwrap_or_default()
+                            .unwrap_or_default();
+                        (data, created)
                     })
                 }),
         }
@@ -393,10 +401,14 @@ async fn read(
         }
         Ok(Err(e)) => return Attempt::Failed(FetchErrorReason::of(&e), e.to_string()),
         Ok(Ok(None)) => return Attempt::Gone,
-        Ok(Ok(Some(data))) => data,
+        Ok(Ok(Some(read))) => read,
     };
+    let (data, recorded) = data;
     match tokio::task::spawn_blocking(move || decode_release(&data, limits)).await {
-        Ok(Ok(summary)) => Attempt::Read(pending.complete(Arc::new(summary))),
+        Ok(Ok(summary)) => Attempt::Read(pending.complete(Arc::new(ReleaseSummary {
+            recorded,
+            ..summary
+        }))),
         Ok(Err(e)) => Attempt::Undecodable(e),
         Err(e) => Attempt::Failed(
             FetchErrorReason::Other,

@@ -106,7 +106,7 @@ pub fn short_config(prometheus_url: &str, defaults_extra: &str, rest: &str) -> S
     format!(
         "prometheus:\n  url: {prometheus_url}\n  timeout: 2s\n  retry_interval: 200ms\n  errors_before_inconclusive: 4\n  scrape_interval: 1s\n\
          evaluation:\n  interval: 300ms\n\
-         defaults:\n  bake_window: 6s\n  readiness_deadline: 40s\n  pending_timeout: 3s\n  rollback_timeout: 5m\n  metrics_grace: 2s\n\
+         defaults:\n  bake_window: 6s\n  readiness_deadline: 40s\n  pending_timeout: 3s\n  stall_timeout: 3s\n  rollback_timeout: 5m\n  metrics_grace: 2s\n\
          {defaults_extra}{rest}"
     )
 }
