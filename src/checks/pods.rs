@@ -43,7 +43,7 @@ pub enum Standing {
 
 /// Where pod `p`, not Ready for `problem`, stands at `r.now`.
 pub fn standing(r: &Revision<'_>, p: &PodObs, problem: PodProblem) -> Standing {
-    if p.not_ready_since + TIMESTAMP_TRUNCATION < r.started {
+    if broken_before_upgrade(r, p) {
         return Standing::BeforeUpgrade;
     }
     let waited = between(p.not_ready_since.max(r.started), r.now);
@@ -53,6 +53,11 @@ pub fn standing(r: &Revision<'_>, p: &PodObs, problem: PodProblem) -> Standing {
     } else {
         Standing::Within { waited, limit }
     }
+}
+
+/// Whether pod `p` has not been Ready since before the upgrade: not the revision's doing.
+pub fn broken_before_upgrade(r: &Revision<'_>, p: &PodObs) -> bool {
+    p.problem.is_some() && p.not_ready_since + TIMESTAMP_TRUNCATION < r.started
 }
 
 /// Whether pod `p` is not Ready but still within its own time: a replica still coming up.
@@ -168,14 +173,15 @@ pub struct RestartBaseline {
 
 /// The restarts of the current templates' containers since the upgrade: a fail beyond
 /// `max_restarts` (the `for:` is applied by the caller). `baseline` keeps what pods that
-/// predate the upgrade had already.
+/// predate the upgrade had already; a pod not Ready since before the upgrade is not the
+/// revision's doing (`pending_pods` reports it) and its restarts are not counted.
 pub fn restarts(r: &Revision<'_>, pods: &[PodObs], baseline: &mut RestartBaseline) -> CheckResult {
     let max = r.policy.pods.max_restarts;
     baseline
         .first_seen
         .retain(|name, _| pods.iter().any(|p| &p.name == name));
     let mut per_pod: Vec<(&str, i64)> = Vec::new();
-    for p in pods {
+    for p in pods.iter().filter(|p| !broken_before_upgrade(r, p)) {
         let since_upgrade = if p.created + TIMESTAMP_TRUNCATION < r.started {
             let first = *baseline
                 .first_seen

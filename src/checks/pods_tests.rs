@@ -220,3 +220,27 @@ fn restarts_since_the_upgrade_beyond_the_limit_fail() {
     let r = judge(9, &[ready_pod("old", -600, 44)], &mut baseline);
     assert_eq!((r.outcome, r.value), (Outcome::Fail, Some(4.0)));
 }
+
+/// Issue 19.3: the restarts of a pod crash-looping since before the upgrade are not the
+/// revision's.
+#[test]
+fn restarts_of_a_pod_broken_before_the_upgrade_do_not_count() {
+    let p = policy();
+    let s = summary(&[], &[]);
+    let mut baseline = RestartBaseline::default();
+    let mut old = pod("old", PodProblem::CrashLoopBackOff, -60);
+    for (minute, n) in [(1, 10), (9, 30)] {
+        old.restarts = n;
+        let r = restarts(
+            &rev(&s, &p, minute, ReleaseStatus::Deployed),
+            std::slice::from_ref(&old),
+            &mut baseline,
+        );
+        assert_eq!(
+            (r.outcome, r.value),
+            (Outcome::Pass, Some(0.0)),
+            "{}",
+            r.summary
+        );
+    }
+}

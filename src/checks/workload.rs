@@ -15,7 +15,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::observe::{PodObs, WorkloadObs};
-use super::pods::coming_up;
+use super::pods::{broken_before_upgrade, coming_up};
 use super::{Bound, CheckId, CheckResult, Outcome, Revision};
 use crate::release::summary::WorkloadKind;
 use crate::units::{between, human};
@@ -228,6 +228,17 @@ fn rollout_one(
                 "{} updates OnDelete: {} old pod(s) run until someone deletes them ({state}); reported, not failed",
                 w.id(),
                 p.old
+            ),
+        );
+    }
+    let before = pods.iter().filter(|p| broken_before_upgrade(r, p)).count();
+    let before = i32::try_from(before).unwrap_or(i32::MAX);
+    if before > 0 && p.old == 0 && w.updated >= w.desired && p.new_ready + before >= w.desired {
+        return base(
+            Outcome::Warn,
+            format!(
+                "{} is short of {before} Ready replica(s) whose pods have not been Ready since before the upgrade (see pending_pods): reported, not charged to this revision: {state}",
+                w.id()
             ),
         );
     }

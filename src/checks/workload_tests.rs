@@ -311,3 +311,34 @@ fn a_paused_or_on_delete_rollout_is_reported_not_failed() {
         assert!(results[1].summary.contains(words), "{}", results[1].summary);
     }
 }
+
+/// Issue 19.3: a values-only upgrade of a release whose one pod was crash-looping before it:
+/// the rollout is short of that replica, which is reported, not charged.
+#[test]
+fn a_replica_broken_before_the_upgrade_is_reported_not_charged() {
+    let p = policy();
+    let old = vec![pod("app-old", PodProblem::CrashLoopBackOff, -60)];
+    let results = rounds(
+        &p,
+        &[
+            (11, deploy(0, 1), old.clone()),
+            (30, deploy(0, 1), old.clone()),
+        ],
+    );
+    assert_eq!(results[1].outcome, Outcome::Warn, "{}", results[1].summary);
+    assert!(
+        results[1].summary.contains(
+            "short of 1 Ready replica(s) whose pods have not been Ready since before the upgrade"
+        ),
+        "{}",
+        results[1].summary
+    );
+    // A second replica that the upgrade broke is the revision's.
+    let mut both = old.clone();
+    both.push(pod("app-new", PodProblem::CrashLoopBackOff, 0));
+    let results = rounds(
+        &p,
+        &[(11, deploy(0, 2), both.clone()), (30, deploy(0, 2), both)],
+    );
+    assert_eq!(results[1].outcome, Outcome::Fail, "{}", results[1].summary);
+}
