@@ -420,3 +420,64 @@ async fn a_helm_clock_five_minutes_behind_does_not_shorten_the_deadline() {
         first.started
     );
 }
+
+/// Issue 19.7: a plain Job of the manifest that failed before the upgrade (Helm leaves an
+/// unchanged Job alone). Today's code failed every later upgrade on it; it is reported as
+/// an earlier run, not charged: a values-only upgrade ends degraded, never failed.
+#[tokio::test]
+async fn a_job_that_failed_before_the_upgrade_is_not_charged_to_it() {
+    let ns = tkube::namespace("life-old-job").await;
+    let n = ns.name.as_str();
+    let chart = helm::chart("demo-app");
+    helm::ok(&[
+        "install",
+        "app",
+        &chart,
+        "-n",
+        n,
+        "--set",
+        "migration.enabled=true",
+        "--set",
+        "migration.hook=false",
+        "--set",
+        "migration.fail=true",
+    ]);
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(tkube::client().await, n);
+    let created = wait::until(support::eval::WAIT, "the Job failed", || async {
+        let job = jobs.get_opt("app-migrate").await.ok()??;
+        let failed = job
+            .status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Failed" && c.status == "True");
+        failed.then(|| job.metadata.creation_timestamp.map(|t| t.0))?
+    })
+    .await;
+    // Creation times are kept to the second: upgrade in a later second.
+    wait::until(support::eval::WAIT, "a second after the Job", || async {
+        (Timestamp::now().as_second() > created.as_second() + 1).then_some(())
+    })
+    .await;
+    helm::ok(&[
+        "upgrade",
+        "app",
+        &chart,
+        "-n",
+        n,
+        "--reuse-values",
+        "--set",
+        "note=values-only",
+    ]);
+    let mut e = evaluating(n, &config("3s", "6s")).await;
+    let mut seen = Vec::new();
+    let last = never_failed_until_final(&mut e, &mut seen).await;
+    assert_eq!(last.verdict, Verdict::Degraded, "{last:#?}");
+    let job = result(&last, "job:app-migrate");
+    assert_eq!(job.outcome, Outcome::Warn);
+    assert!(
+        job.summary.contains("was created before this upgrade")
+            && job.summary.contains("not this revision's run"),
+        "{}",
+        job.summary
+    );
+}

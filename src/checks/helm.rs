@@ -99,6 +99,36 @@ impl Revision<'_> {
     }
 }
 
+impl Revision<'_> {
+    /// The Job was created before this upgrade started (creation times are truncated to
+    /// the second: one created in the second the upgrade started is the upgrade's).
+    fn created_before_upgrade(&self, j: &JobObs) -> bool {
+        j.created
+            .is_some_and(|c| c.as_second() < self.started.as_second())
+    }
+}
+
+/// A Job of the manifest that ran before this upgrade: reported, never charged.
+fn earlier_job(r: &Revision<'_>, check: CheckId, j: &JobObs) -> CheckResult {
+    let ago = j.created.map_or_else(String::new, |c| {
+        format!(" ({} before it)", human(between(c, r.started)))
+    });
+    let (outcome, how) = match (&j.failed, j.succeeded) {
+        (Some(reason), _) => (Outcome::Warn, format!("failed ({reason})")),
+        (None, true) => (Outcome::Pass, "completed".to_string()),
+        (None, false) => (Outcome::Warn, "has not finished".to_string()),
+    };
+    CheckResult::new(
+        check,
+        outcome,
+        format!(
+            "Job {} was created before this upgrade{ago} and {how}: not this revision's run, not charged to it",
+            j.name
+        ),
+    )
+    .on_fail(FailClass::Investigate)
+}
+
 /// The revision's Helm status.
 pub fn release_status(r: &Revision<'_>) -> CheckResult {
     let check = &CheckId::ReleaseStatus;
@@ -326,6 +356,9 @@ pub fn manifest_jobs(r: &Revision<'_>, jobs: &[JobObs]) -> Vec<CheckResult> {
         .map(|w| {
             let check = CheckId::Job(w.name.clone());
             match jobs.iter().find(|j| j.name == w.name) {
+                // Helm leaves an unchanged Job alone: one that ran before the upgrade is
+                // not this revision's run, however it ended.
+                Some(j) if r.created_before_upgrade(j) => earlier_job(r, check, j),
                 Some(j) if j.failed.is_some() => CheckResult::new(
                     check,
                     Outcome::Fail,

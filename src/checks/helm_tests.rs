@@ -371,3 +371,36 @@ fn hooks_and_manifest_jobs() {
     let r = &manifest_jobs(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[])[0];
     assert_eq!(r.outcome, Outcome::Pending);
 }
+
+/// Issue 19.7: a plain Job of the manifest that failed weeks ago (Helm leaves an unchanged
+/// Job alone) is not this revision's run: reported, never charged. One created by this
+/// upgrade, even in the second it started, is judged.
+#[test]
+fn a_job_that_ran_before_the_upgrade_is_reported_not_charged() {
+    let p = policy();
+    let s = summary(&[(WorkloadKind::Job, "seed")], &[]);
+    let weeks_ago = job("seed", -30 * 24 * 60, false, Some("BackoffLimitExceeded"));
+    for minute in [1, 11] {
+        let r = &manifest_jobs(
+            &rev(&s, &p, minute, ReleaseStatus::Deployed),
+            std::slice::from_ref(&weeks_ago),
+        )[0];
+        assert_eq!(r.outcome, Outcome::Warn, "{}", r.summary);
+        assert!(
+            r.summary.contains(
+                "Job seed was created before this upgrade (720h before it) and failed (BackoffLimitExceeded): not this revision's run"
+            ),
+            "{}",
+            r.summary
+        );
+    }
+    let done_before = job("seed", -60, true, None);
+    let r = &manifest_jobs(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[done_before])[0];
+    assert_eq!(r.outcome, Outcome::Pass, "{}", r.summary);
+    let mut this_upgrade = job("seed", 0, false, Some("BackoffLimitExceeded"));
+    this_upgrade.created = Some(at(0) + jiff::SignedDuration::from_millis(100));
+    let mut s_started = rev(&s, &p, 1, ReleaseStatus::Deployed);
+    s_started.started = at(0) + jiff::SignedDuration::from_millis(300);
+    let r = &manifest_jobs(&s_started, &[this_upgrade])[0];
+    assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
+}
