@@ -481,3 +481,55 @@ async fn a_job_that_failed_before_the_upgrade_is_not_charged_to_it() {
         job.summary
     );
 }
+
+/// Issue 19.4: `helm upgrade --wait --timeout 3s` on a release that needs longer to be
+/// Ready: Helm marks the revision failed (`context deadline exceeded`). Today's code failed
+/// it at once; it is judged against the readiness deadline, with Helm's timeout as a
+/// note, and ends healthy when its pods become Ready.
+#[tokio::test]
+async fn helms_own_wait_timeout_is_judged_against_the_readiness_deadline() {
+    let ns = tkube::namespace("life-helm-timeout").await;
+    let n = ns.name.as_str();
+    let chart = helm::chart("demo-app");
+    helm::ok(&[
+        "install",
+        "app",
+        &chart,
+        "-n",
+        n,
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    let out = helm::shared().fails(&[
+        "upgrade",
+        "app",
+        &chart,
+        "-n",
+        n,
+        "--set",
+        "image.tag=1.1.0",
+        "--set",
+        "fault=SlowReady",
+        "--set",
+        "slowReady.startAfter=1s",
+        "--set",
+        "slowReady.readyAfter=5s",
+        "--wait",
+        "--timeout",
+        "3s",
+    ]);
+    assert!(out.contains("context deadline exceeded"), "{out}");
+    let mut e = evaluating(n, &config("20s", "25s")).await;
+    let mut seen = Vec::new();
+    let last = never_failed_until_final(&mut e, &mut seen).await;
+    assert_eq!(last.verdict, Verdict::Healthy, "{last:#?}");
+    assert_eq!(last.status, upgrade_guard::release::ReleaseStatus::Failed);
+    assert!(
+        last.notes
+            .iter()
+            .any(|n| n.contains("helm's own --wait timed out")),
+        "{:?}",
+        last.notes
+    );
+}

@@ -129,6 +129,35 @@ fn earlier_job(r: &Revision<'_>, check: CheckId, j: &JobObs) -> CheckResult {
     .on_fail(FailClass::Investigate)
 }
 
+/// Whether Helm's description of a failed operation says only that its `--wait` (or
+/// `--timeout`) ran out: the manifest was applied, helm stopped waiting for it. Helm 3
+/// writes `Upgrade "x" failed: context deadline exceeded` (older waiters: `timed out waiting
+/// for the condition`).
+pub fn helm_wait_timed_out(description: &str) -> bool {
+    let Some((_, cause)) = description.split_once(" failed: ") else {
+        return false;
+    };
+    matches!(
+        cause.trim(),
+        "context deadline exceeded" | "timed out waiting for the condition"
+    )
+}
+
+/// A note for the operator when Helm marked the revision failed because its own `--wait`
+/// ran out, `None` otherwise.
+pub fn helm_timeout_note(r: &Revision<'_>) -> Option<String> {
+    let first_line = r.summary.description.lines().next().unwrap_or("").trim();
+    (r.status == ReleaseStatus::Failed
+        && r.failed_hooks().next().is_none()
+        && helm_wait_timed_out(first_line))
+    .then(|| {
+        format!(
+            "helm's own --wait timed out ({first_line}): Helm's timeout is shorter than this release needs to become Ready (readiness_deadline {}); the revision is judged against the readiness deadline, not Helm's timeout",
+            human(r.policy.readiness_deadline)
+        )
+    })
+}
+
 /// The revision's Helm status.
 pub fn release_status(r: &Revision<'_>) -> CheckResult {
     let check = &CheckId::ReleaseStatus;
@@ -140,6 +169,18 @@ pub fn release_status(r: &Revision<'_>) -> CheckResult {
             }
             let migration_hook_failed = r.failed_hooks().any(|h| r.migration_matches(&h.name));
             let first_line = r.summary.description.lines().next().unwrap_or("").trim();
+            if !migration_hook_failed
+                && r.failed_hooks().next().is_none()
+                && helm_wait_timed_out(first_line)
+            {
+                return CheckResult::new(
+                    check,
+                    Outcome::Pass,
+                    format!(
+                        "helm marked revision {rev} failed when its own --wait timed out ({first_line}); the revision is applied and judged like any other, against the readiness deadline"
+                    ),
+                );
+            }
             let result = CheckResult::new(
                 check,
                 Outcome::Fail,

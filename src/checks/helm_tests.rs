@@ -404,3 +404,46 @@ fn a_job_that_ran_before_the_upgrade_is_reported_not_charged() {
     let r = &manifest_jobs(&s_started, &[this_upgrade])[0];
     assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
 }
+
+/// Issue 19.4: Helm marks a revision failed when its own `--wait` runs out (GIM's guide asks
+/// for a 15-minute Helm timeout, GIM may take 45 minutes to be Ready). Such a revision is
+/// judged like any other, with Helm's timeout as a note; any other failure still fails.
+#[test]
+fn helms_own_wait_timeout_is_a_note_not_a_failure() {
+    let mut p = policy();
+    p.readiness_deadline = 45 * MIN;
+    for description in [
+        "Upgrade \"gim\" failed: context deadline exceeded",
+        "Upgrade \"gim\" failed: timed out waiting for the condition",
+    ] {
+        let mut s = summary(&[], &[]);
+        s.description = description.into();
+        let r = rev(&s, &p, 16, ReleaseStatus::Failed);
+        let result = release_status(&r);
+        assert_eq!(result.outcome, Outcome::Pass, "{}", result.summary);
+        assert!(
+            result
+                .summary
+                .contains("judged like any other, against the readiness deadline"),
+            "{}",
+            result.summary
+        );
+        let note = helm_timeout_note(&r).unwrap();
+        assert!(note.contains("(readiness_deadline 45m)"), "{note}");
+    }
+    for description in [
+        "Upgrade \"gim\" failed: cannot patch \"gim\" with kind Deployment: context deadline exceeded",
+        "Upgrade \"gim\" failed: pre-upgrade hooks failed: context deadline exceeded",
+    ] {
+        let mut s = summary(&[], &[]);
+        s.description = description.into();
+        let r = rev(&s, &p, 1, ReleaseStatus::Failed);
+        assert_eq!(release_status(&r).outcome, Outcome::Fail, "{description}");
+        assert_eq!(helm_timeout_note(&r), None);
+    }
+    // A failed hook is never explained by a timeout.
+    let mut s = summary(&[], &[("smoke", Some(HookPhase::Failed))]);
+    s.description = "Upgrade \"gim\" failed: context deadline exceeded".into();
+    let r = rev(&s, &p, 1, ReleaseStatus::Failed);
+    assert_eq!(release_status(&r).outcome, Outcome::Fail);
+}

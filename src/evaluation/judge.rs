@@ -59,6 +59,7 @@ pub(super) fn judge(
         stuck_pending_after: env.settings.stuck_pending_after,
     };
     let mut notes: Vec<String> = summary.clock_skew().into_iter().map(clock_note).collect();
+    notes.extend(helm::helm_timeout_note(&rev));
     let mut results = vec![helm::release_status(&rev)];
     let kube_results = match kube {
         Ok(obs) => {
