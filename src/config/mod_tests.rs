@@ -636,3 +636,36 @@ fn errors_carry_the_field_path_and_the_line_as_data() {
     assert_eq!((e.field, e.line), (None, None));
     assert!(e.reason.starts_with("cannot read the file"), "{}", e.reason);
 }
+
+/// Issue 19.10: a custom check that fails on an empty answer and recommends a rollback turns
+/// a Prometheus that lost its data into a rollback: refused under `mode: auto`, warned
+/// otherwise.
+#[test]
+fn on_no_data_fail_with_a_rollback_is_refused_in_auto_and_warned_otherwise() {
+    let check = "    custom:\n      - {name: jobs, query: up, min: 1, on_no_data: fail}\n";
+    let auto = format!("releases:\n  - name: gsp\n    mode: auto\n{check}");
+    let err = parse(&auto).unwrap_err();
+    assert!(
+        err.contains("releases[0].custom[0].on_no_data")
+            && err.contains("would roll \"jobs\" back whenever Prometheus lost its data"),
+        "{err}"
+    );
+    let recommend = format!("releases:\n  - name: gsp\n{check}");
+    let c = parse(&recommend).unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.starts_with(
+            "releases[0] (gsp): custom[0] (jobs): on_no_data: fail with action: rollback"
+        )),
+        "{:?}",
+        c.warnings
+    );
+    // Investigating on no data, or inconclusive with a rollback, is fine under auto.
+    for ok in [
+        "      - {name: jobs, query: up, min: 1, on_no_data: fail, action: investigate}\n",
+        "      - {name: jobs, query: up, min: 1, on_no_data: inconclusive}\n",
+    ] {
+        let text = format!("releases:\n  - name: gsp\n    mode: auto\n    custom:\n{ok}");
+        let c = parse(&text).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+}

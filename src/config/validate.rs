@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::database::DatabaseConfig;
 use super::error::FieldError;
-use super::policy::{ReleasePolicy, ThresholdPolicy};
+use super::policy::{FailAction, Mode, OnNoData, ReleasePolicy, ThresholdPolicy};
 use crate::units::human;
 
 /// Fewer points than this make a slope meaningless.
@@ -149,6 +149,17 @@ pub(super) fn check_policy(
         }
         hold_long_enough(&format!("{path}.lag"), lag.hold, scrape_interval)?;
     }
+    if p.mode == Mode::Auto
+        && let Some((i, c)) = rollback_on_no_data(p).next()
+    {
+        return Err(FieldError::new(
+            format!("{path}.custom[{i}].on_no_data"),
+            format!(
+                "on_no_data: fail with action: rollback under mode: auto would roll {:?} back whenever Prometheus lost its data; use inconclusive (or pass), or action: investigate",
+                c.name
+            ),
+        ));
+    }
     let mut names = BTreeSet::new();
     for (kind, list) in [("dependencies", &p.dependencies), ("custom", &p.custom)] {
         for (i, t) in list.iter().enumerate() {
@@ -166,9 +177,23 @@ pub(super) fn check_policy(
     Ok(())
 }
 
+/// Custom checks whose empty answer is a failure that recommends a rollback.
+fn rollback_on_no_data(p: &ReleasePolicy) -> impl Iterator<Item = (usize, &ThresholdPolicy)> {
+    p.custom
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.on_no_data == OnNoData::Fail && c.action == FailAction::Rollback)
+}
+
 /// Valid settings that defeat their purpose, in words (without the field path).
 pub(super) fn warnings(p: &ReleasePolicy) -> Vec<String> {
     let mut out = Vec::new();
+    for (i, c) in rollback_on_no_data(p) {
+        out.push(format!(
+            "custom[{i}] ({}): on_no_data: fail with action: rollback recommends a rollback whenever Prometheus answers without data (lost its data, or the series renamed); prefer inconclusive. mode: auto refuses it",
+            c.name
+        ));
+    }
     if p.readiness_deadline + p.pods.stall_timeout > p.bake_window {
         out.push(format!(
             "readiness_deadline ({}) plus stall_timeout ({}) is longer than bake_window ({}): a rollout that stops moving is failed only after the bake window, so the verdict stays progressing until then",
