@@ -593,3 +593,69 @@ async fn a_custom_failure_while_the_release_starts_is_not_failed() {
     );
     run.refuse("helm rollback");
 }
+
+fn lag_at(ns: &str, level: f64) -> String {
+    format!(
+        "# TYPE gim_kafka_timestamp_behind gauge\ngim_kafka_timestamp_behind{{namespace=\"{ns}\"}} {level:.1}\n"
+    )
+}
+
+/// Issue 19.11: Prometheus is stopped from before the upgrade to past the bake's end while
+/// the backlog grows, then comes back with its data, before it has found its targets again.
+/// Its look-back fills every step of the lag window with the last sample from before the
+/// outage: today's code read "+0/s, level as before, 20 points" and closed the evaluation
+/// `healthy`. The window is judged from scrapes Prometheus really took: `pending` until it
+/// scrapes again, then `failed`.
+#[tokio::test]
+async fn a_backlog_that_grew_during_a_monitoring_outage_is_failed_never_healthy() {
+    let ns = tkube::namespace("ev-outage").await;
+    let n = ns.name.clone();
+    let exporter = support::exporter::Exporter::start(&lag_at(&n, 10.0));
+    let target = [Target {
+        job: "app",
+        address: &exporter.address,
+    }];
+    let mut prom = Prometheus::start(None, &target).await;
+    support::eval::scraped_a_few_times(&prom, "gim_kafka_timestamp_behind").await;
+    prom.stop();
+    install_then_upgrade(&n, "app", &[]);
+    // Behind by 30 more seconds every second from the upgrade on.
+    let since = std::time::Instant::now();
+    let grow = n.clone();
+    exporter.set_with(Arc::new(move || {
+        Some(lag_at(&grow, 10.0 + 30.0 * since.elapsed().as_secs_f64()))
+    }));
+    let extra = "releases:\n  - name: app\n    bake_window: 25s\n    lag:\n      query: 'max(gim_kafka_timestamp_behind{namespace=\"{{namespace}}\"})'\n      window: 20s\n      max_slope: 1\n";
+    let (mut e, parsed, _) = evaluator_with(&short_config(&prom.url, "", extra)).await;
+    let start = start_for(&n, "app").await;
+    let policy = parsed.policy_for(&start.release);
+    e.begin(start, policy);
+    let mut seen = Vec::new();
+    // The outage spans the end of the bake.
+    rounds_until(&mut e, &mut seen, |r| {
+        r.evaluated_at >= r.bake_ends + Duration::from_secs(2)
+    })
+    .await;
+    prom.restart_with_data(&[]).await;
+    let back = rounds_until(&mut e, &mut seen, |r| {
+        r.verdict == Verdict::Healthy
+            || r.results
+                .iter()
+                .any(|c| c.check == "lag" && c.summary.contains("it was not scraping"))
+    })
+    .await;
+    assert_ne!(back.verdict, Verdict::Healthy, "{back:#?}");
+    assert_eq!(result(&back, "lag").outcome, Outcome::Pending);
+    // Its targets found again: the backlog that grew is seen.
+    prom.reconfigure(&target);
+    let last = rounds_until(&mut e, &mut seen, |r| {
+        matches!(r.verdict, Verdict::Healthy | Verdict::Failed)
+    })
+    .await;
+    assert_eq!(last.verdict, Verdict::Failed, "{last:#?}");
+    assert_eq!(result(&last, "lag").outcome, Outcome::Fail);
+    assert!(
+        !seen.iter().any(|r| r.verdict == Verdict::Healthy),
+        "never healthy"
+    );
+}

@@ -50,8 +50,13 @@ pub struct LagAnswers {
     pub recent_slope: Samples,
     /// The level now.
     pub level: Samples,
-    /// Points with a value in the window, at the scrape interval, per series.
+    /// Points with a value in the window, at the scrape interval, per series (steps of a
+    /// subquery: Prometheus' look-back fills them from older samples).
     pub samples: Samples,
+    /// Scrapes Prometheus really took within the window (empty: it has no `up` to tell).
+    pub scrapes: Samples,
+    /// The same within the recent part of the window.
+    pub recent_scrapes: Samples,
 }
 
 /// Why a dependency cannot be ruled out as the cause of a growing backlog.
@@ -169,6 +174,9 @@ pub fn lag(
             Outcome::Inconclusive,
             "the lag query returned NaN (not a number): cannot judge the backlog".to_string(),
         );
+    }
+    if let Some(result) = not_scraping(p, a, ctx.scrape_interval) {
+        return plain(Outcome::Pending, result);
     }
     let level = worst_high(&a.level);
     if level.is_none() && a.slope.is_empty() {
@@ -320,6 +328,30 @@ fn no_data_words(p: &LagPolicy, before: &LagBaseline, ctx: &LagContext) -> Strin
         "no data for the lag query now, and Prometheus recorded no scrape before the upgrade"
             .to_string()
     }
+}
+
+/// Why the window cannot be judged yet because Prometheus itself was not scraping during
+/// much of it (down, restarting, its targets not yet rediscovered), if so. Its look-back
+/// would fill the missing steps with the last sample from before: a backlog that grew during
+/// the outage would read flat. Judged from scrapes it really took: at least half the
+/// window's and `min_samples` in the recent part.
+fn not_scraping(p: &LagPolicy, a: &LagAnswers, scrape_interval: Duration) -> Option<String> {
+    let taken = worst_high(&a.scrapes)?;
+    let recent = worst_high(&a.recent_scrapes).unwrap_or(taken);
+    let expected = p.window.as_secs_f64() / scrape_interval.as_secs_f64().max(0.001);
+    let needed = (expected / 2.0).max(f64::from(p.min_samples));
+    let recent_needed = f64::from(p.min_samples);
+    (taken < needed || recent < recent_needed).then(|| {
+        format!(
+            "Prometheus took only {} scrape(s) in the last {} ({} in the recent {}): it was not scraping (down, restarting, or rediscovering its targets), and its look-back would fill the gap with samples from before; the backlog is judged from real samples once it has scraped at least {} of the window and {} recently",
+            num(taken),
+            human(p.window),
+            num(recent),
+            human(recent_window(p, scrape_interval)),
+            num(needed.ceil()),
+            p.min_samples
+        )
+    })
 }
 
 fn too_few(

@@ -24,6 +24,9 @@ fn now(slope: f64, recent: f64, level: f64, points: f64) -> LagAnswers {
         recent_slope: vec![recent],
         level: vec![level],
         samples: vec![points],
+        // Prometheus scraped all along (20 scrapes in the 10m window at 30s).
+        scrapes: vec![20.0],
+        recent_scrapes: vec![5.0],
     }
 }
 
@@ -299,4 +302,48 @@ fn a_dependency_in_trouble_within_the_window_is_blamed_not_the_release() {
             result.summary
         );
     }
+}
+
+/// Issue 19.11: right after a monitoring outage Prometheus' look-back fills every step of
+/// the window with the last sample from before it: the backlog reads flat with all its
+/// points. The window is judged only once Prometheus has really scraped half of it and
+/// `min_samples` recently; without `up` at all (remote-written data), nothing changes.
+#[test]
+fn a_window_filled_by_look_back_after_an_outage_is_not_judged() {
+    let p = lag_policy();
+    let s = summary(&[], &[]);
+    let release = policy();
+    let r = rev(&s, &release, 30, ReleaseStatus::Deployed);
+    let flat = |scrapes: f64, recent: f64| LagAnswers {
+        scrapes: vec![scrapes],
+        recent_scrapes: vec![recent],
+        ..now(0.0, 0.0, 10.0, 20.0)
+    };
+    for (scrapes, recent) in [(0.0, 0.0), (9.0, 5.0), (15.0, 4.0)] {
+        let result = lag(
+            &r,
+            &p,
+            &before(0.0, 10.0),
+            &flat(scrapes, recent),
+            &ctx(true),
+        );
+        assert_eq!(result.outcome, Outcome::Pending, "{}", result.summary);
+        assert!(
+            result.summary.contains("it was not scraping")
+                && result
+                    .summary
+                    .contains("at least 10 of the window and 5 recently"),
+            "{}",
+            result.summary
+        );
+    }
+    let result = lag(&r, &p, &before(0.0, 10.0), &flat(10.0, 5.0), &ctx(true));
+    assert_eq!(result.outcome, Outcome::Pass, "{}", result.summary);
+    let remote_written = LagAnswers {
+        scrapes: vec![],
+        recent_scrapes: vec![],
+        ..now(0.0, 0.0, 10.0, 20.0)
+    };
+    let result = lag(&r, &p, &before(0.0, 10.0), &remote_written, &ctx(true));
+    assert_eq!(result.outcome, Outcome::Pass, "{}", result.summary);
 }

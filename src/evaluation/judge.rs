@@ -58,6 +58,9 @@ pub(super) fn judge(
         policy: &policy,
         stuck_pending_after: env.settings.stuck_pending_after,
     };
+    // The API server unreachable too: upgrade-guard itself has lost the network, and a
+    // database it cannot reach says nothing about the database.
+    let kube_down = kube.is_err();
     let mut notes: Vec<String> = summary.clock_skew().into_iter().map(clock_note).collect();
     notes.extend(helm::helm_timeout_note(&rev));
     let mut results = vec![helm::release_status(&rev)];
@@ -99,7 +102,14 @@ pub(super) fn judge(
         .all(|r| r.outcome == Outcome::Pass)
         && !kube_results.iter().any(|r| r.check == CheckId::Kubernetes);
     results.extend(kube_results);
-    results.extend(provider_results(e, &rev, env, answers, workloads_ready));
+    results.extend(provider_results(
+        e,
+        &rev,
+        env,
+        answers,
+        workloads_ready,
+        kube_down,
+    ));
     let bake_over = env.now >= e.bake_ends;
     let v = verdict(&results, bake_over);
     let action = recommend(
@@ -248,6 +258,7 @@ fn provider_results(
     env: &RoundEnv<'_>,
     answers: RevisionAnswers,
     workloads_ready: bool,
+    kube_down: bool,
 ) -> Vec<CheckResult> {
     let scrape = env.settings.scrape_interval;
     let scraping_at_upgrade = e.baseline.as_ref().is_some_and(|b| b.scraping_at_upgrade);
@@ -296,8 +307,9 @@ fn provider_results(
             name: d.name.clone(),
         };
         let r = match value {
-            // A probe that cannot connect is a finding, not a monitoring error.
-            Bounded::Sql(Err(err @ SqlError::Unreachable(_))) => {
+            // A probe that cannot connect is a finding, not a monitoring error, unless
+            // upgrade-guard cannot reach the API server either (its own network is down).
+            Bounded::Sql(Err(err @ SqlError::Unreachable(_))) if !kube_down => {
                 Ok(sql::unreachable(&check, &d.name, &err.to_string()))
             }
             other => samples(other).map(|s| threshold(&check, d, &s, class)),

@@ -259,6 +259,18 @@ fn a_database_probe_that_cannot_connect_is_a_finding_and_other_database_errors_a
             name: "postgresql".into()
         }
     );
+    // Issue 19.9: the API server unreachable in the same rounds: upgrade-guard has lost its
+    // own network, the database is not blamed.
+    let mut e = evaluation(p.clone());
+    for minute in 1..8 {
+        let r = round(&mut e, minute, api_down(), unreachable());
+        assert_ne!(
+            outcome(&r, "dependency:postgresql"),
+            Outcome::Fail,
+            "minute {minute}"
+        );
+        assert_ne!(r.verdict, Verdict::Failed, "minute {minute}");
+    }
     // A wrong password is a monitoring error: never a failure.
     let mut e = evaluation(p);
     for minute in 1..8 {

@@ -255,7 +255,7 @@ impl Evaluator {
             let revision_answers =
                 queries::revision_answers(i, e, &answers, &sql, self.settings.scrape_interval);
             let report = judge::judge(e, &env, kube, revision_answers);
-            if let Some(record) = report.verdict.bake_record() {
+            if let Some(record) = report.bake_record() {
                 self.record_bake(key, report.revision, record);
             }
             reports.push(report);

@@ -155,6 +155,12 @@ impl RoundItems {
                 key('r', i, "ln"),
                 promql::points_within(&q, l.window, scrape),
             ));
+            self.lag
+                .push((key('r', i, "lu"), promql::scrapes_taken(l.window)));
+            self.lag.push((
+                key('r', i, "lq"),
+                promql::scrapes_taken(recent_window(l, scrape)),
+            ));
         }
         for (j, d) in e.policy.dependencies.iter().enumerate() {
             let Some(q) = d.source.promql().map(|q| e.query(q)) else {
@@ -297,6 +303,8 @@ fn lag_answers(
         recent_slope: samples(answers, &key('r', i, "lr"))?,
         level: samples(answers, &key('r', i, "ll"))?,
         samples: samples(answers, &key('r', i, "ln"))?,
+        scrapes: samples(answers, &key('r', i, "lu"))?,
+        recent_scrapes: samples(answers, &key('r', i, "lq"))?,
     };
     let before = e
         .baseline

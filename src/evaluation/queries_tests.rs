@@ -91,7 +91,10 @@ fn each_check_adds_its_expressions_under_its_revisions_keys_with_placeholders_fi
     let mut items = RoundItems::default();
     items.add(7, &e, SCRAPE);
     assert_eq!(keys(&items.presence), ["r7-p0n", "r7-p0s"]);
-    assert_eq!(keys(&items.lag), ["r7-ls", "r7-lr", "r7-ll", "r7-ln"]);
+    assert_eq!(
+        keys(&items.lag),
+        ["r7-ls", "r7-lr", "r7-ll", "r7-ln", "r7-lu", "r7-lq"]
+    );
     // The database probe has no PromQL: only kafka is in the batch.
     assert_eq!(keys(&items.dependencies), ["r7-d0b", "r7-d0n", "r7-d0"]);
     assert_eq!(keys(&items.custom), ["r7-c0"]);

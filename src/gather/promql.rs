@@ -170,6 +170,22 @@ pub fn last_out_of_bounds(
     ))
 }
 
+/// How long Prometheus remembers that it was scraping at all: a window with no `up` sample
+/// while `up` exists within this is a window in which Prometheus did not scrape.
+const SCRAPING_MEMORY: Duration = Duration::from_secs(3600);
+
+/// Scrapes Prometheus really took within the window (raw samples of `up`, never steps filled
+/// by its look-back), for its most scraped target: 0 when it took none although it was
+/// scraping within the last hour, no series when it has no `up` at all (its data comes from
+/// elsewhere: remote write, recording rules).
+pub fn scrapes_taken(window: Duration) -> String {
+    format!(
+        "max(count_over_time(up[{}])) or (max(count_over_time(up[{}])) * 0)",
+        range(window),
+        range(SCRAPING_MEMORY)
+    )
+}
+
 /// Successful scrapes within the window of the best target of `jobs` (or of any target
 /// when `jobs` is empty), optionally `@ t`.
 pub fn successful_scrapes(jobs: &[&str], window: Duration, at_time: Option<Timestamp>) -> String {
@@ -309,6 +325,10 @@ mod tests {
         assert_eq!(
             seen_within("x", Duration::from_millis(1500), Duration::from_millis(500)),
             "count(count_over_time((x)[1500ms:500ms]))"
+        );
+        assert_eq!(
+            scrapes_taken(Duration::from_secs(900)),
+            "max(count_over_time(up[900s])) or (max(count_over_time(up[3600s])) * 0)"
         );
         assert_eq!(
             steps_with_data("k", Duration::from_secs(60), s),

@@ -44,7 +44,7 @@ impl BakeEntry {
     /// degraded, failed).
     pub fn of(report: &Report) -> Option<Self> {
         Some(Self {
-            verdict: report.verdict.bake_record()?,
+            verdict: report.bake_record()?,
             at: report.evaluated_at,
             chart: report.chart.clone(),
             failed_checks: report

@@ -42,12 +42,60 @@ impl Report {
     pub fn is_final(&self) -> bool {
         self.evaluated_at >= self.bake_ends && self.verdict.bake_record().is_some()
     }
+
+    /// Whether the only failures are dependencies' (a Kafka or PostgreSQL that is down):
+    /// nothing says the revision itself is bad.
+    pub fn only_dependencies_failed(&self) -> bool {
+        let mut failed = self
+            .results
+            .iter()
+            .filter(|r| r.outcome == crate::checks::Outcome::Fail)
+            .peekable();
+        failed.peek().is_some()
+            && failed.all(|r| matches!(r.on_fail, crate::checks::FailClass::FixDependency { .. }))
+    }
+
+    /// The bake record this report leaves, if its verdict is a judgement. A revision failed
+    /// only by its dependencies is recorded degraded (healthy, with dependency trouble):
+    /// it stays a rollback target and is not alerted again as failed after a restart.
+    pub fn bake_record(&self) -> Option<crate::release::rollback_target::BakeRecord> {
+        if self.verdict == Verdict::Failed && self.only_dependencies_failed() {
+            return Some(crate::release::rollback_target::BakeRecord::Degraded);
+        }
+        self.verdict.bake_record()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::report;
+
+    /// Issue 19.9: a healthy revision whose only failures are dependency checks is recorded
+    /// degraded, never failed for ever.
+    #[test]
+    fn a_revision_failed_only_by_its_dependencies_is_recorded_degraded() {
+        use crate::checks::{CheckResult, FailClass, Outcome};
+        use crate::release::rollback_target::BakeRecord;
+        let mut r = report(2, Verdict::Failed, 100, 100);
+        let kafka = CheckResult::new("dependency:kafka", Outcome::Fail, "kafka is 0").on_fail(
+            FailClass::FixDependency {
+                name: "kafka".into(),
+            },
+        );
+        r.results = vec![kafka.clone()];
+        assert!(r.only_dependencies_failed());
+        assert_eq!(r.bake_record(), Some(BakeRecord::Degraded));
+        r.results
+            .push(CheckResult::new("pending_pods", Outcome::Fail, "broken"));
+        assert_eq!(r.bake_record(), Some(BakeRecord::Failed));
+        r.results = vec![];
+        assert_eq!(r.bake_record(), Some(BakeRecord::Failed));
+        assert_eq!(
+            report(2, Verdict::Healthy, 100, 100).bake_record(),
+            Some(BakeRecord::Healthy)
+        );
+    }
 
     #[test]
     fn an_evaluation_ends_after_the_bake_with_a_judgement() {

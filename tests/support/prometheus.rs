@@ -119,6 +119,20 @@ impl Prometheus {
         self.child = Some(child);
     }
 
+    /// Starts Prometheus again (after [`Prometheus::stop`]) on the same port and the data it
+    /// had, scraping only `targets`: a monitoring outage that ends, before service
+    /// discovery has found every target again.
+    pub async fn restart_with_data(&mut self, targets: &[Target<'_>]) {
+        self.stop();
+        write_config(&self.config_path, self.scrape_interval, targets);
+        let data = self.dir.path().join("data");
+        let log_path = self.dir.path().join("prometheus-restarted.log");
+        let child = launch(&self.config_path, &data, self.port, &log_path)
+            .await
+            .unwrap_or_else(|e| panic!("prometheus did not restart: {e}"));
+        self.child = Some(child);
+    }
+
     /// Replaces the scrape targets and reloads the configuration (SIGHUP).
     pub fn reconfigure(&self, targets: &[Target<'_>]) {
         write_config(&self.config_path, self.scrape_interval, targets);
