@@ -103,11 +103,13 @@ impl ProviderState {
             return inconclusive(format!("{error}; fix the query in the configuration"));
         }
         if self.errors_in_a_row >= limit {
+            // Its source is failing now: no unattended action until it answers again.
             return inconclusive(format!(
                 "{error} ({} failures in a row); cannot judge until {} answers again",
                 self.errors_in_a_row,
                 error.provider()
-            ));
+            ))
+            .stale();
         }
         let note = format!(
             "query failed ({} of {limit} before it counts): {error}",

@@ -115,6 +115,7 @@ pub struct RawActions {
     pub dry_run: Option<bool>,
     pub budget: Option<u32>,
     pub budget_window: Option<Dur>,
+    pub retry_holds_for: Option<Dur>,
     pub helm: Option<String>,
     #[serde(default)]
     pub leader_election: RawLeaderElection,

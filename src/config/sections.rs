@@ -175,6 +175,7 @@ pub(super) fn actions(raw: &raw::RawActions) -> Result<ActionsConfig, FieldError
     }
     let budget_window = dur(&raw.budget_window, 60 * 60);
     positive("actions.budget_window", budget_window)?;
+    let retry_holds_for = dur(&raw.retry_holds_for, 15 * 60);
     let helm = raw.helm.clone().unwrap_or_else(|| "helm".to_string());
     if helm.is_empty() {
         return Err(FieldError::new("actions.helm", "must name the helm binary"));
@@ -183,6 +184,7 @@ pub(super) fn actions(raw: &raw::RawActions) -> Result<ActionsConfig, FieldError
         dry_run: raw.dry_run.unwrap_or(false),
         budget: raw.budget.unwrap_or(3),
         budget_window,
+        retry_holds_for,
         helm,
         leader_election,
     })

@@ -182,6 +182,10 @@ pub struct ActionsConfig {
     pub budget: u32,
     /// The window of `budget`.
     pub budget_window: Duration,
+    /// A failure still held for a passing reason (not the leader, a source failing, the
+    /// history unreadable, a Helm operation under way) when the bake ends goes on being
+    /// judged, and its action decided again, for this long after the bake.
+    pub retry_holds_for: Duration,
     /// The helm binary.
     pub helm: String,
     /// Leader election.

@@ -76,6 +76,21 @@ pub fn report(
     }
 }
 
+/// Whether a final verdict must not end its evaluation yet: `mode: auto` holds its action
+/// for a passing reason (not the leader, a source failing, the history unreadable, a Helm
+/// operation under way), and `retry_for` after the bake has not passed. The evaluation goes
+/// on, and the action is decided again each round, rather than lost for good.
+pub fn retry_hold(
+    report: &Report,
+    hold: Option<&crate::remediation::plan::Hold>,
+    retry_for: std::time::Duration,
+    now: jiff::Timestamp,
+) -> bool {
+    report.verdict == Verdict::Failed
+        && hold.is_some_and(|h| h.reason.is_transient())
+        && now < crate::units::plus(report.bake_ends, retry_for)
+}
+
 /// Per release, the last action proposed for a revision and what it became once guarded
 /// against the history: the history is read again only when the proposal changes, not every
 /// round (a new revision arrives as an event and replaces the evaluation anyway).

@@ -186,3 +186,57 @@ fn a_guarded_action_is_reused_only_for_the_same_proposal_about_the_same_revision
     guards.forget(&r.release);
     assert_eq!(guards.cached(&r), None);
 }
+
+/// Issue 19.16: a failure whose automatic action is held for a passing reason when the bake
+/// ends is judged again (and its action decided again) for `retry_holds_for`, not lost.
+#[test]
+fn a_transient_hold_at_the_final_round_is_retried_for_a_while() {
+    use crate::remediation::plan::{Hold, HoldReason};
+    use crate::test_support::{MIN, at};
+    let failed = report(2, Verdict::Failed, 100, 100);
+    let hold = |reason| Hold {
+        reason,
+        detail: "words".into(),
+    };
+    let ends = failed.bake_ends;
+    for reason in [
+        HoldReason::NotLeader,
+        HoldReason::EvidenceIncomplete,
+        HoldReason::Unreadable,
+        HoldReason::ReleaseLocked,
+    ] {
+        assert!(
+            retry_hold(&failed, Some(&hold(reason)), 15 * MIN, ends),
+            "{reason:?}"
+        );
+        assert!(!retry_hold(
+            &failed,
+            Some(&hold(reason)),
+            15 * MIN,
+            crate::units::plus(ends, 15 * MIN)
+        ));
+    }
+    for reason in [
+        HoldReason::NeedsOperator,
+        HoldReason::AlreadyAttempted,
+        HoldReason::Budget,
+        HoldReason::NoTarget,
+        HoldReason::DependencyDown,
+    ] {
+        assert!(
+            !retry_hold(&failed, Some(&hold(reason)), 15 * MIN, ends),
+            "{reason:?}"
+        );
+    }
+    assert!(
+        !retry_hold(&failed, None, 15 * MIN, ends),
+        "acted: nothing to retry"
+    );
+    let healthy = report(2, Verdict::Healthy, 100, 100);
+    assert!(!retry_hold(
+        &healthy,
+        Some(&hold(HoldReason::NotLeader)),
+        15 * MIN,
+        at(0)
+    ));
+}

@@ -35,6 +35,9 @@ pub(super) struct Daemon {
     pub rounds: prometheus_client::metrics::counter::Counter,
     /// Automatic actions.
     pub remediator: Remediator,
+    /// Revisions with a final verdict still judged because their action is held for a
+    /// passing reason (their bake record is written once).
+    pub retrying: std::collections::BTreeSet<(ReleaseKey, u32)>,
 }
 
 impl Daemon {
@@ -197,10 +200,30 @@ impl Daemon {
                 self.show_automation(&report.release, report.revision);
             }
             if steps.is_final {
-                self.record(&report).await;
-                evaluator.end(&report.release);
-                info!(release = %report.release, revision = report.revision,
-                    verdict = report.verdict.as_str(), "evaluation ended with its final verdict");
+                let id = (report.release.clone(), report.revision);
+                if !self.retrying.contains(&id) {
+                    self.record(&report).await;
+                }
+                let automation = self.remediator.automation(&report.release, report.revision);
+                let retry = steps.automate
+                    && decide::retry_hold(
+                        &report,
+                        automation.hold(),
+                        self.config.actions.retry_holds_for,
+                        Timestamp::now(),
+                    );
+                if retry {
+                    if self.retrying.insert(id) {
+                        info!(release = %report.release, revision = report.revision,
+                            "final verdict failed, its automatic action held for a passing reason: judged and decided again for up to {}",
+                            crate::units::human(self.config.actions.retry_holds_for));
+                    }
+                } else {
+                    self.retrying.remove(&id);
+                    evaluator.end(&report.release);
+                    info!(release = %report.release, revision = report.revision,
+                        verdict = report.verdict.as_str(), "evaluation ended with its final verdict");
+                }
             }
         }
     }

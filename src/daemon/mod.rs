@@ -221,6 +221,7 @@ pub async fn run(
         guards: Guards::default(),
         rounds: daemon_metrics.rounds.clone(),
         remediator,
+        retrying: Default::default(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut stores_ready = std::pin::pin!({

@@ -161,7 +161,8 @@ fn kube_failure(state: &mut KubeState, err: &ProviderError, limit: u32) -> Vec<C
     let inconclusive = |summary: String| {
         vec![
             CheckResult::new(CheckId::Kubernetes, Outcome::Inconclusive, summary)
-                .on_fail(FailClass::Investigate),
+                .on_fail(FailClass::Investigate)
+                .stale(),
         ]
     };
     match &state.last_good {

@@ -76,6 +76,15 @@ impl HoldReason {
         Self::Unreadable,
     ];
 
+    /// A hold that passes by itself (leadership, a source failing, the history unreadable,
+    /// another party's Helm operation): the decision is worth taking again.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::NotLeader | Self::EvidenceIncomplete | Self::Unreadable | Self::ReleaseLocked
+        )
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -184,20 +193,15 @@ pub fn precheck(
         return Precheck::Hold(hold(
             HoldReason::EvidenceIncomplete,
             format!(
-                "the check {} was not judged from a current answer ({}): no unattended action while a monitoring source fails",
+                "the check {} was not judged from a current answer ({}): no unattended action while its monitoring source fails",
                 r.check, r.summary
             ),
         ));
     }
-    if let Some(r) = results.iter().find(|r| r.outcome == Outcome::Inconclusive) {
-        return Precheck::Hold(hold(
-            HoldReason::EvidenceIncomplete,
-            format!(
-                "the check {} cannot be judged ({}): no unattended action on partial evidence",
-                r.check, r.summary
-            ),
-        ));
-    }
+    // A check that cannot be judged although its source answers (a Job deleted by its TTL,
+    // no data, a presence that cannot be proven) never will be: it does not hold the
+    // failure the other checks established, or one such check would turn `auto` into
+    // `recommend` for good. Only a source failing now (stale, above) holds.
     let kind = match action {
         RecommendedAction::Rollback { .. } => ActionKind::Rollback,
         RecommendedAction::RestartPod { command } => {

@@ -315,12 +315,26 @@ fn the_precheck_decides_without_reading_anything() {
     let (r, detail) = reason(precheck(Verdict::Failed, &action, &with_dep, true, false)).unwrap();
     assert_eq!(r, HoldReason::DependencyDown);
     assert!(detail.contains("postgresql"), "{detail}");
-    // Prometheus down: a check that cannot be judged holds any unattended action.
+    // Prometheus down: a check that cannot be judged because its source fails now holds
+    // any unattended action.
     let mut partial = failing();
-    partial[1] = CheckResult::new("lag", Outcome::Inconclusive, "Prometheus did not answer");
+    partial[1] =
+        CheckResult::new("lag", Outcome::Inconclusive, "Prometheus did not answer").stale();
     let (r, detail) = reason(precheck(Verdict::Failed, &action, &partial, true, false)).unwrap();
     assert_eq!(r, HoldReason::EvidenceIncomplete);
     assert!(detail.contains("Prometheus did not answer"), "{detail}");
+    // Issue 19.15: a check that can never answer although its source does (a Job deleted by
+    // its TTL) does not hold the failure the other checks established.
+    let mut unanswerable = failing();
+    unanswerable[1] = CheckResult::new(
+        "job:seed",
+        Outcome::Inconclusive,
+        "Job seed not found (deleted after it finished?)",
+    );
+    assert_eq!(
+        precheck(Verdict::Failed, &action, &unanswerable, true, false),
+        Precheck::Candidate(ActionKind::Rollback)
+    );
     // A query that failed this round: the check replays its last answer (a pass) for the
     // verdict, but an unattended action waits for a current one.
     let mut replayed = failing();
