@@ -201,6 +201,7 @@ async fn run(releases: usize, active: usize) -> String {
         &[Target {
             job: "upgrade-guard",
             address: &address,
+            namespace: None,
         }],
     )
     .await;

@@ -84,6 +84,7 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
     let gim = Target {
         job: "gim",
         address: &exporter.address,
+        namespace: None,
     };
     let prometheus = Prometheus::start(None, &[gim]).await;
     let config = short_config(
@@ -122,10 +123,12 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
         Target {
             job: "gim",
             address: &exporter.address,
+            namespace: None,
         },
         Target {
             job: "upgrade-guard",
             address: &daemon_address,
+            namespace: None,
         },
     ]);
 

@@ -96,6 +96,7 @@ async fn a_prometheus_that_lost_its_data_is_not_evidence_of_absence() {
     prom.reconfigure(&[Target {
         job: "app",
         address: &exporter.address,
+        namespace: None,
     }]);
     let mut seen = Vec::new();
     rounds_until(&mut evaluator, &mut seen, |r| {
@@ -614,6 +615,7 @@ async fn a_backlog_that_grew_during_a_monitoring_outage_is_failed_never_healthy(
     let target = [Target {
         job: "app",
         address: &exporter.address,
+        namespace: None,
     }];
     let mut prom = Prometheus::start(None, &target).await;
     support::eval::scraped_a_few_times(&prom, "gim_kafka_timestamp_behind").await;
@@ -658,4 +660,52 @@ async fn a_backlog_that_grew_during_a_monitoring_outage_is_failed_never_healthy(
         !seen.iter().any(|r| r.verdict == Verdict::Healthy),
         "never healthy"
     );
+}
+
+/// Issue 19.6: the release's own target is down while a target of the same job in another
+/// namespace (a staging copy) is scraped fine. Today's code took that other target's `up`
+/// as proof that the metric vanished and failed the revision; absence is proven only from
+/// targets in the series' own namespace: never `failed`, `inconclusive` with words once the
+/// readiness deadline has passed.
+#[tokio::test]
+async fn a_target_of_the_same_job_elsewhere_is_no_proof_of_absence() {
+    let ns = tkube::namespace("ev-other-ns").await;
+    let n = ns.name.clone();
+    let line = |namespace: &str| {
+        format!("# TYPE app_up gauge\napp_up{{service=\"app\",namespace=\"{namespace}\"}} 1\n")
+    };
+    let ours = support::exporter::Exporter::start(&line(&n));
+    let staging = support::exporter::Exporter::start(&line("staging"));
+    let prom = Prometheus::start(
+        None,
+        &[
+            Target {
+                job: "app",
+                address: &ours.address,
+                namespace: Some(&n),
+            },
+            Target {
+                job: "app",
+                address: &staging.address,
+                namespace: Some("staging"),
+            },
+        ],
+    )
+    .await;
+    support::eval::scraped_a_few_times(&prom, "app_up").await;
+    install_then_upgrade(&n, "app", &[]);
+    // This release's target stops answering; the staging copy goes on.
+    ours.set_with(Arc::new(|| None));
+    let presence = "releases:\n  - name: app\n    readiness_deadline: 5s\n    metrics_presence:\n      - name: app_up\n        query: 'app_up{namespace=\"{{namespace}}\"}'\n";
+    let config = short_config(&prom.url, "", presence);
+    let run = check_waiting("12s", "app", &n, &config, &[]);
+    run.expect(
+        2,
+        &[
+            "the pods that exposed it are not running or not scraped",
+            "verdict: inconclusive",
+        ],
+    );
+    run.refuse("no metrics:");
+    run.refuse("helm rollback");
 }

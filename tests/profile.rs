@@ -196,10 +196,12 @@ async fn the_genesys_suite_under_the_built_in_profile() {
             Target {
                 job: "gim",
                 address: &gim_metrics.address,
+                namespace: None,
             },
             Target {
                 job: "gsp",
                 address: &gsp_metrics.address,
+                namespace: None,
             },
         ],
     )
@@ -357,14 +359,23 @@ async fn the_genesys_suite_under_the_built_in_profile() {
         ],
     );
     // GCA was upgraded before GSP in this cycle: GCA is warned, look at GSP first.
-    let warning = wait::until(Duration::from_secs(60), "GCA warned", || async {
-        order(&d).await.into_iter().find(|w| {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let warning = loop {
+        let warnings = order(&d).await;
+        if let Some(w) = warnings.iter().find(|w| {
             w["release"]["name"] == "gca"
                 && w["look_first"]["name"] == "gsp"
                 && w["problem"] == "wrong_order"
-        })
-    })
-    .await;
+        }) {
+            break w.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GCA not warned within 60s: order warnings {warnings:#?}; the daemon's view: {:#}",
+            d.releases().await
+        );
+        tokio::time::sleep(wait::POLL_INTERVAL).await;
+    };
     assert!(
         warning["words"]
             .as_str()

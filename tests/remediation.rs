@@ -453,6 +453,7 @@ async fn a_dependency_down_means_no_rollback_and_names_it() {
         &[Target {
             job: "kafka-exporter",
             address: &exporter.address,
+            namespace: None,
         }],
     )
     .await;
@@ -1023,4 +1024,64 @@ async fn a_replica_that_becomes_leader_acts_at_once() {
         rollbacks(n, "app").await,
         [(3, "Rollback to 1".to_string())]
     );
+}
+
+/// Issue 19.16: the bake ends with a failed verdict while another party holds the Lease:
+/// the action is held (`not_leader`). Today's code ended the evaluation with that hold and
+/// the rollback was lost for good; the failure is judged, and its action decided, again
+/// after the bake, so the replica acts once it leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_for_a_passing_reason_at_the_end_of_the_bake_is_retried() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let ns = tkube::namespace("auto-retry-hold").await;
+    let n = ns.name.clone();
+    let leases: Api<Lease> = Api::namespaced(tkube::client().await, &n);
+    let now = || k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
+    let mut lease = Lease::default();
+    lease.metadata.name = Some("upgrade-guard".into());
+    lease.spec = Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+        holder_identity: Some("someone-else".into()),
+        lease_duration_seconds: Some(3),
+        acquire_time: Some(now()),
+        renew_time: Some(now()),
+        ..Default::default()
+    });
+    leases.create(&PostParams::default(), &lease).await.unwrap();
+    // Another replica keeps renewing, until it stops.
+    let renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let renewer = {
+        let (leases, renewing) = (leases.clone(), renewing.clone());
+        tokio::spawn(async move {
+            while renewing.load(std::sync::atomic::Ordering::SeqCst) {
+                let patch = serde_json::json!({"spec": {"renewTime": now()}});
+                let _ = leases
+                    .patch(
+                        "upgrade-guard",
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let config = auto_config(NO_PROMETHEUS, &n, "", "");
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    ready(&d).await;
+    install(&n, "app", "demo-app", &[]);
+    upgrade(&n, "app", "1.1.0", &["fault=ImagePullBackOff"]);
+    final_verdict(&d, "app", 2, "failed").await;
+    let v = view(&d, "app").await.unwrap();
+    assert_eq!(v["automation"]["plan"]["reason"], "not_leader", "{v:#}");
+    assert!(rollbacks(&n, "app").await.is_empty());
+
+    renewing.store(false, std::sync::atomic::Ordering::SeqCst);
+    renewer.await.unwrap();
+    wait::until(WAIT, "the rollback once it leads", || async {
+        let done = rollbacks(&n, "app").await;
+        (!done.is_empty()).then_some(done)
+    })
+    .await;
+    d.stop().await;
 }

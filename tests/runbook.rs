@@ -156,6 +156,7 @@ async fn preflight_refuses_with_a_dependency_down_and_without_prometheus_or_the_
         &[Target {
             job: "kafka-exporter",
             address: &exporter.address,
+            namespace: None,
         }],
     )
     .await;

@@ -45,6 +45,8 @@ pub fn scrapes_needed(grace: Duration, scrape_interval: Duration) -> f64 {
 pub struct PresenceBaseline {
     /// Series per `job` label (`""` for series without one).
     pub by_job: BTreeMap<String, f64>,
+    /// The `namespace` labels of the series (empty: none carried one).
+    pub namespaces: std::collections::BTreeSet<String>,
 }
 
 impl PresenceBaseline {
@@ -55,6 +57,11 @@ impl PresenceBaseline {
             .filter(|j| !j.is_empty())
             .map(String::as_str)
             .collect()
+    }
+
+    /// The namespaces of the series (non-empty `namespace` labels).
+    pub fn namespaces(&self) -> Vec<&str> {
+        self.namespaces.iter().map(String::as_str).collect()
     }
 
     fn total(&self) -> f64 {

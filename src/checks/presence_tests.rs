@@ -19,6 +19,7 @@ fn pol() -> PresencePolicy {
 
 fn before(job: &str, n: f64) -> PresenceBaseline {
     PresenceBaseline {
+        namespaces: Default::default(),
         by_job: BTreeMap::from([(job.to_string(), n)]),
     }
 }

@@ -271,7 +271,11 @@ fn provider_results(
             scraping_at_upgrade,
             answering_since: env.answering_since,
         };
-        let r = answer.map(|(before, a)| presence(rev, p, &before, &a, ctx));
+        // Absence counts once the release is Ready or its deadline has passed: a starting
+        // service may not expose its metrics yet.
+        let r = answer.map(|(before, a)| {
+            while_starting(presence(rev, p, &before, &a, ctx), rev, workloads_ready)
+        });
         judged.push((CheckId::MetricsPresence(p.name.clone()), r, None));
     }
     let migration_sql = rev.policy.migration.as_ref().and_then(|m| m.sql.as_ref());

@@ -315,3 +315,48 @@ fn a_failing_custom_check_recommends_a_rollback_to_the_revision_that_passed_its_
         other => panic!("{other:?}"),
     }
 }
+
+/// Issue 19.6: absence of a metric counts once the release is Ready or its readiness
+/// deadline has passed; while it starts, proven absence is pending.
+#[test]
+fn absence_is_judged_once_the_release_is_ready() {
+    use crate::checks::presence::{PresenceAnswers, PresenceBaseline};
+    use crate::config::PresencePolicy;
+    let mut p = policy();
+    p.metrics_presence = vec![PresencePolicy {
+        name: "gim_up".into(),
+        query: "gim_up".into(),
+    }];
+    let absent = || RevisionAnswers {
+        presence: vec![Ok((
+            PresenceBaseline {
+                by_job: BTreeMap::from([("gim".to_string(), 1.0)]),
+                namespaces: ["gim".to_string()].into(),
+            },
+            PresenceAnswers {
+                now: vec![],
+                seen: vec![],
+                scrapes: Some(vec![100.0]),
+            },
+        ))],
+        ..no_answers()
+    };
+    let starting = || {
+        let mut obs = rolled_out().unwrap();
+        obs.workloads[0].ready = 0;
+        obs.workloads[0].available = 0;
+        Ok(obs)
+    };
+    let mut e = evaluation(p.clone());
+    let r = round(&mut e, 5, starting(), absent());
+    assert_eq!(outcome(&r, "metrics_presence:gim_up"), Outcome::Pending);
+    let mut e = evaluation(p);
+    round(&mut e, 5, rolled_out(), absent());
+    let r = round(&mut e, 6, rolled_out(), absent());
+    assert_eq!(
+        outcome(&r, "metrics_presence:gim_up"),
+        Outcome::Fail,
+        "{:#?}",
+        r.results
+    );
+}

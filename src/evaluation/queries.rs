@@ -46,7 +46,10 @@ pub(super) fn baseline_items(i: usize, e: &Evaluation, scrape: Duration) -> Vec<
         items.push((key('b', i, "ll"), promql::last_within(&q, back, scrape, at)));
     }
     if !items.is_empty() {
-        items.push((key('b', i, "up"), promql::successful_scrapes(&[], back, at)));
+        items.push((
+            key('b', i, "up"),
+            promql::successful_scrapes(&[], &[], back, at),
+        ));
     }
     items
 }
@@ -80,11 +83,15 @@ pub(super) fn baseline_from(
     let mut presence = Vec::new();
     for j in 0..e.policy.metrics_presence.len() {
         let by_job = answer(answers, &key('b', i, &format!("p{j}"))).map(|series| {
-            let by_job = series
-                .into_iter()
-                .map(|(labels, v)| (labels.get("job").cloned().unwrap_or_default(), v))
-                .collect();
-            PresenceBaseline { by_job }
+            let mut baseline = PresenceBaseline::default();
+            for (labels, v) in series {
+                let job = labels.get("job").cloned().unwrap_or_default();
+                *baseline.by_job.entry(job).or_default() += v;
+                if let Some(ns) = labels.get("namespace").filter(|ns| !ns.is_empty()) {
+                    baseline.namespaces.insert(ns.clone());
+                }
+            }
+            baseline
         });
         presence.push(item(by_job)?);
     }
@@ -128,17 +135,17 @@ impl RoundItems {
                 key('r', i, &format!("p{j}s")),
                 promql::seen_within(&q, grace, scrape),
             ));
-            let jobs = e
+            let before = e
                 .baseline
                 .as_ref()
                 .and_then(|b| b.presence.get(j))
-                .and_then(|b| b.as_ref().ok())
-                .map(|b| b.jobs())
-                .unwrap_or_default();
+                .and_then(|b| b.as_ref().ok());
+            let jobs = before.map(PresenceBaseline::jobs).unwrap_or_default();
+            let namespaces = before.map(PresenceBaseline::namespaces).unwrap_or_default();
             if !jobs.is_empty() {
                 self.presence.push((
                     key('r', i, &format!("p{j}u")),
-                    promql::successful_scrapes(&jobs, grace, None),
+                    promql::successful_scrapes(&jobs, &namespaces, grace, None),
                 ));
             }
         }

@@ -107,7 +107,8 @@ pub fn last_within(
     format!("last_over_time({})", subquery(expr, window, step, at_time))
 }
 
-/// `count by (job) (last_over_time(...))`: series that existed within the window, per job.
+/// `count by (job, namespace) (last_over_time(...))`: series that existed within the
+/// window, per job and namespace.
 pub fn existed_by_job(
     expr: &str,
     window: Duration,
@@ -115,7 +116,7 @@ pub fn existed_by_job(
     at_time: Option<Timestamp>,
 ) -> String {
     format!(
-        "count by (job) ({})",
+        "count by (job, namespace) ({})",
         last_within(expr, window, step, at_time)
     )
 }
@@ -187,12 +188,29 @@ pub fn scrapes_taken(window: Duration) -> String {
 }
 
 /// Successful scrapes within the window of the best target of `jobs` (or of any target
-/// when `jobs` is empty), optionally `@ t`.
-pub fn successful_scrapes(jobs: &[&str], window: Duration, at_time: Option<Timestamp>) -> String {
-    let selector = if jobs.is_empty() {
+/// when `jobs` is empty), optionally `@ t`. With `namespaces`, only targets in those
+/// namespaces count, or without a namespace label (a static target): never a target of
+/// the same job elsewhere (another release, a staging copy).
+pub fn successful_scrapes(
+    jobs: &[&str],
+    namespaces: &[&str],
+    window: Duration,
+    at_time: Option<Timestamp>,
+) -> String {
+    let mut matchers = Vec::new();
+    if !jobs.is_empty() {
+        matchers.push(format!("job=~{}", string(&any_of(jobs))));
+    }
+    if !namespaces.is_empty() {
+        matchers.push(format!(
+            "namespace=~{}",
+            string(&format!("{}|", any_of(namespaces)))
+        ));
+    }
+    let selector = if matchers.is_empty() {
         "up".to_string()
     } else {
-        format!("up{{job=~{}}}", string(&any_of(jobs)))
+        format!("up{{{}}}", matchers.join(","))
     };
     format!(
         "max(sum_over_time({selector}[{}]{}))",
@@ -307,14 +325,18 @@ mod tests {
         );
         assert_eq!(
             existed_by_job("x", Duration::from_secs(300), s, Some(t)),
-            "count by (job) (last_over_time((x)[300s:30s] @ 1700000000.250))"
+            "count by (job, namespace) (last_over_time((x)[300s:30s] @ 1700000000.250))"
         );
         assert_eq!(
-            successful_scrapes(&["gim", "a.b"], Duration::from_secs(120), None),
+            successful_scrapes(&["gim", "a.b"], &[], Duration::from_secs(120), None),
             "max(sum_over_time(up{job=~\"gim|a\\\\.b\"}[120s]))"
         );
         assert_eq!(
-            successful_scrapes(&[], Duration::from_secs(60), Some(t)),
+            successful_scrapes(&["gim"], &["gim"], Duration::from_secs(120), None),
+            "max(sum_over_time(up{job=~\"gim\",namespace=~\"gim|\"}[120s]))"
+        );
+        assert_eq!(
+            successful_scrapes(&[], &[], Duration::from_secs(60), Some(t)),
             "max(sum_over_time(up[60s] @ 1700000000.250))"
         );
         assert_eq!(

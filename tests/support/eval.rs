@@ -73,13 +73,15 @@ fn upgrade_with(ns: &str, release: &str, tag: &str, set: &[&str], flags: &[&str]
     helm::ok(&args);
 }
 
-/// When the latest revision of the release started (its `last_deployed`).
+/// When the latest revision of the release started, as the evaluation times it: its
+/// record's creation (the API server's clock; helm writes it before applying anything, a
+/// moment after stamping `last_deployed`).
 pub async fn upgrade_time(ns: &str, release: &str) -> Timestamp {
     let rows = read_history(tkube::client().await, ns, release)
         .await
         .unwrap();
     match &rows.last().unwrap().detail {
-        RowDetail::Decoded(s) => s.last_deployed.unwrap(),
+        RowDetail::Decoded(s) => s.started_at().unwrap(),
         RowDetail::Undecodable { decode_error } => panic!("{decode_error}"),
     }
 }
@@ -176,6 +178,7 @@ pub async fn scraped(body: &str, metric: &str) -> (Exporter, Prometheus) {
         &[Target {
             job: "app",
             address: &exporter.address,
+            namespace: None,
         }],
     )
     .await;

@@ -23,11 +23,21 @@ fn write_config(path: &Path, scrape_interval: Duration, targets: &[Target<'_>]) 
     let mut config = format!(
         "global:\n  scrape_interval: {every}\n  evaluation_interval: {every}\nscrape_configs:\n"
     );
+    // One scrape config per job, a static config per target (with its namespace label).
+    let mut jobs: Vec<&str> = Vec::new();
     for t in targets {
-        config.push_str(&format!(
-            "  - job_name: {}\n    static_configs:\n      - targets: ['{}']\n",
-            t.job, t.address
-        ));
+        if !jobs.contains(&t.job) {
+            jobs.push(t.job);
+        }
+    }
+    for job in jobs {
+        config.push_str(&format!("  - job_name: {job}\n    static_configs:\n"));
+        for t in targets.iter().filter(|t| t.job == job) {
+            config.push_str(&format!("      - targets: ['{}']\n", t.address));
+            if let Some(ns) = t.namespace {
+                config.push_str(&format!("        labels: {{namespace: {ns}}}\n"));
+            }
+        }
     }
     std::fs::write(path, config).expect("write prometheus.yml");
 }
@@ -38,6 +48,8 @@ pub struct Target<'a> {
     pub job: &'a str,
     /// `host:port` on loopback.
     pub address: &'a str,
+    /// The target's `namespace` label (Kubernetes service discovery sets it).
+    pub namespace: Option<&'a str>,
 }
 
 /// A free loopback TCP port (bound then released; callers retry on a lost race).
