@@ -62,6 +62,13 @@ pub struct Judgement {
     /// The evaluation ended with this verdict (the bake window passed).
     #[serde(rename = "final")]
     pub is_final: bool,
+    /// Since when the revision has been `inconclusive`, rounds in a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive_since: Option<Timestamp>,
+    /// `inconclusive` for longer than `notifications.inconclusive_after`: alerted and
+    /// mailed (warning), with the reason.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overdue: bool,
 }
 
 /// One release as the daemon sees it.
@@ -243,16 +250,32 @@ impl State {
     }
 
     /// A judgement of `report.revision`; ignored when a newer revision was seen since.
-    pub fn judged(&mut self, report: &Report, is_final: bool) {
+    pub fn judged(
+        &mut self,
+        report: &Report,
+        is_final: bool,
+        inconclusive_after: std::time::Duration,
+    ) {
         let Some(view) = self.releases.get_mut(&report.release) else {
             return;
         };
         if view.revision != report.revision {
             return;
         }
+        let inconclusive_since = (report.verdict == Verdict::Inconclusive).then(|| {
+            view.judgement
+                .as_ref()
+                .and_then(|j| j.inconclusive_since)
+                .unwrap_or(report.evaluated_at)
+        });
+        let overdue = inconclusive_since.is_some_and(|since| {
+            crate::units::between(since, report.evaluated_at) >= inconclusive_after
+        });
         view.status = report.status;
         view.started = Some(report.started);
         view.judgement = Some(Judgement {
+            inconclusive_since,
+            overdue,
             verdict: report.verdict,
             action: report.action.clone(),
             results: report.results.clone(),
@@ -361,6 +384,38 @@ mod tests {
     use super::*;
     use crate::test_support::{event, report};
 
+    /// Issue 19.14: an `inconclusive` is timed from its first round in a row and overdue
+    /// after `inconclusive_after`; any other verdict resets it.
+    #[test]
+    fn an_inconclusive_is_timed_and_overdue_after_the_configured_time() {
+        let after = std::time::Duration::from_secs(30);
+        let mut state = State::default();
+        state.event(&event(
+            2,
+            ReleaseEventKind::Upgraded { from: 1, to: 2 },
+            true,
+        ));
+        let key = ReleaseKey::new("ns", "app");
+        let overdue = |state: &State| {
+            let j = state.get(&key).unwrap().judgement.clone().unwrap();
+            (j.inconclusive_since.is_some(), j.overdue)
+        };
+        state.judged(&report(2, Verdict::Inconclusive, 10, 100), false, after);
+        assert_eq!(overdue(&state), (true, false));
+        state.judged(&report(2, Verdict::Inconclusive, 39, 100), false, after);
+        assert_eq!(overdue(&state), (true, false));
+        state.judged(&report(2, Verdict::Inconclusive, 40, 100), false, after);
+        assert_eq!(overdue(&state), (true, true));
+        state.judged(&report(2, Verdict::Progressing, 41, 100), false, after);
+        assert_eq!(overdue(&state), (false, false));
+        state.judged(&report(2, Verdict::Inconclusive, 42, 100), false, after);
+        assert_eq!(
+            overdue(&state),
+            (true, false),
+            "timed again from its new start"
+        );
+    }
+
     #[test]
     fn events_decide_what_is_evaluated_and_judgements_follow_the_latest_revision() {
         let mut state = State::default();
@@ -369,7 +424,11 @@ mod tests {
             ReleaseEventKind::Upgraded { from: 1, to: 2 },
             true
         )));
-        state.judged(&report(2, Verdict::Progressing, 10, 100), false);
+        state.judged(
+            &report(2, Verdict::Progressing, 10, 100),
+            false,
+            std::time::Duration::from_secs(1800),
+        );
         let v = state.get(&ReleaseKey::new("ns", "app")).unwrap();
         assert_eq!(
             v.judgement.as_ref().map(|j| j.verdict),
@@ -383,7 +442,11 @@ mod tests {
             ReleaseEventKind::Upgraded { from: 2, to: 3 },
             true
         )));
-        state.judged(&report(2, Verdict::Failed, 20, 100), false);
+        state.judged(
+            &report(2, Verdict::Failed, 20, 100),
+            false,
+            std::time::Duration::from_secs(1800),
+        );
         let v = state.get(&ReleaseKey::new("ns", "app")).unwrap();
         assert_eq!((v.revision, v.judgement.is_none()), (3, true));
         // Late news of an older revision changes nothing.

@@ -147,6 +147,8 @@ mod tests {
             chart: None,
             started: Some(at(started)),
             judgement: verdict.map(|(verdict, is_final)| Judgement {
+                inconclusive_since: None,
+                overdue: false,
                 verdict,
                 action: RecommendedAction::None,
                 results: vec![],

@@ -701,3 +701,36 @@ async fn the_daemon_becomes_ready_however_busy_its_loop_is() {
         d.stop().await;
     }
 }
+
+/// Issue 19.14: a revision that cannot be judged (its Prometheus never answers) was silent:
+/// no alert, no mail. Once it has been `inconclusive` for `notifications.inconclusive_after`
+/// it fires a warning in the real Alertmanager, with the reason in words.
+#[tokio::test]
+async fn an_inconclusive_that_lasts_is_alerted_with_the_reason() {
+    let ns = tkube::namespace("daemon-inconclusive").await;
+    let n = ns.name.as_str();
+    let config = short_config(
+        NO_PROMETHEUS,
+        "  custom:\n    - {name: errors, query: 'sum(app_errors)', max: 0}\n",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             notifications:\n  inconclusive_after: 2s\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n",
+            stack().alertmanager_url
+        ),
+    );
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    d.ready().await;
+    install_then_upgrade(n, "app", &[]);
+    let alert = wait::until(WAIT, "the inconclusive alert in Alertmanager", || async {
+        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeInconclusive")])
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(alert["labels"]["severity"], "warning", "{alert:#}");
+    assert_eq!(alert["labels"]["check"], "custom:errors", "{alert:#}");
+    let description = alert["annotations"]["description"].as_str().unwrap();
+    assert!(description.contains("cannot judge until"), "{description}");
+    d.stop().await;
+}

@@ -305,6 +305,8 @@ mod tests {
             }),
             started: Some(t(0)),
             judgement: Some(Judgement {
+                inconclusive_since: None,
+                overdue: false,
                 verdict: Verdict::Failed,
                 action: RecommendedAction::Rollback {
                     target: 2,

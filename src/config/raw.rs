@@ -43,6 +43,7 @@ pub struct RawNotifications {
     pub alertmanager: RawAlertmanager,
     pub email: Option<RawEmail>,
     pub dashboard_url: Option<String>,
+    pub inconclusive_after: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -149,6 +149,11 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             .clone()
             .filter(|u| !u.is_empty()),
         email: raw.notifications.email.as_ref().map(email).transpose()?,
+        inconclusive_after: raw
+            .notifications
+            .inconclusive_after
+            .as_ref()
+            .map_or(Duration::from_secs(30 * 60), |d| d.0),
     };
     for (i, url) in notifications.alertmanager_urls.iter().enumerate() {
         match reqwest::Url::parse(url) {
@@ -164,6 +169,10 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
     positive(
         "notifications.alertmanager.resend_interval",
         notifications.resend_interval,
+    )?;
+    positive(
+        "notifications.inconclusive_after",
+        notifications.inconclusive_after,
     )?;
     if notifications.queue_size == 0 {
         return Err(FieldError::new(

@@ -134,6 +134,8 @@ pub struct NotificationsConfig {
     pub dashboard_url: Option<String>,
     /// Email, when configured.
     pub email: Option<EmailConfig>,
+    /// A revision `inconclusive` for longer than this is alerted and mailed (warning).
+    pub inconclusive_after: Duration,
 }
 
 /// Leader election among replicas (a Lease in `state.namespace`).

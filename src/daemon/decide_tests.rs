@@ -116,7 +116,11 @@ fn a_judgement_is_final_after_the_bake_and_logged_when_its_verdict_changes() {
             automate: false,
         }
     );
-    state.judged(&report(2, Verdict::Progressing, 10, 100), false);
+    state.judged(
+        &report(2, Verdict::Progressing, 10, 100),
+        false,
+        std::time::Duration::from_secs(1800),
+    );
     let steps = super::report(
         &report(2, Verdict::Progressing, 20, 100),
         state.get(&key),

@@ -266,7 +266,9 @@ mod tests {
             bake_ends: Timestamp::from_second(1_800_003_600).unwrap(),
             evaluated_at: Timestamp::from_second(1_800_000_600).unwrap(),
         };
-        state.write().judged(&report, false);
+        state
+            .write()
+            .judged(&report, false, std::time::Duration::from_secs(1800));
         let text = crate::metrics::encode(&registry).unwrap();
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         let has = |want: &str| lines.iter().filter(|l| **l == want).count();

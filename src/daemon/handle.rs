@@ -180,7 +180,11 @@ impl Daemon {
                 info!(release = %report.release, revision = report.revision,
                     verdict = report.verdict.as_str(), "verdict");
             }
-            self.state_mut().judged(&report, steps.is_final);
+            self.state_mut().judged(
+                &report,
+                steps.is_final,
+                self.config.notifications.inconclusive_after,
+            );
             if steps.export_views
                 && let Some(notice) = notices::export_views(
                     &self.client,

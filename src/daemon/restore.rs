@@ -65,6 +65,8 @@ pub fn restored_view(
         chart: Some(ChartView::of(&summary.chart)),
         started: summary.last_deployed,
         judgement: Some(Judgement {
+            inconclusive_since: None,
+            overdue: false,
             verdict: Verdict::Failed,
             action: guard(action, &history, revision),
             results,

@@ -27,7 +27,7 @@ fn failed_release() -> State {
     r.action = RecommendedAction::Investigate {
         reason: "look".into(),
     };
-    state.judged(&r, false);
+    state.judged(&r, false, std::time::Duration::from_secs(1800));
     state.notice(Notice {
         release: ReleaseKey::new("ns", "app"),
         revision: 2,
@@ -102,7 +102,7 @@ fn order_warnings_only_consider_releases_told_about() {
         let mut r = report(2, verdict, 100, 100);
         r.release = e.release.clone();
         r.started = started;
-        state.judged(&r, true);
+        state.judged(&r, true, std::time::Duration::from_secs(1800));
     }
     let warned = order(
         &state,

@@ -111,8 +111,10 @@ fn alert_for(
 }
 
 /// The alerts that should be firing now: one per failing check of a failed revision
-/// (critical), one per warning of a degraded revision whose bake ended (warning), and one
-/// for a revision stuck pending or unreadable (warning).
+/// (critical), one per warning of a degraded revision whose bake ended (warning), one per
+/// check that cannot be judged of a revision inconclusive for longer than
+/// `notifications.inconclusive_after` (warning), and one for a revision stuck pending or
+/// unreadable (warning).
 pub fn desired<'a>(
     views: impl Iterator<Item = &'a ReleaseView>,
     dashboard: Option<&str>,
@@ -147,6 +149,10 @@ pub fn desired<'a>(
         let (name, severity, outcome) = match j.verdict {
             Verdict::Failed => ("UpgradeFailed", "critical", Outcome::Fail),
             Verdict::Degraded if j.is_final => ("UpgradeDegraded", "warning", Outcome::Warn),
+            // Inconclusive for too long: someone must look at what cannot be judged.
+            Verdict::Inconclusive if j.overdue => {
+                ("UpgradeInconclusive", "warning", Outcome::Inconclusive)
+            }
             _ => continue,
         };
         for r in j.results.iter().filter(|r| r.outcome == outcome) {

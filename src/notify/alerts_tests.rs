@@ -23,6 +23,8 @@ fn view(verdict: Verdict, is_final: bool, results: Vec<CheckResult>) -> ReleaseV
         chart: None,
         started: Some(t(0)),
         judgement: Some(Judgement {
+            inconclusive_since: None,
+            overdue: false,
             verdict,
             action: RecommendedAction::Rollback {
                 target: 2,
@@ -291,4 +293,29 @@ fn notices_and_order_warnings_are_info_and_warning_alerts_with_the_command() {
     assert_eq!(alerts[0].labels["severity"], "warning");
     assert_eq!(alerts[0].labels["namespace"], "gca");
     assert_eq!(alerts[0].annotations["look_first"], "gsp/gsp");
+}
+
+/// Issue 19.14: an `inconclusive` that lasts longer than `notifications.inconclusive_after`
+/// fires a warning per check that cannot be judged, with the reason; before that, nothing.
+#[test]
+fn an_overdue_inconclusive_fires_a_warning_with_the_reason() {
+    let cannot = CheckResult::new(
+        "lag",
+        Outcome::Inconclusive,
+        "Prometheus did not answer (4 failures in a row)",
+    );
+    let mut v = view(Verdict::Inconclusive, false, vec![cannot]);
+    assert!(desired([&v].into_iter(), None).is_empty());
+    if let Some(j) = v.judgement.as_mut() {
+        j.overdue = true;
+    }
+    let alerts = desired([&v].into_iter(), None);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].labels["alertname"], "UpgradeInconclusive");
+    assert_eq!(alerts[0].labels["severity"], "warning");
+    assert_eq!(alerts[0].labels["check"], "lag");
+    assert!(
+        alerts[0].annotations["description"].contains("Prometheus did not answer"),
+        "{alerts:#?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Which emails to send (pure): one per change of a release's state worth telling (failed,
-//! degraded at the end of its bake, stuck pending, unreadable, and healthy again after one of
-//! those), never one per re-send. Messages are rendered from templates (minijinja; the HTML
+//! inconclusive for longer than `notifications.inconclusive_after`, degraded at the end of
+//! its bake, stuck pending, unreadable, and healthy again after one of those), never one per
+//! re-send. Messages are rendered from templates (minijinja; the HTML
 //! one auto-escaped): subject with release, revision and verdict; body with the checks
 //! table and the exact command.
 
@@ -21,6 +22,7 @@ use crate::verdict::{RecommendedAction, Verdict};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MailState {
     Failed,
+    Inconclusive,
     Degraded,
     Healthy,
     Stuck,
@@ -55,6 +57,7 @@ impl MailState {
         let j = view.judgement.as_ref()?;
         match j.verdict {
             Verdict::Failed => Some(Self::Failed),
+            Verdict::Inconclusive if j.overdue => Some(Self::Inconclusive),
             Verdict::Degraded if j.is_final => Some(Self::Degraded),
             Verdict::Healthy if j.is_final => Some(Self::Healthy),
             _ => None,
@@ -64,6 +67,7 @@ impl MailState {
     fn headline(self) -> &'static str {
         match self {
             Self::Failed => "failed",
+            Self::Inconclusive => "inconclusive for too long: cannot be judged",
             Self::Degraded => "degraded",
             Self::Healthy => "healthy",
             Self::Stuck => "stuck pending",
@@ -296,6 +300,8 @@ mod tests {
             chart: None,
             started: None,
             judgement: Some(Judgement {
+                inconclusive_since: None,
+                overdue: false,
                 verdict,
                 action: if verdict == Verdict::Failed {
                     RecommendedAction::Rollback {
@@ -360,6 +366,34 @@ mod tests {
             book.changes([&view(5, Verdict::Healthy, true)].into_iter(), None)
                 .is_empty()
         );
+    }
+
+    /// Issue 19.14: an `inconclusive` that lasts is mailed once, with what cannot be judged.
+    #[test]
+    fn an_overdue_inconclusive_is_mailed_once() {
+        let mut book = Mailbook::default();
+        let mut v = view(3, Verdict::Inconclusive, false);
+        if let Some(j) = v.judgement.as_mut() {
+            j.results[0].outcome = Outcome::Inconclusive;
+            j.results[0].summary = "Prometheus did not answer (4 failures in a row)".into();
+        }
+        assert!(book.changes([&v].into_iter(), None).is_empty(), "not yet");
+        if let Some(j) = v.judgement.as_mut() {
+            j.overdue = true;
+        }
+        let mails = book.changes([&v].into_iter(), None);
+        assert_eq!(mails.len(), 1);
+        let mail = mails[0].as_ref().unwrap();
+        assert_eq!(
+            mail.subject,
+            "[upgrade-guard] gim/gim revision 3: inconclusive for too long: cannot be judged"
+        );
+        assert!(
+            mail.text.contains("Prometheus did not answer"),
+            "{}",
+            mail.text
+        );
+        assert!(book.changes([&v].into_iter(), None).is_empty(), "once");
     }
 
     #[test]
