@@ -119,6 +119,7 @@ pub fn report(revision: u32, verdict: Verdict, evaluated_at: i64, bake_ends: i64
         release: ReleaseKey::new("ns", "app"),
         revision,
         status: ReleaseStatus::Deployed,
+        status_since: jiff::Timestamp::from_second(0).unwrap(),
         chart: "app-1.0.0".into(),
         verdict,
         action: RecommendedAction::None,

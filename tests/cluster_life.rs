@@ -62,6 +62,26 @@ async fn never_failed_until_final(e: &mut Evaluator, seen: &mut Vec<Report>) -> 
     last
 }
 
+/// Upgrades `app` changing only a ConfigMap (the pods and Jobs stay as they are) and judges
+/// the revision to its end, with `deadline` and `bake`: never failed, and degraded.
+async fn values_only_upgrade_ends_degraded(n: &str, deadline: &str, bake: &str) -> Report {
+    helm::ok(&[
+        "upgrade",
+        "app",
+        &helm::chart("demo-app"),
+        "-n",
+        n,
+        "--reuse-values",
+        "--set",
+        "note=values-only",
+    ]);
+    let mut e = evaluating(n, &config(deadline, bake)).await;
+    let mut seen = Vec::new();
+    let last = never_failed_until_final(&mut e, &mut seen).await;
+    assert_eq!(last.verdict, Verdict::Degraded, "{last:#?}");
+    last
+}
+
 fn assert_no_failure(seen: &[Report]) {
     if let Some(bad) = seen.iter().find(|r| r.verdict == Verdict::Failed) {
         panic!("a round failed the revision: {bad:#?}");
@@ -209,20 +229,7 @@ async fn a_pod_broken_before_a_values_only_upgrade_is_not_charged_to_it() {
         || async { (Timestamp::now() >= since + Duration::from_secs(2)).then_some(()) },
     )
     .await;
-    helm::ok(&[
-        "upgrade",
-        "app",
-        &chart,
-        "-n",
-        n,
-        "--reuse-values",
-        "--set",
-        "note=values-only",
-    ]);
-    let mut e = evaluating(n, &config("4s", "8s")).await;
-    let mut seen = Vec::new();
-    let last = never_failed_until_final(&mut e, &mut seen).await;
-    assert_eq!(last.verdict, Verdict::Degraded, "{last:#?}");
+    let last = values_only_upgrade_ends_degraded(n, "4s", "8s").await;
     let pods_result = result(&last, "pending_pods");
     assert_eq!(pods_result.outcome, Outcome::Warn);
     assert!(
@@ -458,20 +465,7 @@ async fn a_job_that_failed_before_the_upgrade_is_not_charged_to_it() {
         (Timestamp::now().as_second() > created.as_second() + 1).then_some(())
     })
     .await;
-    helm::ok(&[
-        "upgrade",
-        "app",
-        &chart,
-        "-n",
-        n,
-        "--reuse-values",
-        "--set",
-        "note=values-only",
-    ]);
-    let mut e = evaluating(n, &config("3s", "6s")).await;
-    let mut seen = Vec::new();
-    let last = never_failed_until_final(&mut e, &mut seen).await;
-    assert_eq!(last.verdict, Verdict::Degraded, "{last:#?}");
+    let last = values_only_upgrade_ends_degraded(n, "3s", "6s").await;
     let job = result(&last, "job:app-migrate");
     assert_eq!(job.outcome, Outcome::Warn);
     assert!(

@@ -7,7 +7,9 @@
 //!   while it is down and its Kafka backlog rises until it processes again, then drains;
 //!   the pod is Running but not Ready for most of the readiness deadline (GIM is not Ready
 //!   until its first transformation job), and the Deployment's own progress deadline (the
-//!   Kubernetes default, 600 s, scaled like the rest) passes long before. It ends `healthy`.
+//!   Kubernetes default, 600 s, scaled like the rest) passes long before; helm, run with the
+//!   guide's 15-minute timeout, gives up and marks the revision failed. It ends `healthy`,
+//!   and stays the revision to roll back to.
 //! - Then GSP and GCA, in the suite's order, each healthy (GSP's Flink job restores from its
 //!   savepoint after the restart), with no order warning from the daemon.
 //! - A GSP upgrade whose Flink job stops running: `failed`, rolled back (recommended) to the
@@ -249,24 +251,38 @@ async fn the_genesys_suite_under_the_built_in_profile() {
     )
     .await;
 
-    // GIM: restart, slow readiness, a backlog that rises and drains: healthy.
+    // GIM: restart, slow readiness, a backlog that rises and drains: healthy. Its guide
+    // asks for a 15-minute Helm timeout (30 s scaled), shorter than GIM takes to be Ready:
+    // helm gives up and marks the revision failed, which is Helm's timeout, not GIM's.
     gim_metrics.set_with(restarting());
-    upgrade(
+    let helm_timeout = format!("{}s", 15 * 60 / FACTOR);
+    let out = helm::shared().fails(&[
+        "upgrade",
         "gim",
+        &gim_chart,
+        "-n",
         "gim",
-        &[
-            "image.tag=100.0.117",
-            &progress_deadline,
-            "fault=SlowReady",
-            "slowReady.startAfter=6s",
-            "slowReady.readyAfter=60s",
-        ],
-    );
+        "--set",
+        "image.tag=100.0.117",
+        "--set",
+        &progress_deadline,
+        "--set",
+        "fault=SlowReady",
+        "--set",
+        "slowReady.startAfter=6s",
+        "--set",
+        "slowReady.readyAfter=60s",
+        "--wait",
+        "--timeout",
+        &helm_timeout,
+    ]);
+    assert!(out.contains("context deadline exceeded"), "{out}");
     let run = check(&profile.arg(), &prom.url, "gim", "4m").await;
     run.expect(
         0,
         &[
-            "revision 2 (deployed)",
+            "revision 2 (failed)",
+            "helm's own --wait timed out",
             "verdict: healthy",
             "action: none",
             "metrics_presence:gim_kafka_timestamp_behind  pass",

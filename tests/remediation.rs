@@ -970,6 +970,7 @@ fn failed_report(n: &str) -> upgrade_guard::verdict::Report {
         release: ReleaseKey::new(n, "app"),
         revision: 2,
         status: ReleaseStatus::Deployed,
+        status_since: jiff::Timestamp::from_second(0).unwrap(),
         chart: "demo-app-0.1.0".into(),
         verdict: Verdict::Failed,
         action: RecommendedAction::Rollback {
@@ -1083,5 +1084,45 @@ async fn a_hold_for_a_passing_reason_at_the_end_of_the_bake_is_retried() {
         (!done.is_empty()).then_some(done)
     })
     .await;
+    d.stop().await;
+}
+
+/// Issue 19.4: `helm upgrade --wait` gives up and marks the revision failed; helm itself
+/// (`--atomic`) or a controller may roll it back right after. upgrade-guard holds
+/// (`settling`) for `actions.settle_after_failed` before acting, never racing it, then rolls
+/// back (nobody else did).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_helm_just_marked_failed_settles_before_the_rollback() {
+    let ns = tkube::namespace("auto-settle").await;
+    let n = ns.name.clone();
+    let config = auto_config(NO_PROMETHEUS, &n, "", "")
+        .replace("actions:\n", "actions:\n  settle_after_failed: 10s\n");
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    ready(&d).await;
+    install(&n, "app", "demo-app", &[]);
+    let chart = helm::chart("demo-app");
+    helm::shared().fails(&[
+        "upgrade",
+        "app",
+        &chart,
+        "-n",
+        &n,
+        "--set",
+        "image.tag=1.1.0",
+        "--set",
+        "fault=ImagePullBackOff",
+        "--wait",
+        "--timeout",
+        "3s",
+    ]);
+    wait::until(WAIT, "the rollback once settled", || async {
+        let done = rollbacks(&n, "app").await;
+        (!done.is_empty()).then_some(done)
+    })
+    .await;
+    let settled = d
+        .metric(r#"upgrade_guard_action_holds_total{reason="settling"}"#)
+        .await;
+    assert!(settled.is_some_and(|n| n >= 1.0), "{settled:?}");
     d.stop().await;
 }

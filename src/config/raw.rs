@@ -117,6 +117,7 @@ pub struct RawActions {
     pub budget: Option<u32>,
     pub budget_window: Option<Dur>,
     pub retry_holds_for: Option<Dur>,
+    pub settle_after_failed: Option<Dur>,
     pub helm: Option<String>,
     #[serde(default)]
     pub leader_election: RawLeaderElection,

@@ -176,6 +176,7 @@ pub(super) fn actions(raw: &raw::RawActions) -> Result<ActionsConfig, FieldError
     let budget_window = dur(&raw.budget_window, 60 * 60);
     positive("actions.budget_window", budget_window)?;
     let retry_holds_for = dur(&raw.retry_holds_for, 15 * 60);
+    let settle_after_failed = dur(&raw.settle_after_failed, 60);
     let helm = raw.helm.clone().unwrap_or_else(|| "helm".to_string());
     if helm.is_empty() {
         return Err(FieldError::new("actions.helm", "must name the helm binary"));
@@ -185,6 +186,7 @@ pub(super) fn actions(raw: &raw::RawActions) -> Result<ActionsConfig, FieldError
         budget: raw.budget.unwrap_or(3),
         budget_window,
         retry_holds_for,
+        settle_after_failed,
         helm,
         leader_election,
     })

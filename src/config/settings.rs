@@ -188,6 +188,9 @@ pub struct ActionsConfig {
     /// history unreadable, a Helm operation under way) when the bake ends goes on being
     /// judged, and its action decided again, for this long after the bake.
     pub retry_holds_for: Duration,
+    /// No automatic action sooner than this after Helm marked the revision failed: helm
+    /// itself (`--atomic`) or a controller may be rolling it back.
+    pub settle_after_failed: Duration,
     /// The helm binary.
     pub helm: String,
     /// Leader election.

@@ -257,6 +257,7 @@ mod tests {
             release: key.clone(),
             revision: 7,
             status: ReleaseStatus::Deployed,
+            status_since: jiff::Timestamp::from_second(0).unwrap(),
             chart: "app-1.0.0".into(),
             verdict: Verdict::Failed,
             action: RecommendedAction::None,

@@ -111,7 +111,13 @@ impl Daemon {
         let start = Start {
             release: key.clone(),
             status: event.status,
-            status_since: summary.last_deployed.unwrap_or_else(Timestamp::now),
+            // Helm records no time for a failure: it is the moment the event says so (what
+            // the settle period before an automatic action counts from).
+            status_since: if event.status == crate::release::ReleaseStatus::Failed {
+                Timestamp::now()
+            } else {
+                summary.last_deployed.unwrap_or_else(Timestamp::now)
+            },
             history,
             rollbacks: self.rollbacks.get(&key).cloned().unwrap_or_default(),
             storage: event.storage,

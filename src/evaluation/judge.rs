@@ -130,6 +130,7 @@ pub(super) fn judge(
         release: e.key().clone(),
         revision: summary.revision,
         status: e.start.status,
+        status_since: e.start.status_since,
         chart: format!("{}-{}", summary.chart.name, summary.chart.version),
         verdict: v,
         action,

@@ -2,7 +2,8 @@
 //! without a revision goes to the previous revision even when that one failed.
 //!
 //! Rule: among revisions older than the bad one whose status says they ran
-//! (`deployed`/`superseded`; never `failed`, `pending-*`, `uninstall*`, `unknown`), take the
+//! (`deployed`/`superseded`; never `pending-*`, `uninstall*`, `unknown`, nor `failed` unless
+//! upgrade-guard recorded it healthy: Helm's own `--wait` timed out on it), take the
 //! newest that passed its own bake; when none did, the newest that is not known to have
 //! failed its bake and was not abandoned by a rollback (a revision that a later "Rollback to
 //! N" skipped: someone rolled back past it, so it is not known to be good).
@@ -62,9 +63,15 @@ pub fn select_rollback_target(
     bakes: &BTreeMap<u32, BakeRecord>,
     rollbacks: &BTreeMap<u32, u32>,
 ) -> Option<RollbackTarget> {
+    // Helm marks a revision failed when its own `--wait` times out although the revision
+    // was applied and may run well: upgrade-guard's healthy bake record says it did.
+    let ran = |r: &u32, s: &ReleaseStatus| {
+        s.was_deployed()
+            || (*s == ReleaseStatus::Failed && bakes.get(r) == Some(&BakeRecord::Healthy))
+    };
     let mut candidates: Vec<u32> = history
         .iter()
-        .filter(|(r, s)| *r < bad_revision && s.was_deployed())
+        .filter(|(r, s)| *r < bad_revision && ran(r, s))
         .map(|(r, _)| *r)
         .filter(|r| bakes.get(r) != Some(&BakeRecord::Failed))
         .collect();
@@ -114,6 +121,24 @@ mod tests {
             &rollbacks.iter().copied().collect(),
         )
         .map(|t| (t.revision, t.basis))
+    }
+
+    /// Issue 19.4: a revision Helm marked failed because its `--wait` timed out, and that
+    /// upgrade-guard judged healthy, ran well: a target. One Helm marked failed that has no
+    /// healthy record is never one.
+    #[test]
+    fn a_helm_failed_revision_recorded_healthy_is_a_target() {
+        use TargetBasis::*;
+        let history = [(1, Superseded), (2, Failed), (3, Deployed)];
+        assert_eq!(
+            pick(&history, 3, &[(2, BakeRecord::Healthy)]),
+            Some((2, PassedBake))
+        );
+        assert_eq!(pick(&history, 3, &[]), Some((1, NewestThatRan)));
+        assert_eq!(
+            pick(&history, 3, &[(2, BakeRecord::Degraded)]),
+            Some((1, NewestThatRan))
+        );
     }
 
     #[test]

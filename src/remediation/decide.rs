@@ -41,6 +41,14 @@ impl Remediator {
             Precheck::Hold(h) => return self.held(key, report.revision, h, None),
             Precheck::Candidate(kind) => kind,
         };
+        if let Some(h) = plan::settling(
+            report.status,
+            report.status_since,
+            report.evaluated_at,
+            self.actions.settle_after_failed,
+        ) {
+            return self.held(key, report.revision, h, None);
+        }
         let in_progress = self.running.contains_key(key);
         if let Some(d) = self.plans.get(key)
             && d.revision == report.revision

@@ -39,6 +39,9 @@ pub enum HoldReason {
     NotLatest,
     /// A Helm operation holds the release (`pending-*`).
     ReleaseLocked,
+    /// Helm marked the revision failed moments ago: helm itself (`--atomic`,
+    /// `--rollback-on-failure`) or a controller may be rolling it back.
+    Settling,
     /// The release is gone.
     Uninstalled,
     /// The bad revision is itself a rollback: rolling back a rollback is how loops start.
@@ -59,13 +62,14 @@ pub enum HoldReason {
 
 impl HoldReason {
     /// Every reason (for metrics).
-    pub const ALL: [HoldReason; 14] = [
+    pub const ALL: [HoldReason; 15] = [
         Self::NotLeader,
         Self::DependencyDown,
         Self::EvidenceIncomplete,
         Self::NeedsOperator,
         Self::NotLatest,
         Self::ReleaseLocked,
+        Self::Settling,
         Self::Uninstalled,
         Self::RollbackRevision,
         Self::AlreadyAttempted,
@@ -81,7 +85,11 @@ impl HoldReason {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            Self::NotLeader | Self::EvidenceIncomplete | Self::Unreadable | Self::ReleaseLocked
+            Self::NotLeader
+                | Self::EvidenceIncomplete
+                | Self::Unreadable
+                | Self::ReleaseLocked
+                | Self::Settling
         )
     }
 
@@ -94,6 +102,7 @@ impl HoldReason {
             Self::NeedsOperator => "needs_operator",
             Self::NotLatest => "not_latest",
             Self::ReleaseLocked => "release_locked",
+            Self::Settling => "settling",
             Self::Uninstalled => "uninstalled",
             Self::RollbackRevision => "rollback_revision",
             Self::AlreadyAttempted => "already_attempted",
@@ -232,6 +241,28 @@ pub fn precheck(
         ));
     }
     Precheck::Candidate(kind)
+}
+
+/// A hold while the revision's `failed` status is younger than `settle`: helm itself
+/// (`--atomic`, `--rollback-on-failure`) or a GitOps controller may be rolling it back
+/// right now, and upgrade-guard never races another party's operation. `None` otherwise.
+pub fn settling(
+    status: ReleaseStatus,
+    status_since: Timestamp,
+    now: Timestamp,
+    settle: std::time::Duration,
+) -> Option<Hold> {
+    let age = crate::units::between(status_since, now);
+    (status == ReleaseStatus::Failed && age < settle).then(|| {
+        hold(
+            HoldReason::Settling,
+            format!(
+                "helm marked the revision failed {} ago: helm itself (--atomic) or a controller may be rolling it back; upgrade-guard waits {} before acting, never racing it",
+                human(age),
+                human(settle)
+            ),
+        )
+    })
 }
 
 /// What [`plan`] needs besides the precheck's inputs, read just before deciding.

@@ -383,3 +383,18 @@ fn every_reason_has_a_distinct_label() {
         HoldReason::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(labels.len(), HoldReason::ALL.len());
 }
+
+/// Issue 19.4: right after helm marked a revision failed, helm itself (`--atomic`) or a
+/// controller may be rolling it back: no automatic action races it, for the settle period.
+#[test]
+fn a_revision_helm_just_marked_failed_settles_before_any_action() {
+    use crate::release::ReleaseStatus;
+    let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+    let settle = std::time::Duration::from_secs(60);
+    let h = settling(ReleaseStatus::Failed, t(0), t(10), settle).unwrap();
+    assert_eq!(h.reason, HoldReason::Settling);
+    assert!(h.reason.is_transient());
+    assert!(h.detail.contains("10s ago"), "{}", h.detail);
+    assert_eq!(settling(ReleaseStatus::Failed, t(0), t(60), settle), None);
+    assert_eq!(settling(ReleaseStatus::Deployed, t(0), t(10), settle), None);
+}

@@ -17,6 +17,8 @@ pub struct Report {
     pub revision: u32,
     /// Its status at the time.
     pub status: ReleaseStatus,
+    /// Since when it has had that status.
+    pub status_since: Timestamp,
     /// `chart-version`.
     pub chart: String,
     /// The verdict.

@@ -24,8 +24,8 @@ use super::{helm, kube as tkube, wait};
 /// How long a scenario may take to reach what it waits for.
 pub const WAIT: Duration = Duration::from_secs(120);
 
-/// Installs `demo-app` (waiting for it) and upgrades it to tag 1.1.0 with `set` values.
-pub fn install_then_upgrade(ns: &str, release: &str, set: &[&str]) {
+/// Installs `demo-app`, waiting for its pods.
+fn install_waiting(ns: &str, release: &str) {
     let chart = &helm::chart("demo-app");
     helm::ok(&[
         "install",
@@ -37,6 +37,11 @@ pub fn install_then_upgrade(ns: &str, release: &str, set: &[&str]) {
         "--timeout",
         "60s",
     ]);
+}
+
+/// Installs `demo-app` (waiting for it) and upgrades it to tag 1.1.0 with `set` values.
+pub fn install_then_upgrade(ns: &str, release: &str, set: &[&str]) {
+    install_waiting(ns, release);
     upgrade(ns, release, "1.1.0", set);
 }
 
@@ -48,17 +53,7 @@ pub fn upgrade(ns: &str, release: &str, tag: &str, set: &[&str]) {
 /// Installs `demo-app` and upgrades it to tag 1.1.0, waiting until the new pods are Ready:
 /// for scenarios whose workloads must be fine however slowly a loaded machine starts pods.
 pub fn install_then_upgrade_ready(ns: &str, release: &str) {
-    let chart = &helm::chart("demo-app");
-    helm::ok(&[
-        "install",
-        release,
-        chart,
-        "-n",
-        ns,
-        "--wait",
-        "--timeout",
-        "60s",
-    ]);
+    install_waiting(ns, release);
     upgrade_with(ns, release, "1.1.0", &[], &["--wait", "--timeout", "60s"]);
 }
 
