@@ -1115,11 +1115,15 @@ async fn a_revision_helm_just_marked_failed_settles_before_the_rollback() {
         "--timeout",
         "3s",
     ]);
-    wait::until(WAIT, "the rollback once settled", || async {
-        let done = rollbacks(&n, "app").await;
-        (!done.is_empty()).then_some(done)
-    })
-    .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while rollbacks(&n, "app").await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rollback within {WAIT:?}; the daemon's view: {:#}",
+            view(&d, "app").await.unwrap_or_default()
+        );
+        tokio::time::sleep(wait::POLL_INTERVAL).await;
+    }
     let settled = d
         .metric(r#"upgrade_guard_action_holds_total{reason="settling"}"#)
         .await;

@@ -98,26 +98,45 @@ impl Counts {
         }
     }
 
-    /// Whether going from `self` to `next` is progress: something appeared, the spec or the
-    /// wanted replicas changed, or a count moved toward done.
-    fn moved_to(&self, next: &Self) -> bool {
-        self.complete
-            || next.found != self.found
+    /// Whether `next` changes what is wanted: the object appeared or went, its spec or its
+    /// wanted replicas changed.
+    fn wants_other(&self, next: &Self) -> bool {
+        next.found != self.found
             || next.generation != self.generation
             || next.desired != self.desired
-            || next.observed_generation > self.observed_generation
-            || next.updated > self.updated
-            || next.new_ready > self.new_ready
-            || next.new_available > self.new_available
-            || next.old < self.old
+    }
+
+    /// Whether `next` goes beyond `best` toward done (a new high of updated, ready or
+    /// available new replicas, a new low of old ones): a replica that flaps Ready and back is
+    /// no progress.
+    fn beyond(best: &Self, next: &Self) -> bool {
+        next.observed_generation > best.observed_generation
+            || next.updated > best.updated
+            || next.new_ready > best.new_ready
+            || next.new_available > best.new_available
+            || next.old < best.old
+    }
+
+    /// The best of both, count by count.
+    fn best_of(self, other: &Self) -> Self {
+        Self {
+            observed_generation: self.observed_generation.max(other.observed_generation),
+            updated: self.updated.max(other.updated),
+            new_ready: self.new_ready.max(other.new_ready),
+            new_available: self.new_available.max(other.new_available),
+            old: self.old.min(other.old),
+            ..self
+        }
     }
 }
 
-/// What a workload's rollout check remembers between rounds: the numbers last seen and when
-/// the rollout was last seen moving (or complete, or first seen).
+/// What a workload's rollout check remembers between rounds: the numbers last seen, the best
+/// ones since it was last complete or last wanted something else, and when it was last seen
+/// moving (or complete, or first seen).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RolloutMemory {
     last: Option<Counts>,
+    best: Option<Counts>,
     moved_at: Option<Timestamp>,
 }
 
@@ -125,7 +144,17 @@ impl RolloutMemory {
     /// Records this round's numbers; returns since when the rollout has not moved. The
     /// first observation starts the clock: a stall is always seen by successive rounds.
     fn observe(&mut self, counts: Counts, now: Timestamp) -> Timestamp {
-        let moved = self.last.is_none_or(|last| last.moved_to(&counts));
+        let restart = self
+            .last
+            .is_none_or(|last| last.complete || last.wants_other(&counts));
+        let moved = match (restart, self.best) {
+            (true, _) | (_, None) => true,
+            (false, Some(best)) => Counts::beyond(&best, &counts),
+        };
+        self.best = Some(match (restart, self.best) {
+            (false, Some(best)) => best.best_of(&counts),
+            _ => counts,
+        });
         self.last = Some(counts);
         if moved || self.moved_at.is_none() {
             self.moved_at = Some(now);

@@ -342,3 +342,28 @@ fn a_replica_broken_before_the_upgrade_is_reported_not_charged() {
     );
     assert_eq!(results[1].outcome, Outcome::Fail, "{}", results[1].summary);
 }
+
+/// A replica that flaps Ready and back is no progress: past the deadline the stall clock
+/// keeps running and the rollout fails after the stall timeout.
+#[test]
+fn a_flapping_replica_is_no_progress() {
+    let p = policy();
+    // Ready 1, 2, 1, 2 ... of 3: the best (2) was reached at minute 12.
+    let flaps: Vec<_> = [11, 12, 13, 14, 15, 16, 17]
+        .iter()
+        .map(|m| (*m, deploy(if m % 2 == 0 { 2 } else { 1 }, 3), vec![]))
+        .collect();
+    let outcomes: Vec<Outcome> = rounds(&p, &flaps).iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Pending,
+            Outcome::Fail
+        ]
+    );
+}

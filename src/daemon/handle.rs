@@ -55,6 +55,9 @@ impl Daemon {
     /// A release event.
     pub async fn event(&mut self, evaluator: &mut Evaluator, event: ReleaseEvent) {
         let key = event.release.clone();
+        // A new revision (or an uninstall) replaces whatever was still being retried.
+        self.retrying
+            .retain(|(k, r)| *k != key || *r == event.revision);
         if let ReleaseEventKind::RolledBack { to, target } = event.kind {
             self.rollbacks
                 .entry(key.clone())

@@ -109,10 +109,15 @@ impl Operation {
 pub const CLOCK_SKEW_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl ReleaseSummary {
-    /// When the upgrade started, by the API server's clock when the record's creation is
-    /// known (helm's own clock may be minutes off), else by helm's `last_deployed`.
+    /// When the upgrade started: helm's `last_deployed` (to the nanosecond) while it agrees
+    /// with the API server's clock (the record's creation, kept to the second) within
+    /// [`CLOCK_SKEW_TOLERANCE`]; the record's creation when helm's clock is off (a laptop
+    /// or CI runner minutes behind or ahead) or `last_deployed` is unknown.
     pub fn started_at(&self) -> Option<Timestamp> {
-        self.recorded.or(self.last_deployed)
+        match self.clock_skew() {
+            Some(_) => self.recorded,
+            None => self.last_deployed.or(self.recorded),
+        }
     }
 
     /// How far ahead (positive) or behind (negative) helm's clock was of the API server's,
@@ -225,4 +230,42 @@ pub fn rollback_target_in(description: &str) -> Option<u32> {
         .trim()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19.5: helm's nanosecond `last_deployed` times the upgrade while it agrees with
+    /// the API server (the record's creation, kept to the second); the record's creation
+    /// when helm's clock is off.
+    #[test]
+    fn the_upgrade_is_timed_by_helm_unless_its_clock_is_off() {
+        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut s = ReleaseSummary {
+            name: "gim".into(),
+            namespace: "gim".into(),
+            revision: 2,
+            status: ReleaseStatus::Deployed,
+            description: String::new(),
+            first_deployed: None,
+            last_deployed: Some(t("2026-12-02T10:00:00.700Z")),
+            recorded: Some(t("2026-12-02T10:00:01Z")),
+            chart: ChartRef {
+                name: "gim".into(),
+                version: "1".into(),
+                app_version: None,
+            },
+            hooks: vec![],
+            workloads: vec![],
+            manifest_problems: vec![],
+        };
+        assert_eq!(s.started_at(), s.last_deployed);
+        assert_eq!(s.clock_skew(), None);
+        s.last_deployed = Some(t("2026-12-02T09:55:00Z"));
+        assert_eq!(s.started_at(), s.recorded);
+        assert_eq!(s.clock_skew(), Some(jiff::SignedDuration::from_secs(-301)));
+        s.recorded = None;
+        assert_eq!(s.started_at(), s.last_deployed);
+    }
 }
