@@ -129,28 +129,25 @@ fn earlier_job(r: &Revision<'_>, check: CheckId, j: &JobObs) -> CheckResult {
     .on_fail(FailClass::Investigate)
 }
 
-/// Whether Helm's description of a failed operation says only that its `--wait` (or
-/// `--timeout`) ran out: the manifest was applied, helm stopped waiting for it. Helm 3
-/// writes `Upgrade "x" failed: context deadline exceeded` (older waiters: `timed out waiting
-/// for the condition`).
-pub fn helm_wait_timed_out(description: &str) -> bool {
-    let Some((_, cause)) = description.split_once(" failed: ") else {
-        return false;
-    };
-    matches!(
+/// Helm's description of a failed operation, when it says only that its `--wait` (or
+/// `--timeout`) ran out and no hook failed: the manifest was applied, helm stopped waiting
+/// for it. Helm 3 writes `Upgrade "x" failed: context deadline exceeded` (older waiters:
+/// `timed out waiting for the condition`).
+fn helm_wait_timed_out<'r>(r: &Revision<'r>) -> Option<&'r str> {
+    let first_line = r.summary.description.lines().next().unwrap_or("").trim();
+    let (_, cause) = first_line.split_once(" failed: ")?;
+    let timeout = matches!(
         cause.trim(),
         "context deadline exceeded" | "timed out waiting for the condition"
-    )
+    );
+    (r.status == ReleaseStatus::Failed && timeout && r.failed_hooks().next().is_none())
+        .then_some(first_line)
 }
 
 /// A note for the operator when Helm marked the revision failed because its own `--wait`
 /// ran out, `None` otherwise.
 pub fn helm_timeout_note(r: &Revision<'_>) -> Option<String> {
-    let first_line = r.summary.description.lines().next().unwrap_or("").trim();
-    (r.status == ReleaseStatus::Failed
-        && r.failed_hooks().next().is_none()
-        && helm_wait_timed_out(first_line))
-    .then(|| {
+    helm_wait_timed_out(r).map(|first_line| {
         format!(
             "helm's own --wait timed out ({first_line}): Helm's timeout is shorter than this release needs to become Ready (readiness_deadline {}); the revision is judged against the readiness deadline, not Helm's timeout",
             human(r.policy.readiness_deadline)
@@ -167,12 +164,7 @@ pub fn release_status(r: &Revision<'_>) -> CheckResult {
             if let Some(h) = r.failed_pre_hook() {
                 return r.pre_hook_failure(check, h);
             }
-            let migration_hook_failed = r.failed_hooks().any(|h| r.migration_matches(&h.name));
-            let first_line = r.summary.description.lines().next().unwrap_or("").trim();
-            if !migration_hook_failed
-                && r.failed_hooks().next().is_none()
-                && helm_wait_timed_out(first_line)
-            {
+            if let Some(first_line) = helm_wait_timed_out(r) {
                 return CheckResult::new(
                     check,
                     Outcome::Pass,
@@ -181,6 +173,8 @@ pub fn release_status(r: &Revision<'_>) -> CheckResult {
                     ),
                 );
             }
+            let migration_hook_failed = r.failed_hooks().any(|h| r.migration_matches(&h.name));
+            let first_line = r.summary.description.lines().next().unwrap_or("").trim();
             let result = CheckResult::new(
                 check,
                 Outcome::Fail,

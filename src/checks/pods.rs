@@ -70,8 +70,9 @@ pub fn coming_up(r: &Revision<'_>, p: &PodObs) -> bool {
 /// (the `for:` is applied by the caller), pending while some are within theirs, a warning
 /// for pods not Ready since before the upgrade.
 pub fn pending_pods(r: &Revision<'_>, pods: &[PodObs]) -> CheckResult {
+    // (pod, reason, waited, limit)
     let mut over: Vec<(&PodObs, PodProblem, Duration, Duration)> = Vec::new();
-    let mut within: Vec<(&PodObs, PodProblem)> = Vec::new();
+    let mut within: Vec<(&PodObs, PodProblem, Duration, Duration)> = Vec::new();
     let mut before: Vec<(&PodObs, PodProblem)> = Vec::new();
     let mut counts: BTreeMap<&'static str, u32> = BTreeMap::new();
     for p in pods {
@@ -79,14 +80,14 @@ pub fn pending_pods(r: &Revision<'_>, pods: &[PodObs]) -> CheckResult {
         *counts.entry(problem.as_str()).or_default() += 1;
         match standing(r, p, problem) {
             Standing::BeforeUpgrade => before.push((p, problem)),
-            Standing::Within { .. } => within.push((p, problem)),
+            Standing::Within { waited, limit } => within.push((p, problem, waited, limit)),
             Standing::Over { waited, limit } => over.push((p, problem, waited, limit)),
         }
     }
     let window = over
         .iter()
         .map(|o| o.3)
-        .chain(within.iter().map(|(_, k)| r.policy.pod_timeout(*k)))
+        .chain(within.iter().map(|w| w.3))
         .max()
         .unwrap_or(r.policy.pending_timeout);
     let result = |outcome, summary: String| {
@@ -122,31 +123,29 @@ pub fn pending_pods(r: &Revision<'_>, pods: &[PodObs]) -> CheckResult {
         return result(Outcome::Fail, summary);
     }
     if !within.is_empty() {
-        let (slow, broken): (Vec<_>, Vec<_>) = within.iter().partition(|(_, k)| k.is_slow_start());
+        type Waiting<'p> = (&'p PodObs, PodProblem, Duration, Duration);
+        let (slow, broken): (Vec<&Waiting<'_>>, Vec<&Waiting<'_>>) =
+            within.iter().partition(|w| w.1.is_slow_start());
         let mut parts = Vec::new();
         for (list, what) in [(&broken, "broken"), (&slow, "starting")] {
             if !list.is_empty() {
                 // The pod nearest its timeout (then by name): what decides next.
                 let nearest = list
                     .iter()
-                    .filter_map(|(p, k)| match standing(r, p, *k) {
-                        Standing::Within { waited, limit } => Some((p, waited, limit, k)),
-                        _ => None,
-                    })
-                    .min_by(|a, b| (a.2 - a.1).cmp(&(b.2 - b.1)).then(a.0.name.cmp(&b.0.name)));
-                let tail = nearest.map_or(String::new(), |(p, waited, limit, k)| {
+                    .min_by(|a, b| (a.3 - a.2).cmp(&(b.3 - b.2)).then(a.0.name.cmp(&b.0.name)));
+                let tail = nearest.map_or(String::new(), |(p, k, waited, limit)| {
                     format!(
                         ", nearest its timeout {} ({} of its {} {} timeout)",
                         p.name,
-                        human(waited),
-                        human(limit),
+                        human(*waited),
+                        human(*limit),
                         k.as_str()
                     )
                 });
                 parts.push(format!(
                     "{} {what} ({}){tail}",
                     list.len(),
-                    by_reason(list.iter().map(|(_, k)| *k))
+                    by_reason(list.iter().map(|w| w.1))
                 ));
             }
         }

@@ -22,6 +22,10 @@ fn once(
     .remove(0)
 }
 
+fn outcomes_of(results: &[CheckResult]) -> Vec<Outcome> {
+    results.iter().map(|r| r.outcome).collect()
+}
+
 /// Judges `w` at each minute of `rounds` (its state at that round) with one memory; returns
 /// the results.
 fn rounds(
@@ -190,7 +194,7 @@ fn past_the_deadline_a_rollout_fails_only_when_it_stopped_moving() {
             (59, deploy(3, 3), vec![]),
         ],
     );
-    let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
+    let outcomes = outcomes_of(&results);
     assert_eq!(
         outcomes,
         [
@@ -219,7 +223,7 @@ fn past_the_deadline_a_rollout_fails_only_when_it_stopped_moving() {
             (26, deploy(1, 2), vec![]),
         ],
     );
-    let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
+    let outcomes = outcomes_of(&results);
     assert_eq!(
         outcomes,
         [
@@ -272,7 +276,7 @@ fn a_long_ordered_rollout_is_judged_on_progress_not_wall_time() {
         .iter()
         .map(|m| (*m, sts(if *m == 9 { 3 } else { 4 }, 5), vec![]))
         .collect();
-    let outcomes: Vec<Outcome> = rounds(&p, &stuck).iter().map(|r| r.outcome).collect();
+    let outcomes = outcomes_of(&rounds(&p, &stuck));
     assert_eq!(
         outcomes,
         [
@@ -353,7 +357,7 @@ fn a_flapping_replica_is_no_progress() {
         .iter()
         .map(|m| (*m, deploy(if m % 2 == 0 { 2 } else { 1 }, 3), vec![]))
         .collect();
-    let outcomes: Vec<Outcome> = rounds(&p, &flaps).iter().map(|r| r.outcome).collect();
+    let outcomes = outcomes_of(&rounds(&p, &flaps));
     assert_eq!(
         outcomes,
         [

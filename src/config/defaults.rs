@@ -46,6 +46,7 @@ pub fn release_policy() -> ReleasePolicy {
             timeouts: Default::default(),
             stall_timeout: STALL_TIMEOUT,
             max_restarts: MAX_RESTARTS,
+            // Replaced by two evaluation intervals when the configuration is resolved.
             hold: Duration::from_secs(60),
         },
         rollback_timeout: Duration::from_secs(5 * 60),

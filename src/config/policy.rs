@@ -199,21 +199,6 @@ pub enum PodProblem {
 }
 
 impl PodProblem {
-    /// Every reason, slow starts first.
-    pub const ALL: [PodProblem; 11] = [
-        Self::Pending,
-        Self::Unschedulable,
-        Self::ContainerCreating,
-        Self::Initializing,
-        Self::NotReady,
-        Self::ImagePullBackOff,
-        Self::ErrImagePull,
-        Self::CreateContainerConfigError,
-        Self::CrashLoopBackOff,
-        Self::OomKilled,
-        Self::InitContainerFailing,
-    ];
-
     /// The word used in the configuration, sentences and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {

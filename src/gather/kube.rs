@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, ListParams};
 
@@ -117,20 +118,19 @@ async fn deployment(source: &Source, ns: &str, d: &Deployment) -> Result<Workloa
         return Ok(obs);
     };
     let stored = source.stores().map(|s| s.replica_sets(ns, selector));
-    let replica_sets: Vec<ReplicaSet> = match stored {
-        Some(Lookup::Covered(rs)) => rs.iter().map(|r| (**r).clone()).collect(),
-        _ => Api::<ReplicaSet>::namespaced(source.client().clone(), ns)
-            .list_metadata(&ListParams::default().labels_from(selector))
-            .await?
-            .items
-            .into_iter()
-            .map(|m| ReplicaSet {
-                metadata: m.metadata,
-                ..ReplicaSet::default()
-            })
-            .collect(),
+    // Metadata is all that is read: the stores' objects are borrowed, the API is asked for
+    // metadata only.
+    let listed;
+    let metas: Vec<&ObjectMeta> = match &stored {
+        Some(Lookup::Covered(rs)) => rs.iter().map(|r| &r.metadata).collect(),
+        _ => {
+            listed = Api::<ReplicaSet>::namespaced(source.client().clone(), ns)
+                .list_metadata(&ListParams::default().labels_from(selector))
+                .await?
+                .items;
+            listed.iter().map(|m| &m.metadata).collect()
+        }
     };
-    let metas: Vec<_> = replica_sets.iter().map(|r| &r.metadata).collect();
     obs.template = observe::new_replica_set_template(d, &metas);
     Ok(obs)
 }
