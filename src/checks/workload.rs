@@ -6,8 +6,10 @@
 //! moving (updated or ready counts rising, the wanted replicas changing) is not failed, nor
 //! one waiting for replicas still within their own time (a scale-up, a replacement after an
 //! eviction: judged by `pending_pods` from their own age); it fails once it has not moved
-//! for `stall_timeout`, as seen by successive rounds. A paused rollout, or old pods left by
-//! an `OnDelete` strategy, is reported, not failed.
+//! for `stall_timeout`, as seen by successive rounds, and the pods agree: the counts are
+//! the controller's summary, so a controller that has not caught up with Ready pods, or a
+//! view that does not show the pods it counts, is pending, never failed. A paused rollout,
+//! or old pods left by an `OnDelete` strategy, is reported, not failed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -294,6 +296,16 @@ fn rollout_one(
             ),
         );
     }
+    if let Some(why) = not_the_revisions(w, pods) {
+        return base(
+            Outcome::Pending,
+            format!(
+                "{} not done {elapsed} after the upgrade and not moving for {}, but {why}: not failed; {state}",
+                w.id(),
+                human(still),
+            ),
+        );
+    }
     let pde = if w.progress_deadline_exceeded {
         "; Kubernetes reports ProgressDeadlineExceeded"
     } else {
@@ -309,6 +321,49 @@ fn rollout_one(
             human(stall_timeout)
         ),
     )
+}
+
+/// Why a rollout that stopped moving is not, on the evidence, stuck on the revision:
+/// rollout counts are the controller's summary of the pods, and a failure must rest on the
+/// pods themselves. `None` when the pods agree with the counts (a pod of the new template
+/// not Ready past its own time, or fewer pods than wanted and the controller not making
+/// more, as under a quota).
+fn not_the_revisions(w: &WorkloadObs, pods: &[&PodObs]) -> Option<String> {
+    if !w.found {
+        return None;
+    }
+    if w.observed_generation < w.generation {
+        return Some(format!(
+            "the {} controller has not acted on the new spec (observedGeneration {} of {}): the control plane is not working, not the revision",
+            w.kind.as_str(),
+            w.observed_generation,
+            w.generation
+        ));
+    }
+    if w.template.is_none() {
+        // A Deployment whose new ReplicaSet is not visible: its pods cannot be told from
+        // the old ones.
+        return (w.updated > 0).then(|| {
+            format!(
+                "Kubernetes counts {} pod(s) on the new template and its ReplicaSet is not visible: which pods are new is unknown",
+                w.updated
+            )
+        });
+    }
+    let seen = i32::try_from(pods.len()).unwrap_or(i32::MAX);
+    let ready = pods.iter().filter(|p| p.problem.is_none()).count();
+    let ready = i32::try_from(ready).unwrap_or(i32::MAX);
+    if ready >= w.desired {
+        return Some(format!(
+            "its {ready} pod(s) of the new template are Ready and the controller's rollout status has not caught up with them"
+        ));
+    }
+    (seen < w.updated).then(|| {
+        format!(
+            "Kubernetes counts {} pod(s) on the new template and only {seen} are visible: the view of the pods lags",
+            w.updated
+        )
+    })
 }
 
 /// A Deployment whose `progressDeadlineSeconds` is shorter than the readiness deadline:

@@ -5,7 +5,7 @@ use crate::checks::observe::PodProblem;
 use crate::release::ReleaseStatus;
 use crate::test_support::*;
 
-/// Judges `w` once at minute `now` with a fresh memory.
+/// Judges `w` once at minute `now` with a fresh memory, its pods as its counts say.
 fn once(
     s: &crate::release::summary::ReleaseSummary,
     p: &crate::config::ReleasePolicy,
@@ -16,10 +16,36 @@ fn once(
     rollout(
         &rev(s, p, now, ReleaseStatus::Deployed),
         std::slice::from_ref(w),
-        &[],
+        &counted(w),
         &mut memory,
     )
     .remove(0)
+}
+
+/// The pods of the new template as `w`'s counts describe them: the new ready ones Ready,
+/// the other updated ones crash-looping since the upgrade.
+fn counted(w: &WorkloadObs) -> Vec<PodObs> {
+    let p = Progress::of(w);
+    (0..w.updated)
+        .map(|i| {
+            let name = format!("app-{i}");
+            let pod = if i < p.new_ready {
+                ready_pod(&name, 0, 0)
+            } else {
+                pod(&name, PodProblem::CrashLoopBackOff, 0)
+            };
+            PodObs {
+                workload: w.id(),
+                ..pod
+            }
+        })
+        .collect()
+}
+
+/// A round at minute `now` whose pods are as `w`'s counts say.
+fn at_min(now: i64, w: WorkloadObs) -> (i64, WorkloadObs, Vec<PodObs>) {
+    let pods = counted(&w);
+    (now, w, pods)
 }
 
 fn outcomes_of(results: &[CheckResult]) -> Vec<Outcome> {
@@ -59,6 +85,7 @@ fn deploy(ready: i32, desired: i32) -> WorkloadObs {
         available: ready,
         found: true,
         progress_deadline: Some(Duration::from_secs(600)),
+        template: Some(("pod-template-hash".into(), "new".into())),
         ..WorkloadObs::missing(WorkloadKind::Deployment, "app")
     }
 }
@@ -121,10 +148,7 @@ fn the_rollout_line_counts_new_replicas_not_old_ones() {
         total: 2,
         ..deploy(1, 1)
     };
-    let r = &rounds(
-        &p,
-        &[(11, stuck.clone(), vec![]), (16, stuck.clone(), vec![])],
-    )[1];
+    let r = &rounds(&p, &[at_min(11, stuck.clone()), at_min(16, stuck.clone())])[1];
     assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
     assert!(
         r.summary.contains(
@@ -157,10 +181,7 @@ fn progress_deadline_exceeded_before_the_readiness_deadline_is_reported_not_fail
         "{}",
         r.summary
     );
-    let r = &rounds(
-        &p,
-        &[(44, slow.clone(), vec![]), (50, slow.clone(), vec![])],
-    )[1];
+    let r = &rounds(&p, &[at_min(44, slow.clone()), at_min(50, slow.clone())])[1];
     assert_eq!(r.outcome, Outcome::Fail, "{}", r.summary);
     assert!(
         r.summary.contains("ProgressDeadlineExceeded"),
@@ -188,10 +209,10 @@ fn past_the_deadline_a_rollout_fails_only_when_it_stopped_moving() {
     let results = rounds(
         &p,
         &[
-            (12, deploy(2, 2), vec![]),
+            at_min(12, deploy(2, 2)),
             (50, deploy(2, 3), young(50)),
             (58, deploy(2, 3), young(50)),
-            (59, deploy(3, 3), vec![]),
+            at_min(59, deploy(3, 3)),
         ],
     );
     let outcomes = outcomes_of(&results);
@@ -212,15 +233,21 @@ fn past_the_deadline_a_rollout_fails_only_when_it_stopped_moving() {
         "{}",
         results[2].summary
     );
-    // An eviction: the replacement is not even created yet; the stall clock starts at the
-    // first round that sees the rollout incomplete, and fails only after the stall timeout.
+    // An eviction whose replacement is never created (a quota, say): the stall clock starts
+    // at the first round that sees the rollout incomplete, and fails only after the stall
+    // timeout, the one pod left agreeing with the counts.
+    let evicted = WorkloadObs {
+        updated: 1,
+        total: 1,
+        ..deploy(1, 2)
+    };
     let results = rounds(
         &p,
         &[
-            (20, deploy(2, 2), vec![]),
-            (21, deploy(1, 2), vec![]),
-            (25, deploy(1, 2), vec![]),
-            (26, deploy(1, 2), vec![]),
+            at_min(20, deploy(2, 2)),
+            at_min(21, evicted.clone()),
+            at_min(25, evicted.clone()),
+            at_min(26, evicted),
         ],
     );
     let outcomes = outcomes_of(&results);
@@ -263,7 +290,7 @@ fn a_long_ordered_rollout_is_judged_on_progress_not_wall_time() {
     let mut plan = Vec::new();
     for i in 0..=6 {
         // Minute 3i: i replicas updated and ready.
-        plan.push((3 * i64::from(i), sts(i, 6), vec![]));
+        plan.push(at_min(3 * i64::from(i), sts(i, 6)));
     }
     let results = rounds(&p, &plan);
     assert!(
@@ -274,7 +301,7 @@ fn a_long_ordered_rollout_is_judged_on_progress_not_wall_time() {
     // Stuck at 4 of 6 from minute 12 on: failed at 17, not before.
     let stuck: Vec<_> = [9, 12, 14, 16, 17]
         .iter()
-        .map(|m| (*m, sts(if *m == 9 { 3 } else { 4 }, 5), vec![]))
+        .map(|m| at_min(*m, sts(if *m == 9 { 3 } else { 4 }, 5)))
         .collect();
     let outcomes = outcomes_of(&rounds(&p, &stuck));
     assert_eq!(
@@ -310,7 +337,7 @@ fn a_paused_or_on_delete_rollout_is_reported_not_failed() {
         (paused, "is paused"),
         (on_delete, "updates OnDelete: 2 old pod(s)"),
     ] {
-        let results = rounds(&p, &[(11, w.clone(), vec![]), (30, w.clone(), vec![])]);
+        let results = rounds(&p, &[at_min(11, w.clone()), at_min(30, w.clone())]);
         assert_eq!(results[1].outcome, Outcome::Warn, "{}", results[1].summary);
         assert!(results[1].summary.contains(words), "{}", results[1].summary);
     }
@@ -355,7 +382,7 @@ fn a_flapping_replica_is_no_progress() {
     // Ready 1, 2, 1, 2 ... of 3: the best (2) was reached at minute 12.
     let flaps: Vec<_> = [11, 12, 13, 14, 15, 16, 17]
         .iter()
-        .map(|m| (*m, deploy(if m % 2 == 0 { 2 } else { 1 }, 3), vec![]))
+        .map(|m| at_min(*m, deploy(if m % 2 == 0 { 2 } else { 1 }, 3)))
         .collect();
     let outcomes = outcomes_of(&rounds(&p, &flaps));
     assert_eq!(
@@ -370,4 +397,72 @@ fn a_flapping_replica_is_no_progress() {
             Outcome::Fail
         ]
     );
+}
+
+/// Rollout counts are the controller's summary of the pods; a failure rests on the pods. A
+/// controller behind its Ready pods (a loaded control plane, `minReadySeconds`), a view that
+/// does not show the pods the controller counts, a new ReplicaSet not visible, a controller
+/// that has not acted on the spec: each is pending past the stall timeout, never failed.
+#[test]
+fn a_stall_the_pods_do_not_show_is_not_failed() {
+    let p = policy();
+    // The CI case: the new pod is Ready, the controller still counts the old one as the
+    // ready replica and has not scaled it down.
+    let lagging = WorkloadObs {
+        total: 2,
+        ..deploy(1, 1)
+    };
+    let new_ready = vec![PodObs {
+        workload: lagging.id(),
+        ..ready_pod("app-new", 1, 0)
+    }];
+    let unseen = deploy(1, 2);
+    let one_ready = vec![ready_pod("app-0", 0, 0)];
+    let no_rs = WorkloadObs {
+        template: None,
+        ..deploy(1, 2)
+    };
+    let unobserved = WorkloadObs {
+        generation: 3,
+        ..deploy(1, 2)
+    };
+    for (w, pods, words) in [
+        (
+            lagging,
+            new_ready,
+            "its 1 pod(s) of the new template are Ready and the controller's rollout status has not caught up",
+        ),
+        (
+            unseen,
+            one_ready.clone(),
+            "Kubernetes counts 2 pod(s) on the new template and only 1 are visible",
+        ),
+        (
+            no_rs,
+            one_ready.clone(),
+            "its ReplicaSet is not visible: which pods are new is unknown",
+        ),
+        (
+            unobserved,
+            one_ready,
+            "the Deployment controller has not acted on the new spec (observedGeneration 2 of 3)",
+        ),
+    ] {
+        let results = rounds(
+            &p,
+            &[(11, w.clone(), pods.clone()), (30, w.clone(), pods.clone())],
+        );
+        assert_eq!(
+            results[1].outcome,
+            Outcome::Pending,
+            "{}",
+            results[1].summary
+        );
+        assert!(results[1].summary.contains(words), "{}", results[1].summary);
+        assert!(
+            results[1].summary.contains("not moving for 19m, but"),
+            "{}",
+            results[1].summary
+        );
+    }
 }
