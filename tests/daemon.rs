@@ -14,8 +14,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use support::cli::short_config;
 use support::daemon::Running;
 use support::eval::{install_then_upgrade, upgrade};
@@ -212,6 +214,25 @@ async fn rounds_cost_no_kubernetes_request() {
         "watch:\n  namespaces: [default]\nstate:\n  namespace: default\n\
          releases:\n  - name: quiet\n    bake_window: 10m\n    readiness_deadline: 1s\n",
     );
+    // No controller runs on this API server: the test plays the Deployment controller once,
+    // acknowledging the new spec and creating no pod (as under a quota), so the revision
+    // fails after its 1 s readiness deadline and the stall timeout, the pods agreeing with
+    // the counts, and a rollback is recommended (guarded against the release history).
+    let client = tkube::client_for(&plane.kubeconfig).await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "default");
+    let generation = deployments.get("quiet").await.unwrap().metadata.generation;
+    deployments
+        .patch_status(
+            "quiet",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {
+                "observedGeneration": generation,
+                "replicas": 0,
+                "updatedReplicas": 0,
+            }})),
+        )
+        .await
+        .unwrap();
     let d = Running::start(&plane.kubeconfig, &config).await;
     let evaluated_at = || async {
         let (_, body) = d.get("/api/v1/releases").await;
@@ -219,9 +240,6 @@ async fn rounds_cost_no_kubernetes_request() {
         let at = v["releases"][0]["judgement"]["evaluated_at"].as_str()?;
         at.parse::<jiff::Timestamp>().ok()
     };
-    // No controller runs on this API server: the Deployment never becomes ready, so the
-    // revision fails after its 1 s readiness deadline and a rollback is recommended (which
-    // is guarded against the release history).
     wait::until(WAIT, "a failed verdict with an action", || async {
         let (_, body) = d.get("/api/v1/releases").await;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
@@ -229,7 +247,6 @@ async fn rounds_cost_no_kubernetes_request() {
     })
     .await;
     let first = wait::until(WAIT, "a round", evaluated_at).await;
-    let client = tkube::client_for(&plane.kubeconfig).await;
     let count = |verb: &'static str| {
         let client = client.clone();
         let plane = &plane;

@@ -1100,6 +1100,9 @@ async fn a_revision_helm_just_marked_failed_settles_before_the_rollback() {
     let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
     ready(&d).await;
     install(&n, "app", "demo-app", &[]);
+    // Revision 1 passes its bake first: the rollback has a target known to be good, however
+    // slowly this machine runs.
+    final_verdict(&d, "app", 1, "healthy").await;
     let chart = helm::chart("demo-app");
     helm::shared().fails(&[
         "upgrade",
