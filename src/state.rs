@@ -98,6 +98,28 @@ pub struct ReleaseView {
     /// `mode: auto` only: the decision about a failure and the action taken.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub automation: Option<crate::remediation::automation::Automation>,
+    /// The watch after the bake of this revision, while it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_bake: Option<AfterBakeView>,
+}
+
+/// The watch after a revision's bake: its pods and metrics looked at for
+/// `after_bake.watch_for`, findings alerted, never acted on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AfterBakeView {
+    /// Since when (the end of the bake).
+    pub since: Timestamp,
+    /// Until when.
+    pub until: Timestamp,
+    /// The latest look: `failed` when something broke since the bake (see its results).
+    pub judgement: Judgement,
+}
+
+impl AfterBakeView {
+    /// Whether something broke since the bake.
+    pub fn regressed(&self) -> bool {
+        self.judgement.verdict == Verdict::Failed
+    }
 }
 
 impl ReleaseView {
@@ -220,6 +242,7 @@ impl State {
                 problem: None,
                 mode: None,
                 automation: None,
+                after_bake: None,
             },
         };
         view.status = event.status;
@@ -305,6 +328,41 @@ impl State {
             && view.revision == revision
         {
             view.automation = Some(automation);
+        }
+    }
+
+    /// A look after the bake of `report.revision` (watched from `since` to `until`);
+    /// ignored when a newer revision was seen since.
+    pub fn after_bake(&mut self, report: &Report, since: Timestamp, until: Timestamp) {
+        let Some(view) = self.releases.get_mut(&report.release) else {
+            return;
+        };
+        if view.revision != report.revision {
+            return;
+        }
+        view.after_bake = Some(AfterBakeView {
+            since,
+            until,
+            judgement: Judgement {
+                verdict: report.verdict,
+                action: report.action.clone(),
+                results: report.results.clone(),
+                notes: report.notes.clone(),
+                bake_ends: report.bake_ends,
+                evaluated_at: report.evaluated_at,
+                is_final: false,
+                inconclusive_since: None,
+                overdue: false,
+            },
+        });
+    }
+
+    /// The watch after the bake of `revision` is over: what it found is no longer told.
+    pub fn after_bake_ended(&mut self, key: &ReleaseKey, revision: u32) {
+        if let Some(view) = self.releases.get_mut(key)
+            && view.revision == revision
+        {
+            view.after_bake = None;
         }
     }
 

@@ -160,6 +160,7 @@ mod tests {
             problem: None,
             mode: None,
             automation: None,
+            after_bake: None,
         }
     }
 

@@ -22,8 +22,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use support::cli::short_config;
+use support::daemon::{Running, options};
 use support::eval::{evaluator_with, install_then_upgrade, result, rounds_until, start_for};
-use support::{helm, kube as tkube, wait};
+use support::stack::stack;
+use support::{alertmanager, helm, kube as tkube, wait};
 use upgrade_guard::checks::Outcome;
 use upgrade_guard::evaluation::Evaluator;
 use upgrade_guard::verdict::{Report, Verdict};
@@ -526,4 +528,128 @@ async fn helms_own_wait_timeout_is_judged_against_the_readiness_deadline() {
         "{:?}",
         last.notes
     );
+}
+
+/// The daemon's view of `release`.
+async fn daemon_view(d: &Running, release: &str) -> Option<serde_json::Value> {
+    d.releases().await["releases"]
+        .as_array()?
+        .iter()
+        .find(|r| r["release"]["name"] == release)
+        .cloned()
+}
+
+/// The kubelet's report of a pod whose container crashed four times and waits in back-off.
+fn crash_looping(mut pod: Pod) -> Pod {
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStateWaiting,
+    };
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+    let status = pod.status.as_mut().unwrap();
+    for c in status.conditions.iter_mut().flatten() {
+        if c.type_ == "Ready" || c.type_ == "ContainersReady" {
+            c.status = "False".into();
+            c.last_transition_time = Some(now.clone());
+        }
+    }
+    for c in status.container_statuses.iter_mut().flatten() {
+        c.ready = false;
+        c.restart_count = 4;
+        c.state = Some(ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("CrashLoopBackOff".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        c.last_state = Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 1,
+                reason: Some("Error".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    pod
+}
+
+/// Issue 19.13: a revision healthy at the end of its bake whose pod starts crash-looping
+/// afterwards (a leak that kills it at minute 20 of a 15-minute bake). Today's daemon
+/// stopped looking at the end of the bake and never saw it; now the watch after the bake,
+/// from the daemon's own stores, shows it and fires `UpgradeRegressedAfterBake` in
+/// Alertmanager, naming the revision, and `mode: auto` does nothing about it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_after_the_bake_is_alerted_never_rolled_back() {
+    let ns = tkube::namespace("life-after-bake").await;
+    let n = ns.name.as_str();
+    let config = short_config(
+        NO_PROMETHEUS,
+        "  mode: auto\n  auto:\n    cooldown: 1s\n  after_bake:\n    watch_for: 10m\n    interval: 300ms\n",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             actions:\n  helm: {}\n  leader_election:\n    lease_duration: 3s\n    renew_deadline: 2s\n    retry_period: 300ms\n\
+             notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n",
+            stack().helm_bin.display(),
+            stack().alertmanager_url
+        ),
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    d.ready().await;
+    install_then_upgrade(n, "app", &[]);
+    wait::until(
+        support::eval::WAIT,
+        "revision 2 healthy, then watched",
+        || async {
+            let v = daemon_view(&d, "app").await?;
+            (v["revision"] == 2
+                && v["judgement"]["verdict"] == "healthy"
+                && v["judgement"]["final"] == true
+                && v["after_bake"]["judgement"]["verdict"] == "healthy")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        alertmanager::alerts(&[("namespace", n)]).await.is_empty(),
+        "nothing to tell yet"
+    );
+
+    let current = pods(n)
+        .await
+        .into_iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+        .unwrap();
+    let name = current.metadata.name.clone().unwrap();
+    Api::<Pod>::namespaced(tkube::client().await, n)
+        .replace_status(&name, &PostParams::default(), &crash_looping(current))
+        .await
+        .unwrap();
+    let alert = wait::until(support::eval::WAIT, "UpgradeRegressedAfterBake", || async {
+        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeRegressedAfterBake")])
+            .await
+            .into_iter()
+            .find(|a| a["labels"]["check"] == "restarts")
+    })
+    .await;
+    assert_eq!(alert["labels"]["revision"], "2", "{alert:#}");
+    assert_eq!(alert["labels"]["severity"], "critical", "{alert:#}");
+    let description = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        description
+            .contains("4 container restart(s) since the bake ended, more than the 3 tolerated")
+            && description.contains("upgrade-guard does not act on this automatically"),
+        "{description}"
+    );
+    let v = daemon_view(&d, "app").await.unwrap();
+    assert_eq!(v["after_bake"]["judgement"]["verdict"], "failed", "{v:#}");
+    assert_eq!(
+        v["judgement"]["verdict"], "healthy",
+        "the bake's verdict stands: {v:#}"
+    );
+    // mode: auto did nothing: no action record, no rollback revision.
+    assert!(v["automation"]["record"].is_null(), "{v:#}");
+    let history = helm::ok(&["history", "app", "-n", n, "-o", "json"]);
+    assert!(!history.contains("Rollback to"), "{history}");
+    d.stop().await;
 }

@@ -2,6 +2,7 @@
 //! time, and returns a [`CheckResult`] carrying its numbers (value, threshold, window) and a
 //! sentence for the operator — never a bare boolean. Gathering lives in `crate::evaluation`.
 
+pub mod after_bake;
 pub mod helm;
 pub mod hold;
 pub mod id;

@@ -175,6 +175,17 @@ pub struct RestartBaseline {
 /// predate the upgrade had already; a pod not Ready since before the upgrade is not the
 /// revision's doing (`pending_pods` reports it) and its restarts are not counted.
 pub fn restarts(r: &Revision<'_>, pods: &[PodObs], baseline: &mut RestartBaseline) -> CheckResult {
+    restarts_since(r, pods, baseline, "the upgrade")
+}
+
+/// [`restarts`] counted from `r.started`, which the summary calls `since` ("the upgrade",
+/// "the bake ended").
+pub fn restarts_since(
+    r: &Revision<'_>,
+    pods: &[PodObs],
+    baseline: &mut RestartBaseline,
+    since: &str,
+) -> CheckResult {
     let max = r.policy.pods.max_restarts;
     baseline
         .first_seen
@@ -212,20 +223,20 @@ pub fn restarts(r: &Revision<'_>, pods: &[PodObs], baseline: &mut RestartBaselin
         result(
             Outcome::Fail,
             format!(
-                "{total} container restart(s) since the upgrade, more than the {max} tolerated: {words}"
+                "{total} container restart(s) since {since}, more than the {max} tolerated: {words}"
             ),
         )
     } else if total > 0 {
         result(
             Outcome::Pass,
             format!(
-                "{total} container restart(s) since the upgrade, within the {max} tolerated: {words}"
+                "{total} container restart(s) since {since}, within the {max} tolerated: {words}"
             ),
         )
     } else {
         result(
             Outcome::Pass,
-            "no container restarted since the upgrade".to_string(),
+            format!("no container restarted since {since}"),
         )
     }
 }

@@ -341,6 +341,7 @@ mod tests {
                     detail: None,
                 }),
             }),
+            after_bake: None,
         }
     }
 

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::policy::{AutoPolicy, ExportViewsPolicy, Mode, PodPolicy, ReleasePolicy};
+use super::policy::{
+    AfterBakePolicy, AutoPolicy, ExportViewsPolicy, Mode, PodPolicy, ReleasePolicy,
+};
 
 /// Server-side watch timeout: each watch is resumed (not relisted) after it.
 pub const WATCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,6 +52,10 @@ pub fn release_policy() -> ReleasePolicy {
             hold: Duration::from_secs(60),
         },
         rollback_timeout: Duration::from_secs(5 * 60),
+        after_bake: AfterBakePolicy {
+            watch_for: Duration::from_secs(6 * 60 * 60),
+            interval: Duration::from_secs(60),
+        },
         metrics_grace: Duration::from_secs(2 * 60),
         hooks: true,
         migration: None,

@@ -32,9 +32,9 @@ use raw::RawRelease;
 pub use database::{DatabaseConfig, PasswordSource, TlsMode};
 pub use error::{ConfigError, FieldError};
 pub use policy::{
-    AutoPolicy, ExportViewsPolicy, FailAction, LagPolicy, MigrationPolicy, Mode, OnNoData,
-    PodPolicy, PodProblem, PresencePolicy, ReleasePolicy, Source, SqlSource, ThresholdPolicy,
-    render_query,
+    AfterBakePolicy, AutoPolicy, ExportViewsPolicy, FailAction, LagPolicy, MigrationPolicy, Mode,
+    OnNoData, PodPolicy, PodProblem, PresencePolicy, ReleasePolicy, Source, SqlSource,
+    ThresholdPolicy, render_query,
 };
 pub use settings::{
     ActionsConfig, EmailConfig, LeaderElectionConfig, MIN_PAYLOAD_BYTES, NotificationsConfig,

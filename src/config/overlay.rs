@@ -95,6 +95,10 @@ pub(super) fn overlay(
         base.pods.max_restarts = v;
     }
     set(&mut base.rollback_timeout, &raw.rollback_timeout);
+    if let Some(a) = &raw.after_bake {
+        set(&mut base.after_bake.watch_for, &a.watch_for);
+        set(&mut base.after_bake.interval, &a.interval);
+    }
     set(&mut base.metrics_grace, &raw.metrics_grace);
     if let Some(v) = raw.hooks {
         base.hooks = v;

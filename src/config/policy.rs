@@ -156,6 +156,16 @@ pub struct ExportViewsPolicy {
     pub command: Option<String>,
 }
 
+/// The watch after the bake: the revision's pods (from the daemon's stores, no new
+/// Kubernetes request) and its `metrics_presence` series, alerted, never acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterBakePolicy {
+    /// How long after the bake; zero switches the watch off.
+    pub watch_for: Duration,
+    /// How often the watched revision is looked at.
+    pub interval: Duration,
+}
+
 /// Limits on what `mode: auto` does for a release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoPolicy {
@@ -264,6 +274,8 @@ pub struct ReleasePolicy {
     pub pods: PodPolicy,
     /// `--timeout` of the recommended `helm rollback`.
     pub rollback_timeout: Duration,
+    /// What is watched after the bake, and how long.
+    pub after_bake: AfterBakePolicy,
     /// Minimum wait before a metric counts as absent.
     pub metrics_grace: Duration,
     /// Judge Helm hook results.

@@ -140,6 +140,14 @@ pub struct RawExportViews {
     pub command: Option<String>,
 }
 
+/// `after_bake:` of a release: the watch after the bake.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAfterBake {
+    pub watch_for: Option<Dur>,
+    pub interval: Option<Dur>,
+}
+
 /// `auto:` of a release: limits on what `mode: auto` does.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +179,7 @@ pub struct RawRelease {
     pub stall_timeout: Option<Dur>,
     pub max_restarts: Option<u32>,
     pub rollback_timeout: Option<Dur>,
+    pub after_bake: Option<RawAfterBake>,
     pub metrics_grace: Option<Dur>,
     pub hooks: Option<bool>,
     pub migration: Option<RawMigration>,

@@ -117,6 +117,12 @@ pub(super) fn check_policy(
         positive(&format!("{path}.pod_timeouts.{}", reason.as_str()), *t)?;
     }
     positive(&format!("{path}.rollback_timeout"), p.rollback_timeout)?;
+    if !p.after_bake.watch_for.is_zero() {
+        positive(
+            &format!("{path}.after_bake.interval"),
+            p.after_bake.interval,
+        )?;
+    }
     if let Some(lag) = &p.lag {
         positive(&format!("{path}.lag.window"), lag.window)?;
         if !lag.max_slope.is_finite() {

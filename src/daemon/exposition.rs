@@ -101,6 +101,10 @@ impl Collector for ReleaseCollector {
             "release_evaluation_final",
             "1 when the latest revision's evaluation ended (bake window over), 0 while it runs",
         );
+        let mut after_bake = Family::new(
+            "release_after_bake_check_failed",
+            "While the latest revision is watched after its bake: 1 for each check that found it broken since (alerted, never acted on), 0 for the others",
+        );
         let state = self.state.read();
         for view in state.releases() {
             let base: Labels = vec![
@@ -150,6 +154,12 @@ impl Collector for ReleaseCollector {
                         1.0,
                     ));
                 }
+            }
+            for r in view.after_bake.iter().flat_map(|a| &a.judgement.results) {
+                after_bake.samples.push((
+                    with(&[("check", r.check.to_string())]),
+                    f64::from(u8::from(r.outcome == Outcome::Fail)),
+                ));
             }
             let Some(j) = &view.judgement else {
                 continue;
@@ -210,6 +220,7 @@ impl Collector for ReleaseCollector {
             started,
             hold,
             rollback,
+            after_bake,
         ] {
             family.encode(&mut encoder)?;
         }

@@ -233,11 +233,36 @@ impl Daemon {
                     }
                 } else {
                     self.retrying.remove(&id);
-                    evaluator.end(&report.release);
+                    let watched = evaluator.watch_after_bake(&report.release, Timestamp::now());
                     info!(release = %report.release, revision = report.revision,
-                        verdict = report.verdict.as_str(), "evaluation ended with its final verdict");
+                        verdict = report.verdict.as_str(),
+                        watched_until = ?watched.map(|t| t.to_string()),
+                        "evaluation ended with its final verdict");
                 }
             }
+        }
+        self.after_bake(evaluator).await;
+    }
+
+    /// The watch after the bake: what it finds is shown and told, never acted on.
+    async fn after_bake(&mut self, evaluator: &mut Evaluator) {
+        let round = evaluator.after_bake_round(Timestamp::now()).await;
+        let mut state = self.state_mut();
+        for (key, revision) in round.ended {
+            info!(release = %key, revision, "watch after the bake ended");
+            state.after_bake_ended(&key, revision);
+        }
+        for (report, since, until) in round.reports {
+            let regressed = report.verdict == crate::verdict::Verdict::Failed;
+            let before = state
+                .get(&report.release)
+                .and_then(|v| v.after_bake.as_ref())
+                .is_some_and(crate::state::AfterBakeView::regressed);
+            if regressed != before {
+                info!(release = %report.release, revision = report.revision, regressed,
+                    "after the bake: {}", if regressed { "something broke (alerted, never acted on)" } else { "nothing broken" });
+            }
+            state.after_bake(&report, since, until);
         }
     }
 

@@ -232,7 +232,7 @@ pub async fn run(
     let mut records_listed = false;
     let mut next_round = tokio::time::Instant::now();
     loop {
-        let active = !evaluator.active().is_empty();
+        let active = evaluator.busy();
         tokio::select! {
             () = &mut shutdown => break,
             // Enabled until handled, not until listed: the listing may complete while
@@ -327,7 +327,7 @@ pub async fn run(
         }
         DaemonMetrics::set(&daemon_metrics.evaluations_active, evaluator.active().len());
         DaemonMetrics::set(&daemon_metrics.store_objects, stores.len());
-        if !active && !evaluator.active().is_empty() {
+        if !active && evaluator.busy() {
             // A new evaluation: its first round now.
             next_round = tokio::time::Instant::now();
         }

@@ -78,6 +78,7 @@ pub fn restored_view(
         problem: None,
         mode: Some(mode),
         automation: None,
+        after_bake: None,
     })
 }
 

@@ -5,6 +5,7 @@
 //! count.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use jiff::Timestamp;
 
@@ -12,7 +13,7 @@ use super::queries::{Bounded, RevisionAnswers};
 use super::revision::{Evaluation, KubeState, Settings};
 use crate::checks::lag::DependencyTrouble;
 use crate::checks::lag::{LagContext, lag};
-use crate::checks::presence::{PresenceContext, presence};
+use crate::checks::presence::{PresenceAnswers, PresenceBaseline, PresenceContext, presence};
 use crate::checks::provider::{ProviderError, replay};
 use crate::checks::sql;
 use crate::checks::threshold::{threshold, while_starting};
@@ -265,20 +266,7 @@ fn provider_results(
     let scrape = env.settings.scrape_interval;
     let scraping_at_upgrade = e.baseline.as_ref().is_some_and(|b| b.scraping_at_upgrade);
     // (check, judged result or error, `for:` to apply)
-    let mut judged = Vec::new();
-    for (p, answer) in rev.policy.metrics_presence.iter().zip(answers.presence) {
-        let ctx = PresenceContext {
-            scrape_interval: scrape,
-            scraping_at_upgrade,
-            answering_since: env.answering_since,
-        };
-        // Absence counts once the release is Ready or its deadline has passed: a starting
-        // service may not expose its metrics yet.
-        let r = answer.map(|(before, a)| {
-            while_starting(presence(rev, p, &before, &a, ctx), rev, workloads_ready)
-        });
-        judged.push((CheckId::MetricsPresence(p.name.clone()), r, None));
-    }
+    let mut judged = presence_judged(e, rev, env, answers.presence, workloads_ready);
     let migration_sql = rev.policy.migration.as_ref().and_then(|m| m.sql.as_ref());
     if let (Some(m), Some(answer)) = (migration_sql, answers.migration) {
         // `for:` applies to the answers before the deadline decides (see `sql::migration`).
@@ -332,6 +320,51 @@ fn provider_results(
             .map(|s| while_starting(threshold(&check, c, &s, class), rev, workloads_ready));
         judged.push((check, r, Some(c.hold)));
     }
+    settle(e, env, judged)
+}
+
+/// A check judged this round (or its provider's error), with the `for:` to apply.
+pub(super) type Judged = (
+    CheckId,
+    Result<CheckResult, ProviderError>,
+    Option<Duration>,
+);
+
+/// The `metrics_presence` checks judged from this round's answers. Absence counts once the
+/// release is Ready or its deadline has passed: a starting service may not expose its
+/// metrics yet.
+pub(super) fn presence_judged(
+    e: &Evaluation,
+    rev: &Revision<'_>,
+    env: &RoundEnv<'_>,
+    answers: Vec<Result<(PresenceBaseline, PresenceAnswers), ProviderError>>,
+    workloads_ready: bool,
+) -> Vec<Judged> {
+    let ctx = PresenceContext {
+        scrape_interval: env.settings.scrape_interval,
+        scraping_at_upgrade: e.baseline.as_ref().is_some_and(|b| b.scraping_at_upgrade),
+        answering_since: env.answering_since,
+    };
+    rev.policy
+        .metrics_presence
+        .iter()
+        .zip(answers)
+        .map(|(p, answer)| {
+            let r = answer.map(|(before, a)| {
+                while_starting(presence(rev, p, &before, &a, ctx), rev, workloads_ready)
+            });
+            (CheckId::MetricsPresence(p.name.clone()), r, None)
+        })
+        .collect()
+}
+
+/// Each judged check through its `for:` and its provider's tolerance (the last good result
+/// replayed, then inconclusive, never a failure).
+pub(super) fn settle(
+    e: &mut Evaluation,
+    env: &RoundEnv<'_>,
+    judged: Vec<Judged>,
+) -> Vec<CheckResult> {
     let limit = env.settings.errors_before_inconclusive;
     judged
         .into_iter()

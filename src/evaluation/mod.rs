@@ -13,6 +13,7 @@
 //! way: the last judgement from real data is replayed (never as a failure) for fewer than
 //! `errors_before_inconclusive` rounds in a row, then the checks are inconclusive.
 
+mod after_bake;
 mod judge;
 mod queries;
 mod revision;
@@ -30,7 +31,7 @@ use crate::release::rollback_target::BakeRecord;
 use crate::release::summary::WorkloadKind;
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::verdict::Report;
-use revision::{Evaluation, KubeState, Settings};
+use revision::{AfterBake, Evaluation, KubeState, Settings};
 
 pub use revision::Start;
 
@@ -56,6 +57,15 @@ impl PrometheusHealth {
     }
 }
 
+/// What one round of the watch after the bake found.
+#[derive(Debug, Default)]
+pub struct AfterBakeRound {
+    /// One report per revision looked at, with the watch's span (since, until).
+    pub reports: Vec<(Report, Timestamp, Timestamp)>,
+    /// Watches that ended (release, revision).
+    pub ended: Vec<(ReleaseKey, u32)>,
+}
+
 /// Every revision under evaluation and what is remembered about earlier ones.
 pub struct Evaluator {
     source: kube::Source,
@@ -63,6 +73,8 @@ pub struct Evaluator {
     postgres: postgres::Postgres,
     settings: Settings,
     evaluations: BTreeMap<ReleaseKey, Evaluation>,
+    /// Revisions whose bake ended, watched for `after_bake.watch_for`.
+    watching: BTreeMap<ReleaseKey, (Evaluation, AfterBake)>,
     bakes: BTreeMap<ReleaseKey, BTreeMap<u32, BakeRecord>>,
     trouble: bool,
     health: PrometheusHealth,
@@ -81,6 +93,7 @@ impl Evaluator {
                 stuck_pending_after: config.watch.stuck_pending_after,
             },
             evaluations: BTreeMap::new(),
+            watching: BTreeMap::new(),
             bakes: BTreeMap::new(),
             trouble: false,
             health: PrometheusHealth::default(),
@@ -127,6 +140,15 @@ impl Evaluator {
         };
         let key = evaluation.key().clone();
         let new_revision = evaluation.start.summary.revision;
+        match self.watching.get(&key) {
+            // The same revision again after its bake: it stays watched, not baked again.
+            Some((old, _)) if old.start.summary.revision >= new_revision => return None,
+            // A newer revision: the older one's watch after its bake is over.
+            Some(_) => {
+                self.watching.remove(&key);
+            }
+            None => {}
+        }
         match self.evaluations.get(&key) {
             // Late news of an older revision, or the same one again: keep what runs.
             Some(old) if old.start.summary.revision >= new_revision => None,
@@ -166,11 +188,116 @@ impl Evaluator {
         }
     }
 
-    /// Stops evaluating a release (uninstalled). Returns the revision that was evaluated.
+    /// Stops evaluating a release (uninstalled), and watching it after its bake. Returns the
+    /// revision that was evaluated.
     pub fn end(&mut self, release: &ReleaseKey) -> Option<u32> {
+        self.watching.remove(release);
         self.evaluations
             .remove(release)
             .map(|e| e.start.summary.revision)
+    }
+
+    /// Ends the evaluation of a release whose verdict is final and watches its revision
+    /// after the bake, for the policy's `after_bake.watch_for` from the end of the bake.
+    /// Returns until when, `None` when the watch is off or already over.
+    pub fn watch_after_bake(&mut self, release: &ReleaseKey, now: Timestamp) -> Option<Timestamp> {
+        let e = self.evaluations.remove(release)?;
+        let policy = e.policy.after_bake;
+        if policy.watch_for.is_zero() {
+            return None;
+        }
+        let since = e.bake_ends;
+        let until = crate::units::plus(since, policy.watch_for);
+        if until <= now {
+            return None;
+        }
+        let watch = AfterBake {
+            since,
+            until,
+            next: now,
+            restarts: Default::default(),
+            holds: BTreeMap::new(),
+        };
+        self.watching.insert(release.clone(), (e, watch));
+        Some(until)
+    }
+
+    /// Whether any revision is under evaluation or watched after its bake (rounds are due).
+    pub fn busy(&self) -> bool {
+        !self.evaluations.is_empty() || !self.watching.is_empty()
+    }
+
+    /// The revisions watched after their bake, and until when.
+    pub fn watching(&self) -> Vec<(ReleaseKey, u32, Timestamp)> {
+        self.watching
+            .iter()
+            .map(|(k, (e, w))| (k.clone(), e.start.summary.revision, w.until))
+            .collect()
+    }
+
+    /// One look at each watched revision whose interval has passed: its pods from the stores
+    /// (never a request), its `metrics_presence` series from Prometheus (one batch).
+    /// Watches whose time is over end.
+    pub async fn after_bake_round(&mut self, now: Timestamp) -> AfterBakeRound {
+        let mut round = AfterBakeRound::default();
+        self.watching.retain(|k, (e, w)| {
+            let going = w.until > now;
+            if !going {
+                round.ended.push((k.clone(), e.start.summary.revision));
+            }
+            going
+        });
+        let due: Vec<ReleaseKey> = self
+            .watching
+            .iter()
+            .filter(|(_, (_, w))| w.next <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if due.is_empty() {
+            return round;
+        }
+        let mut items = queries::RoundItems::default();
+        for (i, key) in due.iter().enumerate() {
+            if let Some((e, _)) = self.watching.get(key) {
+                items.add_presence(i, e, self.settings.scrape_interval);
+            }
+        }
+        let answers = if items.presence.is_empty() {
+            prometheus::Answers::new()
+        } else {
+            self.prometheus.batch(&items.presence).await
+        };
+        let no_sql = BTreeMap::new();
+        for (i, key) in due.iter().enumerate() {
+            let bakes = self.bakes(key);
+            let Some((e, w)) = self.watching.get_mut(key) else {
+                continue;
+            };
+            let pods = if !self.source.stored(&key.namespace) {
+                after_bake::Pods::NotWatched
+            } else if let Some(why) = self.source.trouble() {
+                after_bake::Pods::Failing(ProviderError::Kubernetes(why))
+            } else {
+                match kube::gather(&self.source, &e.start.summary, false, now).await {
+                    Ok(obs) => after_bake::Pods::Read(obs),
+                    Err(err) => {
+                        after_bake::Pods::Failing(ProviderError::Kubernetes(err.to_string()))
+                    }
+                }
+            };
+            let env = judge::RoundEnv {
+                now,
+                answering_since: self.health.answering_since,
+                bakes: &bakes,
+                settings: self.settings,
+            };
+            let revision_answers =
+                queries::revision_answers(i, e, &answers, &no_sql, self.settings.scrape_interval);
+            let report = after_bake::judge(e, w, &env, pods, revision_answers);
+            w.next = crate::units::plus(now, e.policy.after_bake.interval);
+            round.reports.push((report, w.since, w.until));
+        }
+        round
     }
 
     /// The revision under evaluation for each release.

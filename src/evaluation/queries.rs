@@ -126,6 +126,13 @@ pub(super) struct RoundItems {
 impl RoundItems {
     /// Adds the expressions of revision `i`.
     pub fn add(&mut self, i: usize, e: &Evaluation, scrape: Duration) {
+        self.add_presence(i, e, scrape);
+        self.add_others(i, e, scrape);
+    }
+
+    /// Adds the `metrics_presence` expressions of revision `i` (all the watch after the bake
+    /// asks Prometheus).
+    pub fn add_presence(&mut self, i: usize, e: &Evaluation, scrape: Duration) {
         let grace = absence_grace(e.policy.metrics_grace, scrape);
         for (j, p) in e.policy.metrics_presence.iter().enumerate() {
             let q = e.query(&p.query);
@@ -149,6 +156,9 @@ impl RoundItems {
                 ));
             }
         }
+    }
+
+    fn add_others(&mut self, i: usize, e: &Evaluation, scrape: Duration) {
         if let Some(l) = &e.policy.lag {
             let q = e.query(&l.query);
             self.lag

@@ -128,3 +128,17 @@ pub(super) struct Settings {
     pub scrape_interval: Duration,
     pub stuck_pending_after: Duration,
 }
+
+/// The watch after the bake of a revision whose evaluation ended: its span, when it looks
+/// next, and what its pod checks remember.
+#[derive(Debug, Clone)]
+pub(super) struct AfterBake {
+    /// The end of the bake: every clock of the watch starts there.
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub next: Timestamp,
+    /// Restarts the pods had when the watch first saw them.
+    pub restarts: RestartBaseline,
+    /// `for:` of the pod findings, per check.
+    pub holds: BTreeMap<CheckId, Hold>,
+}

@@ -42,6 +42,12 @@ impl Source {
         self.stores().and_then(Stores::trouble)
     }
 
+    /// Whether the workloads and pods of namespace `ns` are read from the stores, without
+    /// a request.
+    pub fn stored(&self, ns: &str) -> bool {
+        self.stores().is_some_and(|s| s.covers(ns))
+    }
+
     fn stores(&self) -> Option<&Stores> {
         match self {
             Self::Api(_) => None,

@@ -283,6 +283,13 @@ impl Stores {
         }
     }
 
+    /// Whether the stores watch namespace `ns` (its workloads, ReplicaSets and pods).
+    pub fn covers(&self, ns: &str) -> bool {
+        self.pods.store_for(ns).is_some()
+            && self.replica_sets.store_for(ns).is_some()
+            && self.deployments.store_for(ns).is_some()
+    }
+
     /// A Deployment.
     pub fn deployment(&self, ns: &str, name: &str) -> Lookup<Option<Arc<Deployment>>> {
         Self::get(&self.deployments, ns, name)

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::checks::{Bound, CheckResult, Outcome};
 use crate::records::action::Phase;
 use crate::remediation::automation::Automation;
-use crate::state::ReleaseView;
+use crate::state::{AfterBakeView, ReleaseView};
 use crate::state::{Notice, NoticeKind};
 use crate::suite::OrderWarning;
 use crate::units::num;
@@ -111,7 +111,8 @@ fn alert_for(
 }
 
 /// The alerts that should be firing now: one per failing check of a failed revision
-/// (critical), one per warning of a degraded revision whose bake ended (warning), one per
+/// (critical), one per finding of the watch after a revision's bake (critical), one per
+/// warning of a degraded revision whose bake ended (warning), one per
 /// check that cannot be judged of a revision inconclusive for longer than
 /// `notifications.inconclusive_after` (warning), and one for a revision stuck pending or
 /// unreadable (warning).
@@ -144,6 +145,9 @@ pub fn desired<'a>(
         }
         if let Some(a) = &view.automation {
             automation_alerts(&mut out, view, a, dashboard);
+        }
+        if let Some(a) = view.after_bake.as_ref().filter(|a| a.regressed()) {
+            after_bake_alerts(&mut out, view, a, dashboard);
         }
         let Some(j) = &view.judgement else { continue };
         let (name, severity, outcome) = match j.verdict {
@@ -188,6 +192,47 @@ pub fn desired<'a>(
         }
     }
     out
+}
+
+/// One alert per finding of the watch after the bake (critical: something the revision
+/// runs broke in production), with the command an operator may run; never acted on.
+fn after_bake_alerts(
+    out: &mut Vec<Alert>,
+    view: &ReleaseView,
+    a: &AfterBakeView,
+    dashboard: Option<&str>,
+) {
+    let j = &a.judgement;
+    let after = crate::units::human(crate::units::between(a.since, j.evaluated_at));
+    for r in j.results.iter().filter(|r| r.outcome == Outcome::Fail) {
+        out.push(alert(
+            "UpgradeRegressedAfterBake",
+            "critical",
+            view,
+            &r.check.to_string(),
+            vec![
+                (
+                    "summary",
+                    format!(
+                        "{} revision {} broke {after} after its bake: {}",
+                        view.release, view.revision, r.check
+                    ),
+                ),
+                (
+                    "description",
+                    format!(
+                        "{}{}; watched until {} after a bake that ended {}; upgrade-guard does not act on this automatically",
+                        r.summary,
+                        measured(r),
+                        a.until.strftime("%Y-%m-%d %H:%M UTC"),
+                        a.since.strftime("%Y-%m-%d %H:%M UTC")
+                    ),
+                ),
+                ("recommended_action", j.action.words()),
+            ],
+            dashboard,
+        ));
+    }
 }
 
 fn automation_alerts(

@@ -40,6 +40,7 @@ fn view(verdict: Verdict, is_final: bool, results: Vec<CheckResult>) -> ReleaseV
         problem: None,
         mode: None,
         automation: None,
+        after_bake: None,
     }
 }
 
@@ -107,6 +108,56 @@ fn a_failed_revision_fires_one_critical_alert_per_failing_check_with_stable_labe
     assert_eq!(
         desired([&degraded].into_iter(), None)[0].labels["severity"],
         "warning"
+    );
+}
+
+/// Issue 19.13: what broke after the bake fires `UpgradeRegressedAfterBake` (critical) per
+/// finding, with the command and the words that nothing is done automatically; a healthy
+/// bake verdict fires nothing of its own, nor a watch that found nothing.
+#[test]
+fn a_revision_that_broke_after_its_bake_fires_its_own_alert() {
+    let mut v = view(Verdict::Healthy, true, vec![]);
+    let watch = |verdict, outcome| crate::state::AfterBakeView {
+        since: t(3600),
+        until: t(3600 + 6 * 3600),
+        judgement: Judgement {
+            verdict,
+            results: vec![CheckResult::new(
+                "restarts",
+                outcome,
+                "5 container restart(s) since the bake ended, more than the 3 tolerated: gim-0 5",
+            )],
+            evaluated_at: t(3600 + 7200),
+            ..v.judgement.clone().unwrap()
+        },
+    };
+    v.after_bake = Some(watch(Verdict::Healthy, Outcome::Pass));
+    assert!(desired([&v].into_iter(), None).is_empty());
+    v.after_bake = Some(watch(Verdict::Failed, Outcome::Fail));
+    let alerts = desired([&v].into_iter(), None);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(
+        (
+            a.labels["alertname"].as_str(),
+            a.labels["severity"].as_str(),
+            a.labels["check"].as_str(),
+            a.labels["revision"].as_str()
+        ),
+        ("UpgradeRegressedAfterBake", "critical", "restarts", "3")
+    );
+    assert_eq!(
+        a.annotations["summary"],
+        "gim/gim revision 3 broke 2h after its bake: restarts"
+    );
+    assert!(
+        a.annotations["description"].contains("upgrade-guard does not act on this automatically"),
+        "{}",
+        a.annotations["description"]
+    );
+    assert_eq!(
+        a.annotations["recommended_action"],
+        "roll back to revision 2: helm rollback gim 2 -n gim --timeout 15m"
     );
 }
 

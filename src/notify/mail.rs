@@ -1,5 +1,5 @@
 //! Which emails to send (pure): one per change of a release's state worth telling (failed,
-//! inconclusive for longer than `notifications.inconclusive_after`, degraded at the end of
+//! broken after its bake, inconclusive for longer than `notifications.inconclusive_after`, degraded at the end of
 //! its bake, stuck pending, unreadable, and healthy again after one of those), never one per
 //! re-send. Messages are rendered from templates (minijinja; the HTML
 //! one auto-escaped): subject with release, revision and verdict; body with the checks
@@ -22,6 +22,7 @@ use crate::verdict::{RecommendedAction, Verdict};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MailState {
     Failed,
+    RegressedAfterBake,
     Inconclusive,
     Degraded,
     Healthy,
@@ -54,6 +55,9 @@ impl MailState {
                 _ => {}
             }
         }
+        if view.after_bake.as_ref().is_some_and(|a| a.regressed()) {
+            return Some(Self::RegressedAfterBake);
+        }
         let j = view.judgement.as_ref()?;
         match j.verdict {
             Verdict::Failed => Some(Self::Failed),
@@ -67,6 +71,9 @@ impl MailState {
     fn headline(self) -> &'static str {
         match self {
             Self::Failed => "failed",
+            Self::RegressedAfterBake => {
+                "broke after its bake (alerted; upgrade-guard does not act on it automatically)"
+            }
             Self::Inconclusive => "inconclusive for too long: cannot be judged",
             Self::Degraded => "degraded",
             Self::Healthy => "healthy",
@@ -205,7 +212,10 @@ impl Mailbook {
         state: MailState,
         dashboard: Option<&str>,
     ) -> Result<Mail, minijinja::Error> {
-        let j = view.judgement.as_ref();
+        let j = match state {
+            MailState::RegressedAfterBake => view.after_bake.as_ref().map(|a| &a.judgement),
+            _ => view.judgement.as_ref(),
+        };
         let checks: Vec<CheckRow> = j
             .map(|j| {
                 j.results
@@ -321,6 +331,7 @@ mod tests {
             problem: None,
             mode: None,
             automation: None,
+            after_bake: None,
         }
     }
 
@@ -365,6 +376,57 @@ mod tests {
         assert!(
             book.changes([&view(5, Verdict::Healthy, true)].into_iter(), None)
                 .is_empty()
+        );
+    }
+
+    /// Issue 19.13: a revision that broke after its bake is mailed once, with what broke and
+    /// the command; once it stops, the healthy verdict of its bake is news again.
+    #[test]
+    fn a_revision_that_broke_after_its_bake_is_mailed_once() {
+        let mut book = Mailbook::default();
+        let healthy = view(3, Verdict::Healthy, true);
+        assert!(book.changes([&healthy].into_iter(), None).is_empty());
+        let mut broke = healthy.clone();
+        let mut crash = CheckResult::new(
+            "pending_pods",
+            Outcome::Fail,
+            "1 pod(s) not Ready past their timeout: CrashLoopBackOff 1",
+        );
+        crash.value = Some(1.0);
+        broke.after_bake = Some(crate::state::AfterBakeView {
+            since: Timestamp::from_second(3600).unwrap(),
+            until: Timestamp::from_second(6 * 3600).unwrap(),
+            judgement: Judgement {
+                verdict: Verdict::Failed,
+                action: RecommendedAction::Rollback {
+                    target: 2,
+                    basis: TargetBasis::PassedBake,
+                    command: "helm rollback gim 2 -n gim --timeout 15m".into(),
+                },
+                results: vec![crash],
+                ..healthy.judgement.clone().unwrap()
+            },
+        });
+        let mails = book.changes([&broke].into_iter(), None);
+        assert_eq!(mails.len(), 1);
+        let mail = mails[0].as_ref().unwrap();
+        assert_eq!(
+            mail.subject,
+            "[upgrade-guard] gim/gim revision 3: broke after its bake (alerted; upgrade-guard does not act on it automatically)"
+        );
+        assert!(
+            mail.text.contains("FAIL  pending_pods  1")
+                && mail
+                    .text
+                    .contains("helm rollback gim 2 -n gim --timeout 15m"),
+            "{}",
+            mail.text
+        );
+        assert!(book.changes([&broke].into_iter(), None).is_empty());
+        let mails = book.changes([&healthy].into_iter(), None);
+        assert_eq!(
+            mails[0].as_ref().unwrap().subject,
+            "[upgrade-guard] gim/gim revision 3: healthy"
         );
     }
 
