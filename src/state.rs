@@ -291,8 +291,9 @@ impl State {
                 .and_then(|j| j.inconclusive_since)
                 .unwrap_or(report.evaluated_at)
         });
+        // An evaluation that ends inconclusive is told at once, however short its grace.
         let overdue = inconclusive_since.is_some_and(|since| {
-            crate::units::between(since, report.evaluated_at) >= inconclusive_after
+            is_final || crate::units::between(since, report.evaluated_at) >= inconclusive_after
         });
         view.status = report.status;
         view.started = Some(report.started);

@@ -113,7 +113,7 @@ pub fn rev<'a>(
 }
 
 /// A report of revision `revision` of `ns/app` judged at second `evaluated_at`, its bake
-/// window ending at second `bake_ends`.
+/// window ending at second `bake_ends` (its grace an hour later).
 pub fn report(revision: u32, verdict: Verdict, evaluated_at: i64, bake_ends: i64) -> Report {
     Report {
         release: ReleaseKey::new("ns", "app"),
@@ -127,6 +127,7 @@ pub fn report(revision: u32, verdict: Verdict, evaluated_at: i64, bake_ends: i64
         notes: vec![],
         started: Timestamp::from_second(0).unwrap(),
         bake_ends: Timestamp::from_second(bake_ends).unwrap(),
+        closes_at: Timestamp::from_second(bake_ends + 3600).unwrap(),
         evaluated_at: Timestamp::from_second(evaluated_at).unwrap(),
     }
 }

@@ -720,15 +720,18 @@ async fn the_daemon_becomes_ready_however_busy_its_loop_is() {
 }
 
 /// Issue 19.14: a revision that cannot be judged (its Prometheus never answers) was silent:
-/// no alert, no mail. Once it has been `inconclusive` for `notifications.inconclusive_after`
-/// it fires a warning in the real Alertmanager, with the reason in words.
+/// no alert, no mail, evaluated for ever and forgotten by a restart. Once it has been
+/// `inconclusive` for `notifications.inconclusive_after` it fires a warning in the real
+/// Alertmanager, with the reason in words; at the end of the bake and its grace the
+/// evaluation ends `inconclusive`, recorded so; a restarted daemon serves it and alerts it
+/// again.
 #[tokio::test]
 async fn an_inconclusive_that_lasts_is_alerted_with_the_reason() {
     let ns = tkube::namespace("daemon-inconclusive").await;
     let n = ns.name.as_str();
     let config = short_config(
         NO_PROMETHEUS,
-        "  custom:\n    - {name: errors, query: 'sum(app_errors)', max: 0}\n",
+        "  inconclusive_grace: 3s\n  custom:\n    - {name: errors, query: 'sum(app_errors)', max: 0}\n",
         &format!(
             "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
              notifications:\n  inconclusive_after: 2s\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n",
@@ -749,5 +752,55 @@ async fn an_inconclusive_that_lasts_is_alerted_with_the_reason() {
     assert_eq!(alert["labels"]["check"], "custom:errors", "{alert:#}");
     let description = alert["annotations"]["description"].as_str().unwrap();
     assert!(description.contains("cannot judge until"), "{description}");
+
+    let closed = wait::until(WAIT, "the evaluation closed inconclusive", || async {
+        let (_, body) = d.get("/api/v1/releases").await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let j = v["releases"][0]["judgement"].clone();
+        (j["final"] == true).then_some(j)
+    })
+    .await;
+    assert_eq!(closed["verdict"], "inconclusive", "{closed:#}");
+    let notes = closed["notes"].to_string();
+    assert!(
+        notes.contains("no verdict 3s after the bake window ended")
+            && notes.contains("custom:errors (inconclusive)"),
+        "{notes}"
+    );
+    let records = Api::<ConfigMap>::namespaced(tkube::client().await, n)
+        .get(&format!("upgrade-guard.bakes.{n}.app"))
+        .await
+        .unwrap();
+    let entry = records.data.unwrap_or_default()["2"].clone();
+    assert!(
+        entry.contains(r#""verdict":"inconclusive""#) && entry.contains("custom:errors"),
+        "{entry}"
+    );
+    d.stop().await;
+
+    // A restart: the revision's bake is long over, yet it is served and alerted again.
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    d.ready().await;
+    let restored = wait::until(WAIT, "the inconclusive revision served again", || async {
+        let (_, body) = d.get("/api/v1/releases").await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["releases"]
+            .as_array()?
+            .iter()
+            .find(|r| r["release"]["name"] == "app")
+            .cloned()
+    })
+    .await;
+    assert_eq!(restored["revision"], 2, "{restored:#}");
+    assert_eq!(
+        restored["judgement"]["verdict"], "inconclusive",
+        "{restored:#}"
+    );
+    assert_eq!(restored["judgement"]["overdue"], true, "{restored:#}");
+    wait::until(WAIT, "the restarted daemon alerting it", || async {
+        let firing = d.metric("upgrade_guard_alerts_firing").await?;
+        (firing >= 1.0).then_some(())
+    })
+    .await;
     d.stop().await;
 }

@@ -985,6 +985,7 @@ fn failed_report(n: &str) -> upgrade_guard::verdict::Report {
         notes: vec![],
         started: now,
         bake_ends: now,
+        closes_at: now,
         evaluated_at: now,
     }
 }

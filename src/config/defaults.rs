@@ -42,6 +42,7 @@ pub fn release_policy() -> ReleasePolicy {
             restart_migration_pod: false,
         },
         bake_window: Duration::from_secs(15 * 60),
+        inconclusive_grace: Duration::from_secs(60 * 60),
         readiness_deadline: Duration::from_secs(10 * 60),
         pending_timeout: Duration::from_secs(5 * 60),
         pods: PodPolicy {

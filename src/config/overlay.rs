@@ -84,6 +84,7 @@ pub(super) fn overlay(
         }
     };
     set(&mut base.bake_window, &raw.bake_window);
+    set(&mut base.inconclusive_grace, &raw.inconclusive_grace);
     set(&mut base.readiness_deadline, &raw.readiness_deadline);
     set(&mut base.pending_timeout, &raw.pending_timeout);
     set(&mut base.pods.stall_timeout, &raw.stall_timeout);

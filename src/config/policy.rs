@@ -266,6 +266,9 @@ pub struct ReleasePolicy {
     pub auto: AutoPolicy,
     /// Watch time before a revision is declared healthy.
     pub bake_window: Duration,
+    /// After the bake window, a revision still without a verdict (inconclusive, or still
+    /// pending) is judged this long more; then its evaluation ends `inconclusive`.
+    pub inconclusive_grace: Duration,
     /// Workloads must be Ready this long after the upgrade.
     pub readiness_deadline: Duration,
     /// A broken pod not Ready this long fails the revision.

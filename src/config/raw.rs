@@ -173,6 +173,7 @@ pub struct RawRelease {
     pub mode: Option<Mode>,
     pub auto: Option<RawAuto>,
     pub bake_window: Option<Dur>,
+    pub inconclusive_grace: Option<Dur>,
     pub readiness_deadline: Option<Dur>,
     pub pending_timeout: Option<Dur>,
     pub pod_timeouts: Option<std::collections::BTreeMap<super::policy::PodProblem, Dur>>,

@@ -111,6 +111,7 @@ pub(super) fn check_policy(
         ));
     }
     positive(&format!("{path}.bake_window"), p.bake_window)?;
+    positive(&format!("{path}.inconclusive_grace"), p.inconclusive_grace)?;
     positive(&format!("{path}.pending_timeout"), p.pending_timeout)?;
     positive(&format!("{path}.stall_timeout"), p.pods.stall_timeout)?;
     for (reason, t) in &p.pods.timeouts {

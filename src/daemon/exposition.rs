@@ -276,6 +276,7 @@ mod tests {
             notes: vec![],
             started: Timestamp::from_second(1_800_000_000).unwrap(),
             bake_ends: Timestamp::from_second(1_800_003_600).unwrap(),
+            closes_at: Timestamp::from_second(1_800_007_200).unwrap(),
             evaluated_at: Timestamp::from_second(1_800_000_600).unwrap(),
         };
         state

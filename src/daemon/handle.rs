@@ -266,7 +266,8 @@ impl Daemon {
         }
     }
 
-    /// After a restart: the failures recorded before it are served and alerted again.
+    /// After a restart: the failures and inconclusives recorded before it are served and
+    /// alerted again.
     pub async fn restore(&mut self) {
         let all = match self.store.all().await {
             Ok(all) => all,
@@ -297,7 +298,7 @@ impl Daemon {
                 continue;
             };
             if self.state_mut().restore(view) {
-                info!(release = %key, revision, "failure recorded before the restart: served and alerted again");
+                info!(release = %key, revision, "failure or inconclusive recorded before the restart: served and alerted again");
             }
         }
     }

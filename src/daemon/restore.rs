@@ -1,7 +1,8 @@
 //! What the daemon shows again after a restart (pure): a release whose latest revision ended
-//! its bake `failed` (and that nothing newer replaced) is served and alerted again from its
-//! bake record, with the checks that failed and the action guarded against the history, so
-//! a restart never resolves a failure.
+//! its bake `failed` or its evaluation `inconclusive` (and that nothing newer replaced) is
+//! served and alerted again from its bake record, with the checks that failed or could not
+//! be judged and the action guarded against the history, so a restart never resolves a
+//! failure nor forgets a revision nobody could judge.
 
 use std::collections::BTreeMap;
 
@@ -15,12 +16,13 @@ use crate::release::rollback_target::BakeRecord;
 use crate::state::{ChartView, Judgement, ReleaseView};
 use crate::verdict::{ActionContext, Verdict, guard, recommend};
 
-/// The revision whose recorded bake ended `failed`, if it is the release's latest record.
+/// The revision whose recorded bake ended `failed` or `inconclusive`, if it is the
+/// release's latest record.
 pub fn recorded_failure_of(records: &BTreeMap<u32, BakeEntry>) -> Option<(u32, &BakeEntry)> {
     records
         .iter()
         .next_back()
-        .filter(|(_, entry)| entry.verdict == BakeRecord::Failed)
+        .filter(|(_, entry)| matches!(entry.verdict, BakeRecord::Failed | BakeRecord::Inconclusive))
         .map(|(revision, entry)| (*revision, entry))
 }
 
@@ -40,10 +42,13 @@ pub fn restored_view(
     };
     let history: Vec<_> = rows.iter().map(|r| (r.revision, r.status)).collect();
     let rollbacks = rollbacks_of(rows);
-    let results = recorded_failure(entry);
+    let (verdict, results) = match entry.verdict {
+        BakeRecord::Inconclusive => (Verdict::Inconclusive, recorded_inconclusive(entry)),
+        _ => (Verdict::Failed, recorded_failure(entry)),
+    };
     let bakes: BTreeMap<u32, BakeRecord> = records.iter().map(|(r, e)| (*r, e.verdict)).collect();
     let action = recommend(
-        Verdict::Failed,
+        verdict,
         &results,
         &ActionContext {
             release: key,
@@ -65,9 +70,9 @@ pub fn restored_view(
         chart: Some(ChartView::of(&summary.chart)),
         started: summary.last_deployed,
         judgement: Some(Judgement {
-            inconclusive_since: None,
-            overdue: false,
-            verdict: Verdict::Failed,
+            inconclusive_since: (verdict == Verdict::Inconclusive).then_some(entry.at),
+            overdue: verdict == Verdict::Inconclusive,
+            verdict,
             action: guard(action, &history, revision),
             results,
             notes: vec!["restored from the bake record after a restart".into()],
@@ -97,6 +102,24 @@ pub fn recorded_failure(entry: &BakeEntry) -> Vec<CheckResult> {
     checks
         .into_iter()
         .map(|check| CheckResult::new(check, Outcome::Fail, words.clone()))
+        .collect()
+}
+
+/// The results of a revision whose evaluation ended `inconclusive` before a restart, as
+/// recorded: one inconclusive result per check that could not be judged.
+pub fn recorded_inconclusive(entry: &BakeEntry) -> Vec<CheckResult> {
+    let at = entry.at.strftime("%Y-%m-%d %H:%M:%S UTC");
+    let words = format!(
+        "could not be judged by the end of its evaluation ({at}, recorded); judged again when a new revision comes"
+    );
+    let checks = if entry.unanswered_checks.is_empty() {
+        vec![CheckId::RecordedVerdict]
+    } else {
+        entry.unanswered_checks.iter().map(CheckId::from).collect()
+    };
+    checks
+        .into_iter()
+        .map(|check| CheckResult::new(check, Outcome::Inconclusive, words.clone()))
         .collect()
 }
 

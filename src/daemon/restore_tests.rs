@@ -12,6 +12,7 @@ fn entry(verdict: BakeRecord, failed: &[&str]) -> BakeEntry {
         at: "2026-11-25T12:00:00Z".parse().unwrap(),
         chart: "app-1.0.0".into(),
         failed_checks: failed.iter().map(ToString::to_string).collect(),
+        unanswered_checks: vec![],
     }
 }
 
@@ -104,5 +105,34 @@ fn a_restored_failure_whose_release_is_held_by_helm_recommends_nothing_now() {
     assert!(
         matches!(v.judgement.unwrap().action, RecommendedAction::Hold { .. }),
         "a Helm operation holds the release"
+    );
+}
+
+/// Issue 19.14: an evaluation that ended `inconclusive` is served again after a restart,
+/// inconclusive and overdue (alerted), with the checks that could not be judged.
+#[test]
+fn an_inconclusive_recorded_last_is_shown_and_alerted_again() {
+    let mut closed = entry(BakeRecord::Inconclusive, &[]);
+    closed.unanswered_checks = vec!["custom:errors".into()];
+    let records = BTreeMap::from([(1, entry(BakeRecord::Healthy, &[])), (2, closed)]);
+    let rows = [
+        row(1, ReleaseStatus::Superseded),
+        row(2, ReleaseStatus::Deployed),
+    ];
+    let v = restored_view(&key(), &records, &rows, &policy(), Mode::Recommend).unwrap();
+    let j = v.judgement.unwrap();
+    assert_eq!(
+        (j.verdict, j.is_final, j.overdue),
+        (Verdict::Inconclusive, true, true)
+    );
+    assert_eq!(j.results.len(), 1);
+    assert_eq!(j.results[0].check.to_string(), "custom:errors");
+    assert_eq!(j.results[0].outcome, Outcome::Inconclusive);
+    assert!(
+        j.results[0]
+            .summary
+            .contains("could not be judged by the end of its evaluation"),
+        "{}",
+        j.results[0].summary
     );
 }

@@ -104,6 +104,7 @@ pub(super) fn judge(
         notes,
         started: e.started,
         bake_ends: e.bake_ends,
+        closes_at: e.closes_at(),
         evaluated_at: env.now,
     }
 }

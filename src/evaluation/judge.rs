@@ -25,7 +25,7 @@ use crate::config::FailAction;
 use crate::gather::kube::KubeObservations;
 use crate::gather::postgres::SqlError;
 use crate::release::rollback_target::BakeRecord;
-use crate::verdict::{ActionContext, Report, recommend, verdict};
+use crate::verdict::{ActionContext, Report, Verdict, recommend, verdict};
 
 /// What a round shares between the revisions it judges.
 pub(super) struct RoundEnv<'a> {
@@ -112,7 +112,13 @@ pub(super) fn judge(
         kube_down,
     ));
     let bake_over = env.now >= e.bake_ends;
-    let v = verdict(&results, bake_over);
+    let closes_at = e.closes_at();
+    let mut v = verdict(&results, bake_over);
+    if env.now >= closes_at && matches!(v, Verdict::Progressing | Verdict::Inconclusive) {
+        // No verdict by the end of the grace: the evaluation ends here, inconclusive.
+        notes.push(unresolved_note(v, &results, policy.inconclusive_grace));
+        v = Verdict::Inconclusive;
+    }
     let action = recommend(
         v,
         &results,
@@ -139,8 +145,29 @@ pub(super) fn judge(
         notes,
         started: e.started,
         bake_ends: e.bake_ends,
+        closes_at,
         evaluated_at: env.now,
     }
+}
+
+/// Why an evaluation ends without a verdict, in words: what was still pending or could not
+/// be judged when the grace after the bake ran out.
+fn unresolved_note(v: Verdict, results: &[CheckResult], grace: Duration) -> String {
+    let open: Vec<String> = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Pending | Outcome::Inconclusive))
+        .map(|r| format!("{} ({})", r.check, r.outcome.as_str()))
+        .collect();
+    format!(
+        "no verdict {} after the bake window ended (it was {}; open: {}): the evaluation ends inconclusive, recorded so; judged again when a new revision comes",
+        crate::units::human(grace),
+        v.as_str(),
+        if open.is_empty() {
+            "none".to_string()
+        } else {
+            open.join(", ")
+        }
+    )
 }
 
 /// The difference between helm's clock and the API server's, in words.

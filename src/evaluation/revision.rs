@@ -90,6 +90,11 @@ impl Evaluation {
         &self.start.release
     }
 
+    /// When the evaluation ends at the latest (the bake window plus `inconclusive_grace`).
+    pub fn closes_at(&self) -> Timestamp {
+        crate::units::plus(self.bake_ends, self.policy.inconclusive_grace)
+    }
+
     pub fn query(&self, q: &str) -> String {
         render_query(q, self.key())
     }

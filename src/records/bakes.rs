@@ -37,6 +37,10 @@ pub struct BakeEntry {
     /// Alertmanager about the same alerts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_checks: Vec<String>,
+    /// The checks that could not be judged (for an `inconclusive` verdict), for the same
+    /// reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unanswered_checks: Vec<String>,
 }
 
 impl BakeEntry {
@@ -51,6 +55,12 @@ impl BakeEntry {
                 .results
                 .iter()
                 .filter(|r| r.outcome == Outcome::Fail)
+                .map(|r| r.check.to_string())
+                .collect(),
+            unanswered_checks: report
+                .results
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Inconclusive | Outcome::Pending))
                 .map(|r| r.check.to_string())
                 .collect(),
         })
@@ -216,6 +226,7 @@ mod tests {
             at: "2026-11-25T12:00:00Z".parse().unwrap(),
             chart: "gim-100.0.116+2900".into(),
             failed_checks: vec![],
+            unanswered_checks: vec![],
         };
         let data = BTreeMap::from([
             ("7".to_string(), serde_json::to_string(&entry).unwrap()),

@@ -24,6 +24,8 @@ pub enum BakeRecord {
     Degraded,
     /// The revision was judged failed.
     Failed,
+    /// No verdict could be reached by the end of the bake and its grace.
+    Inconclusive,
 }
 
 /// Why a target was chosen.

@@ -34,15 +34,25 @@ pub struct Report {
     pub started: Timestamp,
     /// When the bake window ends.
     pub bake_ends: Timestamp,
+    /// When the evaluation ends at the latest: a revision still without a verdict then is
+    /// final `inconclusive` (the bake window plus `inconclusive_grace`).
+    pub closes_at: Timestamp,
     /// When this judgement was made.
     pub evaluated_at: Timestamp,
 }
 
 impl Report {
     /// Whether an evaluation ends with this report: the bake window passed and the verdict is
-    /// a judgement (healthy, degraded, failed). Inconclusive goes on being evaluated.
+    /// a judgement (healthy, degraded, failed), or `closes_at` passed without one (the judge
+    /// then says `inconclusive`). Inconclusive goes on being evaluated until then.
     pub fn is_final(&self) -> bool {
-        self.evaluated_at >= self.bake_ends && self.verdict.bake_record().is_some()
+        self.evaluated_at >= self.bake_ends
+            && (self.verdict.bake_record().is_some() || self.closed_inconclusive())
+    }
+
+    /// Inconclusive at `closes_at`: the evaluation ends without a verdict.
+    fn closed_inconclusive(&self) -> bool {
+        self.verdict == Verdict::Inconclusive && self.evaluated_at >= self.closes_at
     }
 
     /// Whether the only failures are dependencies' (a Kafka or PostgreSQL that is down):
@@ -63,6 +73,9 @@ impl Report {
     pub fn bake_record(&self) -> Option<crate::release::rollback_target::BakeRecord> {
         if self.verdict == Verdict::Failed && self.only_dependencies_failed() {
             return Some(crate::release::rollback_target::BakeRecord::Degraded);
+        }
+        if self.closed_inconclusive() {
+            return Some(crate::release::rollback_target::BakeRecord::Inconclusive);
         }
         self.verdict.bake_record()
     }
@@ -106,5 +119,19 @@ mod tests {
         assert!(report(2, Verdict::Healthy, 101, 100).is_final());
         assert!(!report(2, Verdict::Inconclusive, 500, 100).is_final());
         assert!(!report(2, Verdict::Progressing, 500, 100).is_final());
+    }
+
+    /// Issue 19.14: an inconclusive that outlasts the bake and its grace ends the
+    /// evaluation, with a record of its own (neither good nor failed).
+    #[test]
+    fn an_inconclusive_ends_at_the_close_with_its_own_record() {
+        use crate::release::rollback_target::BakeRecord;
+        let open = report(2, Verdict::Inconclusive, 3699, 100);
+        assert!(!open.is_final());
+        assert_eq!(open.bake_record(), None);
+        let closed = report(2, Verdict::Inconclusive, 3700, 100);
+        assert!(closed.is_final());
+        assert_eq!(closed.bake_record(), Some(BakeRecord::Inconclusive));
+        assert!(!report(2, Verdict::Progressing, 3700, 100).is_final());
     }
 }
