@@ -8,6 +8,8 @@
 //! before the manifest is applied (`pre-upgrade`, ...) and failed means the new version never
 //! ran: a rollback or a pod restart would not help; the action is to fix the hook's cause.
 
+use std::collections::BTreeMap;
+
 use super::observe::JobObs;
 use super::{Bound, CheckId, CheckResult, FailClass, Outcome, Revision};
 use crate::release::ReleaseStatus;
@@ -438,6 +440,46 @@ pub fn manifest_jobs(r: &Revision<'_>, jobs: &[JobObs]) -> Vec<CheckResult> {
                     format!("Job {} not created yet", w.name),
                 ),
             }
+        })
+        .collect()
+}
+
+/// This round's Jobs with the finished ones seen by earlier rounds of the evaluation that
+/// are gone now (deleted by their `ttlSecondsAfterFinished` or a clean-up): a Job's result,
+/// once seen, is evidence that its deletion does not erase. `memory` keeps, per name, the
+/// latest finished Job seen.
+pub fn with_finished(memory: &mut BTreeMap<String, JobObs>, jobs: Vec<JobObs>) -> Vec<JobObs> {
+    for j in jobs.iter().filter(|j| j.finished()) {
+        let newer = memory
+            .get(&j.name)
+            .is_none_or(|seen| seen.created <= j.created);
+        if newer {
+            memory.insert(j.name.clone(), j.clone());
+        }
+    }
+    let gone: Vec<JobObs> = memory
+        .values()
+        .filter(|seen| !jobs.iter().any(|j| j.name == seen.name))
+        .cloned()
+        .collect();
+    jobs.into_iter().chain(gone).collect()
+}
+
+/// Jobs of this revision that Kubernetes deletes sooner after they finish than the
+/// readiness deadline: if upgrade-guard does not see one finished in time (its rounds
+/// further apart, a restart), its check can only be inconclusive. A note for the operator.
+pub fn job_ttl_notes(r: &Revision<'_>, jobs: &[JobObs]) -> Vec<String> {
+    let deadline = r.policy.readiness_deadline;
+    r.jobs_of_this_revision(jobs)
+        .into_iter()
+        .filter_map(|j| j.ttl.filter(|ttl| *ttl < deadline).map(|ttl| (j, ttl)))
+        .map(|(j, ttl)| {
+            format!(
+                "Job {}: ttlSecondsAfterFinished ({}) is shorter than readiness_deadline ({}): Kubernetes deletes it soon after it finishes; upgrade-guard keeps the result it saw, but one it did not see in time (a restart meanwhile) leaves its check inconclusive. Keep finished Jobs at least as long as the readiness deadline",
+                j.name,
+                human(ttl),
+                human(deadline)
+            )
         })
         .collect()
 }

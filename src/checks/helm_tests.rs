@@ -4,6 +4,7 @@ use super::*;
 use crate::config::MigrationPolicy;
 use crate::release::summary::{Hook, ReleaseSummary};
 use crate::test_support::*;
+use std::time::Duration;
 
 fn with_migration(required: bool) -> crate::config::ReleasePolicy {
     let mut p = policy();
@@ -446,4 +447,45 @@ fn helms_own_wait_timeout_is_a_note_not_a_failure() {
     s.description = "Upgrade \"gim\" failed: context deadline exceeded".into();
     let r = rev(&s, &p, 1, ReleaseStatus::Failed);
     assert_eq!(release_status(&r).outcome, Outcome::Fail);
+}
+
+/// Issue 19.15: a Job deleted by its `ttlSecondsAfterFinished` after a round saw it
+/// complete keeps its result: the check passes at the end of the bake instead of turning
+/// inconclusive for good; a TTL shorter than the readiness deadline is noted.
+#[test]
+fn a_finished_job_deleted_by_its_ttl_keeps_its_result() {
+    let p = policy();
+    let s = summary(&[(WorkloadKind::Job, "seed")], &[]);
+    let done = JobObs {
+        ttl: Some(Duration::from_secs(60)),
+        ..job("seed", 0, true, None)
+    };
+    let mut memory = BTreeMap::new();
+    let seen = with_finished(&mut memory, vec![done.clone()]);
+    assert_eq!(seen, [done.clone()]);
+    // Deleted by its TTL: the next rounds still see it completed.
+    let later = with_finished(&mut memory, vec![]);
+    assert_eq!(later, [done.clone()]);
+    let r = &manifest_jobs(&rev(&s, &p, 30, ReleaseStatus::Deployed), &later)[0];
+    assert_eq!(r.outcome, Outcome::Pass, "{}", r.summary);
+    // A Job still running is not remembered: its absence stays unexplained.
+    let mut memory = BTreeMap::new();
+    let running = job("seed", 0, false, None);
+    with_finished(&mut memory, vec![running]);
+    assert!(with_finished(&mut memory, vec![]).is_empty());
+
+    let notes = job_ttl_notes(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[done]);
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].starts_with(
+            "Job seed: ttlSecondsAfterFinished (1m) is shorter than readiness_deadline (10m)"
+        ),
+        "{}",
+        notes[0]
+    );
+    let long = JobObs {
+        ttl: Some(Duration::from_secs(3600)),
+        ..job("seed", 0, true, None)
+    };
+    assert!(job_ttl_notes(&rev(&s, &p, 1, ReleaseStatus::Deployed), &[long]).is_empty());
 }

@@ -416,6 +416,15 @@ pub struct JobObs {
     pub succeeded: bool,
     /// Condition `Failed=True`, with its reason.
     pub failed: Option<String>,
+    /// `spec.ttlSecondsAfterFinished`: Kubernetes deletes it this long after it finished.
+    pub ttl: Option<std::time::Duration>,
+}
+
+impl JobObs {
+    /// Completed or failed.
+    pub fn finished(&self) -> bool {
+        self.succeeded || self.failed.is_some()
+    }
 }
 
 /// Reads a Job.
@@ -448,6 +457,12 @@ pub fn job(j: &Job) -> JobObs {
                 .or_else(|| c.message.clone())
                 .unwrap_or_else(|| "Failed".into())
         }),
+        ttl: j
+            .spec
+            .as_ref()
+            .and_then(|s| s.ttl_seconds_after_finished)
+            .and_then(|s| u64::try_from(s).ok())
+            .map(std::time::Duration::from_secs),
     }
 }
 

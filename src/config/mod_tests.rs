@@ -258,6 +258,34 @@ fn warnings_say_which_setting_defeats_which() {
     assert_eq!(parse("").unwrap().state.namespace, "upgrade-guard");
 }
 
+/// Issue 19.15: settings that make a check unanswerable are warned about at `config
+/// validate` and start-up: a presence query that aggregates (its absence can never be
+/// proven), a release entry whose namespace is not watched.
+#[test]
+fn settings_that_make_a_check_unanswerable_are_warned_about() {
+    let c = parse(
+        "watch:\n  namespaces: [gim]\n\
+         releases:\n  - name: gsp\n    namespace: gsp\n\
+         \x20   metrics_presence:\n      - {name: flink, query: 'sum by (job) (flink_up)'}\n      - {name: raw, query: 'summary_metric{a=\"b\"}'}\n",
+    )
+    .unwrap();
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with(
+            "releases[0] (gsp): namespace gsp is not among watch.namespaces: its revisions are never seen"
+        ),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings[1].starts_with(
+            "releases[0] (gsp): metrics_presence[0] (flink): the query aggregates, so its series carry no job label"
+        ),
+        "{:?}",
+        c.warnings
+    );
+}
+
 /// The profile with the commented block that starts at the line `marker` uncommented.
 fn uncommented(text: &str, marker: &str) -> String {
     let start = text

@@ -218,6 +218,14 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             ));
         };
         let resolved = overlay(defaults.clone(), &r, default_hold);
+        if let Some(ns) = r.namespace.as_deref()
+            && !watch.namespaces.is_empty()
+            && !watch.namespaces.iter().any(|w| w == ns)
+        {
+            all_warnings.push(format!(
+                "{path} ({name}): namespace {ns} is not among watch.namespaces: its revisions are never seen, so this entry never applies"
+            ));
+        }
         check_policy(&path, &resolved, prometheus.scrape_interval)?;
         check_sql(&path, &resolved, &databases, evaluation_interval)?;
         for w in warnings(&resolved) {

@@ -192,9 +192,45 @@ fn rollback_on_no_data(p: &ReleasePolicy) -> impl Iterator<Item = (usize, &Thres
         .filter(|(_, c)| c.on_no_data == OnNoData::Fail && c.action == FailAction::Rollback)
 }
 
+/// Whether a PromQL query's outermost expression is an aggregation (`sum(...)`,
+/// `max by (x) (...)`): its series carry no `job` label.
+fn aggregates(query: &str) -> bool {
+    const AGGREGATIONS: [&str; 13] = [
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "count",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "group",
+        "count_values",
+        "limitk",
+    ];
+    let q = query.trim_start();
+    let word: String = q
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let rest = q[word.len()..].trim_start();
+    AGGREGATIONS.contains(&word.as_str())
+        && (rest.starts_with('(') || rest.starts_with("by") || rest.starts_with("without"))
+}
+
 /// Valid settings that defeat their purpose, in words (without the field path).
 pub(super) fn warnings(p: &ReleasePolicy) -> Vec<String> {
     let mut out = Vec::new();
+    for (j, m) in p.metrics_presence.iter().enumerate() {
+        if aggregates(&m.query) {
+            out.push(format!(
+                "metrics_presence[{j}] ({}): the query aggregates, so its series carry no job label and their absence can never be proven against a scraped target: the check can never fail, only stay pending and then inconclusive; select the raw series",
+                m.name
+            ));
+        }
+    }
     for (i, c) in rollback_on_no_data(p) {
         out.push(format!(
             "custom[{i}] ({}): on_no_data: fail with action: rollback recommends a rollback whenever Prometheus answers without data (lost its data, or the series renamed); prefer inconclusive. mode: auto refuses it",

@@ -88,9 +88,11 @@ pub(super) fn judge(
                     state.apply(x, hold, env.now)
                 })
                 .collect();
-            r.extend(helm::migration(&rev, &obs.jobs, &restart));
+            let jobs = helm::with_finished(&mut k.finished_jobs, obs.jobs);
+            notes.extend(helm::job_ttl_notes(&rev, &jobs));
+            r.extend(helm::migration(&rev, &jobs, &restart));
             r.extend(helm::hooks(&rev));
-            r.extend(helm::manifest_jobs(&rev, &obs.jobs));
+            r.extend(helm::manifest_jobs(&rev, &jobs));
             k.errors_in_a_row = 0;
             k.last_good = Some(r.clone());
             r

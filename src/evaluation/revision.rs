@@ -68,6 +68,8 @@ pub(super) struct KubeState {
     pub restart_baseline: RestartBaseline,
     /// `for:` of the rollout, pods and restarts findings, per check.
     pub holds: BTreeMap<CheckId, Hold>,
+    /// Finished Jobs seen, by name: kept when Kubernetes deletes them.
+    pub finished_jobs: BTreeMap<String, crate::checks::observe::JobObs>,
 }
 
 /// One revision under evaluation: what started it, its policy, its bake window, and what

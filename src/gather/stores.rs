@@ -180,7 +180,11 @@ fn trim_replica_set(r: &mut ReplicaSet) {
 
 fn trim_job(j: &mut Job) {
     trim_meta(j);
-    j.spec = None;
+    // Only its time to live is read.
+    j.spec = j.spec.take().map(|s| k8s_openapi::api::batch::v1::JobSpec {
+        ttl_seconds_after_finished: s.ttl_seconds_after_finished,
+        ..Default::default()
+    });
 }
 
 /// The reflector stores of the watched namespaces.
