@@ -462,10 +462,10 @@ fn a_finished_job_deleted_by_its_ttl_keeps_its_result() {
     };
     let mut memory = BTreeMap::new();
     let seen = with_finished(&mut memory, vec![done.clone()]);
-    assert_eq!(seen, [done.clone()]);
+    assert_eq!(seen, std::slice::from_ref(&done));
     // Deleted by its TTL: the next rounds still see it completed.
     let later = with_finished(&mut memory, vec![]);
-    assert_eq!(later, [done.clone()]);
+    assert_eq!(later, std::slice::from_ref(&done));
     let r = &manifest_jobs(&rev(&s, &p, 30, ReleaseStatus::Deployed), &later)[0];
     assert_eq!(r.outcome, Outcome::Pass, "{}", r.summary);
     // A Job still running is not remembered: its absence stays unexplained.
