@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::checks::CheckResult;
 use crate::release::event::{EventName, ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
+use crate::release::rollback_target::BakeRecord;
 use crate::release::summary::ChartRef;
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::suite::{Member, OrderWarning};
@@ -223,11 +224,18 @@ impl State {
             return false;
         }
         let current = self.releases.get(&event.release);
-        // Late news of an older revision changes nothing.
-        if current.is_some_and(|v| v.revision > event.revision) {
+        // Late news of an older revision changes nothing, nor does a listing of what is
+        // known already.
+        let listed = matches!(event.kind, ReleaseEventKind::Listed);
+        let same_revision = current.is_some_and(|v| v.revision == event.revision);
+        if current.is_some_and(|v| v.revision > event.revision) || (listed && same_revision) {
             return false;
         }
-        let same_revision = current.is_some_and(|v| v.revision == event.revision);
+        // Announced again after a restart, already served (restored from its record): the
+        // view stays; whether it is evaluated again is decided from its record.
+        if event.resumed && same_revision {
+            return event.summary.is_some();
+        }
         let mut view = match current {
             Some(v) if same_revision => v.clone(),
             _ => ReleaseView {
@@ -367,13 +375,40 @@ impl State {
         }
     }
 
-    /// Puts back a view restored after a restart, unless something newer is known.
+    /// The verdict a revision's bake record says it ended with, shown after a restart when
+    /// nothing judged it since.
+    pub fn recorded(&mut self, key: &ReleaseKey, revision: u32, record: BakeRecord, at: Timestamp) {
+        let Some(view) = self.releases.get_mut(key) else {
+            return;
+        };
+        if view.revision != revision || view.judgement.is_some() {
+            return;
+        }
+        let verdict = match record {
+            BakeRecord::Healthy => Verdict::Healthy,
+            BakeRecord::Degraded => Verdict::Degraded,
+            BakeRecord::Failed => Verdict::Failed,
+            BakeRecord::Inconclusive => Verdict::Inconclusive,
+        };
+        view.judgement = Some(Judgement {
+            verdict,
+            action: RecommendedAction::None,
+            results: Vec::new(),
+            notes: vec!["restored from the bake record after a restart".into()],
+            bake_ends: at,
+            evaluated_at: at,
+            is_final: true,
+            inconclusive_since: None,
+            overdue: false,
+        });
+    }
+
+    /// Puts back a view restored after a restart, unless something newer is known, or the
+    /// same revision already judged.
     pub fn restore(&mut self, view: ReleaseView) -> bool {
-        if self
-            .releases
-            .get(&view.release)
-            .is_some_and(|v| v.revision >= view.revision)
-        {
+        if self.releases.get(&view.release).is_some_and(|v| {
+            v.revision > view.revision || (v.revision == view.revision && v.judgement.is_some())
+        }) {
             return false;
         }
         self.releases.insert(view.release.clone(), view);

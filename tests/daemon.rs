@@ -804,3 +804,90 @@ async fn an_inconclusive_that_lasts_is_alerted_with_the_reason() {
     .await;
     d.stop().await;
 }
+
+/// Issue 19.14: after a restart `/api/v1/releases` listed only the releases it evaluated:
+/// one whose bake was over was gone, and a revision still inside its watch after the bake
+/// was forgotten. Now every release's latest revision is listed, and a revision whose bake
+/// ended healthy is shown with its recorded verdict and watched again, never re-baked.
+#[tokio::test]
+async fn after_a_restart_every_release_is_listed_and_its_watch_resumes() {
+    let ns = tkube::namespace("daemon-listed").await;
+    let n = ns.name.as_str();
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             releases:\n  - name: old\n    inconclusive_grace: 1s\n    after_bake: {{watch_for: 0s}}\n\
+             \x20 - name: watched\n    after_bake: {{watch_for: 1h, interval: 300ms}}\n"
+        ),
+    );
+    let first = Running::start(&stack().kubeconfig, &config).await;
+    first.ready().await;
+    install_then_upgrade(n, "old", &[]);
+    install_then_upgrade(n, "watched", &[]);
+    let mut bake_ends = Vec::new();
+    for name in ["old", "watched"] {
+        let j = wait::until(WAIT, "both healthy at the end of their bake", || async {
+            let j = release_view(&first, name).await?["judgement"].clone();
+            (j["final"] == true && j["verdict"] == "healthy").then_some(j)
+        })
+        .await;
+        bake_ends.push(
+            j["bake_ends"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .unwrap(),
+        );
+    }
+    first.stop().await;
+    // Past `old`'s bake and grace (it has no watch after the bake): not announced again.
+    wait::until(WAIT, "old's time to be over", || async {
+        (jiff::Timestamp::now() > bake_ends[0] + jiff::SignedDuration::from_secs(2)).then_some(())
+    })
+    .await;
+
+    let second = Running::start(&stack().kubeconfig, &config).await;
+    second.ready().await;
+    let old = wait::until(WAIT, "old listed", || async {
+        release_view(&second, "old").await
+    })
+    .await;
+    assert_eq!(
+        (old["revision"].as_u64(), old["event"].as_str()),
+        (Some(2), Some("listed")),
+        "{old:#}"
+    );
+    assert!(old["judgement"].is_null(), "not judged again: {old:#}");
+    let watched = wait::until(WAIT, "watched resumed after its bake", || async {
+        let v = release_view(&second, "watched").await?;
+        (v["after_bake"]["judgement"]["verdict"] == "healthy").then_some(v)
+    })
+    .await;
+    assert_eq!(watched["revision"], 2, "{watched:#}");
+    let j = &watched["judgement"];
+    assert_eq!(
+        (j["verdict"].as_str(), j["final"].as_bool()),
+        (Some("healthy"), Some(true)),
+        "its recorded verdict, never re-baked: {watched:#}"
+    );
+    assert!(
+        j["notes"]
+            .to_string()
+            .contains("restored from the bake record"),
+        "{watched:#}"
+    );
+    second.stop().await;
+}
+
+/// The daemon's view of `release`.
+async fn release_view(d: &Running, release: &str) -> Option<serde_json::Value> {
+    let (_, body) = d.get("/api/v1/releases").await;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["releases"]
+        .as_array()?
+        .iter()
+        .find(|r| r["release"]["name"] == release)
+        .cloned()
+}

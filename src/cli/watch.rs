@@ -119,6 +119,9 @@ pub fn render_line(event: &ReleaseEvent) -> String {
                 "uninstalled".to_string()
             }
         }
+        ReleaseEventKind::Listed => {
+            format!("listed at revision {} ({})", event.revision, event.status)
+        }
         ReleaseEventKind::StuckPending { status, since } => {
             format!(
                 "stuck in {status} since {}",

@@ -6,11 +6,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use jiff::Timestamp;
+
 use crate::config::{Mode, ReleasePolicy};
 use crate::release::ReleaseKey;
 use crate::release::event::{EventName, ReleaseEvent, ReleaseEventKind};
+use crate::release::rollback_target::BakeRecord;
 use crate::release::summary::ReleaseSummary;
 use crate::state::{ReleaseView, State};
+use crate::units::plus;
 use crate::verdict::{RecommendedAction, Report, Verdict};
 
 /// What follows a release event.
@@ -37,9 +41,57 @@ pub fn event(state: &mut State, event: &ReleaseEvent, mode: Mode) -> EventSteps 
     }
     EventSteps {
         uninstalled: false,
-        automate: mode == Mode::Auto,
+        // A release only listed after a restart has nothing new to act on (what a previous
+        // process left unfinished is resumed separately).
+        automate: mode == Mode::Auto && !matches!(event.kind, ReleaseEventKind::Listed),
         evaluate: event.summary.clone().filter(|_| evaluate),
     }
+}
+
+/// What a revision announced again after a restart (`resumed`) still needs, from its bake
+/// record and where `now` stands against its bake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// No verdict yet and its evaluation would still run: evaluate it (again).
+    Evaluate,
+    /// It ended its bake healthy or degraded and its watch after the bake still runs:
+    /// watch it, never judge its bake again.
+    Watch,
+    /// Nothing more: its verdict stands (a failure or inconclusive is served from its
+    /// record), or its time is over.
+    Nothing,
+}
+
+/// Decides [`Resume`] for a revision whose upgrade started at `started`; `records_read`
+/// says whether the bake records could be read (if not, a revision past its bake is never
+/// judged again: it may have a verdict nobody can see).
+pub fn resume(
+    record: Option<BakeRecord>,
+    records_read: bool,
+    started: Timestamp,
+    policy: &ReleasePolicy,
+    now: Timestamp,
+) -> Resume {
+    let bake_ends = plus(started, policy.bake_window);
+    match record {
+        None if now < bake_ends => Resume::Evaluate,
+        None if records_read && now < plus(bake_ends, policy.inconclusive_grace) => {
+            Resume::Evaluate
+        }
+        Some(BakeRecord::Healthy | BakeRecord::Degraded)
+            if !policy.after_bake.watch_for.is_zero()
+                && now < plus(bake_ends, policy.after_bake.watch_for) =>
+        {
+            Resume::Watch
+        }
+        _ => Resume::Nothing,
+    }
+}
+
+/// How long after its upgrade a revision is announced again after a restart: as long as
+/// its evaluation, or its watch after the bake, may still run.
+pub fn resume_window(policy: &ReleasePolicy) -> std::time::Duration {
+    policy.bake_window + policy.inconclusive_grace.max(policy.after_bake.watch_for)
 }
 
 /// What follows a judgement.

@@ -244,3 +244,37 @@ fn a_transient_hold_at_the_final_round_is_retried_for_a_while() {
         at(0)
     ));
 }
+
+/// Issue 19.14: a revision announced again after a restart is evaluated only while its
+/// evaluation would still run and it has no verdict; one that ended its bake healthy or
+/// degraded is watched after it (never re-baked); a recorded failure or inconclusive is
+/// served from its record; without readable records a revision past its bake is left alone.
+#[test]
+fn a_revision_announced_again_after_a_restart_resumes_what_it_still_needs() {
+    use crate::release::rollback_target::BakeRecord as R;
+    let p = policy(); // bake 15m, grace 1h, watch after the bake 6h
+    let at = |min: i64| jiff::Timestamp::from_second(min * 60).unwrap();
+    let cases = [
+        (None, true, 10, Resume::Evaluate),
+        (None, false, 10, Resume::Evaluate),
+        (None, true, 60, Resume::Evaluate),
+        (None, false, 60, Resume::Nothing),
+        (None, true, 80, Resume::Nothing),
+        (Some(R::Healthy), true, 60, Resume::Watch),
+        (Some(R::Degraded), true, 300, Resume::Watch),
+        (Some(R::Healthy), true, 15 + 6 * 60, Resume::Nothing),
+        (Some(R::Failed), true, 20, Resume::Nothing),
+        (Some(R::Inconclusive), true, 90, Resume::Nothing),
+    ];
+    for (record, read, now, expected) in cases {
+        assert_eq!(
+            resume(record, read, at(0), &p, at(now)),
+            expected,
+            "{record:?} read {read} at minute {now}"
+        );
+    }
+    assert_eq!(
+        resume_window(&p),
+        std::time::Duration::from_secs((15 + 6 * 60) * 60)
+    );
+}

@@ -103,14 +103,22 @@ impl Daemon {
                 vec![(event.revision, event.status)]
             }
         };
-        match self.store.load(&key).await {
+        let mut recorded = None;
+        let records_read = match self.store.load(&key).await {
             Ok(records) => {
                 for (revision, entry) in records {
                     evaluator.record_bake(&key, revision, entry.verdict);
+                    if revision == event.revision {
+                        recorded = Some(entry);
+                    }
                 }
+                true
             }
-            Err(e) => warn!(release = %key, "bake records not available: {e}"),
-        }
+            Err(e) => {
+                warn!(release = %key, "bake records not available: {e}");
+                false
+            }
+        };
         let start = Start {
             release: key.clone(),
             status: event.status,
@@ -126,7 +134,37 @@ impl Daemon {
             storage: event.storage,
             summary,
         };
-        let cancelled = evaluator.begin(start, self.config.policy_for(&key));
+        let policy = self.config.policy_for(&key);
+        if event.resumed {
+            let now = Timestamp::now();
+            let started = start.summary.started_at().unwrap_or(start.status_since);
+            let resume = decide::resume(
+                recorded.as_ref().map(|e| e.verdict),
+                records_read,
+                started,
+                &policy,
+                now,
+            );
+            match (resume, recorded) {
+                (decide::Resume::Evaluate, _) => {}
+                (decide::Resume::Watch, Some(entry)) => {
+                    self.state_mut()
+                        .recorded(&key, event.revision, entry.verdict, entry.at);
+                    evaluator.begin(start, policy);
+                    let until = evaluator.watch_after_bake(&key, now);
+                    info!(release = %key, revision = event.revision,
+                        verdict = ?entry.verdict, watched_until = ?until.map(|t| t.to_string()),
+                        "after a restart: its bake verdict is recorded; watched after its bake");
+                    return;
+                }
+                _ => {
+                    info!(release = %key, revision = event.revision,
+                        "after a restart: nothing to evaluate (its verdict is recorded, or its time is over)");
+                    return;
+                }
+            }
+        }
+        let cancelled = evaluator.begin(start, policy);
         info!(release = %key, revision = event.revision, event = %event.kind.name(),
             resumed = event.resumed, cancelled = ?cancelled, "evaluating");
     }

@@ -202,10 +202,12 @@ pub async fn run(
     ));
 
     let bake_config = config.clone();
-    let tracker_config = TrackerConfig::from_settings(
+    let mut tracker_config = TrackerConfig::from_settings(
         &config.watch,
-        Arc::new(move |key| Some(bake_config.bake_window(key))),
+        Arc::new(move |key| Some(decide::resume_window(&bake_config.policy_for(key)))),
     );
+    // Every release is shown after a restart, not only those still evaluated.
+    tracker_config.list_settled = true;
     let (events_tx, mut events) = mpsc::channel::<ReleaseEvent>(256);
     let (synced_tx, mut synced) = watch::channel(false);
     let tracker = tokio::spawn(

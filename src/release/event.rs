@@ -59,6 +59,10 @@ pub enum ReleaseEventKind {
         /// Since when (the revision Secret's creation).
         since: Timestamp,
     },
+    /// Already settled when watching started, and outside the window in which its evaluation
+    /// would still run: nothing happened, the release is known (the daemon lists every
+    /// release after a restart).
+    Listed,
     /// The revision's record could not be read or decoded, so what happened to it is not
     /// known yet. A read that keeps failing is still retried (the event for the revision
     /// follows once it succeeds); a payload that cannot be decoded is not.
@@ -85,6 +89,7 @@ impl ReleaseEventKind {
             Self::Uninstalled { .. } => EventName::Uninstalled,
             Self::StuckPending { .. } => EventName::StuckPending,
             Self::Unreadable { .. } => EventName::Unreadable,
+            Self::Listed => EventName::Listed,
         }
     }
 }
@@ -115,6 +120,8 @@ pub enum EventName {
     /// No event: the daemon's view of the revision, restored from its records after a
     /// restart.
     Restored,
+    /// [`ReleaseEventKind::Listed`].
+    Listed,
 }
 
 impl EventName {
@@ -131,6 +138,7 @@ impl EventName {
             Self::StuckPending => "stuck_pending",
             Self::Unreadable => "unreadable",
             Self::Restored => "restored",
+            Self::Listed => "listed",
         }
     }
 }

@@ -200,6 +200,8 @@ pub struct ReleaseBook {
     relisting: HashMap<Scope, HashMap<ReleaseKey, BTreeMap<u32, Entry>>>,
     /// Scopes whose first listing completed.
     synced: Vec<Scope>,
+    /// The first listing emits a `Listed` event for every release it does not announce.
+    list_settled: bool,
 }
 
 fn in_scope(scope: &Scope, key: &ReleaseKey) -> bool {
@@ -211,6 +213,7 @@ impl ReleaseBook {
     pub fn new(stuck_after: std::time::Duration) -> Self {
         Self {
             releases: HashMap::new(),
+            list_settled: false,
             storage: Storage::Secret,
             stuck_after: SignedDuration::try_from(stuck_after).unwrap_or(SignedDuration::MAX),
             relisting: HashMap::new(),
@@ -221,6 +224,13 @@ impl ReleaseBook {
     /// The same book for releases kept by Helm's `storage` driver.
     pub fn with_storage(mut self, storage: Storage) -> Self {
         self.storage = storage;
+        self
+    }
+
+    /// The first listing emits a `Listed` event for the newest revision of every release
+    /// it does not announce (the daemon shows every release, not only those it evaluates).
+    pub fn listing_settled(mut self, list: bool) -> Self {
+        self.list_settled = list;
         self
     }
 
@@ -323,6 +333,22 @@ impl ReleaseBook {
             if first {
                 let window = bake(&key).and_then(|w| SignedDuration::try_from(w).ok());
                 release.mark_settled_as_announced(now, window);
+                if self.list_settled
+                    && release.resumed.is_none()
+                    && let Some((revision, entry)) = release.newest()
+                    && settled(entry.status)
+                    && entry.status != ReleaseStatus::Uninstalled
+                {
+                    actions.push(Action::Emit(ReleaseEvent {
+                        release: key.clone(),
+                        revision,
+                        status: entry.status,
+                        storage: self.storage,
+                        resumed: false,
+                        kind: ReleaseEventKind::Listed,
+                        summary: None,
+                    }));
+                }
             }
             actions.extend(release.evaluate(&key, self.storage));
         }

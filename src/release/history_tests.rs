@@ -382,3 +382,39 @@ fn a_release_uninstalled_and_installed_again_while_disconnected_is_both() {
     }
     assert_eq!(book.init_done(&None, t(7000), &|_| None), vec![]);
 }
+
+/// Issue 19.14: with `listing_settled`, the first listing emits `Listed` for the newest
+/// revision of each release it does not announce again (so a restarted daemon shows every
+/// release), nothing for an uninstalled one, and the resumed one as a fetch.
+#[test]
+fn the_first_listing_lists_every_release_it_does_not_announce() {
+    let mut book = ReleaseBook::new(STUCK_AFTER).listing_settled(true);
+    book.init(&None);
+    for m in [
+        meta("gim", "gim", 1, Superseded, 0),
+        meta("gim", "gim", 2, Deployed, 100),
+        meta("gsp", "gsp", 1, Uninstalled, 0),
+        meta("gca", "gca", 3, Deployed, 9_990),
+    ] {
+        book.init_apply(&None, &m, t(0));
+    }
+    let actions = book.init_done(&None, t(10_000), &|_| Some(Duration::from_secs(60)));
+    let mut listed = Vec::new();
+    let mut fetched = Vec::new();
+    for a in actions {
+        match a {
+            Action::Emit(e) => {
+                assert_eq!(e.kind, ReleaseEventKind::Listed);
+                assert!(e.summary.is_none());
+                listed.push((e.release.to_string(), e.revision, e.status));
+            }
+            Action::Fetch(p) => fetched.push((p.release.to_string(), p.revision)),
+        }
+    }
+    assert_eq!(listed, [("gim/gim".to_string(), 2, Deployed)]);
+    assert_eq!(
+        fetched,
+        [("gca/gca".to_string(), 3)],
+        "inside its window: resumed"
+    );
+}

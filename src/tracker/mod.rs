@@ -62,6 +62,8 @@ pub struct TrackerConfig {
     pub watch_timeout: Duration,
     /// Revisions read at once (events still leave in order per release).
     pub fetch_concurrency: usize,
+    /// The first listing emits a `Listed` event for every release it does not announce.
+    pub list_settled: bool,
     /// Deadline and retry pacing of reads.
     pub fetch_retry: FetchRetry,
     /// Bake window per release: on the first listing, a newest revision whose upgrade
@@ -114,6 +116,7 @@ impl Default for TrackerConfig {
             decode_limits: DecodeLimits::default(),
             watch_timeout: defaults::WATCH_TIMEOUT,
             fetch_concurrency: 8,
+            list_settled: false,
             fetch_retry: FetchRetry::default(),
             bake_window: std::sync::Arc::new(|_| None),
         }
@@ -272,7 +275,9 @@ impl Tracker {
             .map(|s| {
                 (
                     s,
-                    ReleaseBook::new(self.config.stuck_pending_after).with_storage(s),
+                    ReleaseBook::new(self.config.stuck_pending_after)
+                        .with_storage(s)
+                        .listing_settled(self.config.list_settled),
                 )
             })
             .collect();
