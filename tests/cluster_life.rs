@@ -539,41 +539,6 @@ async fn daemon_view(d: &Running, release: &str) -> Option<serde_json::Value> {
         .cloned()
 }
 
-/// The kubelet's report of a pod whose container crashed four times and waits in back-off.
-fn crash_looping(mut pod: Pod) -> Pod {
-    use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateTerminated, ContainerStateWaiting,
-    };
-    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
-    let status = pod.status.as_mut().unwrap();
-    for c in status.conditions.iter_mut().flatten() {
-        if c.type_ == "Ready" || c.type_ == "ContainersReady" {
-            c.status = "False".into();
-            c.last_transition_time = Some(now.clone());
-        }
-    }
-    for c in status.container_statuses.iter_mut().flatten() {
-        c.ready = false;
-        c.restart_count = 4;
-        c.state = Some(ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some("CrashLoopBackOff".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        c.last_state = Some(ContainerState {
-            terminated: Some(ContainerStateTerminated {
-                exit_code: 1,
-                reason: Some("Error".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-    }
-    pod
-}
-
 /// Issue 19.13: a revision healthy at the end of its bake whose pod starts crash-looping
 /// afterwards (a leak that kills it at minute 20 of a 15-minute bake). Today's daemon
 /// stopped looking at the end of the bake and never saw it; now the watch after the bake,
@@ -622,7 +587,11 @@ async fn a_crash_loop_after_the_bake_is_alerted_never_rolled_back() {
         .unwrap();
     let name = current.metadata.name.clone().unwrap();
     Api::<Pod>::namespaced(tkube::client().await, n)
-        .replace_status(&name, &PostParams::default(), &crash_looping(current))
+        .replace_status(
+            &name,
+            &PostParams::default(),
+            &tkube::crash_looping(current),
+        )
         .await
         .unwrap();
     let alert = wait::until(support::eval::WAIT, "UpgradeRegressedAfterBake", || async {

@@ -331,6 +331,76 @@ async fn the_genesys_suite_under_the_built_in_profile() {
         Vec::<serde_json::Value>::new(),
         "in order: no warning; the daemon's view: {releases:#}"
     );
+    // After its bake GIM is watched (26 h in the profile): its pod starts crash-looping (a
+    // leak, the daily transformation job): alerted, attributed to revision 2, never acted
+    // on; the bake's healthy verdict stands.
+    let gim_view = || async {
+        d.releases().await["releases"]
+            .as_array()?
+            .iter()
+            .find(|r| r["release"]["name"] == "gim")
+            .cloned()
+    };
+    wait::until(
+        Duration::from_secs(120),
+        "GIM healthy in the daemon, then watched after its bake",
+        || async {
+            let v = gim_view().await?;
+            (v["revision"] == 2
+                && v["judgement"]["final"] == true
+                && v["after_bake"]["judgement"]["verdict"] == "healthy")
+                .then_some(())
+        },
+    )
+    .await;
+    let pods =
+        kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(tkube::client().await, "gim");
+    let running = pods
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/instance=gim"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.metadata.labels.as_ref().is_some_and(|l| {
+                    l.get("fault.testenv.upgrade-guard.dev/kind")
+                        .map(String::as_str)
+                        == Some("SlowReady")
+                })
+        })
+        .expect("GIM's revision 2 pod");
+    let name = running.metadata.name.clone().unwrap();
+    pods.replace_status(
+        &name,
+        &kube::api::PostParams::default(),
+        &tkube::crash_looping(running),
+    )
+    .await
+    .unwrap();
+    let regressed = wait::until(
+        Duration::from_secs(120),
+        "GIM broken after its bake",
+        || async {
+            let v = gim_view().await?;
+            (v["after_bake"]["judgement"]["verdict"] == "failed").then_some(v)
+        },
+    )
+    .await;
+    let found = regressed["after_bake"]["judgement"]["results"].to_string();
+    assert!(
+        found.contains("since the bake ended, more than the 3 tolerated"),
+        "{regressed:#}"
+    );
+    assert_eq!(
+        regressed["judgement"]["verdict"], "healthy",
+        "{regressed:#}"
+    );
+    assert_eq!(
+        regressed["revision"], 2,
+        "nothing rolled back: {regressed:#}"
+    );
+
     // GCA bakes (healthy, judged by a check running meanwhile) while GSP is upgraded again
     // and its Flink job never runs: failed, rolled back to 2 with GSP's `--timeout 15m`;
     // and GIM crash-loops: failed, back to 2 with GIM's.

@@ -241,3 +241,38 @@ pub async fn can_on(user: &str, verb: &str, resource: &str, ns: &str, name: &str
         .status
         .is_some_and(|s| s.allowed)
 }
+
+/// The kubelet's report of a pod whose container crashed four times and waits in back-off.
+pub fn crash_looping(mut pod: k8s_openapi::api::core::v1::Pod) -> k8s_openapi::api::core::v1::Pod {
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStateWaiting,
+    };
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+    let status = pod.status.as_mut().unwrap();
+    for c in status.conditions.iter_mut().flatten() {
+        if c.type_ == "Ready" || c.type_ == "ContainersReady" {
+            c.status = "False".into();
+            c.last_transition_time = Some(now.clone());
+        }
+    }
+    for c in status.container_statuses.iter_mut().flatten() {
+        c.ready = false;
+        c.restart_count = 4;
+        c.state = Some(ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("CrashLoopBackOff".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        c.last_state = Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 1,
+                reason: Some("Error".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    pod
+}
