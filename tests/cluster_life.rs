@@ -274,25 +274,7 @@ async fn a_ready_pod_that_keeps_restarting_fails_the_revision() {
     })
     .await;
     let name = new_pod.metadata.name.clone().unwrap();
-    let mut restarted = new_pod;
-    for c in restarted
-        .status
-        .as_mut()
-        .unwrap()
-        .container_statuses
-        .as_mut()
-        .unwrap()
-    {
-        c.restart_count = 4;
-        c.last_state = Some(k8s_openapi::api::core::v1::ContainerState {
-            terminated: Some(k8s_openapi::api::core::v1::ContainerStateTerminated {
-                exit_code: 137,
-                reason: Some("OOMKilled".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-    }
+    let restarted = tkube::restarted(new_pod, 4);
     api.replace_status(&name, &PostParams::default(), &restarted)
         .await
         .unwrap();

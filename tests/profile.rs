@@ -3,9 +3,10 @@
 //! changed, then realistic GIM upgrades run end to end with real helm, kwok pods and a real
 //! Prometheus scraping a stand-in for GIM's metrics endpoint.
 //!
-//! - A healthy upgrade: the pod is replaced (GIM runs one instance), so its metrics are gone
-//!   while it is down and its Kafka backlog rises until it processes again, then drains;
-//!   the pod is Running but not Ready for most of the readiness deadline (GIM is not Ready
+//! - A healthy upgrade: the pod is replaced (GIM runs one instance) and its image pulled
+//!   slowly (Pending longer than the pending timeout), so its metrics are gone while it is
+//!   down and its Kafka backlog rises until it processes again, then drains; the pod is
+//!   Running but not Ready for most of the readiness deadline (GIM is not Ready
 //!   until its first transformation job), and the Deployment's own progress deadline (the
 //!   Kubernetes default, 600 s, scaled like the rest) passes long before; helm, run with the
 //!   guide's 15-minute timeout, gives up and marks the revision failed. It ends `healthy`,
@@ -15,6 +16,8 @@
 //! - A GSP upgrade whose Flink job stops running: `failed`, rolled back (recommended) to the
 //!   revision that passed its bake with GSP's `--timeout 15m`; GSP upgraded after GCA in the
 //!   same cycle: GCA is warned, naming GSP to look at first.
+//! - After its bake, GIM's pod starts crash-looping: the daemon's watch after the bake
+//!   finds it, attributed to revision 2, and nothing is rolled back.
 //! - Meanwhile a crash-looping GIM upgrade: `failed`, with the rollback to the revision that
 //!   passed its bake and helm's `--timeout 15m` for GIM.
 #![allow(
@@ -98,19 +101,20 @@ fn steady() -> Body {
 }
 
 /// A GIM upgrade as it looks from its metrics endpoint (seconds after the upgrade, scaled):
-/// down while the pod is replaced (0–6 s), then up but not yet processing, its backlog
-/// rising by a second each second (6–40 s), then draining at 3 s per second back to normal.
+/// down while the pod is replaced and its image pulled (0–15 s), then up but not yet
+/// processing, its backlog rising by a second each second (15–45 s), then draining at 3 s
+/// per second back to normal.
 fn restarting() -> Body {
     let since = Instant::now();
     Arc::new(move || {
         let t = since.elapsed().as_secs_f64();
         let noise = 0.5 * (t * 1.3).sin();
-        if t < 6.0 {
+        if t < 15.0 {
             None
-        } else if t < 40.0 {
-            Some(lag_line(10.0 + t + noise))
+        } else if t < 45.0 {
+            Some(lag_line(t - 5.0 + noise))
         } else {
-            Some(lag_line((50.0 - 3.0 * (t - 40.0)).max(10.0) + noise))
+            Some(lag_line((40.0 - 3.0 * (t - 45.0)).max(10.0) + noise))
         }
     })
 }
@@ -251,9 +255,11 @@ async fn the_genesys_suite_under_the_built_in_profile() {
     )
     .await;
 
-    // GIM: restart, slow readiness, a backlog that rises and drains: healthy. Its guide
-    // asks for a 15-minute Helm timeout (30 s scaled), shorter than GIM takes to be Ready:
-    // helm gives up and marks the revision failed, which is Helm's timeout, not GIM's.
+    // GIM: restart, a slow image pull (Pending 15 s, longer than the 10 s pending timeout:
+    // a slow start, judged against the readiness deadline), slow readiness, a backlog that
+    // rises and drains: healthy. Its guide asks for a 15-minute Helm timeout (30 s scaled),
+    // shorter than GIM takes to be Ready: helm gives up and marks the revision failed,
+    // which is Helm's timeout, not GIM's.
     gim_metrics.set_with(restarting());
     let helm_timeout = format!("{}s", 15 * 60 / FACTOR);
     let out = helm::shared().fails(&[
@@ -269,9 +275,9 @@ async fn the_genesys_suite_under_the_built_in_profile() {
         "--set",
         "fault=SlowReady",
         "--set",
-        "slowReady.startAfter=6s",
+        "slowReady.startAfter=15s",
         "--set",
-        "slowReady.readyAfter=60s",
+        "slowReady.readyAfter=55s",
         "--wait",
         "--timeout",
         &helm_timeout,
@@ -470,4 +476,145 @@ async fn the_genesys_suite_under_the_built_in_profile() {
         "{warning:#}"
     );
     d.stop().await;
+}
+
+/// The pods of `release` in `ns`, not being deleted.
+async fn live_pods(ns: &str, release: &str) -> Vec<k8s_openapi::api::core::v1::Pod> {
+    kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(tkube::client().await, ns)
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("app.kubernetes.io/instance={release}")),
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
+/// Issue 19, proof: ordinary cluster life under the built-in profile as shipped, durations
+/// scaled (a release outside the suite gets the profile's defaults: readiness deadline
+/// 20 s, pending timeout 10 s, stall timeout 10 s, bake 30 s). A slow image pull (Pending
+/// longer than the pending timeout), then after the readiness deadline a scale-up and an
+/// eviction whose replacements pull as slowly, end `healthy`, never `failed` on the way; a
+/// pod that keeps being OOM-killed while Ready most of the time ends `failed`.
+#[tokio::test]
+async fn cluster_life_under_the_built_in_profile() {
+    use support::eval::{evaluator_with, install_then_upgrade, result, rounds_until, start_for};
+    use upgrade_guard::checks::Outcome;
+    use upgrade_guard::verdict::Verdict;
+    let mut config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&scaled_profile()).unwrap();
+    // Where Prometheus answers is the environment's, not the profile's (the defaults ask
+    // it nothing).
+    config["prometheus"]["url"] = "http://127.0.0.1:9".into();
+    let config = serde_yaml_ng::to_string(&config).unwrap();
+    let evaluating = |n: String| {
+        let config = config.clone();
+        async move {
+            let (mut e, parsed, _) = evaluator_with(&config).await;
+            let start = start_for(&n, "app").await;
+            let policy = parsed.policy_for(&start.release);
+            assert_eq!(policy.readiness_deadline, Duration::from_secs(20));
+            e.begin(start, policy);
+            e
+        }
+    };
+
+    let life = tkube::namespace("profile-life").await;
+    let crashing = tkube::namespace("profile-crashing").await;
+    let (n, c) = (life.name.clone(), crashing.name.clone());
+    install_then_upgrade(
+        &n,
+        "app",
+        &[
+            "fault=SlowReady",
+            "slowReady.startAfter=12s",
+            "slowReady.readyAfter=2s",
+        ],
+    );
+    install_then_upgrade(&c, "app", &[]);
+    let (mut e, mut crash) = tokio::join!(evaluating(n.clone()), evaluating(c.clone()));
+
+    let life_run = async {
+        let mut seen = Vec::new();
+        let rollout = "rollout:Deployment/app";
+        rounds_until(&mut e, &mut seen, |r| {
+            r.evaluated_at >= r.started + Duration::from_secs(20)
+                && result(r, rollout).outcome == Outcome::Pass
+        })
+        .await;
+        let deployments = kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+            tkube::client().await,
+            &n,
+        );
+        deployments
+            .patch(
+                "app",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})),
+            )
+            .await
+            .unwrap();
+        rounds_until(&mut e, &mut seen, |r| {
+            result(r, rollout).outcome == Outcome::Pass && result(r, rollout).value == Some(2.0)
+        })
+        .await;
+        let victim = live_pods(&n, "app").await.remove(0);
+        kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(tkube::client().await, &n)
+            .delete(
+                victim.metadata.name.as_deref().unwrap(),
+                &kube::api::DeleteParams::default().grace_period(0),
+            )
+            .await
+            .unwrap();
+        let last = rounds_until(&mut e, &mut seen, |r| {
+            r.verdict == Verdict::Failed || r.is_final()
+        })
+        .await;
+        let failed: Vec<_> = seen
+            .iter()
+            .filter(|r| r.verdict == Verdict::Failed)
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "a round failed the revision: {:#?}",
+            failed[0]
+        );
+        assert_eq!(last.verdict, Verdict::Healthy, "{last:#?}");
+        assert!(
+            seen.iter().any(|r| result(r, "pending_pods")
+                .summary
+                .contains("starting (Pending 1)")),
+            "the slow pull was seen as a slow start"
+        );
+    };
+    let crash_run = async {
+        let mut seen = Vec::new();
+        rounds_until(&mut crash, &mut seen, |r| {
+            result(r, "rollout:Deployment/app").outcome == Outcome::Pass
+        })
+        .await;
+        let pod = live_pods(&c, "app").await.remove(0);
+        let name = pod.metadata.name.clone().unwrap();
+        kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(tkube::client().await, &c)
+            .replace_status(
+                &name,
+                &kube::api::PostParams::default(),
+                &tkube::restarted(pod, 4),
+            )
+            .await
+            .unwrap();
+        let last = rounds_until(&mut crash, &mut seen, |r| r.verdict == Verdict::Failed).await;
+        let restarts = result(&last, "restarts");
+        assert_eq!(restarts.outcome, Outcome::Fail, "{}", restarts.summary);
+        assert!(
+            restarts
+                .summary
+                .contains("4 container restart(s) since the upgrade, more than the 3 tolerated"),
+            "{}",
+            restarts.summary
+        );
+    };
+    tokio::join!(life_run, crash_run);
 }

@@ -276,3 +276,25 @@ pub fn crash_looping(mut pod: k8s_openapi::api::core::v1::Pod) -> k8s_openapi::a
     }
     pod
 }
+
+/// The kubelet's report of a pod whose containers were OOM-killed `times` times and run
+/// (and are Ready) again: a pod that crashes every few minutes is Ready most of the time.
+pub fn restarted(
+    mut pod: k8s_openapi::api::core::v1::Pod,
+    times: i32,
+) -> k8s_openapi::api::core::v1::Pod {
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated};
+    let status = pod.status.as_mut().unwrap();
+    for c in status.container_statuses.iter_mut().flatten() {
+        c.restart_count = times;
+        c.last_state = Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 137,
+                reason: Some("OOMKilled".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    pod
+}
