@@ -203,34 +203,7 @@ async fn a_pod_broken_before_a_values_only_upgrade_is_not_charged_to_it() {
         "fault=CrashLoopBackOff",
     ]);
     // The pod crash-loops, and has done so for more than a truncated second.
-    let since: Timestamp = wait::until(support::eval::WAIT, "the pod crash-looping", || async {
-        let pod = pods(n).await.into_iter().next()?;
-        let status = pod.status?;
-        let looping = status
-            .container_statuses
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .any(|c| {
-                c.state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.as_deref())
-                    == Some("CrashLoopBackOff")
-            });
-        let ready = status
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
-        looping.then(|| ready.last_transition_time.map(|t| t.0))?
-    })
-    .await;
-    wait::until(
-        support::eval::WAIT,
-        "two seconds after it broke",
-        || async { (Timestamp::now() >= since + Duration::from_secs(2)).then_some(()) },
-    )
-    .await;
+    tkube::crash_looping_for_two_seconds(n).await;
     let last = values_only_upgrade_ends_degraded(n, "4s", "8s").await;
     let pods_result = result(&last, "pending_pods");
     assert_eq!(pods_result.outcome, Outcome::Warn);

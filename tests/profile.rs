@@ -498,7 +498,8 @@ async fn live_pods(ns: &str, release: &str) -> Vec<k8s_openapi::api::core::v1::P
 /// 20 s, pending timeout 10 s, stall timeout 10 s, bake 30 s). A slow image pull (Pending
 /// longer than the pending timeout), then after the readiness deadline a scale-up and an
 /// eviction whose replacements pull as slowly, end `healthy`, never `failed` on the way; a
-/// pod that keeps being OOM-killed while Ready most of the time ends `failed`.
+/// values-only upgrade of a release whose pod crash-looped before it ends `degraded`, never
+/// `failed`; a pod that keeps being OOM-killed while Ready most of the time ends `failed`.
 #[tokio::test]
 async fn cluster_life_under_the_built_in_profile() {
     use support::eval::{evaluator_with, install_then_upgrade, result, rounds_until, start_for};
@@ -523,7 +524,34 @@ async fn cluster_life_under_the_built_in_profile() {
 
     let life = tkube::namespace("profile-life").await;
     let crashing = tkube::namespace("profile-crashing").await;
-    let (n, c) = (life.name.clone(), crashing.name.clone());
+    let broken = tkube::namespace("profile-old-broken").await;
+    let (n, c, b) = (
+        life.name.clone(),
+        crashing.name.clone(),
+        broken.name.clone(),
+    );
+    // A release whose one pod has crash-looped since before a values-only upgrade.
+    let chart = helm::chart("demo-app");
+    helm::ok(&[
+        "install",
+        "app",
+        &chart,
+        "-n",
+        &b,
+        "--set",
+        "fault=CrashLoopBackOff",
+    ]);
+    tkube::crash_looping_for_two_seconds(&b).await;
+    helm::ok(&[
+        "upgrade",
+        "app",
+        &chart,
+        "-n",
+        &b,
+        "--reuse-values",
+        "--set",
+        "note=values-only",
+    ]);
     install_then_upgrade(
         &n,
         "app",
@@ -534,7 +562,11 @@ async fn cluster_life_under_the_built_in_profile() {
         ],
     );
     install_then_upgrade(&c, "app", &[]);
-    let (mut e, mut crash) = tokio::join!(evaluating(n.clone()), evaluating(c.clone()));
+    let (mut e, mut crash, mut old) = tokio::join!(
+        evaluating(n.clone()),
+        evaluating(c.clone()),
+        evaluating(b.clone())
+    );
 
     let life_run = async {
         let mut seen = Vec::new();
@@ -616,5 +648,24 @@ async fn cluster_life_under_the_built_in_profile() {
             restarts.summary
         );
     };
-    tokio::join!(life_run, crash_run);
+    let broken_run = async {
+        let mut seen = Vec::new();
+        let last = rounds_until(&mut old, &mut seen, |r| {
+            r.verdict == Verdict::Failed || r.is_final()
+        })
+        .await;
+        assert_eq!(last.verdict, Verdict::Degraded, "{last:#?}");
+        assert!(
+            seen.iter().all(|r| r.verdict != Verdict::Failed),
+            "the old breakage is not the revision's"
+        );
+        let pods = result(&last, "pending_pods");
+        assert_eq!(pods.outcome, Outcome::Warn, "{}", pods.summary);
+        assert!(
+            pods.summary.contains("not Ready since before the upgrade"),
+            "{}",
+            pods.summary
+        );
+    };
+    tokio::join!(life_run, crash_run, broken_run);
 }

@@ -298,3 +298,43 @@ pub fn restarted(
     }
     pod
 }
+
+/// Waits until the pod of namespace `ns` crash-loops and has not been Ready for two seconds
+/// (more than a truncated second before what follows).
+pub async fn crash_looping_for_two_seconds(ns: &str) {
+    use super::wait;
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client().await, ns);
+    let since: jiff::Timestamp =
+        wait::until(super::eval::WAIT, "the pod crash-looping", || async {
+            let pod = pods
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()?;
+            let status = pod.status?;
+            let looping = status
+                .container_statuses
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|c| {
+                    c.state
+                        .as_ref()
+                        .and_then(|s| s.waiting.as_ref())
+                        .and_then(|w| w.reason.as_deref())
+                        == Some("CrashLoopBackOff")
+                });
+            let ready = status
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            looping.then(|| ready.last_transition_time.map(|t| t.0))?
+        })
+        .await;
+    wait::until(super::eval::WAIT, "two seconds after it broke", || async {
+        (jiff::Timestamp::now() >= since + std::time::Duration::from_secs(2)).then_some(())
+    })
+    .await;
+}
