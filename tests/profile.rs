@@ -6,7 +6,8 @@
 //! - A healthy upgrade: the pod is replaced (GIM runs one instance) and its image pulled
 //!   slowly (Pending longer than the pending timeout), so its metrics are gone while it is
 //!   down and its Kafka backlog rises until it processes again, then drains; the pod is
-//!   Running but not Ready for most of the readiness deadline (GIM is not Ready
+//!   Running but not Ready for most of the readiness deadline; after the deadline a
+//!   scale-up and an eviction bring pods that start as slowly (GIM is not Ready
 //!   until its first transformation job), and the Deployment's own progress deadline (the
 //!   Kubernetes default, 600 s, scaled like the rest) passes long before; helm, run with the
 //!   guide's 15-minute timeout, gives up and marks the revision failed. It ends `healthy`,
@@ -283,12 +284,44 @@ async fn the_genesys_suite_under_the_built_in_profile() {
         &helm_timeout,
     ]);
     assert!(out.contains("context deadline exceeded"), "{out}");
-    let run = check(&profile.arg(), &prom.url, "gim", "4m").await;
+    // After GIM's readiness deadline (90 s scaled) and before the end of its bake: an
+    // HPA-style scale-up and an eviction (a node drain), their pods pulling and starting as
+    // slowly. Judged on their own time and on progress: still healthy.
+    let upgraded = support::eval::upgrade_time("gim", "gim").await;
+    let cluster_life = async {
+        let after_deadline = upgraded + Duration::from_secs(95);
+        wait::until(
+            Duration::from_secs(150),
+            "GIM's readiness deadline passed",
+            || async { (jiff::Timestamp::now() >= after_deadline).then_some(()) },
+        )
+        .await;
+        let client = tkube::client().await;
+        kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), "gim")
+            .patch(
+                "gim",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": 2}})),
+            )
+            .await
+            .unwrap();
+        let victim = live_pods("gim", "gim").await.remove(0);
+        kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client, "gim")
+            .delete(
+                victim.metadata.name.as_deref().unwrap(),
+                &kube::api::DeleteParams::default().grace_period(0),
+            )
+            .await
+            .unwrap();
+    };
+    let profile_path = profile.arg();
+    let (run, ()) = tokio::join!(check(&profile_path, &prom.url, "gim", "4m"), cluster_life);
     run.expect(
         0,
         &[
             "revision 2 (failed)",
             "helm's own --wait timed out",
+            "Deployment/gim rolled out: 2/2 updated, 2/2 new ready",
             "verdict: healthy",
             "action: none",
             "metrics_presence:gim_kafka_timestamp_behind  pass",
@@ -445,7 +478,7 @@ async fn the_genesys_suite_under_the_built_in_profile() {
         &[
             "revision 3 (deployed)",
             "verdict: failed",
-            "CrashLoopBackOff 1",
+            "CrashLoopBackOff",
             "roll back to revision 2",
             "helm rollback gim 2 -n gim --timeout 15m",
         ],
