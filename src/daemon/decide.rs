@@ -48,6 +48,12 @@ pub fn event(state: &mut State, event: &ReleaseEvent, mode: Mode) -> EventSteps 
     }
 }
 
+/// Whether a revision whose evaluation ends with `report` is watched after its bake: one
+/// that ended healthy, degraded or inconclusive; a failed one stays alerted as failed.
+pub fn watched_after_bake(report: &Report) -> bool {
+    report.verdict != Verdict::Failed
+}
+
 /// What a revision announced again after a restart (`resumed`) still needs, from its bake
 /// record and where `now` stands against its bake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

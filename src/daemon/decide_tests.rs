@@ -278,3 +278,20 @@ fn a_revision_announced_again_after_a_restart_resumes_what_it_still_needs() {
         std::time::Duration::from_secs((15 + 6 * 60) * 60)
     );
 }
+
+/// Issue 19.13: only a revision that did not fail its bake is watched after it.
+#[test]
+fn a_failed_revision_is_not_watched_after_its_bake() {
+    for (verdict, watched) in [
+        (Verdict::Healthy, true),
+        (Verdict::Degraded, true),
+        (Verdict::Inconclusive, true),
+        (Verdict::Failed, false),
+    ] {
+        assert_eq!(
+            watched_after_bake(&report(2, verdict, 100, 100)),
+            watched,
+            "{verdict:?}"
+        );
+    }
+}

@@ -271,7 +271,12 @@ impl Daemon {
                     }
                 } else {
                     self.retrying.remove(&id);
-                    let watched = evaluator.watch_after_bake(&report.release, Timestamp::now());
+                    let watched = if decide::watched_after_bake(&report) {
+                        evaluator.watch_after_bake(&report.release, Timestamp::now())
+                    } else {
+                        evaluator.end(&report.release);
+                        None
+                    };
                     info!(release = %report.release, revision = report.revision,
                         verdict = report.verdict.as_str(),
                         watched_until = ?watched.map(|t| t.to_string()),
