@@ -290,6 +290,9 @@ impl Daemon {
     /// The watch after the bake: what it finds is shown and told, never acted on.
     async fn after_bake(&mut self, evaluator: &mut Evaluator) {
         let round = evaluator.after_bake_round(Timestamp::now()).await;
+        if round.reports.is_empty() && round.ended.is_empty() {
+            return;
+        }
         let mut state = self.state_mut();
         for (key, revision) in round.ended {
             info!(release = %key, revision, "watch after the bake ended");

@@ -90,36 +90,43 @@ pub fn restored_view(
 /// The results of a revision whose bake ended `failed` before a restart, as recorded: one
 /// failing result per recorded check (the same names, so the same alerts), saying so.
 pub fn recorded_failure(entry: &BakeEntry) -> Vec<CheckResult> {
-    let at = entry.at.strftime("%Y-%m-%d %H:%M:%S UTC");
-    let words = format!(
-        "failed at the end of its bake ({at}, recorded); judged again when a new revision comes"
-    );
-    let checks = if entry.failed_checks.is_empty() {
-        vec![CheckId::RecordedVerdict]
-    } else {
-        entry.failed_checks.iter().map(CheckId::from).collect()
-    };
-    checks
-        .into_iter()
-        .map(|check| CheckResult::new(check, Outcome::Fail, words.clone()))
-        .collect()
+    recorded_results(
+        &entry.failed_checks,
+        Outcome::Fail,
+        &format!(
+            "failed at the end of its bake ({}, recorded); judged again when a new revision comes",
+            recorded_at(entry)
+        ),
+    )
 }
 
 /// The results of a revision whose evaluation ended `inconclusive` before a restart, as
 /// recorded: one inconclusive result per check that could not be judged.
 pub fn recorded_inconclusive(entry: &BakeEntry) -> Vec<CheckResult> {
-    let at = entry.at.strftime("%Y-%m-%d %H:%M:%S UTC");
-    let words = format!(
-        "could not be judged by the end of its evaluation ({at}, recorded); judged again when a new revision comes"
-    );
-    let checks = if entry.unanswered_checks.is_empty() {
+    recorded_results(
+        &entry.unanswered_checks,
+        Outcome::Inconclusive,
+        &format!(
+            "could not be judged by the end of its evaluation ({}, recorded); judged again when a new revision comes",
+            recorded_at(entry)
+        ),
+    )
+}
+
+fn recorded_at(entry: &BakeEntry) -> String {
+    entry.at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// One result per recorded check (or one `recorded_verdict` when none was named).
+fn recorded_results(checks: &[String], outcome: Outcome, words: &str) -> Vec<CheckResult> {
+    let checks = if checks.is_empty() {
         vec![CheckId::RecordedVerdict]
     } else {
-        entry.unanswered_checks.iter().map(CheckId::from).collect()
+        checks.iter().map(CheckId::from).collect()
     };
     checks
         .into_iter()
-        .map(|check| CheckResult::new(check, Outcome::Inconclusive, words.clone()))
+        .map(|check| CheckResult::new(check, outcome, words.to_string()))
         .collect()
 }
 

@@ -4,13 +4,13 @@
 //! for the Kubernetes `for:` like during the bake; presence goes through the same provider
 //! tolerance. The report is told (alert, mail), never acted on.
 
-use super::judge::{RoundEnv, presence_judged, settle};
+use super::judge::{RoundEnv, presence_judged, report, revision, settle};
 use super::queries::RevisionAnswers;
 use super::revision::{AfterBake, Evaluation};
 use crate::checks::provider::ProviderError;
-use crate::checks::{CheckId, CheckResult, FailClass, Outcome, Revision, after_bake};
+use crate::checks::{CheckId, CheckResult, FailClass, Outcome, after_bake};
 use crate::gather::kube::KubeObservations;
-use crate::verdict::{ActionContext, Report, recommend, verdict};
+use crate::verdict::{Report, verdict};
 
 /// What the watch could read of the revision's pods.
 pub(super) enum Pods {
@@ -32,15 +32,7 @@ pub(super) fn judge(
 ) -> Report {
     let summary = e.start.summary.clone();
     let policy = e.policy.clone();
-    let rev = Revision {
-        now: env.now,
-        started: e.started,
-        summary: &summary,
-        status: e.start.status,
-        status_since: e.start.status_since,
-        policy: &policy,
-        stuck_pending_after: env.settings.stuck_pending_after,
-    };
+    let rev = revision(e, env, &summary, &policy);
     let since_bake = after_bake::from_bake_end(&rev, w.since);
     let mut notes = Vec::new();
     let mut results: Vec<CheckResult> = match pods {
@@ -78,33 +70,5 @@ pub(super) fn judge(
     let presence = presence_judged(e, &rev, env, answers.presence, true);
     results.extend(settle(e, env, presence));
     let v = verdict(&results, true);
-    let action = recommend(
-        v,
-        &results,
-        &ActionContext {
-            release: e.key(),
-            revision: summary.revision,
-            history: &e.start.history,
-            rollbacks: &e.start.rollbacks,
-            bakes: env.bakes,
-            rollback_timeout: policy.rollback_timeout,
-            storage: e.start.storage,
-            restart_command: e.restart_command(),
-        },
-    );
-    Report {
-        release: e.key().clone(),
-        revision: summary.revision,
-        status: e.start.status,
-        status_since: e.start.status_since,
-        chart: format!("{}-{}", summary.chart.name, summary.chart.version),
-        verdict: v,
-        action,
-        results,
-        notes,
-        started: e.started,
-        bake_ends: e.bake_ends,
-        closes_at: e.closes_at(),
-        evaluated_at: env.now,
-    }
+    report(e, env, v, results, notes)
 }

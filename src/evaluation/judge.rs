@@ -50,15 +50,7 @@ pub(super) fn judge(
     let restart = e.restart_command();
     let summary = e.start.summary.clone();
     let policy = e.policy.clone();
-    let rev = Revision {
-        now: env.now,
-        started: e.started,
-        summary: &summary,
-        status: e.start.status,
-        status_since: e.start.status_since,
-        policy: &policy,
-        stuck_pending_after: env.settings.stuck_pending_after,
-    };
+    let rev = revision(e, env, &summary, &policy);
     // The API server unreachable too: upgrade-guard itself has lost the network, and a
     // database it cannot reach says nothing about the database.
     let kube_down = kube.is_err();
@@ -121,6 +113,38 @@ pub(super) fn judge(
         notes.push(unresolved_note(v, &results, policy.inconclusive_grace));
         v = Verdict::Inconclusive;
     }
+    report(e, env, v, results, notes)
+}
+
+/// What every check of revision `e` shares this round (`summary` and `policy` are `e`'s,
+/// cloned by the caller so that `e` stays free to update).
+pub(super) fn revision<'a>(
+    e: &Evaluation,
+    env: &RoundEnv<'_>,
+    summary: &'a crate::release::summary::ReleaseSummary,
+    policy: &'a crate::config::ReleasePolicy,
+) -> Revision<'a> {
+    Revision {
+        now: env.now,
+        started: e.started,
+        summary,
+        status: e.start.status,
+        status_since: e.start.status_since,
+        policy,
+        stuck_pending_after: env.settings.stuck_pending_after,
+    }
+}
+
+/// The report of revision `e` this round: its verdict, results and notes, with the action
+/// recommended for them.
+pub(super) fn report(
+    e: &Evaluation,
+    env: &RoundEnv<'_>,
+    v: Verdict,
+    results: Vec<CheckResult>,
+    notes: Vec<String>,
+) -> Report {
+    let summary = &e.start.summary;
     let action = recommend(
         v,
         &results,
@@ -130,9 +154,9 @@ pub(super) fn judge(
             history: &e.start.history,
             rollbacks: &e.start.rollbacks,
             bakes: env.bakes,
-            rollback_timeout: policy.rollback_timeout,
+            rollback_timeout: e.policy.rollback_timeout,
             storage: e.start.storage,
-            restart_command: restart,
+            restart_command: e.restart_command(),
         },
     );
     Report {
@@ -147,7 +171,7 @@ pub(super) fn judge(
         notes,
         started: e.started,
         bake_ends: e.bake_ends,
-        closes_at,
+        closes_at: e.closes_at(),
         evaluated_at: env.now,
     }
 }

@@ -270,6 +270,7 @@ impl Evaluator {
         let no_sql = BTreeMap::new();
         for (i, key) in due.iter().enumerate() {
             let bakes = self.bakes(key);
+            let env = self.env(now, &bakes);
             let Some((e, w)) = self.watching.get_mut(key) else {
                 continue;
             };
@@ -284,12 +285,6 @@ impl Evaluator {
                         after_bake::Pods::Failing(ProviderError::Kubernetes(err.to_string()))
                     }
                 }
-            };
-            let env = judge::RoundEnv {
-                now,
-                answering_since: self.health.answering_since,
-                bakes: &bakes,
-                settings: self.settings,
             };
             let revision_answers =
                 queries::revision_answers(i, e, &answers, &no_sql, self.settings.scrape_interval);
@@ -325,6 +320,16 @@ impl Evaluator {
     /// Bake records known for a release.
     pub fn bakes(&self, release: &ReleaseKey) -> BTreeMap<u32, BakeRecord> {
         self.bakes.get(release).cloned().unwrap_or_default()
+    }
+
+    /// What a round shares between the revisions it judges.
+    fn env<'a>(&self, now: Timestamp, bakes: &'a BTreeMap<u32, BakeRecord>) -> judge::RoundEnv<'a> {
+        judge::RoundEnv {
+            now,
+            answering_since: self.health.answering_since,
+            bakes,
+            settings: self.settings,
+        }
     }
 
     /// One round: gather, judge, report.
@@ -370,14 +375,9 @@ impl Evaluator {
                 continue;
             };
             let bakes = self.bakes(key);
+            let env = self.env(now, &bakes);
             let Some(e) = self.evaluations.get_mut(key) else {
                 continue;
-            };
-            let env = judge::RoundEnv {
-                now,
-                answering_since: self.health.answering_since,
-                bakes: &bakes,
-                settings: self.settings,
             };
             let revision_answers =
                 queries::revision_answers(i, e, &answers, &sql, self.settings.scrape_interval);
