@@ -43,10 +43,12 @@ where
 
 /// When a watch of the stores last failed, and why: while that is recent, what the stores
 /// hold may be stale, and the checks must not judge from it.
-pub type LastWatchError = Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>;
+pub type LastWatchError =
+    Arc<std::sync::Mutex<BTreeMap<(String, String), (std::time::Instant, String)>>>;
 
-/// How long after a watch error the stores are not trusted. Longer than kube's largest
-/// retry backoff (30 s), so a watch that keeps failing keeps them distrusted.
+/// How long after a watch error the stores are not trusted, unless that watch has listed
+/// its objects again since (a `410 Expired` is followed by a relist at once). Longer than
+/// kube's largest retry backoff (30 s), so a watch that keeps failing keeps them distrusted.
 pub const DISTRUST_AFTER_ERROR: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<K> Kind<K>
@@ -85,20 +87,32 @@ where
             let stream = watcher(api, config)
                 .default_backoff()
                 .modify(trim)
-                .reflect(writer)
-                .applied_objects();
+                .reflect(writer);
             tasks.push(tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
+                let key = (kind.clone(), scope.clone());
                 while let Some(item) = stream.next().await {
-                    if let Err(e) = item {
-                        warn!(kind, namespace = scope, error = %e,
-                            "watch for the checks failed; retrying with backoff");
-                        if let Ok(mut last) = last_error.lock() {
-                            *last = Some((
-                                std::time::Instant::now(),
-                                format!("the watch of {kind} in {scope} failed: {e}"),
-                            ));
+                    match item {
+                        Err(e) => {
+                            warn!(kind, namespace = scope, error = %e,
+                                "watch for the checks failed; retrying with backoff");
+                            if let Ok(mut last) = last_error.lock() {
+                                last.insert(
+                                    key.clone(),
+                                    (
+                                        std::time::Instant::now(),
+                                        format!("the watch of {kind} in {scope} failed: {e}"),
+                                    ),
+                                );
+                            }
                         }
+                        // Listed again after the error: this store is current.
+                        Ok(watcher::Event::InitDone) => {
+                            if let Ok(mut last) = last_error.lock() {
+                                last.remove(&key);
+                            }
+                        }
+                        Ok(_) => {}
                     }
                 }
             }));
@@ -247,8 +261,12 @@ impl Stores {
     /// Why the stores cannot be trusted now (a watch failed less than
     /// [`DISTRUST_AFTER_ERROR`] ago), if so.
     pub fn trouble(&self) -> Option<String> {
-        let last = self.last_error.lock().ok()?.clone()?;
-        (last.0.elapsed() < DISTRUST_AFTER_ERROR).then_some(last.1)
+        let errors = self.last_error.lock().ok()?;
+        errors
+            .values()
+            .filter(|(at, _)| at.elapsed() < DISTRUST_AFTER_ERROR)
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, words)| words.clone())
     }
 
     /// Resolves once every store has its first listing.
