@@ -15,7 +15,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use support::cli::short_config;
@@ -126,16 +125,8 @@ async fn the_daemon_judges_an_upgrade_serves_the_verdict_and_records_it() {
     );
     assert!(om.text().await.unwrap().ends_with("# EOF\n"));
     // The final verdict is recorded where `check` and the rollback planner read it.
-    let records = Api::<ConfigMap>::namespaced(tkube::client().await, n)
-        .get(&format!("upgrade-guard.bakes.{n}.app"))
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    assert!(
-        records["2"].contains("\"verdict\":\"failed\""),
-        "{records:?}"
-    );
+    let record = tkube::bake_record(n, n, "app", 2).await;
+    assert!(record.contains("\"verdict\":\"failed\""), "{record}");
 
     // A healthy revision replaces it; then the uninstalled release leaves the metrics.
     upgrade(n, "app", "1.2.0", &["unschedulable=false"]);
@@ -779,11 +770,7 @@ async fn an_inconclusive_that_lasts_is_alerted_with_the_reason() {
             && notes.contains("custom:errors (inconclusive)"),
         "{notes}"
     );
-    let records = Api::<ConfigMap>::namespaced(tkube::client().await, n)
-        .get(&format!("upgrade-guard.bakes.{n}.app"))
-        .await
-        .unwrap();
-    let entry = records.data.unwrap_or_default()["2"].clone();
+    let entry = tkube::bake_record(n, n, "app", 2).await;
     assert!(
         entry.contains(r#""verdict":"inconclusive""#) && entry.contains("custom:errors"),
         "{entry}"

@@ -338,3 +338,17 @@ pub async fn crash_looping_for_two_seconds(ns: &str) {
     })
     .await;
 }
+
+/// The daemon's bake record of `release` (in `namespace`) for `revision`, kept in `state_ns`;
+/// waited for, because the daemon writes it after it has served the final verdict.
+pub async fn bake_record(state_ns: &str, namespace: &str, release: &str, revision: u32) -> String {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api = Api::<ConfigMap>::namespaced(client().await, state_ns);
+    let name = format!("upgrade-guard.bakes.{namespace}.{release}");
+    let what = format!("the record of {namespace}/{release} revision {revision}");
+    super::wait::until(std::time::Duration::from_secs(120), &what, || async {
+        let data = api.get_opt(&name).await.ok()??.data?;
+        data.get(&revision.to_string()).cloned()
+    })
+    .await
+}
