@@ -21,88 +21,12 @@ use support::{alertmanager, helm, kube as tkube, stack::stack, wait};
 use upgrade_guard::records::action::{ActionRecord, Phase};
 use upgrade_guard::records::actions::RecordStore;
 use upgrade_guard::release::ReleaseKey;
-use upgrade_guard::release::record::{HistoryRow, RowDetail};
-use upgrade_guard::tracker::read::read_history;
 
-const WAIT: Duration = Duration::from_secs(150);
+use support::auto::{
+    WAIT, auto_config, final_verdict, history, install, ready, records, rollbacks, view,
+};
+
 const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
-
-/// `mode: auto` with the test's time scale, a short Lease and the stack's helm.
-fn auto_config(prometheus: &str, n: &str, defaults_extra: &str, rest: &str) -> String {
-    short_config(
-        prometheus,
-        &format!("  mode: auto\n  auto:\n    cooldown: 1s\n{defaults_extra}"),
-        &format!(
-            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
-             actions:\n  helm: {}\n  leader_election:\n    lease_duration: 3s\n    renew_deadline: 2s\n    retry_period: 300ms\n\
-             {rest}",
-            stack().helm_bin.display()
-        ),
-    )
-}
-
-async fn history(n: &str, release: &str) -> Vec<HistoryRow> {
-    read_history(tkube::client().await, n, release)
-        .await
-        .unwrap()
-}
-
-fn description(row: &HistoryRow) -> String {
-    match &row.detail {
-        RowDetail::Decoded(s) => s.description.clone(),
-        RowDetail::Undecodable { decode_error } => panic!("{decode_error}"),
-    }
-}
-
-/// The revisions that are rollbacks, with their descriptions.
-async fn rollbacks(n: &str, release: &str) -> Vec<(u32, String)> {
-    history(n, release)
-        .await
-        .iter()
-        .map(|r| (r.revision, description(r)))
-        .filter(|(_, d)| d.starts_with("Rollback to"))
-        .collect()
-}
-
-async fn records(n: &str, release: &str) -> Vec<ActionRecord> {
-    RecordStore::new(tkube::client().await, n)
-        .load(&ReleaseKey::new(n, release))
-        .await
-        .unwrap()
-        .records
-}
-
-/// The view of `release` in `/api/v1/releases`.
-async fn view(d: &Running, release: &str) -> Option<serde_json::Value> {
-    d.releases().await["releases"]
-        .as_array()?
-        .iter()
-        .find(|r| r["release"]["name"] == release)
-        .cloned()
-}
-
-async fn final_verdict(d: &Running, release: &str, revision: u64, verdict: &str) {
-    wait::until(
-        WAIT,
-        &format!("revision {revision} of {release} {verdict} at the end of its bake"),
-        || async {
-            let v = view(d, release).await?;
-            (v["revision"] == revision
-                && v["judgement"]["verdict"] == verdict
-                && v["judgement"]["final"] == true)
-                .then_some(())
-        },
-    )
-    .await;
-}
-
-async fn ready(d: &Running) {
-    d.ready().await;
-}
-
-fn install(n: &str, release: &str, chart: &str, set: &[&str]) {
-    helm::install(n, release, chart, set);
-}
 
 /// Issue 10.2, 10.3, 10.5, 10.8, 10.9: a failed upgrade is rolled back to the revision
 /// that passed its bake, the rollback is verified, alerted (Alertmanager) and mailed; the

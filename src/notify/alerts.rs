@@ -150,6 +150,11 @@ pub fn desired<'a>(
             after_bake_alerts(&mut out, view, a, dashboard);
         }
         let Some(j) = &view.judgement else { continue };
+        if wrote_by_failed_rollback(view) {
+            // `UpgradeRollbackFailed` says it; an `UpgradeFailed` would recommend rolling
+            // back once more.
+            continue;
+        }
         let (name, severity, outcome) = match j.verdict {
             Verdict::Failed => ("UpgradeFailed", "critical", Outcome::Fail),
             Verdict::Degraded if j.is_final => ("UpgradeDegraded", "warning", Outcome::Warn),
@@ -233,6 +238,22 @@ fn after_bake_alerts(
             dashboard,
         ));
     }
+}
+
+/// The revision is the one upgrade-guard's own rollback wrote, and that rollback failed
+/// (helm gave up, was stopped and the revision unlocked, or the revision failed its
+/// evaluation): `UpgradeRollbackFailed` tells it, with the evaluation's words.
+fn wrote_by_failed_rollback(view: &ReleaseView) -> bool {
+    view.automation
+        .as_ref()
+        .and_then(|a| a.record.as_ref())
+        .is_some_and(|r| {
+            r.new_revision == Some(view.revision)
+                && matches!(
+                    r.phase,
+                    Phase::Failed | Phase::Interrupted | Phase::VerificationFailed
+                )
+        })
 }
 
 fn automation_alerts(

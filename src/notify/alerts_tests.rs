@@ -282,6 +282,22 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
         assert_eq!(alerts[0].labels["severity"], "critical");
         assert!(alerts[0].annotations["description"].contains("what happened"));
     }
+    // The revision the failed rollback wrote (helm marked it failed): the rollback's
+    // failure, never an `UpgradeFailed` recommending one more rollback.
+    for phase in [Phase::Failed, Phase::Interrupted, Phase::VerificationFailed] {
+        let mut v = view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)]);
+        v.automation = Some(Automation {
+            dry_run: false,
+            plan: None,
+            record: Some(record(phase, Some(v.revision))),
+        });
+        let alerts = desired([&v].into_iter(), None);
+        assert_eq!(
+            names(&alerts),
+            [("UpgradeRollbackFailed", "rollback")],
+            "{phase:?}"
+        );
+    }
     // Verified: an informational alert while the rollback's revision is the latest.
     let mut v = view(Verdict::Healthy, true, vec![]);
     v.automation = Some(Automation {

@@ -225,11 +225,16 @@ impl PendingEvent {
                 seen_rolling_back,
             } => {
                 let target = rollback_target_in(&summary.description);
-                // Helm overwrites a failed rollback's description ("Rollback \"x\" failed:").
+                let fresh_install = previous_status.is_none_or(|s| s == ReleaseStatus::Uninstalled);
+                // Helm overwrites a failed rollback's description: `Rollback "x" failed:`
+                // when applying failed, `Release "x" failed:` when its --wait gave up (an
+                // upgrade says `Upgrade "x" failed:`, an install is a fresh install).
                 let rollback = target.is_some()
                     || seen_rolling_back
-                    || summary.description.starts_with("Rollback \"");
-                let fresh_install = previous_status.is_none_or(|s| s == ReleaseStatus::Uninstalled);
+                    || summary.description.starts_with("Rollback \"")
+                    || (self.status == ReleaseStatus::Failed
+                        && !fresh_install
+                        && summary.description.starts_with("Release \""));
                 match self.status {
                     ReleaseStatus::Uninstalled => {
                         ReleaseEventKind::Uninstalled { kept_history: true }
@@ -415,6 +420,21 @@ mod tests {
                 },
             ),
             (
+                // A rollback whose --wait gave up: Helm writes `Release "x" failed`.
+                settled(
+                    3,
+                    Failed,
+                    Some(2),
+                    Some(Deployed),
+                    false,
+                    "Release \"gim\" failed: context deadline exceeded",
+                ),
+                ReleaseEventKind::RollbackFailed {
+                    to: 3,
+                    target: None,
+                },
+            ),
+            (
                 // A rollback we did not see pending is still told by its description.
                 settled(
                     4,
@@ -462,6 +482,11 @@ mod tests {
     fn rollback_descriptions() {
         assert_eq!(rollback_target_in("Rollback to 7"), Some(7));
         assert_eq!(rollback_target_in("Rollback to x"), None);
+        // A rollback upgrade-guard unlocked keeps Helm's words first.
+        assert_eq!(
+            rollback_target_in("Rollback to 12 interrupted: unlocked by upgrade-guard"),
+            Some(12)
+        );
         assert_eq!(rollback_target_in("Upgrade complete"), None);
     }
 

@@ -11,6 +11,7 @@ mod manifest;
 pub mod record;
 pub mod rollback_target;
 pub mod summary;
+pub mod unlock;
 
 use std::fmt;
 use std::str::FromStr;

@@ -85,15 +85,109 @@ pub fn rollbacks_of(rows: &[HistoryRow]) -> BTreeMap<u32, u32> {
         .collect()
 }
 
-/// The revision a rollback to `target` created after `bad`, from the history.
+/// The revision a rollback of `bad` to `target` wrote, whatever Helm called it: the newest
+/// `Rollback to <target>` after `bad`; else the revision right after `bad` when it can only
+/// be a rollback: `pending-rollback`, or `failed` with the words Helm writes over a rollback
+/// it gave up on (`Rollback "x" failed: ...` when applying failed, `Release "x" failed: ...`
+/// when its `--wait` did; an upgrade that fails says `Upgrade "x" failed`). `bad` was the
+/// latest revision when the rollback started, so the next one is the rollback's.
 pub fn rollback_revision(
     rows: &[HistoryRow],
     bad: u32,
     target: u32,
 ) -> Option<(u32, ReleaseStatus)> {
     let rollbacks = rollbacks_of(rows);
-    rows.iter()
+    let described = rows
+        .iter()
         .filter(|r| r.revision > bad && rollbacks.get(&r.revision) == Some(&target))
         .map(|r| (r.revision, r.status))
-        .next_back()
+        .next_back();
+    described.or_else(|| {
+        let next = rows
+            .iter()
+            .filter(|r| r.revision > bad)
+            .min_by_key(|r| r.revision)?;
+        let gave_up = match &next.detail {
+            RowDetail::Decoded(s) => {
+                s.status == ReleaseStatus::Failed
+                    && (s.description.starts_with("Rollback \"")
+                        || s.description.starts_with("Release \""))
+            }
+            RowDetail::Undecodable { .. } => false,
+        };
+        (next.status == ReleaseStatus::PendingRollback || gave_up)
+            .then_some((next.revision, next.status))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::summary;
+
+    fn row(revision: u32, status: ReleaseStatus, description: &str) -> HistoryRow {
+        let mut s = summary(&[], &[]);
+        s.revision = revision;
+        s.status = status;
+        s.description = description.into();
+        HistoryRow {
+            revision,
+            storage: Storage::Secret,
+            status,
+            detail: RowDetail::Decoded(Box::new(s)),
+        }
+    }
+
+    #[test]
+    fn the_revision_a_rollback_wrote_is_found_whatever_helm_called_it() {
+        use ReleaseStatus::*;
+        let base = [
+            row(1, Superseded, "Install complete"),
+            row(2, Failed, "Upgrade \"app\" failed: x"),
+        ];
+        let with = |next: HistoryRow| {
+            let mut rows = base.to_vec();
+            rows.push(next);
+            rows
+        };
+        let cases = [
+            (row(3, Deployed, "Rollback to 1"), Some((3, Deployed))),
+            (
+                row(3, PendingRollback, "Preparing rollback"),
+                Some((3, PendingRollback)),
+            ),
+            // Helm gave up waiting, or could not apply: its own words, no target.
+            (
+                row(
+                    3,
+                    Failed,
+                    "Release \"app\" failed: context deadline exceeded",
+                ),
+                Some((3, Failed)),
+            ),
+            (
+                row(3, Failed, "Rollback \"app\" failed: boom"),
+                Some((3, Failed)),
+            ),
+            // Somebody else's revision, or a rollback elsewhere.
+            (row(3, Deployed, "Upgrade complete"), None),
+            (row(3, Failed, "Upgrade \"app\" failed: x"), None),
+            (row(3, Deployed, "Rollback to 2"), None),
+        ];
+        for (next, want) in cases {
+            let d = format!("{:?}", next.detail);
+            assert_eq!(rollback_revision(&with(next), 2, 1), want, "{d}");
+        }
+        assert_eq!(rollback_revision(&base, 2, 1), None, "nothing written");
+        // A later rollback to the target is the one described.
+        let rows = [
+            base.to_vec(),
+            vec![
+                row(3, Failed, "Release \"app\" failed: x"),
+                row(4, Deployed, "Rollback to 1"),
+            ],
+        ]
+        .concat();
+        assert_eq!(rollback_revision(&rows, 2, 1), Some((4, Deployed)));
+    }
 }

@@ -225,11 +225,10 @@ pub struct ObjectRef {
 
 /// Parses Helm's rollback description `Rollback to N`.
 pub fn rollback_target_in(description: &str) -> Option<u32> {
-    description
-        .strip_prefix("Rollback to ")?
-        .trim()
-        .parse()
-        .ok()
+    // Helm writes exactly `Rollback to N`; an unlocked rollback keeps it as its prefix.
+    let rest = description.strip_prefix("Rollback to ")?.trim_start();
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    rest[..digits].parse().ok()
 }
 
 #[cfg(test)]

@@ -34,11 +34,14 @@ pub struct HelmOutcome {
     pub success: bool,
     /// In words: the exit status or the deadline, and helm's last lines.
     pub detail: String,
+    /// Helm and everything it started have stopped (exited, or killed and reaped): a
+    /// revision it left pending is nobody's any more.
+    pub gone: bool,
 }
 
 impl HelmRunner {
-    /// Runs the rollback; the child is killed if it outlives `timeout` + 1 minute (helm
-    /// should have given up by itself by then).
+    /// Runs the rollback; the child and its process group are killed if they outlive
+    /// [`kill_deadline`] (helm should have given up by itself by then).
     pub async fn rollback(
         &self,
         release: &ReleaseKey,
@@ -53,8 +56,11 @@ impl HelmRunner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // A helm that outlives this process (killed without a drain) finishes the
-            // rollback rather than leaving the release locked in pending-rollback.
-            .kill_on_drop(false);
+            // rollback rather than leaving the release locked in pending-rollback; its own
+            // process group keeps a Ctrl-C or a signal to ours from reaching it, and lets
+            // the deadline stop helm and anything a wrapper started, together.
+            .kill_on_drop(false)
+            .process_group(0);
         if storage != Storage::Secret {
             cmd.env("HELM_DRIVER", storage.as_str());
         }
@@ -64,6 +70,7 @@ impl HelmRunner {
                 return HelmOutcome {
                     success: false,
                     detail: format!("cannot run {}: {e}", self.program),
+                    gone: true,
                 };
             }
         };
@@ -77,7 +84,7 @@ impl HelmRunner {
         }
         drop(tx);
         let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-        let deadline = timeout + Duration::from_secs(60);
+        let deadline = kill_deadline(timeout);
         let waited = tokio::time::timeout(deadline, async {
             while let Some(line) = rx.recv().await {
                 info!(release = %release, helm = %line, "helm rollback");
@@ -97,19 +104,31 @@ impl HelmRunner {
             Ok(Ok(status)) if status.success() => HelmOutcome {
                 success: true,
                 detail: last,
+                gone: true,
             },
             Ok(Ok(status)) => HelmOutcome {
                 success: false,
                 detail: format!("helm rollback exited with {status}: {last}"),
+                gone: true,
             },
             Ok(Err(e)) => HelmOutcome {
                 success: false,
                 detail: format!("waiting for helm failed: {e}"),
+                gone: false,
             },
             Err(_) => {
-                let _ = child.kill().await;
+                // The whole group, then the leader reaped: once this returns, nothing this
+                // helm started still runs.
+                if let Some(pid) = child
+                    .id()
+                    .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+                {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+                let gone = child.kill().await.is_ok();
                 HelmOutcome {
                     success: false,
+                    gone,
                     detail: format!(
                         "helm rollback was still running {} after its start and was killed: {last}",
                         human(deadline)
@@ -118,6 +137,12 @@ impl HelmRunner {
             }
         }
     }
+}
+
+/// When a helm that has not exited is stopped: its `--timeout` plus as much again, at most
+/// a minute (helm gives up by itself at its timeout and then only records the failure).
+pub fn kill_deadline(timeout: Duration) -> Duration {
+    timeout + timeout.min(Duration::from_secs(60))
 }
 
 async fn forward<R: tokio::io::AsyncRead + Unpin>(

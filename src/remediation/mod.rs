@@ -16,6 +16,7 @@ pub mod plan;
 mod resolve;
 pub mod restart;
 mod task;
+mod unlock;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -28,7 +28,13 @@ pub fn awaiting_verification(
 ) -> Option<&ActionRecord> {
     records.iter().rev().find(|r| {
         created(r, revision, rolled_back_to)
-            && matches!(r.phase, Phase::Done | Phase::Running | Phase::Interrupted)
+            && match r.phase {
+                Phase::Done | Phase::Running | Phase::Interrupted => true,
+                // Helm said the rollback failed, yet wrote the revision: its own --wait
+                // timing out is no evidence (DESIGN §4), the revision's evaluation is.
+                Phase::Failed => r.new_revision == Some(revision),
+                _ => false,
+            }
     })
 }
 
@@ -39,20 +45,38 @@ pub fn verified(
     phase: Phase,
     now: Timestamp,
 ) -> ActionRecord {
+    let failing: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome == crate::checks::Outcome::Fail)
+        .map(|r| format!("{}: {}", r.check, r.summary))
+        .collect();
+    let judged = match phase {
+        Phase::Verified => format!(
+            "revision {} passed its evaluation ({})",
+            report.revision,
+            report.verdict.as_str()
+        ),
+        _ if failing.is_empty() => format!(
+            "revision {} failed its evaluation ({})",
+            report.revision,
+            report.verdict.as_str()
+        ),
+        _ => format!(
+            "revision {} failed its evaluation ({})",
+            report.revision,
+            failing.join("; ")
+        ),
+    };
+    let detail = match (&record.phase, &record.detail) {
+        (Phase::Failed, Some(helm)) => format!("helm reported a failure ({helm}); {judged}"),
+        _ => judged,
+    };
     ActionRecord {
         phase,
         new_revision: Some(report.revision),
         finished: Some(now),
-        detail: Some(format!(
-            "revision {} {} its evaluation ({})",
-            report.revision,
-            if phase == Phase::Verified {
-                "passed"
-            } else {
-                "failed"
-            },
-            report.verdict.as_str()
-        )),
+        detail: Some(detail),
         ..record.clone()
     }
 }

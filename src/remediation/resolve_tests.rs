@@ -78,6 +78,24 @@ fn the_record_awaiting_verification_is_the_rollback_that_created_the_revision() 
         updated.detail.as_deref(),
         Some("revision 3 passed its evaluation (healthy)")
     );
+    // Helm said the rollback failed (its --wait gave up) but wrote revision 3: the
+    // revision's evaluation decides, and the record keeps helm's words.
+    let mut helm_failed = rollback(Phase::Failed, Some(3));
+    helm_failed.detail = Some("helm rollback exited with 1: context deadline exceeded".into());
+    let records = [helm_failed];
+    assert_eq!(awaiting_verification(&records, 3, None), Some(&records[0]));
+    let updated = verified(&records[0], &r, Phase::Verified, at(20));
+    assert_eq!(
+        updated.detail.as_deref(),
+        Some(
+            "helm reported a failure (helm rollback exited with 1: context deadline exceeded); revision 3 passed its evaluation (healthy)"
+        )
+    );
+    // A failed rollback that wrote nothing has nothing to verify.
+    assert_eq!(
+        awaiting_verification(&[rollback(Phase::Failed, None)], 3, Some(1)),
+        None
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::helm::HelmRunner;
 use super::plan::Plan;
 use super::restart;
+use super::unlock::unlock;
 use crate::records::action::{ActionRecord, Phase};
 use crate::records::actions::RecordStore;
 use crate::release::ReleaseKey;
@@ -80,10 +81,13 @@ impl Task {
                     .helm
                     .rollback(&self.key, self.storage, *target, self.timeout)
                     .await;
+                // Whatever helm called the revision it wrote (it rewrites the description
+                // of a rollback that fails), it is this rollback's.
                 let rows = read_history(self.client.clone(), &self.key.namespace, &self.key.name)
                     .await
                     .unwrap_or_default();
-                let new = rollback_revision(&rows, bad, *target).map(|(r, _)| r);
+                let written = rollback_revision(&rows, bad, *target);
+                let new = written.map(|(r, _)| r);
                 if out.success {
                     let detail = match new {
                         Some(r) => {
@@ -93,10 +97,27 @@ impl Task {
                             "helm rollback to revision {target} succeeded; its revision is not in the history yet"
                         ),
                     };
-                    self.outcome(Phase::Done, new, detail)
-                } else {
-                    self.outcome(Phase::Failed, new, out.detail)
+                    return self.outcome(Phase::Done, new, detail);
                 }
+                let mut detail = out.detail;
+                if let Some((r, status)) = written.filter(|(_, s)| s.is_pending() && out.gone) {
+                    // Our helm is gone and left the release locked: nobody else will finish
+                    // this rollback, and Helm refuses every operation until it is unlocked.
+                    let words = format!(
+                        "Rollback to {target} interrupted: helm was stopped before it finished; unlocked by upgrade-guard"
+                    );
+                    detail = match unlock(self.client.clone(), &self.key, self.storage, r, &words)
+                        .await
+                    {
+                        Ok(()) => format!(
+                            "{detail}; revision {r} was left {status} and has been unlocked (marked failed)"
+                        ),
+                        Err(e) => format!(
+                            "{detail}; revision {r} is left {status} and could not be unlocked ({e}): the release is locked, see docs/actions.md"
+                        ),
+                    };
+                }
+                self.outcome(Phase::Failed, new, detail)
             }
             Plan::RestartPod { workload } => {
                 match restart::delete_pods(self.client.clone(), &self.key.namespace, workload).await

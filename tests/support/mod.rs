@@ -10,6 +10,7 @@
 )]
 
 pub mod alertmanager;
+pub mod auto;
 pub mod bench;
 pub mod cli;
 pub mod control_plane;

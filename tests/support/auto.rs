@@ -1,0 +1,116 @@
+//! `mode: auto` on the real stack: the configuration, and what the history, the action
+//! records and the daemon's API say about a release.
+
+use std::time::Duration;
+
+use upgrade_guard::records::action::ActionRecord;
+use upgrade_guard::records::actions::RecordStore;
+use upgrade_guard::release::ReleaseKey;
+use upgrade_guard::release::record::{HistoryRow, RowDetail};
+use upgrade_guard::tracker::read::read_history;
+
+use super::cli::short_config;
+use super::daemon::Running;
+use super::{helm, kube as tkube, stack::stack, wait};
+
+/// How long an automatic action and its verification may take on a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(150);
+
+/// `mode: auto` with the test's time scale, a short Lease and the stack's helm.
+pub fn auto_config(prometheus: &str, n: &str, defaults_extra: &str, rest: &str) -> String {
+    auto_config_with(
+        &stack().helm_bin.display().to_string(),
+        prometheus,
+        n,
+        defaults_extra,
+        rest,
+    )
+}
+
+/// [`auto_config`] with another helm (a wrapper script).
+pub fn auto_config_with(
+    helm: &str,
+    prometheus: &str,
+    n: &str,
+    defaults_extra: &str,
+    rest: &str,
+) -> String {
+    short_config(
+        prometheus,
+        &format!("  mode: auto\n  auto:\n    cooldown: 1s\n{defaults_extra}"),
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             actions:\n  helm: {helm}\n  leader_election:\n    lease_duration: 3s\n    renew_deadline: 2s\n    retry_period: 300ms\n\
+             {rest}"
+        ),
+    )
+}
+
+/// The release's history, read as the daemon reads it.
+pub async fn history(n: &str, release: &str) -> Vec<HistoryRow> {
+    read_history(tkube::client().await, n, release)
+        .await
+        .unwrap()
+}
+
+/// Helm's description of a revision.
+pub fn description(row: &HistoryRow) -> String {
+    match &row.detail {
+        RowDetail::Decoded(s) => s.description.clone(),
+        RowDetail::Undecodable { decode_error } => panic!("{decode_error}"),
+    }
+}
+
+/// The revisions that are rollbacks, with their descriptions.
+pub async fn rollbacks(n: &str, release: &str) -> Vec<(u32, String)> {
+    history(n, release)
+        .await
+        .iter()
+        .map(|r| (r.revision, description(r)))
+        .filter(|(_, d)| d.starts_with("Rollback to"))
+        .collect()
+}
+
+/// The action records of a release (kept in `n`).
+pub async fn records(n: &str, release: &str) -> Vec<ActionRecord> {
+    RecordStore::new(tkube::client().await, n)
+        .load(&ReleaseKey::new(n, release))
+        .await
+        .unwrap()
+        .records
+}
+
+/// The view of `release` in `/api/v1/releases`.
+pub async fn view(d: &Running, release: &str) -> Option<serde_json::Value> {
+    d.releases().await["releases"]
+        .as_array()?
+        .iter()
+        .find(|r| r["release"]["name"] == release)
+        .cloned()
+}
+
+/// Waits for `revision` of `release` to end its bake with `verdict`.
+pub async fn final_verdict(d: &Running, release: &str, revision: u64, verdict: &str) {
+    wait::until(
+        WAIT,
+        &format!("revision {revision} of {release} {verdict} at the end of its bake"),
+        || async {
+            let v = view(d, release).await?;
+            (v["revision"] == revision
+                && v["judgement"]["verdict"] == verdict
+                && v["judgement"]["final"] == true)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// Waits for the daemon to be ready.
+pub async fn ready(d: &Running) {
+    d.ready().await;
+}
+
+/// `helm install` of a test chart, waiting for it.
+pub fn install(n: &str, release: &str, chart: &str, set: &[&str]) {
+    helm::install(n, release, chart, set);
+}
