@@ -97,6 +97,10 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
     let all = template(&[]).unwrap();
     let d = one(&all, "Deployment");
     assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        60
+    );
     assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
     let pod = &d["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -133,7 +137,9 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
                 assert_eq!(role["metadata"]["namespace"], "upgrade-guard", "{role:?}");
                 let resources = strings(&rule["resources"]);
                 assert!(
-                    resources == ["configmaps"] || resources == ["leases"],
+                    resources == ["configmaps"]
+                        || resources == ["leases"]
+                        || (resources == ["pods"] && verbs == ["get"]),
                     "{role:?}"
                 );
             }
@@ -184,6 +190,33 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
     let args =
         strings(&one(&all, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
     assert!(args.contains(&"--dry-run".into()), "{args:?}");
+    // Issue 20.1: a stopping pod waits for the longest rollback (GIM's 15m, helm's minute
+    // past it, 30 s to record), and helm's memory is in the container's limit.
+    let pod = &one(&all, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["terminationGracePeriodSeconds"], 15 * 60 + 60 + 30);
+    assert_eq!(pod["containers"][0]["resources"]["limits"]["memory"], "1Gi");
+    let env: Vec<&str> = pod["containers"][0]["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    for name in ["POD_NAME", "POD_NAMESPACE", "CONTAINER_NAME"] {
+        assert!(env.contains(&name), "{env:?}");
+    }
+    let short = template(&[
+        "--set",
+        "rollback.enabled=true",
+        "--set",
+        "terminationGracePeriodSeconds=60",
+    ])
+    .unwrap_err();
+    assert!(
+        short.contains(
+            "terminationGracePeriodSeconds 60 is shorter than a rollback may take (990 s"
+        ),
+        "{short}"
+    );
 
     // Every namespace: ClusterRoles instead.
     let all = template(&[

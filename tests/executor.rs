@@ -213,3 +213,142 @@ async fn a_rollback_helm_hangs_is_stopped_reported_and_leaves_no_lock() {
     assert_eq!(history(n, "gim").await.len(), 4);
     d.stop().await;
 }
+
+/// Issue 20.1: the daemon killed mid-rollback as PID 1 of its own PID namespace, as in its
+/// container, where the kernel kills helm with it: the release is left `pending-rollback`.
+/// The next daemon proves the first one and its helm gone (its pid and every process marked
+/// with the action have left `/proc`), unlocks the revision and completes the same attempt:
+/// exactly one completed rollback, verified, no manual step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_with_its_helm_mid_rollback_the_next_leader_completes_it_once() {
+    let ns = tkube::namespace("exec-pidns").await;
+    let n = ns.name.as_str();
+    let set = slow("10s");
+    helm::install(n, "gim", "gim", &set.each_ref().map(String::as_str));
+    let config = support::cli::config_file(&auto_config(NO_PROMETHEUS, n, "", ""));
+    let path = config.arg();
+    let start = |name: &str, port: u16| {
+        let listen = format!("127.0.0.1:{port}");
+        let args = ["run", "--config", &path, "--listen", &listen];
+        support::cli::spawn_in_pid_namespace(&args, &[("POD_NAME", name)])
+    };
+    let port = support::prometheus::free_port();
+    let mut first = start("first", port);
+    first.wait_for_stderr("leading", WAIT);
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    wait::until(WAIT, "/readyz", || async {
+        let r = reqwest::get(&url).await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    break_gim(n);
+    wait::until(
+        WAIT,
+        "helm rolling back (revision 3 pending-rollback)",
+        || async {
+            history(n, "gim")
+                .await
+                .iter()
+                .any(|r| r.revision == 3 && r.status.as_str() == "pending-rollback")
+                .then_some(())
+        },
+    )
+    .await;
+    let killed = first.kill();
+    let intent = records(n, "gim").await;
+    assert_eq!(intent.len(), 1, "{intent:?}\n{}", killed.stderr);
+    assert_eq!(intent[0].phase, Phase::Running);
+    assert!(intent[0].process.is_some(), "{intent:?}");
+
+    let mut second = start("second", support::prometheus::free_port());
+    second.wait_for_stderr("leading", WAIT);
+    let done = wait::until(WAIT, "the rollback completed and verified", || async {
+        let r = records(n, "gim").await;
+        (r.len() == 1 && r[0].phase == Phase::Verified).then(|| r[0].clone())
+    })
+    .await;
+    assert_eq!(
+        (done.bad_revision, done.attempt),
+        (2, 1),
+        "the same attempt: {done:?}"
+    );
+    assert!(done.holder.starts_with("second"), "{done:?}");
+    assert!(
+        done.taken_over_from
+            .as_deref()
+            .is_some_and(|h| h.starts_with("first")),
+        "{done:?}"
+    );
+    assert_eq!(done.new_revision, Some(4), "{done:?}");
+    let rows = history(n, "gim").await;
+    let described: Vec<(u32, String, String)> = rows
+        .iter()
+        .map(|r| (r.revision, r.status.as_str().to_string(), description(r)))
+        .collect();
+    assert_eq!(rows.len(), 4, "{described:?}");
+    assert_eq!(
+        described[2].1, "failed",
+        "the dead helm's revision, unlocked: {described:?}"
+    );
+    assert!(
+        described[2].2.starts_with("Rollback to 1 interrupted"),
+        "{described:?}"
+    );
+    assert_eq!(
+        (described[3].1.as_str(), described[3].2.as_str()),
+        ("deployed", "Rollback to 1"),
+        "exactly one completed rollback: {described:?}"
+    );
+    // `unshare` does not pass signals on: the daemon is stopped as a container's is killed.
+    let run = second.kill();
+    assert!(run.stderr.contains("taking over"), "{}", run.stderr);
+}
+
+/// Issue 20.3: a release Flux's helm-controller manages (its objects carry Flux's labels)
+/// would be upgraded again after a rollback, for ever. In `auto` it is held with a reason
+/// of its own, and the alert says what to do instead, with the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_flux_manages_is_held_with_what_to_do_instead() {
+    let ns = tkube::namespace("exec-flux").await;
+    let n = ns.name.as_str();
+    let config = auto_config(
+        NO_PROMETHEUS,
+        n,
+        "",
+        &format!(
+            "notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n",
+            stack().alertmanager_url
+        ),
+    );
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    d.ready().await;
+    let flux = [
+        "extraLabels.helm\\.toolkit\\.fluxcd\\.io/name=app",
+        "extraLabels.helm\\.toolkit\\.fluxcd\\.io/namespace=flux-system",
+    ];
+    helm::install(n, "app", "demo-app", &flux);
+    support::auto::final_verdict(&d, "app", 1, "healthy").await;
+    support::eval::upgrade(n, "app", "1.1.0", &[flux[0], flux[1], "unschedulable=true"]);
+    support::auto::final_verdict(&d, "app", 2, "failed").await;
+    let v = view(&d, "app").await.unwrap();
+    assert_eq!(v["automation"]["plan"]["reason"], "gitops_managed", "{v:#}");
+    let detail = v["automation"]["plan"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("flux suspend helmrelease app -n flux-system"),
+        "{detail}"
+    );
+    let alert = wait::until(WAIT, "UpgradeAutoActionHeld", || async {
+        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeAutoActionHeld")])
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(
+        alert["annotations"]["hold_reason"], "gitops_managed",
+        "{alert:#}"
+    );
+    assert!(records(n, "app").await.is_empty());
+    assert_eq!(history(n, "app").await.len(), 2, "nothing rolled back");
+    d.stop().await;
+}

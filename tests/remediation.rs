@@ -694,6 +694,8 @@ async fn a_record_written_from_stale_records_is_refused() {
         finished: None,
         new_revision: None,
         detail: None,
+        process: None,
+        taken_over_from: None,
     };
     // Both deciders read no records; the first intent wins (create), the second is refused.
     let empty = store.load(&key).await.unwrap();
@@ -762,6 +764,8 @@ async fn an_intent_left_by_a_dead_process_is_never_run_again() {
         finished: None,
         new_revision: None,
         detail: None,
+        process: None,
+        taken_over_from: None,
     };
     store
         .write_if_unchanged(&key, &empty, &ghost)

@@ -339,6 +339,8 @@ mod tests {
                     finished: Some(t(700)),
                     new_revision: Some(4),
                     detail: None,
+                    process: None,
+                    taken_over_from: None,
                 }),
             }),
             after_bake: None,

@@ -213,6 +213,8 @@ fn record(phase: Phase, new_revision: Option<u32>) -> ActionRecord {
         finished: None,
         new_revision,
         detail: Some("what happened".into()),
+        process: None,
+        taken_over_from: None,
     }
 }
 

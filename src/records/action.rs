@@ -96,6 +96,58 @@ pub struct ActionRecord {
     /// What happened, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Where the process that holds it runs, so that another one can prove it gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessMark>,
+    /// The holder that started it and died, when another process completed it (the same
+    /// attempt, never a second one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_over_from: Option<String>,
+}
+
+/// Where a process runs, as another process can check it: on the same machine and `/proc`,
+/// its pid and start time; in Kubernetes, its pod and the restart count of its container.
+/// Whatever is unknown stays `None`, and proves nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessMark {
+    /// The machine's boot (`/proc/sys/kernel/random/boot_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The device of the `/proc` it sees: processes that see the same `/proc` see each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proc_dev: Option<u64>,
+    /// Its pid in that `/proc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// When it started, in clock ticks after boot (`/proc/<pid>/stat`): a reused pid is not
+    /// taken for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ticks: Option<u64>,
+    /// It is the first process of its PID namespace (pid 1, as in a container): when it
+    /// exits, the kernel stops every process it started.
+    #[serde(default)]
+    pub namespace_init: bool,
+    /// Its pod, when it runs in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodMark>,
+}
+
+/// The pod a process runs in, and the restarts of its container when it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodMark {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID (a pod recreated under the same name has another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// The container it runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// That container's restart count when the process started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<i32>,
 }
 
 impl ActionRecord {
@@ -177,6 +229,8 @@ mod tests {
             finished: None,
             new_revision,
             detail: None,
+            process: None,
+            taken_over_from: None,
         }
     }
 

@@ -193,6 +193,8 @@ mod tests {
             finished: None,
             new_revision: None,
             detail: None,
+            process: None,
+            taken_over_from: None,
         };
         let a = r(2, 1, "2026-11-25T12:00:00Z");
         let b = r(4, 1, "2026-11-25T11:00:00Z");

@@ -143,6 +143,7 @@ impl Remediator {
             rows.iter().map(|r| (r.revision, r.status)).collect();
         let rollbacks = rollbacks_of(&rows);
         let restart_workload = restart::workload(&rows, report.revision, policy);
+        let manager = restart::manager(self.client.clone(), &rows, report.revision).await;
         let facts = Facts {
             release: key,
             revision: report.revision,
@@ -154,6 +155,7 @@ impl Remediator {
             recent_actions: u32::try_from(recent).unwrap_or(u32::MAX),
             in_progress,
             restart_workload: restart_workload.map(|w| w.to_string()),
+            manager,
             now,
         };
         let plan = plan::plan(kind, &facts, policy, &self.actions);
@@ -228,6 +230,8 @@ impl Remediator {
             finished: None,
             new_revision: None,
             detail: None,
+            process: Some(self.mark().await),
+            taken_over_from: None,
         };
         if let Err(e) = self.intent(&key, &snapshot, &record).await {
             return self.held(&key, revision, e, Some(Instant::now()));
@@ -244,6 +248,7 @@ impl Remediator {
             plan,
             record,
             finished: self.finished_tx.clone(),
+            taking_over: None,
         };
         self.running.insert(key, tokio::spawn(task.run()));
     }

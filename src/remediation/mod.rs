@@ -9,10 +9,13 @@
 
 pub mod automation;
 mod decide;
+pub mod gitops;
 pub mod helm;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod plan;
+pub mod process;
 mod resolve;
 pub mod restart;
 mod task;
@@ -28,7 +31,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::ActionsConfig;
-use crate::records::action::{ActionRecord, Phase, record_for};
+use crate::records::action::{ActionRecord, Phase, ProcessMark, record_for};
 use crate::records::actions::RecordStore;
 use crate::records::bakes::BakeStore;
 use crate::release::ReleaseKey;
@@ -37,9 +40,12 @@ use crate::units::plus;
 use crate::verdict::Report;
 use automation::Automation;
 use helm::HelmRunner;
+use helm::kill_deadline;
 use leader::Leadership;
+use liveness::Liveness;
 use metrics::ActionMetrics;
 use plan::Plan;
+use task::Task;
 
 pub use task::Finished;
 
@@ -74,6 +80,8 @@ pub struct Remediator {
     rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
     dry_runs: BTreeSet<(ReleaseKey, u32)>,
     last_resume: Option<Instant>,
+    /// This process as a successor can check it (read once, when first needed).
+    mark: Option<ProcessMark>,
 }
 
 impl Remediator {
@@ -104,6 +112,7 @@ impl Remediator {
                 rollbacks: BTreeMap::new(),
                 dry_runs: BTreeSet::new(),
                 last_resume: None,
+                mark: None,
             },
             rx,
         )
@@ -112,6 +121,14 @@ impl Remediator {
     /// This process leads.
     pub fn is_leader(&self) -> bool {
         self.leadership.is_leader()
+    }
+
+    /// This process's mark, read once.
+    async fn mark(&mut self) -> ProcessMark {
+        if self.mark.is_none() {
+            self.mark = Some(process::this_process(&self.client).await);
+        }
+        self.mark.clone().unwrap_or_default()
     }
 
     /// Reads a release's records (at each of its events) so that its view and the
@@ -198,8 +215,11 @@ impl Remediator {
         Some(updated)
     }
 
-    /// Resolves records left `running` by a process that is gone (after a restart or a
-    /// change of leader), once their deadline passed: never by running them again.
+    /// Resolves records left `running` by another process (after a restart or a change of
+    /// leader). When that process is provably gone (see [`liveness`]) its rollback is
+    /// completed as the same attempt, once (unlocking what its helm left pending), or
+    /// settled from the history; otherwise it is left alone until its deadline passed, then
+    /// resolved from the history, never run again.
     pub async fn resume(&mut self, timeout_of: impl Fn(&ReleaseKey) -> Duration) {
         self.last_resume = Some(Instant::now());
         let all = match self.store.all().await {
@@ -212,7 +232,6 @@ impl Remediator {
                 if record.holder == self.leadership.identity() || self.running.contains_key(&key) {
                     continue;
                 }
-                let deadline = plus(record.started, timeout_of(&key) + Duration::from_secs(120));
                 let rows = match read_history(self.client.clone(), &key.namespace, &key.name).await
                 {
                     Ok(r) => r,
@@ -221,9 +240,29 @@ impl Remediator {
                         continue;
                     }
                 };
-                let Some(updated) = resolve::unfinished(record, &rows, deadline, Timestamp::now())
-                else {
-                    continue;
+                let seen = process::observe(&self.client, record.process.as_ref()).await;
+                let updated = match liveness::judge(record.process.as_ref(), &seen) {
+                    Liveness::Gone(why) => {
+                        match resolve::after_death(record, &rows, &why, Timestamp::now()) {
+                            resolve::Takeover::Resolved(updated) => *updated,
+                            resolve::Takeover::Complete { unlock } => {
+                                let timeout = timeout_of(&key);
+                                self.take_over(&key, record, &rows, unlock, &why, timeout)
+                                    .await;
+                                continue;
+                            }
+                        }
+                    }
+                    _ => {
+                        let deadline = plus(
+                            record.started,
+                            kill_deadline(timeout_of(&key)) + Duration::from_secs(60),
+                        );
+                        match resolve::unfinished(record, &rows, deadline, Timestamp::now()) {
+                            Some(u) => u,
+                            None => continue,
+                        }
+                    }
                 };
                 match self.store.update(&key, &updated).await {
                     Ok(()) => {
@@ -238,6 +277,73 @@ impl Remediator {
                 }
             }
         }
+    }
+
+    /// Completes the rollback of a holder that is gone, as the same attempt: the record is
+    /// claimed (only if nobody changed it since it was read: two successors never both run
+    /// it), then the task unlocks what the dead helm left pending and runs the rollback.
+    async fn take_over(
+        &mut self,
+        key: &ReleaseKey,
+        record: &ActionRecord,
+        rows: &[crate::release::record::HistoryRow],
+        unlock: Option<u32>,
+        why: &str,
+        timeout: Duration,
+    ) {
+        let Some(target) = record.target else { return };
+        let snapshot = match self.store.load(key).await {
+            Ok(s) => s,
+            Err(e) => return warn!(release = %key, "cannot read the action records: {e}"),
+        };
+        if snapshot.records.iter().find(|r| r.key() == record.key()) != Some(record)
+            || !self.is_leader()
+        {
+            return;
+        }
+        let claimed = ActionRecord {
+            holder: self.leadership.identity().to_string(),
+            process: Some(self.mark().await),
+            taken_over_from: Some(record.holder.clone()),
+            detail: Some(format!(
+                "taken over: the process that started it ({}) is gone: {why}",
+                record.holder
+            )),
+            ..record.clone()
+        };
+        match self
+            .store
+            .write_if_unchanged(key, &snapshot, &claimed)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) => return warn!(release = %key, "the unfinished action was not taken over: {e}"),
+        }
+        warn!(release = %key, bad_revision = record.bad_revision, from = %record.holder, unlock = ?unlock,
+            "taking over an automatic action whose process is gone: {why}");
+        let storage = rows
+            .iter()
+            .find(|r| Some(r.revision) == unlock || r.revision == record.bad_revision)
+            .map_or(crate::release::labels::Storage::Secret, |r| r.storage);
+        self.remember(key, claimed.clone());
+        let task = Task {
+            client: self.client.clone(),
+            store: self.store.clone(),
+            helm: self.helm.clone(),
+            key: key.clone(),
+            storage,
+            timeout,
+            plan: Plan::Rollback {
+                target,
+                // Not shown: the task needs the target only.
+                basis: crate::release::rollback_target::TargetBasis::PassedBake,
+                command: record.command.clone(),
+            },
+            record: claimed,
+            finished: self.finished_tx.clone(),
+            taking_over: Some(unlock),
+        };
+        self.running.insert(key.clone(), tokio::spawn(task.run()));
     }
 
     /// Whether unfinished records of other processes are due to be looked at again (every

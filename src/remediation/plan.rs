@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::gitops::Manager;
 use crate::checks::{CheckResult, Outcome};
 use crate::config::{ActionsConfig, ReleasePolicy};
 use crate::records::action::{ActionKind, ActionRecord};
@@ -46,6 +47,10 @@ pub enum HoldReason {
     Uninstalled,
     /// The bad revision is itself a rollback: rolling back a rollback is how loops start.
     RollbackRevision,
+    /// A GitOps controller manages the release and would upgrade it again: the operator
+    /// reverts in Git or suspends it.
+    #[serde(rename = "gitops_managed")]
+    GitOpsManaged,
     /// The automatic attempts for this bad revision are used up.
     AlreadyAttempted,
     /// The previous automatic action on this release is too recent.
@@ -62,7 +67,7 @@ pub enum HoldReason {
 
 impl HoldReason {
     /// Every reason (for metrics).
-    pub const ALL: [HoldReason; 15] = [
+    pub const ALL: [HoldReason; 16] = [
         Self::NotLeader,
         Self::DependencyDown,
         Self::EvidenceIncomplete,
@@ -72,6 +77,7 @@ impl HoldReason {
         Self::Settling,
         Self::Uninstalled,
         Self::RollbackRevision,
+        Self::GitOpsManaged,
         Self::AlreadyAttempted,
         Self::Cooldown,
         Self::Budget,
@@ -105,6 +111,7 @@ impl HoldReason {
             Self::Settling => "settling",
             Self::Uninstalled => "uninstalled",
             Self::RollbackRevision => "rollback_revision",
+            Self::GitOpsManaged => "gitops_managed",
             Self::AlreadyAttempted => "already_attempted",
             Self::Cooldown => "cooldown",
             Self::Budget => "budget",
@@ -288,6 +295,8 @@ pub struct Facts<'a> {
     pub in_progress: bool,
     /// The workload whose pods a migration restart deletes (`kind/name`), if known.
     pub restart_workload: Option<String>,
+    /// A controller that manages the release (seen on its objects).
+    pub manager: Option<Manager>,
     /// Now.
     pub now: Timestamp,
 }
@@ -352,6 +361,9 @@ fn decide(
             HoldReason::Uninstalled,
             format!("the release is {status}"),
         ));
+    }
+    if let (ActionKind::Rollback, Some(m)) = (kind, &f.manager) {
+        return Err(hold(HoldReason::GitOpsManaged, m.words()));
     }
     if let Some(r) = f
         .records

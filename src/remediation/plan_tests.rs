@@ -47,6 +47,8 @@ fn record(bad: u32, phase: Phase, started: i64, new_revision: Option<u32>) -> Ac
         finished: None,
         new_revision,
         detail: None,
+        process: None,
+        taken_over_from: None,
     }
 }
 
@@ -58,6 +60,7 @@ struct Case {
     recent: u32,
     in_progress: bool,
     revision: u32,
+    manager: Option<crate::remediation::gitops::Manager>,
 }
 
 impl Case {
@@ -70,6 +73,7 @@ impl Case {
             recent: 0,
             in_progress: false,
             revision,
+            manager: None,
         }
     }
 
@@ -86,6 +90,7 @@ impl Case {
             recent_actions: self.recent,
             in_progress: self.in_progress,
             restart_workload: Some("deployment/gim".into()),
+            manager: self.manager.clone(),
             now: at(100),
         };
         plan(
@@ -246,6 +251,7 @@ fn max_per_revision_above_one_allows_that_many() {
         recent_actions: 0,
         in_progress: false,
         restart_workload: None,
+        manager: None,
         now: at(100),
     };
     assert!(matches!(
@@ -397,4 +403,27 @@ fn a_revision_helm_just_marked_failed_settles_before_any_action() {
     assert!(h.detail.contains("10s ago"), "{}", h.detail);
     assert_eq!(settling(ReleaseStatus::Failed, t(0), t(60), settle), None);
     assert_eq!(settling(ReleaseStatus::Deployed, t(0), t(10), settle), None);
+}
+
+#[test]
+fn a_release_a_gitops_controller_manages_is_never_rolled_back_behind_it() {
+    use crate::remediation::gitops::Manager;
+    let mut c = Case::new(&[(1, Superseded), (2, Failed)], 2);
+    c.bakes = BTreeMap::from([(1, BakeRecord::Healthy)]);
+    assert!(matches!(c.plan(), Plan::Rollback { target: 1, .. }));
+    c.manager = Some(Manager::Flux {
+        namespace: "flux-system".into(),
+        name: "gim".into(),
+    });
+    let Plan::Hold(h) = c.plan() else {
+        panic!("rolled back behind Flux")
+    };
+    assert_eq!(h.reason, HoldReason::GitOpsManaged);
+    assert!(
+        h.detail
+            .contains("flux suspend helmrelease gim -n flux-system"),
+        "{}",
+        h.detail
+    );
+    assert!(!HoldReason::GitOpsManaged.is_transient());
 }

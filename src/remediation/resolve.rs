@@ -5,7 +5,8 @@
 
 use jiff::Timestamp;
 
-use crate::records::action::{ActionRecord, Phase, created};
+use crate::records::action::{ActionKind, ActionRecord, Phase, created};
+use crate::release::ReleaseStatus;
 use crate::release::record::{HistoryRow, rollback_revision};
 use crate::verdict::{Report, Verdict};
 
@@ -134,6 +135,102 @@ pub fn unfinished(
         detail: Some(detail),
         ..record.clone()
     })
+}
+
+/// What becomes of a record left `running` by a holder that is provably gone (`why`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Takeover {
+    /// Settled from the history, nothing run.
+    Resolved(Box<ActionRecord>),
+    /// The same rollback run again as the same attempt, after unlocking the revision the
+    /// dead helm left pending (if it got that far).
+    Complete {
+        /// The `pending-rollback` revision to unlock first.
+        unlock: Option<u32>,
+    },
+}
+
+/// The decision for a record whose holder is gone, from the history as read now: the
+/// rollback's revision settled (done: evaluated like any other); pending and the latest
+/// (completed: unlocked and run again); nothing written and the bad revision still the
+/// latest (completed: run); anything else (the history moved on, a restart of pods)
+/// interrupted and never run again.
+pub fn after_death(
+    record: &ActionRecord,
+    rows: &[HistoryRow],
+    why: &str,
+    now: Timestamp,
+) -> Takeover {
+    let holder = &record.holder;
+    let interrupted = |new_revision: Option<u32>, detail: String| {
+        Takeover::Resolved(Box::new(ActionRecord {
+            phase: Phase::Interrupted,
+            new_revision,
+            finished: Some(now),
+            detail: Some(detail),
+            ..record.clone()
+        }))
+    };
+    let latest = rows.iter().max_by_key(|r| r.revision);
+    let Some(target) = record
+        .target
+        .filter(|_| record.action == ActionKind::Rollback)
+    else {
+        return interrupted(
+            None,
+            format!(
+                "the process that started it ({holder}) is gone ({why}); whether it finished is not known, and it is not run again"
+            ),
+        );
+    };
+    match rollback_revision(rows, record.bad_revision, target) {
+        Some((rev, status)) if status.is_pending() => {
+            if latest.is_some_and(|l| l.revision == rev) {
+                Takeover::Complete { unlock: Some(rev) }
+            } else {
+                interrupted(
+                    Some(rev),
+                    format!(
+                        "the process that ran it ({holder}) is gone ({why}); revision {rev} is still {status} but is no longer the latest: left for an operator"
+                    ),
+                )
+            }
+        }
+        Some((rev, status)) => Takeover::Resolved(Box::new(ActionRecord {
+            phase: Phase::Done,
+            new_revision: Some(rev),
+            finished: Some(now),
+            detail: Some(format!(
+                "the process running the rollback ({holder}) is gone; the rollback wrote revision {rev} ({status}), which is evaluated like any other"
+            )),
+            ..record.clone()
+        })),
+        None => match latest {
+            Some(l)
+                if l.revision == record.bad_revision
+                    && !l.status.is_pending()
+                    && !matches!(
+                        l.status,
+                        ReleaseStatus::Uninstalled | ReleaseStatus::Uninstalling
+                    ) =>
+            {
+                Takeover::Complete { unlock: None }
+            }
+            Some(l) => interrupted(
+                None,
+                format!(
+                    "the process that started it ({holder}) is gone ({why}) before helm wrote anything, and the history moved on (revision {} is {}): it is not run again",
+                    l.revision, l.status
+                ),
+            ),
+            None => interrupted(
+                None,
+                format!(
+                    "the process that started it ({holder}) is gone ({why}) and the release has no revision any more: it is not run again"
+                ),
+            ),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ fn rollback(phase: Phase, new_revision: Option<u32>) -> ActionRecord {
         finished: None,
         new_revision,
         detail: None,
+        process: None,
+        taken_over_from: None,
     }
 }
 
@@ -136,5 +138,72 @@ fn a_record_left_running_is_resolved_from_the_history_never_run_again() {
             .detail
             .unwrap()
             .contains("the release is locked")
+    );
+}
+
+#[test]
+fn a_rollback_whose_holder_is_gone_is_completed_once_or_settled_never_started_twice() {
+    let running = rollback(Phase::Running, None);
+    let base = || {
+        vec![
+            row(1, ReleaseStatus::Superseded, "Install complete"),
+            row(2, ReleaseStatus::Deployed, "Upgrade complete"),
+        ]
+    };
+    let with = |next: HistoryRow| {
+        let mut rows = base();
+        rows.push(next);
+        rows
+    };
+    // helm died with it, mid-rollback: unlock the pending revision and run it again.
+    assert_eq!(
+        after_death(
+            &running,
+            &with(row(3, ReleaseStatus::PendingRollback, "Preparing rollback")),
+            "pod deleted",
+            at(5)
+        ),
+        Takeover::Complete { unlock: Some(3) }
+    );
+    // It died before helm wrote anything, and revision 2 is still the latest: run it.
+    assert_eq!(
+        after_death(&running, &base(), "pod deleted", at(5)),
+        Takeover::Complete { unlock: None }
+    );
+    // helm finished before it died: settled, never run again.
+    let Takeover::Resolved(done) = after_death(
+        &running,
+        &with(row(3, ReleaseStatus::Deployed, "Rollback to 1")),
+        "x",
+        at(5),
+    ) else {
+        panic!("settled")
+    };
+    assert_eq!((done.phase, done.new_revision), (Phase::Done, Some(3)));
+    // The history moved on (someone upgraded): interrupted, never run.
+    let Takeover::Resolved(moved) = after_death(
+        &running,
+        &with(row(3, ReleaseStatus::Deployed, "Upgrade complete")),
+        "x",
+        at(5),
+    ) else {
+        panic!("interrupted")
+    };
+    assert_eq!(moved.phase, Phase::Interrupted);
+    assert!(moved.detail.unwrap().contains("not run again"));
+    // A pending revision that is not the latest any more is left for an operator.
+    let mut rows = with(row(3, ReleaseStatus::PendingRollback, "Preparing rollback"));
+    rows.push(row(4, ReleaseStatus::Deployed, "Upgrade complete"));
+    assert!(
+        matches!(after_death(&running, &rows, "x", at(5)), Takeover::Resolved(r) if r.phase == Phase::Interrupted)
+    );
+    // A pod restart is never repeated.
+    let restart = ActionRecord {
+        action: ActionKind::RestartPod,
+        target: None,
+        ..running.clone()
+    };
+    assert!(
+        matches!(after_death(&restart, &base(), "x", at(5)), Takeover::Resolved(r) if r.phase == Phase::Interrupted)
     );
 }

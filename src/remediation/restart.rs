@@ -1,6 +1,8 @@
-//! The migration restart (I/O): the pods of the release's workload are deleted once, so its
-//! controller starts new ones and GIM's migration resumes (what the recommended
-//! `kubectl rollout restart` achieves, without changing the workload's spec behind Helm).
+//! The release's workloads as the executor reads them (I/O): for the migration restart, the
+//! pods of the release's workload are deleted once, so its controller starts new ones and
+//! GIM's migration resumes (what the recommended `kubectl rollout restart` achieves,
+//! without changing the workload's spec behind Helm); before a rollback, the controller
+//! that manages them, if any ([`super::gitops`]).
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -24,6 +26,54 @@ pub fn workload(rows: &[HistoryRow], revision: u32, policy: &ReleasePolicy) -> O
         .filter(|w| matches!(w.kind, WorkloadKind::Deployment | WorkloadKind::StatefulSet))
         .find(|w| named.as_ref().is_none_or(|n| *n == w.name))
         .map(|w| format!("{}/{}", w.kind.resource(), w.name))
+}
+
+/// The controller that manages the release, from the metadata of the workloads of
+/// `revision` (the first one that shows one). A workload that cannot be read shows none.
+pub async fn manager(
+    client: kube::Client,
+    rows: &[HistoryRow],
+    revision: u32,
+) -> Option<super::gitops::Manager> {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let row = rows.iter().find(|r| r.revision == revision)?;
+    let RowDetail::Decoded(summary) = &row.detail else {
+        return None;
+    };
+    let ns = summary.namespace.as_str();
+    for w in &summary.workloads {
+        let meta = match w.kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns)
+                .get_metadata(&w.name)
+                .await
+                .map(|o| o.metadata),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns)
+                .get_metadata(&w.name)
+                .await
+                .map(|o| o.metadata),
+            WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), ns)
+                .get_metadata(&w.name)
+                .await
+                .map(|o| o.metadata),
+            _ => continue,
+        };
+        let Ok(meta) = meta else { continue };
+        let managers: Vec<&str> = meta
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|f| f.manager.as_deref())
+            .collect();
+        let found = super::gitops::manager_of(
+            meta.labels.as_ref().unwrap_or(&Default::default()),
+            meta.annotations.as_ref().unwrap_or(&Default::default()),
+            &managers,
+        );
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
 }
 
 fn owned_by(meta: &kube::api::ObjectMeta, uids: &[String]) -> bool {

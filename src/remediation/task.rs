@@ -33,6 +33,9 @@ pub(super) struct Task {
     pub plan: Plan,
     pub record: ActionRecord,
     pub finished: mpsc::UnboundedSender<Finished>,
+    /// Completing the action of a holder that is gone (the same attempt), after unlocking
+    /// the revision its helm left pending, if any.
+    pub taking_over: Option<Option<u32>>,
 }
 
 impl Task {
@@ -59,18 +62,40 @@ impl Task {
 
     async fn act(&self) -> ActionRecord {
         let bad = self.record.bad_revision;
-        // The history once more, just before acting: anything written since the decision
-        // (a newer revision, a Helm operation) cancels it.
+        let unlocked = self.taking_over.flatten();
+        if let (Some(rev), Plan::Rollback { target, .. }) = (unlocked, &self.plan) {
+            let words = format!(
+                "Rollback to {target} interrupted: the process that ran it ({}) is gone; unlocked by upgrade-guard",
+                self.record.taken_over_from.as_deref().unwrap_or("?")
+            );
+            if let Err(e) = unlock(self.client.clone(), &self.key, self.storage, rev, &words).await
+            {
+                return self.outcome(
+                    Phase::Interrupted,
+                    Some(rev),
+                    format!("revision {rev} is left pending and could not be unlocked ({e}): the release is locked, see docs/actions.md"),
+                );
+            }
+            info!(release = %self.key, revision = rev, "unlocked the revision a dead helm left pending");
+        }
+        // Anything written since the decision (a newer revision, a Helm operation) stops
+        // it: cancelled before a first run; interrupted when taking over (part of it ran).
+        let stopped = if self.taking_over.is_some() {
+            Phase::Interrupted
+        } else {
+            Phase::Cancelled
+        };
         match read_statuses(self.client.clone(), &self.key.namespace, &self.key.name).await {
-            Ok(history) => {
+            Ok(mut history) => {
+                history.retain(|(r, _)| Some(*r) != unlocked);
                 if let Some(reason) = crate::verdict::stale(&history, bad) {
-                    return self.outcome(Phase::Cancelled, None, format!("not run: {reason}"));
+                    return self.outcome(stopped, unlocked, format!("not run: {reason}"));
                 }
             }
             Err(e) => {
                 return self.outcome(
-                    Phase::Cancelled,
-                    None,
+                    stopped,
+                    unlocked,
                     format!("not run: the history could not be read just before acting: {e}"),
                 );
             }

@@ -137,7 +137,33 @@ pub struct Spawned {
 
 /// Starts `upgrade-guard <args>` (stack KUBECONFIG plus `env`) in the background.
 pub fn spawn(args: &[&str], env: &[(&str, &str)], config: Option<ConfigFile>) -> Spawned {
-    let mut child = binary()
+    spawn_command(binary(), args, env, config)
+}
+
+/// [`spawn`] as PID 1 of a PID namespace of its own, as in a container: when it dies the
+/// kernel kills every process it started (helm included). Killing the returned command
+/// kills it (`unshare --kill-child`).
+pub fn spawn_in_pid_namespace(args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    let inner = binary();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child", "--"])
+        .arg(inner.get_program())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    for (k, v) in inner.get_envs() {
+        if v.is_none() {
+            cmd.env_remove(k);
+        }
+    }
+    spawn_command(cmd, args, env, None)
+}
+
+fn spawn_command(
+    mut cmd: Command,
+    args: &[&str],
+    env: &[(&str, &str)],
+    config: Option<ConfigFile>,
+) -> Spawned {
+    let mut child = cmd
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())

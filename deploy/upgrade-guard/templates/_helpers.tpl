@@ -44,3 +44,42 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- if $auto -}}true{{- end -}}
 {{- end -}}
+
+{{/* A duration as the configuration writes it ("15m", "1h30m", "90s") in whole seconds. */}}
+{{- define "upgrade-guard.seconds" -}}
+{{- $total := 0 -}}
+{{- range $part := regexFindAll "[0-9]+(ms|s|m|h|d)" (toString .) -1 -}}
+{{- $n := regexFind "^[0-9]+" $part | int -}}
+{{- $unit := regexFind "(ms|s|m|h|d)$" $part -}}
+{{- $total = add $total (get (dict "ms" 0 "s" $n "m" (mul $n 60) "h" (mul $n 3600) "d" (mul $n 86400)) $unit) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/* The grace period a stopping pod needs with rollback enabled: the longest
+     rollback_timeout, plus the time upgrade-guard gives helm past it (as much again, at
+     most 60 s), plus 30 s to record the outcome. */}}
+{{- define "upgrade-guard.rollbackGrace" -}}
+{{- $config := include "upgrade-guard.config" . | fromYaml -}}
+{{- $longest := include "upgrade-guard.seconds" (dig "defaults" "rollback_timeout" "5m" $config) | int -}}
+{{- range $r := (dig "releases" list $config) -}}
+{{- $t := include "upgrade-guard.seconds" (dig "rollback_timeout" "0s" $r) | int -}}
+{{- if gt $t $longest -}}{{- $longest = $t -}}{{- end -}}
+{{- end -}}
+{{- add $longest (min $longest 60) 30 -}}
+{{- end -}}
+
+{{/* terminationGracePeriodSeconds: as set (refused below the rollback grace when rollback
+     is enabled), else the rollback grace or 60. */}}
+{{- define "upgrade-guard.terminationGrace" -}}
+{{- $set := .Values.terminationGracePeriodSeconds -}}
+{{- if .Values.rollback.enabled -}}
+{{- $need := include "upgrade-guard.rollbackGrace" . | int -}}
+{{- if kindIs "invalid" $set -}}{{- $need -}}
+{{- else if lt (int $set) $need -}}
+{{- fail (printf "terminationGracePeriodSeconds %d is shorter than a rollback may take (%d s: the longest rollback_timeout, helm's grace and a margin): a restart of upgrade-guard during a rollback would kill helm and leave the release locked; leave it empty or raise it" (int $set) $need) -}}
+{{- else -}}{{- $set -}}{{- end -}}
+{{- else -}}
+{{- if kindIs "invalid" $set -}}60{{- else -}}{{- $set -}}{{- end -}}
+{{- end -}}
+{{- end -}}
