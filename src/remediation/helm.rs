@@ -139,10 +139,11 @@ impl HelmRunner {
     }
 }
 
-/// When a helm that has not exited is stopped: its `--timeout` plus as much again, at most
-/// a minute (helm gives up by itself at its timeout and then only records the failure).
+/// When a helm that has not exited is stopped: its `--timeout` plus as much again, at
+/// least 15 seconds and at most a minute (helm gives up by itself at its timeout and then
+/// records the failure, which takes a loaded machine some seconds).
 pub fn kill_deadline(timeout: Duration) -> Duration {
-    timeout + timeout.min(Duration::from_secs(60))
+    timeout + timeout.clamp(Duration::from_secs(15), Duration::from_secs(60))
 }
 
 async fn forward<R: tokio::io::AsyncRead + Unpin>(
@@ -154,5 +155,18 @@ async fn forward<R: tokio::io::AsyncRead + Unpin>(
         if tx.send(line).is_err() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helm_gets_as_much_again_as_its_timeout_within_bounds() {
+        let s = Duration::from_secs;
+        assert_eq!(kill_deadline(s(2)), s(17));
+        assert_eq!(kill_deadline(s(30)), s(60));
+        assert_eq!(kill_deadline(s(15 * 60)), s(16 * 60));
     }
 }

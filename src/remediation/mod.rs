@@ -292,6 +292,10 @@ impl Remediator {
         timeout: Duration,
     ) {
         let Some(target) = record.target else { return };
+        if self.actions.dry_run {
+            return warn!(release = %key, bad_revision = record.bad_revision,
+                "dry run: an unfinished rollback whose process is gone ({why}) would be completed; nothing runs");
+        }
         let snapshot = match self.store.load(key).await {
             Ok(s) => s,
             Err(e) => return warn!(release = %key, "cannot read the action records: {e}"),

@@ -57,8 +57,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/* The grace period a stopping pod needs with rollback enabled: the longest
-     rollback_timeout, plus the time upgrade-guard gives helm past it (as much again, at
-     most 60 s), plus 30 s to record the outcome. */}}
+     rollback_timeout, plus the time upgrade-guard gives helm past it (as much again,
+     between 15 and 60 s), plus 30 s to record the outcome. */}}
 {{- define "upgrade-guard.rollbackGrace" -}}
 {{- $config := include "upgrade-guard.config" . | fromYaml -}}
 {{- $longest := include "upgrade-guard.seconds" (dig "defaults" "rollback_timeout" "5m" $config) | int -}}
@@ -66,7 +66,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $t := include "upgrade-guard.seconds" (dig "rollback_timeout" "0s" $r) | int -}}
 {{- if gt $t $longest -}}{{- $longest = $t -}}{{- end -}}
 {{- end -}}
-{{- add $longest (min $longest 60) 30 -}}
+{{- add $longest (max 15 (min $longest 60)) 30 -}}
 {{- end -}}
 
 {{/* terminationGracePeriodSeconds: as set (refused below the rollback grace when rollback
