@@ -330,8 +330,12 @@ async fn a_release_flux_manages_is_held_with_what_to_do_instead() {
     support::auto::final_verdict(&d, "app", 1, "healthy").await;
     support::eval::upgrade(n, "app", "1.1.0", &[flux[0], flux[1], "unschedulable=true"]);
     support::auto::final_verdict(&d, "app", 2, "failed").await;
-    let v = view(&d, "app").await.unwrap();
-    assert_eq!(v["automation"]["plan"]["reason"], "gitops_managed", "{v:#}");
+    // The decision follows the judgement: wait for it, never read it once.
+    let v = wait::until(WAIT, "revision 2 held: gitops_managed", || async {
+        let v = view(&d, "app").await?;
+        (v["automation"]["plan"]["reason"] == "gitops_managed").then_some(v)
+    })
+    .await;
     let detail = v["automation"]["plan"]["detail"].as_str().unwrap();
     assert!(
         detail.contains("flux suspend helmrelease app -n flux-system"),
