@@ -111,7 +111,8 @@ impl Task {
                 let rows = read_history(self.client.clone(), &self.key.namespace, &self.key.name)
                     .await
                     .unwrap_or_default();
-                let written = rollback_revision(&rows, bad, *target);
+                // After the revision a dead helm left (unlocked), when taking over.
+                let written = rollback_revision(&rows, unlocked.unwrap_or(bad), *target);
                 let new = written.map(|(r, _)| r);
                 if out.success {
                     let detail = match new {
