@@ -356,3 +356,64 @@ async fn a_release_flux_manages_is_held_with_what_to_do_instead() {
     assert_eq!(history(n, "app").await.len(), 2, "nothing rolled back");
     d.stop().await;
 }
+
+/// Issue 20.9 (part): an action record that does not parse (written by a newer version,
+/// damaged by hand) was dropped by the next write, which rebuilt the ConfigMap from the
+/// records it could read. It is reported and kept as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_record_that_does_not_parse_survives_the_next_write() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::Api;
+    use upgrade_guard::records::action::{ActionKind, ActionRecord};
+    use upgrade_guard::records::actions::{RecordStore, configmap_name};
+    use upgrade_guard::release::ReleaseKey;
+
+    let ns = tkube::namespace("exec-records").await;
+    let n = ns.name.as_str();
+    let key = ReleaseKey::new(n, "app");
+    let api = Api::<ConfigMap>::namespaced(tkube::client().await, n);
+    let odd = r#"{"bad_revision":7,"written_by":"a newer upgrade-guard"#;
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": configmap_name(&key)},
+        "data": {"7.1": odd},
+    }))
+    .unwrap();
+    api.create(&Default::default(), &cm).await.unwrap();
+
+    let store = RecordStore::new(tkube::client().await, n);
+    let read = store.load(&key).await.unwrap();
+    assert!(read.records.is_empty(), "{:?}", read.records);
+    assert_eq!(read.unreadable.get("7.1").map(String::as_str), Some(odd));
+    let record = ActionRecord {
+        bad_revision: 2,
+        attempt: 1,
+        action: ActionKind::Rollback,
+        target: Some(1),
+        command: format!("helm rollback app 1 -n {n} --wait --timeout 5m"),
+        holder: "a".into(),
+        started: jiff::Timestamp::now(),
+        phase: Phase::Running,
+        finished: None,
+        new_revision: None,
+        detail: None,
+        process: None,
+        taken_over_from: None,
+    };
+    store
+        .write_if_unchanged(&key, &read, &record)
+        .await
+        .unwrap();
+    store
+        .update(
+            &key,
+            &ActionRecord {
+                phase: Phase::Failed,
+                ..record.clone()
+            },
+        )
+        .await
+        .unwrap();
+    let data = api.get(&configmap_name(&key)).await.unwrap().data.unwrap();
+    assert_eq!(data.get("7.1").map(String::as_str), Some(odd), "{data:?}");
+    assert_eq!(records(n, "app").await.len(), 1);
+}

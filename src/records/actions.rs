@@ -43,18 +43,27 @@ pub fn configmap_name(release: &ReleaseKey) -> String {
 
 /// Parses the records; unreadable entries are skipped with a warning.
 pub fn parse(data: &BTreeMap<String, String>) -> Vec<ActionRecord> {
+    split(data).0
+}
+
+/// The records, oldest first, and the entries that do not parse, verbatim (reported, and
+/// kept by every rewrite: an entry written by a newer version or damaged by hand is
+/// evidence of an action, never dropped).
+fn split(data: &BTreeMap<String, String>) -> (Vec<ActionRecord>, BTreeMap<String, String>) {
+    let mut unreadable = BTreeMap::new();
     let mut out: Vec<ActionRecord> = data
         .iter()
         .filter_map(|(k, v)| match serde_json::from_str::<ActionRecord>(v) {
             Ok(r) => Some(r),
             Err(e) => {
-                tracing::warn!(key = %k, "ignoring an unreadable action record: {e}");
+                tracing::warn!(key = %k, "an action record cannot be read (kept as written, not acted on): {e}");
+                unreadable.insert(k.clone(), v.clone());
                 None
             }
         })
         .collect();
     out.sort_by_key(|r| (r.started, r.bad_revision, r.attempt));
-    out
+    (out, unreadable)
 }
 
 /// Records as read, with the version they were read at.
@@ -62,6 +71,8 @@ pub fn parse(data: &BTreeMap<String, String>) -> Vec<ActionRecord> {
 pub struct Snapshot {
     /// The records, oldest first.
     pub records: Vec<ActionRecord>,
+    /// Entries that do not parse, as written: carried over by every write.
+    pub unreadable: BTreeMap<String, String>,
     resource_version: Option<String>,
 }
 
@@ -84,10 +95,14 @@ impl RecordStore {
         let cm = self.maps.get(&configmap_name(release)).await?;
         Ok(match cm {
             None => Snapshot::default(),
-            Some(cm) => Snapshot {
-                resource_version: cm.metadata.resource_version.clone(),
-                records: parse(&cm.data.unwrap_or_default()),
-            },
+            Some(cm) => {
+                let (records, unreadable) = split(&cm.data.unwrap_or_default());
+                Snapshot {
+                    resource_version: cm.metadata.resource_version.clone(),
+                    records,
+                    unreadable,
+                }
+            }
         })
     }
 
@@ -108,11 +123,12 @@ impl RecordStore {
         read: &Snapshot,
         record: &ActionRecord,
     ) -> Result<(), RecordError> {
-        let mut data: BTreeMap<String, String> = read
-            .records
-            .iter()
-            .map(|r| (r.key(), serde_json::to_string(r).unwrap_or_default()))
-            .collect();
+        let mut data: BTreeMap<String, String> = read.unreadable.clone();
+        data.extend(
+            read.records
+                .iter()
+                .map(|r| (r.key(), serde_json::to_string(r).unwrap_or_default())),
+        );
         data.insert(
             record.key(),
             serde_json::to_string(record).unwrap_or_default(),
@@ -204,6 +220,11 @@ mod tests {
             ("9.1".into(), "{broken".into()),
         ]);
         assert_eq!(parse(&data), vec![b.clone(), a.clone()]);
+        let (_, unreadable) = split(&data);
+        assert_eq!(
+            unreadable,
+            BTreeMap::from([("9.1".into(), "{broken".into())])
+        );
         assert_eq!(a.key(), "2.1");
         let json = serde_json::to_string(&a).unwrap();
         assert!(json.contains("\"phase\":\"running\""), "{json}");
