@@ -258,15 +258,35 @@ async fn killed_with_its_helm_mid_rollback_the_next_leader_completes_it_once() {
     let intent = records(n, "gim").await;
     assert_eq!(intent.len(), 1, "{intent:?}\n{}", killed.stderr);
     assert_eq!(intent[0].phase, Phase::Running);
-    assert!(intent[0].process.is_some(), "{intent:?}");
+    // The kernel tears the namespace down after `unshare` is gone: the next daemon starts
+    // once the first one's process has left /proc, as a restarted container would.
+    let pid = intent[0].process.as_ref().and_then(|p| p.pid).unwrap();
+    wait::until(WAIT, "the first daemon's process gone", || async {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    })
+    .await;
 
     let mut second = start("second", support::prometheus::free_port());
     second.wait_for_stderr("leading", WAIT);
-    let done = wait::until(WAIT, "the rollback completed and verified", || async {
+    let deadline = std::time::Instant::now() + WAIT;
+    let done = loop {
         let r = records(n, "gim").await;
-        (r.len() == 1 && r[0].phase == Phase::Verified).then(|| r[0].clone())
-    })
-    .await;
+        if r.len() == 1 && r[0].phase == Phase::Verified {
+            break r[0].clone();
+        }
+        if std::time::Instant::now() > deadline {
+            let rows = history(n, "gim").await;
+            let run = second.kill();
+            panic!(
+                "the rollback was not completed and verified within {WAIT:?}: {r:?}\n{:?}\n{}",
+                rows.iter()
+                    .map(|r| (r.revision, r.status, description(r)))
+                    .collect::<Vec<_>>(),
+                run.stderr
+            );
+        }
+        tokio::time::sleep(wait::POLL_INTERVAL).await;
+    };
     assert_eq!(
         (done.bad_revision, done.attempt),
         (2, 1),
