@@ -147,3 +147,21 @@ pub fn event(revision: u32, kind: ReleaseEventKind, with_summary: bool) -> Relea
         summary: with_summary.then(|| std::sync::Arc::new(s)),
     }
 }
+
+/// A decoded history row with its status and Helm's description.
+pub fn row(
+    revision: u32,
+    status: ReleaseStatus,
+    description: &str,
+) -> crate::release::record::HistoryRow {
+    let mut s = summary(&[], &[]);
+    s.revision = revision;
+    s.status = status;
+    s.description = description.into();
+    crate::release::record::HistoryRow {
+        revision,
+        storage: Storage::Secret,
+        status,
+        detail: crate::release::record::RowDetail::Decoded(Box::new(s)),
+    }
+}

@@ -123,20 +123,7 @@ pub fn rollback_revision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::summary;
-
-    fn row(revision: u32, status: ReleaseStatus, description: &str) -> HistoryRow {
-        let mut s = summary(&[], &[]);
-        s.revision = revision;
-        s.status = status;
-        s.description = description.into();
-        HistoryRow {
-            revision,
-            storage: Storage::Secret,
-            status,
-            detail: RowDetail::Decoded(Box::new(s)),
-        }
-    }
+    use crate::test_support::row;
 
     #[test]
     fn the_revision_a_rollback_wrote_is_found_whatever_helm_called_it() {

@@ -7,7 +7,6 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::plan::{self, Facts, Hold, HoldReason, Plan, Precheck};
-use super::task::Task;
 use super::{Decision, REPLAN_AFTER, Remediator, restart};
 use crate::config::{Mode, ReleasePolicy};
 use crate::records::action::{ActionKind, ActionRecord, Phase};
@@ -238,19 +237,7 @@ impl Remediator {
         }
         self.remember(&key, record.clone());
         info!(release = %key, revision, command = %command, "automatic action: intent recorded, starting");
-        let task = Task {
-            client: self.client.clone(),
-            store: self.store.clone(),
-            helm: self.helm.clone(),
-            key: key.clone(),
-            storage,
-            timeout: policy.rollback_timeout,
-            plan,
-            record,
-            finished: self.finished_tx.clone(),
-            taking_over: None,
-        };
-        self.running.insert(key, tokio::spawn(task.run()));
+        self.spawn_task(&key, storage, policy.rollback_timeout, plan, record, None);
     }
 
     /// Writes the intent; any write by someone else since the read is a conflict (their

@@ -330,6 +330,25 @@ impl Remediator {
             .find(|r| Some(r.revision) == unlock || r.revision == record.bad_revision)
             .map_or(crate::release::labels::Storage::Secret, |r| r.storage);
         self.remember(key, claimed.clone());
+        let plan = Plan::Rollback {
+            target,
+            // Not shown: the task needs the target only.
+            basis: crate::release::rollback_target::TargetBasis::PassedBake,
+            command: record.command.clone(),
+        };
+        self.spawn_task(key, storage, timeout, plan, claimed, Some(unlock));
+    }
+
+    /// Runs one action in its own task; its outcome comes back through `finished`.
+    fn spawn_task(
+        &mut self,
+        key: &ReleaseKey,
+        storage: crate::release::labels::Storage,
+        timeout: Duration,
+        plan: Plan,
+        record: ActionRecord,
+        taking_over: Option<Option<u32>>,
+    ) {
         let task = Task {
             client: self.client.clone(),
             store: self.store.clone(),
@@ -337,15 +356,10 @@ impl Remediator {
             key: key.clone(),
             storage,
             timeout,
-            plan: Plan::Rollback {
-                target,
-                // Not shown: the task needs the target only.
-                basis: crate::release::rollback_target::TargetBasis::PassedBake,
-                command: record.command.clone(),
-            },
-            record: claimed,
+            plan,
+            record,
             finished: self.finished_tx.clone(),
-            taking_over: Some(unlock),
+            taking_over,
         };
         self.running.insert(key.clone(), tokio::spawn(task.run()));
     }

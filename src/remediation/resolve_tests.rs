@@ -3,9 +3,7 @@
 use super::*;
 use crate::records::action::ActionKind;
 use crate::release::ReleaseStatus;
-use crate::release::labels::Storage;
-use crate::release::record::RowDetail;
-use crate::test_support::{at, report, summary};
+use crate::test_support::{at, report, row};
 
 /// A rollback of bad revision 2 to revision 1, started at minute 0 by `a`.
 fn rollback(phase: Phase, new_revision: Option<u32>) -> ActionRecord {
@@ -23,19 +21,6 @@ fn rollback(phase: Phase, new_revision: Option<u32>) -> ActionRecord {
         detail: None,
         process: None,
         taken_over_from: None,
-    }
-}
-
-fn row(revision: u32, status: ReleaseStatus, description: &str) -> HistoryRow {
-    let mut s = summary(&[], &[]);
-    s.revision = revision;
-    s.status = status;
-    s.description = description.into();
-    HistoryRow {
-        revision,
-        storage: Storage::Secret,
-        status,
-        detail: RowDetail::Decoded(Box::new(s)),
     }
 }
 
