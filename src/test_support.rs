@@ -66,6 +66,7 @@ pub fn summary(
             })
             .collect(),
         manifest_problems: vec![],
+        fingerprint: Default::default(),
     }
 }
 
@@ -129,6 +130,8 @@ pub fn report(revision: u32, verdict: Verdict, evaluated_at: i64, bake_ends: i64
         bake_ends: Timestamp::from_second(bake_ends).unwrap(),
         closes_at: Timestamp::from_second(bake_ends + 3600).unwrap(),
         evaluated_at: Timestamp::from_second(evaluated_at).unwrap(),
+        content: String::new(),
+        install: None,
     }
 }
 
@@ -163,5 +166,29 @@ pub fn row(
         storage: Storage::Secret,
         status,
         detail: crate::release::record::RowDetail::Decoded(Box::new(s)),
+    }
+}
+
+/// A rollback of bad revision `bad` of `ns/app` to revision 1, started at minute 0 by `a`,
+/// in `phase`.
+pub fn action_record(
+    bad: u32,
+    phase: crate::records::action::Phase,
+) -> crate::records::action::ActionRecord {
+    crate::records::action::ActionRecord {
+        bad_revision: bad,
+        attempt: 1,
+        action: crate::records::action::ActionKind::Rollback,
+        target: Some(1),
+        command: "helm rollback app 1 -n ns --wait --timeout 5m".into(),
+        holder: "a".into(),
+        started: at(0),
+        phase,
+        finished: None,
+        new_revision: None,
+        detail: None,
+        process: None,
+        taken_over_from: None,
+        about: None,
     }
 }

@@ -218,12 +218,46 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
         "{short}"
     );
 
-    // Every namespace: ClusterRoles instead.
+    // Issue 20.6: the default rules leave out RBAC objects, service-account tokens,
+    // pods/exec, bind and escalate; no wildcard.
+    let all = template(&["--set", "rollback.enabled=true"]).unwrap();
+    let role = objects(&all, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "ug-upgrade-guard-rollback")
+        .unwrap();
+    let rules = serde_json::to_string(&role["rules"]).unwrap();
+    for never in [
+        "rbac.authorization.k8s.io",
+        "serviceaccounts/token",
+        "pods/exec",
+        "\"bind\"",
+        "\"escalate\"",
+        "\"*\"",
+    ] {
+        assert!(!rules.contains(never), "{never} in {rules}");
+    }
+    assert!(rules.contains("\"secrets\"") && rules.contains("\"deployments\""));
+
+    // Every namespace: ClusterRoles instead, only once confirmed.
+    let refused = template(&[
+        "--set-json",
+        "watchNamespaces=[]",
+        "--set",
+        "rollback.enabled=true",
+    ])
+    .unwrap_err();
+    assert!(
+        refused.contains("write access to every namespace")
+            && refused.contains("rollback.clusterWide=true"),
+        "{refused}"
+    );
     let all = template(&[
         "--set-json",
         "watchNamespaces=[]",
         "--set",
         "rollback.enabled=true",
+        "--set",
+        "rollback.clusterWide=true",
     ])
     .unwrap();
     let mut cluster: Vec<&str> = objects(&all, "ClusterRole")
@@ -484,6 +518,7 @@ async fn the_installed_chart_is_read_only_until_rollback_is_enabled() {
         "--timeout",
         "60s",
     ]);
+    support::auto::baked_healthy_in(h, a, "app", 1).await;
     upgrade(a, "app", "1.1.0", &["unschedulable=true"]);
     let record = wait::until(
         WAIT,

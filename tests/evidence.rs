@@ -329,6 +329,7 @@ async fn batched_queries_go_by_post_past_the_limit_of_a_get() {
             hooks: vec![],
             workloads: vec![],
             manifest_problems: vec![],
+            fingerprint: Default::default(),
         };
         let start = Start {
             release: key.clone(),

@@ -85,6 +85,7 @@ async fn a_rollback_helm_fails_is_reported_as_the_failed_automatic_action() {
     );
     let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
     d.ready().await;
+    support::auto::baked_healthy(n, "gim", 1).await;
     break_gim(n);
 
     let failed = wait::until(WAIT, "the rollback recorded failed", || async {
@@ -108,13 +109,7 @@ async fn a_rollback_helm_fails_is_reported_as_the_failed_automatic_action() {
         shown["automation"]["record"]["bad_revision"], 2,
         "{shown:#}"
     );
-    let alert = wait::until(WAIT, "UpgradeRollbackFailed", || async {
-        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeRollbackFailed")])
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let alert = alertmanager::fired(WAIT, n, "UpgradeRollbackFailed").await;
     assert_eq!(alert["labels"]["severity"], "critical");
     assert_eq!(alert["labels"]["revision"], "3", "{alert:#}");
     let m = mail(n, "revision 3: automatic action failed").await;
@@ -172,6 +167,7 @@ async fn a_rollback_helm_hangs_is_stopped_reported_and_leaves_no_lock() {
     );
     let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
     d.ready().await;
+    support::auto::baked_healthy(n, "gim", 1).await;
     break_gim(n);
 
     let failed = wait::until(WAIT, "the rollback recorded failed", || async {
@@ -190,13 +186,7 @@ async fn a_rollback_helm_hangs_is_stopped_reported_and_leaves_no_lock() {
         description(&rows[2]).starts_with("Rollback to 1 interrupted"),
         "{rows:?}"
     );
-    wait::until(WAIT, "UpgradeRollbackFailed", || async {
-        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeRollbackFailed")])
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    alertmanager::fired(WAIT, n, "UpgradeRollbackFailed").await;
     mail(n, "revision 3: automatic action failed").await;
     // Revision 3 is judged failed (its record says so): the rollback's failure is alerted,
     // never an `UpgradeFailed` recommending one more rollback.
@@ -241,6 +231,7 @@ async fn killed_with_its_helm_mid_rollback_the_next_leader_completes_it_once() {
         r.status().is_success().then_some(())
     })
     .await;
+    support::auto::baked_healthy(n, "gim", 1).await;
     break_gim(n);
     wait::until(
         WAIT,
@@ -361,13 +352,7 @@ async fn a_release_flux_manages_is_held_with_what_to_do_instead() {
         detail.contains("flux suspend helmrelease app -n flux-system"),
         "{detail}"
     );
-    let alert = wait::until(WAIT, "UpgradeAutoActionHeld", || async {
-        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeAutoActionHeld")])
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let alert = alertmanager::fired(WAIT, n, "UpgradeAutoActionHeld").await;
     assert_eq!(
         alert["annotations"]["hold_reason"], "gitops_managed",
         "{alert:#}"
@@ -418,6 +403,7 @@ async fn an_action_record_that_does_not_parse_survives_the_next_write() {
         detail: None,
         process: None,
         taken_over_from: None,
+        about: None,
     };
     store
         .write_if_unchanged(&key, &read, &record)

@@ -23,7 +23,8 @@ use upgrade_guard::records::actions::RecordStore;
 use upgrade_guard::release::ReleaseKey;
 
 use support::auto::{
-    WAIT, auto_config, final_verdict, history, install, ready, records, rollbacks, view,
+    WAIT, auto_config, baked_healthy, final_verdict, history, install, ready, records, rollbacks,
+    view,
 };
 
 const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
@@ -197,7 +198,9 @@ async fn killed_mid_rollback_and_restarted_it_never_rolls_back_twice() {
         r.status().is_success().then_some(())
     })
     .await;
-    // Revision 2 crashes; the rollback to 1 starts and waits for the slow pod.
+    // Revision 1 passes its bake (a target); revision 2 crashes; the rollback to 1 starts
+    // and waits for the slow pod.
+    baked_healthy(n, "gim", 1).await;
     let chart = helm::chart("gim");
     helm::ok(&[
         "upgrade",
@@ -269,6 +272,7 @@ async fn two_replicas_run_exactly_one_rollback() {
     ready(&a).await;
     ready(&b).await;
     install(n, "app", "demo-app", &[]);
+    baked_healthy(n, "app", 1).await;
     upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
     wait::until(WAIT, "the rollback done", || async {
         let r = records(n, "app").await;
@@ -399,13 +403,7 @@ async fn a_dependency_down_means_no_rollback_and_names_it() {
     let v = held_to_the_end(&d, n, "app", "dependency_down").await;
     let detail = v["automation"]["plan"]["detail"].as_str().unwrap();
     assert!(detail.contains("kafka"), "{detail}");
-    let alert = wait::until(WAIT, "UpgradeAutoActionHeld", || async {
-        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeAutoActionHeld")])
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let alert = alertmanager::fired(WAIT, n, "UpgradeAutoActionHeld").await;
     assert_eq!(alert["annotations"]["hold_reason"], "dependency_down");
     assert!(
         alert["annotations"]["description"]
@@ -428,6 +426,7 @@ async fn a_dry_run_reports_the_command_and_runs_nothing() {
     let d = Running::start_with(&stack().kubeconfig, &config, opts).await;
     ready(&d).await;
     install(n, "app", "demo-app", &[]);
+    final_verdict(&d, "app", 1, "healthy").await;
     upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
     final_verdict(&d, "app", 2, "failed").await;
     // The decision follows the verdict once the history and the records were read.
@@ -696,6 +695,7 @@ async fn a_record_written_from_stale_records_is_refused() {
         detail: None,
         process: None,
         taken_over_from: None,
+        about: None,
     };
     // Both deciders read no records; the first intent wins (create), the second is refused.
     let empty = store.load(&key).await.unwrap();
@@ -766,6 +766,7 @@ async fn an_intent_left_by_a_dead_process_is_never_run_again() {
         detail: None,
         process: None,
         taken_over_from: None,
+        about: None,
     };
     store
         .write_if_unchanged(&key, &empty, &ghost)
@@ -802,13 +803,7 @@ async fn an_intent_left_by_a_dead_process_is_never_run_again() {
             .then_some(())
     })
     .await;
-    let alert = wait::until(WAIT, "UpgradeRollbackFailed", || async {
-        alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeRollbackFailed")])
-            .await
-            .into_iter()
-            .next()
-    })
-    .await;
+    let alert = alertmanager::fired(WAIT, n, "UpgradeRollbackFailed").await;
     assert_eq!(alert["labels"]["revision"], "2");
     assert_eq!(
         d.metric(r#"upgrade_guard_rollbacks_total{outcome="interrupted"}"#)
@@ -867,6 +862,7 @@ async fn in_process_remediator(
 ) {
     use upgrade_guard::remediation::helm::HelmRunner;
     install(n, "app", "demo-app", &[]);
+    support::auto::record_healthy(n, "app", 1).await;
     upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
     let config =
         upgrade_guard::config::Config::parse(&auto_config(NO_PROMETHEUS, n, "", ""), "t").unwrap();
@@ -915,6 +911,8 @@ fn failed_report(n: &str) -> upgrade_guard::verdict::Report {
         bake_ends: now,
         closes_at: now,
         evaluated_at: now,
+        content: String::new(),
+        install: None,
     }
 }
 
@@ -1000,6 +998,7 @@ async fn a_hold_for_a_passing_reason_at_the_end_of_the_bake_is_retried() {
     let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
     ready(&d).await;
     install(&n, "app", "demo-app", &[]);
+    final_verdict(&d, "app", 1, "healthy").await;
     upgrade(&n, "app", "1.1.0", &["fault=ImagePullBackOff"]);
     final_verdict(&d, "app", 2, "failed").await;
     let v = view(&d, "app").await.unwrap();

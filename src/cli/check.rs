@@ -327,7 +327,10 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError
     let store = BakeStore::new(client.clone(), &config.state.namespace);
     match store.load(&key).await {
         Ok(records) => {
-            for (revision, entry) in records {
+            for (revision, entry) in records
+                .into_iter()
+                .filter(|(_, e)| e.of_install(summary.first_deployed))
+            {
                 evaluator.record_bake(&key, revision, entry.verdict);
             }
         }

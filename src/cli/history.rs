@@ -104,6 +104,7 @@ mod tests {
             hooks: vec![],
             workloads: vec![],
             manifest_problems: vec![],
+            fingerprint: Default::default(),
         };
         let rows = vec![
             HistoryRow {

@@ -158,7 +158,12 @@ pub async fn judge(
         ) {
             spot.problem = Some(format!("the release is {}", latest.status));
         } else {
-            for (revision, entry) in bakes.get(key).into_iter().flatten() {
+            for (revision, entry) in bakes
+                .get(key)
+                .into_iter()
+                .flatten()
+                .filter(|(_, e)| e.of_install(summary.first_deployed))
+            {
                 evaluator.record_bake(key, *revision, entry.verdict);
             }
             let history: Vec<(u32, ReleaseStatus)> =

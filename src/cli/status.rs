@@ -341,6 +341,7 @@ mod tests {
                     detail: None,
                     process: None,
                     taken_over_from: None,
+                    about: None,
                 }),
             }),
             after_bake: None,

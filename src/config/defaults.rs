@@ -39,6 +39,7 @@ pub fn release_policy() -> ReleasePolicy {
         auto: AutoPolicy {
             max_per_revision: 1,
             cooldown: Duration::from_secs(60 * 60),
+            reapplied_within: Duration::from_secs(24 * 60 * 60),
             restart_migration_pod: false,
         },
         bake_window: Duration::from_secs(15 * 60),

@@ -74,6 +74,9 @@ pub(super) fn overlay(
         if let Some(v) = a.cooldown {
             base.auto.cooldown = v.0;
         }
+        if let Some(v) = a.reapplied_within {
+            base.auto.reapplied_within = v.0;
+        }
         if let Some(v) = a.restart_migration_pod {
             base.auto.restart_migration_pod = v;
         }

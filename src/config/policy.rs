@@ -173,6 +173,10 @@ pub struct AutoPolicy {
     pub max_per_revision: u32,
     /// No automatic action on the release sooner than this after the previous one started.
     pub cooldown: Duration,
+    /// A new revision applying again the chart, app version and values of a revision
+    /// upgrade-guard rolled back within this long is held, not rolled back again (whoever
+    /// applies it would apply it again: a loop).
+    pub reapplied_within: Duration,
     /// After a failed migration, delete the release's pod once (it restarts and the
     /// migration resumes). Off by default.
     pub restart_migration_pod: bool,

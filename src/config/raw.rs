@@ -154,6 +154,7 @@ pub struct RawAfterBake {
 pub struct RawAuto {
     pub max_per_revision: Option<u32>,
     pub cooldown: Option<Dur>,
+    pub reapplied_within: Option<Dur>,
     pub restart_migration_pod: Option<bool>,
 }
 

@@ -278,6 +278,8 @@ mod tests {
             bake_ends: Timestamp::from_second(1_800_003_600).unwrap(),
             closes_at: Timestamp::from_second(1_800_007_200).unwrap(),
             evaluated_at: Timestamp::from_second(1_800_000_600).unwrap(),
+            content: String::new(),
+            install: None,
         };
         state
             .write()

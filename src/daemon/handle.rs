@@ -12,6 +12,7 @@ use super::{decide, notices, restore};
 use crate::config::{Config, Mode};
 use crate::evaluation::{Evaluator, Start};
 use crate::records::bakes::BakeStore;
+use crate::records::outbox::Unwritten;
 use crate::release::ReleaseKey;
 use crate::release::event::{ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
@@ -38,6 +39,8 @@ pub(super) struct Daemon {
     /// Revisions with a final verdict still judged because their action is held for a
     /// passing reason (their bake record is written once).
     pub retrying: std::collections::BTreeSet<(ReleaseKey, u32)>,
+    /// Revisions judged failed during their bake whose record says so already.
+    pub failed_during_bake: std::collections::BTreeSet<(ReleaseKey, u32)>,
 }
 
 impl Daemon {
@@ -58,6 +61,7 @@ impl Daemon {
         // A new revision (or an uninstall) replaces whatever was still being retried.
         self.retrying
             .retain(|(k, r)| *k != key || *r == event.revision);
+        self.failed_during_bake.retain(|(k, _)| *k != key);
         if let ReleaseEventKind::RolledBack { to, target } = event.kind {
             self.rollbacks
                 .entry(key.clone())
@@ -84,7 +88,11 @@ impl Daemon {
             self.state_mut().notice(notice);
             self.rollbacks.remove(&key);
             self.guards.forget(&key);
+            let acting = self.remediator.runs(&key);
             self.remediator.forget(&key);
+            if !acting {
+                self.retire(&key).await;
+            }
             return;
         }
         if steps.automate {
@@ -106,9 +114,16 @@ impl Daemon {
         let mut recorded = None;
         let records_read = match self.store.load(&key).await {
             Ok(records) => {
-                for (revision, entry) in records {
+                // Records of an earlier install of the release (the same revision numbers
+                // after an uninstall and install) say nothing about this one.
+                for (revision, entry) in records
+                    .into_iter()
+                    .filter(|(_, e)| e.of_install(summary.first_deployed))
+                {
                     evaluator.record_bake(&key, revision, entry.verdict);
-                    if revision == event.revision {
+                    // A failure seen during a bake that never ended is no final verdict:
+                    // the revision is judged again while its time allows.
+                    if revision == event.revision && !entry.during_bake {
                         recorded = Some(entry);
                     }
                 }
@@ -192,11 +207,14 @@ impl Daemon {
             .releases()
             .map(|v| (v.release.clone(), v.revision))
             .collect();
+        let mut namespaces = std::collections::BTreeSet::new();
         for (key, revision) in views {
             if config.mode_for(&key) == Mode::Auto {
                 self.show_automation(&key, revision);
+                namespaces.insert(key.namespace.to_string());
             }
         }
+        self.remediator.claim(&namespaces).await;
     }
 
     /// One evaluation round: every report guarded, shown, and acted on.
@@ -245,6 +263,7 @@ impl Daemon {
                 info!(release = %report.release, revision = report.revision, "{}", notice.words);
                 self.state_mut().notice(notice);
             }
+            self.record_failed_during_bake(&report).await;
             if steps.automate {
                 self.remediator.verify(&report, steps.is_final).await;
                 self.remediator.decide(&report, &policy, storage).await;
@@ -363,10 +382,74 @@ impl Daemon {
         }
     }
 
-    async fn record(&self, report: &Report) {
+    /// The records of a release whose every Helm record is gone (`helm uninstall` without
+    /// `--keep-history`) are retired: a later install of the same name starts clean. Kept
+    /// while the history cannot be read or still shows a revision.
+    async fn retire(&self, key: &ReleaseKey) {
+        match read_statuses(self.client.clone(), &key.namespace, &key.name).await {
+            Ok(rows) if rows.is_empty() => {}
+            Ok(_) => return,
+            Err(e) => {
+                warn!(release = %key, error = %e, "cannot re-read the history of an uninstalled release: its records are kept");
+                return;
+            }
+        }
+        match crate::records::retire(self.client.clone(), &self.config.state.namespace, key).await {
+            Ok(0) => {}
+            Ok(n) => {
+                info!(release = %key, configmaps = n, "uninstalled: its bake and action records are retired")
+            }
+            Err(e) => {
+                warn!(release = %key, "the records of an uninstalled release were not retired (they stay bound to the install they judged): {e}")
+            }
+        }
+    }
+
+    /// A revision judged failed before its bake ends is recorded so at once: if a newer
+    /// revision supersedes it, or upgrade-guard stops, before its bake ends, it stays known
+    /// bad (never a rollback target). Written once; its final verdict replaces it.
+    async fn record_failed_during_bake(&mut self, report: &Report) {
+        let id = (report.release.clone(), report.revision);
+        let Some(entry) = crate::records::bakes::BakeEntry::failed_during_bake(report) else {
+            return;
+        };
+        if self.failed_during_bake.contains(&id) {
+            return;
+        }
+        match self
+            .store
+            .record(&report.release, report.revision, &entry)
+            .await
+        {
+            Ok(()) => {
+                info!(release = %report.release, revision = report.revision,
+                    "judged failed during its bake: recorded as known bad");
+                self.failed_during_bake.insert(id);
+            }
+            Err(e) => {
+                warn!(release = %report.release, revision = report.revision,
+                    "the failure seen during the bake was not recorded (written again until it is): {e}");
+                self.failed_during_bake.insert(id);
+                self.remediator.unwritten(Unwritten::Bake {
+                    release: report.release.clone(),
+                    revision: report.revision,
+                    entry: Box::new(entry),
+                });
+            }
+        }
+    }
+
+    async fn record(&mut self, report: &Report) {
         if let Err(e) = self.store.record_final(report).await {
             warn!(release = %report.release, revision = report.revision,
-                "the final verdict was not recorded: {e}");
+                "the final verdict was not recorded (written again until it is): {e}");
+            if let Some(entry) = crate::records::bakes::BakeEntry::of(report) {
+                self.remediator.unwritten(Unwritten::Bake {
+                    release: report.release.clone(),
+                    revision: report.revision,
+                    entry: Box::new(entry),
+                });
+            }
         }
     }
 }

@@ -224,6 +224,7 @@ pub async fn run(
         rounds: daemon_metrics.rounds.clone(),
         remediator,
         retrying: Default::default(),
+        failed_during_bake: Default::default(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut stores_ready = std::pin::pin!({
@@ -303,6 +304,8 @@ pub async fn run(
         if leading && records_listed && daemon.remediator.resume_due() {
             daemon.resume().await;
         }
+        // Records whose write failed, written again (when their pause is over).
+        daemon.remediator.flush_records().await;
         {
             let mut state = daemon.state_mut();
             let now = Timestamp::now();

@@ -40,13 +40,21 @@ pub fn restored_view(
     let RowDetail::Decoded(summary) = &row.detail else {
         return None;
     };
+    // Records of an earlier install of the release say nothing about this one.
+    if !entry.of_install(summary.first_deployed) {
+        return None;
+    }
     let history: Vec<_> = rows.iter().map(|r| (r.revision, r.status)).collect();
     let rollbacks = rollbacks_of(rows);
     let (verdict, results) = match entry.verdict {
         BakeRecord::Inconclusive => (Verdict::Inconclusive, recorded_inconclusive(entry)),
         _ => (Verdict::Failed, recorded_failure(entry)),
     };
-    let bakes: BTreeMap<u32, BakeRecord> = records.iter().map(|(r, e)| (*r, e.verdict)).collect();
+    let bakes: BTreeMap<u32, BakeRecord> = records
+        .iter()
+        .filter(|(_, e)| e.of_install(summary.first_deployed))
+        .map(|(r, e)| (*r, e.verdict))
+        .collect();
     let action = recommend(
         verdict,
         &results,
@@ -75,7 +83,11 @@ pub fn restored_view(
             verdict,
             action: guard(action, &history, revision),
             results,
-            notes: vec!["restored from the bake record after a restart".into()],
+            notes: vec![if entry.during_bake {
+                "restored from the bake record after a restart: judged failed during its bake, which never ended (upgrade-guard stopped)".into()
+            } else {
+                "restored from the bake record after a restart".into()
+            }],
             bake_ends: entry.at,
             evaluated_at: entry.at,
             is_final: true,

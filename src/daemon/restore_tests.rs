@@ -13,6 +13,9 @@ fn entry(verdict: BakeRecord, failed: &[&str]) -> BakeEntry {
         chart: "app-1.0.0".into(),
         failed_checks: failed.iter().map(ToString::to_string).collect(),
         unanswered_checks: vec![],
+        content: String::new(),
+        install: None,
+        during_bake: false,
     }
 }
 

@@ -173,6 +173,8 @@ pub(super) fn report(
         bake_ends: e.bake_ends,
         closes_at: e.closes_at(),
         evaluated_at: env.now,
+        content: summary.fingerprint.content.clone(),
+        install: summary.first_deployed,
     }
 }
 

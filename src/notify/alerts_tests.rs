@@ -215,6 +215,7 @@ fn record(phase: Phase, new_revision: Option<u32>) -> ActionRecord {
         detail: Some("what happened".into()),
         process: None,
         taken_over_from: None,
+        about: None,
     }
 }
 

@@ -53,6 +53,16 @@ impl Phase {
         self != Self::Cancelled
     }
 
+    /// How far along a record is: running, then an outcome, then a verification. A record
+    /// is never written back to an earlier stage.
+    pub fn stage(self) -> u8 {
+        match self {
+            Self::Running => 0,
+            Self::Cancelled | Self::Done | Self::Failed | Self::Interrupted => 1,
+            Self::Verified | Self::VerificationFailed => 2,
+        }
+    }
+
     /// The word used in JSON, logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,6 +113,27 @@ pub struct ActionRecord {
     /// attempt, never a second one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_over_from: Option<String>,
+    /// Which install of the release and which version the bad revision was: records of an
+    /// earlier install never speak for a reinstall's revisions of the same number, and a
+    /// version rolled back is recognised when it is applied again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<AboutRevision>,
+}
+
+/// Which install and which version a revision was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AboutRevision {
+    /// When the release was first deployed (Helm's `first_deployed`, kept across upgrades
+    /// and rollbacks, new after an uninstall and install).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<Timestamp>,
+    /// Chart name.
+    pub chart: String,
+    /// Chart version.
+    pub version: String,
+    /// The packaged application's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
 }
 
 /// Where a process runs, as another process can check it: on the same machine and `/proc`,
@@ -148,6 +179,35 @@ pub struct PodMark {
     /// That container's restart count when the process started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarts: Option<i32>,
+}
+
+/// How long an action record is kept (the last one of each bad revision is kept for as
+/// long as the ConfigMap exists: what `max_per_revision` counts).
+pub const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The keys of the records a rewrite drops: finished more than `kept_for` before `now`
+/// (started, when no finish is known), never one still `running`, never the last attempt of
+/// its bad revision.
+pub fn pruned(
+    records: &[ActionRecord],
+    now: Timestamp,
+    kept_for: std::time::Duration,
+) -> Vec<String> {
+    let last: std::collections::BTreeMap<u32, u32> =
+        records.iter().fold(Default::default(), |mut m, r| {
+            let e = m.entry(r.bad_revision).or_insert(r.attempt);
+            *e = (*e).max(r.attempt);
+            m
+        });
+    records
+        .iter()
+        .filter(|r| {
+            r.phase != Phase::Running
+                && last.get(&r.bad_revision) != Some(&r.attempt)
+                && crate::units::plus(r.finished.unwrap_or(r.started), kept_for) < now
+        })
+        .map(ActionRecord::key)
+        .collect()
 }
 
 impl ActionRecord {
@@ -231,6 +291,7 @@ mod tests {
             detail: None,
             process: None,
             taken_over_from: None,
+            about: None,
         }
     }
 
@@ -247,6 +308,33 @@ mod tests {
         assert_eq!(record_for(&unknown, 3, Some(2)), None, "another target");
         assert_eq!(record_for(&unknown, 3, None), None, "not a rollback");
         assert_eq!(record_for(&[record(5, 1, None)], 3, Some(1)), None, "older");
+    }
+
+    /// Issue 20.9: old records are pruned, never a running one nor the last attempt of a
+    /// bad revision (what `max_per_revision` counts).
+    #[test]
+    fn old_records_are_pruned_keeping_the_last_per_revision() {
+        let day = 24 * 60 * 60;
+        let at = |days: i64| Timestamp::from_second(1_800_000_000 + days * day).unwrap();
+        let r = |bad: u32, attempt: u32, phase: Phase, days: i64| ActionRecord {
+            attempt,
+            phase,
+            started: at(days),
+            finished: (phase != Phase::Running).then(|| at(days)),
+            ..record(bad, 1, None)
+        };
+        let records = [
+            r(2, 1, Phase::Failed, 0),
+            r(2, 2, Phase::Verified, 1),
+            r(4, 1, Phase::Verified, 2),
+            r(6, 1, Phase::Running, 3),
+            r(6, 2, Phase::Cancelled, 3),
+            r(8, 1, Phase::Failed, 39),
+            r(8, 2, Phase::Verified, 40),
+        ];
+        let kept_for = std::time::Duration::from_secs(30 * 24 * 60 * 60);
+        assert_eq!(pruned(&records, at(40), kept_for), ["2.1"]);
+        assert_eq!(pruned(&records, at(10), kept_for), Vec::<String>::new());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
 
-use super::action::ActionRecord;
+use super::action::{ActionRecord, KEPT_FOR, pruned};
 use super::store::{ConfigMaps, StoreError, record_labels, release_of};
 use crate::api_error::ApiErrorKind;
 use crate::release::ReleaseKey;
@@ -124,9 +124,11 @@ impl RecordStore {
         record: &ActionRecord,
     ) -> Result<(), RecordError> {
         let mut data: BTreeMap<String, String> = read.unreadable.clone();
+        let drop = pruned(&read.records, jiff::Timestamp::now(), KEPT_FOR);
         data.extend(
             read.records
                 .iter()
+                .filter(|r| !drop.contains(&r.key()))
                 .map(|r| (r.key(), serde_json::to_string(r).unwrap_or_default())),
         );
         data.insert(
@@ -211,6 +213,7 @@ mod tests {
             detail: None,
             process: None,
             taken_over_from: None,
+            about: None,
         };
         let a = r(2, 1, "2026-11-25T12:00:00Z");
         let b = r(4, 1, "2026-11-25T11:00:00Z");

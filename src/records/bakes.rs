@@ -41,6 +41,20 @@ pub struct BakeEntry {
     /// reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unanswered_checks: Vec<String>,
+    /// SHA-256 of what the revision applied when it was judged (see
+    /// `release::fingerprint`): a Helm record rewritten since no longer matches, and is
+    /// never trusted as a rollback target. Empty in records of older versions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content: String,
+    /// Which install of the release (its first deployment): the revisions of a reinstall
+    /// that bear the same numbers are other revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<Timestamp>,
+    /// Written when the revision was judged failed during its bake, before a final
+    /// verdict: it stays known bad if a newer revision supersedes it (or the daemon stops)
+    /// before its bake ends. A final verdict replaces it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub during_bake: bool,
 }
 
 impl BakeEntry {
@@ -63,7 +77,31 @@ impl BakeEntry {
                 .filter(|r| matches!(r.outcome, Outcome::Inconclusive | Outcome::Pending))
                 .map(|r| r.check.to_string())
                 .collect(),
+            content: report.content.clone(),
+            install: report.install,
+            during_bake: false,
         })
+    }
+
+    /// The entry a report judged `failed` before the end of its bake leaves; `None` for
+    /// any other report.
+    pub fn failed_during_bake(report: &Report) -> Option<Self> {
+        if report.is_final() || report.bake_record() != Some(BakeRecord::Failed) {
+            return None;
+        }
+        Some(Self {
+            during_bake: true,
+            ..Self::of(report)?
+        })
+    }
+
+    /// Whether it belongs to the install first deployed at `install` (unknown on either
+    /// side: assumed so).
+    pub fn of_install(&self, install: Option<Timestamp>) -> bool {
+        match (self.install, install) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
     }
 }
 
@@ -219,6 +257,42 @@ mod tests {
         );
     }
 
+    /// Issue 20.7: a failure judged before the end of the bake leaves a record marked so;
+    /// a final verdict, or a verdict that is not a failure, leaves none of that kind.
+    #[test]
+    fn a_failure_during_the_bake_is_recorded_as_such() {
+        use crate::checks::{CheckResult, FailClass};
+        use crate::test_support::report;
+        use crate::verdict::Verdict;
+        let mut r = report(2, Verdict::Failed, 10, 100);
+        r.results = vec![
+            CheckResult::new("pending_pods", Outcome::Fail, "ImagePullBackOff")
+                .on_fail(FailClass::Rollback),
+        ];
+        r.content = "c2".into();
+        let e = BakeEntry::failed_during_bake(&r).unwrap();
+        assert!(e.during_bake);
+        assert_eq!(
+            (e.verdict, e.content.as_str(), e.failed_checks.as_slice()),
+            (
+                BakeRecord::Failed,
+                "c2",
+                ["pending_pods".to_string()].as_slice()
+            )
+        );
+        assert!(
+            serde_json::to_string(&e)
+                .unwrap()
+                .contains("\"during_bake\":true")
+        );
+        let mut done = r.clone();
+        done.evaluated_at = done.bake_ends;
+        assert_eq!(BakeEntry::failed_during_bake(&done), None);
+        assert!(!BakeEntry::of(&done).unwrap().during_bake);
+        let healthy = report(2, Verdict::Progressing, 10, 100);
+        assert_eq!(BakeEntry::failed_during_bake(&healthy), None);
+    }
+
     #[test]
     fn records_round_trip_and_unreadable_entries_are_skipped() {
         let entry = BakeEntry {
@@ -227,6 +301,9 @@ mod tests {
             chart: "gim-100.0.116+2900".into(),
             failed_checks: vec![],
             unanswered_checks: vec![],
+            content: String::new(),
+            install: None,
+            during_bake: false,
         };
         let data = BTreeMap::from([
             ("7".to_string(), serde_json::to_string(&entry).unwrap()),

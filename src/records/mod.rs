@@ -7,6 +7,28 @@
 pub mod action;
 pub mod actions;
 pub mod bakes;
+pub mod outbox;
 mod store;
 
 pub use store::{MANAGED_BY, StoreError, record_labels, release_of};
+
+use crate::release::ReleaseKey;
+
+/// Retires every record of an uninstalled release (its bake records and its action
+/// records), so a later install of the same name starts with none. Returns how many
+/// ConfigMaps were deleted.
+pub async fn retire(
+    client: kube::Client,
+    namespace: &str,
+    release: &ReleaseKey,
+) -> Result<u32, StoreError> {
+    let maps = store::ConfigMaps::new(client, namespace);
+    let mut deleted = 0;
+    for name in [
+        bakes::configmap_name(release),
+        actions::configmap_name(release),
+    ] {
+        deleted += u32::from(maps.delete(&name).await?);
+    }
+    Ok(deleted)
+}

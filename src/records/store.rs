@@ -109,6 +109,19 @@ impl ConfigMaps {
             .map_err(|e| self.error("read", e))
     }
 
+    /// Deletes a ConfigMap; `Ok(false)` when it did not exist.
+    pub(super) async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        match self
+            .api
+            .delete(name, &kube::api::DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.error("delete", e)),
+        }
+    }
+
     /// Every ConfigMap with `label=value` (one LIST).
     pub(super) async fn labelled(&self, label: (&str, &str)) -> Result<Vec<ConfigMap>, StoreError> {
         let selector = format!("{}={}", label.0, label.1);

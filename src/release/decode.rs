@@ -2,8 +2,9 @@
 //! base64 text of gzip-compressed JSON (or, in legacy records, uncompressed JSON), become a
 //! compact [`ReleaseSummary`].
 //!
-//! Guarantees: the user values (`config`), the chart's templates, files and default values,
-//! and the notes are skipped by the JSON parser and never held in memory; the decompressed
+//! Guarantees: the user values (`config`; only a keyed hash of them is computed as they
+//! stream past, see [`super::fingerprint`]), the chart's templates, files and default
+//! values, and the notes are skipped by the JSON parser and never held in memory; the decompressed
 //! size is capped, so a zip bomb cannot exhaust memory; every malformed input gives a
 //! [`DecodeError`] with a [`DecodeErrorReason`] and no panic.
 
@@ -15,8 +16,9 @@ use serde::Deserialize;
 
 use super::ReleaseStatus;
 use super::error::{DecodeError, DecodeErrorReason};
+use super::fingerprint::{ValuesDigest, content_digest};
 use super::manifest::{manifest_objects, workloads_in};
-use super::summary::{ChartRef, Hook, HookPhase, ReleaseSummary};
+use super::summary::{ChartRef, Fingerprint, Hook, HookPhase, ReleaseSummary};
 
 /// Default cap on the decompressed payload: real releases are a few MiB at most.
 pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 16 * 1024 * 1024;
@@ -151,6 +153,8 @@ struct RawRelease {
     chart: Option<RawChart>,
     manifest: Option<String>,
     hooks: Option<Vec<RawHook>>,
+    /// The user values, hashed as the parser streams past them; never held.
+    config: Option<ValuesDigest>,
 }
 
 #[derive(Deserialize)]
@@ -228,12 +232,28 @@ impl RawRelease {
                 .ok_or_else(|| missing("chart.metadata.version"))?,
             app_version: meta.app_version.filter(|v| !v.is_empty()),
         };
-        let manifest = manifest_objects(self.manifest.as_deref().unwrap_or(""));
+        let text = self.manifest.unwrap_or_default();
+        let raw_hooks = self.hooks.unwrap_or_default();
+        let content = content_digest(
+            [
+                &chart.name,
+                &chart.version,
+                chart.app_version.as_deref().unwrap_or(""),
+            ],
+            &text,
+            raw_hooks.iter().map(|h| {
+                (
+                    h.name.as_deref().unwrap_or(""),
+                    h.kind.as_deref().unwrap_or(""),
+                    h.events.as_deref().unwrap_or(&[]),
+                    h.manifest.as_deref().unwrap_or(""),
+                )
+            }),
+        );
+        let manifest = manifest_objects(&text);
         let mut manifest_problems = manifest.problems;
         let workloads = workloads_in(manifest.objects, &namespace);
-        let hooks = self
-            .hooks
-            .unwrap_or_default()
+        let hooks = raw_hooks
             .into_iter()
             .map(|h| hook(h, &namespace, &mut manifest_problems))
             .collect();
@@ -250,6 +270,10 @@ impl RawRelease {
             hooks,
             workloads,
             manifest_problems,
+            fingerprint: Fingerprint {
+                content,
+                values: self.config.unwrap_or_default(),
+            },
         })
     }
 }

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use proptest::prelude::*;
 
 use super::*;
+use crate::release::fingerprint::ValuesDigest;
 use crate::release::summary::{ObjectRef, Operation, WorkloadKind};
 
 const FX_V1: &[u8] = include_bytes!("../../tests/fixtures/release-fx-v1.b64");
@@ -448,4 +449,35 @@ proptest! {
             Err(e) => prop_assert!(expected_reasons(e.reason)),
         }
     }
+}
+
+/// Issue 20.4 and 20.6: the values are hashed (keyed, never kept) and the applied content
+/// digested; a status change (`deployed` → `superseded`) changes neither, the values or
+/// the manifest do.
+#[test]
+fn the_fingerprint_follows_values_and_content_not_status() {
+    let decode = |v: &serde_json::Value| {
+        decode_release(&encode_json(v), DecodeLimits::default())
+            .unwrap()
+            .fingerprint
+    };
+    let mut v = fixture_json();
+    v["config"] = serde_json::json!({"image": {"tag": "1.2"}, "password": "hunter2"});
+    let base = decode(&v);
+    assert_eq!(base.content.len(), 64);
+    assert!(!format!("{base:?}").contains("hunter2"));
+    let mut superseded = v.clone();
+    superseded["info"]["status"] = serde_json::json!("superseded");
+    assert_eq!(decode(&superseded), base);
+    let mut other_values = v.clone();
+    other_values["config"]["image"]["tag"] = serde_json::json!("1.3");
+    let f = decode(&other_values);
+    assert_ne!(f.values, base.values);
+    assert_eq!(f.content, base.content);
+    let mut other_manifest = v.clone();
+    other_manifest["manifest"] = serde_json::json!("kind: ConfigMap\nmetadata: {name: forged}\n");
+    assert_ne!(decode(&other_manifest).content, base.content);
+    let mut no_values = v;
+    no_values.as_object_mut().unwrap().remove("config");
+    assert_eq!(decode(&no_values).values, ValuesDigest::default());
 }

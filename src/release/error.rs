@@ -28,11 +28,14 @@ pub enum DecodeErrorReason {
     Manifest,
     /// The Secret's labels do not identify a release revision.
     Labels,
+    /// The record's name, labels and payload disagree: Helm did not write it as it is
+    /// (edited by hand, or forged).
+    Inconsistent,
 }
 
 impl DecodeErrorReason {
     /// Every reason, for exporting zeroes.
-    pub const ALL: [DecodeErrorReason; 10] = [
+    pub const ALL: [DecodeErrorReason; 11] = [
         Self::Empty,
         Self::Base64,
         Self::Gzip,
@@ -43,6 +46,7 @@ impl DecodeErrorReason {
         Self::UnknownStatus,
         Self::Manifest,
         Self::Labels,
+        Self::Inconsistent,
     ];
 
     /// The metric label value.
@@ -58,6 +62,7 @@ impl DecodeErrorReason {
             Self::UnknownStatus => "unknown_status",
             Self::Manifest => "manifest",
             Self::Labels => "labels",
+            Self::Inconsistent => "inconsistent",
         }
     }
 }

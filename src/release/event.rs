@@ -314,6 +314,7 @@ mod tests {
             hooks: vec![],
             workloads: vec![],
             manifest_problems: vec![],
+            fingerprint: Default::default(),
         })
     }
 

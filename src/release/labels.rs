@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use super::error::{DecodeError, DecodeErrorReason};
+use super::summary::ReleaseSummary;
 use super::{ReleaseKey, ReleaseStatus};
 
 /// Label selector for Helm's release Secrets and ConfigMaps.
@@ -127,6 +128,54 @@ pub fn revision_from_meta(meta: &ObjectMeta) -> Result<RevisionMeta, DecodeError
     })
 }
 
+/// Where a release record's object name, labels and payload disagree, in words: Helm
+/// writes all three from one release, so a disagreement means the record was edited by
+/// hand or forged (a "deployed" revision written to become a rollback target). `None`
+/// when they agree.
+pub fn disagreement(
+    object: &ObjectMeta,
+    meta: &RevisionMeta,
+    summary: &ReleaseSummary,
+) -> Option<DecodeError> {
+    let object_name = object.name.as_deref().unwrap_or("<unnamed>");
+    let expected = meta.key.secret_name(meta.revision);
+    let mut found = Vec::new();
+    if object_name != expected {
+        found.push(format!(
+            "its labels name revision {} of {}, which Helm stores as {expected}",
+            meta.revision, meta.key.name
+        ));
+    }
+    if summary.name != *meta.key.name || summary.namespace != *meta.key.namespace {
+        found.push(format!(
+            "its payload is release {}/{} and its labels say {}",
+            summary.namespace, summary.name, meta.key
+        ));
+    }
+    if summary.revision != meta.revision {
+        found.push(format!(
+            "its payload is revision {} and its labels say {}",
+            summary.revision, meta.revision
+        ));
+    }
+    if summary.status != meta.status {
+        found.push(format!(
+            "its payload says {} and its status label {}",
+            summary.status, meta.status
+        ));
+    }
+    (!found.is_empty()).then(|| {
+        DecodeError::new(
+            DecodeErrorReason::Inconsistent,
+            format!(
+                "the record {}/{object_name} is not as Helm writes it ({}): edited by hand or forged; it is refused as history and as a rollback target",
+                meta.key.namespace,
+                found.join("; ")
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +192,47 @@ mod tests {
                     .collect::<BTreeMap<_, _>>(),
             ),
             ..ObjectMeta::default()
+        }
+    }
+
+    /// Issue 20.6: a record whose name, labels and payload disagree is refused, in words.
+    #[test]
+    fn a_record_whose_name_labels_and_payload_disagree_is_refused() {
+        let object = meta(&[
+            ("owner", "helm"),
+            ("name", "gim"),
+            ("status", "deployed"),
+            ("version", "3"),
+        ]);
+        let m = revision_from_meta(&object).unwrap();
+        let mut s = crate::test_support::summary(&[], &[]);
+        s.name = "gim".into();
+        s.namespace = "gim".into();
+        s.revision = 3;
+        assert_eq!(disagreement(&object, &m, &s), None);
+        type Change = fn(&mut ReleaseSummary, &mut ObjectMeta);
+        let cases: [(&str, Change); 5] = [
+            ("its payload is revision 9", |s, _| s.revision = 9),
+            ("its payload says failed", |s, _| {
+                s.status = ReleaseStatus::Failed;
+            }),
+            ("its payload is release gim/other", |s, _| {
+                s.name = "other".into();
+            }),
+            ("its payload is release prod/gim", |s, _| {
+                s.namespace = "prod".into();
+            }),
+            ("which Helm stores as sh.helm.release.v1.gim.v3", |_, o| {
+                o.name = Some("sh.helm.release.v1.gim.v4".into());
+            }),
+        ];
+        for (words, change) in cases {
+            let (mut s, mut o) = (s.clone(), object.clone());
+            change(&mut s, &mut o);
+            let e = disagreement(&o, &m, &s).expect(words);
+            assert_eq!(e.reason, DecodeErrorReason::Inconsistent);
+            assert!(e.detail.contains(words), "{words}: {}", e.detail);
+            assert!(e.detail.contains("forged"), "{}", e.detail);
         }
     }
 

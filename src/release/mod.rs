@@ -5,6 +5,7 @@
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod fingerprint;
 pub mod history;
 pub mod labels;
 mod manifest;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::ReleaseStatus;
 use super::decode::{DecodeLimits, decode_release};
-use super::labels::{Storage, revision_from_meta};
+use super::labels::{Storage, disagreement, revision_from_meta};
 use super::summary::ReleaseSummary;
 
 /// One row of the history.
@@ -54,7 +54,13 @@ pub fn row_from(metadata: &ObjectMeta, storage: Storage, data: &[u8]) -> Option<
             return None;
         }
     };
-    Some(match decode_release(data, DecodeLimits::default()) {
+    let decoded = decode_release(data, DecodeLimits::default()).and_then(|summary| {
+        match disagreement(metadata, &meta, &summary) {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    });
+    Some(match decoded {
         Ok(summary) => HistoryRow {
             revision: meta.revision,
             storage,

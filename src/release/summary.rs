@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::ReleaseStatus;
+use super::fingerprint::ValuesDigest;
 
 /// What upgrade-guard keeps of one release revision. Holds no user values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,6 +40,18 @@ pub struct ReleaseSummary {
     /// summary lacks their objects. Never quotes the document's content.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub manifest_problems: Vec<String>,
+    /// What identifies its content and values without keeping them. Never shown.
+    #[serde(skip)]
+    pub fingerprint: Fingerprint,
+}
+
+/// What identifies a revision's content and values (see [`super::fingerprint`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// SHA-256 (hex) of what `helm rollback` to it applies; empty when unknown.
+    pub content: String,
+    /// A keyed hash of its user values, comparable inside this process only.
+    pub values: ValuesDigest,
 }
 
 /// Chart name and versions from `chart.metadata`.
@@ -258,6 +271,7 @@ mod tests {
             hooks: vec![],
             workloads: vec![],
             manifest_problems: vec![],
+            fingerprint: Fingerprint::default(),
         };
         assert_eq!(s.started_at(), s.last_deployed);
         assert_eq!(s.clock_skew(), None);

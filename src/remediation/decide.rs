@@ -4,12 +4,12 @@
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::plan::{self, Facts, Hold, HoldReason, Plan, Precheck};
-use super::{Decision, REPLAN_AFTER, Remediator, restart};
+use super::{Decision, REPLAN_AFTER, Remediator, restart, trust};
 use crate::config::{Mode, ReleasePolicy};
-use crate::records::action::{ActionKind, ActionRecord, Phase};
+use crate::records::action::{AboutRevision, ActionKind, ActionRecord, Phase};
 use crate::records::actions::{RecordError, Snapshot};
 use crate::release::labels::Storage;
 use crate::release::record::rollbacks_of;
@@ -65,12 +65,15 @@ impl Remediator {
             .fresh_plan(kind, report, policy, storage, in_progress)
             .await
         {
-            Ok((Plan::Hold(h), _)) | Err(h) => {
+            Ok((Plan::Hold(h), _, _)) | Err(h) => {
                 self.held(key, report.revision, h, Some(Instant::now()));
             }
             // The records read for the decision are the base of the intent's write: if
             // anyone wrote since, the write is refused.
-            Ok((action, snapshot)) => self.start(report, policy, storage, action, snapshot).await,
+            Ok((action, snapshot, about)) => {
+                self.start(report, policy, storage, action, snapshot, about)
+                    .await;
+            }
         }
     }
 
@@ -101,7 +104,7 @@ impl Remediator {
         policy: &ReleasePolicy,
         storage: Storage,
         in_progress: bool,
-    ) -> Result<(Plan, Snapshot), Hold> {
+    ) -> Result<(Plan, Snapshot, Option<AboutRevision>), Hold> {
         let key = &report.release;
         let unreadable = |what: &str, e: &dyn std::fmt::Display| Hold {
             reason: HoldReason::Unreadable,
@@ -130,14 +133,27 @@ impl Remediator {
             .flatten()
             .filter(|r| r.phase.counts() && r.started >= since)
             .count();
-        let bakes = self
-            .bakes
-            .load(key)
-            .await
-            .map_err(|e| unreadable("the bake records", &e))?
-            .into_iter()
-            .map(|(r, e)| (r, e.verdict))
-            .collect();
+        let trusted = trust::trusted(
+            &self
+                .bakes
+                .load(key)
+                .await
+                .map_err(|e| unreadable("the bake records", &e))?,
+            &rows,
+        );
+        for (revision, why) in &trusted.refused {
+            warn!(release = %key, revision, "a bake record is not trusted as a rollback target: {why}");
+        }
+        // Records of an earlier install of the release (same revision numbers) say nothing
+        // about this one.
+        let records = trust::of_install(&snapshot.records, &rows);
+        let reapplied = trust::reapplied(
+            report.revision,
+            &rows,
+            &records,
+            policy.auto.reapplied_within,
+            now,
+        );
         let history: Vec<(u32, ReleaseStatus)> =
             rows.iter().map(|r| (r.revision, r.status)).collect();
         let rollbacks = rollbacks_of(&rows);
@@ -149,8 +165,10 @@ impl Remediator {
             storage,
             history: &history,
             rollbacks: &rollbacks,
-            bakes: &bakes,
-            records: &snapshot.records,
+            bakes: &trusted.bakes,
+            refused: &trusted.refused,
+            reapplied: reapplied.as_ref(),
+            records: &records,
             recent_actions: u32::try_from(recent).unwrap_or(u32::MAX),
             in_progress,
             restart_workload: restart_workload.map(|w| w.to_string()),
@@ -158,7 +176,25 @@ impl Remediator {
             now,
         };
         let plan = plan::plan(kind, &facts, policy, &self.actions);
-        Ok((plan, snapshot))
+        // An action is taken only on a namespace this installation holds against others.
+        if !matches!(plan, Plan::Hold(_)) && !self.actions.dry_run {
+            let claim = self.claims.claim(&key.namespace).await;
+            let elsewhere = matches!(claim, super::claim::Claim::Other { .. });
+            self.metrics
+                .claimed_elsewhere(&key.namespace)
+                .set(i64::from(elsewhere));
+            if let Some(detail) = claim.words(&key.namespace, self.claims.own()) {
+                return Err(Hold {
+                    reason: if elsewhere {
+                        HoldReason::AnotherInstallation
+                    } else {
+                        HoldReason::Unreadable
+                    },
+                    detail,
+                });
+            }
+        }
+        Ok((plan, snapshot, trust::about(&rows, report.revision)))
     }
 
     async fn start(
@@ -168,6 +204,7 @@ impl Remediator {
         storage: Storage,
         plan: Plan,
         snapshot: Snapshot,
+        about: Option<AboutRevision>,
     ) {
         let key = report.release.clone();
         let revision = report.revision;
@@ -231,6 +268,7 @@ impl Remediator {
             detail: None,
             process: Some(self.mark().await),
             taken_over_from: None,
+            about,
         };
         if let Err(e) = self.intent(&key, &snapshot, &record).await {
             return self.held(&key, revision, e, Some(Instant::now()));

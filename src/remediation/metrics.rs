@@ -123,6 +123,30 @@ pub struct ActionMetrics {
     pub holds: Family<HoldLabel, Counter>,
     /// `leader` (1 while this replica holds the Lease).
     pub leader: Gauge,
+    /// `namespace_claimed_elsewhere{namespace}`.
+    pub claimed_elsewhere: Family<NamespaceLabel, Gauge>,
+    /// `record_writes_total{kind, outcome}`: records whose first write failed.
+    pub record_writes: Family<WriteLabel, Counter>,
+    /// `records_unwritten`: records waiting to be written again.
+    pub records_unwritten: Gauge,
+    /// `records_unwritten_oldest_seconds`.
+    pub records_unwritten_oldest: Gauge,
+}
+
+/// `{kind, outcome}` of a record write that did not succeed at once.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabel {
+    /// `bake` or `action`.
+    pub kind: String,
+    /// `failed` (kept to be written again), `written_late`, `given_up`.
+    pub outcome: String,
+}
+
+/// `{namespace}` of a watched namespace.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabel {
+    /// The namespace.
+    pub namespace: String,
 }
 
 impl ActionMetrics {
@@ -152,6 +176,34 @@ impl ActionMetrics {
             "action_holds",
             "Automatic actions held, by reason (counted when a release's hold starts or changes)",
             m.holds.clone(),
+        );
+        for kind in ["bake", "action"] {
+            for outcome in ["failed", "written_late", "given_up"] {
+                let _ = m.record_writes.get_or_create(&WriteLabel {
+                    kind: kind.into(),
+                    outcome: outcome.into(),
+                });
+            }
+        }
+        registry.register(
+            "record_writes",
+            "Writes of upgrade-guard's own records (bake verdicts, action outcomes) that failed at first: failed (kept and written again), written_late, given_up",
+            m.record_writes.clone(),
+        );
+        registry.register(
+            "records_unwritten",
+            "Records waiting to be written again after a failed write",
+            m.records_unwritten.clone(),
+        );
+        registry.register(
+            "records_unwritten_oldest_seconds",
+            "How long the oldest record waiting to be written has waited (0 when none waits)",
+            m.records_unwritten_oldest.clone(),
+        );
+        registry.register(
+            "namespace_claimed_elsewhere",
+            "1 while another upgrade-guard installation claims a namespace this one would act on in mode: auto (neither may act there twice; this one does not act)",
+            m.claimed_elsewhere.clone(),
         );
         registry.register(
             "leader",
@@ -200,6 +252,33 @@ impl ActionMetrics {
 
     fn restart(&self, outcome: RestartOutcome) {
         self.restarts.get_or_create(&RestartLabel { outcome }).inc();
+    }
+
+    /// The gauge saying whether another installation claims `namespace`.
+    pub fn claimed_elsewhere(&self, namespace: &str) -> Gauge {
+        self.claimed_elsewhere
+            .get_or_create(&NamespaceLabel {
+                namespace: namespace.to_string(),
+            })
+            .clone()
+    }
+
+    /// Counts a record write that did not succeed at once.
+    pub fn record_write(&self, kind: &str, outcome: &str) {
+        self.record_writes
+            .get_or_create(&WriteLabel {
+                kind: kind.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// How many records wait and for how long the oldest has.
+    pub fn unwritten(&self, waiting: usize, oldest: std::time::Duration) {
+        self.records_unwritten
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        self.records_unwritten_oldest
+            .set(i64::try_from(oldest.as_secs()).unwrap_or(i64::MAX));
     }
 
     /// Counts a hold.

@@ -8,6 +8,7 @@
 //! is gone is never run again: once its deadline passed it is resolved from the history.
 
 pub mod automation;
+pub mod claim;
 mod decide;
 pub mod gitops;
 pub mod helm;
@@ -19,6 +20,7 @@ pub mod process;
 mod resolve;
 pub mod restart;
 mod task;
+pub mod trust;
 mod unlock;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,12 +30,13 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::ActionsConfig;
 use crate::records::action::{ActionRecord, Phase, ProcessMark, record_for};
 use crate::records::actions::RecordStore;
 use crate::records::bakes::BakeStore;
+use crate::records::outbox::{Outbox, Unwritten};
 use crate::release::ReleaseKey;
 use crate::tracker::read::read_history;
 use crate::units::plus;
@@ -82,6 +85,10 @@ pub struct Remediator {
     last_resume: Option<Instant>,
     /// This process as a successor can check it (read once, when first needed).
     mark: Option<ProcessMark>,
+    /// The namespaces this installation acts on, claimed against other installations.
+    claims: claim::Claims,
+    /// Records whose write failed, written again until they are.
+    outbox: Outbox,
 }
 
 impl Remediator {
@@ -100,6 +107,11 @@ impl Remediator {
             Self {
                 store: RecordStore::new(client.clone(), namespace),
                 bakes: BakeStore::new(client.clone(), namespace),
+                claims: claim::Claims::new(
+                    client.clone(),
+                    namespace,
+                    &actions.leader_election.lease_name,
+                ),
                 client,
                 helm,
                 actions,
@@ -113,6 +125,7 @@ impl Remediator {
                 dry_runs: BTreeSet::new(),
                 last_resume: None,
                 mark: None,
+                outbox: Outbox::default(),
             },
             rx,
         )
@@ -178,13 +191,57 @@ impl Remediator {
         }
     }
 
-    /// A finished action came back: known from now on.
-    pub fn finished(&mut self, (key, record): &Finished) {
+    /// A finished action came back: known from now on (and its record written again until
+    /// it is, if its task could not write it).
+    pub fn finished(&mut self, (key, record, unwritten): &Finished) {
         self.running.remove(key);
         // Decided again next round, from the records (which now hold this attempt).
         self.plans.remove(key);
         self.remember(key, record.clone());
         self.metrics.finished(record);
+        if unwritten.is_some() {
+            self.unwritten(Unwritten::Action {
+                release: key.clone(),
+                record: Box::new(record.clone()),
+            });
+        }
+    }
+
+    /// A record whose write failed: written again until it is (see
+    /// [`crate::records::outbox`]).
+    pub fn unwritten(&mut self, record: Unwritten) {
+        self.metrics.record_write(record.kind(), "failed");
+        if let Some(dropped) = self.outbox.push(record) {
+            self.metrics.record_write(dropped.kind(), "given_up");
+            error!(record = ?dropped, "too many records wait to be written: the oldest is given up");
+        }
+        self.metrics
+            .unwritten(self.outbox.len(), self.outbox.oldest());
+    }
+
+    /// Writes the records that wait (each round; a failing one waits longer each time).
+    pub async fn flush_records(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let done = self.outbox.flush(&self.bakes, &self.store).await;
+        for kind in &done.written {
+            self.metrics.record_write(kind, "written_late");
+        }
+        if !done.written.is_empty() {
+            info!(
+                written = done.written.len(),
+                waiting = self.outbox.len(),
+                "records written after failing before"
+            );
+        }
+        for (record, e) in &done.given_up {
+            self.metrics.record_write(record.kind(), "given_up");
+            error!(record = ?record, "a record could not be written for {}, given up: {e}",
+                crate::units::human(crate::records::outbox::GIVE_UP_AFTER));
+        }
+        self.metrics
+            .unwritten(self.outbox.len(), self.outbox.oldest());
     }
 
     fn remember(&mut self, key: &ReleaseKey, record: ActionRecord) {
@@ -207,7 +264,11 @@ impl Remediator {
             resolve::awaiting_verification(self.known.get(key)?, report.revision, rolled_back_to)?;
         let updated = resolve::verified(record, report, outcome, Timestamp::now());
         if let Err(e) = self.store.update(key, &updated).await {
-            warn!(release = %key, "the rollback's verification was not recorded: {e}");
+            warn!(release = %key, "the rollback's verification was not recorded (written again until it is): {e}");
+            self.unwritten(Unwritten::Action {
+                release: key.clone(),
+                record: Box::new(updated.clone()),
+            });
         }
         info!(release = %key, revision = report.revision, outcome = outcome.as_str(), "rollback verification");
         self.remember(key, updated.clone());
@@ -309,6 +370,7 @@ impl Remediator {
             holder: self.leadership.identity().to_string(),
             process: Some(self.mark().await),
             taken_over_from: Some(record.holder.clone()),
+            about: record.about.clone(),
             detail: Some(format!(
                 "taken over: the process that started it ({}) is gone: {why}",
                 record.holder
@@ -368,6 +430,34 @@ impl Remediator {
     /// minute while leading).
     pub fn resume_due(&self) -> bool {
         self.last_resume.is_none_or(|t| t.elapsed() >= REPLAN_AFTER)
+    }
+
+    /// Claims (renews the claim on) each namespace this installation acts on, while it
+    /// leads: another installation watching one of them sees it and never acts there.
+    /// A namespace another installation claims is shown in the log and the metrics.
+    pub async fn claim(&mut self, namespaces: &BTreeSet<String>) {
+        // A dry run acts nowhere, so it claims nothing (it must not keep another
+        // installation from acting).
+        if !self.is_leader() || self.actions.dry_run {
+            return;
+        }
+        for ns in namespaces {
+            let claim = self.claims.claim(ns).await;
+            let elsewhere = matches!(claim, claim::Claim::Other { .. });
+            let gauge = self.metrics.claimed_elsewhere(ns);
+            if elsewhere
+                && gauge.get() == 0
+                && let Some(words) = claim.words(ns, self.claims.own())
+            {
+                warn!(namespace = %ns, "{words}");
+            }
+            gauge.set(i64::from(elsewhere));
+        }
+    }
+
+    /// Whether an action on `key` runs in this process.
+    pub fn runs(&self, key: &ReleaseKey) -> bool {
+        self.running.contains_key(key)
     }
 
     /// Actions running in this process.

@@ -13,11 +13,14 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::gitops::Manager;
+use super::trust::Reapplied;
 use crate::checks::{CheckResult, Outcome};
 use crate::config::{ActionsConfig, ReleasePolicy};
 use crate::records::action::{ActionKind, ActionRecord};
 use crate::release::labels::Storage;
-use crate::release::rollback_target::{BakeRecord, TargetBasis, select_rollback_target};
+use crate::release::rollback_target::{
+    BakeRecord, RollbackTarget, TargetBasis, select_rollback_target,
+};
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::units::human;
 use crate::units::plus;
@@ -51,6 +54,14 @@ pub enum HoldReason {
     /// reverts in Git or suspends it.
     #[serde(rename = "gitops_managed")]
     GitOpsManaged,
+    /// The revision applies again the version upgrade-guard rolled back: whoever applied
+    /// it would apply it again.
+    Reapplied,
+    /// The target a rollback would take had its Helm record rewritten after it was judged
+    /// (or it cannot be read): never rolled back to.
+    TargetRefused,
+    /// Another upgrade-guard installation acts on the release's namespace.
+    AnotherInstallation,
     /// The automatic attempts for this bad revision are used up.
     AlreadyAttempted,
     /// The previous automatic action on this release is too recent.
@@ -67,7 +78,7 @@ pub enum HoldReason {
 
 impl HoldReason {
     /// Every reason (for metrics).
-    pub const ALL: [HoldReason; 16] = [
+    pub const ALL: [HoldReason; 19] = [
         Self::NotLeader,
         Self::DependencyDown,
         Self::EvidenceIncomplete,
@@ -78,6 +89,9 @@ impl HoldReason {
         Self::Uninstalled,
         Self::RollbackRevision,
         Self::GitOpsManaged,
+        Self::Reapplied,
+        Self::TargetRefused,
+        Self::AnotherInstallation,
         Self::AlreadyAttempted,
         Self::Cooldown,
         Self::Budget,
@@ -112,6 +126,9 @@ impl HoldReason {
             Self::Uninstalled => "uninstalled",
             Self::RollbackRevision => "rollback_revision",
             Self::GitOpsManaged => "gitops_managed",
+            Self::Reapplied => "reapplied",
+            Self::TargetRefused => "target_refused",
+            Self::AnotherInstallation => "another_installation",
             Self::AlreadyAttempted => "already_attempted",
             Self::Cooldown => "cooldown",
             Self::Budget => "budget",
@@ -285,8 +302,13 @@ pub struct Facts<'a> {
     pub history: &'a [(u32, ReleaseStatus)],
     /// Rollback revisions and their targets (from Helm's descriptions).
     pub rollbacks: &'a BTreeMap<u32, u32>,
-    /// Bake records.
+    /// Bake records the plan trusts (this install's, bound to the content judged; see
+    /// [`super::trust`]).
     pub bakes: &'a BTreeMap<u32, BakeRecord>,
+    /// Healthy records refused as targets, and why.
+    pub refused: &'a [(u32, String)],
+    /// The revision applies again a version upgrade-guard rolled back.
+    pub reapplied: Option<&'a Reapplied>,
     /// upgrade-guard's action records of this release.
     pub records: &'a [ActionRecord],
     /// Automatic actions started within the budget window, across all releases.
@@ -387,6 +409,9 @@ fn decide(
             ),
         ));
     }
+    if let (ActionKind::Rollback, Some(r)) = (kind, f.reapplied) {
+        return Err(hold(HoldReason::Reapplied, r.words(rev)));
+    }
     let attempts: Vec<&ActionRecord> = f
         .records
         .iter()
@@ -446,14 +471,7 @@ fn decide(
     }
     match kind {
         ActionKind::Rollback => {
-            let Some(t) = select_rollback_target(f.history, rev, f.bakes, f.rollbacks) else {
-                return Err(hold(
-                    HoldReason::NoTarget,
-                    format!(
-                        "no revision before {rev} is known to have run well (none deployed, or failed, pending or abandoned by a rollback)"
-                    ),
-                ));
-            };
+            let t = target(f, policy)?;
             Ok(Plan::Rollback {
                 target: t.revision,
                 basis: t.basis,
@@ -476,6 +494,50 @@ fn decide(
                 "the release has no Deployment or StatefulSet whose pod could be restarted",
             )),
         },
+    }
+}
+
+/// The target of an automatic rollback: only a revision upgrade-guard itself judged
+/// healthy in its bake, with the content it judged. "The newest that ran" is a
+/// recommendation for a person who can look, never a target in the night.
+fn target(f: &Facts<'_>, policy: &ReleasePolicy) -> Result<RollbackTarget, Hold> {
+    let rev = f.revision;
+    // Had the refused records been trusted, would one of them have been the target?
+    let mut naive = f.bakes.clone();
+    naive.extend(f.refused.iter().map(|(r, _)| (*r, BakeRecord::Healthy)));
+    if let Some(t) = select_rollback_target(f.history, rev, &naive, f.rollbacks)
+        && let Some((_, why)) = f.refused.iter().find(|(r, _)| *r == t.revision)
+    {
+        return Err(hold(
+            HoldReason::TargetRefused,
+            format!(
+                "revision {} would be the rollback target, but {why}; upgrade-guard never rolls back to it: check the release's records, then roll back by hand",
+                t.revision
+            ),
+        ));
+    }
+    match select_rollback_target(f.history, rev, f.bakes, f.rollbacks) {
+        Some(t) if t.basis == TargetBasis::PassedBake => Ok(t),
+        Some(t) => Err(hold(
+            HoldReason::NoTarget,
+            format!(
+                "no revision before {rev} passed a bake judged by upgrade-guard (in this install of the release); revision {} ran, but was installed before upgrade-guard watched or superseded before its bake ended: if it is good, roll back by hand: {}",
+                t.revision,
+                rollback_command(
+                    f.release,
+                    f.storage,
+                    t.revision,
+                    policy.rollback_timeout,
+                    true
+                )
+            ),
+        )),
+        None => Err(hold(
+            HoldReason::NoTarget,
+            format!(
+                "no revision before {rev} is known to have run well (none deployed, or failed, pending or abandoned by a rollback)"
+            ),
+        )),
     }
 }
 

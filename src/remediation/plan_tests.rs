@@ -49,6 +49,7 @@ fn record(bad: u32, phase: Phase, started: i64, new_revision: Option<u32>) -> Ac
         detail: None,
         process: None,
         taken_over_from: None,
+        about: None,
     }
 }
 
@@ -61,19 +62,24 @@ struct Case {
     in_progress: bool,
     revision: u32,
     manager: Option<crate::remediation::gitops::Manager>,
+    refused: Vec<(u32, String)>,
+    reapplied: Option<Reapplied>,
 }
 
 impl Case {
+    /// Revision 1 passed its bake (as judged by upgrade-guard).
     fn new(history: &[(u32, ReleaseStatus)], revision: u32) -> Self {
         Self {
             history: history.to_vec(),
             rollbacks: BTreeMap::new(),
-            bakes: BTreeMap::new(),
+            bakes: BTreeMap::from([(1, BakeRecord::Healthy)]),
             records: vec![],
             recent: 0,
             in_progress: false,
             revision,
             manager: None,
+            refused: vec![],
+            reapplied: None,
         }
     }
 
@@ -86,6 +92,8 @@ impl Case {
             history: &self.history,
             rollbacks: &self.rollbacks,
             bakes: &self.bakes,
+            refused: &self.refused,
+            reapplied: self.reapplied.as_ref(),
             records: &self.records,
             recent_actions: self.recent,
             in_progress: self.in_progress,
@@ -124,8 +132,86 @@ fn a_failed_revision_with_every_rule_met_is_rolled_back_to_the_revision_that_pas
         }
         other => panic!("{other:?}"),
     }
-    // Without bake records: the newest revision that ran, never a failed one.
-    let c = Case::new(&[(1, Superseded), (2, Failed), (3, Deployed)], 3);
+}
+
+/// Issue 20.6 and 20.7: in `auto`, a target is a revision upgrade-guard judged healthy;
+/// "the newest that ran" is named to the operator with its command, never run.
+#[test]
+fn without_a_healthy_bake_record_there_is_no_automatic_target() {
+    let mut c = Case::new(&[(1, Superseded), (2, Failed), (3, Deployed)], 3);
+    c.bakes.clear();
+    let Plan::Hold(h) = c.plan() else {
+        panic!("{:?}", c.plan())
+    };
+    assert_eq!(h.reason, HoldReason::NoTarget);
+    assert!(
+        h.detail.contains("revision 1 ran")
+            && h.detail
+                .contains("helm rollback gim 1 -n gim --wait --timeout 15m"),
+        "{}",
+        h.detail
+    );
+    // A degraded bake ran but did not pass.
+    c.bakes = BTreeMap::from([(1, BakeRecord::Degraded)]);
+    assert_eq!(c.reason(), Some(HoldReason::NoTarget));
+}
+
+/// Issue 20.6: the record that would be the target was rewritten after its bake: held with
+/// its own reason, even though an older trusted one exists.
+#[test]
+fn a_refused_record_that_would_be_the_target_holds() {
+    let mut c = Case::new(&[(1, Superseded), (2, Superseded), (3, Deployed)], 3);
+    c.refused = vec![(
+        2,
+        "its Helm record changed after upgrade-guard judged it healthy".into(),
+    )];
+    let Plan::Hold(h) = c.plan() else {
+        panic!("{:?}", c.plan())
+    };
+    assert_eq!(h.reason, HoldReason::TargetRefused);
+    assert!(
+        h.detail
+            .contains("revision 2 would be the rollback target, but its Helm record changed"),
+        "{}",
+        h.detail
+    );
+    // A refused record older than the target is no matter.
+    let mut c = Case::new(&[(1, Superseded), (2, Superseded), (3, Deployed)], 3);
+    c.bakes = BTreeMap::from([(2, BakeRecord::Healthy)]);
+    c.refused = vec![(1, "changed".into())];
+    assert!(matches!(c.plan(), Plan::Rollback { target: 2, .. }));
+}
+
+/// Issue 20.4: the version upgrade-guard rolled back, applied again, is held with words.
+#[test]
+fn the_rolled_back_version_applied_again_is_held() {
+    let mut c = Case::new(
+        &[
+            (1, Superseded),
+            (2, Superseded),
+            (3, Superseded),
+            (4, Deployed),
+        ],
+        4,
+    );
+    c.records = vec![record(2, Phase::Verified, 0, Some(3))];
+    c.rollbacks = BTreeMap::from([(3, 1)]);
+    c.reapplied = Some(Reapplied {
+        rolled_back: 2,
+        at: at(0),
+        version: "gim-2".into(),
+        values_compared: true,
+    });
+    let Plan::Hold(h) = c.plan() else {
+        panic!("{:?}", c.plan())
+    };
+    assert_eq!(h.reason, HoldReason::Reapplied);
+    assert!(
+        h.detail.contains("revision 4 applies again"),
+        "{}",
+        h.detail
+    );
+    c.reapplied = None;
     assert!(matches!(c.plan(), Plan::Rollback { target: 1, .. }));
 }
 
@@ -171,7 +257,8 @@ fn each_rule_holds_with_its_reason() {
     c.in_progress = true;
     assert_eq!(c.reason(), Some(HoldReason::InProgress));
     // Nothing ran before.
-    let c = Case::new(&[(1, Failed), (2, Deployed)], 2);
+    let mut c = Case::new(&[(1, Failed), (2, Deployed)], 2);
+    c.bakes.clear();
     assert_eq!(c.reason(), Some(HoldReason::NoTarget));
 }
 
@@ -211,7 +298,7 @@ fn a_revision_abandoned_by_an_earlier_rollback_is_never_the_target() {
         4,
     );
     c.rollbacks = BTreeMap::from([(3, 1)]);
-    c.bakes = BTreeMap::from([(2, BakeRecord::Failed)]);
+    c.bakes = BTreeMap::from([(2, BakeRecord::Failed), (3, BakeRecord::Healthy)]);
     assert!(
         matches!(c.plan(), Plan::Rollback { target: 3, .. }),
         "{:?}",
@@ -247,6 +334,8 @@ fn max_per_revision_above_one_allows_that_many() {
         history: &c.history,
         rollbacks: &c.rollbacks,
         bakes: &c.bakes,
+        refused: &[],
+        reapplied: None,
         records: &records,
         recent_actions: 0,
         in_progress: false,

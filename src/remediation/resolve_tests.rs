@@ -8,19 +8,8 @@ use crate::test_support::{at, report, row};
 /// A rollback of bad revision 2 to revision 1, started at minute 0 by `a`.
 fn rollback(phase: Phase, new_revision: Option<u32>) -> ActionRecord {
     ActionRecord {
-        bad_revision: 2,
-        attempt: 1,
-        action: ActionKind::Rollback,
-        target: Some(1),
-        command: "helm rollback app 1 -n ns --wait --timeout 5m".into(),
-        holder: "a".into(),
-        started: at(0),
-        phase,
-        finished: None,
         new_revision,
-        detail: None,
-        process: None,
-        taken_over_from: None,
+        ..crate::test_support::action_record(2, phase)
     }
 }
 

@@ -19,8 +19,9 @@ use crate::release::labels::Storage;
 use crate::release::record::rollback_revision;
 use crate::tracker::read::{read_history, read_statuses};
 
-/// A finished action: the release and the record with its outcome.
-pub type Finished = (ReleaseKey, ActionRecord);
+/// A finished action: the release, the record with its outcome, and why that record could
+/// not be written (then the remediator writes it again until it is).
+pub type Finished = (ReleaseKey, ActionRecord, Option<String>);
 
 /// One action, run in its own task.
 pub(super) struct Task {
@@ -42,12 +43,16 @@ impl Task {
     /// Runs the action, records its outcome and says it finished.
     pub async fn run(self) {
         let record = self.act().await;
-        if let Err(e) = self.store.update(&self.key, &record).await {
-            warn!(release = %self.key, "the outcome of the automatic action was not recorded: {e}");
-        }
+        let unwritten = match self.store.update(&self.key, &record).await {
+            Ok(()) => None,
+            Err(e) => {
+                warn!(release = %self.key, "the outcome of the automatic action was not recorded (written again until it is): {e}");
+                Some(e.to_string())
+            }
+        };
         info!(release = %self.key, bad_revision = record.bad_revision, outcome = record.phase.as_str(),
             detail = record.detail.as_deref().unwrap_or(""), "automatic action finished");
-        let _ = self.finished.send((self.key.clone(), record));
+        let _ = self.finished.send((self.key.clone(), record, unwritten));
     }
 
     fn outcome(&self, phase: Phase, new_revision: Option<u32>, detail: String) -> ActionRecord {

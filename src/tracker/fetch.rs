@@ -27,7 +27,7 @@ use crate::release::decode::{DecodeLimits, decode_release};
 use crate::release::error::DecodeError;
 use crate::release::event::{PendingEvent, ReleaseEvent};
 use crate::release::history::Action;
-use crate::release::labels::Storage;
+use crate::release::labels::{Storage, disagreement, revision_from_meta};
 use crate::release::summary::ReleaseSummary;
 
 /// Retry pacing of failed reads.
@@ -359,7 +359,7 @@ async fn read(
 ) -> Attempt {
     let ns = pending.release.namespace.clone();
     let name = pending.release.secret_name(pending.revision);
-    // (payload, the record's creation by the API server's clock)
+    // (payload, the record's metadata)
     let get = async {
         match storage {
             Storage::Secret => Api::<Secret>::namespaced(client, &ns)
@@ -367,13 +367,12 @@ async fn read(
                 .await
                 .map(|s| {
                     s.map(|s| {
-                        let created = s.metadata.creation_timestamp.map(|t| t.0);
                         let data = s
                             .data
                             .and_then(|mut d| d.remove("release"))
                             .map(|b| b.0)
                             .unwrap_or_default();
-                        (data, created)
+                        (data, s.metadata)
                     })
                 }),
             Storage::ConfigMap => Api::<ConfigMap>::namespaced(client, &ns)
@@ -381,13 +380,12 @@ async fn read(
                 .await
                 .map(|c| {
                     c.map(|c| {
-                        let created = c.metadata.creation_timestamp.map(|t| t.0);
                         let data = c
                             .data
                             .and_then(|mut d| d.remove("release"))
                             .map(String::into_bytes)
                             .unwrap_or_default();
-                        (data, created)
+                        (data, c.metadata)
                     })
                 }),
         }
@@ -403,8 +401,18 @@ async fn read(
         Ok(Ok(None)) => return Attempt::Gone,
         Ok(Ok(Some(read))) => read,
     };
-    let (data, recorded) = data;
-    match tokio::task::spawn_blocking(move || decode_release(&data, limits)).await {
+    let (data, object) = data;
+    let recorded = object.creation_timestamp.as_ref().map(|t| t.0);
+    // A record whose name, labels and payload disagree was not written by Helm as it is.
+    let decode = move || {
+        let summary = decode_release(&data, limits)?;
+        let meta = revision_from_meta(&object)?;
+        match disagreement(&object, &meta, &summary) {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    };
+    match tokio::task::spawn_blocking(decode).await {
         Ok(Ok(summary)) => Attempt::Read(pending.complete(Arc::new(ReleaseSummary {
             recorded,
             ..summary

@@ -39,6 +39,13 @@ pub struct Report {
     pub closes_at: Timestamp,
     /// When this judgement was made.
     pub evaluated_at: Timestamp,
+    /// The SHA-256 of what the revision applies (see `release::fingerprint`); what its
+    /// bake record is bound to. Not shown.
+    #[serde(skip)]
+    pub content: String,
+    /// When the release was first deployed: which install of it this is. Not shown.
+    #[serde(skip)]
+    pub install: Option<Timestamp>,
 }
 
 impl Report {

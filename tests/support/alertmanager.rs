@@ -31,3 +31,19 @@ pub async fn alerts(labels: &[(&str, &str)]) -> Vec<serde_json::Value> {
         .filter(|a| labels.iter().all(|(k, v)| a["labels"][*k] == *v))
         .collect()
 }
+
+/// Waits (up to `within`) for Alertmanager to hold the alert `alertname` about namespace
+/// `namespace`, and returns it.
+pub async fn fired(
+    within: std::time::Duration,
+    namespace: &str,
+    alertname: &str,
+) -> serde_json::Value {
+    super::wait::until(within, alertname, || async {
+        alerts(&[("namespace", namespace), ("alertname", alertname)])
+            .await
+            .into_iter()
+            .next()
+    })
+    .await
+}

@@ -114,3 +114,44 @@ pub async fn ready(d: &Running) {
 pub fn install(n: &str, release: &str, chart: &str, set: &[&str]) {
     helm::install(n, release, chart, set);
 }
+
+/// Waits for the daemon (its records in `n`) to record revision `revision` of `release`
+/// healthy: only such a revision is an automatic rollback's target.
+pub async fn baked_healthy(n: &str, release: &str, revision: u32) {
+    baked_healthy_in(n, n, release, revision).await;
+}
+
+/// [`baked_healthy`] with the daemon's records in `state`.
+pub async fn baked_healthy_in(state: &str, n: &str, release: &str, revision: u32) {
+    let record = tkube::bake_record(state, n, release, revision).await;
+    assert!(
+        record.contains("\"verdict\":\"healthy\""),
+        "revision {revision} of {n}/{release} must pass its bake before it is a target: {record}"
+    );
+}
+
+/// Records revision `revision` of `release` healthy as the daemon does at the end of its
+/// bake (bound to its content and install), for a remediator run without a daemon.
+pub async fn record_healthy(n: &str, release: &str, revision: u32) {
+    use upgrade_guard::records::bakes::{BakeEntry, BakeStore};
+    use upgrade_guard::release::rollback_target::BakeRecord;
+    let rows = history(n, release).await;
+    let row = rows.iter().find(|r| r.revision == revision).unwrap();
+    let RowDetail::Decoded(s) = &row.detail else {
+        panic!("revision {revision} cannot be read: {row:?}")
+    };
+    let entry = BakeEntry {
+        verdict: BakeRecord::Healthy,
+        at: jiff::Timestamp::now(),
+        chart: format!("{}-{}", s.chart.name, s.chart.version),
+        failed_checks: vec![],
+        unanswered_checks: vec![],
+        content: s.fingerprint.content.clone(),
+        install: s.first_deployed,
+        during_bake: false,
+    };
+    BakeStore::new(tkube::client().await, n)
+        .record(&ReleaseKey::new(n, release), revision, &entry)
+        .await
+        .unwrap();
+}
