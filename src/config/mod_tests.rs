@@ -697,3 +697,20 @@ fn on_no_data_fail_with_a_rollback_is_refused_in_auto_and_warned_otherwise() {
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 }
+
+/// Issue 20.10: an email is retried for at least an hour of SMTP outage by default, and
+/// the time is configurable (never zero).
+#[test]
+fn email_is_retried_for_hours_unless_told_otherwise() {
+    let email = "notifications:\n  email:\n    smtp_host: smtp.example.com\n    security: starttls\n    from: a@example.com\n    to: [b@example.com]\n";
+    let c = parse(email).unwrap();
+    let e = c.notifications.email.unwrap();
+    assert!(e.give_up_after >= std::time::Duration::from_secs(3600));
+    let c = parse(&format!("{email}    give_up_after: 10m\n")).unwrap();
+    assert_eq!(
+        c.notifications.email.unwrap().give_up_after,
+        std::time::Duration::from_secs(600)
+    );
+    let err = parse(&format!("{email}    give_up_after: 0s\n")).unwrap_err();
+    assert!(err.contains("notifications.email.give_up_after"), "{err}");
+}

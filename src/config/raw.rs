@@ -57,6 +57,7 @@ pub struct RawEmail {
     pub username_file: Option<std::path::PathBuf>,
     pub password_file: Option<std::path::PathBuf>,
     pub timeout: Option<Dur>,
+    pub give_up_after: Option<Dur>,
     /// Refused with a message: credentials never live in the configuration.
     pub password: Option<serde_yaml_ng::Value>,
     /// Refused likewise.

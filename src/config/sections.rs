@@ -65,6 +65,11 @@ pub(super) fn email(raw: &raw::RawEmail) -> Result<EmailConfig, FieldError> {
         .as_ref()
         .map_or(Duration::from_secs(30), |d| d.0);
     positive(&format!("{AT}.timeout"), timeout)?;
+    let give_up_after = raw
+        .give_up_after
+        .as_ref()
+        .map_or(Duration::from_secs(2 * 60 * 60), |d| d.0);
+    positive(&format!("{AT}.give_up_after"), give_up_after)?;
     Ok(EmailConfig {
         smtp_host,
         smtp_port,
@@ -74,6 +79,7 @@ pub(super) fn email(raw: &raw::RawEmail) -> Result<EmailConfig, FieldError> {
         username_file: raw.username_file.clone(),
         password_file: raw.password_file.clone(),
         timeout,
+        give_up_after,
     })
 }
 

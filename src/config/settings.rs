@@ -119,6 +119,9 @@ pub struct EmailConfig {
     pub password_file: Option<std::path::PathBuf>,
     /// Deadline of one delivery attempt.
     pub timeout: Duration,
+    /// A message the server cannot be reached for is retried this long, then given up
+    /// (counted `dropped`).
+    pub give_up_after: Duration,
 }
 
 /// Where alerts go.

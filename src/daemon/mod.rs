@@ -43,6 +43,7 @@ use crate::notify::email::Mailer;
 use crate::notify::mail::Mailbook;
 use crate::notify::metrics::NotifyMetrics;
 use crate::records::bakes::BakeStore;
+use crate::records::mailed::MailedStore;
 use crate::release::event::ReleaseEvent;
 use crate::remediation::Remediator;
 use crate::remediation::helm::HelmRunner;
@@ -163,10 +164,14 @@ pub async fn run(
         notify_metrics.clone(),
     );
     let mut ledger = Ledger::new(notifications.resend_interval);
-    let mailer = notifications
-        .email
-        .clone()
-        .map(|email| Mailer::start(email, 100, notify_metrics.clone()));
+    let mailer = notifications.email.clone().map(|email| {
+        Mailer::start(
+            email,
+            100,
+            notify_metrics.clone(),
+            Some(MailedStore::new(client.clone(), &config.state.namespace)),
+        )
+    });
     let mut mailbook = Mailbook::default();
     // How often the ledger is asked whether a resend is due.
     let notify_tick =
@@ -178,6 +183,8 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let elector = tokio::spawn(elector.run(stop_rx.clone()));
     let mut leading = false;
+    let mut telling = false;
+    let mailed = MailedStore::new(client.clone(), &config.state.namespace);
     let leader_tick = config.actions.leader_election.retry_period;
     let listener = http::bind(options.listen)
         .await
@@ -293,14 +300,27 @@ pub async fn run(
         action_metrics.leader.set(i64::from(now_leading));
         if now_leading != leading {
             leading = now_leading;
-            if leading {
-                // Alertmanager hears everything that fires from the new leader at once.
-                ledger = Ledger::new(notifications.resend_interval);
-                if records_listed {
-                    daemon.resume().await;
+            if leading && records_listed {
+                daemon.resume().await;
+            }
+        }
+        let now_telling = leadership.tells();
+        if now_telling && !telling {
+            // Telling from now on (leading, or no replica is seen leading): Alertmanager
+            // hears everything that fires at once, and what no replica confirmed mailed is
+            // mailed.
+            ledger = Ledger::new(notifications.resend_interval);
+            mailbook = Mailbook::default();
+            if mailer.is_some() {
+                match mailed.load().await {
+                    Ok(confirmed) => mailbook.seed(&confirmed),
+                    Err(e) => warn!(
+                        "the emails confirmed sent cannot be read; what fails now is mailed again: {e}"
+                    ),
                 }
             }
         }
+        telling = now_telling;
         if leading && records_listed && daemon.remediator.resume_due() {
             daemon.resume().await;
         }
@@ -313,17 +333,18 @@ pub async fn run(
             let order = tell::order(&state, &config, now);
             state.set_order(order);
         }
-        if leading && !alertmanagers.is_empty() {
+        if telling && !alertmanagers.is_empty() {
             let wanted = tell::alerts(&daemon.state_mut(), &config);
             if let Some(batch) = ledger.update(wanted, Timestamp::now()) {
                 alertmanagers.send(batch);
             }
             DaemonMetrics::set(&daemon_metrics.firing, ledger.firing());
         }
-        if let Some(mailer) = &mailer {
+        if let Some(mailer) = mailer.as_ref().filter(|_| telling) {
+            // Only a replica that tells follows the changes: one that starts telling reads
+            // what was confirmed mailed instead.
             let mails = tell::mails(&mut mailbook, &daemon.state_mut(), &config);
-            // Every replica follows the changes; only the leader tells them.
-            for mail in mails.into_iter().filter(|_| leading) {
+            for mail in mails {
                 match mail {
                     Ok(mail) => mailer.send(mail),
                     Err(e) => warn!("cannot render an email: {e}"),

@@ -3,8 +3,12 @@
 //! `none` is an explicit opt-in for a local relay. Credentials come from
 //! `UPGRADE_GUARD_SMTP_USERNAME` / `UPGRADE_GUARD_SMTP_PASSWORD` or from mounted files, read
 //! at each attempt (so a rotated Secret is picked up). Messages queue (bounded, the oldest
-//! dropped and counted) for one worker that retries with backoff; nothing here ever waits
-//! for the SMTP server on behalf of the daemon.
+//! dropped and counted) for one worker that retries with backoff for up to
+//! `email.give_up_after` (2 hours: an SMTP server down for an hour loses nothing); a message the server
+//! refuses for good (a 5xx other than authentication) is counted `rejected`. Nothing here
+//! ever waits for the SMTP server on behalf of the daemon. A message the server accepted is
+//! confirmed in the cluster (`records::mailed`), so a replica that takes over sends only
+//! what nobody confirmed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,11 +23,10 @@ use super::mail::Mail;
 use super::metrics::{Channel, Delivery, NotifyMetrics};
 use super::queue::Queue;
 use crate::config::{EmailConfig, SmtpSecurity};
+use crate::records::mailed::MailedStore;
 
 /// The channel label of these notifications.
 pub const CHANNEL: Channel = Channel::Email;
-/// Attempts per message before it is given up (counted `dropped`).
-const ATTEMPTS: usize = 8;
 
 /// The last delivery error, in words, for `/api/v1/releases`.
 pub type LastError = Arc<Mutex<Option<String>>>;
@@ -111,8 +114,14 @@ fn explain(config: &EmailConfig, e: &lettre::transport::smtp::Error) -> String {
 }
 
 impl Mailer {
-    /// Starts the worker; `capacity` messages are kept while the server cannot be reached.
-    pub fn start(config: EmailConfig, capacity: usize, metrics: NotifyMetrics) -> Self {
+    /// Starts the worker; `capacity` messages are kept while the server cannot be reached;
+    /// each message accepted is confirmed in `confirmed`, if given.
+    pub fn start(
+        config: EmailConfig,
+        capacity: usize,
+        metrics: NotifyMetrics,
+        confirmed: Option<MailedStore>,
+    ) -> Self {
         let queue = Arc::new(Queue::new(capacity));
         let last_error: LastError = Arc::default();
         let task = tokio::spawn(worker(
@@ -120,6 +129,7 @@ impl Mailer {
             queue.clone(),
             metrics.clone(),
             last_error.clone(),
+            confirmed,
         ));
         Self {
             queue,
@@ -138,20 +148,32 @@ impl Mailer {
     }
 }
 
+/// A response the server will give again however often it is asked (a 5xx refusal of the
+/// message or a recipient), unlike a connection failure, a 4xx or an authentication
+/// failure (credentials get fixed).
+fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
+    e.is_permanent()
+        && !e
+            .status()
+            .is_some_and(|c| (530..=538).contains(&u16::from(c)))
+}
+
 async fn worker(
     config: EmailConfig,
     queue: Arc<Queue<Mail>>,
     metrics: NotifyMetrics,
     last_error: LastError,
+    confirmed: Option<MailedStore>,
 ) {
     loop {
         let taken = queue.front().await;
         let mail = &taken.item;
+        let first = tokio::time::Instant::now();
         let mut backoff = ExponentialBuilder::new()
             .with_jitter()
             .with_min_delay(Duration::from_secs(1))
             .with_max_delay(Duration::from_secs(60))
-            .with_max_times(ATTEMPTS)
+            .without_max_times()
             .build();
         loop {
             let attempt = match (transport(&config), message(&config, mail)) {
@@ -159,8 +181,8 @@ async fn worker(
                     .send(m)
                     .await
                     .map(|_| ())
-                    .map_err(|e| explain(&config, &e)),
-                (Err(e), _) | (_, Err(e)) => Err(e),
+                    .map_err(|e| (explain(&config, &e), refused_for_good(&e))),
+                (Err(e), _) | (_, Err(e)) => Err((e, false)),
             };
             match attempt {
                 Ok(()) => {
@@ -169,20 +191,33 @@ async fn worker(
                     if let Ok(mut l) = last_error.lock() {
                         *l = None;
                     }
+                    confirm(confirmed.as_ref(), mail).await;
                     break;
                 }
-                Err(e) => {
+                Err((e, true)) => {
+                    metrics.notification(CHANNEL, Delivery::Rejected);
+                    warn!(release = %mail.release, subject = %mail.subject,
+                        "the SMTP server refuses this email for good, not retried: {e}");
+                    if let Ok(mut l) = last_error.lock() {
+                        *l = Some(e);
+                    }
+                    break;
+                }
+                Err((e, false)) => {
                     metrics.notification(CHANNEL, Delivery::Failed);
-                    warn!(release = %mail.release, "cannot send the email: {e}");
+                    warn!(release = %mail.release, "cannot send the email (retried): {e}");
                     if let Ok(mut l) = last_error.lock() {
                         *l = Some(e);
                     }
                     match backoff.next() {
-                        Some(delay) => tokio::time::sleep(delay).await,
-                        None => {
+                        Some(delay) if first.elapsed() + delay < config.give_up_after => {
+                            tokio::time::sleep(delay).await;
+                        }
+                        _ => {
                             metrics.notification(CHANNEL, Delivery::Dropped);
                             warn!(release = %mail.release, subject = %mail.subject,
-                                "giving up this email after {ATTEMPTS} attempts");
+                                "giving up this email after {} of failures",
+                                crate::units::human(config.give_up_after));
                             break;
                         }
                     }
@@ -190,5 +225,15 @@ async fn worker(
             }
         }
         queue.done(&taken);
+    }
+}
+
+/// Records that `mail` was accepted (a failure only costs a second copy after a failover).
+async fn confirm(store: Option<&MailedStore>, mail: &Mail) {
+    let (Some(store), Some(c)) = (store, mail.confirm.as_ref()) else {
+        return;
+    };
+    if let Err(e) = store.confirm(&c.key, &c.value).await {
+        warn!(release = %mail.release, "the email was sent but its confirmation was not recorded (a replica taking over may send it again): {e}");
     }
 }

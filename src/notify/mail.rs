@@ -33,6 +33,33 @@ enum MailState {
 }
 
 impl MailState {
+    const ALL: [MailState; 9] = [
+        Self::Failed,
+        Self::RegressedAfterBake,
+        Self::Inconclusive,
+        Self::Degraded,
+        Self::Healthy,
+        Self::Stuck,
+        Self::Unreadable,
+        Self::RolledBack,
+        Self::ActionFailed,
+    ];
+
+    /// Its word in the confirmations of sent mail.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::RegressedAfterBake => "regressed_after_bake",
+            Self::Inconclusive => "inconclusive",
+            Self::Degraded => "degraded",
+            Self::Healthy => "healthy",
+            Self::Stuck => "stuck",
+            Self::Unreadable => "unreadable",
+            Self::RolledBack => "rolled_back",
+            Self::ActionFailed => "action_failed",
+        }
+    }
+
     fn of(view: &ReleaseView) -> Option<Self> {
         if let Some(p) = &view.problem {
             return Some(if p.starts_with("stuck in ") {
@@ -85,11 +112,47 @@ impl MailState {
     }
 }
 
+/// What a sent message told, recorded once the SMTP server accepted it (see
+/// `records::mailed`): the key and the value of its confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// One per release, or per release and notice kind.
+    pub key: String,
+    /// What was told (JSON).
+    pub value: String,
+}
+
+/// What a confirmation says, as written.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct Told {
+    namespace: String,
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revision: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    notice: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<jiff::Timestamp>,
+}
+
+impl Told {
+    fn confirmation(&self, key: String) -> Confirmation {
+        Confirmation {
+            key,
+            value: serde_json::to_string(self).unwrap_or_default(),
+        }
+    }
+}
+
 /// One message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {
     /// The release (for logs).
     pub release: ReleaseKey,
+    /// What to record once it is sent.
+    pub confirm: Option<Confirmation>,
     /// Subject line.
     pub subject: String,
     /// Plain-text part.
@@ -129,6 +192,29 @@ impl Default for Mailbook {
 }
 
 impl Mailbook {
+    /// Takes what was confirmed sent (by any replica, before any restart) as told, so
+    /// only what nobody confirmed is sent. Entries that do not parse are ignored.
+    pub fn seed(&mut self, confirmed: &BTreeMap<String, String>) {
+        for value in confirmed.values() {
+            let Ok(t) = serde_json::from_str::<Told>(value) else {
+                continue;
+            };
+            let release = ReleaseKey::new(&t.namespace, &t.name);
+            if let (Some(revision), Some(state)) = (t.revision, t.state.as_deref())
+                && let Some(state) = MailState::ALL.into_iter().find(|s| s.as_str() == state)
+            {
+                self.told.insert(release.clone(), (revision, state));
+            }
+            if let (Some(kind), Some(at)) = (t.notice.as_deref(), t.at)
+                && let Some(kind) = [NoticeKind::Uninstalled, NoticeKind::ExportViews]
+                    .into_iter()
+                    .find(|k| k.as_str() == kind)
+            {
+                self.told_notices.insert((release, kind, at));
+            }
+        }
+    }
+
     /// The messages the current state calls for: one per change since last told.
     pub fn changes<'a>(
         &mut self,
@@ -188,6 +274,22 @@ impl Mailbook {
             let render = || -> Result<Mail, minijinja::Error> {
                 Ok(Mail {
                     release: n.release.clone(),
+                    confirm: Some(
+                        Told {
+                            namespace: n.release.namespace.to_string(),
+                            name: n.release.name.to_string(),
+                            revision: None,
+                            state: None,
+                            notice: Some(n.kind.as_str().to_string()),
+                            at: Some(n.at),
+                        }
+                        .confirmation(format!(
+                            "notice.{}.{}.{}",
+                            n.kind.as_str(),
+                            n.release.namespace,
+                            n.release.name
+                        )),
+                    ),
                     subject: format!(
                         "[upgrade-guard] {} revision {}: {headline}",
                         n.release, n.revision
@@ -269,6 +371,20 @@ impl Mailbook {
         };
         Ok(Mail {
             release: view.release.clone(),
+            confirm: Some(
+                Told {
+                    namespace: view.release.namespace.to_string(),
+                    name: view.release.name.to_string(),
+                    revision: Some(view.revision),
+                    state: Some(state.as_str().to_string()),
+                    notice: None,
+                    at: None,
+                }
+                .confirmation(format!(
+                    "mail.{}.{}",
+                    view.release.namespace, view.release.name
+                )),
+            ),
             subject: format!(
                 "[upgrade-guard] {} revision {}: {}",
                 view.release,
@@ -489,6 +605,56 @@ mod tests {
             book.notices(&[notice(10)], None).len(),
             1,
             "a new uninstall"
+        );
+    }
+
+    /// Issue 20.10: a replica that starts telling takes what any replica confirmed sent as
+    /// told, and sends what nobody confirmed.
+    #[test]
+    fn what_was_confirmed_sent_is_not_sent_again() {
+        use crate::state::{Notice, NoticeKind};
+        let mut first = Mailbook::default();
+        let mails = first.changes([&view(3, Verdict::Failed, false)].into_iter(), None);
+        let sent = mails[0].as_ref().unwrap().confirm.clone().unwrap();
+        assert_eq!(sent.key, "mail.gim.gim");
+        let notice = Notice {
+            release: ReleaseKey::new("gsp", "gsp"),
+            revision: 4,
+            kind: NoticeKind::Uninstalled,
+            words: "uninstalled".into(),
+            command: None,
+            at: Timestamp::from_second(7).unwrap(),
+            until: Timestamp::from_second(3607).unwrap(),
+        };
+        let told = first.notices(std::slice::from_ref(&notice), None)[0]
+            .as_ref()
+            .unwrap()
+            .confirm
+            .clone()
+            .unwrap();
+        let confirmed = BTreeMap::from([
+            (sent.key, sent.value),
+            (told.key, told.value),
+            ("mail.x.y".to_string(), "{not json".to_string()),
+        ]);
+        let mut next = Mailbook::default();
+        next.seed(&confirmed);
+        assert!(
+            next.changes([&view(3, Verdict::Failed, false)].into_iter(), None)
+                .is_empty(),
+            "confirmed: not sent again"
+        );
+        assert!(next.notices(std::slice::from_ref(&notice), None).is_empty());
+        let mails = next.changes([&view(3, Verdict::Healthy, true)].into_iter(), None);
+        assert_eq!(mails.len(), 1, "the recovery nobody confirmed is sent");
+        // Nothing confirmed: everything that fails now is sent.
+        let mut fresh = Mailbook::default();
+        fresh.seed(&BTreeMap::new());
+        assert_eq!(
+            fresh
+                .changes([&view(3, Verdict::Failed, false)].into_iter(), None)
+                .len(),
+            1
         );
     }
 }

@@ -7,6 +7,7 @@
 pub mod action;
 pub mod actions;
 pub mod bakes;
+pub mod mailed;
 pub mod outbox;
 mod store;
 

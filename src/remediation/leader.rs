@@ -27,6 +27,10 @@ use crate::config::LeaderElectionConfig;
 #[derive(Clone)]
 pub struct Leadership {
     until: Arc<Mutex<Option<Instant>>>,
+    /// Until when another replica is known to lead (its Lease record seen renewed).
+    others_until: Arc<Mutex<Option<Instant>>>,
+    /// Whether the Lease was looked at once (before, nobody is known to lead or not).
+    looked: Arc<std::sync::atomic::AtomicBool>,
     identity: Arc<str>,
 }
 
@@ -37,6 +41,31 @@ impl Leadership {
             .lock()
             .map(|u| u.is_some_and(|u| Instant::now() < u))
             .unwrap_or(false)
+    }
+
+    /// Whether another replica is known to lead now: its renewals of the Lease were seen
+    /// within the Lease's duration. False when the Lease cannot be read (this replica then
+    /// sees no leader, and keeps telling Alertmanager what fires rather than let it
+    /// resolve).
+    pub fn another_leads(&self) -> bool {
+        self.others_until
+            .lock()
+            .map(|u| u.is_some_and(|u| Instant::now() < u))
+            .unwrap_or(false)
+    }
+
+    /// Whether this process tells what fires (Alertmanager, email): it leads, or the Lease
+    /// was looked at and no other replica is seen leading (a replica cut off from the API
+    /// server keeps firing rather than let every alert resolve).
+    pub fn tells(&self) -> bool {
+        self.is_leader()
+            || (self.looked.load(std::sync::atomic::Ordering::SeqCst) && !self.another_leads())
+    }
+
+    fn set_others(&self, until: Option<Instant>) {
+        if let Ok(mut u) = self.others_until.lock() {
+            *u = until;
+        }
     }
 
     /// This process's identity in the Lease and in the action records.
@@ -55,6 +84,8 @@ impl Leadership {
     pub fn manual(identity: &str) -> Self {
         Self {
             until: Arc::new(Mutex::new(None)),
+            others_until: Arc::new(Mutex::new(None)),
+            looked: Arc::default(),
             identity: identity.into(),
         }
     }
@@ -99,6 +130,8 @@ impl Elector {
     ) -> (Self, Leadership) {
         let leadership = Leadership {
             until: Arc::new(Mutex::new(None)),
+            others_until: Arc::new(Mutex::new(None)),
+            looked: Arc::default(),
             identity: identity.into(),
         };
         (
@@ -119,6 +152,9 @@ impl Elector {
         loop {
             let started = Instant::now();
             let attempt = tokio::time::timeout(self.config.renew_deadline, self.try_once()).await;
+            self.leadership
+                .looked
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             match attempt {
                 Ok(Ok(true)) => {
                     self.leadership
@@ -226,13 +262,18 @@ impl Elector {
                 .and_then(|s| u64::try_from(s).ok())
                 .map_or(self.config.lease_duration, Duration::from_secs);
             if !holder.is_empty() && since.elapsed() < duration {
+                // Another replica leads for as long as its last renewal seen lasts.
+                self.leadership.set_others(Some(since + duration));
                 return Ok(false);
             }
             self.spec(Some(MicroTime(Timestamp::now())), transitions + 1)
         };
         lease.spec = Some(new_spec);
         match self.api.replace(&name, &pp, &lease).await {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.leadership.set_others(None);
+                Ok(true)
+            }
             Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::Conflict => Ok(false),
             Err(e) => Err(e),
         }

@@ -1,0 +1,151 @@
+//! Notifications across failover and outages (issue 20.10) on the real stack: a replica
+//! cut off from the API server (its Lease lost, nobody else leading) keeps Alertmanager's
+//! alerts firing; a new leader mails what the old one could not send; an SMTP server that
+//! refuses connections for a while loses no email.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use support::auto::{WAIT, final_verdict};
+use support::cli::short_config;
+use support::daemon::{Running, options};
+use support::eval::install_then_upgrade;
+use support::proxy::Proxy;
+use support::{alertmanager, kube as tkube, stack::stack, wait};
+
+const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
+
+/// `mode: recommend` in `n` with a short Lease and `notifications`.
+fn config(n: &str, notifications: &str) -> String {
+    short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             actions:\n  leader_election:\n    lease_duration: 3s\n    renew_deadline: 2s\n    retry_period: 300ms\n\
+             {notifications}"
+        ),
+    )
+}
+
+/// Email to `ops-<n>` through `smtp` (`host:port`).
+fn email(n: &str, smtp: &str) -> String {
+    let (host, port) = smtp.split_once(':').unwrap();
+    format!(
+        "notifications:\n  email:\n    smtp_host: {host}\n    smtp_port: {port}\n    security: none\n    \
+         from: upgrade-guard@test.invalid\n    to: [ops-{n}@test.invalid]\n"
+    )
+}
+
+/// The emails to `ops-<n>` whose subject ends with `subject`.
+fn mails(n: &str, subject: &str) -> usize {
+    let to = format!("ops-{n}@test.invalid");
+    support::mail::messages()
+        .into_iter()
+        .filter(|m| m.to.contains(&to) && m.subject.ends_with(subject))
+        .count()
+}
+
+/// A single replica loses the API server (so its Lease) while an upgrade is failed. Before,
+/// it stopped telling Alertmanager, which resolved the critical alert a few seconds later.
+/// Seeing no other leader, it keeps re-sending: the alert's end keeps moving on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_from_the_api_server_keeps_the_alerts_firing() {
+    let ns = tkube::namespace("failover-fire").await;
+    let n = ns.name.as_str();
+    let proxy = Proxy::start(&tkube::api_address());
+    let kubeconfig = tkube::kubeconfig_with_server(&format!("https://{}", proxy.address));
+    let notify = format!(
+        "notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n",
+        stack().alertmanager_url
+    );
+    let d = Running::start_with(kubeconfig.path(), &config(n, &notify), options("alone")).await;
+    d.ready().await;
+    install_then_upgrade(n, "app", &["unschedulable=true"]);
+    final_verdict(&d, "app", 2, "failed").await;
+    alertmanager::fired(WAIT, n, "UpgradeFailed").await;
+    proxy.cut();
+    wait::until(WAIT, "the Lease lost", || async {
+        (d.metric("upgrade_guard_leader").await? == 0.0).then_some(())
+    })
+    .await;
+    let lost = jiff::Timestamp::now();
+    // Re-sent with endsAt = now + 4 × resend_interval: an end well past the loss of the
+    // Lease means it is still being re-sent.
+    let beyond = lost + jiff::SignedDuration::from_secs(10);
+    wait::until(
+        WAIT,
+        "UpgradeFailed re-sent after the Lease was lost",
+        || async {
+            let alert = alertmanager::alerts(&[("namespace", n), ("alertname", "UpgradeFailed")])
+                .await
+                .into_iter()
+                .next()?;
+            let ends: jiff::Timestamp = alert["endsAt"].as_str()?.parse().ok()?;
+            (ends > beyond).then_some(())
+        },
+    )
+    .await;
+    proxy.restore();
+    d.stop().await;
+}
+
+/// The leader cannot reach the SMTP server when an upgrade fails, and stops (a rolling
+/// update, a drain) with the email unsent. Before, the other replica had followed the
+/// change and taken it as told: nobody mailed. Now only a replica that tells follows the
+/// changes, and one that starts telling reads which emails were confirmed sent: the new
+/// leader mails it, once, and confirms it in the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_mails_what_the_old_one_could_not_send() {
+    let ns = tkube::namespace("failover-mail").await;
+    let n = ns.name.as_str();
+    let smtp = Proxy::start(&format!("127.0.0.1:{}", stack().smtp_port));
+    smtp.cut();
+    let cfg = config(n, &email(n, &smtp.address));
+    let a = Running::start_with(&stack().kubeconfig, &cfg, options("replica-a")).await;
+    wait::until(WAIT, "a leads", || async {
+        (a.metric("upgrade_guard_leader").await? == 1.0).then_some(())
+    })
+    .await;
+    let b = Running::start_with(&stack().kubeconfig, &cfg, options("replica-b")).await;
+    a.ready().await;
+    b.ready().await;
+    install_then_upgrade(n, "app", &["unschedulable=true"]);
+    final_verdict(&a, "app", 2, "failed").await;
+    let failed = r#"upgrade_guard_notifications_total{channel="email",outcome="failed"}"#;
+    wait::until(WAIT, "a cannot send the email", || async {
+        (a.metric(failed).await? >= 1.0).then_some(())
+    })
+    .await;
+    a.stop().await;
+    smtp.restore();
+    wait::until(WAIT, "b leads", || async {
+        (b.metric("upgrade_guard_leader").await? == 1.0).then_some(())
+    })
+    .await;
+    wait::until(WAIT, "the failure mailed by b", || async {
+        (mails(n, "revision 2: failed") == 1).then_some(())
+    })
+    .await;
+    let maps: Api<ConfigMap> = Api::namespaced(tkube::client().await, n);
+    let confirmed = wait::until(WAIT, "the email confirmed", || async {
+        maps.get_opt("upgrade-guard.mailed")
+            .await
+            .ok()??
+            .data?
+            .get(&format!("mail.{n}.app"))
+            .cloned()
+    })
+    .await;
+    assert!(
+        confirmed.contains("\"revision\":2") && confirmed.contains("\"state\":\"failed\""),
+        "{confirmed}"
+    );
+    b.stop().await;
+}
