@@ -271,6 +271,59 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
     );
     assert!(config_of(&all).0.watch.namespaces.is_empty());
 
+    // Issue 20.11: opt-in protection of the HTTP surface. A token checked with the API
+    // server (the daemon may review tokens; readers are granted by a ClusterRole, the API
+    // path outside Kubernetes' /api/*), and a NetworkPolicy letting only listed peers in
+    // (none listed: nobody, never an empty `from`, which would mean everyone).
+    let all = template(&[
+        "--set",
+        "auth.enabled=true",
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "networkPolicy.enabled=true",
+    ])
+    .unwrap();
+    assert_eq!(
+        config_of(&all).0.http.authentication,
+        upgrade_guard::config::HttpAuthentication::Kubernetes
+    );
+    let delegator = objects(&all, "ClusterRoleBinding")
+        .into_iter()
+        .find(|b| b["roleRef"]["name"] == "system:auth-delegator");
+    assert!(delegator.is_some());
+    let reader = objects(&all, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == "ug-upgrade-guard-reader")
+        .unwrap();
+    assert_eq!(
+        strings(&reader["rules"][0]["nonResourceURLs"]),
+        ["/metrics", "/upgrade-guard/api/v1/releases"]
+    );
+    assert!(
+        one(&all, "ServiceMonitor")["spec"]["endpoints"][0]["bearerTokenFile"]
+            .as_str()
+            .is_some()
+    );
+    let policy = one(&all, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["ingress"].as_sequence().map(Vec::len),
+        Some(0)
+    );
+    let all = template(&[
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set-json",
+        r#"networkPolicy.from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]"#,
+    ])
+    .unwrap();
+    let policy = one(&all, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert!(objects(&template(&[]).unwrap(), "NetworkPolicy").is_empty());
+
     // HA: several replicas rolling one by one.
     let all = template(&["--set", "ha.enabled=true"]).unwrap();
     let d = one(&all, "Deployment");

@@ -37,8 +37,9 @@ pub use policy::{
     ThresholdPolicy, render_query,
 };
 pub use settings::{
-    ActionsConfig, EmailConfig, LeaderElectionConfig, MIN_PAYLOAD_BYTES, NotificationsConfig,
-    PrometheusConfig, SmtpSecurity, StateConfig, Suite, WatchConfig,
+    ActionsConfig, EmailConfig, HttpAuthentication, HttpConfig, LeaderElectionConfig,
+    MIN_PAYLOAD_BYTES, NotificationsConfig, PrometheusConfig, SmtpSecurity, StateConfig, Suite,
+    WatchConfig,
 };
 
 /// The built-in profile, exactly as printed by `upgrade-guard config default`.
@@ -77,6 +78,8 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// Automatic actions.
     pub actions: ActionsConfig,
+    /// The HTTP server's protection.
+    pub http: HttpConfig,
     /// Suites of releases upgraded in order.
     pub suites: Vec<Suite>,
     /// PostgreSQL databases of the `sql` checks, by name.

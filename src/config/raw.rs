@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub notifications: RawNotifications,
     #[serde(default)]
     pub actions: RawActions,
+    #[serde(default)]
+    pub http: RawHttp,
     pub suites: Option<Vec<RawSuite>>,
     #[serde(default)]
     pub databases: std::collections::BTreeMap<String, RawDatabase>,
@@ -34,6 +36,15 @@ pub struct RawConfig {
     pub defaults: RawRelease,
     #[serde(default)]
     pub releases: Vec<RawRelease>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub authentication: Option<super::settings::HttpAuthentication>,
+    pub auth_cache: Option<Dur>,
+    pub max_connections: Option<usize>,
+    pub read_timeout: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::error::{ConfigError, FieldError};
 use super::overlay::{DefaultHold, overlay};
 use super::raw::RawConfig;
-use super::sections::{actions, email, suites};
+use super::sections::{actions, email, http, suites};
 use super::settings::{NotificationsConfig, PrometheusConfig, StateConfig, WatchConfig};
 use super::validate::{check_policy, check_sql, positive, warnings};
 use super::{Config, DEFAULT_PROFILE, Override, defaults};
@@ -181,6 +181,7 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
         ));
     }
     let actions = actions(&raw.actions)?;
+    let http = http(&raw.http)?;
     let suites = suites(raw.suites.as_deref().unwrap_or_default())?;
     // Like a Prometheus rule: two evaluations, and never less than one scrape.
     let default_hold = DefaultHold::new(evaluation_interval, prometheus.scrape_interval);
@@ -246,6 +247,7 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
         state,
         notifications,
         actions,
+        http,
         suites,
         databases,
         warnings: all_warnings,

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use super::error::FieldError;
 use super::raw;
-use super::settings::{ActionsConfig, EmailConfig, LeaderElectionConfig, SmtpSecurity, Suite};
+use super::settings::{
+    ActionsConfig, EmailConfig, HttpAuthentication, HttpConfig, LeaderElectionConfig, SmtpSecurity,
+    Suite,
+};
 use super::validate::positive;
 use crate::units::human;
 
@@ -137,6 +140,31 @@ pub(super) fn suites(raw: &[raw::RawSuite]) -> Result<Vec<Suite>, FieldError> {
         });
     }
     Ok(out)
+}
+
+pub(super) fn http(raw: &raw::RawHttp) -> Result<HttpConfig, FieldError> {
+    let auth_cache = raw
+        .auth_cache
+        .as_ref()
+        .map_or(Duration::from_secs(60), |d| d.0);
+    let read_timeout = raw
+        .read_timeout
+        .as_ref()
+        .map_or(Duration::from_secs(10), |d| d.0);
+    positive("http.read_timeout", read_timeout)?;
+    let max_connections = raw.max_connections.unwrap_or(64);
+    if max_connections == 0 {
+        return Err(FieldError::new(
+            "http.max_connections",
+            "must be at least 1",
+        ));
+    }
+    Ok(HttpConfig {
+        authentication: raw.authentication.unwrap_or(HttpAuthentication::None),
+        auth_cache,
+        max_connections,
+        read_timeout,
+    })
 }
 
 pub(super) fn actions(raw: &raw::RawActions) -> Result<ActionsConfig, FieldError> {

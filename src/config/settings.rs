@@ -88,6 +88,32 @@ pub struct StateConfig {
     pub namespace: String,
 }
 
+/// Who may read `/metrics` and `/api/v1/releases`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpAuthentication {
+    /// Anyone who can reach the port (restrict it with a NetworkPolicy).
+    None,
+    /// A bearer token the API server authenticates (TokenReview) for a user allowed to
+    /// `get` the path (SubjectAccessReview on the non-resource URL), as kube-rbac-proxy
+    /// checks it.
+    Kubernetes,
+}
+
+/// The HTTP server's protection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Who may read `/metrics` and `/api/v1/releases` (`/livez` and `/readyz` stay open).
+    pub authentication: HttpAuthentication,
+    /// How long the API server's answer about a token and a path is reused.
+    pub auth_cache: Duration,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// A client must send its request within this, and a connection lasts at most ten
+    /// times this: a slow client cannot hold a socket.
+    pub read_timeout: Duration,
+}
+
 /// How the SMTP connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -4,6 +4,13 @@
 //! scrape time), `/livez` (the process serves),
 //! `/readyz` (the release watch and the stores synced, and not shutting down),
 //! `/api/v1/releases` (JSON of every release, its latest revision and judgement).
+//!
+//! Hardened for a shared cluster: at most `http.max_connections` connections are served at
+//! once (more wait in the listen queue), a client must send its request within
+//! `http.read_timeout` and a connection lasts at most ten times that, the answers that cost
+//! work are built off the runtime's threads (a flood of reads never stalls the main loop),
+//! and with `http.authentication: kubernetes` `/metrics` and `/api/v1/releases` need a
+//! bearer token allowed by the API server (see [`super::auth`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -70,7 +77,23 @@ pub struct Served {
     pub ready: watch::Receiver<Readiness>,
     /// The last email delivery error, when email is configured.
     pub email_error: Option<crate::notify::email::LastError>,
+    /// Checks bearer tokens, with `http.authentication: kubernetes`.
+    pub auth: Option<Arc<super::auth::Authenticator>>,
+    /// Connections at once and how long a client may take.
+    pub limits: Limits,
 }
+
+/// Connections at once and how long a client may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// The request must arrive within this; a connection lasts at most ten times this.
+    pub read_timeout: std::time::Duration,
+}
+
+/// The paths that need a token when authentication is on.
+const PROTECTED: [&str; 2] = ["/metrics", "/api/v1/releases"];
 
 /// Why the daemon is or is not ready, in words for `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,9 +211,65 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
+/// Answers one request: its token checked first when the path needs one, then built on a
+/// blocking thread (encoding every release or metric is work the runtime must not wait on).
+async fn answer(served: Served, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if let Some(auth) = served
+        .auth
+        .as_ref()
+        .filter(|_| PROTECTED.contains(&path.as_str()))
+    {
+        use super::auth::Decision;
+        match auth
+            .check(header(hyper::header::AUTHORIZATION).as_deref(), &path)
+            .await
+        {
+            Decision::Allowed => {}
+            Decision::Unauthenticated(why) => {
+                return respond(StatusCode::UNAUTHORIZED, TEXT, format!("{why}\n"));
+            }
+            Decision::Forbidden(why) => {
+                return respond(StatusCode::FORBIDDEN, TEXT, format!("{why}\n"));
+            }
+            Decision::Unavailable(why) => {
+                return respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n"));
+            }
+        }
+    }
+    let method = req.method().clone();
+    let accept = header(hyper::header::ACCEPT);
+    if !PROTECTED.contains(&path.as_str()) {
+        return handle(&served, &method, &path, accept.as_deref());
+    }
+    tokio::task::spawn_blocking(move || handle(&served, &method, &path, accept.as_deref()))
+        .await
+        .unwrap_or_else(|e| {
+            respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                format!("the answer could not be built: {e}\n"),
+            )
+        })
+}
+
 /// Serves until `stop` turns true; connections in progress finish on their own.
 pub async fn serve(listener: TcpListener, served: Served, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(served.limits.max_connections));
     loop {
+        // A connection is accepted only with a free slot: the rest wait in the kernel's
+        // listen queue, and slow or idle clients cannot pile up sockets and tasks.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok(slot) = slot else { return };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => return,
@@ -203,20 +282,21 @@ pub async fn serve(listener: TcpListener, served: Served, mut stop: watch::Recei
             }
         };
         let served = served.clone();
+        let limits = served.limits;
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req: Request<Incoming>| {
-                let accept = req
-                    .headers()
-                    .get(hyper::header::ACCEPT)
-                    .and_then(|v| v.to_str().ok());
-                let response = handle(&served, req.method(), req.uri().path(), accept);
-                async move { Ok::<_, Infallible>(response) }
+                let served = served.clone();
+                async move { Ok::<_, Infallible>(answer(served, req).await) }
             });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(%peer, error = %e, "HTTP connection ended with an error");
+            let connection = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(limits.read_timeout * 10, connection).await {
+                Ok(Err(e)) => debug!(%peer, error = %e, "HTTP connection ended with an error"),
+                Err(_) => debug!(%peer, "HTTP connection closed: it lasted too long"),
+                Ok(Ok(())) => {}
             }
         });
     }

@@ -12,6 +12,7 @@
 //! returns once the round in progress ended; a second signal (see `signals.rs`) stops the
 //! process at once.
 
+mod auth;
 mod decide;
 pub mod exposition;
 mod handle;
@@ -204,6 +205,17 @@ pub async fn run(
             state: state.clone(),
             ready: ready_rx,
             email_error: mailer.as_ref().map(|m| m.last_error.clone()),
+            auth: (config.http.authentication == crate::config::HttpAuthentication::Kubernetes)
+                .then(|| {
+                    Arc::new(auth::Authenticator::new(
+                        client.clone(),
+                        config.http.auth_cache,
+                    ))
+                }),
+            limits: http::Limits {
+                max_connections: config.http.max_connections,
+                read_timeout: config.http.read_timeout,
+            },
         },
         stop_rx,
     ));

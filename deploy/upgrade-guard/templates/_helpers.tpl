@@ -26,6 +26,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
       "watch" (dict "namespaces" .Values.watchNamespaces)
       "state" (dict "namespace" .Release.Namespace)
       "actions" (dict "leader_election" (dict "lease_name" (include "upgrade-guard.fullname" .))) -}}
+{{- if .Values.auth.enabled -}}
+{{- $_ := set $chart "http" (dict "authentication" "kubernetes") -}}
+{{- end -}}
 {{- if .Values.email.existingSecret -}}
 {{- $_ := set $chart "notifications" (dict "email" (dict
       "username_file" "/etc/upgrade-guard-smtp/username"

@@ -1,0 +1,134 @@
+//! The HTTP surface in a shared cluster (issue 20.11) on the real stack: with
+//! `http.authentication: kubernetes`, `/api/v1/releases` and `/metrics` need a bearer token
+//! the API server authenticates for a user allowed to get the path, as kube-rbac-proxy
+//! checks it; a client that connects and sends nothing is disconnected and cannot hold
+//! the server's connections.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use std::io::Read;
+
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::Api;
+use kube::api::PostParams;
+use support::auto::WAIT;
+use support::cli::short_config;
+use support::daemon::Running;
+use support::{kube as tkube, stack::stack, wait};
+
+const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
+
+fn config(n: &str, http: &str) -> String {
+    short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!("watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\nhttp:\n{http}"),
+    )
+}
+
+/// GET `path` on `d` with `token`: the status.
+async fn get(d: &Running, path: &str, token: Option<&str>) -> u16 {
+    let mut req = reqwest::Client::new().get(format!("http://{}{path}", d.address));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// Grants `user` (a ServiceAccount of `ns`) get on the daemon's paths, cluster-wide.
+async fn grant(ns: &str, sa: &str) {
+    let client = tkube::client().await;
+    let name = format!("{ns}-reader");
+    let role: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "rules": [{"nonResourceURLs": ["/metrics", "/upgrade-guard/api/v1/releases"], "verbs": ["get"]}]
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(client)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+}
+
+/// Before, anyone who reached the port read every release and metric. Now: no token 401,
+/// a token whose user is not allowed 403 (every authenticated user may get `/api/*` by
+/// Kubernetes' defaults, so the API is authorized as `/upgrade-guard/api/v1/releases`),
+/// allowed 200; the probes stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_only_a_token_the_api_server_allows() {
+    let ns = tkube::namespace("http-auth").await;
+    let n = ns.name.as_str();
+    let d = Running::start(
+        &stack().kubeconfig,
+        &config(n, "  authentication: kubernetes\n  auth_cache: 1s\n"),
+    )
+    .await;
+    d.ready().await;
+    assert_eq!(get(&d, "/readyz", None).await, 200);
+    assert_eq!(get(&d, "/livez", None).await, 200);
+    assert_eq!(get(&d, "/api/v1/releases", None).await, 401);
+    assert_eq!(get(&d, "/metrics", Some("not-a-token")).await, 401);
+    let token = tkube::service_account_token(n, "reader", serde_json::json!([])).await;
+    assert_eq!(get(&d, "/api/v1/releases", Some(&token)).await, 403);
+    grant(n, "reader").await;
+    wait::until(WAIT, "the granted reader served", || async {
+        (get(&d, "/api/v1/releases", Some(&token)).await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(get(&d, "/metrics", Some(&token)).await, 200);
+    d.stop().await;
+}
+
+/// Before, a client that connected and sent nothing held its connection (and task) for
+/// ever, and enough of them held the server. Now it is disconnected after `read_timeout`,
+/// and at most `max_connections` are served at once: the others wait their turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_nothing_is_disconnected() {
+    let ns = tkube::namespace("http-slow").await;
+    let n = ns.name.as_str();
+    let d = Running::start(
+        &stack().kubeconfig,
+        &config(n, "  read_timeout: 1s\n  max_connections: 2\n"),
+    )
+    .await;
+    d.ready().await;
+    let address = d.address.to_string();
+    // Two silent clients take both slots; each is closed by the server (read sees EOF).
+    let silent: Vec<_> = (0..2)
+        .map(|_| {
+            let address = address.clone();
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(&address).unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+                    .unwrap();
+                let mut buf = [0u8; 64];
+                s.read(&mut buf)
+                    .map(|n| n == 0 || buf.starts_with(b"HTTP/1.1 408"))
+            })
+        })
+        .collect();
+    // A real request gets its answer once a slot is free.
+    assert_eq!(get(&d, "/livez", None).await, 200);
+    for s in silent {
+        assert!(
+            matches!(s.join().unwrap(), Ok(true)),
+            "the server closes a connection that sends nothing"
+        );
+    }
+    d.stop().await;
+}
