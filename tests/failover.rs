@@ -149,3 +149,101 @@ async fn a_new_leader_mails_what_the_old_one_could_not_send() {
     );
     b.stop().await;
 }
+
+/// Issue 20.12: the replica that does not lead served the action record as it last read it
+/// (`done`) after the leader verified the rollback. Now every replica serves the records as
+/// the cluster holds them (watched).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_does_not_lead_shows_the_rollback_verified() {
+    use support::auto::{auto_config, baked_healthy, install, view};
+    let ns = tkube::namespace("failover-story").await;
+    let n = ns.name.as_str();
+    let cfg = auto_config(NO_PROMETHEUS, n, "", "");
+    let a = Running::start_with(&stack().kubeconfig, &cfg, options("replica-a")).await;
+    wait::until(WAIT, "a leads", || async {
+        (a.metric("upgrade_guard_leader").await? == 1.0).then_some(())
+    })
+    .await;
+    let b = Running::start_with(&stack().kubeconfig, &cfg, options("replica-b")).await;
+    b.ready().await;
+    install(n, "app", "demo-app", &[]);
+    baked_healthy(n, "app", 1).await;
+    support::eval::upgrade(n, "app", "1.1.0", &["unschedulable=true"]);
+    for (who, d) in [("the leader", &a), ("the other replica", &b)] {
+        wait::until(
+            WAIT,
+            &format!("{who} shows the rollback verified"),
+            || async {
+                let v = view(d, "app").await?;
+                (v["revision"] == 3 && v["automation"]["record"]["phase"] == "verified")
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    assert_eq!(b.metric("upgrade_guard_leader").await, Some(0.0));
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Issue 20.12: a release locked by a Helm operation (a rollback under way when the daemon
+/// restarted) was missing from the API until the operation ended or was found stuck
+/// (15 minutes). Now a restarted daemon shows it, with its pending status, before it says
+/// it is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_shows_a_release_locked_by_helm_before_it_is_ready() {
+    use k8s_openapi::api::core::v1::Secret;
+    let ns = tkube::namespace("failover-locked").await;
+    let n = ns.name.as_str();
+    support::helm::install(n, "app", "demo-app", &[]);
+    // Revision 2: a rollback under way (pending-rollback), its record as helm writes it.
+    let secrets: Api<Secret> = Api::namespaced(tkube::client().await, n);
+    let mut secret = secrets.get("sh.helm.release.v1.app.v1").await.unwrap();
+    let text = &secret.data.as_ref().unwrap()["release"].0;
+    let mut release: serde_json::Value = {
+        use base64::Engine as _;
+        use std::io::Read;
+        let gz = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap();
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut json)
+            .unwrap();
+        serde_json::from_slice(&json).unwrap()
+    };
+    release["version"] = 2.into();
+    release["info"]["status"] = "pending-rollback".into();
+    release["info"]["description"] = "Rollback to 1".into();
+    let encoded = {
+        use base64::Engine as _;
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&serde_json::to_vec(&release).unwrap())
+            .unwrap();
+        base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap())
+    };
+    secret.metadata = kube::api::ObjectMeta {
+        name: Some("sh.helm.release.v1.app.v2".into()),
+        labels: secret.metadata.labels.map(|mut l| {
+            l.insert("version".into(), "2".into());
+            l.insert("status".into(), "pending-rollback".into());
+            l
+        }),
+        ..Default::default()
+    };
+    secret.data.as_mut().unwrap().insert(
+        "release".into(),
+        k8s_openapi::ByteString(encoded.into_bytes()),
+    );
+    secrets.create(&Default::default(), &secret).await.unwrap();
+
+    let d = Running::start_with(&stack().kubeconfig, &config(n, ""), options("restarted")).await;
+    d.ready().await;
+    let v = support::auto::view(&d, "app")
+        .await
+        .expect("the locked release is shown as soon as the daemon is ready");
+    assert_eq!(v["revision"], 2, "{v:#}");
+    assert_eq!(v["status"], "pending-rollback", "{v:#}");
+    d.stop().await;
+}

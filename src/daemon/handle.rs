@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::{decide, notices, restore};
 use crate::config::{Config, Mode};
 use crate::evaluation::{Evaluator, Start};
+use crate::records::action::ActionRecord;
 use crate::records::bakes::BakeStore;
 use crate::records::outbox::Unwritten;
 use crate::release::ReleaseKey;
@@ -95,8 +96,10 @@ impl Daemon {
             }
             return;
         }
-        if steps.automate {
-            // The records say whether this revision is a rollback upgrade-guard made.
+        if steps.automate || (mode == Mode::Auto && event.kind == ReleaseEventKind::Listed) {
+            // The records say whether this revision is a rollback upgrade-guard made; a
+            // release listed after a restart shows an unfinished action at once (shown,
+            // never acted on from here).
             self.remediator.load(&key).await;
             self.show_automation(&key, event.revision);
         }
@@ -182,6 +185,19 @@ impl Daemon {
         let cancelled = evaluator.begin(start, policy);
         info!(release = %key, revision = event.revision, event = %event.kind.name(),
             resumed = event.resumed, cancelled = ?cancelled, "evaluating");
+    }
+
+    /// A release's action records changed in the cluster (any replica's write): shown as
+    /// they are now.
+    pub fn records_changed(&mut self, key: ReleaseKey, records: Vec<ActionRecord>) {
+        if self.config.mode_for(&key) != Mode::Auto {
+            return;
+        }
+        self.remediator.observed(key.clone(), records);
+        let revision = self.state.read().get(&key).map(|v| v.revision);
+        if let Some(revision) = revision {
+            self.show_automation(&key, revision);
+        }
     }
 
     /// An automatic action finished: its record is shown with the release.
@@ -347,7 +363,13 @@ impl Daemon {
             let Some((revision, _)) = restore::recorded_failure_of(&records) else {
                 continue;
             };
-            if self.state_mut().get(&key).is_some() {
+            // A release only listed so far (no judgement) is restored over; one judged
+            // since, or at a newer revision, is not.
+            if self
+                .state_mut()
+                .get(&key)
+                .is_some_and(|v| v.judgement.is_some() || v.revision > revision)
+            {
                 continue;
             }
             let rows = match read_history(self.client.clone(), &key.namespace, &key.name).await {

@@ -185,6 +185,14 @@ pub async fn run(
     let elector = tokio::spawn(elector.run(stop_rx.clone()));
     let mut leading = false;
     let mut telling = false;
+    // Every replica serves the action records as the cluster holds them.
+    let (records_tx, mut action_records) = mpsc::channel(64);
+    let records_watch = tokio::spawn({
+        let (client, ns) = (client.clone(), config.state.namespace.clone());
+        let timeout =
+            u32::try_from(config.watch.watch_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+        async move { crate::records::actions::watch(client, &ns, timeout, records_tx).await }
+    });
     let mailed = MailedStore::new(client.clone(), &config.state.namespace);
     let leader_tick = config.actions.leader_election.retry_period;
     let listener = http::bind(options.listen)
@@ -261,6 +269,11 @@ pub async fn run(
             // another branch wins this select, and must still be acted on.
             listed_now = async { synced.wait_for(|s| *s).await.is_ok() }, if !records_listed => {
                 records_listed = true;
+                // The listing's events were all sent before it said so: each release is
+                // shown before the daemon says it is ready.
+                while let Ok(event) = events.try_recv() {
+                    daemon.event(&mut evaluator, event).await;
+                }
                 if listed_now {
                     daemon.restore().await;
                     if leading {
@@ -306,6 +319,7 @@ pub async fn run(
                 next_notify = tokio::time::Instant::now() + notify_tick;
             }
             Some(done) = finished.recv() => daemon.finished(done),
+            Some((key, records)) = action_records.recv() => daemon.records_changed(key, records),
             () = tokio::time::sleep(leader_tick) => {}
         }
         let now_leading = leadership.is_leader();
@@ -373,6 +387,7 @@ pub async fn run(
     info!("shutting down: no new events or rounds");
     ready_tx.send_replace(Readiness::ShuttingDown);
     tracker.abort();
+    records_watch.abort();
     daemon.remediator.drain().await;
     let _ = stop_tx.send(true);
     let _ = server.await;

@@ -192,6 +192,50 @@ impl RecordStore {
     }
 }
 
+/// Watches the action records of `namespace` and sends each release's records as they
+/// change (none when its ConfigMap is deleted): every replica serves the records as the
+/// cluster holds them, not as it last wrote or read them. The API server ends each watch
+/// after `timeout` seconds (shorter than the client's read timeout; it is resumed). Runs
+/// until `tx` closes.
+pub async fn watch(
+    client: kube::Client,
+    namespace: &str,
+    timeout: u32,
+    tx: tokio::sync::mpsc::Sender<(ReleaseKey, Vec<ActionRecord>)>,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, namespace);
+    let selector = format!("{}={}", RECORD_LABEL.0, RECORD_LABEL.1);
+    let config = watcher::Config::default()
+        .labels(&selector)
+        .timeout(timeout);
+    let stream = watcher(api, config).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        let (cm, gone) = match event {
+            Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => (cm, false),
+            Ok(watcher::Event::Delete(cm)) => (cm, true),
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(namespace, error = %e, "the watch of the action records failed; retrying with backoff");
+                continue;
+            }
+        };
+        let Some(release) = release_of(&cm) else {
+            continue;
+        };
+        let records = if gone {
+            Vec::new()
+        } else {
+            parse(&cm.data.unwrap_or_default())
+        };
+        if tx.send((release, records)).await.is_err() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

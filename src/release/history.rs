@@ -333,10 +333,13 @@ impl ReleaseBook {
             if first {
                 let window = bake(&key).and_then(|w| SignedDuration::try_from(w).ok());
                 release.mark_settled_as_announced(now, window);
+                // A release held by a Helm operation right now (a rollback under way when
+                // the daemon restarted) is shown at once too, with its pending status: its
+                // settled revision is announced when the operation ends.
                 if self.list_settled
                     && release.resumed.is_none()
                     && let Some((revision, entry)) = release.newest()
-                    && settled(entry.status)
+                    && (settled(entry.status) || entry.status.is_pending())
                     && entry.status != ReleaseStatus::Uninstalled
                 {
                     actions.push(Action::Emit(ReleaseEvent {

@@ -395,6 +395,9 @@ fn the_first_listing_lists_every_release_it_does_not_announce() {
         meta("gim", "gim", 2, Deployed, 100),
         meta("gsp", "gsp", 1, Uninstalled, 0),
         meta("gca", "gca", 3, Deployed, 9_990),
+        meta("app", "app", 1, Deployed, 0),
+        meta("app", "app", 2, Failed, 100),
+        meta("app", "app", 3, PendingRollback, 9_000),
     ] {
         book.init_apply(&None, &m, t(0));
     }
@@ -411,7 +414,14 @@ fn the_first_listing_lists_every_release_it_does_not_announce() {
             Action::Fetch(p) => fetched.push((p.release.to_string(), p.revision)),
         }
     }
-    assert_eq!(listed, [("gim/gim".to_string(), 2, Deployed)]);
+    // Issue 20.12: a rollback under way when the daemon restarted is shown at once.
+    assert_eq!(
+        listed,
+        [
+            ("app/app".to_string(), 3, PendingRollback),
+            ("gim/gim".to_string(), 2, Deployed)
+        ]
+    );
     assert_eq!(
         fetched,
         [("gca/gca".to_string(), 3)],

@@ -155,6 +155,11 @@ impl Remediator {
         }
     }
 
+    /// The records of a release as the cluster holds them now (its ConfigMap watched).
+    pub fn observed(&mut self, key: ReleaseKey, records: Vec<ActionRecord>) {
+        self.known.insert(key, records);
+    }
+
     /// Helm wrote `revision` as a rollback to `target`.
     pub fn rolled_back(&mut self, key: &ReleaseKey, revision: u32, target: u32) {
         self.rollbacks

@@ -206,7 +206,14 @@ enum Wake {
     Retry,
     Read,
     Sent,
+    /// The listing's events took too long to be read and sent: synced anyway.
+    ListingLate,
 }
+
+/// How long after the first listing its events may take to be read and sent before the
+/// listing counts as synced anyway (a revision whose read keeps failing must not keep the
+/// daemon unready).
+const LISTING_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Tracker {
     /// A tracker using `client` (see [`client_config`] for its timeouts), counting into
@@ -289,7 +296,13 @@ impl Tracker {
             self.metrics.clone(),
         );
         let mut watch = std::pin::pin!(self.watch_streams());
+        // When the first listing completed: synced once its events were all sent (every
+        // release shown before the daemon says ready), or after LISTING_GRACE.
+        let mut listed: Option<tokio::time::Instant> = None;
         loop {
+            let grace = listed
+                .filter(|_| !*synced.borrow())
+                .map(|at| at + LISTING_GRACE);
             let stuck_at = books.iter().filter_map(|(_, b)| b.next_deadline()).min();
             let retry_at = reads.next_retry();
             let has_ready = reads.has_ready();
@@ -299,6 +312,7 @@ impl Tracker {
                 () = sleep_until_timestamp(stuck_at) => Wake::Stuck,
                 () = sleep_until_instant(retry_at) => Wake::Retry,
                 () = reads.progress() => Wake::Read,
+                () = sleep_until_instant(grace), if grace.is_some() => Wake::ListingLate,
                 permit = events.reserve(), if has_ready => match permit {
                     Ok(permit) => {
                         if let Some(event) = reads.take_ready() {
@@ -333,13 +347,13 @@ impl Tracker {
                             b.is_synced(&mine)
                         })
                     };
-                    if !*synced.borrow() && all_synced() {
+                    if listed.is_none() && all_synced() {
                         info!(
                             releases = books.iter().map(|(_, b)| b.len()).sum::<usize>(),
                             "Helm release records listed; watching for changes"
                         );
                         self.metrics.watch_synced.set(1);
-                        synced.send_replace(true);
+                        listed = Some(tokio::time::Instant::now());
                     }
                 }
                 Wake::Stuck => {
@@ -352,6 +366,19 @@ impl Tracker {
                 }
                 Wake::Retry => reads.wake(tokio::time::Instant::now()),
                 Wake::Read | Wake::Sent => {}
+                Wake::ListingLate => {
+                    warn!(
+                        waiting = reads.backlog(),
+                        "the listing's events are not all read after {}s; ready anyway, the rest follows",
+                        LISTING_GRACE.as_secs()
+                    );
+                    synced.send_replace(true);
+                }
+            }
+            // Every event of the listing sent: the daemon may show every release, then say
+            // it is ready.
+            if listed.is_some() && !*synced.borrow() && reads.backlog() == 0 && !reads.has_ready() {
+                synced.send_replace(true);
             }
             self.metrics
                 .fetch_backlog
