@@ -188,62 +188,82 @@ async fn a_replica_that_does_not_lead_shows_the_rollback_verified() {
 
 /// Issue 20.12: a release locked by a Helm operation (a rollback under way when the daemon
 /// restarted) was missing from the API until the operation ended or was found stuck
-/// (15 minutes). Now a restarted daemon shows it, with its pending status, before it says
-/// it is ready.
+/// (15 minutes). Now a restarted daemon shows it, with its pending status and the action
+/// record that started it, before it says it is ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_daemon_shows_a_release_locked_by_helm_before_it_is_ready() {
     use k8s_openapi::api::core::v1::Secret;
+    use upgrade_guard::records::action::{ActionKind, ActionRecord, Phase};
+    use upgrade_guard::records::actions::RecordStore;
+    use upgrade_guard::release::ReleaseKey;
     let ns = tkube::namespace("failover-locked").await;
     let n = ns.name.as_str();
     support::helm::install(n, "app", "demo-app", &[]);
-    // Revision 2: a rollback under way (pending-rollback), its record as helm writes it.
+    // Revision 2 failed; revision 3 is the rollback to 1 under way (pending-rollback), their
+    // records as helm writes them.
     let secrets: Api<Secret> = Api::namespaced(tkube::client().await, n);
-    let mut secret = secrets.get("sh.helm.release.v1.app.v1").await.unwrap();
-    let text = &secret.data.as_ref().unwrap()["release"].0;
-    let mut release: serde_json::Value = {
-        use base64::Engine as _;
-        use std::io::Read;
-        let gz = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .unwrap();
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
-            .read_to_end(&mut json)
-            .unwrap();
-        serde_json::from_slice(&json).unwrap()
+    let first = secrets.get("sh.helm.release.v1.app.v1").await.unwrap();
+    for (revision, status, description) in [
+        (2, "failed", "Upgrade \"app\" failed: timed out"),
+        (3, "pending-rollback", "Rollback to 1"),
+    ] {
+        let mut release = support::helm::payload(&first);
+        release["version"] = revision.into();
+        release["info"]["status"] = status.into();
+        release["info"]["description"] = description.into();
+        let mut secret = first.clone();
+        secret.metadata = kube::api::ObjectMeta {
+            name: Some(format!("sh.helm.release.v1.app.v{revision}")),
+            labels: first.metadata.labels.clone().map(|mut l| {
+                l.insert("version".into(), revision.to_string());
+                l.insert("status".into(), status.into());
+                l
+            }),
+            ..Default::default()
+        };
+        secret
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("release".into(), support::helm::encoded(&release));
+        secrets.create(&Default::default(), &secret).await.unwrap();
+    }
+    // The intent of the process that started it (and is not known to be gone).
+    let key = ReleaseKey::new(n, "app");
+    let store = RecordStore::new(tkube::client().await, n);
+    let read = store.load(&key).await.unwrap();
+    let intent = ActionRecord {
+        bad_revision: 2,
+        attempt: 1,
+        action: ActionKind::Rollback,
+        target: Some(1),
+        command: format!("helm rollback app 1 -n {n} --wait --timeout 5m"),
+        holder: "the-previous-process".into(),
+        started: jiff::Timestamp::now(),
+        phase: Phase::Running,
+        finished: None,
+        new_revision: None,
+        detail: None,
+        process: None,
+        taken_over_from: None,
+        about: None,
     };
-    release["version"] = 2.into();
-    release["info"]["status"] = "pending-rollback".into();
-    release["info"]["description"] = "Rollback to 1".into();
-    let encoded = {
-        use base64::Engine as _;
-        use std::io::Write;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(&serde_json::to_vec(&release).unwrap())
-            .unwrap();
-        base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap())
-    };
-    secret.metadata = kube::api::ObjectMeta {
-        name: Some("sh.helm.release.v1.app.v2".into()),
-        labels: secret.metadata.labels.map(|mut l| {
-            l.insert("version".into(), "2".into());
-            l.insert("status".into(), "pending-rollback".into());
-            l
-        }),
-        ..Default::default()
-    };
-    secret.data.as_mut().unwrap().insert(
-        "release".into(),
-        k8s_openapi::ByteString(encoded.into_bytes()),
-    );
-    secrets.create(&Default::default(), &secret).await.unwrap();
+    store
+        .write_if_unchanged(&key, &read, &intent)
+        .await
+        .unwrap();
 
-    let d = Running::start_with(&stack().kubeconfig, &config(n, ""), options("restarted")).await;
+    let cfg = support::auto::auto_config(NO_PROMETHEUS, n, "", "");
+    let d = Running::start_with(&stack().kubeconfig, &cfg, options("restarted")).await;
     d.ready().await;
     let v = support::auto::view(&d, "app")
         .await
         .expect("the locked release is shown as soon as the daemon is ready");
-    assert_eq!(v["revision"], 2, "{v:#}");
+    assert_eq!(v["revision"], 3, "{v:#}");
     assert_eq!(v["status"], "pending-rollback", "{v:#}");
+    let record = &v["automation"]["record"];
+    assert_eq!(record["phase"], "running", "{v:#}");
+    assert_eq!(record["bad_revision"], 2, "{v:#}");
+    assert_eq!(record["holder"], "the-previous-process", "{v:#}");
     d.stop().await;
 }

@@ -13,9 +13,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
-
-use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use support::auto::{
@@ -50,27 +47,6 @@ async fn held(d: &Running, revision: u64, reason: &str) -> serde_json::Value {
     .await
 }
 
-/// The release JSON inside a Helm Secret.
-fn payload(secret: &Secret) -> serde_json::Value {
-    let text = &secret.data.as_ref().unwrap()["release"].0;
-    let gz = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap();
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(gz.as_slice())
-        .read_to_end(&mut json)
-        .unwrap();
-    serde_json::from_slice(&json).unwrap()
-}
-
-/// `release` JSON encoded as Helm stores it.
-fn encoded(release: &serde_json::Value) -> k8s_openapi::ByteString {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&serde_json::to_vec(release).unwrap()).unwrap();
-    let text = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
-    k8s_openapi::ByteString(text.into_bytes())
-}
-
 /// Issue 20.6: someone with Secret rights rewrites the record of revision 1 (which passed
 /// its bake) with another manifest, keeping its name, labels and status. The next failed
 /// upgrade is not rolled back to it: held `target_refused`, alerted, no helm run. A record
@@ -92,7 +68,7 @@ async fn a_target_rewritten_after_its_bake_is_never_rolled_back_to() {
     let secrets: Api<Secret> = Api::namespaced(tkube::client().await, n);
     let name = "sh.helm.release.v1.app.v1";
     let mut secret = secrets.get(name).await.unwrap();
-    let mut release = payload(&secret);
+    let mut release = helm::payload(&secret);
     release["manifest"] = serde_json::json!(format!(
         "{}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: planted\ndata:\n  x: y\n",
         release["manifest"].as_str().unwrap()
@@ -101,7 +77,7 @@ async fn a_target_rewritten_after_its_bake_is_never_rolled_back_to() {
         .data
         .as_mut()
         .unwrap()
-        .insert("release".into(), encoded(&release));
+        .insert("release".into(), helm::encoded(&release));
     secrets
         .replace(name, &Default::default(), &secret)
         .await

@@ -96,7 +96,13 @@ impl Daemon {
             }
             return;
         }
-        if steps.automate || (mode == Mode::Auto && event.kind == ReleaseEventKind::Listed) {
+        let listed = mode == Mode::Auto && event.kind == ReleaseEventKind::Listed;
+        if listed && event.status == crate::release::ReleaseStatus::PendingRollback {
+            // A rollback under way across a restart: which revision it rolls back to (its
+            // description) ties it to the action record that started it.
+            self.pending_rollback(&key, event.revision).await;
+        }
+        if steps.automate || listed {
             // The records say whether this revision is a rollback upgrade-guard made; a
             // release listed after a restart shows an unfinished action at once (shown,
             // never acted on from here).
@@ -197,6 +203,31 @@ impl Daemon {
         let revision = self.state.read().get(&key).map(|v| v.revision);
         if let Some(revision) = revision {
             self.show_automation(&key, revision);
+        }
+    }
+
+    /// Reads a `pending-rollback` revision (one GET) for the revision it rolls back to.
+    async fn pending_rollback(&mut self, key: &ReleaseKey, revision: u32) {
+        let row = crate::tracker::read::read_revision(
+            self.client.clone(),
+            &key.namespace,
+            &key.name,
+            revision,
+        )
+        .await;
+        let target = match row {
+            Ok(Some(crate::release::record::HistoryRow {
+                detail: crate::release::record::RowDetail::Decoded(s),
+                ..
+            })) => crate::release::summary::rollback_target_in(&s.description),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(release = %key, revision, error = %e, "cannot read the pending rollback revision");
+                None
+            }
+        };
+        if let Some(target) = target {
+            self.remediator.rolled_back(key, revision, target);
         }
     }
 

@@ -108,3 +108,29 @@ pub fn install(ns: &str, release: &str, chart_name: &str, set: &[&str]) {
     }
     ok(&args);
 }
+
+/// The release JSON inside a Helm release Secret (base64 of gzip of JSON).
+pub fn payload(secret: &k8s_openapi::api::core::v1::Secret) -> serde_json::Value {
+    use base64::Engine as _;
+    use std::io::Read;
+    let text = &secret.data.as_ref().expect("data")["release"].0;
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64");
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_end(&mut json)
+        .expect("gzip");
+    serde_json::from_slice(&json).expect("JSON")
+}
+
+/// `release` JSON encoded as Helm stores it in a Secret's `data.release`.
+pub fn encoded(release: &serde_json::Value) -> k8s_openapi::ByteString {
+    use base64::Engine as _;
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&serde_json::to_vec(release).expect("JSON"))
+        .expect("gzip");
+    let text = base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("gzip"));
+    k8s_openapi::ByteString(text.into_bytes())
+}
