@@ -369,7 +369,7 @@ async fn a_release_flux_manages_is_held_with_what_to_do_instead() {
 async fn an_action_record_that_does_not_parse_survives_the_next_write() {
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::Api;
-    use upgrade_guard::records::action::{ActionKind, ActionRecord};
+    use upgrade_guard::records::action::ActionRecord;
     use upgrade_guard::records::actions::{RecordStore, configmap_name};
     use upgrade_guard::release::ReleaseKey;
 
@@ -389,22 +389,7 @@ async fn an_action_record_that_does_not_parse_survives_the_next_write() {
     let read = store.load(&key).await.unwrap();
     assert!(read.records.is_empty(), "{:?}", read.records);
     assert_eq!(read.unreadable.get("7.1").map(String::as_str), Some(odd));
-    let record = ActionRecord {
-        bad_revision: 2,
-        attempt: 1,
-        action: ActionKind::Rollback,
-        target: Some(1),
-        command: format!("helm rollback app 1 -n {n} --wait --timeout 5m"),
-        holder: "a".into(),
-        started: jiff::Timestamp::now(),
-        phase: Phase::Running,
-        finished: None,
-        new_revision: None,
-        detail: None,
-        process: None,
-        taken_over_from: None,
-        about: None,
-    };
+    let record = support::auto::running_rollback(n, 2, "a");
     store
         .write_if_unchanged(&key, &read, &record)
         .await

@@ -109,10 +109,7 @@ async fn a_new_leader_mails_what_the_old_one_could_not_send() {
     smtp.cut();
     let cfg = config(n, &email(n, &smtp.address));
     let a = Running::start_with(&stack().kubeconfig, &cfg, options("replica-a")).await;
-    wait::until(WAIT, "a leads", || async {
-        (a.metric("upgrade_guard_leader").await? == 1.0).then_some(())
-    })
-    .await;
+    support::auto::leads(&a, "a").await;
     let b = Running::start_with(&stack().kubeconfig, &cfg, options("replica-b")).await;
     a.ready().await;
     b.ready().await;
@@ -125,10 +122,7 @@ async fn a_new_leader_mails_what_the_old_one_could_not_send() {
     .await;
     a.stop().await;
     smtp.restore();
-    wait::until(WAIT, "b leads", || async {
-        (b.metric("upgrade_guard_leader").await? == 1.0).then_some(())
-    })
-    .await;
+    support::auto::leads(&b, "b").await;
     wait::until(WAIT, "the failure mailed by b", || async {
         (mails(n, "revision 2: failed") == 1).then_some(())
     })
@@ -160,10 +154,7 @@ async fn a_replica_that_does_not_lead_shows_the_rollback_verified() {
     let n = ns.name.as_str();
     let cfg = auto_config(NO_PROMETHEUS, n, "", "");
     let a = Running::start_with(&stack().kubeconfig, &cfg, options("replica-a")).await;
-    wait::until(WAIT, "a leads", || async {
-        (a.metric("upgrade_guard_leader").await? == 1.0).then_some(())
-    })
-    .await;
+    support::auto::leads(&a, "a").await;
     let b = Running::start_with(&stack().kubeconfig, &cfg, options("replica-b")).await;
     b.ready().await;
     install(n, "app", "demo-app", &[]);
@@ -193,7 +184,6 @@ async fn a_replica_that_does_not_lead_shows_the_rollback_verified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_daemon_shows_a_release_locked_by_helm_before_it_is_ready() {
     use k8s_openapi::api::core::v1::Secret;
-    use upgrade_guard::records::action::{ActionKind, ActionRecord, Phase};
     use upgrade_guard::records::actions::RecordStore;
     use upgrade_guard::release::ReleaseKey;
     let ns = tkube::namespace("failover-locked").await;
@@ -232,22 +222,7 @@ async fn a_restarted_daemon_shows_a_release_locked_by_helm_before_it_is_ready() 
     let key = ReleaseKey::new(n, "app");
     let store = RecordStore::new(tkube::client().await, n);
     let read = store.load(&key).await.unwrap();
-    let intent = ActionRecord {
-        bad_revision: 2,
-        attempt: 1,
-        action: ActionKind::Rollback,
-        target: Some(1),
-        command: format!("helm rollback app 1 -n {n} --wait --timeout 5m"),
-        holder: "the-previous-process".into(),
-        started: jiff::Timestamp::now(),
-        phase: Phase::Running,
-        finished: None,
-        new_revision: None,
-        detail: None,
-        process: None,
-        taken_over_from: None,
-        about: None,
-    };
+    let intent = support::auto::running_rollback(n, 2, "the-previous-process");
     store
         .write_if_unchanged(&key, &read, &intent)
         .await

@@ -675,28 +675,12 @@ async fn observe_exports_metrics_only_and_recommend_only_alerts() {
 /// on records someone changed since they were read is refused, whoever wrote first.
 #[tokio::test]
 async fn a_record_written_from_stale_records_is_refused() {
-    use upgrade_guard::records::action::ActionKind;
     use upgrade_guard::records::actions::RecordError;
     let ns = tkube::namespace("records").await;
     let n = ns.name.as_str();
     let store = RecordStore::new(tkube::client().await, n);
     let key = ReleaseKey::new(n, "app");
-    let record = |bad: u32, holder: &str| ActionRecord {
-        bad_revision: bad,
-        attempt: 1,
-        action: ActionKind::Rollback,
-        target: Some(1),
-        command: format!("helm rollback app 1 -n {n} --wait --timeout 5m"),
-        holder: holder.into(),
-        started: jiff::Timestamp::now(),
-        phase: Phase::Running,
-        finished: None,
-        new_revision: None,
-        detail: None,
-        process: None,
-        taken_over_from: None,
-        about: None,
-    };
+    let record = |bad: u32, holder: &str| support::auto::running_rollback(n, bad, holder);
     // Both deciders read no records; the first intent wins (create), the second is refused.
     let empty = store.load(&key).await.unwrap();
     store
@@ -743,7 +727,6 @@ async fn a_record_written_from_stale_records_is_refused() {
 /// failed revision is never acted on again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_intent_left_by_a_dead_process_is_never_run_again() {
-    use upgrade_guard::records::action::ActionKind;
     let ns = tkube::namespace("auto-ghost").await;
     let n = ns.name.as_str();
     install(n, "app", "demo-app", &[]);
@@ -752,21 +735,9 @@ async fn an_intent_left_by_a_dead_process_is_never_run_again() {
     let store = RecordStore::new(tkube::client().await, n);
     let empty = store.load(&key).await.unwrap();
     let ghost = ActionRecord {
-        bad_revision: 2,
-        attempt: 1,
-        action: ActionKind::Rollback,
-        target: Some(1),
-        command: format!("helm rollback app 1 -n {n} --wait --timeout 5m"),
-        holder: "ghost-1".into(),
         // Its deadline (5 m rollback timeout + 2 m) passed long ago.
         started: jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1),
-        phase: Phase::Running,
-        finished: None,
-        new_revision: None,
-        detail: None,
-        process: None,
-        taken_over_from: None,
-        about: None,
+        ..support::auto::running_rollback(n, 2, "ghost-1")
     };
     store
         .write_if_unchanged(&key, &empty, &ghost)
@@ -826,18 +797,12 @@ async fn a_leader_cut_off_stops_leading_before_another_takes_over() {
     let through_proxy = tkube::kubeconfig_with_server(&format!("https://{}", proxy.address));
     let config = auto_config(NO_PROMETHEUS, n, "", "");
     let a = Running::start_with(through_proxy.path(), &config, options("replica-a")).await;
-    wait::until(WAIT, "a leads", || async {
-        (a.metric("upgrade_guard_leader").await == Some(1.0)).then_some(())
-    })
-    .await;
+    support::auto::leads(&a, "a").await;
     let b = Running::start_with(&stack().kubeconfig, &config, options("replica-b")).await;
     ready(&b).await;
     assert_eq!(b.metric("upgrade_guard_leader").await, Some(0.0));
     proxy.cut();
-    wait::until(WAIT, "b leads", || async {
-        (b.metric("upgrade_guard_leader").await == Some(1.0)).then_some(())
-    })
-    .await;
+    support::auto::leads(&b, "b").await;
     assert_eq!(
         a.metric("upgrade_guard_leader").await,
         Some(0.0),

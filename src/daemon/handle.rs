@@ -483,11 +483,7 @@ impl Daemon {
                 warn!(release = %report.release, revision = report.revision,
                     "the failure seen during the bake was not recorded (written again until it is): {e}");
                 self.failed_during_bake.insert(id);
-                self.remediator.unwritten(Unwritten::Bake {
-                    release: report.release.clone(),
-                    revision: report.revision,
-                    entry: Box::new(entry),
-                });
+                self.remediator.unwritten(Unwritten::bake(report, entry));
             }
         }
     }
@@ -497,11 +493,7 @@ impl Daemon {
             warn!(release = %report.release, revision = report.revision,
                 "the final verdict was not recorded (written again until it is): {e}");
             if let Some(entry) = crate::records::bakes::BakeEntry::of(report) {
-                self.remediator.unwritten(Unwritten::Bake {
-                    release: report.release.clone(),
-                    revision: report.revision,
-                    entry: Box::new(entry),
-                });
+                self.remediator.unwritten(Unwritten::bake(report, entry));
             }
         }
     }

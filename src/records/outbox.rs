@@ -43,6 +43,15 @@ pub enum Unwritten {
 }
 
 impl Unwritten {
+    /// The bake record of `report`'s revision.
+    pub fn bake(report: &crate::verdict::Report, entry: BakeEntry) -> Self {
+        Self::Bake {
+            release: report.release.clone(),
+            revision: report.revision,
+            entry: Box::new(entry),
+        }
+    }
+
     /// Its identity: a newer version of the same record replaces a waiting one.
     fn id(&self) -> String {
         match self {

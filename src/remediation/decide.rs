@@ -178,11 +178,8 @@ impl Remediator {
         let plan = plan::plan(kind, &facts, policy, &self.actions);
         // An action is taken only on a namespace this installation holds against others.
         if !matches!(plan, Plan::Hold(_)) && !self.actions.dry_run {
-            let claim = self.claims.claim(&key.namespace).await;
+            let claim = self.claim_one(&key.namespace).await;
             let elsewhere = matches!(claim, super::claim::Claim::Other { .. });
-            self.metrics
-                .claimed_elsewhere(&key.namespace)
-                .set(i64::from(elsewhere));
             if let Some(detail) = claim.words(&key.namespace, self.claims.own()) {
                 return Err(Hold {
                     reason: if elsewhere {

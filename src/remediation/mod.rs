@@ -447,17 +447,24 @@ impl Remediator {
             return;
         }
         for ns in namespaces {
-            let claim = self.claims.claim(ns).await;
-            let elsewhere = matches!(claim, claim::Claim::Other { .. });
-            let gauge = self.metrics.claimed_elsewhere(ns);
-            if elsewhere
-                && gauge.get() == 0
-                && let Some(words) = claim.words(ns, self.claims.own())
-            {
-                warn!(namespace = %ns, "{words}");
-            }
-            gauge.set(i64::from(elsewhere));
+            self.claim_one(ns).await;
         }
+    }
+
+    /// Claims `namespace` and exports whether another installation holds it (said in the
+    /// log when that starts).
+    async fn claim_one(&mut self, namespace: &str) -> claim::Claim {
+        let claim = self.claims.claim(namespace).await;
+        let elsewhere = matches!(claim, claim::Claim::Other { .. });
+        let gauge = self.metrics.claimed_elsewhere(namespace);
+        if elsewhere
+            && gauge.get() == 0
+            && let Some(words) = claim.words(namespace, self.claims.own())
+        {
+            warn!(namespace, "{words}");
+        }
+        gauge.set(i64::from(elsewhere));
+        claim
     }
 
     /// Whether an action on `key` runs in this process.

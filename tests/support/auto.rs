@@ -155,3 +155,33 @@ pub async fn record_healthy(n: &str, release: &str, revision: u32) {
         .await
         .unwrap();
 }
+
+/// The intent of a rollback of bad revision `bad` of `app` (namespace `n`) to revision 1,
+/// started now by `holder` and still `running`, as the daemon writes it.
+pub fn running_rollback(n: &str, bad: u32, holder: &str) -> ActionRecord {
+    use upgrade_guard::records::action::{ActionKind, Phase};
+    ActionRecord {
+        bad_revision: bad,
+        attempt: 1,
+        action: ActionKind::Rollback,
+        target: Some(1),
+        command: format!("helm rollback app 1 -n {n} --wait --timeout 5m"),
+        holder: holder.into(),
+        started: jiff::Timestamp::now(),
+        phase: Phase::Running,
+        finished: None,
+        new_revision: None,
+        detail: None,
+        process: None,
+        taken_over_from: None,
+        about: None,
+    }
+}
+
+/// Waits for `d` to hold the leader Lease.
+pub async fn leads(d: &Running, who: &str) {
+    wait::until(WAIT, &format!("{who} leads"), || async {
+        (d.metric("upgrade_guard_leader").await? == 1.0).then_some(())
+    })
+    .await;
+}
