@@ -204,6 +204,57 @@ async fn a_rollback_helm_hangs_is_stopped_reported_and_leaves_no_lock() {
     d.stop().await;
 }
 
+/// A helm that returns late (it applied the rollback, then lingers): the rollback's
+/// revision passes its bake while the action still runs. That judgement verifies the
+/// rollback once helm returns; the outcome helm's return writes never undoes it (it did:
+/// the record stayed `done`, "verifying", for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_judged_before_helm_returns_is_verified_once_it_does() {
+    let ns = tkube::namespace("exec-late").await;
+    let n = ns.name.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("helm");
+    let release = dir.path().join("return");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n# helm that returns only once the test lets it\n\
+             \"{}\" \"$@\"; rc=$?\n\
+             while [ ! -e \"{}\" ]; do sleep 0.1; done\nexit $rc\n",
+            stack().helm_bin.display(),
+            release.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    helm::install(n, "gim", "gim", &[]);
+    let config = auto_config_with(&wrapper.display().to_string(), NO_PROMETHEUS, n, "", "");
+    let d = Running::start_with(&stack().kubeconfig, &config, options("replica-a")).await;
+    d.ready().await;
+    support::auto::baked_healthy(n, "gim", 1).await;
+    break_gim(n);
+
+    support::auto::final_verdict(&d, "gim", 3, "healthy").await;
+    let r = records(n, "gim").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].phase, Phase::Running, "helm has not returned: {r:?}");
+    std::fs::write(&release, "").unwrap();
+    let verified = wait::until(WAIT, "the rollback verified once helm returned", || async {
+        let r = records(n, "gim").await;
+        (r.len() == 1 && r[0].phase == Phase::Verified).then(|| r[0].clone())
+    })
+    .await;
+    assert_eq!(verified.new_revision, Some(3), "{verified:?}");
+    let shown = wait::until(WAIT, "revision 3 shown verified", || async {
+        let v = view(&d, "gim").await?;
+        (v["automation"]["record"]["phase"] == "verified").then_some(v)
+    })
+    .await;
+    assert_eq!(shown["revision"], 3, "{shown:#}");
+    assert_eq!(history(n, "gim").await.len(), 3, "one rollback");
+    d.stop().await;
+}
+
 /// Issue 20.1: the daemon killed mid-rollback as PID 1 of its own PID namespace, as in its
 /// container, where the kernel kills helm with it: the release is left `pending-rollback`.
 /// The next daemon proves the first one and its helm gone (its pid and every process marked

@@ -911,7 +911,7 @@ async fn a_replica_that_becomes_leader_acts_at_once() {
         .await
         .unwrap()
         .unwrap();
-    remediator.finished(&done);
+    remediator.finished(&done).await;
     assert_eq!(done.1.phase, Phase::Done, "{:?}", done.1);
     assert_eq!(
         rollbacks(n, "app").await,

@@ -232,8 +232,8 @@ impl Daemon {
     }
 
     /// An automatic action finished: its record is shown with the release.
-    pub fn finished(&mut self, done: Finished) {
-        self.remediator.finished(&done);
+    pub async fn finished(&mut self, done: Finished) {
+        self.remediator.finished(&done).await;
         let key = done.0;
         let revision = self.state.read().get(&key).map(|v| v.revision);
         if let Some(revision) = revision {

@@ -318,7 +318,7 @@ pub async fn run(
             () = tokio::time::sleep_until(next_notify), if !alertmanagers.is_empty() => {
                 next_notify = tokio::time::Instant::now() + notify_tick;
             }
-            Some(done) = finished.recv() => daemon.finished(done),
+            Some(done) = finished.recv() => daemon.finished(done).await,
             Some((key, records)) = action_records.recv() => daemon.records_changed(key, records),
             () = tokio::time::sleep(leader_tick) => {}
         }

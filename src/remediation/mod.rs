@@ -89,6 +89,11 @@ pub struct Remediator {
     claims: claim::Claims,
     /// Records whose write failed, written again until they are.
     outbox: Outbox,
+    /// Judgements of rollback revisions that came while this process's task for the
+    /// release still ran (per revision, the last): applied once the task has written its
+    /// outcome, so that the outcome never overwrites a verification, and a revision the
+    /// task did not write (one a dead helm left, unlocked) never verifies it.
+    deferred: BTreeMap<ReleaseKey, BTreeMap<u32, (Report, bool)>>,
 }
 
 impl Remediator {
@@ -126,6 +131,7 @@ impl Remediator {
                 last_resume: None,
                 mark: None,
                 outbox: Outbox::default(),
+                deferred: BTreeMap::new(),
             },
             rx,
         )
@@ -175,6 +181,7 @@ impl Remediator {
     /// The release was uninstalled.
     pub fn forget(&mut self, key: &ReleaseKey) {
         self.plans.remove(key);
+        self.deferred.remove(key);
         self.known.remove(key);
         self.rollbacks.remove(key);
     }
@@ -197,8 +204,9 @@ impl Remediator {
     }
 
     /// A finished action came back: known from now on (and its record written again until
-    /// it is, if its task could not write it).
-    pub fn finished(&mut self, (key, record, unwritten): &Finished) {
+    /// it is, if its task could not write it); the judgements that came while it ran
+    /// verify it now, if they concern the revision it wrote.
+    pub async fn finished(&mut self, (key, record, unwritten): &Finished) {
         self.running.remove(key);
         // Decided again next round, from the records (which now hold this attempt).
         self.plans.remove(key);
@@ -209,6 +217,9 @@ impl Remediator {
                 release: key.clone(),
                 record: Box::new(record.clone()),
             });
+        }
+        for (report, is_final) in self.deferred.remove(key).unwrap_or_default().into_values() {
+            self.verify(&report, is_final).await;
         }
     }
 
@@ -262,6 +273,16 @@ impl Remediator {
         let key = &report.release;
         let outcome = resolve::verification(report.verdict, is_final)?;
         if !self.is_leader() {
+            return None;
+        }
+        if self.running.contains_key(key) {
+            // The task writes its outcome when helm returns: verified now, that write would
+            // undo the verification; and a revision judged meanwhile may be one the task
+            // does not write (a dead helm's, unlocked when taking over).
+            self.deferred
+                .entry(key.clone())
+                .or_default()
+                .insert(report.revision, (report.clone(), is_final));
             return None;
         }
         let rolled_back_to = self.rolled_back_to(key, report.revision);
