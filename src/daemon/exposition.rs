@@ -209,6 +209,8 @@ impl Collector for ReleaseCollector {
                 }
             }
         }
+        // Encoded without the state: the daemon's loop never waits for a scrape's encoding.
+        drop(state);
         for family in [
             info,
             verdict,

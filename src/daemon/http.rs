@@ -8,7 +8,8 @@
 //! Hardened for a shared cluster: at most `http.max_connections` connections are served at
 //! once (more wait in the listen queue), a client must send its request within
 //! `http.read_timeout` and a connection lasts at most ten times that, the answers that cost
-//! work are built off the runtime's threads (a flood of reads never stalls the main loop),
+//! work are built one at a time per kind off the runtime's threads and shared by the requests
+//! waiting for them (see [`super::answers`]: a flood of reads never stalls the main loop),
 //! and with `http.authentication: kubernetes` `/metrics` and `/api/v1/releases` need a
 //! bearer token allowed by the API server (see [`super::auth`]).
 
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use super::answers::{Answer, Answers, Costly, TEXT};
 use crate::state::{ReleaseView, Shared};
 
 /// OpenMetrics content type.
@@ -81,6 +83,10 @@ pub struct Served {
     pub auth: Option<Arc<super::auth::Authenticator>>,
     /// Connections at once and how long a client may take.
     pub limits: Limits,
+    /// The costly answers, built one at a time and shared.
+    pub answers: Arc<Answers>,
+    /// Counts the costly answers built and shared.
+    pub metrics: super::metrics::HttpMetrics,
 }
 
 /// Connections at once and how long a client may take.
@@ -136,8 +142,6 @@ fn respond(
     response
 }
 
-const TEXT: &str = "text/plain; charset=utf-8";
-
 /// Answers one request; `accept` is its `Accept` header.
 pub fn handle(
     served: &Served,
@@ -163,41 +167,14 @@ pub fn handle(
                 "not ready: shutting down\n",
             ),
         },
-        "/metrics" => {
-            let mut text = String::new();
-            match prometheus_client::encoding::text::encode(&mut text, &served.registry) {
-                Ok(()) if accept.is_some_and(|a| a.contains("application/openmetrics-text")) => {
-                    respond(StatusCode::OK, OPENMETRICS, text)
-                }
-                Ok(()) => respond(StatusCode::OK, PROMETHEUS_TEXT, classic_text(&text)),
-                Err(e) => respond(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    TEXT,
-                    format!("cannot encode the metrics: {e}\n"),
-                ),
-            }
-        }
-        "/api/v1/releases" => {
-            let state = served.state.read();
-            let email_error = served
-                .email_error
-                .as_ref()
-                .and_then(|e| e.lock().ok().and_then(|e| e.clone()));
-            let body = ReleasesBody {
-                releases: state.releases().collect(),
-                notices: state.notices(),
-                suite_order: state.order(),
-                notifications: NotificationsBody { email_error },
-            };
-            match serde_json::to_vec_pretty(&body) {
-                Ok(json) => respond(StatusCode::OK, "application/json", json),
-                Err(e) => respond(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    TEXT,
-                    format!("cannot encode the releases: {e}\n"),
-                ),
-            }
-        }
+        "/metrics" => build(
+            served,
+            Costly::Metrics {
+                openmetrics: openmetrics(accept),
+            },
+        )
+        .response(),
+        "/api/v1/releases" => build(served, Costly::Releases).response(),
         _ => respond(
             StatusCode::NOT_FOUND,
             TEXT,
@@ -206,14 +183,74 @@ pub fn handle(
     }
 }
 
+/// Whether a scraper's `Accept` header asks for OpenMetrics.
+fn openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+/// Builds a costly answer (every metric, or every release) from the state as it is now.
+fn build(served: &Served, kind: Costly) -> Answer {
+    let answer = |status, content_type, body: Vec<u8>| Answer {
+        status,
+        content_type,
+        body: Bytes::from(body),
+    };
+    match kind {
+        Costly::Metrics { openmetrics } => {
+            let mut text = String::new();
+            match prometheus_client::encoding::text::encode(&mut text, &served.registry) {
+                Ok(()) if openmetrics => answer(StatusCode::OK, OPENMETRICS, text.into()),
+                Ok(()) => answer(StatusCode::OK, PROMETHEUS_TEXT, classic_text(&text).into()),
+                Err(e) => answer(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TEXT,
+                    format!("cannot encode the metrics: {e}\n").into(),
+                ),
+            }
+        }
+        Costly::Releases => {
+            // Copied under the lock, encoded without it: the daemon's loop, which writes
+            // the state at each judgement, never waits for an encoding.
+            let (releases, notices, suite_order) = {
+                let state = served.state.read();
+                (
+                    state.releases().cloned().collect::<Vec<_>>(),
+                    state.notices().to_vec(),
+                    state.order().to_vec(),
+                )
+            };
+            let email_error = served
+                .email_error
+                .as_ref()
+                .and_then(|e| e.lock().ok().and_then(|e| e.clone()));
+            let body = ReleasesBody {
+                releases: releases.iter().collect(),
+                notices: &notices,
+                suite_order: &suite_order,
+                notifications: NotificationsBody { email_error },
+            };
+            match serde_json::to_vec_pretty(&body) {
+                Ok(json) => answer(StatusCode::OK, "application/json", json),
+                Err(e) => answer(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TEXT,
+                    format!("cannot encode the releases: {e}\n").into(),
+                ),
+            }
+        }
+    }
+}
+
 /// Binds `address`; the returned listener is served by [`serve`].
 pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
-/// Answers one request: its token checked first when the path needs one, then built on a
-/// blocking thread (encoding every release or metric is work the runtime must not wait on).
+/// Answers one request: its token checked first when the path needs one; every release or
+/// metric encoded on a blocking thread (work the runtime must not wait on), one build at a
+/// time, shared by the requests that arrived before it started.
 async fn answer(served: Served, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let arrived = tokio::time::Instant::now();
     let path = req.uri().path().to_string();
     let header = |name| {
         req.headers()
@@ -245,18 +282,23 @@ async fn answer(served: Served, req: Request<Incoming>) -> Response<Full<Bytes>>
     }
     let method = req.method().clone();
     let accept = header(hyper::header::ACCEPT);
-    if !PROTECTED.contains(&path.as_str()) {
+    let kind = match path.as_str() {
+        "/metrics" => Costly::Metrics {
+            openmetrics: openmetrics(accept.as_deref()),
+        },
+        "/api/v1/releases" => Costly::Releases,
+        _ => return handle(&served, &method, &path, accept.as_deref()),
+    };
+    if method != Method::GET && method != Method::HEAD {
         return handle(&served, &method, &path, accept.as_deref());
     }
-    tokio::task::spawn_blocking(move || handle(&served, &method, &path, accept.as_deref()))
-        .await
-        .unwrap_or_else(|e| {
-            respond(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                TEXT,
-                format!("the answer could not be built: {e}\n"),
-            )
-        })
+    let answers = served.answers.clone();
+    let metrics = served.metrics.clone();
+    let (answer, source) = answers
+        .get(kind, arrived, move || build(&served, kind))
+        .await;
+    metrics.answered(&path, source);
+    answer.response()
 }
 
 /// Serves until `stop` turns true; connections in progress finish on their own.

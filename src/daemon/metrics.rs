@@ -59,3 +59,37 @@ impl DaemonMetrics {
         gauge.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 }
+
+/// How the costly HTTP answers were served: `http_answers_total{path, answer="built" |
+/// "shared"}` (a flood of reads shows as many shared answers, few builds).
+#[derive(Debug, Clone, Default)]
+pub struct HttpMetrics {
+    answers: Family<Vec<(String, String)>, Counter>,
+}
+
+impl HttpMetrics {
+    /// Creates the metric and registers it.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "http_answers",
+            "Answers to /metrics and /api/v1/releases, built for the request or shared with requests waiting for the same build",
+            m.answers.clone(),
+        );
+        m
+    }
+
+    /// One answer to `path` (a costly path: a fixed, small set).
+    pub fn answered(&self, path: &str, source: super::answers::Source) {
+        let answer = match source {
+            super::answers::Source::Built => "built",
+            super::answers::Source::Shared => "shared",
+        };
+        self.answers
+            .get_or_create(&vec![
+                ("path".to_string(), path.to_string()),
+                ("answer".to_string(), answer.to_string()),
+            ])
+            .inc();
+    }
+}

@@ -12,6 +12,7 @@
 //! returns once the round in progress ended; a second signal (see `signals.rs`) stops the
 //! process at once.
 
+mod answers;
 mod auth;
 mod decide;
 pub mod exposition;
@@ -122,6 +123,7 @@ pub async fn run(
     let notify_metrics = NotifyMetrics::register(&mut registry);
     let action_metrics = ActionMetrics::register(&mut registry);
     let daemon_metrics = DaemonMetrics::register(&mut registry);
+    let http_metrics = metrics::HttpMetrics::register(&mut registry);
     let state = Shared::default();
     registry.register_collector(Box::new(exposition::ReleaseCollector::new(state.clone())));
 
@@ -220,6 +222,8 @@ pub async fn run(
                         config.http.auth_cache,
                     ))
                 }),
+            answers: Arc::default(),
+            metrics: http_metrics,
             limits: http::Limits {
                 max_connections: config.http.max_connections,
                 read_timeout: config.http.read_timeout,
