@@ -426,9 +426,10 @@ fn the_dockerfile_ships_the_helm_the_tests_run() {
         "the image's helm must be the tested one ({tested})"
     );
     // Every COPY source exists in the repository, and the image runs as non-root.
+    // (`prebuilt/` is the context scripts/image makes, not the repository.)
     for line in dockerfile
         .lines()
-        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from") && !l.contains("prebuilt/"))
     {
         let parts: Vec<&str> = line.split_whitespace().collect();
         for source in &parts[1..parts.len() - 1] {
@@ -437,6 +438,71 @@ fn the_dockerfile_ships_the_helm_the_tests_run() {
     }
     assert!(dockerfile.contains("USER 65532:65532"));
     assert!(dockerfile.contains("--bin upgrade-guard"));
+}
+
+/// The release workflow passes actionlint (with shellcheck on its scripts), and the
+/// README's install command renders: its values exist and name the published image.
+#[test]
+fn the_release_workflow_lints_and_the_readme_install_command_renders() {
+    let actionlint = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"))
+        .join("upgrade-guard/bin/actionlint");
+    assert!(
+        actionlint.exists(),
+        "{} is missing: scripts/setup builds it",
+        actionlint.display()
+    );
+    let workflows = repo_root().join(".github/workflows");
+    let out = std::process::Command::new(&actionlint)
+        .arg("-shellcheck=shellcheck")
+        .arg(workflows.join("release.yml"))
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "actionlint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let workflow = std::fs::read_to_string(workflows.join("release.yml")).unwrap();
+    for needed in [
+        "file: deploy/Dockerfile",
+        "platforms: linux/amd64,linux/arm64",
+        "cosign sign",
+        "helm push",
+    ] {
+        assert!(workflow.contains(needed), "release.yml lacks {needed}");
+    }
+
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let install = readme
+        .lines()
+        .find(|l| l.starts_with("helm install upgrade-guard oci://$REGISTRY/charts/upgrade-guard"))
+        .expect("README: the install command");
+    let words: Vec<String> = install
+        .replace("$REGISTRY", "registry/org")
+        .split_whitespace()
+        .map(|w| w.trim_matches('\'').to_string())
+        .collect();
+    let mut sets = vec![];
+    for pair in words.windows(2).filter(|p| p[0] == "--set") {
+        sets.extend(["--set", pair[1].as_str()]);
+    }
+    assert!(!sets.is_empty(), "{install}");
+    let all = template(&sets).unwrap();
+    let deployment = one(&all, "Deployment");
+    let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert!(image.starts_with("registry/org/upgrade-guard:"), "{image}");
+    let (config, _) = config_of(&all);
+    assert_eq!(config.watch.namespaces, ["my-app"], "{install}");
+    assert!(
+        readme.contains("kubectl -n upgrade-guard exec deploy/upgrade-guard -- upgrade-guard status --url http://127.0.0.1:8080"),
+        "README: the second command"
+    );
 }
 
 fn sa_user(ns: &str) -> String {

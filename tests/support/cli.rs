@@ -157,7 +157,7 @@ pub fn spawn_in_pid_namespace(args: &[&str], env: &[(&str, &str)]) -> Spawned {
     spawn_command(cmd, args, env, None)
 }
 
-fn spawn_command(
+pub fn spawn_command(
     mut cmd: Command,
     args: &[&str],
     env: &[(&str, &str)],

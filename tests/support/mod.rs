@@ -13,6 +13,7 @@ pub mod alertmanager;
 pub mod auto;
 pub mod bench;
 pub mod cli;
+pub mod container;
 pub mod control_plane;
 pub mod daemon;
 pub mod eval;

@@ -1,0 +1,237 @@
+//! The image (issue 21) on the real stack: built from `deploy/Dockerfile` by
+//! `scripts/image`, run by podman as the chart runs it (non-root, read-only root
+//! filesystem, `/tmp` a tmpfs, no capabilities), the daemon PID 1 of its container. It
+//! watches and judges a release, serves `/metrics`, rolls a bad upgrade back with the helm
+//! inside the image; killed mid-rollback with its pod deleted, as a node drain does, the
+//! next leader's container completes that rollback once. Each test binary builds the image
+//! once (`scripts/image` prints its size).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a panic is the failure report"
+)]
+
+mod support;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use support::auto::{WAIT, auto_config_with, description, history, records};
+use support::container::{Container, Mounted};
+use support::{helm, kube as tkube, wait};
+use upgrade_guard::records::action::Phase;
+
+const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
+/// The helm the image holds.
+const IMAGE_HELM: &str = "/usr/local/bin/helm";
+
+/// Revision 2 of GIM crash-loops.
+fn break_gim(n: &str) {
+    helm::ok(&[
+        "upgrade",
+        "gim",
+        &helm::chart("gim"),
+        "-n",
+        n,
+        "--set",
+        "fault=CrashLoopBackOff",
+    ]);
+}
+
+/// GET `path` on the container's port: status and body.
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.text().await.ok()?))
+}
+
+async fn ready(port: u16) {
+    wait::until(WAIT, "/readyz of the container", || async {
+        (get(port, "/readyz").await?.0 == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_judges_serves_metrics_and_rolls_back_with_its_own_helm() {
+    let ns = tkube::namespace("image-run").await;
+    let n = ns.name.as_str();
+    helm::install(n, "gim", "gim", &[]);
+    let files = Mounted::new(&auto_config_with(IMAGE_HELM, NO_PROMETHEUS, n, "", ""));
+    let port = support::prometheus::free_port();
+    let mut c = Container::run(&format!("ug-{n}"), &files, port, &[("POD_NAME", "image")]);
+    c.wait_for_stderr("leading", WAIT);
+    ready(port).await;
+    support::auto::baked_healthy(n, "gim", 1).await;
+    break_gim(n);
+    let verified = wait::until(WAIT, "the rollback verified", || async {
+        let r = records(n, "gim").await;
+        (r.len() == 1 && r[0].phase == Phase::Verified).then(|| r[0].clone())
+    })
+    .await;
+    assert_eq!(
+        (verified.bad_revision, verified.new_revision),
+        (2, Some(3)),
+        "{verified:?}"
+    );
+    let rows = history(n, "gim").await;
+    assert_eq!(description(&rows[2]), "Rollback to 1", "{rows:?}");
+    let (status, metrics) = get(port, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("upgrade_guard_rollbacks_total{outcome=\"verified\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "upgrade_guard_release_info{{namespace=\"{n}\",release=\"gim\",revision=\"3\""
+        )),
+        "{metrics}"
+    );
+    // The README's second command, from inside the container.
+    let (code, table) = c.exec(&[
+        "upgrade-guard",
+        "status",
+        "--url",
+        &format!("http://127.0.0.1:{port}"),
+    ]);
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table.contains(&format!("{n}/gim"))
+            && table.contains("automatic rollback of revision 2 to revision 1: verified"),
+        "{table}"
+    );
+    let run = c.kill();
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+/// A Pod object standing for the pod the container runs in (kwok runs it): the daemon
+/// reads its own pod by `POD_NAME`, and its successor proves it gone through the API.
+async fn pod(n: &str, name: &str) {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": n},
+        "spec": {"containers": [{"name": "upgrade-guard", "image": "upgrade-guard"}]}
+    }))
+    .unwrap();
+    let api: Api<Pod> = Api::namespaced(tkube::client().await, n);
+    api.create(&PostParams::default(), &pod).await.unwrap();
+    wait::until(WAIT, &format!("pod {name} running"), || async {
+        let p = api.get(name).await.ok()?;
+        let statuses = p.status?.container_statuses?;
+        statuses
+            .first()?
+            .state
+            .as_ref()?
+            .running
+            .as_ref()
+            .map(|_| ())
+    })
+    .await;
+}
+
+/// Issue 20.1 in the image: the daemon, PID 1 of its container, is killed mid-rollback
+/// (the kernel kills its helm with it) and its pod deleted, as a node drain does. The next
+/// leader, in a container of its own, proves it gone (its PID namespace ended, or its pod
+/// deleted), unlocks the revision the dead helm left pending and completes the same
+/// attempt: one completed rollback, verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_its_container_mid_rollback_the_next_leader_completes_it_once() {
+    let ns = tkube::namespace("image-kill").await;
+    let n = ns.name.as_str();
+    helm::install(
+        n,
+        "gim",
+        "gim",
+        &[
+            "fault=SlowReady",
+            "slowReady.startAfter=1s",
+            "slowReady.readyAfter=10s",
+        ],
+    );
+    pod(n, "first").await;
+    pod(n, "second").await;
+    let files = Mounted::new(&auto_config_with(IMAGE_HELM, NO_PROMETHEUS, n, "", ""));
+    let env = |name| [("POD_NAME", name), ("POD_NAMESPACE", n)];
+    let mut first = Container::run(
+        &format!("ug-{n}-first"),
+        &files,
+        support::prometheus::free_port(),
+        &env("first"),
+    );
+    first.wait_for_stderr("leading", WAIT);
+    support::auto::baked_healthy(n, "gim", 1).await;
+    break_gim(n);
+    wait::until(
+        WAIT,
+        "helm rolling back (revision 3 pending-rollback)",
+        || async {
+            history(n, "gim")
+                .await
+                .iter()
+                .any(|r| r.revision == 3 && r.status.as_str() == "pending-rollback")
+                .then_some(())
+        },
+    )
+    .await;
+    let killed = first.kill();
+    let intent = records(n, "gim").await;
+    assert_eq!(intent.len(), 1, "{intent:?}\n{}", killed.stderr);
+    assert_eq!(intent[0].phase, Phase::Running, "{intent:?}");
+    let mark = intent[0].process.clone().unwrap();
+    assert!(mark.namespace_init, "PID 1 of its container: {mark:?}");
+    assert_eq!(mark.pod.as_ref().map(|p| p.name.as_str()), Some("first"));
+    // The kubelet confirms the container stopped: the pod is gone.
+    let pods: Api<Pod> = Api::namespaced(tkube::client().await, n);
+    pods.delete("first", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    wait::until(WAIT, "pod first deleted", || async {
+        pods.get_opt("first").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    let mut second = Container::run(
+        &format!("ug-{n}-second"),
+        &files,
+        support::prometheus::free_port(),
+        &env("second"),
+    );
+    second.wait_for_stderr("leading", WAIT);
+    let done = wait::until(WAIT, "the rollback completed and verified", || async {
+        let r = records(n, "gim").await;
+        (r.len() == 1 && r[0].phase == Phase::Verified).then(|| r[0].clone())
+    })
+    .await;
+    assert_eq!((done.bad_revision, done.attempt), (2, 1), "{done:?}");
+    assert!(done.holder.starts_with("second"), "{done:?}");
+    assert!(
+        done.taken_over_from
+            .as_deref()
+            .is_some_and(|h| h.starts_with("first")),
+        "{done:?}"
+    );
+    let rows = history(n, "gim").await;
+    let described: Vec<(u32, String, String)> = rows
+        .iter()
+        .map(|r| (r.revision, r.status.as_str().to_string(), description(r)))
+        .collect();
+    assert_eq!(rows.len(), 4, "{described:?}");
+    assert!(
+        described[2].2.starts_with("Rollback to 1 interrupted"),
+        "the dead helm's revision, unlocked: {described:?}"
+    );
+    assert_eq!(
+        (described[3].1.as_str(), described[3].2.as_str()),
+        ("deployed", "Rollback to 1"),
+        "exactly one completed rollback: {described:?}"
+    );
+    let run = second.kill();
+    assert!(
+        run.stderr
+            .contains("taking over an automatic action whose process is gone"),
+        "{}",
+        run.stderr
+    );
+}
