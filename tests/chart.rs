@@ -92,8 +92,8 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Defaults: one replica (Recreate), read-only RBAC in the profile's namespaces, the
-    // built-in profile as configuration, a restricted security context.
+    // Defaults: one replica (Recreate), read-only RBAC in the release's own namespace (the
+    // generic profile: nothing named, nothing Genesys), a restricted security context.
     let all = template(&[]).unwrap();
     let d = one(&all, "Deployment");
     assert_eq!(d["spec"]["replicas"], 1);
@@ -124,7 +124,7 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
         .filter(|r| r["metadata"]["name"] == "ug-upgrade-guard-read")
         .map(|r| r["metadata"]["namespace"].as_str().unwrap())
         .collect();
-    assert_eq!(read_namespaces, ["gim", "gsp", "gca"]);
+    assert_eq!(read_namespaces, ["upgrade-guard"]);
     for role in &roles {
         let name = role["metadata"]["name"].as_str().unwrap();
         for rule in role["rules"].as_sequence().unwrap() {
@@ -150,22 +150,59 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
         assert!(objects(&all, kind).is_empty(), "{kind} is opt-in");
     }
     let (config, raw) = config_of(&all);
-    assert_eq!(config.watch.namespaces, ["gim", "gsp", "gca"]);
+    assert_eq!(config.watch.namespaces, ["upgrade-guard"]);
     assert_eq!(raw["state"]["namespace"], "upgrade-guard");
     assert_eq!(
         config.actions.leader_election.lease_name,
         "ug-upgrade-guard"
     );
-    // The built-in profile is kept: GIM's 15-minute rollback timeout.
+    assert!(
+        raw.get("releases").is_none() && raw.get("suites").is_none(),
+        "{raw:?}"
+    );
+    assert_eq!(
+        config
+            .policy_for(&ReleaseKey::new("gim", "gim"))
+            .rollback_timeout,
+        Duration::from_secs(5 * 60),
+        "no Genesys rule in the generic profile"
+    );
+    // Named namespaces are watched, and nothing else.
+    let all = template(&["--set", "watchNamespaces={shop,payments}"]).unwrap();
+    assert_eq!(config_of(&all).0.watch.namespaces, ["shop", "payments"]);
+    // The Genesys profile is one value away: its namespaces, its releases (GIM's
+    // 15-minute rollback timeout), its suite order.
+    let all = template(&["--set", "profile=genesys"]).unwrap();
+    let read_namespaces: Vec<&str> = objects(&all, "Role")
+        .into_iter()
+        .filter(|r| r["metadata"]["name"] == "ug-upgrade-guard-read")
+        .map(|r| r["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(read_namespaces, ["gim", "gsp", "gca"]);
+    let (config, _) = config_of(&all);
+    assert_eq!(config.watch.namespaces, ["gim", "gsp", "gca"]);
     assert_eq!(
         config
             .policy_for(&ReleaseKey::new("gim", "gim"))
             .rollback_timeout,
         Duration::from_secs(15 * 60)
     );
+    assert_eq!(config.suites.len(), 1);
+    let contradiction = template(&[
+        "--set",
+        "watchAllNamespaces=true",
+        "--set",
+        "watchNamespaces={shop}",
+    ])
+    .unwrap_err();
+    assert!(contradiction.contains("contradict"), "{contradiction}");
+    // As a subchart: `global` and `enabled` are accepted.
+    template(&["--set", "global.imageRegistry=x", "--set", "enabled=true"]).unwrap();
 
     // Rollback enabled with mode: auto, two namespaces: a rollback Role in each.
     let all = template(&[
+        "--set",
+        "profile=genesys",
         "--set",
         "rollback.enabled=true",
         "--set",
@@ -206,6 +243,8 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
     }
     let short = template(&[
         "--set",
+        "profile=genesys",
+        "--set",
         "rollback.enabled=true",
         "--set",
         "terminationGracePeriodSeconds=60",
@@ -240,8 +279,8 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
 
     // Every namespace: ClusterRoles instead, only once confirmed.
     let refused = template(&[
-        "--set-json",
-        "watchNamespaces=[]",
+        "--set",
+        "watchAllNamespaces=true",
         "--set",
         "rollback.enabled=true",
     ])
@@ -252,8 +291,8 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
         "{refused}"
     );
     let all = template(&[
-        "--set-json",
-        "watchNamespaces=[]",
+        "--set",
+        "watchAllNamespaces=true",
         "--set",
         "rollback.enabled=true",
         "--set",
@@ -330,8 +369,19 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
     assert_eq!(d["spec"]["replicas"], 2);
     assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
 
-    // The Prometheus Operator objects and the dashboard: the repository's files as tested.
+    // The Prometheus Operator objects and the dashboard: the repository's files as tested;
+    // the Genesys runbook's rules only with its profile.
+    let generic = template(&["--set", "prometheusRule.enabled=true"]).unwrap();
+    let groups: Vec<&str> = one(&generic, "PrometheusRule")["spec"]["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(!groups.contains(&"genesys-upgrade-runbook"), "{groups:?}");
     let all = template(&[
+        "--set",
+        "profile=genesys",
         "--set",
         "serviceMonitor.enabled=true",
         "--set",
@@ -440,19 +490,219 @@ fn the_dockerfile_ships_the_helm_the_tests_run() {
     assert!(dockerfile.contains("--bin upgrade-guard"));
 }
 
+/// The values users expect from well-kept charts (issue 21.5), each rendered.
+#[test]
+fn the_chart_has_the_knobs_users_expect() {
+    // Several replicas: a PodDisruptionBudget and a preference for different nodes.
+    let all = template(&["--set", "ha.enabled=true"]).unwrap();
+    assert_eq!(
+        one(&all, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
+    let pod = &one(&all, "Deployment")["spec"]["template"]["spec"];
+    let term = &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
+    assert_eq!(term["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        term["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"],
+        "ug"
+    );
+    assert!(objects(&template(&[]).unwrap(), "PodDisruptionBudget").is_empty());
+    let all = template(&[
+        "--set",
+        "ha.enabled=true",
+        "--set-json",
+        r#"topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway"}]"#,
+    ])
+    .unwrap();
+    let spread =
+        &one(&all, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(
+        spread["labelSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "upgrade-guard"
+    );
+
+    // An existing ServiceAccount: none created, every binding names it.
+    let all = template(&[
+        "--set",
+        "serviceAccount.create=false",
+        "--set",
+        "serviceAccount.name=ops-sa",
+    ])
+    .unwrap();
+    assert!(objects(&all, "ServiceAccount").is_empty());
+    assert_eq!(
+        one(&all, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"],
+        "ops-sa"
+    );
+    for b in objects(&all, "RoleBinding") {
+        assert_eq!(b["subjects"][0]["name"], "ops-sa", "{b:?}");
+    }
+    let missing = template(&["--set", "serviceAccount.create=false"]).unwrap_err();
+    assert!(missing.contains("serviceAccount.name"), "{missing}");
+    let all = template(&["--set", "serviceAccount.annotations.team=ops"]).unwrap();
+    assert_eq!(
+        one(&all, "ServiceAccount")["metadata"]["annotations"]["team"],
+        "ops"
+    );
+
+    // Names and common labels.
+    let all = template(&[
+        "--set",
+        "fullnameOverride=guard",
+        "--set",
+        "commonLabels.team=ops",
+    ])
+    .unwrap();
+    assert_eq!(one(&all, "Deployment")["metadata"]["name"], "guard");
+    for o in &all {
+        assert_eq!(o["metadata"]["labels"]["team"], "ops", "{o:?}");
+    }
+    let all = template(&["--set", "nameOverride=guard"]).unwrap();
+    assert_eq!(one(&all, "Deployment")["metadata"]["name"], "ug-guard");
+
+    // Extra env, args (the last of an option wins), volumes, mounts and objects.
+    let all = template(&[
+        "--set-json",
+        r#"extraEnv=[{"name":"RUST_LOG","value":"debug"}]"#,
+        "--set",
+        "extraArgs={--log-format=text}",
+        "--set-json",
+        r#"extraVolumes=[{"name":"prom-token","secret":{"secretName":"prom"}}]"#,
+        "--set-json",
+        r#"extraVolumeMounts=[{"name":"prom-token","mountPath":"/etc/prom"}]"#,
+        "--set-json",
+        r#"extraObjects=[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"{{ .Release.Name }}-extra"}}]"#,
+    ])
+    .unwrap();
+    let pod = &one(&all, "Deployment")["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert!(
+        c["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "RUST_LOG")
+    );
+    assert_eq!(
+        strings(&c["args"]).last().map(String::as_str),
+        Some("--log-format=text")
+    );
+    assert!(
+        pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "prom-token")
+    );
+    assert!(
+        c["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/etc/prom")
+    );
+    assert_eq!(one(&all, "Secret")["metadata"]["name"], "ug-extra");
+
+    // ServiceMonitor options, or a PodMonitor instead (never both).
+    let all = template(&[
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "serviceMonitor.namespace=monitoring",
+        "--set",
+        "serviceMonitor.labels.release=kps",
+        "--set",
+        "serviceMonitor.scrapeTimeout=10s",
+        "--set",
+        "serviceMonitor.honorLabels=true",
+        "--set-json",
+        r#"serviceMonitor.metricRelabelings=[{"action":"drop","regex":"go_.*","sourceLabels":["__name__"]}]"#,
+    ])
+    .unwrap();
+    let sm = one(&all, "ServiceMonitor");
+    assert_eq!(sm["metadata"]["namespace"], "monitoring");
+    assert_eq!(sm["metadata"]["labels"]["release"], "kps");
+    assert_eq!(
+        strings(&sm["spec"]["namespaceSelector"]["matchNames"]),
+        ["upgrade-guard"]
+    );
+    let endpoint = &sm["spec"]["endpoints"][0];
+    assert_eq!(endpoint["scrapeTimeout"], "10s");
+    assert_eq!(endpoint["honorLabels"], true);
+    assert_eq!(endpoint["metricRelabelings"][0]["action"], "drop");
+    let all = template(&["--set", "podMonitor.enabled=true"]).unwrap();
+    let pm = one(&all, "PodMonitor");
+    assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["port"], "http");
+    assert!(objects(&all, "ServiceMonitor").is_empty());
+    let both = template(&[
+        "--set",
+        "podMonitor.enabled=true",
+        "--set",
+        "serviceMonitor.enabled=true",
+    ])
+    .unwrap_err();
+    assert!(both.contains("choose one"), "{both}");
+}
+
+/// A tool scripts/setup builds into `~/.cache/upgrade-guard/bin`.
+fn cached_tool(name: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"))
+        .join("upgrade-guard/bin")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: scripts/setup builds it",
+        path.display()
+    );
+    path
+}
+
+/// The chart's README is what helm-docs makes of `values.yaml` (every value, with its
+/// comment): a value added without regenerating it fails here.
+#[test]
+fn the_chart_readme_is_generated_from_its_values() {
+    let out = std::process::Command::new(cached_tool("helm-docs"))
+        .args([
+            "--dry-run",
+            "--template-files=README.md.gotmpl",
+            "--chart-search-root",
+        ])
+        .arg(chart())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let kept = std::fs::read_to_string(repo_root().join("deploy/upgrade-guard/README.md")).unwrap();
+    assert!(
+        generated.trim() == kept.trim(),
+        "deploy/upgrade-guard/README.md is stale: run ~/.cache/upgrade-guard/bin/helm-docs --chart-search-root=deploy/upgrade-guard --template-files=README.md.gotmpl"
+    );
+    let values =
+        std::fs::read_to_string(repo_root().join("deploy/upgrade-guard/values.yaml")).unwrap();
+    for key in [
+        "profile",
+        "watchNamespaces",
+        "serviceAccount.create",
+        "podMonitor",
+    ] {
+        assert!(kept.contains(&format!("| {key} |")), "{key} in the README");
+        assert!(values.contains(key.split('.').next().unwrap()));
+    }
+}
+
 /// The release workflow passes actionlint (with shellcheck on its scripts), and the
 /// README's install command renders: its values exist and name the published image.
 #[test]
 fn the_release_workflow_lints_and_the_readme_install_command_renders() {
-    let actionlint = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"))
-        .join("upgrade-guard/bin/actionlint");
-    assert!(
-        actionlint.exists(),
-        "{} is missing: scripts/setup builds it",
-        actionlint.display()
-    );
+    let actionlint = cached_tool("actionlint");
     let workflows = repo_root().join(".github/workflows");
     let out = std::process::Command::new(&actionlint)
         .arg("-shellcheck=shellcheck")

@@ -107,6 +107,67 @@ async fn the_image_judges_serves_metrics_and_rolls_back_with_its_own_helm() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
+/// The chart's `helm test` (kwok runs no container, so the test pod's command runs here, in
+/// the image): the configuration the chart writes, generic or Genesys, with or without
+/// rollback, is one the image's upgrade-guard accepts. A broken one is refused.
+#[test]
+fn the_chart_s_helm_test_passes_in_the_image_and_fails_on_a_bad_configuration() {
+    use serde_yaml_ng::Value;
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/upgrade-guard");
+    let chart = chart.display().to_string();
+    for values in [
+        &[][..],
+        &["--set", "profile=genesys"][..],
+        &[
+            "--set",
+            "rollback.enabled=true",
+            "--set",
+            "config.defaults.mode=auto",
+            "--set",
+            "watchNamespaces={shop}",
+        ][..],
+    ] {
+        let mut args = vec!["template", "ug", chart.as_str(), "-n", "upgrade-guard"];
+        args.extend(values);
+        let out = helm::shared().run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let objects: Vec<Value> =
+            serde_yaml_ng::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
+                .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+                .filter(|v| !v.is_null())
+                .collect();
+        let config = objects
+            .iter()
+            .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "ug-upgrade-guard")
+            .and_then(|o| o["data"]["config.yaml"].as_str())
+            .unwrap()
+            .to_string();
+        let test = objects
+            .iter()
+            .find(|o| o["kind"] == "Pod" && o["metadata"]["annotations"]["helm.sh/hook"] == "test")
+            .unwrap();
+        let test_args: Vec<String> = test["spec"]["containers"][0]["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        let test_args: Vec<&str> = test_args.iter().map(String::as_str).collect();
+        let (code, said) = support::container::once(&Mounted::new(&config), &test_args);
+        assert_eq!(code, 0, "{values:?}: {said}\n{config}");
+        assert!(said.contains("valid"), "{said}");
+        let (code, said) = support::container::once(
+            &Mounted::new(&format!("{config}\nno_such_section: 1\n")),
+            &test_args,
+        );
+        assert_ne!(code, 0, "a bad configuration fails the test: {said}");
+    }
+}
+
 /// A Pod object standing for the pod the container runs in (kwok runs it): the daemon
 /// reads its own pod by `POD_NAME`, and its successor proves it gone through the API.
 async fn pod(n: &str, name: &str) {

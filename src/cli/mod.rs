@@ -23,7 +23,8 @@ use std::path::PathBuf;
 /// Watches Helm release revisions in a Kubernetes cluster, judges every upgrade over a bake
 /// window and tells the operator (or, where allowed, does) what to do about a bad one.
 #[derive(Debug, Parser)]
-#[command(name = "upgrade-guard", version, about, long_about = None, arg_required_else_help = true)]
+// An option given twice takes its last value (the chart's `extraArgs` override its own).
+#[command(name = "upgrade-guard", version, about, long_about = None, arg_required_else_help = true, args_override_self = true)]
 pub struct Args {
     /// Kubeconfig file. Default: the files of $KUBECONFIG (colon-separated, merged as
     /// kubectl does), else ~/.kube/config, else the in-cluster service account.
@@ -148,5 +149,26 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn an_option_given_twice_takes_its_last_value_and_repeated_ones_add_up() {
+        use clap::Parser;
+        let args = Args::try_parse_from([
+            "upgrade-guard",
+            "--log-format=json",
+            "watch",
+            "-n",
+            "a",
+            "-n",
+            "b",
+            "--log-format=text",
+        ])
+        .unwrap();
+        assert!(matches!(args.log_format, LogFormat::Text));
+        let Command::Watch(watch) = args.command else {
+            panic!("watch")
+        };
+        assert_eq!(watch.namespaces, ["a", "b"]);
     }
 }

@@ -70,6 +70,32 @@ impl Mounted {
     }
 }
 
+/// Runs the image once with `args` (its entrypoint is `upgrade-guard`) and `files` mounted
+/// at `/etc/upgrade-guard`, as the chart's pods run: exit code and everything it printed.
+pub fn once(files: &Mounted, args: &[&str]) -> (i32, String) {
+    let volume = format!("{}:/etc/upgrade-guard:ro", files.dir.path().display());
+    let mut all = vec![
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--read-only",
+        "--user",
+        "65532:65532",
+        "--cap-drop",
+        "ALL",
+        "-v",
+        &volume,
+        image(),
+    ];
+    all.extend(args);
+    let out = podman(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// A container of the image, removed when dropped.
 pub struct Container {
     name: String,

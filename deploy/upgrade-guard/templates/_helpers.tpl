@@ -1,14 +1,34 @@
-{{/* Name of everything this release creates. */}}
+{{/* The chart's name, or nameOverride. */}}
+{{- define "upgrade-guard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Name of everything this release creates (fullnameOverride wins). */}}
 {{- define "upgrade-guard.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "upgrade-guard.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ServiceAccount the daemon runs as (created by the chart unless
+     serviceAccount.create=false names an existing one). */}}
+{{- define "upgrade-guard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "upgrade-guard.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.create=false needs serviceAccount.name (an existing ServiceAccount)" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "upgrade-guard.selectorLabels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "upgrade-guard.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
@@ -16,14 +36,32 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ include "upgrade-guard.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
-{{/* The configuration: the built-in profile, the chart's settings, then .Values.config. */}}
+{{/* The watched namespaces as a JSON list; [] means every namespace. */}}
+{{- define "upgrade-guard.watched" -}}
+{{- if and .Values.watchAllNamespaces .Values.watchNamespaces -}}
+{{- fail "watchAllNamespaces and watchNamespaces contradict each other: set one" -}}
+{{- end -}}
+{{- if .Values.watchAllNamespaces -}}[]
+{{- else if .Values.watchNamespaces -}}{{ toJson .Values.watchNamespaces }}
+{{- else if eq .Values.profile "genesys" -}}{{ toJson (list "gim" "gsp" "gca") }}
+{{- else -}}{{ toJson (list .Release.Namespace) }}
+{{- end -}}
+{{- end -}}
+
+{{/* The configuration: the profile's, the chart's settings, then .Values.config. */}}
 {{- define "upgrade-guard.config" -}}
-{{- $base := .Files.Get "files/default.yaml" | fromYaml -}}
+{{- $base := dict -}}
+{{- if eq .Values.profile "genesys" -}}
+{{- $base = .Files.Get "files/default.yaml" | fromYaml -}}
+{{- end -}}
 {{- $chart := dict
-      "watch" (dict "namespaces" .Values.watchNamespaces)
+      "watch" (dict "namespaces" (include "upgrade-guard.watched" . | fromJsonArray))
       "state" (dict "namespace" .Release.Namespace)
       "actions" (dict "leader_election" (dict "lease_name" (include "upgrade-guard.fullname" .))) -}}
 {{- if .Values.auth.enabled -}}
