@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod evaluation;
 pub mod gather;
+pub mod http_client;
 pub mod metrics;
 pub mod notify;
 pub mod records;

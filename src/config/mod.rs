@@ -37,9 +37,9 @@ pub use policy::{
     ThresholdPolicy, render_query,
 };
 pub use settings::{
-    ActionsConfig, EmailConfig, HttpAuthentication, HttpConfig, LeaderElectionConfig,
-    MIN_PAYLOAD_BYTES, NotificationsConfig, PrometheusConfig, SmtpSecurity, StateConfig, Suite,
-    WatchConfig,
+    ActionsConfig, ClientAuthorization, ClientBasicAuth, ClientTls, EmailConfig,
+    HttpAuthentication, HttpClientConfig, HttpConfig, LeaderElectionConfig, MIN_PAYLOAD_BYTES,
+    NotificationsConfig, PrometheusConfig, SmtpSecurity, StateConfig, Suite, WatchConfig,
 };
 
 /// The built-in profile, exactly as printed by `upgrade-guard config default`.

@@ -714,3 +714,71 @@ fn email_is_retried_for_hours_unless_told_otherwise() {
     let err = parse(&format!("{email}    give_up_after: 0s\n")).unwrap_err();
     assert!(err.contains("notifications.email.give_up_after"), "{err}");
 }
+
+#[test]
+fn prometheus_and_alertmanager_authenticate_from_files_and_bad_settings_are_named() {
+    let c = Config::parse(
+        "prometheus:\n  url: https://prom:9090\n  authorization:\n    credentials_file: /var/run/token\n  \
+         tls_config:\n    ca_file: /etc/ca.pem\n    cert_file: /etc/c.pem\n    key_file: /etc/k.pem\n  \
+         headers:\n    X-Scope-OrgID: tenant-a\n\
+         notifications:\n  alertmanager:\n    urls: [https://am:9093]\n    basic_auth:\n      username: ops\n      password_file: /etc/am-password\n",
+        "test",
+    )
+    .unwrap();
+    let p = &c.prometheus.client;
+    let a = p.authorization.as_ref().unwrap();
+    assert_eq!(
+        (a.kind.as_str(), a.credentials_file.to_str()),
+        ("Bearer", Some("/var/run/token"))
+    );
+    assert_eq!(
+        p.tls.ca_file.as_deref().and_then(|f| f.to_str()),
+        Some("/etc/ca.pem")
+    );
+    assert_eq!(p.headers["X-Scope-OrgID"], "tenant-a");
+    let b = c
+        .notifications
+        .alertmanager_client
+        .basic_auth
+        .as_ref()
+        .unwrap();
+    assert_eq!(b.username, "ops");
+    assert_eq!(
+        Config::parse("{}", "test").unwrap().prometheus.client,
+        Default::default()
+    );
+
+    for (text, words) in [
+        (
+            "prometheus: {authorization: {credentials_file: /t}, basic_auth: {username: u, password_file: /p}}",
+            "prometheus.authorization: authorization and basic_auth are two ways to authenticate: choose one",
+        ),
+        (
+            "prometheus: {authorization: {type: Bearer}}",
+            "prometheus.authorization.credentials_file: required",
+        ),
+        (
+            "notifications: {alertmanager: {basic_auth: {username: u}}}",
+            "notifications.alertmanager.basic_auth.password_file: required",
+        ),
+        (
+            "prometheus: {basic_auth: {username: u, password: p}}",
+            "password",
+        ),
+        (
+            "prometheus: {tls_config: {cert_file: /c}}",
+            "prometheus.tls_config: cert_file and key_file go together",
+        ),
+        (
+            "prometheus: {headers: {Authorization: x}}",
+            "prometheus.headers: Authorization is set by authorization:",
+        ),
+        (
+            "prometheus: {headers: {'bad name': x}}",
+            "is not an HTTP header name",
+        ),
+    ] {
+        let e = Config::parse(text, "test").unwrap_err().to_string();
+        assert!(e.contains(words), "{text}: {e}");
+    }
+}

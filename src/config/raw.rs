@@ -3,6 +3,8 @@
 //! their errors carry the line (`fields.rs`); `resolve.rs` turns this into validated, typed
 //! values.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::database::RawDatabase;
@@ -81,6 +83,37 @@ pub struct RawAlertmanager {
     pub urls: Option<Vec<String>>,
     pub resend_interval: Option<Dur>,
     pub queue_size: Option<usize>,
+    pub authorization: Option<RawAuthorization>,
+    pub basic_auth: Option<RawBasicAuth>,
+    pub tls_config: Option<RawTlsConfig>,
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// `authorization:` as in Prometheus' http_config: a credentials file sent as
+/// `Authorization: <type> <credentials>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorization {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub credentials_file: Option<std::path::PathBuf>,
+}
+
+/// `basic_auth:`: a user name and a password file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub username: Option<String>,
+    pub password_file: Option<std::path::PathBuf>,
+}
+
+/// `tls_config:`: the CA that signed the server's certificate, a client certificate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTlsConfig {
+    pub ca_file: Option<std::path::PathBuf>,
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +124,10 @@ pub struct RawPrometheus {
     pub retry_interval: Option<Dur>,
     pub errors_before_inconclusive: Option<u32>,
     pub scrape_interval: Option<Dur>,
+    pub authorization: Option<RawAuthorization>,
+    pub basic_auth: Option<RawBasicAuth>,
+    pub tls_config: Option<RawTlsConfig>,
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::error::{ConfigError, FieldError};
 use super::overlay::{DefaultHold, overlay};
 use super::raw::RawConfig;
-use super::sections::{actions, email, http, suites};
+use super::sections::{self, actions, email, http, suites};
 use super::settings::{NotificationsConfig, PrometheusConfig, StateConfig, WatchConfig};
 use super::validate::{check_policy, check_sql, positive, warnings};
 use super::{Config, DEFAULT_PROFILE, Override, defaults};
@@ -70,6 +70,13 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
         retry_interval: p.retry_interval.map_or(Duration::from_secs(10), |d| d.0),
         errors_before_inconclusive: p.errors_before_inconclusive.unwrap_or(4),
         scrape_interval: p.scrape_interval.map_or(Duration::from_secs(30), |d| d.0),
+        client: sections::http_client(
+            "prometheus",
+            p.authorization.as_ref(),
+            p.basic_auth.as_ref(),
+            p.tls_config.as_ref(),
+            p.headers.as_ref(),
+        )?,
     };
     if !(prometheus.url.starts_with("http://") || prometheus.url.starts_with("https://")) {
         return Err(FieldError::new(
@@ -143,6 +150,13 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             .as_ref()
             .map_or(Duration::from_secs(60), |d| d.0),
         queue_size: am.queue_size.unwrap_or(100),
+        alertmanager_client: sections::http_client(
+            "notifications.alertmanager",
+            am.authorization.as_ref(),
+            am.basic_auth.as_ref(),
+            am.tls_config.as_ref(),
+            am.headers.as_ref(),
+        )?,
         dashboard_url: raw
             .notifications
             .dashboard_url

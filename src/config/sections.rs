@@ -225,3 +225,105 @@ pub(super) fn actions(raw: &raw::RawActions) -> Result<ActionsConfig, FieldError
         leader_election,
     })
 }
+
+/// The authentication of requests to a server (`section`: `prometheus`,
+/// `notifications.alertmanager`): one scheme at most, a key with its certificate, header
+/// names HTTP accepts and never `Authorization` (that is `authorization:`).
+pub(super) fn http_client(
+    section: &str,
+    authorization: Option<&raw::RawAuthorization>,
+    basic_auth: Option<&raw::RawBasicAuth>,
+    tls: Option<&raw::RawTlsConfig>,
+    headers: Option<&std::collections::BTreeMap<String, String>>,
+) -> Result<super::settings::HttpClientConfig, FieldError> {
+    use super::settings::{ClientAuthorization, ClientBasicAuth, ClientTls, HttpClientConfig};
+    let field = |f: &str| format!("{section}.{f}");
+    if authorization.is_some() && basic_auth.is_some() {
+        return Err(FieldError::new(
+            field("authorization"),
+            "authorization and basic_auth are two ways to authenticate: choose one",
+        ));
+    }
+    let authorization = authorization
+        .map(|a| {
+            let kind = a.kind.clone().unwrap_or_else(|| "Bearer".to_string());
+            if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(FieldError::new(
+                    field("authorization.type"),
+                    "must be a scheme such as Bearer",
+                ));
+            }
+            let credentials_file = a.credentials_file.clone().ok_or_else(|| {
+                FieldError::new(
+                    field("authorization.credentials_file"),
+                    "required: the file holding the token (credentials are never written in the configuration)",
+                )
+            })?;
+            Ok(ClientAuthorization {
+                kind,
+                credentials_file,
+            })
+        })
+        .transpose()?;
+    let basic_auth = basic_auth
+        .map(|b| {
+            let username = b
+                .username
+                .clone()
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| FieldError::new(field("basic_auth.username"), "required"))?;
+            let password_file = b.password_file.clone().ok_or_else(|| {
+                FieldError::new(
+                    field("basic_auth.password_file"),
+                    "required: the file holding the password (never written in the configuration)",
+                )
+            })?;
+            Ok(ClientBasicAuth {
+                username,
+                password_file,
+            })
+        })
+        .transpose()?;
+    let tls = tls.map_or_else(ClientTls::default, |t| ClientTls {
+        ca_file: t.ca_file.clone(),
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+    });
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        return Err(FieldError::new(
+            field("tls_config"),
+            "cert_file and key_file go together (a client certificate and its key)",
+        ));
+    }
+    let headers = headers.cloned().unwrap_or_default();
+    for (name, value) in &headers {
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_name {
+            return Err(FieldError::new(
+                field("headers"),
+                format!("{name:?} is not an HTTP header name"),
+            ));
+        }
+        if name.eq_ignore_ascii_case("authorization") {
+            return Err(FieldError::new(
+                field("headers"),
+                "Authorization is set by authorization: or basic_auth: (from a file), not as a header",
+            ));
+        }
+        if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+            return Err(FieldError::new(
+                field("headers"),
+                format!("the value of {name} holds a control character"),
+            ));
+        }
+    }
+    Ok(HttpClientConfig {
+        authorization,
+        basic_auth,
+        tls,
+        headers,
+    })
+}

@@ -21,6 +21,52 @@ pub struct PrometheusConfig {
     pub errors_before_inconclusive: u32,
     /// Scrape interval of the judged metrics.
     pub scrape_interval: Duration,
+    /// How requests authenticate.
+    pub client: HttpClientConfig,
+}
+
+/// How upgrade-guard authenticates to a server it calls (Prometheus, Alertmanager), in the
+/// words of Prometheus' own `http_config`. Credentials come from files, read again at each
+/// request (a rotated token is used at once); the TLS files are read at start.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HttpClientConfig {
+    /// `Authorization: <kind> <the file's content>` (kind `Bearer` by default).
+    pub authorization: Option<ClientAuthorization>,
+    /// Basic authentication with the password read from a file.
+    pub basic_auth: Option<ClientBasicAuth>,
+    /// The CA that signed the server's certificate (else the system's), a client certificate.
+    pub tls: ClientTls,
+    /// More headers on every request (a tenant for Mimir, Cortex or Thanos).
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// `authorization:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientAuthorization {
+    /// The scheme (`Bearer`).
+    pub kind: String,
+    /// The file holding the credentials.
+    pub credentials_file: std::path::PathBuf,
+}
+
+/// `basic_auth:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientBasicAuth {
+    /// The user name.
+    pub username: String,
+    /// The file holding the password.
+    pub password_file: std::path::PathBuf,
+}
+
+/// `tls_config:`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientTls {
+    /// PEM CA certificates trusted for the server (in addition to the system's).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate, with `key_file`.
+    pub cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// What to watch.
@@ -159,6 +205,8 @@ pub struct NotificationsConfig {
     pub resend_interval: Duration,
     /// Batches kept per Alertmanager while it cannot be reached (the oldest is dropped).
     pub queue_size: usize,
+    /// How requests to Alertmanager authenticate.
+    pub alertmanager_client: HttpClientConfig,
     /// Link to a dashboard in each alert, with `{{namespace}}` and `{{release}}`.
     pub dashboard_url: Option<String>,
     /// Email, when configured.

@@ -68,6 +68,9 @@ pub enum DaemonError {
     /// `prometheus.url` cannot be used.
     #[error(transparent)]
     Prometheus(#[from] ClientError),
+    /// The client to Alertmanager cannot be built (its TLS files).
+    #[error("notifications.alertmanager: {0}")]
+    Alertmanager(#[source] crate::http_client::HttpClientError),
     /// The HTTP address cannot be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -162,10 +165,12 @@ pub async fn run(
     let notifications = &config.notifications;
     let alertmanagers = Alertmanagers::start(
         &notifications.alertmanager_urls,
+        &notifications.alertmanager_client,
         notifications.queue_size,
         config.prometheus.timeout,
         notify_metrics.clone(),
-    );
+    )
+    .map_err(DaemonError::Alertmanager)?;
     let mut ledger = Ledger::new(notifications.resend_interval);
     let mailer = notifications.email.clone().map(|email| {
         Mailer::start(

@@ -4,7 +4,6 @@
 //! configuration error); every query counted in `prometheus_queries_total{outcome}`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use prometheus_http_query::response::Data;
 
@@ -19,6 +18,8 @@ use crate::config::PrometheusConfig;
 pub struct Prometheus {
     client: prometheus_http_query::Client,
     metrics: PrometheusMetrics,
+    /// The credentials and headers of each request (files read at each one).
+    auth: crate::config::HttpClientConfig,
 }
 
 impl std::fmt::Debug for Prometheus {
@@ -32,9 +33,9 @@ impl std::fmt::Debug for Prometheus {
 /// The client cannot be built from the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The HTTP client could not be set up (TLS backend).
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[source] reqwest::Error),
+    /// The HTTP client could not be set up (TLS files, TLS backend).
+    #[error("prometheus: {0}")]
+    Http(#[from] crate::http_client::HttpClientError),
     /// `prometheus.url` is not a usable URL.
     #[error("prometheus.url {url:?}: {source}")]
     Url {
@@ -44,6 +45,19 @@ pub enum ClientError {
         #[source]
         source: prometheus_http_query::Error,
     },
+}
+
+/// Words for a failed query. An answer that is not Prometheus' JSON is what a refusal
+/// (401, 403) or a proxy's error page looks like to the client: say what to check.
+fn unavailable(e: &prometheus_http_query::Error) -> String {
+    let words = e.to_string();
+    if words.contains("invalid media type") {
+        format!(
+            "{words}: the server did not answer as Prometheus does (credentials refused, or not Prometheus' API at that URL): check prometheus.url, authorization, basic_auth and tls_config"
+        )
+    } else {
+        words
+    }
 }
 
 /// One answer per key of a batch: the series (labels without the batch key) or the error.
@@ -57,23 +71,34 @@ pub fn values(series: &[Series]) -> Samples {
 impl Prometheus {
     /// A client for `config.url` whose requests time out after `config.timeout`.
     pub fn new(config: &PrometheusConfig, metrics: PrometheusMetrics) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(ClientError::Http)?;
+        let http = crate::http_client::build(&config.client, config.timeout)?;
         let client = prometheus_http_query::Client::from(http, &config.url).map_err(|source| {
             ClientError::Url {
                 url: config.url.clone(),
                 source,
             }
         })?;
-        Ok(Self { client, metrics })
+        Ok(Self {
+            client,
+            metrics,
+            auth: config.client.clone(),
+        })
     }
 
     /// Runs one instant query, now, by POST.
     pub async fn instant(&self, query: &str) -> Result<Vec<Series>, ProviderError> {
-        let result = self.client.query(query).post().await;
+        let headers = match crate::http_client::headers(&self.auth) {
+            Ok(h) => h,
+            Err(e) => {
+                self.metrics.query(QueryOutcome::Error);
+                return Err(ProviderError::Unavailable(e.to_string()));
+            }
+        };
+        let mut request = self.client.query(query);
+        for (name, value) in &headers {
+            request = request.header(name.clone(), value.clone());
+        }
+        let result = request.post().await;
         tracing::debug!(bytes = query.len(), ok = result.is_ok(), "prometheus query");
         let outcome = match &result {
             Ok(_) => QueryOutcome::Success,
@@ -87,7 +112,7 @@ impl Prometheus {
             prometheus_http_query::Error::Prometheus(p) if p.is_bad_data() => {
                 ProviderError::BadQuery(p.message().to_string())
             }
-            other => ProviderError::Unavailable(other.to_string()),
+            other => ProviderError::Unavailable(unavailable(&other)),
         })?;
         match answer.data() {
             Data::Vector(v) => Ok(v

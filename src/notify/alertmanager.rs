@@ -13,6 +13,8 @@ use tracing::{debug, info, warn};
 use super::alerts::PostableAlert;
 use super::metrics::{Channel, Delivery, NotifyMetrics};
 use super::queue::Queue;
+use crate::config::HttpClientConfig;
+use crate::http_client::HttpClientError;
 
 /// One batch of every active alert, shared by the queues of all Alertmanagers.
 type Batch = Arc<Vec<PostableAlert>>;
@@ -36,17 +38,17 @@ impl Drop for Alertmanagers {
 }
 
 impl Alertmanagers {
-    /// Starts one worker per URL; `capacity` batches are kept per Alertmanager.
+    /// Starts one worker per URL, each request authenticated as `client` says;
+    /// `capacity` batches are kept per Alertmanager. Fails only when the client cannot be
+    /// built (its TLS files).
     pub fn start(
         urls: &[String],
+        client: &HttpClientConfig,
         capacity: usize,
         timeout: Duration,
         metrics: NotifyMetrics,
-    ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
+    ) -> Result<Self, HttpClientError> {
+        let http = crate::http_client::build(client, timeout)?;
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
         for url in urls {
@@ -54,17 +56,18 @@ impl Alertmanagers {
             let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
             tasks.push(tokio::spawn(worker(
                 http.clone(),
+                client.clone(),
                 endpoint,
                 queue.clone(),
                 metrics.clone(),
             )));
             queues.push((url.clone(), queue));
         }
-        Self {
+        Ok(Self {
             queues,
             metrics,
             tasks,
-        }
+        })
     }
 
     /// Queues a batch for every Alertmanager; never waits.
@@ -86,6 +89,7 @@ impl Alertmanagers {
 
 async fn worker(
     http: reqwest::Client,
+    client: HttpClientConfig,
     endpoint: String,
     queue: Arc<Queue<Batch>>,
     metrics: NotifyMetrics,
@@ -103,7 +107,18 @@ async fn worker(
     loop {
         let taken = queue.front().await;
         let batch = &taken.item;
-        let outcome = http.post(&endpoint).json(&**batch).send().await;
+        // Credentials are read at each attempt: a rotated token is used at once, a missing
+        // one is said in words and retried like an outage.
+        let outcome = match crate::http_client::headers(&client) {
+            Ok(headers) => http
+                .post(&endpoint)
+                .headers(headers)
+                .json(&**batch)
+                .send()
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         let done = match outcome {
             Ok(r) if r.status().is_success() => {
                 metrics.notification(CHANNEL, Delivery::Sent);
