@@ -90,6 +90,18 @@ async fn the_image_judges_serves_metrics_and_rolls_back_with_its_own_helm() {
         )),
         "{metrics}"
     );
+    // The standard process metrics, read in the container.
+    for name in [
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+    ] {
+        assert!(metrics.contains(name), "{name} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("upgrade_guard_build_info{version=\"0.1.0\",revision=\"unknown\"} 1"),
+        "{metrics}"
+    );
     // The README's second command, from inside the container.
     let (code, table) = c.exec(&[
         "upgrade-guard",

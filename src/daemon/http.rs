@@ -197,8 +197,18 @@ fn build(served: &Served, kind: Costly) -> Answer {
     };
     match kind {
         Costly::Metrics { openmetrics } => {
+            // upgrade-guard's own metrics, then the standard process metrics (one `# EOF`).
             let mut text = String::new();
-            match prometheus_client::encoding::text::encode(&mut text, &served.registry) {
+            let encoded = prometheus_client::encoding::text::encode(&mut text, &served.registry)
+                .and_then(|()| {
+                    let own = text.strip_suffix("# EOF\n").unwrap_or(&text).len();
+                    text.truncate(own);
+                    prometheus_client::encoding::text::encode(
+                        &mut text,
+                        &super::process::registry(),
+                    )
+                });
+            match encoded {
                 Ok(()) if openmetrics => answer(StatusCode::OK, OPENMETRICS, text.into()),
                 Ok(()) => answer(StatusCode::OK, PROMETHEUS_TEXT, classic_text(&text).into()),
                 Err(e) => answer(

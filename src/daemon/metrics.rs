@@ -20,7 +20,7 @@ pub struct DaemonMetrics {
 }
 
 impl DaemonMetrics {
-    /// Creates the metrics and registers them, with `build_info{version}` at 1.
+    /// Creates the metrics and registers them, with `build_info{version, revision}` at 1.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
         registry.register(
@@ -30,12 +30,23 @@ impl DaemonMetrics {
         );
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         build
-            .get_or_create(&vec![(
-                "version".to_string(),
-                env!("CARGO_PKG_VERSION").to_string(),
-            )])
+            .get_or_create(&vec![
+                ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+                // Set by the image build (deploy/Dockerfile's GIT_REVISION).
+                (
+                    "revision".to_string(),
+                    option_env!("UPGRADE_GUARD_GIT_REVISION")
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or("unknown")
+                        .to_string(),
+                ),
+            ])
             .set(1);
-        registry.register("build_info", "upgrade-guard's version (always 1)", build);
+        registry.register(
+            "build_info",
+            "upgrade-guard's version and the git revision it was built from (always 1)",
+            build,
+        );
         registry.register(
             "evaluation_rounds",
             "Evaluation rounds run (each re-judges every revision under evaluation)",

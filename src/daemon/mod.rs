@@ -20,6 +20,7 @@ mod handle;
 pub mod http;
 pub mod metrics;
 pub mod notices;
+mod process;
 mod restore;
 pub mod signals;
 mod tell;
