@@ -100,7 +100,7 @@ async fn a_failed_upgrade_is_rolled_back_verified_alerted_and_mailed() {
     })
     .await;
     assert_eq!(alert["labels"]["revision"], "3");
-    assert_eq!(alert["labels"]["severity"], "info");
+    assert_eq!(alert["labels"]["severity"], "warning");
     assert!(
         alert["annotations"]["description"]
             .as_str()

@@ -365,7 +365,7 @@ async fn an_uninstall_is_reported_once_with_what_it_left_and_nothing_is_deleted(
         alertmanager_alert(n, "HelmReleaseUninstalled").await
     })
     .await;
-    assert_eq!(alert["labels"]["severity"], "info");
+    assert_eq!(alert["labels"]["severity"], "warning");
     assert_eq!(alert["labels"]["check"], "uninstalled");
     assert_eq!(
         alert["annotations"]["recommended_action"],
@@ -464,7 +464,7 @@ async fn a_version_change_reminds_once_to_update_the_export_views() {
         alertmanager_alert(n, "UpgradeExportViews").await
     })
     .await;
-    assert_eq!(alert["labels"]["severity"], "info");
+    assert_eq!(alert["labels"]["severity"], "warning");
     assert_eq!(alert["labels"]["revision"], "2");
     let command = alert["annotations"]["recommended_action"]
         .as_str()

@@ -267,8 +267,10 @@ fn automation_alerts(
             Phase::Failed | Phase::Interrupted | Phase::VerificationFailed => {
                 ("UpgradeRollbackFailed", "critical")
             }
+            // It asks someone to fix the upgrade: a warning (kube-prometheus-stack's
+            // InfoInhibitor hides `info` alerts).
             Phase::Verified if r.new_revision == Some(view.revision) => {
-                ("UpgradeRolledBack", "info")
+                ("UpgradeRolledBack", "warning")
             }
             _ => return,
         };
@@ -342,9 +344,16 @@ pub fn notice_alerts(notices: &[Notice], dashboard: Option<&str>) -> Vec<Alert> 
             if let Some(c) = &n.command {
                 annotations.push(("recommended_action", c.clone()));
             }
+            // A notice with a command asks someone to run it: a warning (kube-prometheus-
+            // stack's InfoInhibitor hides `info`); without one it only informs.
+            let severity = if n.command.is_some() {
+                "warning"
+            } else {
+                "info"
+            };
             alert_for(
                 name,
-                "info",
+                severity,
                 (&n.release, n.revision),
                 n.kind.as_str(),
                 annotations,

@@ -301,7 +301,8 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
             "{phase:?}"
         );
     }
-    // Verified: an informational alert while the rollback's revision is the latest.
+    // Verified: a warning while the rollback's revision is the latest (the upgrade has to be
+    // fixed; `info` would be hidden by kube-prometheus-stack's InfoInhibitor).
     let mut v = view(Verdict::Healthy, true, vec![]);
     v.automation = Some(Automation {
         dry_run: false,
@@ -310,7 +311,7 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
     });
     let alerts = desired([&v].into_iter(), None);
     assert_eq!(names(&alerts), [("UpgradeRolledBack", "rollback")]);
-    assert_eq!(alerts[0].labels["severity"], "info");
+    assert_eq!(alerts[0].labels["severity"], "warning");
     // Dry run: says what would run.
     let mut v = view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)]);
     v.automation = Some(Automation {
@@ -345,12 +346,19 @@ fn notices_and_order_warnings_are_info_and_warning_alerts_with_the_command() {
     }];
     let alerts = notice_alerts(&notices, None);
     assert_eq!(names(&alerts), [("HelmReleaseUninstalled", "uninstalled")]);
-    assert_eq!(alerts[0].labels["severity"], "info");
+    // With the command that deletes its leftovers it asks someone to act: a warning.
+    assert_eq!(alerts[0].labels["severity"], "warning");
     assert_eq!(alerts[0].labels["revision"], "4");
     assert_eq!(
         alerts[0].annotations["recommended_action"],
         "kubectl delete cm --selector=app=gsp -n gsp"
     );
+    // Without a command it only informs.
+    let quiet = [Notice {
+        command: None,
+        ..notices[0].clone()
+    }];
+    assert_eq!(notice_alerts(&quiet, None)[0].labels["severity"], "info");
     let warnings = [OrderWarning {
         release: ReleaseKey::new("gca", "gca"),
         revision: 7,
