@@ -547,6 +547,11 @@ fn the_chart_has_the_knobs_users_expect() {
         "ops"
     );
 
+    // The cluster's name reaches the configuration.
+    let all = template(&["--set", "clusterName=prod-eu-1"]).unwrap();
+    assert_eq!(config_of(&all).0.cluster.as_deref(), Some("prod-eu-1"));
+    assert!(template(&["--set", "clusterName=prod eu"]).is_err());
+
     // Names and common labels.
     let all = template(&[
         "--set",

@@ -59,7 +59,10 @@ async fn the_image_judges_serves_metrics_and_rolls_back_with_its_own_helm() {
     let ns = tkube::namespace("image-run").await;
     let n = ns.name.as_str();
     helm::install(n, "gim", "gim", &[]);
-    let files = Mounted::new(&auto_config_with(IMAGE_HELM, NO_PROMETHEUS, n, "", ""));
+    let files = Mounted::new(&format!(
+        "cluster: image-test\n{}",
+        auto_config_with(IMAGE_HELM, NO_PROMETHEUS, n, "", "")
+    ));
     let port = support::prometheus::free_port();
     let mut c = Container::run(&format!("ug-{n}"), &files, port, &[("POD_NAME", "image")]);
     c.wait_for_stderr("leading", WAIT);
@@ -90,6 +93,10 @@ async fn the_image_judges_serves_metrics_and_rolls_back_with_its_own_helm() {
         )),
         "{metrics}"
     );
+    // The cluster's name in the API's answer.
+    let (_, api) = get(port, "/api/v1/releases").await.unwrap();
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api["cluster"], "image-test");
     // The standard process metrics, read in the container.
     for name in [
         "process_resident_memory_bytes ",

@@ -66,6 +66,8 @@ impl Override {
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
+    /// The cluster's name, on every pushed alert, email and API answer (when set).
+    pub cluster: Option<String>,
     /// Prometheus access.
     pub prometheus: PrometheusConfig,
     /// What to watch.

@@ -17,6 +17,7 @@ pub use super::fields::{Dur, Pattern, Query};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    pub cluster: Option<String>,
     #[serde(default)]
     pub prometheus: RawPrometheus,
     #[serde(default)]

@@ -254,7 +254,20 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             raw: r,
         });
     }
+    let cluster = raw.cluster.clone().filter(|c| !c.is_empty());
+    if let Some(c) = &cluster
+        && (c.len() > 63
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+    {
+        return Err(FieldError::new(
+            "cluster",
+            "at most 63 letters, digits, '-', '_' or '.' (it becomes an alert label)",
+        ));
+    }
     Ok(Config {
+        cluster,
         prometheus,
         watch,
         evaluation_interval,

@@ -85,6 +85,8 @@ pub struct Served {
     pub limits: Limits,
     /// The costly answers, built one at a time and shared.
     pub answers: Arc<Answers>,
+    /// The cluster's name, in the API's answer.
+    pub cluster: Option<String>,
     /// Counts the costly answers built and shared.
     pub metrics: super::metrics::HttpMetrics,
 }
@@ -114,6 +116,9 @@ pub enum Readiness {
 
 #[derive(Serialize)]
 struct ReleasesBody<'a> {
+    /// The cluster's name, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
     releases: Vec<&'a ReleaseView>,
     notices: &'a [crate::state::Notice],
     suite_order: &'a [crate::suite::OrderWarning],
@@ -234,6 +239,7 @@ fn build(served: &Served, kind: Costly) -> Answer {
                 .as_ref()
                 .and_then(|e| e.lock().ok().and_then(|e| e.clone()));
             let body = ReleasesBody {
+                cluster: served.cluster.as_deref(),
                 releases: releases.iter().collect(),
                 notices: &notices,
                 suite_order: &suite_order,

@@ -229,6 +229,7 @@ pub async fn run(
                     ))
                 }),
             answers: Arc::default(),
+            cluster: config.cluster.clone(),
             metrics: http_metrics,
             limits: http::Limits {
                 max_connections: config.http.max_connections,

@@ -61,7 +61,10 @@ pub fn alerts(state: &State, config: &Config) -> Vec<Alert> {
     let mut wanted = desired(told_views(state, config), dashboard);
     wanted.extend(notice_alerts(&notices(state, config), dashboard));
     wanted.extend(order_alerts(state.order(), dashboard));
-    wanted
+    match &config.cluster {
+        Some(c) => wanted.into_iter().map(|a| a.in_cluster(c)).collect(),
+        None => wanted,
+    }
 }
 
 /// The mails due since the mailbook last looked: new notices and changes of the releases
@@ -74,7 +77,13 @@ pub fn mails(
     let dashboard = config.notifications.dashboard_url.as_deref();
     let mut mails = mailbook.notices(&notices(state, config), dashboard);
     mails.extend(mailbook.changes(told_views(state, config), dashboard));
-    mails
+    match &config.cluster {
+        Some(c) => mails
+            .into_iter()
+            .map(|m| m.map(|m| m.in_cluster(c)))
+            .collect(),
+        None => mails,
+    }
 }
 
 #[cfg(test)]

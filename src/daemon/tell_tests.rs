@@ -119,3 +119,44 @@ fn order_warnings_only_consider_releases_told_about() {
     );
     assert_eq!(quiet, vec![]);
 }
+
+/// Issue 21.8: with `cluster` set, every alert carries it as a label and every mail names
+/// it in its subject's tag and first in its body; an invalid name is refused.
+#[test]
+fn the_cluster_is_named_in_every_alert_and_mail() {
+    let state = failed_release();
+    let c = Config::parse("cluster: prod-eu-1\n", "t").unwrap();
+    let told = alerts(&state, &c);
+    assert!(!told.is_empty());
+    assert!(
+        told.iter()
+            .all(|a| a.labels.get("cluster").map(String::as_str) == Some("prod-eu-1"))
+    );
+    assert!(
+        alerts(&state, &config("recommend"))
+            .iter()
+            .all(|a| !a.labels.contains_key("cluster"))
+    );
+    let mut book = crate::notify::mail::Mailbook::default();
+    let mails: Vec<_> = mails(&mut book, &state, &c)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!mails.is_empty());
+    for m in &mails {
+        assert!(
+            m.subject.starts_with("[upgrade-guard prod-eu-1] "),
+            "{}",
+            m.subject
+        );
+        assert!(m.text.starts_with("Cluster: prod-eu-1\n"), "{}", m.text);
+        assert!(m.html.contains("Cluster: <b>prod-eu-1</b>"));
+    }
+    let e = Config::parse("cluster: 'prod eu'\n", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cluster") && e.contains("at most 63 letters"),
+        "{e}"
+    );
+}

@@ -34,6 +34,14 @@ pub struct Alert {
     pub annotations: BTreeMap<&'static str, String>,
 }
 
+impl Alert {
+    /// The alert labelled with the cluster it is about.
+    pub fn in_cluster(mut self, cluster: &str) -> Self {
+        self.labels.insert("cluster", cluster.to_string());
+        self
+    }
+}
+
 /// An alert as Alertmanager's v2 API takes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -161,6 +161,19 @@ pub struct Mail {
     pub html: String,
 }
 
+impl Mail {
+    /// The mail naming the cluster it is about (`cluster` is a plain name, checked with
+    /// the configuration): in the subject's tag and first in both parts.
+    pub fn in_cluster(mut self, cluster: &str) -> Self {
+        if let Some(rest) = self.subject.strip_prefix("[upgrade-guard] ") {
+            self.subject = format!("[upgrade-guard {cluster}] {rest}");
+        }
+        self.text = format!("Cluster: {cluster}\n\n{}", self.text);
+        self.html = format!("<p>Cluster: <b>{cluster}</b></p>\n{}", self.html);
+        self
+    }
+}
+
 #[derive(Serialize)]
 struct CheckRow {
     check: String,

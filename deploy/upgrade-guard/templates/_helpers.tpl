@@ -64,6 +64,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
       "watch" (dict "namespaces" (include "upgrade-guard.watched" . | fromJsonArray))
       "state" (dict "namespace" .Release.Namespace)
       "actions" (dict "leader_election" (dict "lease_name" (include "upgrade-guard.fullname" .))) -}}
+{{- with .Values.clusterName -}}
+{{- $_ := set $chart "cluster" . -}}
+{{- end -}}
 {{- if .Values.auth.enabled -}}
 {{- $_ := set $chart "http" (dict "authentication" "kubernetes") -}}
 {{- end -}}
