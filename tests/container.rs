@@ -243,18 +243,7 @@ async fn killed_in_its_container_mid_rollback_the_next_leader_completes_it_once(
     first.wait_for_stderr("leading", WAIT);
     support::auto::baked_healthy(n, "gim", 1).await;
     break_gim(n);
-    wait::until(
-        WAIT,
-        "helm rolling back (revision 3 pending-rollback)",
-        || async {
-            history(n, "gim")
-                .await
-                .iter()
-                .any(|r| r.revision == 3 && r.status.as_str() == "pending-rollback")
-                .then_some(())
-        },
-    )
-    .await;
+    support::auto::rolling_back(n, "gim", 3).await;
     let killed = first.kill();
     let intent = records(n, "gim").await;
     assert_eq!(intent.len(), 1, "{intent:?}\n{}", killed.stderr);
@@ -284,29 +273,7 @@ async fn killed_in_its_container_mid_rollback_the_next_leader_completes_it_once(
         (r.len() == 1 && r[0].phase == Phase::Verified).then(|| r[0].clone())
     })
     .await;
-    assert_eq!((done.bad_revision, done.attempt), (2, 1), "{done:?}");
-    assert!(done.holder.starts_with("second"), "{done:?}");
-    assert!(
-        done.taken_over_from
-            .as_deref()
-            .is_some_and(|h| h.starts_with("first")),
-        "{done:?}"
-    );
-    let rows = history(n, "gim").await;
-    let described: Vec<(u32, String, String)> = rows
-        .iter()
-        .map(|r| (r.revision, r.status.as_str().to_string(), description(r)))
-        .collect();
-    assert_eq!(rows.len(), 4, "{described:?}");
-    assert!(
-        described[2].2.starts_with("Rollback to 1 interrupted"),
-        "the dead helm's revision, unlocked: {described:?}"
-    );
-    assert_eq!(
-        (described[3].1.as_str(), described[3].2.as_str()),
-        ("deployed", "Rollback to 1"),
-        "exactly one completed rollback: {described:?}"
-    );
+    support::auto::completed_once(n, "gim", &done, "first", "second").await;
     let run = second.kill();
     assert!(
         run.stderr

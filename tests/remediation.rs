@@ -213,18 +213,7 @@ async fn killed_mid_rollback_and_restarted_it_never_rolls_back_twice() {
         "--set",
         "fault=CrashLoopBackOff",
     ]);
-    wait::until(
-        WAIT,
-        "helm rolling back (revision 3 pending-rollback)",
-        || async {
-            history(n, "gim")
-                .await
-                .iter()
-                .any(|r| r.revision == 3 && r.status.as_str() == "pending-rollback")
-                .then_some(())
-        },
-    )
-    .await;
+    support::auto::rolling_back(n, "gim", 3).await;
     let killed = first.kill();
     let intent = records(n, "gim").await;
     assert_eq!(intent.len(), 1, "{intent:?}\n{}", killed.stderr);

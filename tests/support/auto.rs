@@ -185,3 +185,54 @@ pub async fn leads(d: &Running, who: &str) {
     })
     .await;
 }
+
+/// Waits until helm is rolling `release` back: `revision` is `pending-rollback`.
+pub async fn rolling_back(n: &str, release: &str, revision: u32) {
+    wait::until(
+        WAIT,
+        &format!("helm rolling back (revision {revision} pending-rollback)"),
+        || async {
+            history(n, release)
+                .await
+                .iter()
+                .any(|r| r.revision == revision && r.status.as_str() == "pending-rollback")
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// Checks that `done`, the verified record of a rollback of revision 2 to 1 whose first
+/// holder (`from…`) died with its helm, was completed by `by…` as the same attempt, and
+/// that the history holds exactly one completed rollback: revision 3, the dead helm's,
+/// unlocked (failed, "Rollback to 1 interrupted…"), then revision 4 deployed.
+pub async fn completed_once(n: &str, release: &str, done: &ActionRecord, from: &str, by: &str) {
+    assert_eq!(
+        (done.bad_revision, done.attempt),
+        (2, 1),
+        "the same attempt: {done:?}"
+    );
+    assert!(done.holder.starts_with(by), "{done:?}");
+    assert!(
+        done.taken_over_from
+            .as_deref()
+            .is_some_and(|h| h.starts_with(from)),
+        "{done:?}"
+    );
+    assert_eq!(done.new_revision, Some(4), "{done:?}");
+    let described: Vec<(u32, String, String)> = history(n, release)
+        .await
+        .iter()
+        .map(|r| (r.revision, r.status.as_str().to_string(), description(r)))
+        .collect();
+    assert_eq!(described.len(), 4, "{described:?}");
+    assert!(
+        described[2].1 == "failed" && described[2].2.starts_with("Rollback to 1 interrupted"),
+        "the dead helm's revision, unlocked: {described:?}"
+    );
+    assert_eq!(
+        (described[3].1.as_str(), described[3].2.as_str()),
+        ("deployed", "Rollback to 1"),
+        "exactly one completed rollback: {described:?}"
+    );
+}
