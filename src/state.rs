@@ -123,7 +123,41 @@ impl AfterBakeView {
     }
 }
 
+/// What is wrong with a release's record, when something is: the kinds of
+/// [`ReleaseView::problem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The newest revision has been `pending-*` past `watch.stuck_pending_after`.
+    StuckPending,
+    /// A revision's record cannot be read or decoded.
+    Unreadable,
+}
+
+impl ProblemKind {
+    /// Its word in labels (`check`, `problem`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StuckPending => "stuck_pending",
+            Self::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// How a stuck revision's problem starts (see [`ReleaseView::problem_kind`]).
+const STUCK_PREFIX: &str = "stuck in ";
+
 impl ReleaseView {
+    /// What kind of problem [`Self::problem`] is, if there is one.
+    pub fn problem_kind(&self) -> Option<ProblemKind> {
+        self.problem.as_ref().map(|p| {
+            if p.starts_with(STUCK_PREFIX) {
+                ProblemKind::StuckPending
+            } else {
+                ProblemKind::Unreadable
+            }
+        })
+    }
+
     /// When its upgrade started, if its latest revision is an upgrade (not an install or a
     /// rollback).
     pub fn upgraded_at(&self) -> Option<Timestamp> {
@@ -257,7 +291,7 @@ impl State {
         let evaluate = match &event.kind {
             ReleaseEventKind::StuckPending { status, since } => {
                 view.problem = Some(format!(
-                    "stuck in {status} since {}: a Helm operation was probably killed and holds the release",
+                    "{STUCK_PREFIX}{status} since {}: a Helm operation was probably killed and holds the release",
                     since.strftime("%Y-%m-%d %H:%M:%S UTC")
                 ));
                 false

@@ -160,6 +160,11 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
         raw.get("releases").is_none() && raw.get("suites").is_none(),
         "{raw:?}"
     );
+    // Alerts link to the API through the chart's Service.
+    assert_eq!(
+        config.notifications.external_url.as_deref(),
+        Some("http://ug-upgrade-guard.upgrade-guard.svc:8080")
+    );
     assert_eq!(
         config
             .policy_for(&ReleaseKey::new("gim", "gim"))
@@ -393,7 +398,11 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
     one(&all, "ServiceMonitor");
     let rule = one(&all, "PrometheusRule");
     let mut expected: Vec<Value> = Vec::new();
-    for file in ["runbook.rules.yml", "upgrade-guard.rules.yml"] {
+    for file in [
+        "upgrade-guard.rules.yml",
+        "verdicts.rules.yml",
+        "runbook.rules.yml",
+    ] {
         let text = std::fs::read_to_string(repo_root().join("alerts").join(file)).unwrap();
         let v: Value = serde_yaml_ng::from_str(&text).unwrap();
         expected.extend(v["groups"].as_sequence().unwrap().iter().cloned());
@@ -459,6 +468,202 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
     ] {
         let err = template(&args).expect_err(&format!("{args:?} must be refused"));
         assert!(err.contains(words), "{args:?}: {err}");
+    }
+}
+
+/// The rule groups rendered with `args`, by group name: the alert names of each.
+fn rule_groups(args: &[&str]) -> Vec<(String, Vec<Value>)> {
+    let mut all_args = vec!["--set", "prometheusRule.enabled=true"];
+    all_args.extend(args);
+    let all = template(&all_args).unwrap();
+    one(&all, "PrometheusRule")["spec"]["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap().to_string(),
+                g["rules"].as_sequence().unwrap().clone(),
+            )
+        })
+        .collect()
+}
+
+fn group_names(groups: &[(String, Vec<Value>)]) -> Vec<&str> {
+    groups.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+#[test]
+fn the_alert_rules_are_switched_labelled_and_linked_as_kube_prometheus_stack_users_expect() {
+    // The daemon pushes its own alerts: the verdict rules stay out (one alert per
+    // situation); where it does not push, they are in, under the same names.
+    let pushing = rule_groups(&[
+        "--set-json",
+        r#"config={"notifications":{"alertmanager":{"urls":["http://am:9093"]}}}"#,
+    ]);
+    assert_eq!(group_names(&pushing), ["upgrade-guard"]);
+    let quiet = rule_groups(&[]);
+    assert_eq!(
+        group_names(&quiet),
+        ["upgrade-guard", "upgrade-guard-verdicts"]
+    );
+    let pushed_names: Vec<&str> = upgrade_guard::notify::names::AlertName::ALL
+        .iter()
+        .map(|n| n.as_str())
+        .collect();
+    for rule in &quiet[1].1 {
+        let name = rule["alert"].as_str().unwrap();
+        assert!(
+            pushed_names.contains(&name),
+            "{name} is not a pushed alert's name"
+        );
+    }
+    // Forced either way; the runbook's group with its profile or on demand.
+    let forced = rule_groups(&[
+        "--set-json",
+        r#"config={"notifications":{"alertmanager":{"urls":["http://am:9093"]}}}"#,
+        "--set",
+        "prometheusRule.rules.verdicts=true",
+        "--set",
+        "prometheusRule.rules.health=false",
+        "--set",
+        "prometheusRule.rules.runbook=true",
+    ]);
+    assert_eq!(
+        group_names(&forced),
+        ["upgrade-guard-verdicts", "genesys-upgrade-runbook"]
+    );
+    assert_eq!(
+        group_names(&rule_groups(&["--set", "profile=genesys"])),
+        [
+            "upgrade-guard",
+            "upgrade-guard-verdicts",
+            "genesys-upgrade-runbook"
+        ]
+    );
+    assert!(template(&["--set", "prometheusRule.rules.verdicts=sometimes"]).is_err());
+
+    // A single rule off; a team label on every rule; runbook links to a mirror.
+    let tuned = rule_groups(&[
+        "--set",
+        "prometheusRule.disabled.UpgradeGuardNoLeader=true",
+        "--set",
+        "prometheusRule.additionalRuleLabels.team=platform",
+        "--set",
+        "prometheusRule.runbookUrl=https://wiki.example/ops/upgrade-guard-alerts/",
+    ]);
+    let rules: Vec<&Value> = tuned.iter().flat_map(|(_, r)| r).collect();
+    assert_eq!(
+        rules.len(),
+        quiet.iter().map(|(_, r)| r.len()).sum::<usize>() - 1
+    );
+    for rule in &rules {
+        let name = rule["alert"].as_str().unwrap();
+        assert_ne!(name, "UpgradeGuardNoLeader");
+        assert_eq!(rule["labels"]["team"], "platform", "{name}");
+        assert!(rule["labels"]["severity"].is_string(), "{name}");
+        assert_eq!(
+            rule["annotations"]["runbook_url"].as_str().unwrap(),
+            format!(
+                "https://wiki.example/ops/upgrade-guard-alerts#{}",
+                name.to_ascii_lowercase()
+            )
+        );
+    }
+
+    // What is rendered is still valid for Prometheus.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rendered.rules.yml");
+    let groups: Vec<Value> = tuned
+        .iter()
+        .map(|(name, rules)| {
+            serde_yaml_ng::to_value(serde_json::json!({
+                "name": name,
+                "rules": serde_json::to_value(rules).unwrap(),
+            }))
+            .unwrap()
+        })
+        .collect();
+    let mut doc = serde_yaml_ng::Mapping::new();
+    doc.insert("groups".into(), Value::Sequence(groups));
+    std::fs::write(&file, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every alert name of the rule files under `alerts/`, with its rule.
+fn rule_file_alerts() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join("alerts")).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".rules.yml") {
+            continue;
+        }
+        let v: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for group in v["groups"].as_sequence().unwrap() {
+            for rule in group["rules"].as_sequence().unwrap() {
+                out.push((rule["alert"].as_str().unwrap().to_string(), rule.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_alert_has_a_runbook_section_in_docs_alerts_md() {
+    use upgrade_guard::config::defaults::RUNBOOK_URL;
+    use upgrade_guard::notify::names::{AlertName, anchor};
+    let doc = std::fs::read_to_string(repo_root().join("docs/alerts.md")).unwrap();
+    let sections: Vec<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(anchor)
+        .collect();
+    let rules = rule_file_alerts();
+    assert!(rules.len() > 10, "{rules:?}");
+    for (name, rule) in &rules {
+        assert_eq!(
+            rule["annotations"]["runbook_url"].as_str(),
+            Some(format!("{RUNBOOK_URL}#{}", anchor(name)).as_str()),
+            "the runbook_url of rule {name}"
+        );
+        assert!(
+            sections.contains(&anchor(name)),
+            "docs/alerts.md has no section for {name}"
+        );
+    }
+    for name in AlertName::ALL {
+        assert!(
+            sections.contains(&anchor(name.as_str())),
+            "docs/alerts.md has no section for the pushed alert {}",
+            name.as_str()
+        );
+    }
+    // One name per situation: a rule never takes a pushed alert's name with another severity.
+    for (name, rule) in &rules {
+        if let Some(pushed) = AlertName::ALL.iter().find(|n| n.as_str() == name) {
+            let doc_severity = doc
+                .split(&format!("### {}\n", pushed.as_str()))
+                .nth(1)
+                .and_then(|rest| rest.trim_start().strip_prefix("**"))
+                .and_then(|rest| rest.split('.').next())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            assert_eq!(
+                rule["labels"]["severity"].as_str().unwrap_or_default(),
+                doc_severity,
+                "{name}"
+            );
+        }
     }
 }
 

@@ -360,6 +360,25 @@ async fn a_failed_upgrade_fires_in_alertmanager_even_after_an_outage_and_recover
         annotations["dashboard_url"],
         format!("http://grafana.example/d/ug?var-namespace={n}&var-release=app")
     );
+    // Its runbook section (the default page) and, as generatorURL, the API's answer about
+    // the release: this daemon's own host and port, as Prometheus links its alerts.
+    assert_eq!(
+        annotations["runbook_url"],
+        "https://github.com/upgrade-guard/upgrade-guard/blob/main/docs/alerts.md#upgradefailed"
+    );
+    let generator = alert["generatorURL"].as_str().unwrap();
+    let path = format!("/api/v1/releases?namespace={n}&release=app");
+    assert!(
+        generator.starts_with("http://")
+            && generator.ends_with(&format!(":{}{path}", d.address.port())),
+        "{generator}"
+    );
+    let (status, body) = d.get(&path).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let releases = answer["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), 1, "{answer:#}");
+    assert_eq!(releases[0]["release"]["name"], "app");
 
     // The recovery resolves it.
     upgrade(n, "app", "1.2.0", &["unschedulable=false"]);

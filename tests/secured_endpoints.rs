@@ -279,6 +279,7 @@ async fn alertmanager_with_tls_a_client_certificate_and_basic_auth_gets_the_aler
         annotations: Default::default(),
         starts_at: now,
         ends_at: now + jiff::SignedDuration::from_secs(600),
+        generator_url: None,
     }]);
     let http = http_client::build(client, Duration::from_secs(5)).unwrap();
     support::wait::until(

@@ -17,8 +17,14 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Deadline of one read of a revision's record.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A newest revision `pending-*` for longer than this is reported as stuck.
-pub const STUCK_PENDING_AFTER: Duration = Duration::from_secs(15 * 60);
+/// A newest revision `pending-*` for longer than this is reported as stuck: longer than a
+/// normal `helm upgrade --wait --timeout 15m`, which is pending all that time.
+pub const STUCK_PENDING_AFTER: Duration = Duration::from_secs(20 * 60);
+
+/// Where `docs/alerts.md` is published: the default of `notifications.runbook_url` and of
+/// the `runbook_url` of every alert rule under `alerts/`.
+pub const RUNBOOK_URL: &str =
+    "https://github.com/upgrade-guard/upgrade-guard/blob/main/docs/alerts.md";
 
 /// Points a lag window must hold by default before its slope is trusted.
 pub const LAG_MIN_SAMPLES: u32 = 5;

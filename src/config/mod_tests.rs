@@ -135,6 +135,14 @@ fn errors_name_the_field_and_the_line() {
             &["prometheus.url", "http://"],
         ),
         (
+            "notifications:\n  external_url: upgrade-guard:8080\n",
+            &["notifications.external_url", "http://"],
+        ),
+        (
+            "notifications:\n  runbook_url: wiki/alerts\n",
+            &["notifications.runbook_url", "\"\" for none"],
+        ),
+        (
             "evaluation:\n  interval: 0s\n",
             &["evaluation.interval", "longer than zero"],
         ),
@@ -781,4 +789,26 @@ fn prometheus_and_alertmanager_authenticate_from_files_and_bad_settings_are_name
         let e = Config::parse(text, "test").unwrap_err().to_string();
         assert!(e.contains(words), "{text}: {e}");
     }
+}
+
+#[test]
+fn alert_links_default_to_the_project_docs_and_can_be_switched_off() {
+    let c = Config::parse("{}\n", "t").unwrap();
+    assert_eq!(
+        c.notifications.runbook_url.as_deref(),
+        Some(super::defaults::RUNBOOK_URL)
+    );
+    assert_eq!(c.notifications.external_url, None);
+    let c = Config::parse(
+        "notifications:\n  runbook_url: \"\"\n  external_url: https://ug.example/\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.notifications.runbook_url, None);
+    assert_eq!(
+        c.notifications.external_url.as_deref(),
+        Some("https://ug.example")
+    );
+    // Longer than a normal `helm upgrade --wait --timeout 15m`, pending all that time.
+    assert!(super::defaults::STUCK_PENDING_AFTER > std::time::Duration::from_secs(15 * 60));
 }

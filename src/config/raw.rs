@@ -57,6 +57,8 @@ pub struct RawNotifications {
     pub alertmanager: RawAlertmanager,
     pub email: Option<RawEmail>,
     pub dashboard_url: Option<String>,
+    pub runbook_url: Option<String>,
+    pub external_url: Option<String>,
     pub inconclusive_after: Option<Dur>,
 }
 

@@ -78,7 +78,7 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             p.headers.as_ref(),
         )?,
     };
-    if !(prometheus.url.starts_with("http://") || prometheus.url.starts_with("https://")) {
+    if !http_url(&prometheus.url) {
         return Err(FieldError::new(
             "prometheus.url",
             format!("{:?} must start with http:// or https://", prometheus.url),
@@ -162,6 +162,18 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             .dashboard_url
             .clone()
             .filter(|u| !u.is_empty()),
+        runbook_url: link(
+            "notifications.runbook_url",
+            raw.notifications
+                .runbook_url
+                .as_deref()
+                .unwrap_or(defaults::RUNBOOK_URL),
+        )?,
+        external_url: link(
+            "notifications.external_url",
+            raw.notifications.external_url.as_deref().unwrap_or(""),
+        )?
+        .map(|u| u.trim_end_matches('/').to_string()),
         email: raw.notifications.email.as_ref().map(email).transpose()?,
         inconclusive_after: raw
             .notifications
@@ -282,4 +294,22 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
         overrides,
         default_hold,
     })
+}
+
+fn http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// A link put on alerts: an http(s) URL, or nothing when "".
+fn link(field: &str, url: &str) -> Result<Option<String>, FieldError> {
+    if url.is_empty() {
+        return Ok(None);
+    }
+    if !http_url(url) || url.chars().any(char::is_whitespace) {
+        return Err(FieldError::new(
+            field,
+            format!("{url:?} must be an http:// or https:// URL (or \"\" for none)"),
+        ));
+    }
+    Ok(Some(url.to_string()))
 }

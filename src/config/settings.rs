@@ -209,6 +209,12 @@ pub struct NotificationsConfig {
     pub alertmanager_client: HttpClientConfig,
     /// Link to a dashboard in each alert, with `{{namespace}}` and `{{release}}`.
     pub dashboard_url: Option<String>,
+    /// The page whose sections are the alerts (`runbook_url` of each alert); none when
+    /// set to "".
+    pub runbook_url: Option<String>,
+    /// Where people reach this daemon's API, for the `generatorURL` of each alert; none:
+    /// `http://<hostname>:<port>`, as Prometheus does.
+    pub external_url: Option<String>,
     /// Email, when configured.
     pub email: Option<EmailConfig>,
     /// A revision `inconclusive` for longer than this is alerted and mailed (warning).

@@ -97,6 +97,10 @@ impl Collector for ReleaseCollector {
             "action_state",
             "mode: auto only: 1 for the state of the automatic action concerning the latest revision (running, done, failed, interrupted, verified, verification_failed, cancelled)",
         );
+        let mut problem = Family::new(
+            "release_problem",
+            "1 while the latest revision's record has a problem: stuck_pending (pending past watch.stuck_pending_after, the helm holding its lock probably gone) or unreadable",
+        );
         let mut final_verdict = Family::new(
             "release_evaluation_final",
             "1 when the latest revision's evaluation ended (bake window over), 0 while it runs",
@@ -135,6 +139,11 @@ impl Collector for ReleaseCollector {
                 ]),
                 1.0,
             ));
+            if let Some(kind) = view.problem_kind() {
+                problem
+                    .samples
+                    .push((with(&[("problem", kind.as_str().to_string())]), 1.0));
+            }
             if let Some(at) = view.started {
                 started
                     .samples
@@ -220,6 +229,7 @@ impl Collector for ReleaseCollector {
             threshold,
             pending,
             started,
+            problem,
             hold,
             rollback,
             after_bake,
@@ -349,5 +359,37 @@ mod tests {
         state.write().event(&gone);
         let text = crate::metrics::encode(&registry).unwrap();
         assert!(!text.contains("release=\"gim\""), "{text}");
+    }
+
+    #[test]
+    fn a_stuck_revision_is_exported_as_its_problem_and_only_while_it_lasts() {
+        let state = Shared::default();
+        let mut registry = crate::metrics::registry();
+        registry.register_collector(Box::new(ReleaseCollector::new(state.clone())));
+        let stuck = ReleaseEvent {
+            release: ReleaseKey::new("gim", "gim"),
+            revision: 8,
+            status: ReleaseStatus::PendingUpgrade,
+            storage: Storage::Secret,
+            resumed: false,
+            kind: ReleaseEventKind::StuckPending {
+                status: ReleaseStatus::PendingUpgrade,
+                since: Timestamp::from_second(1_800_000_000).unwrap(),
+            },
+            summary: None,
+        };
+        state.write().event(&stuck);
+        let line = r#"upgrade_guard_release_problem{namespace="gim",release="gim",problem="stuck_pending"} 1.0"#;
+        let text = crate::metrics::encode(&registry).unwrap();
+        assert!(text.lines().any(|l| l == line), "{text}");
+        // helm finished after all: the next revision event clears it.
+        let deployed = ReleaseEvent {
+            status: ReleaseStatus::Deployed,
+            kind: ReleaseEventKind::Upgraded { from: 7, to: 8 },
+            ..stuck
+        };
+        state.write().event(&deployed);
+        let text = crate::metrics::encode(&registry).unwrap();
+        assert!(!text.contains("upgrade_guard_release_problem{"), "{text}");
     }
 }

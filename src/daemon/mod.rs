@@ -214,6 +214,8 @@ pub async fn run(
     if let Some(f) = on_listening {
         f(bound);
     }
+    // As Prometheus does without --web.external-url: this host's name and the port served.
+    let links = tell::links(&config, &format!("http://{}:{}", host_name(), bound.port()));
     let server = tokio::spawn(http::serve(
         listener,
         Served {
@@ -371,7 +373,7 @@ pub async fn run(
             state.set_order(order);
         }
         if telling && !alertmanagers.is_empty() {
-            let wanted = tell::alerts(&daemon.state_mut(), &config);
+            let wanted = tell::alerts(&daemon.state_mut(), &config, &links);
             if let Some(batch) = ledger.update(wanted, Timestamp::now()) {
                 alertmanagers.send(batch);
             }
@@ -404,4 +406,13 @@ pub async fn run(
     let _ = server.await;
     let _ = elector.await;
     Ok(())
+}
+
+/// This host's name (a pod's name in Kubernetes), for links to the API.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }

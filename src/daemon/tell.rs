@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use crate::config::{Config, Mode};
 use crate::notify::alerts::{Alert, desired, notice_alerts, order_alerts};
 use crate::notify::mail::{Mail, Mailbook};
+use crate::notify::names::Links;
 use crate::release::ReleaseKey;
 use crate::state::{Notice, ReleaseView, State};
 use crate::suite::{OrderWarning, order_warnings};
@@ -54,13 +55,27 @@ pub fn order(state: &State, config: &Config, now: Timestamp) -> Vec<OrderWarning
         .collect()
 }
 
+/// The links on every alert: the configured ones, and `default_external` (where this
+/// process serves its API) when `notifications.external_url` is not set.
+pub fn links(config: &Config, default_external: &str) -> Links {
+    let n = &config.notifications;
+    Links {
+        dashboard: n.dashboard_url.clone(),
+        runbook: n.runbook_url.clone(),
+        external: Some(
+            n.external_url
+                .clone()
+                .unwrap_or_else(|| default_external.trim_end_matches('/').to_string()),
+        ),
+    }
+}
+
 /// Every alert that should fire now: verdicts and automatic actions, notices, order
 /// warnings.
-pub fn alerts(state: &State, config: &Config) -> Vec<Alert> {
-    let dashboard = config.notifications.dashboard_url.as_deref();
-    let mut wanted = desired(told_views(state, config), dashboard);
-    wanted.extend(notice_alerts(&notices(state, config), dashboard));
-    wanted.extend(order_alerts(state.order(), dashboard));
+pub fn alerts(state: &State, config: &Config, links: &Links) -> Vec<Alert> {
+    let mut wanted = desired(told_views(state, config), links);
+    wanted.extend(notice_alerts(&notices(state, config), links));
+    wanted.extend(order_alerts(state.order(), links));
     match &config.cluster {
         Some(c) => wanted.into_iter().map(|a| a.in_cluster(c)).collect(),
         None => wanted,

@@ -45,7 +45,7 @@ fn a_release_told_about_fires_its_alerts_and_notices_and_observe_keeps_quiet() {
     let state = failed_release();
     for (mode, told_about) in [("recommend", true), ("auto", true), ("observe", false)] {
         let c = config(mode);
-        let names: Vec<String> = alerts(&state, &c)
+        let names: Vec<String> = alerts(&state, &c, &Links::default())
             .iter()
             .map(|a| {
                 a.labels
@@ -126,14 +126,14 @@ fn order_warnings_only_consider_releases_told_about() {
 fn the_cluster_is_named_in_every_alert_and_mail() {
     let state = failed_release();
     let c = Config::parse("cluster: prod-eu-1\n", "t").unwrap();
-    let told = alerts(&state, &c);
+    let told = alerts(&state, &c, &Links::default());
     assert!(!told.is_empty());
     assert!(
         told.iter()
             .all(|a| a.labels.get("cluster").map(String::as_str) == Some("prod-eu-1"))
     );
     assert!(
-        alerts(&state, &config("recommend"))
+        alerts(&state, &config("recommend"), &Links::default())
             .iter()
             .all(|a| !a.labels.contains_key("cluster"))
     );

@@ -4,7 +4,9 @@
 //! sent with `endsAt` = when they resolved, for at least 5 minutes.
 //!
 //! Labels are a stable set (`alertname, severity, namespace, release, revision, check`);
-//! what changes (values, thresholds, the command, the dashboard link) is in annotations.
+//! what changes (values, thresholds, the command, the dashboard link) is in annotations;
+//! each alert links to its runbook section and, as `generatorURL`, to the API's answer about
+//! its release.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,10 +14,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::names::{AlertName, Links};
 use crate::checks::{Bound, CheckResult, Outcome};
 use crate::records::action::Phase;
 use crate::remediation::automation::Automation;
-use crate::state::{AfterBakeView, ReleaseView};
+use crate::state::{AfterBakeView, ProblemKind, ReleaseView};
 use crate::state::{Notice, NoticeKind};
 use crate::suite::OrderWarning;
 use crate::units::num;
@@ -32,6 +35,8 @@ pub struct Alert {
     pub labels: BTreeMap<&'static str, String>,
     /// What changes.
     pub annotations: BTreeMap<&'static str, String>,
+    /// What caused it: the API's answer about its release (`generatorURL`).
+    pub generator_url: Option<String>,
 }
 
 impl Alert {
@@ -54,6 +59,9 @@ pub struct PostableAlert {
     pub starts_at: Timestamp,
     /// When Alertmanager should consider it resolved if not sent again.
     pub ends_at: Timestamp,
+    /// What caused it.
+    #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
 }
 
 fn measured(r: &CheckResult) -> String {
@@ -71,12 +79,12 @@ fn measured(r: &CheckResult) -> String {
 }
 
 fn alert(
-    name: &str,
+    name: AlertName,
     severity: &str,
     view: &ReleaseView,
     check: &str,
     annotations: Vec<(&'static str, String)>,
-    dashboard: Option<&str>,
+    links: &Links,
 ) -> Alert {
     alert_for(
         name,
@@ -84,20 +92,20 @@ fn alert(
         (&view.release, view.revision),
         check,
         annotations,
-        dashboard,
+        links,
     )
 }
 
 fn alert_for(
-    name: &str,
+    name: AlertName,
     severity: &str,
     (release, revision): (&crate::release::ReleaseKey, u32),
     check: &str,
     annotations: Vec<(&'static str, String)>,
-    dashboard: Option<&str>,
+    links: &Links,
 ) -> Alert {
     let labels = BTreeMap::from([
-        ("alertname", name.to_string()),
+        ("alertname", name.as_str().to_string()),
         ("severity", severity.to_string()),
         ("namespace", release.namespace.to_string()),
         ("release", release.name.to_string()),
@@ -105,16 +113,16 @@ fn alert_for(
         ("check", check.to_string()),
     ]);
     let mut annotations: BTreeMap<&'static str, String> = annotations.into_iter().collect();
-    if let Some(url) = dashboard {
-        annotations.insert(
-            "dashboard_url",
-            url.replace("{{namespace}}", &release.namespace)
-                .replace("{{release}}", &release.name),
-        );
+    if let Some(url) = links.dashboard(release) {
+        annotations.insert("dashboard_url", url);
+    }
+    if let Some(url) = links.runbook(name) {
+        annotations.insert("runbook_url", url);
     }
     Alert {
         labels,
         annotations,
+        generator_url: links.generator(release),
     }
 }
 
@@ -124,18 +132,15 @@ fn alert_for(
 /// check that cannot be judged of a revision inconclusive for longer than
 /// `notifications.inconclusive_after` (warning), and one for a revision stuck pending or
 /// unreadable (warning).
-pub fn desired<'a>(
-    views: impl Iterator<Item = &'a ReleaseView>,
-    dashboard: Option<&str>,
-) -> Vec<Alert> {
+pub fn desired<'a>(views: impl Iterator<Item = &'a ReleaseView>, links: &Links) -> Vec<Alert> {
     let mut out = Vec::new();
     for view in views {
-        if let Some(problem) = &view.problem {
-            let (name, check) = if problem.starts_with("stuck in ") {
-                ("HelmReleaseStuckPending", "stuck_pending")
-            } else {
-                ("HelmReleaseUnreadable", "unreadable")
+        if let (Some(problem), Some(kind)) = (&view.problem, view.problem_kind()) {
+            let name = match kind {
+                ProblemKind::StuckPending => AlertName::HelmReleaseStuckPending,
+                ProblemKind::Unreadable => AlertName::HelmReleaseUnreadable,
             };
+            let check = kind.as_str();
             out.push(alert(
                 name,
                 "warning",
@@ -148,14 +153,14 @@ pub fn desired<'a>(
                     ),
                     ("description", problem.clone()),
                 ],
-                dashboard,
+                links,
             ));
         }
         if let Some(a) = &view.automation {
-            automation_alerts(&mut out, view, a, dashboard);
+            automation_alerts(&mut out, view, a, links);
         }
         if let Some(a) = view.after_bake.as_ref().filter(|a| a.regressed()) {
-            after_bake_alerts(&mut out, view, a, dashboard);
+            after_bake_alerts(&mut out, view, a, links);
         }
         let Some(j) = &view.judgement else { continue };
         if wrote_by_failed_rollback(view) {
@@ -164,12 +169,16 @@ pub fn desired<'a>(
             continue;
         }
         let (name, severity, outcome) = match j.verdict {
-            Verdict::Failed => ("UpgradeFailed", "critical", Outcome::Fail),
-            Verdict::Degraded if j.is_final => ("UpgradeDegraded", "warning", Outcome::Warn),
-            // Inconclusive for too long: someone must look at what cannot be judged.
-            Verdict::Inconclusive if j.overdue => {
-                ("UpgradeInconclusive", "warning", Outcome::Inconclusive)
+            Verdict::Failed => (AlertName::UpgradeFailed, "critical", Outcome::Fail),
+            Verdict::Degraded if j.is_final => {
+                (AlertName::UpgradeDegraded, "warning", Outcome::Warn)
             }
+            // Inconclusive for too long: someone must look at what cannot be judged.
+            Verdict::Inconclusive if j.overdue => (
+                AlertName::UpgradeInconclusive,
+                "warning",
+                Outcome::Inconclusive,
+            ),
             _ => continue,
         };
         for r in j.results.iter().filter(|r| r.outcome == outcome) {
@@ -200,7 +209,7 @@ pub fn desired<'a>(
                         .map(|t| ("automatic_action", t)),
                 )
                 .collect(),
-                dashboard,
+                links,
             ));
         }
     }
@@ -209,17 +218,12 @@ pub fn desired<'a>(
 
 /// One alert per finding of the watch after the bake (critical: something the revision
 /// runs broke in production), with the command an operator may run; never acted on.
-fn after_bake_alerts(
-    out: &mut Vec<Alert>,
-    view: &ReleaseView,
-    a: &AfterBakeView,
-    dashboard: Option<&str>,
-) {
+fn after_bake_alerts(out: &mut Vec<Alert>, view: &ReleaseView, a: &AfterBakeView, links: &Links) {
     let j = &a.judgement;
     let after = crate::units::human(crate::units::between(a.since, j.evaluated_at));
     for r in j.results.iter().filter(|r| r.outcome == Outcome::Fail) {
         out.push(alert(
-            "UpgradeRegressedAfterBake",
+            AlertName::UpgradeRegressedAfterBake,
             "critical",
             view,
             &r.check.to_string(),
@@ -243,7 +247,7 @@ fn after_bake_alerts(
                 ),
                 ("recommended_action", j.action.words()),
             ],
-            dashboard,
+            links,
         ));
     }
 }
@@ -264,26 +268,21 @@ fn wrote_by_failed_rollback(view: &ReleaseView) -> bool {
         })
 }
 
-fn automation_alerts(
-    out: &mut Vec<Alert>,
-    view: &ReleaseView,
-    a: &Automation,
-    dashboard: Option<&str>,
-) {
+fn automation_alerts(out: &mut Vec<Alert>, view: &ReleaseView, a: &Automation, links: &Links) {
     if let Some(r) = &a.record {
         let (name, severity) = match r.phase {
             Phase::Failed | Phase::Interrupted | Phase::VerificationFailed => {
-                ("UpgradeRollbackFailed", "critical")
+                (AlertName::UpgradeRollbackFailed, "critical")
             }
             // It asks someone to fix the upgrade: a warning (kube-prometheus-stack's
             // InfoInhibitor hides `info` alerts).
             Phase::Verified if r.new_revision == Some(view.revision) => {
-                ("UpgradeRolledBack", "warning")
+                (AlertName::UpgradeRolledBack, "warning")
             }
             _ => return,
         };
         let summary = match name {
-            "UpgradeRolledBack" => format!(
+            AlertName::UpgradeRolledBack => format!(
                 "{} was rolled back automatically from revision {} and the rollback is verified: fix the upgrade and run it again",
                 view.release, r.bad_revision
             ),
@@ -298,7 +297,7 @@ fn automation_alerts(
             view,
             r.action.as_str(),
             vec![("summary", summary), ("description", r.words())],
-            dashboard,
+            links,
         ));
         return;
     }
@@ -308,7 +307,7 @@ fn automation_alerts(
         .is_some_and(|j| j.verdict == Verdict::Failed);
     if let (true, Some(h)) = (failed, a.hold()) {
         out.push(alert(
-            "UpgradeAutoActionHeld",
+            AlertName::UpgradeAutoActionHeld,
             "warning",
             view,
             "automatic_action",
@@ -325,19 +324,19 @@ fn automation_alerts(
                 ("description", h.detail.clone()),
                 ("hold_reason", h.reason.as_str().to_string()),
             ],
-            dashboard,
+            links,
         ));
     }
 }
 
 /// One info alert per notice: `HelmReleaseUninstalled`, `UpgradeExportViews`.
-pub fn notice_alerts(notices: &[Notice], dashboard: Option<&str>) -> Vec<Alert> {
+pub fn notice_alerts(notices: &[Notice], links: &Links) -> Vec<Alert> {
     notices
         .iter()
         .map(|n| {
             let name = match n.kind {
-                NoticeKind::Uninstalled => "HelmReleaseUninstalled",
-                NoticeKind::ExportViews => "UpgradeExportViews",
+                NoticeKind::Uninstalled => AlertName::HelmReleaseUninstalled,
+                NoticeKind::ExportViews => AlertName::UpgradeExportViews,
             };
             let summary = match n.kind {
                 NoticeKind::Uninstalled => {
@@ -365,7 +364,7 @@ pub fn notice_alerts(notices: &[Notice], dashboard: Option<&str>) -> Vec<Alert> 
                 (&n.release, n.revision),
                 n.kind.as_str(),
                 annotations,
-                dashboard,
+                links,
             )
         })
         .collect()
@@ -373,12 +372,12 @@ pub fn notice_alerts(notices: &[Notice], dashboard: Option<&str>) -> Vec<Alert> 
 
 /// `UpgradeOutOfOrder` (warning) for each warning about a suite's upgrade order, on the
 /// release upgraded too early, naming the one to look at first.
-pub fn order_alerts(warnings: &[OrderWarning], dashboard: Option<&str>) -> Vec<Alert> {
+pub fn order_alerts(warnings: &[OrderWarning], links: &Links) -> Vec<Alert> {
     warnings
         .iter()
         .map(|w| {
             alert_for(
-                "UpgradeOutOfOrder",
+                AlertName::UpgradeOutOfOrder,
                 "warning",
                 (&w.release, w.revision),
                 "suite_order",
@@ -393,7 +392,7 @@ pub fn order_alerts(warnings: &[OrderWarning], dashboard: Option<&str>) -> Vec<A
                     ("description", w.words.clone()),
                     ("look_first", w.look_first.to_string()),
                 ],
-                dashboard,
+                links,
             )
         })
         .collect()
@@ -478,6 +477,7 @@ impl Ledger {
                     annotations: e.alert.annotations.clone(),
                     starts_at: e.starts_at,
                     ends_at: e.resolved_at.unwrap_or(ends),
+                    generator_url: e.alert.generator_url.clone(),
                 })
                 .collect(),
         )

@@ -64,10 +64,14 @@ fn a_failed_revision_fires_one_critical_alert_per_failing_check_with_stable_labe
             CheckResult::new("pending_pods", Outcome::Pass, "none"),
         ],
     );
-    let alerts = desired(
-        [&v].into_iter(),
-        Some("https://grafana/d/ug?var-namespace={{namespace}}&var-release={{release}}"),
-    );
+    let links = Links {
+        dashboard: Some(
+            "https://grafana/d/ug?var-namespace={{namespace}}&var-release={{release}}".into(),
+        ),
+        runbook: Some("https://docs.example/alerts.md".into()),
+        external: Some("http://ug:8080".into()),
+    };
+    let alerts = desired([&v].into_iter(), &links);
     assert_eq!(alerts.len(), 1);
     let a = &alerts[0];
     let labels: Vec<(&str, &str)> = a.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -94,19 +98,36 @@ fn a_failed_revision_fires_one_critical_alert_per_failing_check_with_stable_labe
         a.annotations["dashboard_url"],
         "https://grafana/d/ug?var-namespace=gim&var-release=gim"
     );
+    assert_eq!(
+        a.annotations["runbook_url"],
+        "https://docs.example/alerts.md#upgradefailed"
+    );
+    assert_eq!(
+        a.generator_url.as_deref(),
+        Some("http://ug:8080/api/v1/releases?namespace=gim&release=gim")
+    );
+    // Sent to Alertmanager as its `generatorURL`.
+    let sent = Ledger::new(Duration::from_secs(60))
+        .update(alerts.clone(), t(0))
+        .unwrap();
+    let json = serde_json::to_value(&sent[0]).unwrap();
+    assert_eq!(
+        json["generatorURL"],
+        "http://ug:8080/api/v1/releases?namespace=gim&release=gim"
+    );
     // Progressing and a degraded bake still running fire nothing.
     assert!(
         desired(
             [&view(Verdict::Progressing, false, vec![])].into_iter(),
-            None
+            &Links::default()
         )
         .is_empty()
     );
     let degraded = view(Verdict::Degraded, false, vec![lag(Outcome::Warn, 1.0)]);
-    assert!(desired([&degraded].into_iter(), None).is_empty());
+    assert!(desired([&degraded].into_iter(), &Links::default()).is_empty());
     let degraded = view(Verdict::Degraded, true, vec![lag(Outcome::Warn, 1.0)]);
     assert_eq!(
-        desired([&degraded].into_iter(), None)[0].labels["severity"],
+        desired([&degraded].into_iter(), &Links::default())[0].labels["severity"],
         "warning"
     );
 }
@@ -132,9 +153,9 @@ fn a_revision_that_broke_after_its_bake_fires_its_own_alert() {
         },
     };
     v.after_bake = Some(watch(Verdict::Healthy, Outcome::Pass));
-    assert!(desired([&v].into_iter(), None).is_empty());
+    assert!(desired([&v].into_iter(), &Links::default()).is_empty());
     v.after_bake = Some(watch(Verdict::Failed, Outcome::Fail));
-    let alerts = desired([&v].into_iter(), None);
+    let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     let a = &alerts[0];
     assert_eq!(
@@ -168,7 +189,7 @@ fn the_ledger_resends_refreshes_ends_at_and_resolves_for_five_minutes() {
     let failing = || {
         desired(
             [&view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)])].into_iter(),
-            None,
+            &Links::default(),
         )
     };
     // Fires at once.
@@ -183,7 +204,7 @@ fn the_ledger_resends_refreshes_ends_at_and_resolves_for_five_minutes() {
     // A changed value (annotation) is sent at once, still the same alert.
     let changed = desired(
         [&view(Verdict::Failed, false, vec![lag(Outcome::Fail, 3.5)])].into_iter(),
-        None,
+        &Links::default(),
     );
     let batch = ledger.update(changed, t(70)).unwrap();
     assert_eq!(batch[0].starts_at, t(0));
@@ -240,7 +261,7 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
         })),
         record: None,
     });
-    let alerts = desired([&v].into_iter(), None);
+    let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(
         names(&alerts),
         [
@@ -260,7 +281,7 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
         plan: None,
         record: Some(record(Phase::Running, None)),
     });
-    let alerts = desired([&v].into_iter(), None);
+    let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(names(&alerts), [("UpgradeFailed", "lag")]);
     assert!(
         alerts[0].annotations["automatic_action"]
@@ -276,7 +297,7 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
             plan: None,
             record: Some(record(phase, Some(3))),
         });
-        let alerts = desired([&v].into_iter(), None);
+        let alerts = desired([&v].into_iter(), &Links::default());
         assert_eq!(
             names(&alerts),
             [("UpgradeRollbackFailed", "rollback")],
@@ -294,7 +315,7 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
             plan: None,
             record: Some(record(phase, Some(v.revision))),
         });
-        let alerts = desired([&v].into_iter(), None);
+        let alerts = desired([&v].into_iter(), &Links::default());
         assert_eq!(
             names(&alerts),
             [("UpgradeRollbackFailed", "rollback")],
@@ -309,7 +330,7 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
         plan: None,
         record: Some(record(Phase::Verified, Some(3))),
     });
-    let alerts = desired([&v].into_iter(), None);
+    let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(names(&alerts), [("UpgradeRolledBack", "rollback")]);
     assert_eq!(alerts[0].labels["severity"], "warning");
     // Dry run: says what would run.
@@ -323,7 +344,7 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
         }),
         record: None,
     });
-    let alerts = desired([&v].into_iter(), None);
+    let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(
         alerts[0].annotations["automatic_action"],
         "dry run: would run helm rollback gim 1 -n gim --wait --timeout 15m"
@@ -344,7 +365,7 @@ fn notices_and_order_warnings_are_info_and_warning_alerts_with_the_command() {
         at: t(0),
         until: t(3600),
     }];
-    let alerts = notice_alerts(&notices, None);
+    let alerts = notice_alerts(&notices, &Links::default());
     assert_eq!(names(&alerts), [("HelmReleaseUninstalled", "uninstalled")]);
     // With the command that deletes its leftovers it asks someone to act: a warning.
     assert_eq!(alerts[0].labels["severity"], "warning");
@@ -358,7 +379,10 @@ fn notices_and_order_warnings_are_info_and_warning_alerts_with_the_command() {
         command: None,
         ..notices[0].clone()
     }];
-    assert_eq!(notice_alerts(&quiet, None)[0].labels["severity"], "info");
+    assert_eq!(
+        notice_alerts(&quiet, &Links::default())[0].labels["severity"],
+        "info"
+    );
     let warnings = [OrderWarning {
         release: ReleaseKey::new("gca", "gca"),
         revision: 7,
@@ -366,7 +390,7 @@ fn notices_and_order_warnings_are_info_and_warning_alerts_with_the_command() {
         problem: OrderProblem::WrongOrder,
         words: "gca/gca was upgraded before gsp/gsp".into(),
     }];
-    let alerts = order_alerts(&warnings, None);
+    let alerts = order_alerts(&warnings, &Links::default());
     assert_eq!(names(&alerts), [("UpgradeOutOfOrder", "suite_order")]);
     assert_eq!(alerts[0].labels["severity"], "warning");
     assert_eq!(alerts[0].labels["namespace"], "gca");
@@ -383,11 +407,11 @@ fn an_overdue_inconclusive_fires_a_warning_with_the_reason() {
         "Prometheus did not answer (4 failures in a row)",
     );
     let mut v = view(Verdict::Inconclusive, false, vec![cannot]);
-    assert!(desired([&v].into_iter(), None).is_empty());
+    assert!(desired([&v].into_iter(), &Links::default()).is_empty());
     if let Some(j) = v.judgement.as_mut() {
         j.overdue = true;
     }
-    let alerts = desired([&v].into_iter(), None);
+    let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!(alerts[0].labels["alertname"], "UpgradeInconclusive");
     assert_eq!(alerts[0].labels["severity"], "warning");

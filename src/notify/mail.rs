@@ -14,7 +14,7 @@ use crate::checks::{Bound, Outcome};
 use crate::records::action::{ActionKind, Phase};
 use crate::release::ReleaseKey;
 use crate::remediation::automation::Automation;
-use crate::state::{Notice, NoticeKind, ReleaseView};
+use crate::state::{Notice, NoticeKind, ProblemKind, ReleaseView};
 use crate::units::num;
 use crate::verdict::{RecommendedAction, Verdict};
 
@@ -61,11 +61,10 @@ impl MailState {
     }
 
     fn of(view: &ReleaseView) -> Option<Self> {
-        if let Some(p) = &view.problem {
-            return Some(if p.starts_with("stuck in ") {
-                Self::Stuck
-            } else {
-                Self::Unreadable
+        if let Some(kind) = view.problem_kind() {
+            return Some(match kind {
+                ProblemKind::StuckPending => Self::Stuck,
+                ProblemKind::Unreadable => Self::Unreadable,
             });
         }
         if let Some(r) = view.automation.as_ref().and_then(|a| a.record.as_ref()) {

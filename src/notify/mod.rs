@@ -6,4 +6,5 @@ pub mod alerts;
 pub mod email;
 pub mod mail;
 pub mod metrics;
+pub mod names;
 mod queue;

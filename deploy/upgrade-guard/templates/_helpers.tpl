@@ -70,11 +70,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if .Values.auth.enabled -}}
 {{- $_ := set $chart "http" (dict "authentication" "kubernetes") -}}
 {{- end -}}
+{{- /* Alerts link to the API through the Service (their generatorURL). */ -}}
+{{- $notifications := dict "external_url" (printf "http://%s.%s.svc:%v" (include "upgrade-guard.fullname" .) .Release.Namespace .Values.service.port) -}}
 {{- if .Values.email.existingSecret -}}
-{{- $_ := set $chart "notifications" (dict "email" (dict
+{{- $_ := set $notifications "email" (dict
       "username_file" "/etc/upgrade-guard-smtp/username"
-      "password_file" "/etc/upgrade-guard-smtp/password")) -}}
+      "password_file" "/etc/upgrade-guard-smtp/password") -}}
 {{- end -}}
+{{- $_ := set $chart "notifications" $notifications -}}
 {{- $config := mergeOverwrite $base $chart (deepCopy (.Values.config | default dict)) -}}
 {{- toYaml $config -}}
 {{- end -}}
