@@ -4,6 +4,8 @@
 //! `remediation/metrics.rs`, `daemon/metrics.rs`); label values are enums, never messages,
 //! timestamps or values.
 
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Metric name prefix.
@@ -19,6 +21,33 @@ pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, registry)?;
     Ok(out)
+}
+
+/// A family of duration histograms (seconds), one per label set, every one with the
+/// buckets its constructor gives.
+pub type Durations<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Bucket bounds, in seconds, of the duration histograms: each spans what its operation
+/// takes on a healthy system and on a struggling one.
+pub mod buckets {
+    /// One query to Prometheus: milliseconds to its timeout.
+    pub const QUERY: [f64; 11] = [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    /// One evaluation round: every revision under evaluation gathered and judged.
+    pub const ROUND: [f64; 12] = [
+        0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ];
+    /// An automatic rollback, from its intent to its outcome (helm's timeout is minutes,
+    /// its verification a bake window).
+    pub const ROLLBACK: [f64; 11] = [
+        5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+    ];
+    /// An upgrade's start to its final verdict: a bake window and its grace, minutes to
+    /// hours.
+    pub const VERDICT: [f64; 12] = [
+        60.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0, 10800.0, 21600.0,
+    ];
 }
 
 /// Makes a bounded enum with `fn as_str(self) -> &'static str` a metric label value, so that

@@ -26,11 +26,12 @@ use upgrade_guard::daemon::{self, DaemonOptions};
 
 const WAIT: Duration = Duration::from_secs(180);
 
-/// Every PromQL expression of a dashboard: panel targets and query variables.
+/// Every PromQL expression of a dashboard that must return data: panel targets and query
+/// variables (rows have none).
 fn queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
-        for target in panel["targets"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
             out.push((
                 format!("panel {:?} {}", panel["title"], target["refId"]),
                 target["expr"].as_str().unwrap().to_string(),
@@ -52,11 +53,115 @@ fn queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
     out
 }
 
+/// The annotations' expressions: they must parse; whether they return data depends on
+/// what happened (an automatic rollback) in the range.
+fn annotation_queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
+    dashboard["annotations"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| {
+            Some((
+                format!("annotation {:?}", a["name"]),
+                a["target"]["expr"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 fn substitute(expr: &str, namespace: &str) -> String {
     expr.replace("$namespace", namespace)
         .replace("$release", ".*")
+        .replace("$cluster", ".*")
         .replace("$__rate_interval", "1m")
+        .replace("$__range", "1h")
         .replace("${datasource}", "")
+}
+
+/// Issue 21.10: units on every panel, verdicts as coloured states (failed is red), one row
+/// per release, release series shown once however many replicas export them, a cluster
+/// variable, annotations for upgrades and rollbacks, links to the docs and Alertmanager.
+#[test]
+fn the_dashboard_reads_at_a_glance() {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("dashboards/upgrade-guard.json")).unwrap(),
+    )
+    .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    for p in panels.iter().filter(|p| p["type"] != "row") {
+        assert!(
+            p["fieldConfig"]["defaults"]["unit"].is_string(),
+            "panel {} has no unit",
+            p["title"]
+        );
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            // A series every replica exports is aggregated (shown once).
+            let per_release = [
+                "upgrade_guard_release_info",
+                "upgrade_guard_release_verdict",
+                "upgrade_guard_release_problem",
+                "upgrade_guard_check_",
+                "upgrade_guard_pending_pods",
+                "upgrade_guard_upgrade_started",
+                "upgrade_guard_action_",
+            ];
+            if per_release.iter().any(|m| expr.contains(m)) {
+                assert!(expr.starts_with("max by ("), "not deduplicated: {expr}");
+            }
+            assert!(expr.contains("$cluster"), "not filtered by cluster: {expr}");
+        }
+    }
+    let verdicts = panels
+        .iter()
+        .find(|p| p["title"] == "Verdict per release")
+        .unwrap();
+    assert_eq!(verdicts["type"], "state-timeline");
+    assert_eq!(
+        verdicts["targets"][0]["legendFormat"],
+        "{{namespace}}/{{release}}"
+    );
+    let colours: std::collections::BTreeMap<String, String> =
+        verdicts["fieldConfig"]["defaults"]["mappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| m["options"].as_object().unwrap().values())
+            .map(|o| {
+                (
+                    o["text"].as_str().unwrap().to_string(),
+                    o["color"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+    assert_eq!(colours["failed"], "red");
+    assert_eq!(colours["healthy"], "green");
+    assert_eq!(colours.len(), 5, "{colours:?}");
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(variables.contains(&"cluster"), "{variables:?}");
+    let annotations: Vec<&str> = annotation_queries(&dashboard)
+        .iter()
+        .map(|(_, e)| {
+            if e.contains("upgrade_started") {
+                "upgrades"
+            } else if e.contains("action_state") {
+                "rollbacks"
+            } else {
+                "other"
+            }
+        })
+        .collect();
+    assert_eq!(annotations, ["upgrades", "rollbacks"]);
+    let links = serde_json::to_string(&dashboard["links"]).unwrap();
+    assert!(
+        links.contains("docs/alerts.md") && links.contains("${alertmanager}"),
+        "{links}"
+    );
 }
 
 // Several threads: helm runs synchronously in the test, the daemon must go on meanwhile.
@@ -179,8 +284,24 @@ async fn every_panel_query_parses_and_returns_data_after_failed_upgrades() {
             assert!(!result.is_empty(), "{what} returns no data: {promql}");
             checked += 1;
         }
+        for (_, expr) in annotation_queries(&dashboard) {
+            // Panics, naming the query, when Prometheus refuses it.
+            let _ = prometheus.query(&substitute(&expr, n), None).await;
+            checked += 1;
+        }
     }
     assert!(checked >= 10, "only {checked} queries found");
+    // The queries the judge sent were timed.
+    let timed = prometheus
+        .query(
+            "sum(upgrade_guard_prometheus_query_duration_seconds_count) > 0",
+            None,
+        )
+        .await;
+    assert!(
+        !timed["result"].as_array().unwrap().is_empty(),
+        "no Prometheus query timed: {timed}"
+    );
     eprintln!("dashboards: {checked} queries answered with data");
     upgrade(n, "stuck", "1.2.0", &["unschedulable=false"]);
     let _ = stop.send(());

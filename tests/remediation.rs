@@ -89,6 +89,35 @@ async fn a_failed_upgrade_is_rolled_back_verified_alerted_and_mailed() {
             .await,
         Some(1.0)
     );
+    // How long it took (intent to verification), how long rounds take, how long upgrades
+    // take to their final verdict: histograms with real observations.
+    assert_eq!(
+        d.metric(r#"upgrade_guard_rollback_duration_seconds_count{outcome="verified"}"#)
+            .await,
+        Some(1.0)
+    );
+    assert!(
+        d.metric(r#"upgrade_guard_rollback_duration_seconds_sum{outcome="verified"}"#)
+            .await
+            .is_some_and(|s| s > 0.0)
+    );
+    assert_eq!(
+        d.metric(r#"upgrade_guard_rollback_duration_seconds_count{outcome="helm_failed"}"#)
+            .await,
+        Some(0.0)
+    );
+    assert!(
+        d.metric("upgrade_guard_evaluation_round_duration_seconds_count")
+            .await
+            .is_some_and(|n| n > 0.0)
+    );
+    assert!(
+        d.metric(
+            r#"upgrade_guard_upgrade_final_verdict_duration_seconds_count{verdict="healthy"}"#
+        )
+        .await
+        .is_some_and(|n| n >= 1.0)
+    );
     assert_eq!(d.metric("upgrade_guard_leader").await, Some(1.0));
 
     // Alertmanager: the rollback is announced, the failure of revision 2 is resolved.

@@ -33,8 +33,8 @@ pub(super) struct Daemon {
     pub rollbacks: BTreeMap<ReleaseKey, BTreeMap<u32, u32>>,
     /// What proposed actions became once guarded against the history.
     pub guards: decide::Guards,
-    /// Rounds run.
-    pub rounds: prometheus_client::metrics::counter::Counter,
+    /// Rounds run, how long they take, and how long upgrades take to their final verdict.
+    pub metrics: super::metrics::DaemonMetrics,
     /// Automatic actions.
     pub remediator: Remediator,
     /// Revisions with a final verdict still judged because their action is held for a
@@ -266,8 +266,9 @@ impl Daemon {
 
     /// One evaluation round: every report guarded, shown, and acted on.
     pub async fn round(&mut self, evaluator: &mut Evaluator) {
+        let began = std::time::Instant::now();
         let reports = evaluator.round(Timestamp::now()).await;
-        self.rounds.inc();
+        self.metrics.rounds.inc();
         for mut report in reports {
             if report.action != RecommendedAction::None {
                 report.action = match self.guards.cached(&report) {
@@ -320,6 +321,13 @@ impl Daemon {
                 let id = (report.release.clone(), report.revision);
                 if !self.retrying.contains(&id) {
                     self.record(&report).await;
+                    if let Ok(took) = report
+                        .evaluated_at
+                        .duration_since(report.started)
+                        .try_into()
+                    {
+                        self.metrics.final_verdict(report.verdict, took);
+                    }
                 }
                 let automation = self.remediator.automation(&report.release, report.revision);
                 let retry = steps.automate
@@ -351,6 +359,9 @@ impl Daemon {
             }
         }
         self.after_bake(evaluator).await;
+        self.metrics
+            .round_duration
+            .observe(began.elapsed().as_secs_f64());
     }
 
     /// The watch after the bake: what it finds is shown and told, never acted on.

@@ -4,10 +4,14 @@
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::metrics::{Durations, buckets};
+use crate::verdict::Verdict;
 
 /// Metrics of the daemon loop.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DaemonMetrics {
     /// `alerts_firing`.
     pub firing: Gauge,
@@ -17,6 +21,23 @@ pub struct DaemonMetrics {
     pub store_objects: Gauge,
     /// `evaluations_active`.
     pub evaluations_active: Gauge,
+    /// `evaluation_round_duration_seconds`.
+    pub round_duration: Histogram,
+    /// `upgrade_final_verdict_duration_seconds{verdict}`.
+    pub to_final_verdict: Durations<Vec<(String, String)>>,
+}
+
+impl Default for DaemonMetrics {
+    fn default() -> Self {
+        Self {
+            firing: Gauge::default(),
+            rounds: Counter::default(),
+            store_objects: Gauge::default(),
+            evaluations_active: Gauge::default(),
+            round_duration: Histogram::new(buckets::ROUND),
+            to_final_verdict: Family::new_with_constructor(|| Histogram::new(buckets::VERDICT)),
+        }
+    }
 }
 
 impl DaemonMetrics {
@@ -62,7 +83,38 @@ impl DaemonMetrics {
             "Revisions under evaluation",
             m.evaluations_active.clone(),
         );
+        registry.register_with_unit(
+            "evaluation_round_duration",
+            "How long each evaluation round took: every revision under evaluation gathered, judged, and acted on",
+            Unit::Seconds,
+            m.round_duration.clone(),
+        );
+        // Every verdict an evaluation can end with, from the start (an empty histogram is a
+        // series a dashboard can show).
+        for v in Verdict::ALL
+            .into_iter()
+            .filter(|v| *v != Verdict::Progressing)
+        {
+            let _ = m.to_final_verdict.get_or_create(&Self::verdict_label(v));
+        }
+        registry.register_with_unit(
+            "upgrade_final_verdict_duration",
+            "From an upgrade's start to its final verdict (the end of its bake window, or later when it could not be judged), by verdict",
+            Unit::Seconds,
+            m.to_final_verdict.clone(),
+        );
         m
+    }
+
+    /// A revision's evaluation ended with `verdict`, `took` after its upgrade started.
+    pub fn final_verdict(&self, verdict: Verdict, took: std::time::Duration) {
+        self.to_final_verdict
+            .get_or_create(&Self::verdict_label(verdict))
+            .observe(took.as_secs_f64());
+    }
+
+    fn verdict_label(verdict: Verdict) -> Vec<(String, String)> {
+        vec![("verdict".to_string(), verdict.as_str().to_string())]
     }
 
     /// Sets a gauge from a count (saturating).

@@ -261,7 +261,7 @@ pub async fn run(
         store,
         rollbacks: BTreeMap::new(),
         guards: Guards::default(),
-        rounds: daemon_metrics.rounds.clone(),
+        metrics: daemon_metrics.clone(),
         remediator,
         retrying: Default::default(),
         failed_during_bake: Default::default(),

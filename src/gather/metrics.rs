@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::metrics::label_value;
@@ -76,11 +77,22 @@ pub struct QueryLabel {
 }
 
 /// Metrics of Prometheus access.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PrometheusMetrics {
     /// `prometheus_queries_total{outcome}`: success, error (unavailable, timeout, 5xx, error
     /// status) or bad_query (rejected as invalid).
     pub queries: Family<QueryLabel, Counter>,
+    /// `prometheus_query_duration_seconds`: how long each query took, whatever its outcome.
+    pub duration: Histogram,
+}
+
+impl Default for PrometheusMetrics {
+    fn default() -> Self {
+        Self {
+            queries: Family::default(),
+            duration: Histogram::new(crate::metrics::buckets::QUERY),
+        }
+    }
 }
 
 impl PrometheusMetrics {
@@ -95,12 +107,24 @@ impl PrometheusMetrics {
             "Queries sent to Prometheus, by outcome",
             m.queries.clone(),
         );
+        registry.register_with_unit(
+            "prometheus_query_duration",
+            "How long each query to Prometheus took, whatever its outcome",
+            prometheus_client::registry::Unit::Seconds,
+            m.duration.clone(),
+        );
         m
     }
 
     /// Counts one query.
     pub fn query(&self, outcome: QueryOutcome) {
         self.queries.get_or_create(&QueryLabel { outcome }).inc();
+    }
+
+    /// Counts one query that took `took`.
+    pub fn timed_query(&self, outcome: QueryOutcome, took: std::time::Duration) {
+        self.query(outcome);
+        self.duration.observe(took.as_secs_f64());
     }
 
     /// Queries sent so far with `outcome`.

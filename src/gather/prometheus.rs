@@ -98,7 +98,9 @@ impl Prometheus {
         for (name, value) in &headers {
             request = request.header(name.clone(), value.clone());
         }
+        let sent = std::time::Instant::now();
         let result = request.post().await;
+        let took = sent.elapsed();
         tracing::debug!(bytes = query.len(), ok = result.is_ok(), "prometheus query");
         let outcome = match &result {
             Ok(_) => QueryOutcome::Success,
@@ -107,7 +109,7 @@ impl Prometheus {
             }
             Err(_) => QueryOutcome::Error,
         };
-        self.metrics.query(outcome);
+        self.metrics.timed_query(outcome, took);
         let answer = result.map_err(|e| match e {
             prometheus_http_query::Error::Prometheus(p) if p.is_bad_data() => {
                 ProviderError::BadQuery(p.message().to_string())

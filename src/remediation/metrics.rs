@@ -8,7 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::plan::HoldReason;
-use crate::metrics::label_value;
+use crate::metrics::{Durations, label_value};
 use crate::records::action::{ActionKind, ActionRecord, Phase};
 
 /// The final outcome of an automatic rollback.
@@ -113,10 +113,12 @@ pub struct HoldLabel {
 }
 
 /// Metrics of automatic actions.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ActionMetrics {
     /// `rollbacks_total{outcome}`.
     pub rollbacks: Family<RollbackLabel, Counter>,
+    /// `rollback_duration_seconds{outcome}`: from the intent to the final outcome.
+    pub rollback_duration: Durations<RollbackLabel>,
     /// `migration_restarts_total{outcome}`.
     pub restarts: Family<RestartLabel, Counter>,
     /// `action_holds_total{reason}`.
@@ -131,6 +133,26 @@ pub struct ActionMetrics {
     pub records_unwritten: Gauge,
     /// `records_unwritten_oldest_seconds`.
     pub records_unwritten_oldest: Gauge,
+}
+
+impl Default for ActionMetrics {
+    fn default() -> Self {
+        Self {
+            rollbacks: Family::default(),
+            rollback_duration: Family::new_with_constructor(|| {
+                prometheus_client::metrics::histogram::Histogram::new(
+                    crate::metrics::buckets::ROLLBACK,
+                )
+            }),
+            restarts: Family::default(),
+            holds: Family::default(),
+            leader: Gauge::default(),
+            claimed_elsewhere: Family::default(),
+            record_writes: Family::default(),
+            records_unwritten: Gauge::default(),
+            records_unwritten_oldest: Gauge::default(),
+        }
+    }
 }
 
 /// `{kind, outcome}` of a record write that did not succeed at once.
@@ -155,6 +177,9 @@ impl ActionMetrics {
         let m = Self::default();
         for outcome in RollbackOutcome::ALL {
             let _ = m.rollbacks.get_or_create(&RollbackLabel { outcome });
+            let _ = m
+                .rollback_duration
+                .get_or_create(&RollbackLabel { outcome });
         }
         for outcome in RestartOutcome::ALL {
             let _ = m.restarts.get_or_create(&RestartLabel { outcome });
@@ -166,6 +191,12 @@ impl ActionMetrics {
             "rollbacks",
             "Automatic rollbacks by final outcome (verified, verification_failed, helm_failed, interrupted, cancelled before running, dry_run)",
             m.rollbacks.clone(),
+        );
+        registry.register_with_unit(
+            "rollback_duration",
+            "How long automatic rollbacks took from their intent to their final outcome (a verified rollback includes its verification), by outcome",
+            prometheus_client::registry::Unit::Seconds,
+            m.rollback_duration.clone(),
         );
         registry.register(
             "migration_restarts",
@@ -231,7 +262,18 @@ impl ActionMetrics {
         match record.action {
             // A rollback done is only an outcome once its revision is judged.
             ActionKind::Rollback if record.phase == Phase::Done => {}
-            ActionKind::Rollback => self.rollback(rollback),
+            ActionKind::Rollback => {
+                self.rollback(rollback);
+                if let Some(took) = record
+                    .finished
+                    .and_then(|f| f.duration_since(record.started).try_into().ok())
+                    .map(|d: std::time::Duration| d.as_secs_f64())
+                {
+                    self.rollback_duration
+                        .get_or_create(&RollbackLabel { outcome: rollback })
+                        .observe(took);
+                }
+            }
             ActionKind::RestartPod => self.restart(restart),
         }
     }
