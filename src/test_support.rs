@@ -192,3 +192,40 @@ pub fn action_record(
         about: None,
     }
 }
+
+/// `ns/app` at revision 3 (upgraded, a Secret record), judged `verdict` at minute 1 with
+/// `results`, its bake ending at minute 60, a rollback to revision 2 recommended.
+pub fn view(
+    verdict: Verdict,
+    is_final: bool,
+    results: Vec<crate::checks::CheckResult>,
+) -> crate::state::ReleaseView {
+    crate::state::ReleaseView {
+        release: ReleaseKey::new("ns", "app"),
+        storage: Storage::Secret,
+        revision: 3,
+        status: ReleaseStatus::Deployed,
+        event: crate::release::event::EventName::Upgraded,
+        chart: None,
+        started: Some(at(0)),
+        judgement: Some(crate::state::Judgement {
+            inconclusive_since: None,
+            overdue: false,
+            verdict,
+            action: RecommendedAction::Rollback {
+                target: 2,
+                basis: crate::release::rollback_target::TargetBasis::PassedBake,
+                command: "helm rollback app 2 -n ns --timeout 5m".into(),
+            },
+            results,
+            notes: vec![],
+            bake_ends: at(60),
+            evaluated_at: at(1),
+            is_final,
+        }),
+        problem: None,
+        mode: None,
+        automation: None,
+        after_bake: None,
+    }
+}

@@ -1022,12 +1022,43 @@ async fn the_installed_chart_is_read_only_until_rollback_is_enabled() {
         ("delete", "secrets"),
         ("patch", "apps/deployments"),
         ("delete", "pods"),
+        ("create", "events.k8s.io/events"),
     ] {
         assert!(
             !check(verb, resource, a.into()).await,
             "read-only by default, yet allowed to {verb} {resource} in {a}"
         );
     }
+    // Kubernetes Events: a write, granted only when asked for, in the watched namespaces.
+    helm::ok(&[
+        "upgrade",
+        "ug",
+        &chart,
+        "-n",
+        h,
+        "--set",
+        &watch,
+        "--set",
+        "events.enabled=true",
+    ]);
+    for verb in ["create", "patch"] {
+        assert!(
+            check(verb, "events.k8s.io/events", a.into()).await,
+            "{verb} events in {a}"
+        );
+    }
+    assert!(!check("delete", "events.k8s.io/events", a.into()).await);
+    assert!(!check("create", "events.k8s.io/events", "default".into()).await);
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), h)
+        .get("ug-upgrade-guard")
+        .await
+        .unwrap();
+    assert!(
+        Config::parse(&cm.data.unwrap()["config.yaml"], "installed")
+            .unwrap()
+            .notifications
+            .kubernetes_events
+    );
     for (verb, resource) in [
         ("update", "configmaps"),
         ("create", "configmaps"),

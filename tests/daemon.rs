@@ -913,3 +913,84 @@ async fn release_view(d: &Running, release: &str) -> Option<serde_json::Value> {
         .find(|r| r["release"]["name"] == release)
         .cloned()
 }
+
+/// Issue 21.9: verdict changes and their facts appear in `kubectl get events` of the
+/// release's namespace, regarding the newest Helm record, published once each however many
+/// rounds state them, by upgrade-guard.
+#[tokio::test]
+async fn verdict_changes_are_kubernetes_events_about_the_helm_record_once_each() {
+    use k8s_openapi::api::events::v1::Event;
+    let ns = tkube::namespace("daemon-events").await;
+    let n = ns.name.as_str();
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             notifications:\n  kubernetes_events: true\n"
+        ),
+    );
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    d.ready().await;
+    install_then_upgrade(n, "app", &["unschedulable=true"]);
+    let events: Api<Event> = Api::namespaced(tkube::client().await, n);
+    let about_v2 = |e: &Event| {
+        e.regarding.as_ref().is_some_and(|r| {
+            r.kind.as_deref() == Some("Secret")
+                && r.name.as_deref() == Some("sh.helm.release.v1.app.v2")
+        })
+    };
+    let failed = wait::until(WAIT, "an UpgradeFailed Event about revision 2", || async {
+        events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("UpgradeFailed") && about_v2(e))
+    })
+    .await;
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        failed.reporting_controller.as_deref(),
+        Some("upgrade-guard")
+    );
+    assert_eq!(failed.action.as_deref(), Some("Evaluate"));
+    let note = failed.note.clone().unwrap_or_default();
+    assert!(
+        note.starts_with("revision 2 failed") && note.contains("helm rollback app 1"),
+        "{note}"
+    );
+    // The evaluation that led there is an Event too.
+    let all = events.list(&Default::default()).await.unwrap().items;
+    assert!(
+        all.iter()
+            .any(|e| e.reason.as_deref() == Some("UpgradeEvaluating") && about_v2(e)),
+        "{all:#?}"
+    );
+    // Judged failed round after round to the end of its bake: still one Event.
+    let ended =
+        format!(r#"upgrade_guard_release_evaluation_final{{namespace="{n}",release="app"}}"#);
+    wait::until(WAIT, "the final verdict", || async {
+        (d.metric(&ended).await == Some(1.0)).then_some(())
+    })
+    .await;
+    let failures: Vec<Event> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("UpgradeFailed") && about_v2(e))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert!(failures[0].series.is_none(), "{failures:#?}");
+    assert!(
+        d.metric(
+            r#"upgrade_guard_notifications_total{channel="kubernetes_events",outcome="sent"}"#
+        )
+        .await
+        .is_some_and(|n| n >= 2.0)
+    );
+    d.stop().await;
+}

@@ -59,6 +59,7 @@ pub struct RawNotifications {
     pub dashboard_url: Option<String>,
     pub runbook_url: Option<String>,
     pub external_url: Option<String>,
+    pub kubernetes_events: Option<bool>,
     pub inconclusive_after: Option<Dur>,
 }
 

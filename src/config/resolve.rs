@@ -174,6 +174,7 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             raw.notifications.external_url.as_deref().unwrap_or(""),
         )?
         .map(|u| u.trim_end_matches('/').to_string()),
+        kubernetes_events: raw.notifications.kubernetes_events.unwrap_or(false),
         email: raw.notifications.email.as_ref().map(email).transpose()?,
         inconclusive_after: raw
             .notifications

@@ -215,6 +215,9 @@ pub struct NotificationsConfig {
     /// Where people reach this daemon's API, for the `generatorURL` of each alert; none:
     /// `http://<hostname>:<port>`, as Prometheus does.
     pub external_url: Option<String>,
+    /// Publish Kubernetes Events about the releases (needs `create` and `patch` on
+    /// `events.k8s.io` Events in the watched namespaces).
+    pub kubernetes_events: bool,
     /// Email, when configured.
     pub email: Option<EmailConfig>,
     /// A revision `inconclusive` for longer than this is alerted and mailed (warning).

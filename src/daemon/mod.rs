@@ -182,6 +182,14 @@ pub async fn run(
         )
     });
     let mut mailbook = Mailbook::default();
+    let kube_events = notifications.kubernetes_events.then(|| {
+        crate::notify::kube_events::EventSink::start(
+            client.clone(),
+            host_name(),
+            notify_metrics.clone(),
+        )
+    });
+    let mut eventbook = crate::notify::events::EventBook::default();
     // How often the ledger is asked whether a resend is due.
     let notify_tick =
         (notifications.resend_interval / 4).max(std::time::Duration::from_millis(100));
@@ -350,6 +358,8 @@ pub async fn run(
             // mailed.
             ledger = Ledger::new(notifications.resend_interval);
             mailbook = Mailbook::default();
+            eventbook = crate::notify::events::EventBook::default();
+            tell::events_seen(&mut eventbook, &daemon.state_mut(), &config);
             if mailer.is_some() {
                 match mailed.load().await {
                     Ok(confirmed) => mailbook.seed(&confirmed),
@@ -378,6 +388,11 @@ pub async fn run(
                 alertmanagers.send(batch);
             }
             DaemonMetrics::set(&daemon_metrics.firing, ledger.firing());
+        }
+        if let Some(sink) = kube_events.as_ref().filter(|_| telling) {
+            for event in tell::events(&mut eventbook, &daemon.state_mut(), &config) {
+                sink.send(event);
+            }
         }
         if let Some(mailer) = mailer.as_ref().filter(|_| telling) {
             // Only a replica that tells follows the changes: one that starts telling reads

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 
 use crate::config::{Config, Mode};
 use crate::notify::alerts::{Alert, desired, notice_alerts, order_alerts};
+use crate::notify::events::{EventBook, KubeEvent};
 use crate::notify::mail::{Mail, Mailbook};
 use crate::notify::names::Links;
 use crate::release::ReleaseKey;
@@ -99,6 +100,17 @@ pub fn mails(
             .collect(),
         None => mails,
     }
+}
+
+/// The Kubernetes Events due since the book last looked, about the releases told about.
+pub fn events(book: &mut EventBook, state: &State, config: &Config) -> Vec<KubeEvent> {
+    book.new_events(told_views(state, config))
+}
+
+/// What the releases told about state now, taken as published (a replica that starts
+/// telling publishes what changes from then on, not what another one published).
+pub fn events_seen(book: &mut EventBook, state: &State, config: &Config) {
+    book.seen(told_views(state, config));
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub enum Channel {
     Alertmanager,
     /// SMTP.
     Email,
+    /// Kubernetes Events (`events.k8s.io`).
+    KubernetesEvents,
 }
 
 impl Channel {
@@ -22,6 +24,7 @@ impl Channel {
         match self {
             Self::Alertmanager => "alertmanager",
             Self::Email => "email",
+            Self::KubernetesEvents => "kubernetes_events",
         }
     }
 }
@@ -76,7 +79,11 @@ impl NotifyMetrics {
     /// Creates the metrics (every channel and outcome from the start) and registers them.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        for channel in [Channel::Alertmanager, Channel::Email] {
+        for channel in [
+            Channel::Alertmanager,
+            Channel::Email,
+            Channel::KubernetesEvents,
+        ] {
             for outcome in Delivery::ALL {
                 let _ = m
                     .notifications

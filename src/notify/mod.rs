@@ -4,6 +4,8 @@
 pub mod alertmanager;
 pub mod alerts;
 pub mod email;
+pub mod events;
+pub mod kube_events;
 pub mod mail;
 pub mod metrics;
 pub mod names;

@@ -77,6 +77,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
       "username_file" "/etc/upgrade-guard-smtp/username"
       "password_file" "/etc/upgrade-guard-smtp/password") -}}
 {{- end -}}
+{{- if .Values.events.enabled -}}
+{{- $_ := set $notifications "kubernetes_events" true -}}
+{{- end -}}
 {{- $_ := set $chart "notifications" $notifications -}}
 {{- $config := mergeOverwrite $base $chart (deepCopy (.Values.config | default dict)) -}}
 {{- toYaml $config -}}
