@@ -966,7 +966,11 @@ fn the_release_workflow_lints_and_the_readme_install_command_renders() {
 }
 
 fn sa_user(ns: &str) -> String {
-    format!("system:serviceaccount:{ns}:ug-upgrade-guard")
+    sa_user_named(ns, "ug-upgrade-guard")
+}
+
+fn sa_user_named(ns: &str, name: &str) -> String {
+    format!("system:serviceaccount:{ns}:{name}")
 }
 
 /// Issue 10.7: installed into the cluster, the chart's RBAC is read-only in the watched
@@ -1353,4 +1357,156 @@ async fn the_chart_lets_upgrade_guard_get_exactly_the_database_password_secrets(
         .await;
     assert_eq!(answer, Ok(Some(1.0)));
     helm::ok(&["uninstall", "ug", "-n", h]);
+}
+
+/// The Prometheus Operator's resource types, as kube-prometheus-stack installs them (their
+/// schemas left open: what is checked is where the chart puts its objects and labels).
+async fn prometheus_operator_crds() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds = Api::<CustomResourceDefinition>::all(tkube::client().await);
+    for (plural, kind) in [
+        ("servicemonitors", "ServiceMonitor"),
+        ("podmonitors", "PodMonitor"),
+        ("prometheusrules", "PrometheusRule"),
+    ] {
+        let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{plural}.monitoring.coreos.com")},
+            "spec": {
+                "group": "monitoring.coreos.com",
+                "scope": "Namespaced",
+                "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        }))
+        .unwrap();
+        let _ = crds.create(&kube::api::PostParams::default(), &crd).await;
+        wait::until(WAIT, "the resource type served", || async {
+            let c = crds
+                .get(&format!("{plural}.monitoring.coreos.com"))
+                .await
+                .ok()?;
+            c.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+/// docs/deploy.md's walkthrough, as written: its values file and its install command (the
+/// chart from this checkout instead of the registry, the namespaces made unique), installed
+/// into the test cluster; then what it says it creates is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_walkthrough_wires_into_kube_prometheus_stack() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let doc = std::fs::read_to_string(repo_root().join("docs/deploy.md")).unwrap();
+    let walk = doc
+        .split("## Walkthrough: next to kube-prometheus-stack")
+        .nth(1)
+        .unwrap();
+    let values = walk
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|r| r.split("```").next())
+        .unwrap();
+    let install = walk
+        .lines()
+        .find(|l| l.starts_with("helm install upgrade-guard oci://"))
+        .unwrap();
+    let ug = tkube::namespace("walk-ug").await;
+    let mon = tkube::namespace("walk-mon").await;
+    let app = tkube::namespace("walk-app").await;
+    let (u, m, a) = (ug.name.as_str(), mon.name.as_str(), app.name.as_str());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("upgrade-guard-values.yaml");
+    std::fs::write(
+        &file,
+        values
+            .replace("[my-app]", &format!("[{a}]"))
+            .replace("namespace: monitoring", &format!("namespace: {m}")),
+    )
+    .unwrap();
+    prometheus_operator_crds().await;
+    let chart = chart();
+    let command = install
+        .replace(
+            "oci://$REGISTRY/charts/upgrade-guard --version 0.1.0",
+            &chart,
+        )
+        .replace("$REGISTRY", "registry/org")
+        .replace("-n upgrade-guard", &format!("-n {u}"))
+        .replace("upgrade-guard-values.yaml", file.to_str().unwrap());
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    helm::ok(&args);
+
+    let client = tkube::client().await;
+    // Step 3: it rolls out (kwok runs its pod).
+    wait::until(WAIT, "the Deployment available", || async {
+        let d = Api::<Deployment>::namespaced(client.clone(), u)
+            .get("upgrade-guard")
+            .await
+            .ok()?;
+        (d.status?.available_replicas? == 1).then_some(())
+    })
+    .await;
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), u)
+        .get("upgrade-guard")
+        .await
+        .unwrap();
+    let config = Config::parse(&cm.data.unwrap()["config.yaml"], "walkthrough").unwrap();
+    assert_eq!(config.watch.namespaces, [a]);
+    assert_eq!(config.cluster.as_deref(), Some("prod-eu-1"));
+    assert_eq!(
+        config.prometheus.url,
+        "http://kps-kube-prometheus-stack-prometheus.monitoring.svc:9090"
+    );
+    assert_eq!(
+        config.notifications.alertmanager_urls,
+        ["http://kps-kube-prometheus-stack-alertmanager.monitoring.svc:9093"]
+    );
+    assert!(config.notifications.kubernetes_events);
+    let operator = |kind: &str| {
+        let gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", kind);
+        Api::<DynamicObject>::namespaced_with(client.clone(), u, &ApiResource::from_gvk(&gvk))
+    };
+    let sm = operator("ServiceMonitor")
+        .get("upgrade-guard")
+        .await
+        .unwrap();
+    assert_eq!(sm.metadata.labels.unwrap()["release"], "kps");
+    let rule = operator("PrometheusRule")
+        .get("upgrade-guard")
+        .await
+        .unwrap();
+    assert_eq!(rule.metadata.labels.unwrap()["release"], "kps");
+    let groups: Vec<&str> = rule.data["spec"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        ["upgrade-guard"],
+        "the daemon pushes: no verdict rules"
+    );
+    let dashboard = Api::<ConfigMap>::namespaced(client.clone(), m)
+        .get("upgrade-guard-dashboard")
+        .await
+        .unwrap();
+    assert_eq!(dashboard.metadata.labels.unwrap()["grafana_dashboard"], "1");
+    assert!(
+        tkube::can(
+            &sa_user_named(u, "upgrade-guard"),
+            "create",
+            "events.k8s.io/events",
+            a
+        )
+        .await
+    );
+    helm::ok(&["uninstall", "upgrade-guard", "-n", u]);
 }
