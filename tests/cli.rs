@@ -304,3 +304,34 @@ fn config_validate_warns_about_settings_that_defeat_each_other() {
         "readiness_deadline (12m) plus stall_timeout (5m) is longer than bake_window (15m)",
     );
 }
+
+/// Issue 22.3: the bash completion script loads into a real bash and completes the
+/// subcommands and their flags.
+#[test]
+fn the_bash_completion_loads_and_completes_subcommands_and_flags() {
+    let script = r#"
+        source <("$UG" completion bash)
+        spec=$(complete -p upgrade-guard) || exit 10
+        f=$(sed -E 's/.*-F ([^ ]+).*/\1/' <<<"$spec")
+        COMP_WORDS=(upgrade-guard sta); COMP_CWORD=1; COMP_LINE="upgrade-guard sta"; COMP_POINT=${#COMP_LINE}
+        "$f" upgrade-guard sta upgrade-guard
+        printf '%s\n' "${COMPREPLY[@]}"
+        COMP_WORDS=(upgrade-guard check --wa); COMP_CWORD=2; COMP_LINE="upgrade-guard check --wa"; COMP_POINT=${#COMP_LINE}
+        "$f" upgrade-guard --wa check
+        printf '%s\n' "${COMPREPLY[@]}"
+    "#;
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .env("UG", env!("CARGO_BIN_EXE_upgrade-guard"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let words: Vec<&str> = text.lines().collect();
+    assert!(words.contains(&"status"), "{words:?}");
+    assert!(words.contains(&"--wait"), "{words:?}");
+}

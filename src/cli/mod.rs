@@ -2,6 +2,7 @@
 //! subcommands that run on top of the library.
 
 pub mod check;
+pub mod completion;
 pub mod config;
 pub mod error;
 pub mod history;
@@ -70,6 +71,11 @@ pub enum Command {
     /// release, 66 release not found, 69 cluster unreachable or API error, 77 not allowed,
     /// 78 bad configuration or kubeconfig.
     Check(check::CheckArgs),
+    /// Print a shell completion script. bash: `source <(upgrade-guard completion bash)`;
+    /// zsh: `upgrade-guard completion zsh > "${fpath[1]}/_upgrade-guard"`; fish:
+    /// `upgrade-guard completion fish > ~/.config/fish/completions/upgrade-guard.fish`;
+    /// powershell: `upgrade-guard completion powershell | Out-String | Invoke-Expression`.
+    Completion(completion::CompletionArgs),
     /// Print the built-in configuration or validate a configuration file.
     #[command(subcommand)]
     Config(config::ConfigCommand),
