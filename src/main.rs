@@ -25,7 +25,10 @@ fn init_logging(args: &Args) {
 async fn run(args: Args) -> Result<i32, CliError> {
     match &args.command {
         Command::Config(c) => Ok(cli::config::run(c)),
-        Command::Completion(a) => Ok(cli::completion::run(a)),
+        Command::Completion(a) => Ok(cli::completion::run(
+            a,
+            <Args as clap::CommandFactory>::command(),
+        )),
         Command::Check(a) => cli::check::run(cli::kube_client(&args).await?, a).await,
         Command::History(a) => cli::history::run(cli::kube_client(&args).await?, a).await,
         Command::Watch(a) => cli::watch::run(cli::kube_config(&args).await?, a).await,

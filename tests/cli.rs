@@ -335,3 +335,58 @@ fn the_bash_completion_loads_and_completes_subcommands_and_flags() {
     assert!(words.contains(&"status"), "{words:?}");
     assert!(words.contains(&"--wait"), "{words:?}");
 }
+
+/// Issue 22.2: without `-n`, the namespace is chosen as helm chooses it: $HELM_NAMESPACE,
+/// else the current kubeconfig context's namespace, else `default`.
+#[tokio::test]
+async fn the_namespace_defaults_as_helm_chooses_it() {
+    let ns = tkube::namespace("cli-context-ns").await;
+    let n = ns.name.as_str();
+    helm::ok(&["install", "app", &helm::chart("demo-app"), "-n", n]);
+    // A kubeconfig whose current context names the namespace.
+    let mut kubeconfig: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(&support::stack::stack().kubeconfig).unwrap(),
+    )
+    .unwrap();
+    let current = kubeconfig["current-context"].as_str().unwrap().to_string();
+    for context in kubeconfig["contexts"].as_sequence_mut().unwrap() {
+        if context["name"] == current.as_str() {
+            context["context"]["namespace"] = n.into();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, serde_yaml_ng::to_string(&kubeconfig).unwrap()).unwrap();
+    let with_context = path.to_string_lossy().into_owned();
+    for command in [vec!["history", "app"], vec!["check", "app", "--wait", "0s"]] {
+        let run = cli::run(&command, &[("KUBECONFIG", with_context.as_str())]);
+        assert!(
+            run.code != 66 && !run.stderr.contains("not found"),
+            "{command:?} in the context's namespace: {}{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    // $HELM_NAMESPACE comes first, as in helm; `-n` before both.
+    let elsewhere = cli::run(
+        &["history", "app"],
+        &[
+            ("KUBECONFIG", with_context.as_str()),
+            ("HELM_NAMESPACE", "default"),
+        ],
+    );
+    assert_eq!(
+        elsewhere.code, 66,
+        "{}{}",
+        elsewhere.stdout, elsewhere.stderr
+    );
+    let run = cli::run(&["history", "app"], &[("HELM_NAMESPACE", n)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = cli::run(
+        &["history", "app", "-n", n],
+        &[("HELM_NAMESPACE", "default")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The stack's own context names none: `default`, where there is no such release.
+    assert_eq!(cli::run(&["history", "app"], &[]).code, 66);
+}

@@ -38,9 +38,10 @@ use crate::verdict::{RecommendedAction, Report, Verdict, guard};
 pub struct CheckArgs {
     /// Release name.
     pub release: String,
-    /// Namespace of the release.
-    #[arg(short, long, default_value = "default")]
-    pub namespace: String,
+    /// Namespace of the release. Default, as helm: $HELM_NAMESPACE, else the current
+    /// kubeconfig context's namespace, else `default`.
+    #[arg(short, long, env = "HELM_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Keep evaluating up to this long while the verdict is progressing or inconclusive.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub wait: Duration,
@@ -300,12 +301,13 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    let key = ReleaseKey::new(&args.namespace, &args.release);
-    let rows = read_history(client.clone(), &args.namespace, &args.release).await?;
+    let ns = super::scope::namespace(args.namespace.as_deref(), &client);
+    let key = ReleaseKey::new(&ns, &args.release);
+    let rows = read_history(client.clone(), &ns, &args.release).await?;
     let Some(latest) = rows.last() else {
         return Err(CliError::ReleaseNotFound {
             release: args.release.clone(),
-            namespace: args.namespace.clone(),
+            namespace: ns.clone(),
         });
     };
     if gone(latest.status) {

@@ -10,9 +10,10 @@ use crate::tracker::read::read_history;
 pub struct HistoryArgs {
     /// Release name.
     pub release: String,
-    /// Namespace of the release.
-    #[arg(short, long, default_value = "default")]
-    pub namespace: String,
+    /// Namespace of the release. Default, as helm: $HELM_NAMESPACE, else the current
+    /// kubeconfig context's namespace, else `default`.
+    #[arg(short, long, env = "HELM_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -65,11 +66,12 @@ fn first_line(s: &str) -> String {
 
 /// Runs `history`; returns the process exit code.
 pub async fn run(client: kube::Client, args: &HistoryArgs) -> Result<i32, CliError> {
-    let mut rows = read_history(client, &args.namespace, &args.release).await?;
+    let ns = super::scope::namespace(args.namespace.as_deref(), &client);
+    let mut rows = read_history(client, &ns, &args.release).await?;
     if rows.is_empty() {
         return Err(CliError::ReleaseNotFound {
             release: args.release.clone(),
-            namespace: args.namespace.clone(),
+            namespace: ns.clone(),
         });
     }
     let skip = rows.len().saturating_sub(args.max);

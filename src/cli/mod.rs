@@ -9,6 +9,7 @@ pub mod history;
 pub mod output;
 pub mod preflight;
 pub mod run;
+pub mod scope;
 pub mod spot;
 pub mod status;
 pub mod table;
@@ -176,5 +177,32 @@ mod tests {
             panic!("watch")
         };
         assert_eq!(watch.namespaces, ["a", "b"]);
+    }
+
+    #[test]
+    fn every_shell_gets_a_completion_script_that_knows_the_commands_and_their_flags() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+            clap_complete::Shell::PowerShell,
+        ] {
+            let mut out = Vec::new();
+            super::completion::write(
+                shell,
+                &mut <super::Args as clap::CommandFactory>::command(),
+                &mut out,
+            );
+            let text = String::from_utf8(out).unwrap();
+            for word in [
+                "upgrade-guard",
+                "check",
+                "status",
+                "preflight",
+                "kubeconfig",
+            ] {
+                assert!(text.contains(word), "{shell}: no {word}");
+            }
+        }
     }
 }

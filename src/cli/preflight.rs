@@ -26,9 +26,10 @@ pub struct PreflightArgs {
     /// none).
     #[arg(long)]
     pub release: Option<String>,
-    /// Namespace of `--release`.
-    #[arg(short, long, default_value = "default")]
-    pub namespace: String,
+    /// Namespace of `--release`. Default, as helm: $HELM_NAMESPACE, else the current
+    /// kubeconfig context's namespace, else `default`.
+    #[arg(short, long, env = "HELM_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -164,11 +165,9 @@ pub fn assess(suite: Option<&Suite>, wanted: &[ReleaseKey], spots: &[Spot]) -> P
 fn scope<'a>(
     config: &'a Config,
     args: &PreflightArgs,
+    namespace: &str,
 ) -> Result<(Option<&'a Suite>, Vec<ReleaseKey>), CliError> {
-    let release = args
-        .release
-        .as_ref()
-        .map(|r| ReleaseKey::new(&args.namespace, r));
+    let release = args.release.as_ref().map(|r| ReleaseKey::new(namespace, r));
     let suite = match (&args.suite, &release) {
         (Some(name), _) => Some(config.suites.iter().find(|s| &s.name == name).ok_or_else(
             || {
@@ -245,7 +244,8 @@ pub fn render(p: &Preflight) -> String {
 /// Runs `preflight`; returns the exit code (0 ready, 1 not ready).
 pub async fn run(client: kube::Client, args: &PreflightArgs) -> Result<i32, CliError> {
     let config = args.config.load()?;
-    let (suite, wanted) = scope(&config, args)?;
+    let namespace = super::scope::namespace(args.namespace.as_deref(), &client);
+    let (suite, wanted) = scope(&config, args, &namespace)?;
     let mut installed = Vec::new();
     for key in &wanted {
         // One listing per release keeps the RBAC to its namespace.

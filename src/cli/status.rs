@@ -23,9 +23,13 @@ pub struct StatusArgs {
     /// decided. Without it, the releases are judged now, from here.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
-    /// Namespaces (repeatable; default: `watch.namespaces` of the configuration).
+    /// Namespaces (repeatable; default: `watch.namespaces` of the configuration, or every
+    /// release the daemon shows).
     #[arg(short, long = "namespace")]
     pub namespaces: Vec<String>,
+    /// Every namespace (judged now: every release the kubeconfig may list).
+    #[arg(short = 'A', long, conflicts_with = "namespaces")]
+    pub all_namespaces: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -226,14 +230,26 @@ async fn from_daemon(url: &str) -> Result<Vec<StatusRow>, CliError> {
 
 /// Runs `status`; returns the exit code.
 pub async fn run(client: Option<kube::Client>, args: &StatusArgs) -> Result<i32, CliError> {
-    let rows = match (&args.url, client) {
-        (Some(url), _) => from_daemon(url).await?,
+    let rows: Vec<StatusRow> = match (&args.url, client) {
+        (Some(url), _) => from_daemon(url)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                args.namespaces.is_empty()
+                    || args
+                        .namespaces
+                        .iter()
+                        .any(|n| r.release.starts_with(&format!("{n}/")))
+            })
+            .collect(),
         (None, client) => {
             let client = client.ok_or_else(|| {
                 CliError::Kubeconfig("no cluster to judge the releases in".into())
             })?;
             let config = args.config.load()?;
-            let namespaces = if args.namespaces.is_empty() {
+            let namespaces = if args.all_namespaces {
+                Vec::new()
+            } else if args.namespaces.is_empty() {
                 config.watch.namespaces.clone()
             } else {
                 args.namespaces.clone()

@@ -24,6 +24,9 @@ pub struct WatchArgs {
     /// Namespace to watch; repeat for several (overrides `watch.namespaces`; `*` for all).
     #[arg(short, long = "namespace", value_name = "NAMESPACE")]
     pub namespaces: Vec<String>,
+    /// Every namespace (the same as `-n '*'`).
+    #[arg(short = 'A', long, conflicts_with = "namespaces")]
+    pub all_namespaces: bool,
     /// Helm storage driver to watch; repeat for both (overrides `watch.storage`).
     #[arg(long, value_enum, value_name = "DRIVER")]
     pub storage: Vec<StorageArg>,
@@ -66,7 +69,9 @@ impl WatchArgs {
     /// the file follows.
     pub fn settings(&self, config: &Config) -> Result<WatchConfig, CliError> {
         let mut watch = config.watch.clone();
-        if !self.namespaces.is_empty() {
+        if self.all_namespaces {
+            watch.namespaces = Vec::new();
+        } else if !self.namespaces.is_empty() {
             watch.namespaces = if self.namespaces.iter().any(|n| n == "*") {
                 Vec::new()
             } else {

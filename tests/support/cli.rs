@@ -59,7 +59,8 @@ fn binary() -> Command {
     cmd.envs(stack().child_env())
         .env_remove("UPGRADE_GUARD_PROMETHEUS_URL")
         .env_remove("UPGRADE_GUARD_CONFIG")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        .env_remove("HELM_NAMESPACE");
     cmd
 }
 
