@@ -25,6 +25,7 @@ fn init_logging(args: &Args) {
 async fn run(args: Args) -> Result<i32, CliError> {
     match &args.command {
         Command::Config(c) => Ok(cli::config::run(c)),
+        Command::Version(a) => cli::version::run(a).await,
         Command::Completion(a) => Ok(cli::completion::run(
             a,
             <Args as clap::CommandFactory>::command(),

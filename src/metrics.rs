@@ -23,6 +23,26 @@ pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
     Ok(out)
 }
 
+/// What this build is: its version and the git revision it was built from (`unknown`
+/// unless the image build sets `UPGRADE_GUARD_GIT_REVISION`), as `build_info`, `version`
+/// and `/api/v1/version` tell them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Build<'a> {
+    /// The crate's version.
+    pub version: &'a str,
+    /// The git revision.
+    pub revision: &'a str,
+}
+
+/// This build.
+pub const BUILD: Build<'static> = Build {
+    version: env!("CARGO_PKG_VERSION"),
+    revision: match option_env!("UPGRADE_GUARD_GIT_REVISION") {
+        Some(r) if !r.is_empty() => r,
+        _ => "unknown",
+    },
+};
+
 /// A family of duration histograms (seconds), one per label set, every one with the
 /// buckets its constructor gives.
 pub type Durations<L> = Family<L, Histogram, fn() -> Histogram>;

@@ -917,7 +917,8 @@ async fn release_view(d: &Running, release: &str) -> Option<serde_json::Value> {
 /// Issue 21.9: verdict changes and their facts appear in `kubectl get events` of the
 /// release's namespace, regarding the newest Helm record, published once each however many
 /// rounds state them, by upgrade-guard.
-#[tokio::test]
+// Several threads: the CLI runs synchronously in the test, the daemon must answer it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdict_changes_are_kubernetes_events_about_the_helm_record_once_each() {
     use k8s_openapi::api::events::v1::Event;
     let ns = tkube::namespace("daemon-events").await;
@@ -992,5 +993,27 @@ async fn verdict_changes_are_kubernetes_events_about_the_helm_record_once_each()
         .await
         .is_some_and(|n| n >= 2.0)
     );
+
+    // Issue 22.5: `status` exits with the worst verdict's code and prints YAML on demand;
+    // `version` shows the client's and the daemon's.
+    let url = format!("http://{}", d.address);
+    let status = support::cli::run(&["status", "--url", &url, "-n", n, "-o", "yaml"], &[]);
+    assert_eq!(
+        status.code, 1,
+        "failed is the worst: {}{}",
+        status.stdout, status.stderr
+    );
+    let rows: Vec<serde_json::Value> = serde_yaml_ng::from_str(&status.stdout).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["release"], format!("{n}/app"));
+    assert_eq!(rows[0]["verdict"], "failed");
+    let elsewhere = support::cli::run(&["status", "--url", &url, "-n", "default"], &[]);
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stdout);
+    assert!(!elsewhere.stdout.contains("/app"), "{}", elsewhere.stdout);
+    let version = support::cli::run(&["version", "--url", &url, "-o", "json"], &[]);
+    assert_eq!(version.code, 0, "{}", version.stderr);
+    let v: serde_json::Value = serde_json::from_str(&version.stdout).unwrap();
+    assert_eq!(v["client"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["daemon"], v["client"], "{v}");
     d.stop().await;
 }

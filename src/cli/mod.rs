@@ -13,6 +13,7 @@ pub mod scope;
 pub mod spot;
 pub mod status;
 pub mod table;
+pub mod version;
 pub mod watch;
 
 pub use error::{CliError, exit};
@@ -95,6 +96,8 @@ pub enum Command {
     /// not passing, recommended action, mode, last automatic action; from a running daemon
     /// (`--url`) or judged now.
     Status(status::StatusArgs),
+    /// Print this program's version and git revision, and with --url the running daemon's.
+    Version(version::VersionArgs),
     /// Watch Helm release Secrets and print every release event (installed, upgraded,
     /// upgrade failed, rolled back, uninstalled, stuck pending) as it happens.
     Watch(watch::WatchArgs),

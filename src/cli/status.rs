@@ -61,6 +61,30 @@ pub struct StatusRow {
     pub mode: String,
     /// The last automatic action concerning the revision.
     pub last_action: String,
+    /// What the row counts as for the exit code: its verdict; `inconclusive` when its
+    /// record has a problem; none when never judged.
+    #[serde(skip)]
+    pub counts_as: Option<Verdict>,
+}
+
+/// How bad a verdict is, worst first: failed, inconclusive, degraded, progressing, healthy.
+fn badness(v: Verdict) -> u8 {
+    match v {
+        Verdict::Failed => 4,
+        Verdict::Inconclusive => 3,
+        Verdict::Degraded => 2,
+        Verdict::Progressing => 1,
+        Verdict::Healthy => 0,
+    }
+}
+
+/// `status`'s exit code: the code `check` gives the worst verdict shown (0 when nothing
+/// was judged or every release is healthy).
+pub fn exit_code(rows: &[StatusRow]) -> i32 {
+    rows.iter()
+        .filter_map(|r| r.counts_as)
+        .max_by_key(|v| badness(*v))
+        .map_or(super::exit::HEALTHY, super::check::exit_code)
 }
 
 /// What a row says about a judgement: its verdict, whether the evaluation ended, every
@@ -112,6 +136,11 @@ struct RowFacts<'a> {
 }
 
 fn row(f: RowFacts<'_>) -> StatusRow {
+    let counts_as = match (&f.judged, f.problem) {
+        (_, Some(_)) => Some(Verdict::Inconclusive),
+        (Some(j), None) => Some(j.verdict),
+        (None, None) => None,
+    };
     let (verdict, failing, action) = judgement_columns(f.judged, f.problem);
     StatusRow {
         release: f.release.to_string(),
@@ -127,6 +156,7 @@ fn row(f: RowFacts<'_>) -> StatusRow {
         action,
         mode: f.mode,
         last_action: f.last_action.map(ActionRecord::words).unwrap_or_default(),
+        counts_as,
     }
 }
 
@@ -208,8 +238,17 @@ struct Answer {
 }
 
 async fn from_daemon(url: &str) -> Result<Vec<StatusRow>, CliError> {
-    let endpoint = format!("{}/api/v1/releases", url.trim_end_matches('/'));
-    let answer: Answer = reqwest::Client::new()
+    let answer: Answer = daemon_json(url, "/api/v1/releases").await?;
+    Ok(answer.releases.iter().map(row_of_view).collect())
+}
+
+/// A running daemon's JSON answer at `path`.
+pub async fn daemon_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    path: &str,
+) -> Result<T, CliError> {
+    let endpoint = format!("{}{path}", url.trim_end_matches('/'));
+    reqwest::Client::new()
         .get(&endpoint)
         .timeout(std::time::Duration::from_secs(10))
         .send()
@@ -224,8 +263,7 @@ async fn from_daemon(url: &str) -> Result<Vec<StatusRow>, CliError> {
         .map_err(|source| CliError::Daemon {
             what: format!("{endpoint}: not the daemon's answer"),
             source,
-        })?;
-    Ok(answer.releases.iter().map(row_of_view).collect())
+        })
 }
 
 /// Runs `status`; returns the exit code.
@@ -277,7 +315,7 @@ pub async fn run(client: Option<kube::Client>, args: &StatusArgs) -> Result<i32,
         }
     };
     args.output.print(rows.as_slice(), render)?;
-    Ok(0)
+    Ok(exit_code(&rows))
 }
 
 #[cfg(test)]
@@ -384,6 +422,7 @@ mod tests {
                 action: "roll back to revision 2: helm rollback gim 2 -n gim --timeout 15m".into(),
                 mode: "auto".into(),
                 last_action: "automatic rollback of revision 3 to revision 2: done, verifying (helm rollback gim 2 -n gim --wait --timeout 15m)".into(),
+                counts_as: Some(Verdict::Failed),
             }
         );
     }
@@ -396,5 +435,43 @@ mod tests {
         v.problem = None;
         v.judgement = None;
         assert_eq!(row_of_view(&v).verdict, "not judged yet");
+    }
+
+    #[test]
+    fn the_exit_code_is_the_worst_verdicts_and_a_problem_counts_as_inconclusive() {
+        let with = |verdict: Option<Verdict>, problem: Option<&str>| {
+            let mut v = failed_and_rolled_back();
+            v.problem = problem.map(String::from);
+            match verdict {
+                Some(verdict) => v.judgement.as_mut().unwrap().verdict = verdict,
+                None => v.judgement = None,
+            }
+            row_of_view(&v)
+        };
+        let healthy = with(Some(Verdict::Healthy), None);
+        let progressing = with(Some(Verdict::Progressing), None);
+        let degraded = with(Some(Verdict::Degraded), None);
+        let failed = with(Some(Verdict::Failed), None);
+        let stuck = with(Some(Verdict::Healthy), Some("stuck in pending-upgrade"));
+        let unjudged = with(None, None);
+        use crate::cli::exit;
+        assert_eq!(exit_code(&[]), exit::HEALTHY);
+        assert_eq!(
+            exit_code(&[unjudged.clone(), healthy.clone()]),
+            exit::HEALTHY
+        );
+        assert_eq!(
+            exit_code(&[healthy.clone(), progressing.clone()]),
+            exit::PROGRESSING
+        );
+        assert_eq!(
+            exit_code(&[progressing.clone(), degraded.clone()]),
+            exit::DEGRADED
+        );
+        assert_eq!(
+            exit_code(&[degraded.clone(), stuck.clone()]),
+            exit::INCONCLUSIVE
+        );
+        assert_eq!(exit_code(&[stuck, failed, healthy]), exit::FAILED);
     }
 }

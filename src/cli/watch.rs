@@ -197,6 +197,8 @@ pub async fn run(kube: kube::Config, args: &WatchArgs) -> Result<i32, CliError> 
                 let line = match args.output {
                     Output::Table => render_line(&event),
                     Output::Json => serde_json::to_string(&event).map_err(anyhow::Error::from)?,
+                    // One document per event, as `kubectl get -w -o yaml` prints them.
+                    Output::Yaml => format!("---\n{}", super::output::yaml(&event)?.trim_end()),
                 };
                 writeln!(stdout, "{line}")
                     .and_then(|()| stdout.flush())

@@ -159,6 +159,15 @@ pub fn handle(
     }
     match path {
         "/livez" => respond(StatusCode::OK, TEXT, "ok\n"),
+        // What runs, for `upgrade-guard version --url` (as public as Kubernetes' /version).
+        "/api/v1/version" => match serde_json::to_vec(&crate::metrics::BUILD) {
+            Ok(json) => respond(StatusCode::OK, "application/json", json),
+            Err(e) => respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                format!("cannot encode the version: {e}\n"),
+            ),
+        },
         "/readyz" => match &*served.ready.borrow() {
             Readiness::Ready => respond(StatusCode::OK, TEXT, "ready\n"),
             Readiness::Starting(why) => respond(
@@ -183,7 +192,7 @@ pub fn handle(
         _ => respond(
             StatusCode::NOT_FOUND,
             TEXT,
-            "not found; try /metrics, /livez, /readyz, /api/v1/releases\n",
+            "not found; try /metrics, /livez, /readyz, /api/v1/releases, /api/v1/version\n",
         ),
     }
 }

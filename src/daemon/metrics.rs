@@ -52,14 +52,14 @@ impl DaemonMetrics {
         let build = Family::<Vec<(String, String)>, Gauge>::default();
         build
             .get_or_create(&vec![
-                ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+                (
+                    "version".to_string(),
+                    crate::metrics::BUILD.version.to_string(),
+                ),
                 // Set by the image build (deploy/Dockerfile's GIT_REVISION).
                 (
                     "revision".to_string(),
-                    option_env!("UPGRADE_GUARD_GIT_REVISION")
-                        .filter(|r| !r.is_empty())
-                        .unwrap_or("unknown")
-                        .to_string(),
+                    crate::metrics::BUILD.revision.to_string(),
                 ),
             ])
             .set(1);
