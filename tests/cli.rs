@@ -390,3 +390,47 @@ async fn the_namespace_defaults_as_helm_chooses_it() {
     // The stack's own context names none: `default`, where there is no such release.
     assert_eq!(cli::run(&["history", "app"], &[]).code, 66);
 }
+
+/// Issue 22.4: `check --wait` says what it waits for, on stderr, one line per verdict
+/// change when stderr is not a terminal (a CI log); `--quiet` says nothing; stdout holds
+/// only the result either way.
+#[tokio::test]
+async fn check_wait_shows_each_verdict_change_and_quiet_shows_none() {
+    let ns = tkube::namespace("cli-progress").await;
+    let n = ns.name.as_str();
+    install_then_upgrade(n, "app", &[]);
+    // A bake long enough that the first rounds are surely inside it.
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        "releases:\n  - name: app\n    bake_window: 20s\n",
+    );
+    let run = check("app", n, &config, &["-o", "json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["verdict"], "healthy");
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains(&format!("{n}/app revision 2: ")))
+        .collect();
+    assert!(
+        lines.len() >= 2
+            && lines[0].contains(": progressing, bake ends in ")
+            && lines.last().unwrap().ends_with(": healthy"),
+        "{}",
+        run.stderr
+    );
+    // One line per change, never one per round.
+    let mut verdicts: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(": ").nth(1).unwrap().split(',').next().unwrap())
+        .collect();
+    let all = verdicts.len();
+    verdicts.dedup();
+    assert_eq!(verdicts.len(), all, "{}", run.stderr);
+
+    let quiet = check("app", n, &config, &["--quiet"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert!(!quiet.stderr.contains("revision 2: "), "{}", quiet.stderr);
+}

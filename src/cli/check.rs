@@ -53,6 +53,11 @@ pub struct CheckArgs {
     /// write access to ConfigMaps there; without this flag they are only read.
     #[arg(long)]
     pub record: bool,
+    /// While waiting, show nothing (by default: a spinner with the bake time left and the
+    /// checks still pending on a terminal, one line per verdict change otherwise; on
+    /// stderr, so stdout holds only the result).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Configuration.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -358,14 +363,21 @@ pub async fn run(client: kube::Client, args: &CheckArgs) -> Result<i32, CliError
         interval: config.evaluation_interval,
         retry_interval: config.prometheus.retry_interval,
     };
+    // Progress only while waiting: a check that answers at once prints its result alone.
+    let mut progress = super::progress::Progress::new(args.quiet || args.wait.is_zero());
     let round = schedule::until(&mut rounds, pacing, args.wait, |r| match r {
-        Ok(Round::Judged(r)) => matches!(
-            r.verdict,
-            Verdict::Healthy | Verdict::Failed | Verdict::Degraded
-        ),
+        Ok(Round::Judged(r)) => {
+            progress.round(r);
+            matches!(
+                r.verdict,
+                Verdict::Healthy | Verdict::Failed | Verdict::Degraded
+            )
+        }
         Ok(Round::Uninstalled { .. }) | Err(_) => true,
     })
-    .await?;
+    .await;
+    progress.finish();
+    let round = round?;
     let report = match round {
         Round::Judged(report) => report,
         Round::Uninstalled { revision, status } => return Ok(uninstalled(&key, revision, status)),

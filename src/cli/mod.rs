@@ -8,6 +8,7 @@ pub mod error;
 pub mod history;
 pub mod output;
 pub mod preflight;
+pub mod progress;
 pub mod run;
 pub mod scope;
 pub mod spot;

@@ -43,7 +43,7 @@ pub async fn until<R: Rounds>(
     rounds: &mut R,
     pacing: Pacing,
     wait: Duration,
-    done: impl Fn(&R::Report) -> bool,
+    mut done: impl FnMut(&R::Report) -> bool,
 ) -> R::Report {
     let deadline = Instant::now() + wait;
     loop {
