@@ -448,6 +448,18 @@ async fn a_failed_upgrade_is_mailed_once_with_the_command_and_so_is_the_recovery
         "{}",
         mail.html
     );
+    // Issue 22.8: every mail about revision 2 refers to one thread root; its own
+    // Message-ID is its own.
+    let root = format!("<upgrade-guard.{n}.app.r2@example.test>");
+    assert_eq!(
+        (mail.in_reply_to.as_str(), mail.references.as_str()),
+        (root.as_str(), root.as_str())
+    );
+    assert!(
+        mail.message_id.starts_with('<') && mail.message_id != root,
+        "{}",
+        mail.message_id
+    );
     // The alert is re-sent every second meanwhile; the mail is not.
     wait::until(WAIT, "three re-sends to Alertmanager", || async {
         let (_, m) = d.get("/metrics").await;
@@ -464,12 +476,18 @@ async fn a_failed_upgrade_is_mailed_once_with_the_command_and_so_is_the_recovery
     assert_eq!(mails_about(n).len(), 1, "one message per change of state");
 
     upgrade(n, "app", "1.2.0", &["unschedulable=false"]);
-    wait::until(WAIT, "the recovery email", || async {
+    let recovery = wait::until(WAIT, "the recovery email", || async {
         mails_about(n)
             .into_iter()
             .find(|m| m.subject.ends_with("revision 3: healthy"))
     })
     .await;
+    // Revision 3 is a thread of its own.
+    assert_eq!(
+        recovery.references,
+        format!("<upgrade-guard.{n}.app.r3@example.test>")
+    );
+    assert_ne!(recovery.message_id, mail.message_id);
     // One message per change of state: never the same subject twice. (Revision 3 may be
     // mailed `failed` first when its pods start slower than the 3 s pending timeout.)
     let mut subjects: Vec<String> = mails_about(n).into_iter().map(|m| m.subject).collect();

@@ -85,7 +85,15 @@ fn message(config: &EmailConfig, mail: &Mail) -> Result<Message, String> {
         .from
         .parse()
         .map_err(|e| format!("from {:?}: {e}", config.from))?;
-    let mut builder = Message::builder().from(from).subject(mail.subject.clone());
+    // One thread per release and revision: each mail has its own Message-ID and refers to
+    // the revision's (the first of the thread or not, mail readers group them).
+    let root = mail.thread_root(from.email.domain());
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(mail.subject.clone())
+        .message_id(None)
+        .in_reply_to(root.clone())
+        .references(root);
     for to in &config.to {
         builder = builder.to(to.parse().map_err(|e| format!("to {to:?}: {e}"))?);
     }

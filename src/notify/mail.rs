@@ -148,8 +148,10 @@ impl Told {
 /// One message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {
-    /// The release (for logs).
+    /// The release (for logs, and with `revision` the thread).
     pub release: ReleaseKey,
+    /// The revision it is about: every mail about one revision is one thread.
+    pub revision: u32,
     /// What to record once it is sent.
     pub confirm: Option<Confirmation>,
     /// Subject line.
@@ -161,6 +163,16 @@ pub struct Mail {
 }
 
 impl Mail {
+    /// The `Message-ID` every mail about this revision refers to (`In-Reply-To`,
+    /// `References`), so that mail readers show them as one thread; `domain` is the
+    /// sender's.
+    pub fn thread_root(&self, domain: &str) -> String {
+        format!(
+            "<upgrade-guard.{}.{}.r{}@{domain}>",
+            self.release.namespace, self.release.name, self.revision
+        )
+    }
+
     /// The mail naming the cluster it is about (`cluster` is a plain name, checked with
     /// the configuration): in the subject's tag and first in both parts.
     pub fn in_cluster(mut self, cluster: &str) -> Self {
@@ -286,6 +298,7 @@ impl Mailbook {
             let render = || -> Result<Mail, minijinja::Error> {
                 Ok(Mail {
                     release: n.release.clone(),
+                    revision: n.revision,
                     confirm: Some(
                         Told {
                             namespace: n.release.namespace.to_string(),
@@ -383,6 +396,7 @@ impl Mailbook {
         };
         Ok(Mail {
             release: view.release.clone(),
+            revision: view.revision,
             confirm: Some(
                 Told {
                     namespace: view.release.namespace.to_string(),

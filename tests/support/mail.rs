@@ -17,6 +17,12 @@ pub struct Message {
     pub text: String,
     /// Every `text/html` part, concatenated.
     pub html: String,
+    /// `Message-ID:`.
+    pub message_id: String,
+    /// `In-Reply-To:`.
+    pub in_reply_to: String,
+    /// `References:`.
+    pub references: String,
 }
 
 /// Every message received so far, in no particular order.
@@ -45,6 +51,9 @@ fn parse(path: &Path) -> Option<Message> {
         rcpt_to: header("X-RcptTo"),
         text,
         html,
+        message_id: header("Message-ID"),
+        in_reply_to: header("In-Reply-To"),
+        references: header("References"),
     })
 }
 
