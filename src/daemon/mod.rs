@@ -397,7 +397,7 @@ pub async fn run(
         if let Some(mailer) = mailer.as_ref().filter(|_| telling) {
             // Only a replica that tells follows the changes: one that starts telling reads
             // what was confirmed mailed instead.
-            let mails = tell::mails(&mut mailbook, &daemon.state_mut(), &config);
+            let mails = tell::mails(&mut mailbook, &daemon.state_mut(), &config, &links);
             for mail in mails {
                 match mail {
                     Ok(mail) => mailer.send(mail),

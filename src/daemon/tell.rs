@@ -89,10 +89,10 @@ pub fn mails(
     mailbook: &mut Mailbook,
     state: &State,
     config: &Config,
+    links: &Links,
 ) -> Vec<Result<Mail, minijinja::Error>> {
-    let dashboard = config.notifications.dashboard_url.as_deref();
-    let mut mails = mailbook.notices(&notices(state, config), dashboard);
-    mails.extend(mailbook.changes(told_views(state, config), dashboard));
+    let mut mails = mailbook.notices(&notices(state, config), links);
+    mails.extend(mailbook.changes(told_views(state, config), links));
     match &config.cluster {
         Some(c) => mails
             .into_iter()

@@ -72,16 +72,19 @@ fn a_release_told_about_fires_its_alerts_and_notices_and_observe_keeps_quiet() {
 fn mails_go_once_per_change_and_never_about_an_observed_release() {
     let state = failed_release();
     let mut book = Mailbook::default();
-    let first = mails(&mut book, &state, &config("recommend"));
+    let first = mails(&mut book, &state, &config("recommend"), &Links::default());
     assert!(!first.is_empty(), "the failure and the notice");
     assert!(first.iter().all(Result::is_ok));
     assert_eq!(
-        mails(&mut book, &state, &config("recommend")).len(),
+        mails(&mut book, &state, &config("recommend"), &Links::default()).len(),
         0,
         "told once"
     );
     let mut quiet = Mailbook::default();
-    assert_eq!(mails(&mut quiet, &state, &config("observe")).len(), 0);
+    assert_eq!(
+        mails(&mut quiet, &state, &config("observe"), &Links::default()).len(),
+        0
+    );
 }
 
 #[test]
@@ -138,12 +141,29 @@ fn the_cluster_is_named_in_every_alert_and_mail() {
             .all(|a| !a.labels.contains_key("cluster"))
     );
     let mut book = crate::notify::mail::Mailbook::default();
-    let mails: Vec<_> = mails(&mut book, &state, &c)
+    let links = Links {
+        external: Some("http://ug.ops.svc:8080".into()),
+        ..Links::default()
+    };
+    let mails: Vec<_> = mails(&mut book, &state, &c, &links)
         .into_iter()
         .map(Result::unwrap)
         .collect();
     assert!(!mails.is_empty());
     for m in &mails {
+        // Issue 22.8: each mail links to what upgrade-guard knows about the release.
+        let api = "http://ug.ops.svc:8080/api/v1/releases?namespace=ns&release=app";
+        assert!(m.text.contains(&format!("API: {api}")), "{}", m.text);
+        // In the HTML part, escaped as attribute values are (the browser reads it back).
+        let escaped = api
+            .replace('/', "&#x2f;")
+            .replace('&', "&amp;")
+            .replace("&amp;#x2f;", "&#x2f;");
+        assert!(
+            m.html.contains(&format!("href=\"{escaped}\"")),
+            "{}",
+            m.html
+        );
         assert!(
             m.subject.starts_with("[upgrade-guard prod-eu-1] "),
             "{}",

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
+use super::names::Links;
 use crate::checks::{Bound, Outcome};
 use crate::records::action::{ActionKind, Phase};
 use crate::release::ReleaseKey;
@@ -243,7 +244,7 @@ impl Mailbook {
     pub fn changes<'a>(
         &mut self,
         views: impl Iterator<Item = &'a ReleaseView>,
-        dashboard: Option<&str>,
+        links: &Links,
     ) -> Vec<Result<Mail, minijinja::Error>> {
         let mut out = Vec::new();
         let mut seen = Vec::new();
@@ -263,7 +264,7 @@ impl Mailbook {
             if state == MailState::Healthy && !recovery {
                 continue;
             }
-            out.push(self.render(view, state, dashboard));
+            out.push(self.render(view, state, links));
         }
         self.told.retain(|k, _| seen.contains(k));
         out
@@ -273,7 +274,7 @@ impl Mailbook {
     pub fn notices(
         &mut self,
         notices: &[Notice],
-        dashboard: Option<&str>,
+        links: &Links,
     ) -> Vec<Result<Mail, minijinja::Error>> {
         let mut out = Vec::new();
         for n in notices {
@@ -290,10 +291,8 @@ impl Mailbook {
                 headline => headline,
                 problem => n.words.clone(),
                 command => n.command.clone(),
-                dashboard => dashboard.map(|d| {
-                    d.replace("{{namespace}}", &n.release.namespace)
-                        .replace("{{release}}", &n.release.name)
-                }),
+                dashboard => links.dashboard(&n.release),
+                api => links.generator(&n.release),
             };
             let render = || -> Result<Mail, minijinja::Error> {
                 Ok(Mail {
@@ -337,7 +336,7 @@ impl Mailbook {
         &self,
         view: &ReleaseView,
         state: MailState,
-        dashboard: Option<&str>,
+        links: &Links,
     ) -> Result<Mail, minijinja::Error> {
         let j = match state {
             MailState::RegressedAfterBake => view.after_bake.as_ref().map(|a| &a.judgement),
@@ -389,10 +388,8 @@ impl Mailbook {
             automatic => view.automation.as_ref().and_then(Automation::words),
             command => command,
             checks => checks,
-            dashboard => dashboard.map(|d| {
-                d.replace("{{namespace}}", &view.release.namespace)
-                    .replace("{{release}}", &view.release.name)
-            }),
+            dashboard => links.dashboard(&view.release),
+            api => links.generator(&view.release),
         };
         Ok(Mail {
             release: view.release.clone(),
@@ -481,10 +478,16 @@ mod tests {
     fn one_message_per_change_with_the_command_and_the_checks() {
         let mut book = Mailbook::default();
         assert!(
-            book.changes([&view(3, Verdict::Progressing, false)].into_iter(), None)
-                .is_empty()
+            book.changes(
+                [&view(3, Verdict::Progressing, false)].into_iter(),
+                &Links::default()
+            )
+            .is_empty()
         );
-        let mails = book.changes([&view(3, Verdict::Failed, false)].into_iter(), None);
+        let mails = book.changes(
+            [&view(3, Verdict::Failed, false)].into_iter(),
+            &Links::default(),
+        );
         assert_eq!(mails.len(), 1);
         let mail = mails[0].as_ref().unwrap();
         assert_eq!(mail.subject, "[upgrade-guard] gim/gim revision 3: failed");
@@ -506,18 +509,27 @@ mod tests {
         );
         // The same state again (a re-send, a later round): no message.
         assert!(
-            book.changes([&view(3, Verdict::Failed, false)].into_iter(), None)
-                .is_empty()
+            book.changes(
+                [&view(3, Verdict::Failed, false)].into_iter(),
+                &Links::default()
+            )
+            .is_empty()
         );
         // Healthy after a failure is news; healthy again is not.
-        let mails = book.changes([&view(4, Verdict::Healthy, true)].into_iter(), None);
+        let mails = book.changes(
+            [&view(4, Verdict::Healthy, true)].into_iter(),
+            &Links::default(),
+        );
         assert_eq!(
             mails[0].as_ref().unwrap().subject,
             "[upgrade-guard] gim/gim revision 4: healthy"
         );
         assert!(
-            book.changes([&view(5, Verdict::Healthy, true)].into_iter(), None)
-                .is_empty()
+            book.changes(
+                [&view(5, Verdict::Healthy, true)].into_iter(),
+                &Links::default()
+            )
+            .is_empty()
         );
     }
 
@@ -527,7 +539,10 @@ mod tests {
     fn a_revision_that_broke_after_its_bake_is_mailed_once() {
         let mut book = Mailbook::default();
         let healthy = view(3, Verdict::Healthy, true);
-        assert!(book.changes([&healthy].into_iter(), None).is_empty());
+        assert!(
+            book.changes([&healthy].into_iter(), &Links::default())
+                .is_empty()
+        );
         let mut broke = healthy.clone();
         let mut crash = CheckResult::new(
             "pending_pods",
@@ -549,7 +564,7 @@ mod tests {
                 ..healthy.judgement.clone().unwrap()
             },
         });
-        let mails = book.changes([&broke].into_iter(), None);
+        let mails = book.changes([&broke].into_iter(), &Links::default());
         assert_eq!(mails.len(), 1);
         let mail = mails[0].as_ref().unwrap();
         assert_eq!(
@@ -564,8 +579,11 @@ mod tests {
             "{}",
             mail.text
         );
-        assert!(book.changes([&broke].into_iter(), None).is_empty());
-        let mails = book.changes([&healthy].into_iter(), None);
+        assert!(
+            book.changes([&broke].into_iter(), &Links::default())
+                .is_empty()
+        );
+        let mails = book.changes([&healthy].into_iter(), &Links::default());
         assert_eq!(
             mails[0].as_ref().unwrap().subject,
             "[upgrade-guard] gim/gim revision 3: healthy"
@@ -581,11 +599,14 @@ mod tests {
             j.results[0].outcome = Outcome::Inconclusive;
             j.results[0].summary = "Prometheus did not answer (4 failures in a row)".into();
         }
-        assert!(book.changes([&v].into_iter(), None).is_empty(), "not yet");
+        assert!(
+            book.changes([&v].into_iter(), &Links::default()).is_empty(),
+            "not yet"
+        );
         if let Some(j) = v.judgement.as_mut() {
             j.overdue = true;
         }
-        let mails = book.changes([&v].into_iter(), None);
+        let mails = book.changes([&v].into_iter(), &Links::default());
         assert_eq!(mails.len(), 1);
         let mail = mails[0].as_ref().unwrap();
         assert_eq!(
@@ -597,7 +618,10 @@ mod tests {
             "{}",
             mail.text
         );
-        assert!(book.changes([&v].into_iter(), None).is_empty(), "once");
+        assert!(
+            book.changes([&v].into_iter(), &Links::default()).is_empty(),
+            "once"
+        );
     }
 
     #[test]
@@ -613,7 +637,7 @@ mod tests {
             until: Timestamp::from_second(at + 3600).unwrap(),
         };
         let mut book = Mailbook::default();
-        let mails = book.notices(&[notice(0)], None);
+        let mails = book.notices(&[notice(0)], &Links::default());
         assert_eq!(mails.len(), 1);
         let mail = mails[0].as_ref().unwrap();
         assert_eq!(
@@ -626,9 +650,12 @@ mod tests {
             "{}",
             mail.text
         );
-        assert!(book.notices(&[notice(0)], None).is_empty(), "told once");
+        assert!(
+            book.notices(&[notice(0)], &Links::default()).is_empty(),
+            "told once"
+        );
         assert_eq!(
-            book.notices(&[notice(10)], None).len(),
+            book.notices(&[notice(10)], &Links::default()).len(),
             1,
             "a new uninstall"
         );
@@ -640,7 +667,10 @@ mod tests {
     fn what_was_confirmed_sent_is_not_sent_again() {
         use crate::state::{Notice, NoticeKind};
         let mut first = Mailbook::default();
-        let mails = first.changes([&view(3, Verdict::Failed, false)].into_iter(), None);
+        let mails = first.changes(
+            [&view(3, Verdict::Failed, false)].into_iter(),
+            &Links::default(),
+        );
         let sent = mails[0].as_ref().unwrap().confirm.clone().unwrap();
         assert_eq!(sent.key, "mail.gim.gim");
         let notice = Notice {
@@ -652,7 +682,7 @@ mod tests {
             at: Timestamp::from_second(7).unwrap(),
             until: Timestamp::from_second(3607).unwrap(),
         };
-        let told = first.notices(std::slice::from_ref(&notice), None)[0]
+        let told = first.notices(std::slice::from_ref(&notice), &Links::default())[0]
             .as_ref()
             .unwrap()
             .confirm
@@ -666,19 +696,31 @@ mod tests {
         let mut next = Mailbook::default();
         next.seed(&confirmed);
         assert!(
-            next.changes([&view(3, Verdict::Failed, false)].into_iter(), None)
-                .is_empty(),
+            next.changes(
+                [&view(3, Verdict::Failed, false)].into_iter(),
+                &Links::default()
+            )
+            .is_empty(),
             "confirmed: not sent again"
         );
-        assert!(next.notices(std::slice::from_ref(&notice), None).is_empty());
-        let mails = next.changes([&view(3, Verdict::Healthy, true)].into_iter(), None);
+        assert!(
+            next.notices(std::slice::from_ref(&notice), &Links::default())
+                .is_empty()
+        );
+        let mails = next.changes(
+            [&view(3, Verdict::Healthy, true)].into_iter(),
+            &Links::default(),
+        );
         assert_eq!(mails.len(), 1, "the recovery nobody confirmed is sent");
         // Nothing confirmed: everything that fails now is sent.
         let mut fresh = Mailbook::default();
         fresh.seed(&BTreeMap::new());
         assert_eq!(
             fresh
-                .changes([&view(3, Verdict::Failed, false)].into_iter(), None)
+                .changes(
+                    [&view(3, Verdict::Failed, false)].into_iter(),
+                    &Links::default()
+                )
                 .len(),
             1
         );
