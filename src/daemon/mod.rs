@@ -182,10 +182,12 @@ pub async fn run(
         )
     });
     let mut mailbook = Mailbook::default();
+    // Read once: it names this replica in Events and in the alerts' links.
+    let host = host_name();
     let kube_events = notifications.kubernetes_events.then(|| {
         crate::notify::kube_events::EventSink::start(
             client.clone(),
-            host_name(),
+            host.clone(),
             notify_metrics.clone(),
         )
     });
@@ -223,7 +225,7 @@ pub async fn run(
         f(bound);
     }
     // As Prometheus does without --web.external-url: this host's name and the port served.
-    let links = tell::links(&config, &format!("http://{}:{}", host_name(), bound.port()));
+    let links = tell::links(&config, &format!("http://{host}:{}", bound.port()));
     let server = tokio::spawn(http::serve(
         listener,
         Served {
