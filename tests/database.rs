@@ -333,10 +333,8 @@ async fn a_migration_missing_after_the_readiness_deadline_fails_with_a_pod_resta
         "{summary}"
     );
     // The workloads were fine: only the migration failed, and the remedy is a restart.
-    assert_eq!(
-        check_result(&report, "rollout:Deployment/app")["outcome"],
-        "pass"
-    );
+    let rollout = check_result(&report, "rollout:Deployment/app");
+    assert_eq!(rollout["outcome"], "pass", "{rollout:#}\n{stderr}");
     assert_eq!(report["action"]["action"], "restart_pod", "{report:#}");
     let command = format!("kubectl rollout restart deployment/app -n {}", ns.name);
     assert_eq!(report["action"]["command"], command.as_str());

@@ -88,9 +88,17 @@ async fn a_rollback_helm_fails_is_reported_as_the_failed_automatic_action() {
     support::auto::baked_healthy(n, "gim", 1).await;
     break_gim(n);
 
-    let failed = wait::until(WAIT, "the rollback recorded failed", || async {
+    let failed = wait::until_seen(WAIT, "the rollback recorded failed", || async {
         let r = records(n, "gim").await;
-        (r.len() == 1 && r[0].phase == Phase::Failed).then(|| r[0].clone())
+        if r.len() == 1 && r[0].phase == Phase::Failed {
+            return Ok(r[0].clone());
+        }
+        let rows = history(n, "gim").await;
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|r| format!("{} {} {}", r.revision, r.status.as_str(), description(r)))
+            .collect();
+        Err(format!("records {r:?}; history {rows:?}"))
     })
     .await;
     assert_eq!(failed.new_revision, Some(3), "{failed:?}");
@@ -170,9 +178,17 @@ async fn a_rollback_helm_hangs_is_stopped_reported_and_leaves_no_lock() {
     support::auto::baked_healthy(n, "gim", 1).await;
     break_gim(n);
 
-    let failed = wait::until(WAIT, "the rollback recorded failed", || async {
+    let failed = wait::until_seen(WAIT, "the rollback recorded failed", || async {
         let r = records(n, "gim").await;
-        (r.len() == 1 && r[0].phase == Phase::Failed).then(|| r[0].clone())
+        if r.len() == 1 && r[0].phase == Phase::Failed {
+            return Ok(r[0].clone());
+        }
+        let rows = history(n, "gim").await;
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|r| format!("{} {} {}", r.revision, r.status.as_str(), description(r)))
+            .collect();
+        Err(format!("records {r:?}; history {rows:?}"))
     })
     .await;
     let detail = failed.detail.clone().unwrap_or_default();

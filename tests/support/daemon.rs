@@ -12,6 +12,17 @@ use upgrade_guard::daemon::{self, DaemonOptions};
 
 const WAIT: Duration = Duration::from_secs(120);
 
+/// Sends the daemon's log to the test's captured output (shown when the test fails): the
+/// runtime's threads are spawned from the test's thread, so they inherit its capture.
+fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("upgrade_guard=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// A daemon running in this test.
 pub struct Running {
     /// Where its HTTP server listens.
@@ -45,6 +56,7 @@ impl Running {
 
     /// [`Running::start`] with options.
     pub async fn start_with(kubeconfig: &Path, config: &str, options: DaemonOptions) -> Self {
+        capture_logs();
         let kube = kube::Config::from_custom_kubeconfig(
             kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
             &Default::default(),
