@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::CheckResult;
+use crate::records::control::{Acceptance, ControlView, Controls};
 use crate::release::event::{EventName, ReleaseEvent, ReleaseEventKind};
 use crate::release::labels::Storage;
 use crate::release::rollback_target::BakeRecord;
@@ -102,6 +103,10 @@ pub struct ReleaseView {
     /// The watch after the bake of this revision, while it lasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_bake: Option<AfterBakeView>,
+    /// The operator's controls in force (suspension, acceptance, re-check), with who set
+    /// them and why.
+    #[serde(default, skip_serializing_if = "ControlView::is_empty")]
+    pub controls: ControlView,
 }
 
 /// The watch after a revision's bake: its pods and metrics looked at for
@@ -248,6 +253,10 @@ pub struct State {
     releases: BTreeMap<ReleaseKey, ReleaseView>,
     notices: Vec<Notice>,
     order: Vec<OrderWarning>,
+    /// The operator's controls, per release (also of releases not seen yet).
+    controls: BTreeMap<ReleaseKey, Controls>,
+    /// When the controls' views were last computed (a suspension expires by itself).
+    now: Timestamp,
 }
 
 impl State {
@@ -285,8 +294,12 @@ impl State {
                 mode: None,
                 automation: None,
                 after_bake: None,
+                controls: ControlView::default(),
             },
         };
+        if let Some(c) = self.controls.get(&event.release) {
+            view.controls = ControlView::of(c, event.revision, self.now);
+        }
         view.status = event.status;
         let evaluate = match &event.kind {
             ReleaseEventKind::StuckPending { status, since } => {
@@ -439,11 +452,14 @@ impl State {
 
     /// Puts back a view restored after a restart, unless something newer is known, or the
     /// same revision already judged.
-    pub fn restore(&mut self, view: ReleaseView) -> bool {
+    pub fn restore(&mut self, mut view: ReleaseView) -> bool {
         if self.releases.get(&view.release).is_some_and(|v| {
             v.revision > view.revision || (v.revision == view.revision && v.judgement.is_some())
         }) {
             return false;
+        }
+        if let Some(c) = self.controls.get(&view.release) {
+            view.controls = ControlView::of(c, view.revision, self.now);
         }
         self.releases.insert(view.release.clone(), view);
         true
@@ -456,11 +472,90 @@ impl State {
         self.notices.push(notice);
     }
 
-    /// Drops the notices whose time is over; returns whether any was.
+    /// Drops the notices whose time is over, and the suspensions; returns whether any
+    /// notice was.
     pub fn prune(&mut self, now: Timestamp) -> bool {
         let before = self.notices.len();
         self.notices.retain(|n| n.until > now);
+        self.now = now;
+        for view in self.releases.values_mut() {
+            if view
+                .controls
+                .suspended
+                .as_ref()
+                .is_some_and(|s| s.until <= now)
+            {
+                view.controls.suspended = None;
+            }
+        }
         self.notices.len() != before
+    }
+
+    /// The operator's controls of a release, as the cluster holds them now.
+    pub fn set_controls(&mut self, key: &ReleaseKey, controls: Controls, now: Timestamp) {
+        self.now = now;
+        if let Some(view) = self.releases.get_mut(key) {
+            view.controls = ControlView::of(&controls, view.revision, now);
+        }
+        if controls.is_empty() {
+            self.controls.remove(key);
+        } else {
+            self.controls.insert(key.clone(), controls);
+        }
+    }
+
+    /// The operator's controls of a release.
+    pub fn controls(&self, key: &ReleaseKey) -> Option<&Controls> {
+        self.controls.get(key)
+    }
+
+    /// Every release with controls, and its controls.
+    pub fn all_controls(&self) -> impl Iterator<Item = (&ReleaseKey, &Controls)> {
+        self.controls.iter()
+    }
+
+    /// An operator accepted `revision` as good: shown `healthy` and final whatever was
+    /// found (the findings stay in the results), with who accepted it and why; its alerts
+    /// resolve. Ignored when a newer revision was seen since.
+    pub fn accepted(&mut self, key: &ReleaseKey, revision: u32, acceptance: &Acceptance) {
+        let Some(view) = self.releases.get_mut(key) else {
+            return;
+        };
+        if view.revision != revision {
+            return;
+        }
+        let at = acceptance.set.at;
+        let was = view.judgement.as_ref().map(|j| j.verdict);
+        let mut judgement = view.judgement.clone().unwrap_or(Judgement {
+            verdict: Verdict::Healthy,
+            action: RecommendedAction::None,
+            results: Vec::new(),
+            notes: Vec::new(),
+            bake_ends: at,
+            evaluated_at: at,
+            is_final: true,
+            inconclusive_since: None,
+            overdue: false,
+        });
+        let note = format!(
+            "accepted as good {}{}",
+            acceptance.set.words(),
+            was.filter(|v| *v != Verdict::Healthy)
+                .map(|v| format!(" (judged {} before)", v.as_str()))
+                .unwrap_or_default()
+        );
+        judgement
+            .notes
+            .retain(|n| !n.starts_with("accepted as good "));
+        judgement.notes.push(note);
+        judgement.verdict = Verdict::Healthy;
+        judgement.action = RecommendedAction::None;
+        judgement.is_final = true;
+        judgement.inconclusive_since = None;
+        judgement.overdue = false;
+        view.judgement = Some(judgement);
+        view.after_bake = None;
+        view.controls.accepted = Some(acceptance.clone());
     }
 
     /// The warnings about the suites' upgrade order, as last computed.

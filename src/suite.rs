@@ -161,6 +161,7 @@ mod tests {
             mode: None,
             automation: None,
             after_bake: None,
+            controls: Default::default(),
         }
     }
 

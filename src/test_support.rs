@@ -227,5 +227,6 @@ pub fn view(
         mode: None,
         automation: None,
         after_bake: None,
+        controls: Default::default(),
     }
 }

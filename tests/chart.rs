@@ -131,6 +131,12 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
             let verbs = strings(&rule["verbs"]);
             if name.ends_with("-read") {
                 assert!(verbs.iter().all(|v| READ.contains(&v.as_str())), "{role:?}");
+            } else if name == "ug-upgrade-guard-controls" {
+                // For the operators who set controls (bound to nobody by default), never
+                // to upgrade-guard itself.
+                assert_eq!(role["metadata"]["namespace"], "upgrade-guard", "{role:?}");
+                assert_eq!(strings(&rule["resources"]), ["configmaps"], "{role:?}");
+                assert_eq!(verbs, ["get", "create", "patch"], "{role:?}");
             } else {
                 // Writes only its own records and Lease, in its own namespace.
                 assert_eq!(name, "ug-upgrade-guard-records");
@@ -146,6 +152,23 @@ fn the_chart_lints_and_renders_its_main_value_combinations() {
         }
     }
     assert!(objects(&all, "ClusterRole").is_empty());
+    // Nobody may set the operator's controls until bound with controls.subjects.
+    assert!(
+        objects(&all, "RoleBinding")
+            .iter()
+            .all(|b| b["metadata"]["name"] != "ug-upgrade-guard-controls")
+    );
+    let oncall = template(&[
+        "--set-json",
+        r#"controls.subjects=[{"kind":"Group","name":"oncall","apiGroup":"rbac.authorization.k8s.io"}]"#,
+    ])
+    .unwrap();
+    let binding = objects(&oncall, "RoleBinding")
+        .into_iter()
+        .find(|b| b["metadata"]["name"] == "ug-upgrade-guard-controls")
+        .expect("the controls RoleBinding");
+    assert_eq!(binding["roleRef"]["name"], "ug-upgrade-guard-controls");
+    assert_eq!(binding["subjects"][0]["name"], "oncall", "{binding:?}");
     for kind in ["ServiceMonitor", "PrometheusRule"] {
         assert!(objects(&all, kind).is_empty(), "{kind} is opt-in");
     }

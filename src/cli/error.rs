@@ -82,6 +82,9 @@ pub enum CliError {
         #[source]
         source: reqwest::Error,
     },
+    /// upgrade-guard's own records cannot be read or written.
+    #[error(transparent)]
+    Records(#[from] crate::records::StoreError),
     /// Anything else.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -98,6 +101,8 @@ impl CliError {
             Self::Undecodable { .. } => exit::DATA,
             Self::Usage(_) => exit::USAGE,
             Self::Daemon { .. } => exit::UNAVAILABLE,
+            Self::Records(crate::records::StoreError::Forbidden { .. }) => exit::NO_PERMISSION,
+            Self::Records(_) => exit::UNAVAILABLE,
             Self::Other(_) => exit::SOFTWARE,
         }
     }

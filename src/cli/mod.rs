@@ -4,6 +4,7 @@
 pub mod check;
 pub mod completion;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod history;
 pub mod output;
@@ -79,6 +80,10 @@ pub enum Command {
     /// `upgrade-guard completion fish > ~/.config/fish/completions/upgrade-guard.fish`;
     /// powershell: `upgrade-guard completion powershell | Out-String | Invoke-Expression`.
     Completion(completion::CompletionArgs),
+    /// Accept a revision as good (`--revision N`): judged healthy whatever was found, its
+    /// alerts resolve, and it becomes a valid rollback target. Every replica of the daemon
+    /// honours it within one round (docs/incident.md).
+    Accept(control::AcceptArgs),
     /// Print the built-in configuration or validate a configuration file.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -93,10 +98,19 @@ pub enum Command {
     /// Exit 0 ready, 1 not ready (what is wrong is printed); 69 when the cluster cannot be
     /// reached. For CI and as a Helm pre-upgrade hook (docs/runbook.md).
     Preflight(preflight::PreflightArgs),
+    /// Judge the latest revision of a release again now, with a fresh bake window
+    /// (docs/incident.md).
+    Recheck(control::Target),
+    /// Lift a suspension (docs/incident.md).
+    Resume(control::Target),
     /// Every watched release in one table: revision, chart and app version, verdict, checks
     /// not passing, recommended action, mode, last automatic action; from a running daemon
     /// (`--url`) or judged now.
     Status(status::StatusArgs),
+    /// Leave a release alone for a while (`--for`, default 4h): still watched, judged and
+    /// shown, but none of its verdicts is alerted or mailed and no automatic action is
+    /// taken; the suspension expires by itself (docs/incident.md).
+    Suspend(control::SuspendArgs),
     /// Print this program's version and git revision, and with --url the running daemon's.
     Version(version::VersionArgs),
     /// Watch Helm release Secrets and print every release event (installed, upgraded,

@@ -61,6 +61,9 @@ pub struct StatusRow {
     pub mode: String,
     /// The last automatic action concerning the revision.
     pub last_action: String,
+    /// The operator's controls in force (suspended, accepted), with who set them and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
     /// What the row counts as for the exit code: its verdict; `inconclusive` when its
     /// record has a problem; none when never judged.
     #[serde(skip)]
@@ -156,13 +159,30 @@ fn row(f: RowFacts<'_>) -> StatusRow {
         action,
         mode: f.mode,
         last_action: f.last_action.map(ActionRecord::words).unwrap_or_default(),
+        controls: Vec::new(),
         counts_as,
     }
 }
 
+/// The operator's controls of a view, in words.
+fn control_words(c: &crate::records::control::ControlView) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(s) = &c.suspended {
+        out.push(format!(
+            "suspended until {} {}",
+            s.until.strftime("%Y-%m-%d %H:%M UTC"),
+            s.set.words()
+        ));
+    }
+    if let Some(a) = &c.accepted {
+        out.push(format!("accepted {}", a.set.words()));
+    }
+    out
+}
+
 /// A row from a daemon's view of a release (`/api/v1/releases`).
 pub fn row_of_view(v: &ReleaseView) -> StatusRow {
-    row(RowFacts {
+    let mut row = row(RowFacts {
         release: &v.release,
         revision: v.revision,
         status: v.status,
@@ -176,7 +196,9 @@ pub fn row_of_view(v: &ReleaseView) -> StatusRow {
         problem: v.problem.as_deref(),
         mode: v.mode.map(|m| m.as_str().to_string()).unwrap_or_default(),
         last_action: v.automation.as_ref().and_then(|a| a.record.as_ref()),
-    })
+    });
+    row.controls = control_words(&v.controls);
+    row
 }
 
 fn row_of_spot(spot: &Spot, mode: &str, records: &[ActionRecord]) -> StatusRow {
@@ -207,7 +229,10 @@ pub fn render(rows: &[StatusRow]) -> String {
                 r.revision.to_string(),
                 r.chart.clone(),
                 r.app_version.clone(),
-                r.verdict.clone(),
+                std::iter::once(r.verdict.clone())
+                    .chain(r.controls.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 r.failing.join(", "),
                 r.action.clone(),
                 r.mode.clone(),
@@ -399,6 +424,7 @@ mod tests {
                 }),
             }),
             after_bake: None,
+            controls: Default::default(),
         }
     }
 
@@ -422,8 +448,35 @@ mod tests {
                 action: "roll back to revision 2: helm rollback gim 2 -n gim --timeout 15m".into(),
                 mode: "auto".into(),
                 last_action: "automatic rollback of revision 3 to revision 2: done, verifying (helm rollback gim 2 -n gim --wait --timeout 15m)".into(),
+                controls: vec![],
                 counts_as: Some(Verdict::Failed),
             }
+        );
+    }
+
+    #[test]
+    fn a_suspension_shows_who_set_it_why_and_until_when() {
+        use crate::records::control::{SetBy, Suspension};
+        let mut v = failed_and_rolled_back();
+        v.controls.suspended = Some(Suspension {
+            set: SetBy {
+                by: "alice".into(),
+                at: "2026-12-03T10:00:00Z".parse().unwrap(),
+                reason: "database maintenance".into(),
+            },
+            until: "2026-12-03T14:00:00Z".parse().unwrap(),
+        });
+        let row = row_of_view(&v);
+        assert_eq!(
+            row.controls,
+            [
+                "suspended until 2026-12-03 14:00 UTC by alice at 2026-12-03 10:00:00 UTC: database maintenance"
+            ]
+        );
+        let table = render(&[row]);
+        assert!(
+            table.contains("failed (baking); suspended until 2026-12-03 14:00 UTC by alice"),
+            "{table}"
         );
     }
 

@@ -109,6 +109,14 @@ impl Collector for ReleaseCollector {
             "release_after_bake_check_failed",
             "While the latest revision is watched after its bake: 1 for each check that found it broken since (alerted, never acted on), 0 for the others",
         );
+        let mut suspended = Family::new(
+            "release_suspended_until_timestamp_seconds",
+            "While an operator has suspended the release (upgrade-guard suspend): when the suspension ends (Unix time); its verdicts are neither alerted nor acted on meanwhile",
+        );
+        let mut accepted = Family::new(
+            "release_accepted",
+            "1 when an operator accepted the latest revision as good (upgrade-guard accept)",
+        );
         let state = self.state.read();
         for view in state.releases() {
             let base: Labels = vec![
@@ -139,6 +147,16 @@ impl Collector for ReleaseCollector {
                 ]),
                 1.0,
             ));
+            if let Some(s) = &view.controls.suspended {
+                suspended
+                    .samples
+                    .push((base.clone(), s.until.as_second() as f64));
+            }
+            if view.controls.accepted.is_some() {
+                accepted
+                    .samples
+                    .push((with(&[("revision", view.revision.to_string())]), 1.0));
+            }
             if let Some(kind) = view.problem_kind() {
                 problem
                     .samples
@@ -233,6 +251,8 @@ impl Collector for ReleaseCollector {
             hold,
             rollback,
             after_bake,
+            suspended,
+            accepted,
         ] {
             family.encode(&mut encoder)?;
         }

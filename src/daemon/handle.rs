@@ -42,6 +42,10 @@ pub(super) struct Daemon {
     pub retrying: std::collections::BTreeSet<(ReleaseKey, u32)>,
     /// Revisions judged failed during their bake whose record says so already.
     pub failed_during_bake: std::collections::BTreeSet<(ReleaseKey, u32)>,
+    /// The release records are listed: the operator's controls can be carried out.
+    pub listed: bool,
+    /// The controls carried out by this process: (release, control key, when it was set).
+    pub applied: std::collections::BTreeSet<(ReleaseKey, String, Timestamp)>,
 }
 
 impl Daemon {
@@ -54,6 +58,14 @@ impl Daemon {
     fn show_automation(&self, key: &ReleaseKey, revision: u32) {
         let automation = self.remediator.automation(key, revision);
         self.state_mut().automate(key, revision, automation);
+    }
+
+    /// Whether an operator suspended the release (and the suspension has not expired).
+    fn suspended(&self, key: &ReleaseKey) -> bool {
+        self.state
+            .read()
+            .get(key)
+            .is_some_and(|v| v.controls.suspended.is_some())
     }
 
     /// A release event.
@@ -314,7 +326,10 @@ impl Daemon {
             self.record_failed_during_bake(&report).await;
             if steps.automate {
                 self.remediator.verify(&report, steps.is_final).await;
-                self.remediator.decide(&report, &policy, storage).await;
+                // A suspended release is judged and shown, never acted on.
+                if !self.suspended(&report.release) {
+                    self.remediator.decide(&report, &policy, storage).await;
+                }
                 self.show_automation(&report.release, report.revision);
             }
             if steps.is_final {

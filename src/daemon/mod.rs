@@ -14,6 +14,7 @@
 
 mod answers;
 mod auth;
+mod controls;
 mod decide;
 pub mod exposition;
 mod handle;
@@ -211,6 +212,14 @@ pub async fn run(
             u32::try_from(config.watch.watch_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
         async move { crate::records::actions::watch(client, &ns, timeout, records_tx).await }
     });
+    // Every replica honours the operator's controls as the cluster holds them.
+    let (controls_tx, mut controls) = mpsc::channel(64);
+    let controls_watch = tokio::spawn({
+        let (client, ns) = (client.clone(), config.state.namespace.clone());
+        let timeout =
+            u32::try_from(config.watch.watch_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+        async move { crate::records::controls::watch(client, &ns, timeout, controls_tx).await }
+    });
     let mailed = MailedStore::new(client.clone(), &config.state.namespace);
     let leader_tick = config.actions.leader_election.retry_period;
     let listener = http::bind(options.listen)
@@ -275,6 +284,8 @@ pub async fn run(
         remediator,
         retrying: Default::default(),
         failed_during_bake: Default::default(),
+        listed: false,
+        applied: Default::default(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut stores_ready = std::pin::pin!({
@@ -299,6 +310,8 @@ pub async fn run(
                 }
                 if listed_now {
                     daemon.restore().await;
+                    daemon.listed = true;
+                    daemon.apply_controls(&mut evaluator).await;
                     if leading {
                         // What a previous process left unfinished, shown with the restored views.
                         daemon.resume().await;
@@ -321,7 +334,13 @@ pub async fn run(
                 }
             }
             event = events.recv() => match event {
-                Some(event) => daemon.event(&mut evaluator, event).await,
+                Some(event) => {
+                    daemon.event(&mut evaluator, event).await;
+                    // A new revision may be one an operator accepted already.
+                    if daemon.listed {
+                        daemon.apply_controls(&mut evaluator).await;
+                    }
+                }
                 None => {
                     warn!("the release tracker stopped");
                     break;
@@ -343,6 +362,9 @@ pub async fn run(
             }
             Some(done) = finished.recv() => daemon.finished(done).await,
             Some((key, records)) = action_records.recv() => daemon.records_changed(key, records),
+            Some((key, set)) = controls.recv() => {
+                daemon.controls_changed(&mut evaluator, key, set).await;
+            }
             () = tokio::time::sleep(leader_tick) => {}
         }
         let now_leading = leadership.is_leader();
@@ -418,6 +440,7 @@ pub async fn run(
     ready_tx.send_replace(Readiness::ShuttingDown);
     tracker.abort();
     records_watch.abort();
+    controls_watch.abort();
     daemon.remediator.drain().await;
     let _ = stop_tx.send(true);
     let _ = server.await;

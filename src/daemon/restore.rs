@@ -96,6 +96,7 @@ pub fn restored_view(
         mode: Some(mode),
         automation: None,
         after_bake: None,
+        controls: Default::default(),
     })
 }
 

@@ -16,6 +16,8 @@ fn entry(verdict: BakeRecord, failed: &[&str]) -> BakeEntry {
         content: String::new(),
         install: None,
         during_bake: false,
+        accepted: None,
+        accepted_over: None,
     }
 }
 

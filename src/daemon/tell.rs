@@ -1,11 +1,12 @@
 //! What the daemon tells (pure): the alerts that should fire, the mails to send and the
 //! suites' order warnings, from the state and the configuration. A release in `mode:
-//! observe` is exported as metrics only: no alert, no mail, no order warning.
+//! observe` is exported as metrics only: no alert, no mail, no order warning. A release an
+//! operator suspended is told as suspended, its verdicts neither alerted nor mailed.
 
 use jiff::Timestamp;
 
 use crate::config::{Config, Mode};
-use crate::notify::alerts::{Alert, desired, notice_alerts, order_alerts};
+use crate::notify::alerts::{Alert, desired, notice_alerts, order_alerts, suspended_alerts};
 use crate::notify::events::{EventBook, KubeEvent};
 use crate::notify::mail::{Mail, Mailbook};
 use crate::notify::names::Links;
@@ -24,6 +25,15 @@ fn told_views<'a>(
     config: &'a Config,
 ) -> impl Iterator<Item = &'a ReleaseView> + 'a {
     state.releases().filter(|v| told(config, &v.release))
+}
+
+/// The releases whose verdicts are told: those told about that no operator suspended
+/// (a suspended one is told as suspended; what was held is told when it ends).
+fn verdicts_told<'a>(
+    state: &'a State,
+    config: &'a Config,
+) -> impl Iterator<Item = &'a ReleaseView> + 'a {
+    told_views(state, config).filter(|v| v.controls.suspended.is_none())
 }
 
 /// The notices to tell.
@@ -74,7 +84,8 @@ pub fn links(config: &Config, default_external: &str) -> Links {
 /// Every alert that should fire now: verdicts and automatic actions, notices, order
 /// warnings.
 pub fn alerts(state: &State, config: &Config, links: &Links) -> Vec<Alert> {
-    let mut wanted = desired(told_views(state, config), links);
+    let mut wanted = desired(verdicts_told(state, config), links);
+    wanted.extend(suspended_alerts(told_views(state, config), links));
     wanted.extend(notice_alerts(&notices(state, config), links));
     wanted.extend(order_alerts(state.order(), links));
     match &config.cluster {
@@ -92,7 +103,7 @@ pub fn mails(
     links: &Links,
 ) -> Vec<Result<Mail, minijinja::Error>> {
     let mut mails = mailbook.notices(&notices(state, config), links);
-    mails.extend(mailbook.changes(told_views(state, config), links));
+    mails.extend(mailbook.changes(verdicts_told(state, config), links));
     match &config.cluster {
         Some(c) => mails
             .into_iter()

@@ -31,7 +31,7 @@ use crate::release::rollback_target::BakeRecord;
 use crate::release::summary::WorkloadKind;
 use crate::release::{ReleaseKey, ReleaseStatus};
 use crate::verdict::Report;
-use revision::{AfterBake, Evaluation, KubeState, Settings};
+use revision::{AfterBake, Evaluation, Settings};
 
 pub use revision::Start;
 
@@ -128,16 +128,7 @@ impl Evaluator {
             return self.end(&start.release);
         }
         let started = start.summary.started_at().unwrap_or(start.status_since);
-        let evaluation = Evaluation {
-            bake_ends: crate::units::plus(started, policy.bake_window),
-            started,
-            policy,
-            baseline: None,
-            checks: BTreeMap::new(),
-            kube: KubeState::default(),
-            sql_troubles: BTreeMap::new(),
-            start,
-        };
+        let evaluation = Evaluation::new(start, policy, started);
         let key = evaluation.key().clone();
         let new_revision = evaluation.start.summary.revision;
         match self.watching.get(&key) {
@@ -158,6 +149,17 @@ impl Evaluator {
                 .map(|old| old.start.summary.revision)
                 .filter(|old| *old != new_revision),
         }
+    }
+
+    /// Judges a revision again from scratch (an operator's re-check), its bake window
+    /// starting at `from`: whatever was evaluated or watched of the release is replaced.
+    /// Returns the revision it replaces.
+    pub fn recheck(&mut self, start: Start, policy: ReleasePolicy, from: Timestamp) -> Option<u32> {
+        let key = start.release.clone();
+        let replaced = self.end(&key);
+        self.evaluations
+            .insert(key, Evaluation::new(start, policy, from));
+        replaced
     }
 
     /// The revision's status or the release history changed. An uninstall ends the

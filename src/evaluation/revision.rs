@@ -88,6 +88,20 @@ pub(super) struct Evaluation {
 }
 
 impl Evaluation {
+    /// A fresh evaluation whose bake window starts at `started`.
+    pub fn new(start: Start, policy: ReleasePolicy, started: Timestamp) -> Self {
+        Self {
+            bake_ends: crate::units::plus(started, policy.bake_window),
+            started,
+            policy,
+            baseline: None,
+            checks: BTreeMap::new(),
+            kube: KubeState::default(),
+            sql_troubles: BTreeMap::new(),
+            start,
+        }
+    }
+
     pub fn key(&self) -> &ReleaseKey {
         &self.start.release
     }

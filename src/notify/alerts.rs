@@ -329,6 +329,46 @@ fn automation_alerts(out: &mut Vec<Alert>, view: &ReleaseView, a: &Automation, l
     }
 }
 
+/// `HelmReleaseSuspended` (info) for each release an operator suspended: who, why and
+/// until when. Its verdicts are neither alerted nor mailed meanwhile (see `daemon::tell`).
+pub fn suspended_alerts<'a>(
+    views: impl Iterator<Item = &'a ReleaseView>,
+    links: &Links,
+) -> Vec<Alert> {
+    views
+        .filter_map(|view| {
+            let s = view.controls.suspended.as_ref()?;
+            let until = s.until.strftime("%Y-%m-%d %H:%M:%S UTC");
+            let mut annotations = vec![
+                (
+                    "summary",
+                    format!("{} is suspended until {until}", view.release),
+                ),
+                (
+                    "description",
+                    format!(
+                        "suspended {}: upgrade-guard still judges it but neither alerts, mails nor acts on it until {until} (or `upgrade-guard resume`)",
+                        s.set.words()
+                    ),
+                ),
+                ("suspended_by", s.set.by.clone()),
+                ("suspended_until", s.until.to_string()),
+            ];
+            if !s.set.reason.is_empty() {
+                annotations.push(("reason", s.set.reason.clone()));
+            }
+            Some(alert_for(
+                AlertName::HelmReleaseSuspended,
+                "info",
+                (&view.release, view.revision),
+                "suspended",
+                annotations,
+                links,
+            ))
+        })
+        .collect()
+}
+
 /// One info alert per notice: `HelmReleaseUninstalled`, `UpgradeExportViews`.
 pub fn notice_alerts(notices: &[Notice], links: &Links) -> Vec<Alert> {
     notices

@@ -41,6 +41,7 @@ fn view(verdict: Verdict, is_final: bool, results: Vec<CheckResult>) -> ReleaseV
         mode: None,
         automation: None,
         after_bake: None,
+        controls: Default::default(),
     }
 }
 

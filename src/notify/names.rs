@@ -30,11 +30,13 @@ pub enum AlertName {
     UpgradeExportViews,
     /// A release was uninstalled.
     HelmReleaseUninstalled,
+    /// An operator suspended a release: judged, neither alerted nor acted on.
+    HelmReleaseSuspended,
 }
 
 impl AlertName {
     /// Every name, in the order of `docs/alerts.md`.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::UpgradeFailed,
         Self::UpgradeDegraded,
         Self::UpgradeRegressedAfterBake,
@@ -47,6 +49,7 @@ impl AlertName {
         Self::UpgradeOutOfOrder,
         Self::UpgradeExportViews,
         Self::HelmReleaseUninstalled,
+        Self::HelmReleaseSuspended,
     ];
 
     /// The `alertname` label.
@@ -64,6 +67,7 @@ impl AlertName {
             Self::UpgradeOutOfOrder => "UpgradeOutOfOrder",
             Self::UpgradeExportViews => "UpgradeExportViews",
             Self::HelmReleaseUninstalled => "HelmReleaseUninstalled",
+            Self::HelmReleaseSuspended => "HelmReleaseSuspended",
         }
     }
 }

@@ -203,37 +203,16 @@ pub async fn watch(
     timeout: u32,
     tx: tokio::sync::mpsc::Sender<(ReleaseKey, Vec<ActionRecord>)>,
 ) {
-    use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, namespace);
-    let selector = format!("{}={}", RECORD_LABEL.0, RECORD_LABEL.1);
-    let config = watcher::Config::default()
-        .labels(&selector)
-        .timeout(timeout);
-    let stream = watcher(api, config).default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    while let Some(event) = stream.next().await {
-        let (cm, gone) = match event {
-            Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => (cm, false),
-            Ok(watcher::Event::Delete(cm)) => (cm, true),
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!(namespace, error = %e, "the watch of the action records failed; retrying with backoff");
-                continue;
-            }
-        };
-        let Some(release) = release_of(&cm) else {
-            continue;
-        };
-        let records = if gone {
-            Vec::new()
-        } else {
-            parse(&cm.data.unwrap_or_default())
-        };
-        if tx.send((release, records)).await.is_err() {
-            return;
-        }
-    }
+    super::store::watch_labelled(
+        client,
+        namespace,
+        RECORD_LABEL,
+        timeout,
+        "the action records",
+        parse,
+        tx,
+    )
+    .await;
 }
 
 #[cfg(test)]

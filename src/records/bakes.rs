@@ -55,6 +55,13 @@ pub struct BakeEntry {
     /// before its bake ends. A final verdict replaces it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub during_bake: bool,
+    /// An operator accepted the revision as good (`upgrade-guard accept`): `verdict` is
+    /// `healthy` from then on, whatever was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<crate::records::control::Acceptance>,
+    /// The verdict it had when it was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_over: Option<BakeRecord>,
 }
 
 impl BakeEntry {
@@ -80,6 +87,8 @@ impl BakeEntry {
             content: report.content.clone(),
             install: report.install,
             during_bake: false,
+            accepted: None,
+            accepted_over: None,
         })
     }
 
@@ -91,6 +100,8 @@ impl BakeEntry {
         }
         Some(Self {
             during_bake: true,
+            accepted: None,
+            accepted_over: None,
             ..Self::of(report)?
         })
     }
@@ -304,6 +315,8 @@ mod tests {
             content: String::new(),
             install: None,
             during_bake: false,
+            accepted: None,
+            accepted_over: None,
         };
         let data = BTreeMap::from([
             ("7".to_string(), serde_json::to_string(&entry).unwrap()),

@@ -1,12 +1,14 @@
 //! upgrade-guard's own records, kept in ConfigMaps of its own namespace (never in Helm's
 //! Secrets): each revision's final verdict (`bakes`), from which rollback targets are chosen,
-//! and each automatic action's intent and outcome (`action`, `actions`), so that nothing runs
-//! twice across restarts and replicas. `store` holds what both kinds share: the labels, the
+//! each automatic action's intent and outcome (`action`, `actions`), so that nothing runs
+//! twice across restarts and replicas, and the operator's controls (`control`, `controls`). `store` holds what both kinds share: the labels, the
 //! namespace's ConfigMaps and the errors.
 
 pub mod action;
 pub mod actions;
 pub mod bakes;
+pub mod control;
+pub mod controls;
 pub mod mailed;
 pub mod outbox;
 mod store;
@@ -28,6 +30,7 @@ pub async fn retire(
     for name in [
         bakes::configmap_name(release),
         actions::configmap_name(release),
+        controls::configmap_name(release),
     ] {
         deleted += u32::from(maps.delete(&name).await?);
     }

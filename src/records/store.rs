@@ -49,7 +49,7 @@ pub enum StoreError {
         source: kube::Error,
     },
     /// Any other API failure.
-    #[error("cannot {verb} the bake records in namespace {namespace}: {source}")]
+    #[error("cannot {verb} upgrade-guard's records in namespace {namespace}: {source}")]
     Api {
         /// `read` or `write`.
         verb: &'static str,
@@ -130,5 +130,51 @@ impl ConfigMaps {
             .await
             .map(|list| list.items)
             .map_err(|e| self.error("list", e))
+    }
+}
+
+/// Watches the ConfigMaps of `namespace` labelled `label` (one kind of records) and sends
+/// each release's records, parsed, whenever they change (`parse` of nothing when its
+/// ConfigMap is deleted); retries with backoff when the watch fails (`what` names them in
+/// the warning). Returns when the receiver is gone.
+pub(super) async fn watch_labelled<T>(
+    client: kube::Client,
+    namespace: &str,
+    label: (&str, &str),
+    timeout: u32,
+    what: &str,
+    parse: impl Fn(&BTreeMap<String, String>) -> T,
+    tx: tokio::sync::mpsc::Sender<(ReleaseKey, T)>,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+    let selector = format!("{}={}", label.0, label.1);
+    let config = watcher::Config::default()
+        .labels(&selector)
+        .timeout(timeout);
+    let stream = watcher(api, config).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        let (cm, gone) = match event {
+            Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => (cm, false),
+            Ok(watcher::Event::Delete(cm)) => (cm, true),
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(namespace, error = %e, "the watch of {what} failed; retrying with backoff");
+                continue;
+            }
+        };
+        let Some(release) = release_of(&cm) else {
+            continue;
+        };
+        let data = if gone {
+            BTreeMap::new()
+        } else {
+            cm.data.unwrap_or_default()
+        };
+        if tx.send((release, parse(&data))).await.is_err() {
+            return;
+        }
     }
 }

@@ -40,6 +40,8 @@ fn entry(verdict: BakeRecord, content: &str, install: Option<i64>) -> BakeEntry 
         content: content.into(),
         install: install.map(at),
         during_bake: false,
+        accepted: None,
+        accepted_over: None,
     }
 }
 

@@ -149,6 +149,8 @@ pub async fn record_healthy(n: &str, release: &str, revision: u32) {
         content: s.fingerprint.content.clone(),
         install: s.first_deployed,
         during_bake: false,
+        accepted: None,
+        accepted_over: None,
     };
     BakeStore::new(tkube::client().await, n)
         .record(&ReleaseKey::new(n, release), revision, &entry)
