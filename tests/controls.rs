@@ -206,7 +206,7 @@ async fn an_accepted_revision_is_healthy_resolves_its_alert_and_becomes_the_roll
         NO_PROMETHEUS,
         "  mode: recommend\n",
         &format!(
-            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n{}",
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n{}  kubernetes_events: true\n",
             alerting()
         ),
     );
@@ -239,6 +239,17 @@ async fn an_accepted_revision_is_healthy_resolves_its_alert_and_becomes_the_roll
         (d.metric("upgrade_guard_alerts_firing").await? == 0.0).then_some(())
     })
     .await;
+    // A Kubernetes Event about revision 2 says who accepted it and why.
+    let accepted = tkube::event(WAIT, n, "a RevisionAccepted Event", |e| {
+        e.reason.as_deref() == Some("RevisionAccepted")
+    })
+    .await;
+    let note = accepted.note.clone().unwrap_or_default();
+    assert!(note.contains("known sidecar crash"), "{note}");
+    assert_eq!(
+        accepted.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("sh.helm.release.v1.gim.v2")
+    );
     let record = tkube::bake_record(n, n, "gim", 2).await;
     assert!(record.contains("\"verdict\":\"healthy\""), "{record}");
     assert!(record.contains("\"accepted_over\":\"failed\""), "{record}");

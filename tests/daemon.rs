@@ -963,14 +963,8 @@ async fn verdict_changes_are_kubernetes_events_about_the_helm_record_once_each()
                 && r.name.as_deref() == Some("sh.helm.release.v1.app.v2")
         })
     };
-    let failed = wait::until(WAIT, "an UpgradeFailed Event about revision 2", || async {
-        events
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("UpgradeFailed") && about_v2(e))
+    let failed = tkube::event(WAIT, n, "an UpgradeFailed Event about revision 2", |e| {
+        e.reason.as_deref() == Some("UpgradeFailed") && about_v2(e)
     })
     .await;
     assert_eq!(failed.type_.as_deref(), Some("Warning"));

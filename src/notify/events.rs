@@ -1,6 +1,7 @@
 //! Which Kubernetes Events to publish (pure): verdict changes, stuck or unreadable records,
-//! held automatic actions, automatic actions and their outcomes, and regressions after the
-//! bake, each about the release's newest Helm record, once per fact.
+//! held automatic actions, automatic actions and their outcomes, regressions after the
+//! bake, and the operator's controls (suspended, accepted, re-check), each about the
+//! release's newest Helm record, once per fact.
 
 use std::collections::BTreeSet;
 
@@ -92,6 +93,49 @@ fn facts(view: &ReleaseView) -> Vec<(Fact, KubeEvent)> {
             reason,
             "Watch",
             problem.clone(),
+        );
+    }
+    let c = &view.controls;
+    if let Some(s) = &c.suspended {
+        add(
+            view.revision,
+            s.set.at.to_string(),
+            false,
+            "ReleaseSuspended",
+            "Suspend",
+            format!(
+                "suspended until {} {}: judged and shown, neither alerted nor acted on",
+                s.until.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                s.set.words()
+            ),
+        );
+    }
+    if let Some(a) = &c.accepted {
+        add(
+            view.revision,
+            a.set.at.to_string(),
+            false,
+            "RevisionAccepted",
+            "Accept",
+            format!(
+                "revision {} accepted as good {}: healthy, a valid rollback target",
+                view.revision,
+                a.set.words()
+            ),
+        );
+    }
+    if let Some(r) = &c.recheck {
+        add(
+            view.revision,
+            r.set.at.to_string(),
+            false,
+            "RecheckRequested",
+            "Recheck",
+            format!(
+                "revision {} judged again with a fresh bake window, asked {}",
+                r.revision,
+                r.set.words()
+            ),
         );
     }
     if let Some(j) = &view.judgement {

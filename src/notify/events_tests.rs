@@ -119,3 +119,47 @@ fn a_release_gone_is_forgotten_and_a_new_leader_publishes_only_what_changes() {
     let events = book.new_events([&long].into_iter());
     assert!(events[0].note.len() <= 1024 && events[0].note.ends_with("..."));
 }
+
+#[test]
+fn the_operators_controls_are_published_once_with_who_and_why() {
+    use crate::records::control::{Acceptance, SetBy, Suspension};
+    let set = |by: &str, at: &str| SetBy {
+        by: by.into(),
+        at: at.parse().unwrap(),
+        reason: "INC-1234".into(),
+    };
+    let mut book = EventBook::default();
+    let mut v = view(Verdict::Failed, true, vec![]);
+    let _ = book.new_events([&v].into_iter());
+    v.controls.suspended = Some(Suspension {
+        set: set("alice", "2026-12-03T10:00:00Z"),
+        until: "2026-12-03T12:00:00Z".parse().unwrap(),
+    });
+    let events = book.new_events([&v].into_iter());
+    assert_eq!(reasons(&events), [("ReleaseSuspended", false)]);
+    assert_eq!(
+        events[0].note,
+        "suspended until 2026-12-03 12:00:00 UTC by alice at 2026-12-03 10:00:00 UTC: INC-1234: judged and shown, neither alerted nor acted on"
+    );
+    assert!(book.new_events([&v].into_iter()).is_empty());
+    // Suspended again later (another suspension): a new fact.
+    v.controls.suspended = Some(Suspension {
+        set: set("bob", "2026-12-03T11:00:00Z"),
+        until: "2026-12-03T13:00:00Z".parse().unwrap(),
+    });
+    v.controls.accepted = Some(Acceptance {
+        set: set("bob", "2026-12-03T11:00:00Z"),
+    });
+    let events = book.new_events([&v].into_iter());
+    assert_eq!(
+        reasons(&events),
+        [("ReleaseSuspended", false), ("RevisionAccepted", false)]
+    );
+    assert!(
+        events[1]
+            .note
+            .starts_with("revision 3 accepted as good by bob"),
+        "{}",
+        events[1].note
+    );
+}

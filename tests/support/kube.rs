@@ -352,3 +352,23 @@ pub async fn bake_record(state_ns: &str, namespace: &str, release: &str, revisio
     })
     .await
 }
+
+/// Waits (up to `within`) for a Kubernetes Event in `ns` that `matches`, and returns it.
+pub async fn event(
+    within: std::time::Duration,
+    ns: &str,
+    what: &str,
+    matches: impl Fn(&k8s_openapi::api::events::v1::Event) -> bool,
+) -> k8s_openapi::api::events::v1::Event {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client().await, ns);
+    super::wait::until(within, what, || async {
+        events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| matches(e))
+    })
+    .await
+}
