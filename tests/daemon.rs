@@ -420,6 +420,72 @@ fn email_config(ns: &str, security: &str, port: u16, alertmanager: bool) -> Stri
     )
 }
 
+/// Issue 22.6: a route sends the failures of the releases it matches to their team (its
+/// recipients, its `team` label on every alert); the others go to `notifications.email.to`
+/// without the label; a route with no recipients keeps its releases out of email.
+#[tokio::test]
+async fn each_release_is_told_to_its_team_by_its_route() {
+    let ns = tkube::namespace("daemon-route").await;
+    let n = ns.name.as_str();
+    let routes = format!(
+        "  routes:\n    - namespaces: [{n}]\n      releases: [app]\n      email_to: [infomart@example.test]\n      labels: {{team: infomart}}\n\
+         \x20   - releases: [quiet]\n      email_to: []\n      labels: {{team: reporting}}\n"
+    );
+    let config = format!(
+        "{}{routes}",
+        email_config(n, "none", stack().smtp_port, true)
+    );
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    for release in ["app", "other", "quiet"] {
+        install_then_upgrade(n, release, &["unschedulable=true"]);
+    }
+    let about = |release: &str| format!("{n}/{release} revision 2: failed");
+    let mails = wait::until(WAIT, "the failure emails of app and other", || async {
+        let all = support::mail::messages();
+        let app = all
+            .iter()
+            .find(|m| m.subject.ends_with(&about("app")))?
+            .clone();
+        let other = all
+            .iter()
+            .find(|m| m.subject.ends_with(&about("other")))?
+            .clone();
+        Some((app, other))
+    })
+    .await;
+    assert_eq!(mails.0.to, "infomart@example.test");
+    assert_eq!(mails.1.to, "ops@example.test");
+    for (release, team) in [
+        ("app", Some("infomart")),
+        ("other", None),
+        ("quiet", Some("reporting")),
+    ] {
+        let alert = wait::until(
+            WAIT,
+            &format!("the UpgradeFailed alert of {release}"),
+            || async {
+                alertmanager::alerts(&[
+                    ("namespace", n),
+                    ("release", release),
+                    ("alertname", "UpgradeFailed"),
+                ])
+                .await
+                .into_iter()
+                .next()
+            },
+        )
+        .await;
+        assert_eq!(alert["labels"]["team"].as_str(), team, "{alert:#}");
+    }
+    // `quiet` failed and was alerted, but mailed to nobody.
+    let quiet = support::mail::messages()
+        .into_iter()
+        .filter(|m| m.subject.contains(&format!("{n}/quiet")))
+        .count();
+    assert_eq!(quiet, 0);
+    d.stop().await;
+}
+
 /// Issue 9.5, 9.8: a failed upgrade is mailed once (not per re-send or round), text and
 /// HTML, with the checks and the exact command; the recovery is mailed too.
 #[tokio::test]

@@ -272,8 +272,8 @@ async fn alertmanager_with_tls_a_client_certificate_and_basic_auth_gets_the_aler
     let now = jiff::Timestamp::now();
     alertmanagers.send(vec![upgrade_guard::notify::alerts::PostableAlert {
         labels: [
-            ("alertname", "UpgradeFailed".to_string()),
-            ("release", "secured".to_string()),
+            ("alertname".to_string(), "UpgradeFailed".to_string()),
+            ("release".to_string(), "secured".to_string()),
         ]
         .into(),
         annotations: Default::default(),

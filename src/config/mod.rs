@@ -7,7 +7,8 @@
 //! release's policy, mode, bake window, suite). The types are `policy.rs` (per release) and
 //! `settings.rs` (daemon-wide); reading the file is `load.rs`, validating it `resolve.rs`, on `raw.rs` and
 //! `fields.rs` (the file as written), `defaults.rs`, `overlay.rs`, `sections.rs`,
-//! `database.rs` and `validate.rs`; `error.rs` says what is wrong, field by field.
+//! `database.rs` and `validate.rs`; `error.rs` says what is wrong, field by field;
+//! `routes.rs` says which team hears about which release.
 
 mod database;
 pub mod defaults;
@@ -18,6 +19,7 @@ mod overlay;
 mod policy;
 mod raw;
 mod resolve;
+pub mod routes;
 mod sections;
 mod settings;
 mod validate;
@@ -120,6 +122,12 @@ impl Config {
             .filter_map(|o| o.raw.mode)
             .next_back()
             .unwrap_or(self.defaults.mode)
+    }
+
+    /// The notification route of a release (`notifications.routes`): the first that
+    /// matches, none when no route does.
+    pub fn route_for(&self, key: &ReleaseKey) -> Option<&routes::Route> {
+        routes::route_for(&self.notifications.routes, key)
     }
 
     /// The policy for a release: the defaults, then every matching entry in file order.

@@ -61,6 +61,7 @@ pub struct RawNotifications {
     pub external_url: Option<String>,
     pub kubernetes_events: Option<bool>,
     pub inconclusive_after: Option<Dur>,
+    pub routes: Option<Vec<super::routes::RawRoute>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

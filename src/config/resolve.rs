@@ -181,6 +181,10 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             .inconclusive_after
             .as_ref()
             .map_or(Duration::from_secs(30 * 60), |d| d.0),
+        routes: super::routes::routes(
+            raw.notifications.routes.as_deref().unwrap_or_default(),
+            raw.notifications.email.is_some(),
+        )?,
     };
     for (i, url) in notifications.alertmanager_urls.iter().enumerate() {
         match reqwest::Url::parse(url) {

@@ -222,6 +222,8 @@ pub struct NotificationsConfig {
     pub email: Option<EmailConfig>,
     /// A revision `inconclusive` for longer than this is alerted and mailed (warning).
     pub inconclusive_after: Duration,
+    /// Per release or namespace: other email recipients, extra alert labels.
+    pub routes: Vec<super::routes::Route>,
 }
 
 /// Leader election among replicas (a Lease in `state.namespace`).

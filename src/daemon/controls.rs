@@ -65,8 +65,11 @@ impl Daemon {
             (controls, state.get(key).map(|v| v.revision))
         };
         for (revision, acceptance) in &controls.accepted {
-            self.accept(evaluator, key, *revision, acceptance, current)
-                .await;
+            // A re-check asked after the acceptance is what stands.
+            if controls.accepted_over_recheck(*revision) {
+                self.accept(evaluator, key, *revision, acceptance, current)
+                    .await;
+            }
         }
         if let Some(recheck) = controls
             .recheck

@@ -68,6 +68,15 @@ impl Daemon {
             .is_some_and(|v| v.controls.suspended.is_some())
     }
 
+    /// Whether an operator accepted `revision` as good after any re-check they asked of it.
+    fn accepted(&self, key: &ReleaseKey, revision: u32) -> bool {
+        let state = self.state.read();
+        let Some(c) = state.controls(key) else {
+            return false;
+        };
+        c.accepted_over_recheck(revision)
+    }
+
     /// A release event.
     pub async fn event(&mut self, evaluator: &mut Evaluator, event: ReleaseEvent) {
         let key = event.release.clone();
@@ -282,6 +291,12 @@ impl Daemon {
         let reports = evaluator.round(Timestamp::now()).await;
         self.metrics.rounds.inc();
         for mut report in reports {
+            if self.accepted(&report.release, report.revision) {
+                // An operator accepted this revision (after any re-check they asked):
+                // nothing judged of it overrides that.
+                evaluator.end(&report.release);
+                continue;
+            }
             if report.action != RecommendedAction::None {
                 report.action = match self.guards.cached(&report) {
                     Some(decided) => decided,

@@ -88,10 +88,28 @@ pub fn alerts(state: &State, config: &Config, links: &Links) -> Vec<Alert> {
     wanted.extend(suspended_alerts(told_views(state, config), links));
     wanted.extend(notice_alerts(&notices(state, config), links));
     wanted.extend(order_alerts(state.order(), links));
-    match &config.cluster {
-        Some(c) => wanted.into_iter().map(|a| a.in_cluster(c)).collect(),
-        None => wanted,
-    }
+    wanted
+        .into_iter()
+        .map(|a| {
+            let a = match routed(config, &a.labels) {
+                Some(route) => a.with_labels(&route.labels),
+                None => a,
+            };
+            match &config.cluster {
+                Some(c) => a.in_cluster(c),
+                None => a,
+            }
+        })
+        .collect()
+}
+
+/// The route of the release an alert is about (from its `namespace` and `release` labels).
+fn routed<'a>(
+    config: &'a Config,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Option<&'a crate::config::routes::Route> {
+    let key = ReleaseKey::new(labels.get("namespace")?, labels.get("release")?);
+    config.route_for(&key)
 }
 
 /// The mails due since the mailbook last looked: new notices and changes of the releases
@@ -104,13 +122,23 @@ pub fn mails(
 ) -> Vec<Result<Mail, minijinja::Error>> {
     let mut mails = mailbook.notices(&notices(state, config), links);
     mails.extend(mailbook.changes(verdicts_told(state, config), links));
-    match &config.cluster {
-        Some(c) => mails
-            .into_iter()
-            .map(|m| m.map(|m| m.in_cluster(c)))
-            .collect(),
-        None => mails,
-    }
+    mails
+        .into_iter()
+        .map(|m| {
+            m.map(|mut m| {
+                // The release's team, when a route names other recipients.
+                m.to = config
+                    .route_for(&m.release)
+                    .and_then(|r| r.email_to.clone());
+                match &config.cluster {
+                    Some(c) => m.in_cluster(c),
+                    None => m,
+                }
+            })
+        })
+        // A route with no recipients: no email about its releases.
+        .filter(|m| !matches!(m, Ok(m) if m.to.as_ref().is_some_and(Vec::is_empty)))
+        .collect()
 }
 
 /// The Kubernetes Events due since the book last looked, about the releases told about.

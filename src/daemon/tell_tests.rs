@@ -180,3 +180,59 @@ fn the_cluster_is_named_in_every_alert_and_mail() {
         "{e}"
     );
 }
+
+#[test]
+fn a_route_labels_the_alerts_and_addresses_the_mails_of_its_releases() {
+    let state = failed_release();
+    let with = |routes: &str| {
+        Config::parse(
+            &format!(
+                "notifications:\n  email:\n    smtp_host: mail\n    security: none\n    from: ug@example.test\n    to: [ops@example.test]\n  routes:\n{routes}"
+            ),
+            "t",
+        )
+        .unwrap()
+    };
+    let team = with(
+        "    - namespaces: [ns]\n      email_to: [infomart@example.test]\n      labels: {team: infomart}\n",
+    );
+    let fired = alerts(&state, &team, &Links::default());
+    assert!(!fired.is_empty());
+    for a in &fired {
+        assert_eq!(
+            a.labels.get("team").map(String::as_str),
+            Some("infomart"),
+            "{a:?}"
+        );
+    }
+    let mails = mails(&mut Mailbook::default(), &state, &team, &Links::default());
+    assert!(!mails.is_empty());
+    for m in mails {
+        assert_eq!(
+            m.unwrap().to,
+            Some(vec!["infomart@example.test".to_string()])
+        );
+    }
+    // Another namespace's route: the defaults.
+    let elsewhere = with("    - namespaces: [other]\n      labels: {team: x}\n");
+    assert!(alerts_have_no_team(&state, &elsewhere));
+    let mails = mails_to(&state, &elsewhere);
+    assert!(mails.iter().all(Option::is_none), "{mails:?}");
+    // No recipients: no mail, the alerts still fire.
+    let quiet = with("    - releases: [app]\n      email_to: []\n      labels: {team: q}\n");
+    assert!(mails_to(&state, &quiet).is_empty());
+    assert!(!alerts(&state, &quiet, &Links::default()).is_empty());
+}
+
+fn alerts_have_no_team(state: &State, config: &Config) -> bool {
+    alerts(state, config, &Links::default())
+        .iter()
+        .all(|a| !a.labels.contains_key("team"))
+}
+
+fn mails_to(state: &State, config: &Config) -> Vec<Option<Vec<String>>> {
+    mails(&mut Mailbook::default(), state, config, &Links::default())
+        .into_iter()
+        .map(|m| m.unwrap().to)
+        .collect()
+}

@@ -31,8 +31,8 @@ pub const RESOLVED_FOR: Duration = Duration::from_secs(5 * 60);
 /// One alert: its identity and what it says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alert {
-    /// The stable label set.
-    pub labels: BTreeMap<&'static str, String>,
+    /// The stable label set (with a route's labels, names chosen by the operator).
+    pub labels: BTreeMap<String, String>,
     /// What changes.
     pub annotations: BTreeMap<&'static str, String>,
     /// What caused it: the API's answer about its release (`generatorURL`).
@@ -42,7 +42,16 @@ pub struct Alert {
 impl Alert {
     /// The alert labelled with the cluster it is about.
     pub fn in_cluster(mut self, cluster: &str) -> Self {
-        self.labels.insert("cluster", cluster.to_string());
+        self.labels.insert("cluster".into(), cluster.to_string());
+        self
+    }
+
+    /// The alert with a route's labels added (never replacing its own: the configuration
+    /// refuses those names).
+    pub fn with_labels(mut self, labels: &BTreeMap<String, String>) -> Self {
+        for (k, v) in labels {
+            self.labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         self
     }
 }
@@ -52,7 +61,7 @@ impl Alert {
 #[serde(rename_all = "camelCase")]
 pub struct PostableAlert {
     /// Labels.
-    pub labels: BTreeMap<&'static str, String>,
+    pub labels: BTreeMap<String, String>,
     /// Annotations.
     pub annotations: BTreeMap<&'static str, String>,
     /// When it started firing.
@@ -105,12 +114,12 @@ fn alert_for(
     links: &Links,
 ) -> Alert {
     let labels = BTreeMap::from([
-        ("alertname", name.as_str().to_string()),
-        ("severity", severity.to_string()),
-        ("namespace", release.namespace.to_string()),
-        ("release", release.name.to_string()),
-        ("revision", revision.to_string()),
-        ("check", check.to_string()),
+        ("alertname".to_string(), name.as_str().to_string()),
+        ("severity".to_string(), severity.to_string()),
+        ("namespace".to_string(), release.namespace.to_string()),
+        ("release".to_string(), release.name.to_string()),
+        ("revision".to_string(), revision.to_string()),
+        ("check".to_string(), check.to_string()),
     ]);
     let mut annotations: BTreeMap<&'static str, String> = annotations.into_iter().collect();
     if let Some(url) = links.dashboard(release) {
@@ -449,12 +458,15 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     resend: Duration,
-    entries: BTreeMap<Vec<(&'static str, String)>, Entry>,
+    entries: BTreeMap<Vec<(String, String)>, Entry>,
     last_sent: Option<Timestamp>,
 }
 
-fn key(a: &Alert) -> Vec<(&'static str, String)> {
-    a.labels.iter().map(|(k, v)| (*k, v.clone())).collect()
+fn key(a: &Alert) -> Vec<(String, String)> {
+    a.labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 impl Ledger {

@@ -94,7 +94,7 @@ fn message(config: &EmailConfig, mail: &Mail) -> Result<Message, String> {
         .message_id(None)
         .in_reply_to(root.clone())
         .references(root);
-    for to in &config.to {
+    for to in mail.to.as_ref().unwrap_or(&config.to) {
         builder = builder.to(to.parse().map_err(|e| format!("to {to:?}: {e}"))?);
     }
     builder

@@ -161,6 +161,8 @@ pub struct Mail {
     pub text: String,
     /// HTML part.
     pub html: String,
+    /// Recipients instead of `notifications.email.to` (the release's route).
+    pub to: Option<Vec<String>>,
 }
 
 impl Mail {
@@ -320,6 +322,7 @@ impl Mailbook {
                     ),
                     text: self.env.get_template("email.txt")?.render(&ctx)?,
                     html: self.env.get_template("email.html")?.render(&ctx)?,
+                    to: None,
                 })
             };
             out.push(render());
@@ -416,6 +419,7 @@ impl Mailbook {
             ),
             text: self.env.get_template("email.txt")?.render(&ctx)?,
             html: self.env.get_template("email.html")?.render(&ctx)?,
+            to: None,
         })
     }
 }

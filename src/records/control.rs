@@ -129,6 +129,17 @@ impl Controls {
         self.suspension.as_ref().filter(|s| s.until > now)
     }
 
+    /// Whether `revision` stands accepted: accepted, and not re-checked since.
+    pub fn accepted_over_recheck(&self, revision: u32) -> bool {
+        let Some(a) = self.accepted.get(&revision) else {
+            return false;
+        };
+        self.recheck
+            .as_ref()
+            .filter(|r| r.revision == revision)
+            .is_none_or(|r| a.set.at > r.set.at)
+    }
+
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         self.suspension.is_none()
@@ -163,7 +174,11 @@ impl ControlView {
     pub fn of(controls: &Controls, revision: u32, now: Timestamp) -> Self {
         Self {
             suspended: controls.suspended(now).cloned(),
-            accepted: controls.accepted.get(&revision).cloned(),
+            accepted: controls
+                .accepted
+                .get(&revision)
+                .filter(|_| controls.accepted_over_recheck(revision))
+                .cloned(),
             recheck: controls.recheck.clone().filter(|r| r.revision == revision),
         }
     }
@@ -242,6 +257,37 @@ mod tests {
     }
 
     #[test]
+    fn a_recheck_asked_after_an_acceptance_judges_again() {
+        let mut c = Controls::default();
+        c.accepted.insert(
+            4,
+            Acceptance {
+                set: set("bob", "2026-12-03T10:05:00Z"),
+            },
+        );
+        assert!(c.accepted_over_recheck(4));
+        assert!(!c.accepted_over_recheck(5));
+        c.recheck = Some(Recheck {
+            revision: 4,
+            set: set("carol", "2026-12-03T10:06:00Z"),
+        });
+        assert!(
+            !c.accepted_over_recheck(4),
+            "re-checked after the acceptance"
+        );
+        c.accepted.insert(
+            4,
+            Acceptance {
+                set: set("bob", "2026-12-03T10:07:00Z"),
+            },
+        );
+        assert!(
+            c.accepted_over_recheck(4),
+            "accepted again after the re-check"
+        );
+    }
+
+    #[test]
     fn unreadable_entries_are_reported_never_guessed() {
         let data = BTreeMap::from([
             (SUSPEND_KEY.to_string(), "{not json".to_string()),
@@ -267,7 +313,7 @@ mod tests {
             )]),
             recheck: Some(Recheck {
                 revision: 4,
-                set: set("carol", "2026-12-03T10:06:00Z"),
+                set: set("carol", "2026-12-03T10:04:00Z"),
             }),
             ..Controls::default()
         };
