@@ -486,6 +486,101 @@ async fn each_release_is_told_to_its_team_by_its_route() {
     d.stop().await;
 }
 
+/// Issue 22.7: a failed upgrade is POSTed once to each webhook, through real HTTP: the
+/// generic one gets the release's view signed with HMAC-SHA256 (the secret from its file)
+/// and, refused with a 503 at first, the same request again; the chat one gets Slack's and
+/// Teams' `{"text": ...}` from a URL kept in a file.
+#[tokio::test]
+async fn a_failure_is_posted_once_to_each_webhook_signed_and_retried() {
+    use support::receiver::Receiver;
+    let ns = tkube::namespace("daemon-hook").await;
+    let n = ns.name.as_str();
+    let generic = Receiver::start(&[503]).await;
+    let chat = Receiver::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("hmac");
+    std::fs::write(&secret, "s3cr3t\n").unwrap();
+    let chat_url = dir.path().join("chat-url");
+    std::fs::write(&chat_url, chat.url("/services/T0/B0/XXXX")).unwrap();
+    let config = short_config(
+        NO_PROMETHEUS,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             notifications:\n  webhooks:\n    - name: ops\n      url: {}\n      secret_file: {}\n\
+             \x20   - name: chat\n      format: chat\n      url_file: {}\n",
+            generic.url("/upgrade-guard"),
+            secret.display(),
+            chat_url.display()
+        ),
+    );
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    install_then_upgrade(n, "app", &["unschedulable=true"]);
+    let delivered = wait::until(
+        WAIT,
+        "the failure delivered to the generic webhook",
+        || async {
+            generic
+                .received()
+                .into_iter()
+                .find(|r| r.status == 200 && r.header("x-upgrade-guard-event") == Some("failed"))
+        },
+    )
+    .await;
+    let id = format!("{n}.app.r2.failed");
+    assert_eq!(
+        delivered.header("x-upgrade-guard-delivery"),
+        Some(id.as_str())
+    );
+    assert_eq!(delivered.path, "/upgrade-guard");
+    assert_eq!(delivered.header("content-type"), Some("application/json"));
+    assert_eq!(
+        delivered.header("x-upgrade-guard-signature").unwrap(),
+        upgrade_guard::notify::webhook::signature(b"s3cr3t", delivered.body.as_bytes())
+    );
+    let body: serde_json::Value = serde_json::from_str(&delivered.body).unwrap();
+    assert_eq!(body["state"], "failed");
+    assert_eq!(body["release"]["revision"], 2);
+    assert_eq!(body["release"]["judgement"]["verdict"], "failed");
+    // The 503 was retried: the same request, twice.
+    let tries: Vec<u16> = generic
+        .received()
+        .iter()
+        .filter(|r| r.header("x-upgrade-guard-delivery") == Some(id.as_str()))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(tries, [503, 200]);
+    let message = wait::until(WAIT, "the chat message", || async {
+        chat.received().into_iter().next()
+    })
+    .await;
+    assert_eq!(message.path, "/services/T0/B0/XXXX");
+    let text: serde_json::Value = serde_json::from_str(&message.body).unwrap();
+    let text = text["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("{n}/app revision 2: failed")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("helm rollback app 1 -n {n}")),
+        "{text}"
+    );
+    // Failed to the end of its bake: still one delivery each.
+    let ended =
+        format!(r#"upgrade_guard_release_evaluation_final{{namespace="{n}",release="app"}}"#);
+    wait::until(WAIT, "the final verdict", || async {
+        (d.metric(&ended).await == Some(1.0)).then_some(())
+    })
+    .await;
+    let sent = r#"upgrade_guard_notifications_total{channel="webhook",outcome="sent"}"#;
+    wait::until(WAIT, "both deliveries counted", || async {
+        (d.metric(sent).await == Some(2.0)).then_some(())
+    })
+    .await;
+    assert_eq!(chat.received().len(), 1);
+    d.stop().await;
+}
+
 /// Issue 9.5, 9.8: a failed upgrade is mailed once (not per re-send or round), text and
 /// HTML, with the checks and the exact command; the recovery is mailed too.
 #[tokio::test]

@@ -8,7 +8,8 @@
 //! `settings.rs` (daemon-wide); reading the file is `load.rs`, validating it `resolve.rs`, on `raw.rs` and
 //! `fields.rs` (the file as written), `defaults.rs`, `overlay.rs`, `sections.rs`,
 //! `database.rs` and `validate.rs`; `error.rs` says what is wrong, field by field;
-//! `routes.rs` says which team hears about which release.
+//! `routes.rs` says which team hears about which release, `webhooks.rs` where else changes
+//! are POSTed.
 
 mod database;
 pub mod defaults;
@@ -23,6 +24,7 @@ pub mod routes;
 mod sections;
 mod settings;
 mod validate;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

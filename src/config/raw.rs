@@ -62,6 +62,7 @@ pub struct RawNotifications {
     pub kubernetes_events: Option<bool>,
     pub inconclusive_after: Option<Dur>,
     pub routes: Option<Vec<super::routes::RawRoute>>,
+    pub webhooks: Option<Vec<super::webhooks::RawWebhook>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -185,6 +185,9 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
             raw.notifications.routes.as_deref().unwrap_or_default(),
             raw.notifications.email.is_some(),
         )?,
+        webhooks: super::webhooks::webhooks(
+            raw.notifications.webhooks.as_deref().unwrap_or_default(),
+        )?,
     };
     for (i, url) in notifications.alertmanager_urls.iter().enumerate() {
         match reqwest::Url::parse(url) {

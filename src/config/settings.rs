@@ -224,6 +224,8 @@ pub struct NotificationsConfig {
     pub inconclusive_after: Duration,
     /// Per release or namespace: other email recipients, extra alert labels.
     pub routes: Vec<super::routes::Route>,
+    /// Where each change worth telling is POSTed besides email.
+    pub webhooks: Vec<super::webhooks::Webhook>,
 }
 
 /// Leader election among replicas (a Lease in `state.namespace`).

@@ -193,6 +193,12 @@ pub async fn run(
         )
     });
     let mut eventbook = crate::notify::events::EventBook::default();
+    let webhooks = crate::notify::webhooks::Webhooks::start(
+        &notifications.webhooks,
+        notifications.queue_size,
+        notify_metrics.clone(),
+    );
+    let mut hookbook = crate::notify::mail::Changebook::default();
     // How often the ledger is asked whether a resend is due.
     let notify_tick =
         (notifications.resend_interval / 4).max(std::time::Duration::from_millis(100));
@@ -384,6 +390,8 @@ pub async fn run(
             mailbook = Mailbook::default();
             eventbook = crate::notify::events::EventBook::default();
             tell::events_seen(&mut eventbook, &daemon.state_mut(), &config);
+            hookbook = crate::notify::mail::Changebook::default();
+            tell::hooks_seen(&mut hookbook, &daemon.state_mut(), &config);
             if mailer.is_some() {
                 match mailed.load().await {
                     Ok(confirmed) => mailbook.seed(&confirmed),
@@ -416,6 +424,11 @@ pub async fn run(
         if let Some(sink) = kube_events.as_ref().filter(|_| telling) {
             for event in tell::events(&mut eventbook, &daemon.state_mut(), &config) {
                 sink.send(event);
+            }
+        }
+        if telling && !webhooks.is_empty() {
+            for hook in tell::hooks(&mut hookbook, &daemon.state_mut(), &config, &links) {
+                webhooks.send(hook);
             }
         }
         if let Some(mailer) = mailer.as_ref().filter(|_| telling) {

@@ -8,8 +8,9 @@ use jiff::Timestamp;
 use crate::config::{Config, Mode};
 use crate::notify::alerts::{Alert, desired, notice_alerts, order_alerts, suspended_alerts};
 use crate::notify::events::{EventBook, KubeEvent};
-use crate::notify::mail::{Mail, Mailbook};
+use crate::notify::mail::{Changebook, Mail, Mailbook};
 use crate::notify::names::Links;
+use crate::notify::webhook::Hook;
 use crate::release::ReleaseKey;
 use crate::state::{Notice, ReleaseView, State};
 use crate::suite::{OrderWarning, order_warnings};
@@ -139,6 +140,24 @@ pub fn mails(
         // A route with no recipients: no email about its releases.
         .filter(|m| !matches!(m, Ok(m) if m.to.as_ref().is_some_and(Vec::is_empty)))
         .collect()
+}
+
+/// The webhook requests due: one per change of a release whose verdicts are told, per
+/// webhook.
+pub fn hooks(book: &mut Changebook, state: &State, config: &Config, links: &Links) -> Vec<Hook> {
+    let changes = book.changes(verdicts_told(state, config));
+    crate::notify::webhook::hooks(
+        &changes,
+        &config.notifications.webhooks,
+        links,
+        config.cluster.as_deref(),
+    )
+}
+
+/// What the releases whose verdicts are told state now, taken as told (a replica that
+/// starts telling posts what changes from then on).
+pub fn hooks_seen(book: &mut Changebook, state: &State, config: &Config) {
+    book.seen(verdicts_told(state, config));
 }
 
 /// The Kubernetes Events due since the book last looked, about the releases told about.

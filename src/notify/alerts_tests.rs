@@ -75,7 +75,11 @@ fn a_failed_revision_fires_one_critical_alert_per_failing_check_with_stable_labe
     let alerts = desired([&v].into_iter(), &links);
     assert_eq!(alerts.len(), 1);
     let a = &alerts[0];
-    let labels: Vec<(&str, &str)> = a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let labels: Vec<(&str, &str)> = a
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(
         labels,
         [

@@ -196,9 +196,69 @@ struct CheckRow {
     summary: String,
 }
 
+/// A release's state worth telling (see [`Changebook`]): its name and its headline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct News(MailState);
+
+impl News {
+    /// `failed`, `healthy`, `rolled_back`, ...
+    pub fn as_str(self) -> &'static str {
+        self.0.as_str()
+    }
+
+    /// The words of a subject line: "failed", "stuck pending", ...
+    pub fn headline(self) -> &'static str {
+        self.0.headline()
+    }
+}
+
+/// What was told of each release (revision and state), so that each change is told once,
+/// never once per round or re-send; healthy is news only after something went wrong. The
+/// mails and the webhooks each keep one.
+#[derive(Debug, Default)]
+pub struct Changebook {
+    told: BTreeMap<ReleaseKey, (u32, MailState)>,
+}
+
+impl Changebook {
+    /// The views whose state changed since last told, with their news; releases no longer
+    /// shown are forgotten.
+    pub fn changes<'a>(
+        &mut self,
+        views: impl Iterator<Item = &'a ReleaseView>,
+    ) -> Vec<(&'a ReleaseView, News)> {
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        for view in views {
+            seen.push(view.release.clone());
+            let Some(state) = MailState::of(view) else {
+                continue;
+            };
+            let before = self.told.get(&view.release).copied();
+            if before == Some((view.revision, state)) {
+                continue;
+            }
+            self.told
+                .insert(view.release.clone(), (view.revision, state));
+            let recovery = before.is_some_and(|(_, s)| s != MailState::Healthy);
+            if state == MailState::Healthy && !recovery {
+                continue;
+            }
+            out.push((view, News(state)));
+        }
+        self.told.retain(|k, _| seen.contains(k));
+        out
+    }
+
+    /// Takes what the views state now as told (a replica that starts telling).
+    pub fn seen<'a>(&mut self, views: impl Iterator<Item = &'a ReleaseView>) {
+        let _ = self.changes(views);
+    }
+}
+
 /// The states already told, per release.
 pub struct Mailbook {
-    told: BTreeMap<ReleaseKey, (u32, MailState)>,
+    told: Changebook,
     /// Notices already mailed: (release, kind, when noticed).
     told_notices: std::collections::BTreeSet<(ReleaseKey, NoticeKind, jiff::Timestamp)>,
     env: Environment<'static>,
@@ -211,7 +271,7 @@ impl Default for Mailbook {
         let _ = env.add_template("email.txt", include_str!("templates/email.txt"));
         let _ = env.add_template("email.html", include_str!("templates/email.html"));
         Self {
-            told: BTreeMap::new(),
+            told: Changebook::default(),
             told_notices: Default::default(),
             env,
         }
@@ -230,7 +290,7 @@ impl Mailbook {
             if let (Some(revision), Some(state)) = (t.revision, t.state.as_deref())
                 && let Some(state) = MailState::ALL.into_iter().find(|s| s.as_str() == state)
             {
-                self.told.insert(release.clone(), (revision, state));
+                self.told.told.insert(release.clone(), (revision, state));
             }
             if let (Some(kind), Some(at)) = (t.notice.as_deref(), t.at)
                 && let Some(kind) = [NoticeKind::Uninstalled, NoticeKind::ExportViews]
@@ -248,28 +308,11 @@ impl Mailbook {
         views: impl Iterator<Item = &'a ReleaseView>,
         links: &Links,
     ) -> Vec<Result<Mail, minijinja::Error>> {
-        let mut out = Vec::new();
-        let mut seen = Vec::new();
-        for view in views {
-            seen.push(view.release.clone());
-            let Some(state) = MailState::of(view) else {
-                continue;
-            };
-            let before = self.told.get(&view.release).copied();
-            if before == Some((view.revision, state)) {
-                continue;
-            }
-            self.told
-                .insert(view.release.clone(), (view.revision, state));
-            // Healthy is news only after something went wrong.
-            let recovery = before.is_some_and(|(_, s)| s != MailState::Healthy);
-            if state == MailState::Healthy && !recovery {
-                continue;
-            }
-            out.push(self.render(view, state, links));
-        }
-        self.told.retain(|k, _| seen.contains(k));
-        out
+        self.told
+            .changes(views)
+            .into_iter()
+            .map(|(view, news)| self.render(view, news.0, links))
+            .collect()
     }
 
     /// One message per notice, once.

@@ -16,6 +16,8 @@ pub enum Channel {
     Email,
     /// Kubernetes Events (`events.k8s.io`).
     KubernetesEvents,
+    /// Webhooks (`notifications.webhooks`).
+    Webhook,
 }
 
 impl Channel {
@@ -25,6 +27,7 @@ impl Channel {
             Self::Alertmanager => "alertmanager",
             Self::Email => "email",
             Self::KubernetesEvents => "kubernetes_events",
+            Self::Webhook => "webhook",
         }
     }
 }
@@ -83,6 +86,7 @@ impl NotifyMetrics {
             Channel::Alertmanager,
             Channel::Email,
             Channel::KubernetesEvents,
+            Channel::Webhook,
         ] {
             for outcome in Delivery::ALL {
                 let _ = m

@@ -1,5 +1,6 @@
-//! Telling people: the alerts that should fire and the emails that should go (pure, from the
-//! daemon's state), and their delivery to Alertmanager and SMTP, each off the daemon's path.
+//! Telling people: the alerts that should fire, the emails and webhook requests that should
+//! go (pure, from the daemon's state), and their delivery to Alertmanager, SMTP and the
+//! webhooks, each off the daemon's path.
 
 pub mod alertmanager;
 pub mod alerts;
@@ -10,3 +11,5 @@ pub mod mail;
 pub mod metrics;
 pub mod names;
 mod queue;
+pub mod webhook;
+pub mod webhooks;

@@ -24,6 +24,7 @@ pub mod mail;
 pub mod postgres;
 pub mod prometheus;
 pub mod proxy;
+pub mod receiver;
 pub mod stack;
 pub mod tracker;
 pub mod tracking_load;
