@@ -88,6 +88,10 @@ pub struct ReleaseView {
     pub event: EventName,
     /// Its chart, when the revision could be read.
     pub chart: Option<ChartView>,
+    /// The chart of the revision seen before it (what it replaced), when this process saw
+    /// one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_chart: Option<ChartView>,
     /// When its upgrade started (the revision's `last_deployed`).
     pub started: Option<Timestamp>,
     /// The latest judgement of this revision (none yet, or not judged).
@@ -288,6 +292,7 @@ impl State {
                 status: event.status,
                 event: event.kind.name(),
                 chart: None,
+                previous_chart: current.and_then(|v| v.chart.clone()),
                 started: None,
                 judgement: None,
                 problem: None,

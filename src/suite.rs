@@ -145,6 +145,7 @@ mod tests {
             status: ReleaseStatus::Deployed,
             event,
             chart: None,
+            previous_chart: None,
             started: Some(at(started)),
             judgement: verdict.map(|(verdict, is_final)| Judgement {
                 inconclusive_since: None,

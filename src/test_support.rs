@@ -207,6 +207,7 @@ pub fn view(
         status: ReleaseStatus::Deployed,
         event: crate::release::event::EventName::Upgraded,
         chart: None,
+        previous_chart: None,
         started: Some(at(0)),
         judgement: Some(crate::state::Judgement {
             inconclusive_since: None,

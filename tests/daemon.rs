@@ -431,9 +431,17 @@ async fn each_release_is_told_to_its_team_by_its_route() {
         "  routes:\n    - namespaces: [{n}]\n      releases: [app]\n      email_to: [infomart@example.test]\n      labels: {{team: infomart}}\n\
          \x20   - releases: [quiet]\n      email_to: []\n      labels: {{team: reporting}}\n"
     );
+    // Issue 22.8: the text part from the operator's template (a mounted directory).
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(
+        templates.path().join("email.txt"),
+        "Team notice: {{ release }} revision {{ revision }} {{ headline }}.\n{{ command }}\n",
+    )
+    .unwrap();
     let config = format!(
-        "{}{routes}",
-        email_config(n, "none", stack().smtp_port, true)
+        "{}    templates_dir: {}\n{routes}",
+        email_config(n, "none", stack().smtp_port, true),
+        templates.path().display()
     );
     let d = Running::start(&stack().kubeconfig, &config).await;
     for release in ["app", "other", "quiet"] {
@@ -455,6 +463,19 @@ async fn each_release_is_told_to_its_team_by_its_route() {
     .await;
     assert_eq!(mails.0.to, "infomart@example.test");
     assert_eq!(mails.1.to, "ops@example.test");
+    assert!(
+        mails
+            .0
+            .text
+            .starts_with(&format!("Team notice: {n}/app revision 2 failed.")),
+        "{}",
+        mails.0.text
+    );
+    assert!(
+        mails.0.html.contains("<table"),
+        "the built-in HTML part: {}",
+        mails.0.html
+    );
     for (release, team) in [
         ("app", Some("infomart")),
         ("other", None),

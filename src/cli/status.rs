@@ -382,6 +382,7 @@ mod tests {
                 version: "100.0.116".into(),
                 app_version: Some("9.0".into()),
             }),
+            previous_chart: None,
             started: Some(t(0)),
             judgement: Some(Judgement {
                 inconclusive_since: None,

@@ -77,6 +77,7 @@ pub struct RawEmail {
     pub password_file: Option<std::path::PathBuf>,
     pub timeout: Option<Dur>,
     pub give_up_after: Option<Dur>,
+    pub templates_dir: Option<std::path::PathBuf>,
     /// Refused with a message: credentials never live in the configuration.
     pub password: Option<serde_yaml_ng::Value>,
     /// Refused likewise.

@@ -83,6 +83,7 @@ pub(super) fn email(raw: &raw::RawEmail) -> Result<EmailConfig, FieldError> {
         password_file: raw.password_file.clone(),
         timeout,
         give_up_after,
+        templates_dir: raw.templates_dir.clone(),
     })
 }
 

@@ -194,6 +194,8 @@ pub struct EmailConfig {
     /// A message the server cannot be reached for is retried this long, then given up
     /// (counted `dropped`).
     pub give_up_after: Duration,
+    /// A directory whose `email.txt` and `email.html` replace the built-in templates.
+    pub templates_dir: Option<std::path::PathBuf>,
 }
 
 /// Where alerts go.

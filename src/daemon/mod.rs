@@ -182,7 +182,20 @@ pub async fn run(
             Some(MailedStore::new(client.clone(), &config.state.namespace)),
         )
     });
-    let mut mailbook = Mailbook::default();
+    // The operator's templates, read and checked once; the built-in ones otherwise.
+    let templates = match notifications
+        .email
+        .as_ref()
+        .and_then(|e| e.templates_dir.as_deref())
+    {
+        Some(dir) => crate::notify::email::read_templates(dir).unwrap_or_else(|e| {
+            warn!("notifications.email.templates_dir: {e}; the built-in templates are used");
+            Default::default()
+        }),
+        None => Default::default(),
+    };
+    let new_mailbook = || Mailbook::with_templates(&templates).unwrap_or_default();
+    let mut mailbook = new_mailbook();
     // Read once: it names this replica in Events and in the alerts' links.
     let host = host_name();
     let kube_events = notifications.kubernetes_events.then(|| {
@@ -387,7 +400,7 @@ pub async fn run(
             // hears everything that fires at once, and what no replica confirmed mailed is
             // mailed.
             ledger = Ledger::new(notifications.resend_interval);
-            mailbook = Mailbook::default();
+            mailbook = new_mailbook();
             eventbook = crate::notify::events::EventBook::default();
             tell::events_seen(&mut eventbook, &daemon.state_mut(), &config);
             hookbook = crate::notify::mail::Changebook::default();
@@ -437,7 +450,12 @@ pub async fn run(
             let mails = tell::mails(&mut mailbook, &daemon.state_mut(), &config, &links);
             for mail in mails {
                 match mail {
-                    Ok(mail) => mailer.send(mail),
+                    Ok(mail) => {
+                        if let Some(e) = &mail.template_error {
+                            warn!(release = %mail.release, "the email template does not render, the built-in one was used: {e}");
+                        }
+                        mailer.send(mail);
+                    }
                     Err(e) => warn!("cannot render an email: {e}"),
                 }
             }

@@ -76,6 +76,7 @@ pub fn restored_view(
         status: row.status,
         event: EventName::Restored,
         chart: Some(ChartView::of(&summary.chart)),
+        previous_chart: None,
         started: summary.last_deployed,
         judgement: Some(Judgement {
             inconclusive_since: (verdict == Verdict::Inconclusive).then_some(entry.at),

@@ -21,6 +21,7 @@ fn view(verdict: Verdict, is_final: bool, results: Vec<CheckResult>) -> ReleaseV
         status: ReleaseStatus::Deployed,
         event: crate::release::event::EventName::Upgraded,
         chart: None,
+        previous_chart: None,
         started: Some(t(0)),
         judgement: Some(Judgement {
             inconclusive_since: None,

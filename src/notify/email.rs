@@ -245,3 +245,29 @@ async fn confirm(store: Option<&MailedStore>, mail: &Mail) {
         warn!(release = %mail.release, "the email was sent but its confirmation was not recorded (a replica taking over may send it again): {e}");
     }
 }
+
+/// The operator's templates in `dir` (`email.txt`, `email.html`; a missing one keeps the
+/// built-in), checked: an error names the file and what is wrong.
+pub fn read_templates(dir: &std::path::Path) -> Result<super::mail::Templates, String> {
+    let read = |name: &str| -> Result<Option<String>, String> {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    };
+    let templates = super::mail::Templates {
+        text: read("email.txt")?,
+        html: read("email.html")?,
+    };
+    if templates.text.is_none() && templates.html.is_none() {
+        return Err(format!(
+            "{} holds neither email.txt nor email.html",
+            dir.display()
+        ));
+    }
+    super::mail::Mailbook::with_templates(&templates)
+        .map_err(|e| format!("a template in {} does not parse: {e:#}", dir.display()))?;
+    Ok(templates)
+}

@@ -163,6 +163,8 @@ pub struct Mail {
     pub html: String,
     /// Recipients instead of `notifications.email.to` (the release's route).
     pub to: Option<Vec<String>>,
+    /// Why the operator's template did not render (the built-in one was used).
+    pub template_error: Option<String>,
 }
 
 impl Mail {
@@ -262,6 +264,17 @@ pub struct Mailbook {
     /// Notices already mailed: (release, kind, when noticed).
     told_notices: std::collections::BTreeSet<(ReleaseKey, NoticeKind, jiff::Timestamp)>,
     env: Environment<'static>,
+    /// The operator's templates (`notifications.email.templates_dir`), tried first.
+    custom: Option<Environment<'static>>,
+}
+
+/// The templates an operator gives instead of the built-in ones (either may be missing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Templates {
+    /// `email.txt`.
+    pub text: Option<String>,
+    /// `email.html` (auto-escaped).
+    pub html: Option<String>,
 }
 
 impl Default for Mailbook {
@@ -274,11 +287,50 @@ impl Default for Mailbook {
             told: Changebook::default(),
             told_notices: Default::default(),
             env,
+            custom: None,
         }
     }
 }
 
 impl Mailbook {
+    /// A mailbook rendering with the operator's templates where given, the built-in ones
+    /// otherwise. A template that does not parse is refused, with its name and line.
+    pub fn with_templates(templates: &Templates) -> Result<Self, minijinja::Error> {
+        let mut book = Self::default();
+        let mut custom = Environment::new();
+        let mut any = false;
+        for (name, source) in [
+            ("email.txt", &templates.text),
+            ("email.html", &templates.html),
+        ] {
+            if let Some(source) = source {
+                custom.add_template_owned(name, source.clone())?;
+                any = true;
+            }
+        }
+        book.custom = any.then_some(custom);
+        Ok(book)
+    }
+
+    /// One part of a message: the operator's template when there is one and it renders,
+    /// else the built-in one (and why the operator's did not render).
+    fn part(
+        &self,
+        name: &str,
+        ctx: &minijinja::Value,
+        failed: &mut Option<String>,
+    ) -> Result<String, minijinja::Error> {
+        if let Some(custom) = &self.custom
+            && let Ok(template) = custom.get_template(name)
+        {
+            match template.render(ctx) {
+                Ok(out) => return Ok(out),
+                Err(e) => *failed = Some(format!("{name}: {e:#}")),
+            }
+        }
+        self.env.get_template(name)?.render(ctx)
+    }
+
     /// Takes what was confirmed sent (by any replica, before any restart) as told, so
     /// only what nobody confirmed is sent. Entries that do not parse are ignored.
     pub fn seed(&mut self, confirmed: &BTreeMap<String, String>) {
@@ -339,7 +391,8 @@ impl Mailbook {
                 dashboard => links.dashboard(&n.release),
                 api => links.generator(&n.release),
             };
-            let render = || -> Result<Mail, minijinja::Error> {
+            let mut failed = None;
+            let mut render = || -> Result<Mail, minijinja::Error> {
                 Ok(Mail {
                     release: n.release.clone(),
                     revision: n.revision,
@@ -363,9 +416,10 @@ impl Mailbook {
                         "[upgrade-guard] {} revision {}: {headline}",
                         n.release, n.revision
                     ),
-                    text: self.env.get_template("email.txt")?.render(&ctx)?,
-                    html: self.env.get_template("email.html")?.render(&ctx)?,
+                    text: self.part("email.txt", &ctx, &mut failed)?,
+                    html: self.part("email.html", &ctx, &mut failed)?,
                     to: None,
+                    template_error: failed.clone(),
                 })
             };
             out.push(render());
@@ -428,6 +482,9 @@ impl Mailbook {
             revision => view.revision,
             headline => state.headline(),
             chart => view.chart.as_ref().map(|c| format!("{}-{}", c.name, c.version)),
+            app => view.chart.as_ref().and_then(|c| c.app_version.clone()),
+            chart_before => view.previous_chart.as_ref().map(|c| format!("{}-{}", c.name, c.version)),
+            app_before => view.previous_chart.as_ref().and_then(|c| c.app_version.clone()),
             started => view.started.map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()),
             problem => view.problem.clone(),
             action => action.map(RecommendedAction::words),
@@ -437,6 +494,7 @@ impl Mailbook {
             dashboard => links.dashboard(&view.release),
             api => links.generator(&view.release),
         };
+        let mut failed = None;
         Ok(Mail {
             release: view.release.clone(),
             revision: view.revision,
@@ -460,9 +518,10 @@ impl Mailbook {
                 view.revision,
                 state.headline()
             ),
-            text: self.env.get_template("email.txt")?.render(&ctx)?,
-            html: self.env.get_template("email.html")?.render(&ctx)?,
+            text: self.part("email.txt", &ctx, &mut failed)?,
+            html: self.part("email.html", &ctx, &mut failed)?,
             to: None,
+            template_error: failed,
         })
     }
 }
@@ -494,6 +553,7 @@ mod tests {
             status: ReleaseStatus::Deployed,
             event: crate::release::event::EventName::Upgraded,
             chart: None,
+            previous_chart: None,
             started: None,
             judgement: Some(Judgement {
                 inconclusive_since: None,
@@ -583,6 +643,90 @@ mod tests {
 
     /// Issue 19.13: a revision that broke after its bake is mailed once, with what broke and
     /// the command; once it stops, the healthy verdict of its bake is news again.
+    #[test]
+    fn a_mail_says_the_chart_and_app_version_before_and_after() {
+        let mut failed = view(3, Verdict::Failed, false);
+        failed.chart = Some(crate::state::ChartView {
+            name: "gim".into(),
+            version: "100.0.117".into(),
+            app_version: Some("100.0.117".into()),
+        });
+        failed.previous_chart = Some(crate::state::ChartView {
+            name: "gim".into(),
+            version: "100.0.116".into(),
+            app_version: Some("100.0.116".into()),
+        });
+        let mail = Mailbook::default()
+            .changes([&failed].into_iter(), &Links::default())
+            .remove(0)
+            .unwrap();
+        assert!(
+            mail.text.contains(
+                "chart gim-100.0.116 -> gim-100.0.117, app version 100.0.116 -> 100.0.117"
+            ),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.html
+                .contains("<code>gim-100.0.116</code> &rarr; <code>gim-100.0.117</code>"),
+            "{}",
+            mail.html
+        );
+    }
+
+    #[test]
+    fn the_operators_templates_replace_the_built_in_ones_and_fall_back_when_they_fail() {
+        let failed = view(3, Verdict::Failed, false);
+        let custom = Templates {
+            text: Some("{{ release }} is {{ headline }}; run: {{ command }}".into()),
+            html: None,
+        };
+        let mail = Mailbook::with_templates(&custom)
+            .unwrap()
+            .changes([&failed].into_iter(), &Links::default())
+            .remove(0)
+            .unwrap();
+        assert!(
+            mail.text
+                .starts_with("gim/gim is failed; run: helm rollback"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.html.contains("<table"),
+            "the built-in HTML: {}",
+            mail.html
+        );
+        assert_eq!(mail.template_error, None);
+        // One that cannot render (an unknown filter) leaves the built-in text, and says why.
+        let broken = Templates {
+            text: Some("{{ release | shout }}".into()),
+            html: None,
+        };
+        // Filters are looked up when rendering: the template parses, the message falls back.
+        let mail = Mailbook::with_templates(&broken)
+            .unwrap()
+            .changes([&failed].into_iter(), &Links::default())
+            .remove(0)
+            .unwrap();
+        assert!(
+            mail.text.contains("gim/gim revision 3: failed"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.template_error
+                .as_deref()
+                .is_some_and(|e| e.contains("email.txt"))
+        );
+        let unparsable = Templates {
+            text: Some("{% if %}".into()),
+            html: None,
+        };
+        assert!(Mailbook::with_templates(&unparsable).is_err());
+    }
+
     #[test]
     fn a_revision_that_broke_after_its_bake_is_mailed_once() {
         let mut book = Mailbook::default();
