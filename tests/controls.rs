@@ -159,7 +159,7 @@ async fn a_suspended_release_is_judged_never_acted_on_by_any_replica_until_resum
         "no rollback while suspended"
     );
     let metric = format!(
-        "upgrade_guard_release_suspended_until_timestamp_seconds{{namespace=\"{n}\",release=\"gim\"}}"
+        "upgrade_guard_release_suspended_until_timestamp_seconds{{namespace=\"{n}\",release=\"gim\",by=\"{by}\"}}"
     );
     let until = b
         .metric(&metric)

@@ -111,11 +111,11 @@ impl Collector for ReleaseCollector {
         );
         let mut suspended = Family::new(
             "release_suspended_until_timestamp_seconds",
-            "While an operator has suspended the release (upgrade-guard suspend): when the suspension ends (Unix time); its verdicts are neither alerted nor acted on meanwhile",
+            "While an operator has suspended the release (upgrade-guard suspend; by: who): when the suspension ends (Unix time); its verdicts are neither alerted nor acted on meanwhile",
         );
         let mut accepted = Family::new(
             "release_accepted",
-            "1 when an operator accepted the latest revision as good (upgrade-guard accept)",
+            "1 when an operator accepted the latest revision as good (upgrade-guard accept; by: who)",
         );
         let state = self.state.read();
         for view in state.releases() {
@@ -148,14 +148,19 @@ impl Collector for ReleaseCollector {
                 1.0,
             ));
             if let Some(s) = &view.controls.suspended {
-                suspended
-                    .samples
-                    .push((base.clone(), s.until.as_second() as f64));
+                suspended.samples.push((
+                    with(&[("by", s.set.by.clone())]),
+                    s.until.as_second() as f64,
+                ));
             }
-            if view.controls.accepted.is_some() {
-                accepted
-                    .samples
-                    .push((with(&[("revision", view.revision.to_string())]), 1.0));
+            if let Some(a) = &view.controls.accepted {
+                accepted.samples.push((
+                    with(&[
+                        ("revision", view.revision.to_string()),
+                        ("by", a.set.by.clone()),
+                    ]),
+                    1.0,
+                ));
             }
             if let Some(kind) = view.problem_kind() {
                 problem
