@@ -14,6 +14,7 @@ pub mod gather;
 pub mod http_client;
 pub mod metrics;
 pub mod notify;
+pub mod probe;
 pub mod records;
 pub mod release;
 pub mod remediation;

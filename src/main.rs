@@ -24,6 +24,9 @@ fn init_logging(args: &Args) {
 
 async fn run(args: Args) -> Result<i32, CliError> {
     match &args.command {
+        Command::Config(c) if c.is_live() => {
+            cli::config::run_live(cli::kube_client(&args).await?, c).await
+        }
         Command::Config(c) => Ok(cli::config::run(c)),
         Command::Version(a) => cli::version::run(a).await,
         Command::Completion(a) => Ok(cli::completion::run(

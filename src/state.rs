@@ -261,6 +261,8 @@ pub struct State {
     controls: BTreeMap<ReleaseKey, Controls>,
     /// When the controls' views were last computed (a suspension expires by itself).
     now: Timestamp,
+    /// The queries of the configuration that cannot work, as last tried (`probe`).
+    config_problems: Vec<crate::probe::plan::Finding>,
 }
 
 impl State {
@@ -494,6 +496,16 @@ impl State {
             }
         }
         self.notices.len() != before
+    }
+
+    /// The configuration's queries that cannot work, as last tried against the cluster.
+    pub fn set_config_problems(&mut self, problems: Vec<crate::probe::plan::Finding>) {
+        self.config_problems = problems;
+    }
+
+    /// The configuration's queries that cannot work.
+    pub fn config_problems(&self) -> &[crate::probe::plan::Finding] {
+        &self.config_problems
     }
 
     /// The operator's controls of a release, as the cluster holds them now.

@@ -434,3 +434,79 @@ async fn check_wait_shows_each_verdict_change_and_quiet_shows_none() {
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);
     assert!(!quiet.stderr.contains("revision 2: "), "{}", quiet.stderr);
 }
+
+/// Issue 23.6: `config validate --live` runs every query of every release the configuration
+/// covers on the real Prometheus: one that answers is fine, a renamed metric returns no
+/// series, a typo is refused by Prometheus; each is named with its release and check, and
+/// the exit code says something is wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_validate_live_names_each_query_that_cannot_work() {
+    let ns = tkube::namespace("live-config").await;
+    let n = ns.name.as_str();
+    helm::install(n, "app", "demo-app", &[]);
+    let now = jiff::Timestamp::now().as_second();
+    let om = format!(
+        "# TYPE app_up gauge\napp_up{{namespace=\"{n}\"}} 1 {}\napp_up{{namespace=\"{n}\"}} 1 {}\n# EOF\n",
+        now - 30,
+        now - 15
+    );
+    let prom = support::prometheus::Prometheus::with_backfill(&om).await;
+    let config = config_file(&short_config(
+        &prom.url,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nreleases:\n  - name: app\n    metrics_presence:\n      \
+             - name: up\n        query: 'app_up{{namespace=\"{{{{namespace}}}}\"}}'\n      \
+             - name: renamed\n        query: 'app_upp{{namespace=\"{{{{namespace}}}}\"}}'\n    custom:\n      \
+             - name: typo\n        query: 'sum(rate(app_up[5m])'\n        max: 1\n"
+        ),
+    ));
+    let path = config.arg();
+    let out = cli::run(&["config", "validate", &path, "--live", "-o", "json"], &[]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let of = |check: &str| {
+        findings
+            .iter()
+            .find(|f| f["check"] == check)
+            .unwrap_or_else(|| panic!("no {check} in {findings:#?}"))
+            .clone()
+    };
+    assert!(
+        of("metrics_presence:up")["problem"].is_null(),
+        "{findings:#?}"
+    );
+    let renamed = of("metrics_presence:renamed");
+    assert_eq!(renamed["release"], format!("{n}/app"));
+    assert_eq!(renamed["tried"], format!("app_upp{{namespace=\"{n}\"}}"));
+    assert!(
+        renamed["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("returns no series now"),
+        "{renamed:#}"
+    );
+    assert!(
+        of("custom:typo")["problem"]
+            .as_str()
+            .unwrap()
+            .contains("Prometheus refuses the query"),
+        "{findings:#?}"
+    );
+    let table = cli::run(&["config", "validate", &path, "--live"], &[]);
+    assert_eq!(table.code, 1);
+    assert!(
+        table
+            .stdout
+            .contains(&format!("{n}/app metrics_presence:renamed: `app_upp")),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table
+            .stdout
+            .ends_with("3 queries of 1 release(s) tried: 2 problem(s)\n"),
+        "{}",
+        table.stdout
+    );
+}

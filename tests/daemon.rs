@@ -1215,3 +1215,67 @@ async fn verdict_changes_are_kubernetes_events_about_the_helm_record_once_each()
     assert_eq!(v["daemon"], v["client"], "{v}");
     d.stop().await;
 }
+
+/// Issue 23.7: the daemon tries its configuration against the live cluster: a check whose
+/// query returns nothing is exported (`config_problem`) and shown in the API with the query
+/// as it ran and the fix, while the check whose query answers is not; `status` says so.
+// Several threads: the CLI runs synchronously in the test, the daemon must answer it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_cannot_work_is_exported_and_shown_before_any_upgrade() {
+    let ns = tkube::namespace("daemon-live").await;
+    let n = ns.name.as_str();
+    helm::install(n, "app", "demo-app", &[]);
+    let now = jiff::Timestamp::now().as_second();
+    let om = format!(
+        "# TYPE app_up gauge\napp_up{{namespace=\"{n}\"}} 1 {}\napp_up{{namespace=\"{n}\"}} 1 {}\n# EOF\n",
+        now - 30,
+        now - 15
+    );
+    let prom = support::prometheus::Prometheus::with_backfill(&om).await;
+    let config = short_config(
+        &prom.url,
+        "",
+        &format!(
+            "watch:\n  namespaces: [{n}]\nstate:\n  namespace: {n}\n\
+             releases:\n  - name: app\n    metrics_presence:\n      \
+             - name: up\n        query: 'app_up{{namespace=\"{{{{namespace}}}}\"}}'\n      \
+             - name: renamed\n        query: 'app_upp{{namespace=\"{{{{namespace}}}}\"}}'\n"
+        ),
+    );
+    let d = Running::start(&stack().kubeconfig, &config).await;
+    d.ready().await;
+    let series = format!(
+        r#"upgrade_guard_config_problem{{namespace="{n}",release="app",check="metrics_presence:renamed"}}"#
+    );
+    wait::until(WAIT, "the renamed metric exported as a problem", || async {
+        (d.metric(&series).await == Some(1.0)).then_some(())
+    })
+    .await;
+    let up = format!(
+        r#"upgrade_guard_config_problem{{namespace="{n}",release="app",check="metrics_presence:up"}}"#
+    );
+    assert_eq!(d.metric(&up).await, None);
+    let (_, body) = d
+        .get(&format!("/api/v1/releases?namespace={n}&release=app"))
+        .await;
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let problems = answer["config_problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{answer:#}");
+    assert_eq!(
+        problems[0]["tried"],
+        format!("app_upp{{namespace=\"{n}\"}}")
+    );
+    assert!(
+        problems[0]["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("returns no series now"),
+        "{answer:#}"
+    );
+    let url = format!("http://{}", d.address);
+    let status = support::cli::run(&["status", "--url", &url, "-n", n], &[]);
+    status.says_on_stderr(&format!(
+        "configuration: {n}/app metrics_presence:renamed: `app_upp{{namespace=\"{n}\"}}` returns no series now"
+    ));
+    d.stop().await;
+}

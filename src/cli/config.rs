@@ -11,10 +11,30 @@ pub enum ConfigCommand {
     /// Print the built-in profile (Genesys Info Mart suite), a starting point for a file.
     Default,
     /// Check a configuration file; exits 1 with the field, line and reason if it is wrong.
+    /// With --live, also against the cluster: every PromQL query of every release it covers
+    /// runs once on its Prometheus (it must parse and return series now), every SQL query
+    /// once; exits 1 with a sentence per problem (release, check, fix).
     Validate {
         /// The file.
         file: PathBuf,
+        /// Also try every query against the live cluster, Prometheus and databases.
+        #[arg(long)]
+        live: bool,
+        /// With --live: the releases of these namespaces (default: the configuration's
+        /// `watch.namespaces`, else every namespace).
+        #[arg(short, long = "namespace")]
+        namespaces: Vec<String>,
+        /// With --live: output format.
+        #[arg(short, long, value_enum, default_value_t = super::output::Output::Table)]
+        output: super::output::Output,
     },
+}
+
+impl ConfigCommand {
+    /// Whether the command needs the cluster.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Self::Validate { live: true, .. })
+    }
 }
 
 /// Where the configuration comes from.
@@ -49,7 +69,7 @@ pub fn run(command: &ConfigCommand) -> i32 {
             print!("{DEFAULT_PROFILE}");
             0
         }
-        ConfigCommand::Validate { file } => match Config::load(file) {
+        ConfigCommand::Validate { file, .. } => match Config::load(file) {
             Ok(config) => {
                 for w in &config.warnings {
                     eprintln!("warning: {}: {w}", file.display());
@@ -63,4 +83,68 @@ pub fn run(command: &ConfigCommand) -> i32 {
             }
         },
     }
+}
+
+/// `config validate FILE --live`: the file, then every query of every release it covers
+/// against the live cluster. Exit 0 when nothing is wrong, 1 with the problems.
+pub async fn run_live(
+    client: kube::Client,
+    command: &ConfigCommand,
+) -> Result<i32, super::CliError> {
+    let ConfigCommand::Validate {
+        file,
+        namespaces,
+        output,
+        ..
+    } = command
+    else {
+        return Ok(run(command));
+    };
+    let config = Config::load(file)?;
+    for w in &config.warnings {
+        eprintln!("warning: {}: {w}", file.display());
+    }
+    let namespaces = if namespaces.is_empty() {
+        config.watch.namespaces.clone()
+    } else {
+        namespaces.clone()
+    };
+    let releases = super::spot::releases(&client, &namespaces, &config.watch.storage).await?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let prometheus = crate::gather::prometheus::Prometheus::new(
+        &config.prometheus,
+        crate::gather::metrics::PrometheusMetrics::register(&mut registry),
+    )?;
+    let postgres =
+        crate::gather::postgres::Postgres::new(config.databases.clone(), Some(client.clone()));
+    let findings = crate::probe::run(&config, &releases, &prometheus, &postgres).await;
+    let problems = findings.iter().filter(|f| !f.ok()).count();
+    output.print(&findings, |f| live_table(f, releases.len()))?;
+    Ok(i32::from(problems > 0))
+}
+
+/// The findings for a person: one line per problem, then a count.
+fn live_table(findings: &[crate::probe::plan::Finding], releases: usize) -> String {
+    let mut out = String::new();
+    for f in findings.iter().filter(|f| !f.ok()) {
+        out.push_str(&format!(
+            "{} {}: `{}` {}\n",
+            f.release,
+            f.check,
+            f.tried,
+            f.problem.as_deref().unwrap_or_default()
+        ));
+    }
+    let problems = findings.iter().filter(|f| !f.ok()).count();
+    out.push_str(&format!(
+        "{} quer{} of {releases} release(s) tried: {}\n",
+        findings.len(),
+        if findings.len() == 1 { "y" } else { "ies" },
+        if problems == 0 {
+            "all answer".to_string()
+        } else {
+            format!("{problems} problem(s)")
+        }
+    ));
+    out
 }

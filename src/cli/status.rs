@@ -260,11 +260,28 @@ pub fn render(rows: &[StatusRow]) -> String {
 #[derive(Debug, Deserialize)]
 struct Answer {
     releases: Vec<ReleaseView>,
+    /// Checks whose query cannot work (older daemons: none).
+    #[serde(default)]
+    config_problems: Vec<crate::probe::plan::Finding>,
 }
 
-async fn from_daemon(url: &str) -> Result<Vec<StatusRow>, CliError> {
+/// The rows of a daemon's releases, and the problems of its configuration in words.
+async fn from_daemon(url: &str) -> Result<(Vec<StatusRow>, Vec<String>), CliError> {
     let answer: Answer = daemon_json(url, "/api/v1/releases").await?;
-    Ok(answer.releases.iter().map(row_of_view).collect())
+    let problems = answer
+        .config_problems
+        .iter()
+        .map(|f| {
+            format!(
+                "configuration: {} {}: `{}` {}",
+                f.release,
+                f.check,
+                f.tried,
+                f.problem.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    Ok((answer.releases.iter().map(row_of_view).collect(), problems))
 }
 
 /// A running daemon's JSON answer at `path`.
@@ -293,18 +310,22 @@ pub async fn daemon_json<T: serde::de::DeserializeOwned>(
 
 /// Runs `status`; returns the exit code.
 pub async fn run(client: Option<kube::Client>, args: &StatusArgs) -> Result<i32, CliError> {
+    let mut notes = Vec::new();
     let rows: Vec<StatusRow> = match (&args.url, client) {
-        (Some(url), _) => from_daemon(url)
-            .await?
-            .into_iter()
-            .filter(|r| {
-                args.namespaces.is_empty()
-                    || args
-                        .namespaces
-                        .iter()
-                        .any(|n| r.release.starts_with(&format!("{n}/")))
-            })
-            .collect(),
+        (Some(url), _) => {
+            let (rows, problems) = from_daemon(url).await?;
+            notes = problems;
+            rows
+        }
+        .into_iter()
+        .filter(|r| {
+            args.namespaces.is_empty()
+                || args
+                    .namespaces
+                    .iter()
+                    .any(|n| r.release.starts_with(&format!("{n}/")))
+        })
+        .collect(),
         (None, client) => {
             let client = client.ok_or_else(|| {
                 CliError::Kubeconfig("no cluster to judge the releases in".into())
@@ -340,6 +361,10 @@ pub async fn run(client: Option<kube::Client>, args: &StatusArgs) -> Result<i32,
         }
     };
     args.output.print(rows.as_slice(), render)?;
+    // What the daemon found wrong with its configuration, on stderr in every format.
+    for note in notes {
+        eprintln!("{note}");
+    }
     Ok(exit_code(&rows))
 }
 

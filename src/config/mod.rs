@@ -78,6 +78,9 @@ pub struct Config {
     pub watch: WatchConfig,
     /// Re-judging interval.
     pub evaluation_interval: Duration,
+    /// How often the daemon tries every query against the live cluster (`probe`); zero:
+    /// only at start-up.
+    pub config_check_interval: Duration,
     /// upgrade-guard's own records.
     pub state: StateConfig,
     /// Where alerts go.

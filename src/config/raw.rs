@@ -153,6 +153,7 @@ pub struct RawWatch {
 #[serde(deny_unknown_fields)]
 pub struct RawEvaluation {
     pub interval: Option<Dur>,
+    pub config_check_interval: Option<Dur>,
 }
 
 /// A suite: releases upgraded together, in order.

@@ -132,6 +132,11 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
         .interval
         .map_or(Duration::from_secs(30), |d| d.0);
     positive("evaluation.interval", evaluation_interval)?;
+    let config_check_interval = raw
+        .evaluation
+        .config_check_interval
+        .as_ref()
+        .map_or(Duration::from_secs(10 * 60), |d| d.0);
     let state = StateConfig {
         namespace: raw
             .state
@@ -291,6 +296,7 @@ fn validate(raw: RawConfig) -> Result<Config, FieldError> {
         prometheus,
         watch,
         evaluation_interval,
+        config_check_interval,
         state,
         notifications,
         actions,

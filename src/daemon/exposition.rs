@@ -117,7 +117,23 @@ impl Collector for ReleaseCollector {
             "release_accepted",
             "1 when an operator accepted the latest revision as good (upgrade-guard accept; by: who)",
         );
+        let mut config_problem = Family::new(
+            "config_problem",
+            "1 for each check whose query, tried against the live cluster, cannot work (refused, no series, SQL failing); see config_problems in /api/v1/releases",
+        );
         let state = self.state.read();
+        for f in state.config_problems() {
+            if let Some((namespace, release)) = f.release.split_once('/') {
+                config_problem.samples.push((
+                    vec![
+                        ("namespace", namespace.to_string()),
+                        ("release", release.to_string()),
+                        ("check", f.check.clone()),
+                    ],
+                    1.0,
+                ));
+            }
+        }
         for view in state.releases() {
             let base: Labels = vec![
                 ("namespace", view.release.namespace.to_string()),
@@ -258,6 +274,7 @@ impl Collector for ReleaseCollector {
             after_bake,
             suspended,
             accepted,
+            config_problem,
         ] {
             family.encode(&mut encoder)?;
         }

@@ -122,6 +122,8 @@ struct ReleasesBody<'a> {
     releases: Vec<&'a ReleaseView>,
     notices: &'a [crate::state::Notice],
     suite_order: &'a [crate::suite::OrderWarning],
+    /// Checks whose query cannot work, as last tried against the live cluster.
+    config_problems: &'a [crate::probe::plan::Finding],
     notifications: NotificationsBody,
 }
 
@@ -279,7 +281,7 @@ fn releases(served: &Served, filter: &Filter) -> Answer {
     };
     // Copied under the lock, encoded without it: the daemon's loop, which writes the state
     // at each judgement, never waits for an encoding.
-    let (releases, notices, suite_order) = {
+    let (releases, notices, suite_order, config_problems) = {
         let state = served.state.read();
         (
             state
@@ -299,6 +301,16 @@ fn releases(served: &Served, filter: &Filter) -> Answer {
                 .filter(|w| filter.admits(&w.release))
                 .cloned()
                 .collect::<Vec<_>>(),
+            state
+                .config_problems()
+                .iter()
+                .filter(|f| {
+                    f.release.split_once('/').is_some_and(|(ns, name)| {
+                        filter.admits(&crate::release::ReleaseKey::new(ns, name))
+                    })
+                })
+                .cloned()
+                .collect::<Vec<_>>(),
         )
     };
     let email_error = served
@@ -310,6 +322,7 @@ fn releases(served: &Served, filter: &Filter) -> Answer {
         releases: releases.iter().collect(),
         notices: &notices,
         suite_order: &suite_order,
+        config_problems: &config_problems,
         notifications: NotificationsBody { email_error },
     };
     match serde_json::to_vec_pretty(&body) {

@@ -140,6 +140,12 @@ pub async fn run(
         &config.watch.namespaces,
         config.watch.watch_timeout,
     );
+    let probe = tokio::spawn(check_configuration(
+        config.clone(),
+        prometheus.clone(),
+        crate::gather::postgres::Postgres::new(config.databases.clone(), Some(client.clone())),
+        state.clone(),
+    ));
     let mut evaluator = Evaluator::new(client.clone(), &config, prometheus)
         .with_stores(stores.clone())
         .with_database_metrics(database_metrics);
@@ -472,11 +478,62 @@ pub async fn run(
     tracker.abort();
     records_watch.abort();
     controls_watch.abort();
+    probe.abort();
     daemon.remediator.drain().await;
     let _ = stop_tx.send(true);
     let _ = server.await;
     let _ = elector.await;
     Ok(())
+}
+
+/// Tries every query of the configuration against the live cluster once the releases are
+/// known, then every `evaluation.config_check_interval`: what cannot work is logged when it
+/// starts or stops, and shown (API, `config_problem` metric) until it works.
+async fn check_configuration(
+    config: Arc<Config>,
+    prometheus: Prometheus,
+    postgres: crate::gather::postgres::Postgres,
+    state: Shared,
+) {
+    // The first look once the releases are listed (the state has them), at most a minute
+    // after start-up.
+    let started = tokio::time::Instant::now();
+    while state.read().releases().next().is_none()
+        && started.elapsed() < std::time::Duration::from_secs(60)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let mut known: Vec<(String, String)> = Vec::new();
+    loop {
+        let releases: Vec<crate::release::ReleaseKey> =
+            state.read().releases().map(|v| v.release.clone()).collect();
+        let problems: Vec<_> = crate::probe::run(&config, &releases, &prometheus, &postgres)
+            .await
+            .into_iter()
+            // A monitoring outage is told by its own alerts, not as a configuration fault.
+            .filter(|f| !f.ok() && !f.untried)
+            .collect();
+        let now: Vec<(String, String)> = problems
+            .iter()
+            .map(|f| (f.release.clone(), f.check.clone()))
+            .collect();
+        for f in problems
+            .iter()
+            .filter(|f| !known.contains(&(f.release.clone(), f.check.clone())))
+        {
+            warn!(release = %f.release, check = %f.check, query = %f.tried,
+                "the configuration cannot work here: {}", f.problem.as_deref().unwrap_or_default());
+        }
+        for (release, check) in known.iter().filter(|k| !now.contains(k)) {
+            info!(release = %release, check = %check, "the check's query answers again");
+        }
+        known = now;
+        state.write().set_config_problems(problems);
+        if config.config_check_interval.is_zero() {
+            return;
+        }
+        tokio::time::sleep(config.config_check_interval).await;
+    }
 }
 
 /// This host's name (a pod's name in Kubernetes), for links to the API.
