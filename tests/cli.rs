@@ -476,6 +476,8 @@ async fn config_validate_live_names_each_query_that_cannot_work() {
         of("metrics_presence:up")["problem"].is_null(),
         "{findings:#?}"
     );
+    // The objects the Kubernetes checks read can be listed (the stack's admin).
+    assert!(of("kubernetes")["problem"].is_null(), "{findings:#?}");
     let renamed = of("metrics_presence:renamed");
     assert_eq!(renamed["release"], format!("{n}/app"));
     assert_eq!(renamed["tried"], format!("app_upp{{namespace=\"{n}\"}}"));
@@ -505,7 +507,7 @@ async fn config_validate_live_names_each_query_that_cannot_work() {
     assert!(
         table
             .stdout
-            .ends_with("3 queries of 1 release(s) tried: 2 problem(s)\n"),
+            .ends_with("4 check(s) of 1 release(s) tried: 2 problem(s)\n"),
         "{}",
         table.stdout
     );

@@ -117,7 +117,8 @@ pub async fn run_live(
     )?;
     let postgres =
         crate::gather::postgres::Postgres::new(config.databases.clone(), Some(client.clone()));
-    let findings = crate::probe::run(&config, &releases, &prometheus, &postgres).await;
+    let findings =
+        crate::probe::run(&config, &releases, &prometheus, &postgres, Some(&client)).await;
     let problems = findings.iter().filter(|f| !f.ok()).count();
     output.print(&findings, |f| live_table(f, releases.len()))?;
     Ok(i32::from(problems > 0))
@@ -137,9 +138,8 @@ fn live_table(findings: &[crate::probe::plan::Finding], releases: usize) -> Stri
     }
     let problems = findings.iter().filter(|f| !f.ok()).count();
     out.push_str(&format!(
-        "{} quer{} of {releases} release(s) tried: {}\n",
+        "{} check(s) of {releases} release(s) tried: {}\n",
         findings.len(),
-        if findings.len() == 1 { "y" } else { "ies" },
         if problems == 0 {
             "all answer".to_string()
         } else {

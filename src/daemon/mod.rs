@@ -141,6 +141,7 @@ pub async fn run(
         config.watch.watch_timeout,
     );
     let probe = tokio::spawn(check_configuration(
+        client.clone(),
         config.clone(),
         prometheus.clone(),
         crate::gather::postgres::Postgres::new(config.databases.clone(), Some(client.clone())),
@@ -490,6 +491,7 @@ pub async fn run(
 /// known, then every `evaluation.config_check_interval`: what cannot work is logged when it
 /// starts or stops, and shown (API, `config_problem` metric) until it works.
 async fn check_configuration(
+    client: kube::Client,
     config: Arc<Config>,
     prometheus: Prometheus,
     postgres: crate::gather::postgres::Postgres,
@@ -507,12 +509,13 @@ async fn check_configuration(
     loop {
         let releases: Vec<crate::release::ReleaseKey> =
             state.read().releases().map(|v| v.release.clone()).collect();
-        let problems: Vec<_> = crate::probe::run(&config, &releases, &prometheus, &postgres)
-            .await
-            .into_iter()
-            // A monitoring outage is told by its own alerts, not as a configuration fault.
-            .filter(|f| !f.ok() && !f.untried)
-            .collect();
+        let problems: Vec<_> =
+            crate::probe::run(&config, &releases, &prometheus, &postgres, Some(&client))
+                .await
+                .into_iter()
+                // A monitoring outage is told by its own alerts, not as a configuration fault.
+                .filter(|f| !f.ok() && !f.untried)
+                .collect();
         let now: Vec<(String, String)> = problems
             .iter()
             .map(|f| (f.release.clone(), f.check.clone()))

@@ -150,6 +150,33 @@ pub fn sql_finding(
     }
 }
 
+/// The finding of the Kubernetes probe of a release's namespace: the kinds of objects its
+/// checks read that cannot be listed (kind, why), as the identity that tried.
+pub fn kube_finding(key: &ReleaseKey, unreadable: &[(&str, String)]) -> Finding {
+    let problem = (!unreadable.is_empty()).then(|| {
+        let kinds: Vec<String> = unreadable
+            .iter()
+            .map(|(kind, why)| format!("{kind} ({why})"))
+            .collect();
+        format!(
+            "cannot list {} in namespace {}: the rollout, pod and job checks cannot see them; grant get, list and watch on them (the chart's Role does)",
+            kinds.join(", "),
+            key.namespace
+        )
+    });
+    Finding {
+        release: key.to_string(),
+        check: "kubernetes".into(),
+        tried: format!(
+            "list deployments, statefulsets, daemonsets, replicasets, pods and jobs in {}",
+            key.namespace
+        ),
+        problem,
+        // The API server not answering is an outage, not a fault of the configuration.
+        untried: !unreadable.is_empty() && unreadable.iter().all(|(_, why)| why != "forbidden"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +228,25 @@ mod tests {
                 .unwrap()
                 .contains("refuses the query (unexpected end of input)")
         );
+        let down = promql_finding(
+            &key,
+            "lag",
+            "q",
+            &Err(ProviderError::Unavailable("connection refused".into())),
+        );
+        assert!(
+            down.untried && !down.ok(),
+            "an outage, not a configuration fault"
+        );
+        assert!(kube_finding(&key, &[]).ok());
+        let refused = kube_finding(&key, &[("pods", "forbidden".into())]);
+        assert!(!refused.untried);
+        assert!(
+            refused
+                .problem
+                .unwrap()
+                .starts_with("cannot list pods (forbidden) in namespace gim")
+        );
+        assert!(kube_finding(&key, &[("pods", "timed out".into())]).untried);
     }
 }
