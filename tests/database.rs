@@ -278,8 +278,9 @@ fn check_result<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json
 
 /// How the upgrade under judgement is made.
 enum Upgrade<'a> {
-    /// `helm upgrade --wait`: the new pods are Ready before the judge starts, so the
-    /// workloads pass however slowly a loaded machine starts them.
+    /// `helm upgrade --wait`, then the rollout waited for to its end (Helm 3's `--wait`
+    /// returns before the old pod is gone): the workloads pass however slowly a loaded
+    /// machine starts and stops pods.
     Ready,
     /// `helm upgrade --set <values>`, not waiting.
     With(&'a [&'a str]),
@@ -295,7 +296,10 @@ async fn judge_migration(
 ) -> (i32, serde_json::Value, String, tkube::TestNamespace) {
     let ns = tkube::namespace(prefix).await;
     match upgrade {
-        Upgrade::Ready => install_then_upgrade_ready(&ns.name, "app"),
+        Upgrade::Ready => {
+            install_then_upgrade_ready(&ns.name, "app");
+            support::eval::rolled_out(&ns.name, "app").await;
+        }
         Upgrade::With(set) => install_then_upgrade(&ns.name, "app", set),
     }
     let config = migration_config(db, MARKER_QUERY, deadline);

@@ -57,6 +57,39 @@ pub fn install_then_upgrade_ready(ns: &str, release: &str) {
     upgrade_with(ns, release, "1.1.0", &[], &["--wait", "--timeout", "60s"]);
 }
 
+/// Waits until Deployment `name` in `ns` has rolled out completely: the controller saw its
+/// spec and every replica is updated, Ready and available, none of the old template left.
+/// Helm 3's `--wait` returns earlier: once enough new pods are Ready, before the old
+/// ReplicaSet is scaled down (a rollout still under way, which the judge rightly calls
+/// pending on a loaded machine).
+pub async fn rolled_out(ns: &str, name: &str) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(tkube::client().await, ns);
+    wait::until_seen(
+        Duration::from_secs(120),
+        &format!("Deployment {ns}/{name} rolled out"),
+        || async {
+            let d = api.get_opt(name).await.ok().flatten();
+            let done = d.as_ref().is_some_and(|d| {
+                let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                d.status.as_ref().is_some_and(|s| {
+                    s.observed_generation >= d.metadata.generation
+                        && s.replicas == Some(want)
+                        && s.updated_replicas == Some(want)
+                        && s.ready_replicas == Some(want)
+                        && s.available_replicas == Some(want)
+                })
+            });
+            if done {
+                Ok(())
+            } else {
+                Err(format!("{:?}", d.and_then(|d| d.status)))
+            }
+        },
+    )
+    .await;
+}
+
 fn upgrade_with(ns: &str, release: &str, tag: &str, set: &[&str], flags: &[&str]) {
     let tag = format!("image.tag={tag}");
     let chart = helm::chart("demo-app");
