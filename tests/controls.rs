@@ -300,6 +300,11 @@ async fn a_recheck_judges_the_latest_revision_again_with_a_fresh_bake_window() {
     .await;
     assert_eq!(v["judgement"]["verdict"], "healthy", "{v:#}");
     assert_eq!(v["controls"]["recheck"]["reason"], "after the database fix");
+    // The watch after the first bake is not shown as if it still ran: a new one starts
+    // at the end of the new bake, from then.
+    if let Some(since) = v["after_bake"]["since"].as_str() {
+        assert!(since.parse::<jiff::Timestamp>().unwrap() >= at, "{v:#}");
+    }
     let again = wait::until(WAIT, "a newer bake record", || async {
         let r = tkube::bake_record(n, n, "gim", 1).await;
         (r != first).then_some(r)

@@ -204,6 +204,8 @@ impl Daemon {
         };
         let policy = self.config.policy_for(key);
         evaluator.recheck(start, policy, recheck.set.at);
+        // Its watch after the bake ended with the old evaluation: no longer shown.
+        self.state_mut().after_bake_ended(key, revision);
         self.retrying.remove(&(key.clone(), revision));
         self.failed_during_bake.remove(&(key.clone(), revision));
         self.guards.forget(key);
