@@ -13,6 +13,8 @@
 
 mod support;
 
+use support::auto::break_gim;
+
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
@@ -24,19 +26,6 @@ use upgrade_guard::records::action::Phase;
 const NO_PROMETHEUS: &str = "http://127.0.0.1:9";
 /// The helm the image holds.
 const IMAGE_HELM: &str = "/usr/local/bin/helm";
-
-/// Revision 2 of GIM crash-loops.
-fn break_gim(n: &str) {
-    helm::ok(&[
-        "upgrade",
-        "gim",
-        &helm::chart("gim"),
-        "-n",
-        n,
-        "--set",
-        "fault=CrashLoopBackOff",
-    ]);
-}
 
 /// GET `path` on the container's port: status and body.
 async fn get(port: u16, path: &str) -> Option<(u16, String)> {

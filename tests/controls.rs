@@ -10,7 +10,10 @@
 
 mod support;
 
-use support::auto::{WAIT, auto_config, history, leads, record_healthy, records, rollbacks, view};
+use support::auto::{
+    WAIT, auto_config, break_gim, break_gim_with, history, leads, record_healthy, records,
+    rollbacks, view,
+};
 use support::cli::{run, short_config};
 use support::daemon::{Running, options};
 use support::{alertmanager, helm, kube as tkube, stack::stack, wait};
@@ -23,24 +26,6 @@ fn alerting() -> String {
         "notifications:\n  alertmanager:\n    urls: [{}]\n    resend_interval: 1s\n",
         stack().alertmanager_url
     )
-}
-
-/// The next revision of GIM crash-loops.
-fn break_gim(n: &str) {
-    break_gim_with(n, "CrashLoopBackOff");
-}
-
-/// The next revision of GIM fails with `fault` (new pods when it differs from the last).
-fn break_gim_with(n: &str, fault: &str) {
-    helm::ok(&[
-        "upgrade",
-        "gim",
-        &helm::chart("gim"),
-        "-n",
-        n,
-        "--set",
-        &format!("fault={fault}"),
-    ]);
 }
 
 /// `upgrade-guard <control> gim -n <n> --state-namespace <n> <extra> -o json`: its answer.

@@ -1225,13 +1225,7 @@ async fn a_query_that_cannot_work_is_exported_and_shown_before_any_upgrade() {
     let ns = tkube::namespace("daemon-live").await;
     let n = ns.name.as_str();
     helm::install(n, "app", "demo-app", &[]);
-    let now = jiff::Timestamp::now().as_second();
-    let om = format!(
-        "# TYPE app_up gauge\napp_up{{namespace=\"{n}\"}} 1 {}\napp_up{{namespace=\"{n}\"}} 1 {}\n# EOF\n",
-        now - 30,
-        now - 15
-    );
-    let prom = support::prometheus::Prometheus::with_backfill(&om).await;
+    let prom = support::prometheus::Prometheus::with_app_up(n).await;
     let config = short_config(
         &prom.url,
         "",

@@ -10,6 +10,8 @@
 
 mod support;
 
+use support::auto::break_gim;
+
 use std::os::unix::fs::PermissionsExt;
 
 use support::auto::{WAIT, auto_config, auto_config_with, description, history, records, view};
@@ -40,17 +42,25 @@ fn notifications(n: &str) -> String {
     )
 }
 
-/// Revision 2 of GIM crash-loops: the daemon rolls it back to 1.
-fn break_gim(n: &str) {
-    helm::ok(&[
-        "upgrade",
-        "gim",
-        &helm::chart("gim"),
-        "-n",
-        n,
-        "--set",
-        "fault=CrashLoopBackOff",
-    ]);
+/// Waits for the one action record of `gim` to reach one of `phases`, saying what the
+/// records and the history were if it does not.
+async fn recorded_failed(
+    n: &str,
+    phases: &[Phase],
+) -> upgrade_guard::records::action::ActionRecord {
+    wait::until_seen(WAIT, "the rollback recorded failed", || async {
+        let r = records(n, "gim").await;
+        if r.len() == 1 && phases.contains(&r[0].phase) {
+            return Ok(r[0].clone());
+        }
+        let rows = history(n, "gim").await;
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|r| format!("{} {} {}", r.revision, r.status.as_str(), description(r)))
+            .collect();
+        Err(format!("records {r:?}; history {rows:?}"))
+    })
+    .await
 }
 
 /// The email to `ops-<n>` whose subject ends with `subject`.
@@ -88,22 +98,7 @@ async fn a_rollback_helm_fails_is_reported_as_the_failed_automatic_action() {
     support::auto::baked_healthy(n, "gim", 1).await;
     break_gim(n);
 
-    // Failed when helm is killed; then revision 3's evaluation (release_status: the unlock
-    // marked it failed) verifies the record as VerificationFailed, sometimes before a poll
-    // sees Failed. Either is the failed automatic action.
-    let failed = wait::until_seen(WAIT, "the rollback recorded failed", || async {
-        let r = records(n, "gim").await;
-        if r.len() == 1 && matches!(r[0].phase, Phase::Failed | Phase::VerificationFailed) {
-            return Ok(r[0].clone());
-        }
-        let rows = history(n, "gim").await;
-        let rows: Vec<_> = rows
-            .iter()
-            .map(|r| format!("{} {} {}", r.revision, r.status.as_str(), description(r)))
-            .collect();
-        Err(format!("records {r:?}; history {rows:?}"))
-    })
-    .await;
+    let failed = recorded_failed(n, &[Phase::Failed]).await;
     assert_eq!(failed.new_revision, Some(3), "{failed:?}");
     let rows = history(n, "gim").await;
     assert_eq!(rows.len(), 3, "one rollback, no more: {rows:?}");
@@ -184,19 +179,7 @@ async fn a_rollback_helm_hangs_is_stopped_reported_and_leaves_no_lock() {
     // Failed when helm is killed; then revision 3's evaluation (release_status: the unlock
     // marked it failed) verifies the record as VerificationFailed, sometimes before a poll
     // sees Failed. Either is the failed automatic action.
-    let failed = wait::until_seen(WAIT, "the rollback recorded failed", || async {
-        let r = records(n, "gim").await;
-        if r.len() == 1 && matches!(r[0].phase, Phase::Failed | Phase::VerificationFailed) {
-            return Ok(r[0].clone());
-        }
-        let rows = history(n, "gim").await;
-        let rows: Vec<_> = rows
-            .iter()
-            .map(|r| format!("{} {} {}", r.revision, r.status.as_str(), description(r)))
-            .collect();
-        Err(format!("records {r:?}; history {rows:?}"))
-    })
-    .await;
+    let failed = recorded_failed(n, &[Phase::Failed, Phase::VerificationFailed]).await;
     let detail = failed.detail.clone().unwrap_or_default();
     assert!(detail.contains("was still running"), "{failed:?}");
     assert!(detail.contains("has been unlocked"), "{failed:?}");

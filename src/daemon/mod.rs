@@ -140,13 +140,7 @@ pub async fn run(
         &config.watch.namespaces,
         config.watch.watch_timeout,
     );
-    let probe = tokio::spawn(check_configuration(
-        client.clone(),
-        config.clone(),
-        prometheus.clone(),
-        crate::gather::postgres::Postgres::new(config.databases.clone(), Some(client.clone())),
-        state.clone(),
-    ));
+    let probe_prometheus = prometheus.clone();
     let mut evaluator = Evaluator::new(client.clone(), &config, prometheus)
         .with_stores(stores.clone())
         .with_database_metrics(database_metrics);
@@ -225,6 +219,14 @@ pub async fn run(
     let mut next_notify = tokio::time::Instant::now();
     let (ready_tx, ready_rx) = watch::channel(Readiness::Starting(
         "listing Helm release records".to_string(),
+    ));
+    let probe = tokio::spawn(check_configuration(
+        client.clone(),
+        config.clone(),
+        probe_prometheus,
+        crate::gather::postgres::Postgres::new(config.databases.clone(), Some(client.clone())),
+        state.clone(),
+        ready_rx.clone(),
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let elector = tokio::spawn(elector.run(stop_rx.clone()));
@@ -487,8 +489,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Tries every query of the configuration against the live cluster once the releases are
-/// known, then every `evaluation.config_check_interval`: what cannot work is logged when it
+/// Tries every query of the configuration against the live cluster once the daemon is
+/// ready (the releases listed), then every `evaluation.config_check_interval`: what cannot work is logged when it
 /// starts or stops, and shown (API, `config_problem` metric) until it works.
 async fn check_configuration(
     client: kube::Client,
@@ -496,14 +498,15 @@ async fn check_configuration(
     prometheus: Prometheus,
     postgres: crate::gather::postgres::Postgres,
     state: Shared,
+    mut ready: watch::Receiver<Readiness>,
 ) {
-    // The first look once the releases are listed (the state has them), at most a minute
-    // after start-up.
-    let started = tokio::time::Instant::now();
-    while state.read().releases().next().is_none()
-        && started.elapsed() < std::time::Duration::from_secs(60)
+    // The first look once the releases are listed (the state has them).
+    if ready
+        .wait_for(|r| matches!(r, Readiness::Ready))
+        .await
+        .is_err()
     {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        return;
     }
     let mut known: Vec<(String, String)> = Vec::new();
     loop {

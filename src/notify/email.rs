@@ -11,9 +11,7 @@
 //! what nobody confirmed.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -21,7 +19,7 @@ use tracing::{info, warn};
 
 use super::mail::Mail;
 use super::metrics::{Channel, Delivery, NotifyMetrics};
-use super::queue::Queue;
+use super::queue::{Attempt, Delivered, Queue, deliver};
 use crate::config::{EmailConfig, SmtpSecurity};
 use crate::records::mailed::MailedStore;
 
@@ -173,64 +171,42 @@ async fn worker(
     last_error: LastError,
     confirmed: Option<MailedStore>,
 ) {
+    let remember = |e: Option<String>| {
+        if let Ok(mut l) = last_error.lock() {
+            *l = e;
+        }
+    };
     loop {
         let taken = queue.front().await;
         let mail = &taken.item;
-        let first = tokio::time::Instant::now();
-        let mut backoff = ExponentialBuilder::new()
-            .with_jitter()
-            .with_min_delay(Duration::from_secs(1))
-            .with_max_delay(Duration::from_secs(60))
-            .without_max_times()
-            .build();
-        loop {
-            let attempt = match (transport(&config), message(&config, mail)) {
-                (Ok(t), Ok(m)) => t
-                    .send(m)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| (explain(&config, &e), refused_for_good(&e))),
-                (Err(e), _) | (_, Err(e)) => Err((e, false)),
-            };
-            match attempt {
-                Ok(()) => {
-                    metrics.notification(CHANNEL, Delivery::Sent);
-                    info!(release = %mail.release, subject = %mail.subject, "email sent");
-                    if let Ok(mut l) = last_error.lock() {
-                        *l = None;
-                    }
-                    confirm(confirmed.as_ref(), mail).await;
-                    break;
-                }
-                Err((e, true)) => {
-                    metrics.notification(CHANNEL, Delivery::Rejected);
-                    warn!(release = %mail.release, subject = %mail.subject,
-                        "the SMTP server refuses this email for good, not retried: {e}");
-                    if let Ok(mut l) = last_error.lock() {
-                        *l = Some(e);
-                    }
-                    break;
-                }
-                Err((e, false)) => {
-                    metrics.notification(CHANNEL, Delivery::Failed);
-                    warn!(release = %mail.release, "cannot send the email (retried): {e}");
-                    if let Ok(mut l) = last_error.lock() {
-                        *l = Some(e);
-                    }
-                    match backoff.next() {
-                        Some(delay) if first.elapsed() + delay < config.give_up_after => {
-                            tokio::time::sleep(delay).await;
-                        }
-                        _ => {
-                            metrics.notification(CHANNEL, Delivery::Dropped);
-                            warn!(release = %mail.release, subject = %mail.subject,
-                                "giving up this email after {} of failures",
-                                crate::units::human(config.give_up_after));
-                            break;
-                        }
-                    }
-                }
+        let attempt = || async {
+            match (transport(&config), message(&config, mail)) {
+                (Ok(t), Ok(m)) => match t.send(m).await {
+                    Ok(_) => Attempt::Delivered,
+                    Err(e) if refused_for_good(&e) => Attempt::Refused(explain(&config, &e)),
+                    Err(e) => Attempt::Failed(explain(&config, &e)),
+                },
+                (Err(e), _) | (_, Err(e)) => Attempt::Failed(e),
             }
+        };
+        let failed = |e: &str| {
+            warn!(release = %mail.release, "cannot send the email (retried): {e}");
+            remember(Some(e.to_string()));
+        };
+        match deliver(config.give_up_after, &metrics, CHANNEL, attempt, failed).await {
+            Delivered::Yes => {
+                info!(release = %mail.release, subject = %mail.subject, "email sent");
+                remember(None);
+                confirm(confirmed.as_ref(), mail).await;
+            }
+            Delivered::Refused(e) => {
+                warn!(release = %mail.release, subject = %mail.subject,
+                    "the SMTP server refuses this email for good, not retried: {e}");
+                remember(Some(e));
+            }
+            Delivered::GaveUp => warn!(release = %mail.release, subject = %mail.subject,
+                "giving up this email after {} of failures",
+                crate::units::human(config.give_up_after)),
         }
         queue.done(&taken);
     }

@@ -1,7 +1,8 @@
-//! The bounded queue in front of a delivery worker (one per Alertmanager, one for SMTP):
-//! sending never waits; when the queue is full the oldest item is dropped (the caller counts
-//! and says so); the worker waits for work, delivers the item at the front and then removes
-//! exactly that item, even if it was dropped meanwhile to make room for a newer one.
+//! The bounded queue in front of a delivery worker (one per Alertmanager, one for SMTP, one
+//! per webhook): sending never waits; when the queue is full the oldest item is dropped (the
+//! caller counts and says so); the worker waits for work, delivers the item at the front and
+//! then removes exactly that item, even if it was dropped meanwhile to make room for a newer
+//! one. [`deliver`] is the retry rule the SMTP and webhook workers share.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -80,6 +81,78 @@ impl<T: Clone> Queue<T> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.items().len()
+    }
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Accepted.
+    Delivered,
+    /// Refused in a way asking again cannot change (counted `rejected`, not retried).
+    Refused(String),
+    /// Anything else: retried.
+    Failed(String),
+}
+
+/// How a delivery ended, each attempt counted in `metrics` for `channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Accepted.
+    Yes,
+    /// Refused for good (why).
+    Refused(String),
+    /// Still failing after `give_up_after` (counted `dropped`).
+    GaveUp,
+}
+
+/// Tries `attempt` until it delivers, is refused for good, or `give_up_after` has passed,
+/// with a growing pause between tries (1 s up to a minute, jittered); `failed` hears each
+/// failure's words.
+pub async fn deliver<F, Fut>(
+    give_up_after: std::time::Duration,
+    metrics: &super::metrics::NotifyMetrics,
+    channel: super::metrics::Channel,
+    mut attempt: F,
+    mut failed: impl FnMut(&str),
+) -> Delivered
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Attempt>,
+{
+    use super::metrics::Delivery;
+    use backon::{BackoffBuilder, ExponentialBuilder};
+    let first = tokio::time::Instant::now();
+    let mut backoff = ExponentialBuilder::new()
+        .with_jitter()
+        .with_min_delay(std::time::Duration::from_secs(1))
+        .with_max_delay(std::time::Duration::from_secs(60))
+        .without_max_times()
+        .build();
+    loop {
+        match attempt().await {
+            Attempt::Delivered => {
+                metrics.notification(channel, Delivery::Sent);
+                return Delivered::Yes;
+            }
+            Attempt::Refused(why) => {
+                metrics.notification(channel, Delivery::Rejected);
+                return Delivered::Refused(why);
+            }
+            Attempt::Failed(why) => {
+                metrics.notification(channel, Delivery::Failed);
+                failed(&why);
+                match backoff.next() {
+                    Some(delay) if first.elapsed() + delay < give_up_after => {
+                        tokio::time::sleep(delay).await;
+                    }
+                    _ => {
+                        metrics.notification(channel, Delivery::Dropped);
+                        return Delivered::GaveUp;
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -9,11 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use tracing::{info, warn};
 
 use super::metrics::{Channel, Delivery, NotifyMetrics};
-use super::queue::Queue;
+use super::queue::{Attempt, Delivered, Queue, deliver};
 use super::webhook::{EVENT_HEADER, Hook, ID_HEADER, SIGNATURE_HEADER, signature};
 use crate::config::webhooks::{Webhook, WebhookFormat, WebhookUrl};
 
@@ -70,13 +69,6 @@ impl Webhooks {
     }
 }
 
-/// How one attempt ended.
-enum Attempt {
-    Delivered,
-    Refused(String),
-    Failed(String),
-}
-
 async fn worker(webhook: Webhook, queue: Arc<Queue<Hook>>, metrics: NotifyMetrics) {
     let client = match reqwest::Client::builder()
         .timeout(webhook.timeout)
@@ -92,42 +84,22 @@ async fn worker(webhook: Webhook, queue: Arc<Queue<Hook>>, metrics: NotifyMetric
     loop {
         let taken = queue.front().await;
         let hook = &taken.item;
-        let first = tokio::time::Instant::now();
-        let mut backoff = ExponentialBuilder::new()
-            .with_jitter()
-            .with_min_delay(Duration::from_secs(1))
-            .with_max_delay(Duration::from_secs(60))
-            .without_max_times()
-            .build();
-        loop {
-            match attempt(&client, &webhook, hook).await {
-                Attempt::Delivered => {
-                    metrics.notification(CHANNEL, Delivery::Sent);
-                    info!(webhook = %webhook.name, release = %hook.release, id = %hook.id, "webhook delivered");
-                    break;
-                }
-                Attempt::Refused(e) => {
-                    metrics.notification(CHANNEL, Delivery::Rejected);
-                    warn!(webhook = %webhook.name, release = %hook.release, id = %hook.id,
-                        "the webhook refuses this request for good, not retried: {e}");
-                    break;
-                }
-                Attempt::Failed(e) => {
-                    metrics.notification(CHANNEL, Delivery::Failed);
-                    warn!(webhook = %webhook.name, release = %hook.release, "cannot deliver the webhook (retried): {e}");
-                    match backoff.next() {
-                        Some(delay) if first.elapsed() + delay < webhook.give_up_after => {
-                            tokio::time::sleep(delay).await;
-                        }
-                        _ => {
-                            metrics.notification(CHANNEL, Delivery::Dropped);
-                            warn!(webhook = %webhook.name, release = %hook.release, id = %hook.id,
-                                "giving up this webhook request after {} of failures",
-                                crate::units::human(webhook.give_up_after));
-                            break;
-                        }
-                    }
-                }
+        let failed = |e: &str| {
+            warn!(webhook = %webhook.name, release = %hook.release, "cannot deliver the webhook (retried): {e}");
+        };
+        let tries = || attempt(&client, &webhook, hook);
+        match deliver(webhook.give_up_after, &metrics, CHANNEL, tries, failed).await {
+            Delivered::Yes => {
+                info!(webhook = %webhook.name, release = %hook.release, id = %hook.id, "webhook delivered");
+            }
+            Delivered::Refused(e) => {
+                warn!(webhook = %webhook.name, release = %hook.release, id = %hook.id,
+                "the webhook refuses this request for good, not retried: {e}")
+            }
+            Delivered::GaveUp => {
+                warn!(webhook = %webhook.name, release = %hook.release, id = %hook.id,
+                "giving up this webhook request after {} of failures",
+                crate::units::human(webhook.give_up_after))
             }
         }
         queue.done(&taken);

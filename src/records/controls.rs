@@ -4,14 +4,8 @@
 //! restarts, and need RBAC on these ConfigMaps only. Each write is a JSON merge patch of its
 //! own key, so concurrent writers never overwrite each other's controls.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Patch, PatchParams, PostParams};
-
 use super::control::Controls;
 use super::store::{ConfigMaps, StoreError, record_labels};
-use crate::api_error::ApiErrorKind;
 use crate::release::ReleaseKey;
 
 /// Label telling control ConfigMaps from the other records.
@@ -56,45 +50,11 @@ impl ControlStore {
         key: &str,
         value: Option<String>,
     ) -> Result<(), StoreError> {
-        let name = configmap_name(release);
-        let patch = serde_json::json!({ "data": { key: value } });
-        let patched = self
-            .maps
-            .api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await;
-        match patched {
-            Ok(_) => return Ok(()),
-            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::NotFound => {}
-            Err(e) => return Err(self.maps.error("write", e)),
-        }
-        let Some(value) = value else {
-            // Nothing to clear.
-            return Ok(());
-        };
         let mut labels = record_labels(release);
         labels.insert(RECORD_LABEL.0.to_string(), RECORD_LABEL.1.to_string());
-        let cm = ConfigMap {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some(labels),
-                ..Default::default()
-            },
-            data: Some(BTreeMap::from([(key.to_string(), value)])),
-            ..Default::default()
-        };
-        match self.maps.api.create(&PostParams::default(), &cm).await {
-            Ok(_) => Ok(()),
-            // Someone created it meanwhile: add our key to theirs.
-            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::Conflict => self
-                .maps
-                .api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ())
-                .map_err(|e| self.maps.error("write", e)),
-            Err(e) => Err(self.maps.error("write", e)),
-        }
+        self.maps
+            .merge_key(&configmap_name(release), labels, key, value.as_deref())
+            .await
     }
 }
 

@@ -7,11 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Patch, PatchParams, PostParams};
-
 use super::store::{ConfigMaps, MANAGED_BY, StoreError};
-use crate::api_error::ApiErrorKind;
 
 /// Name of the ConfigMap.
 pub const CONFIGMAP: &str = "upgrade-guard.mailed";
@@ -42,36 +38,9 @@ impl MailedStore {
 
     /// Records that the email identified by `key` was accepted, with `value` (what it told).
     pub async fn confirm(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let patch = serde_json::json!({ "data": { key: value } });
-        match self
-            .maps
-            .api
-            .patch(CONFIGMAP, &PatchParams::default(), &Patch::Merge(&patch))
+        let labels = [(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into();
+        self.maps
+            .merge_key(CONFIGMAP, labels, key, Some(value))
             .await
-        {
-            Ok(_) => return Ok(()),
-            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::NotFound => {}
-            Err(e) => return Err(self.maps.error("write", e)),
-        }
-        let cm = ConfigMap {
-            metadata: kube::api::ObjectMeta {
-                name: Some(CONFIGMAP.into()),
-                labels: Some([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into()),
-                ..Default::default()
-            },
-            data: Some([(key.to_string(), value.to_string())].into()),
-            ..Default::default()
-        };
-        match self.maps.api.create(&PostParams::default(), &cm).await {
-            Ok(_) => Ok(()),
-            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::Conflict => self
-                .maps
-                .api
-                .patch(CONFIGMAP, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ())
-                .map_err(|e| self.maps.error("write", e)),
-            Err(e) => Err(self.maps.error("write", e)),
-        }
     }
 }

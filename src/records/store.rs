@@ -109,6 +109,50 @@ impl ConfigMaps {
             .map_err(|e| self.error("read", e))
     }
 
+    /// Sets (`Some`) or clears (`None`) one key of ConfigMap `name` with a JSON merge patch,
+    /// creating it with `labels` on first use (when another writer creates it meanwhile, the
+    /// key is added to theirs). Clearing a key of a ConfigMap that does not exist is done.
+    pub(super) async fn merge_key(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        use kube::api::{Patch, PatchParams, PostParams};
+        let patch = serde_json::json!({ "data": { key: value } });
+        let merge = || async {
+            self.api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+        };
+        match merge().await {
+            Ok(_) => return Ok(()),
+            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::NotFound => {}
+            Err(e) => return Err(self.error("write", e)),
+        }
+        let Some(value) = value else {
+            return Ok(());
+        };
+        let cm = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_string()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([(key.to_string(), value.to_string())])),
+            ..Default::default()
+        };
+        match self.api.create(&PostParams::default(), &cm).await {
+            Ok(_) => Ok(()),
+            Err(e) if ApiErrorKind::of(&e) == ApiErrorKind::Conflict => merge()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.error("write", e)),
+            Err(e) => Err(self.error("write", e)),
+        }
+    }
+
     /// Deletes a ConfigMap; `Ok(false)` when it did not exist.
     pub(super) async fn delete(&self, name: &str) -> Result<bool, StoreError> {
         match self

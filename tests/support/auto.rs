@@ -238,3 +238,21 @@ pub async fn completed_once(n: &str, release: &str, done: &ActionRecord, from: &
         "exactly one completed rollback: {described:?}"
     );
 }
+
+/// The next revision of GIM crash-loops (`fault=CrashLoopBackOff`).
+pub fn break_gim(n: &str) {
+    break_gim_with(n, "CrashLoopBackOff");
+}
+
+/// The next revision of GIM fails with `fault` (new pods when it differs from the last).
+pub fn break_gim_with(n: &str, fault: &str) {
+    helm::ok(&[
+        "upgrade",
+        "gim",
+        &helm::chart("gim"),
+        "-n",
+        n,
+        "--set",
+        &format!("fault={fault}"),
+    ]);
+}

@@ -74,6 +74,18 @@ impl Prometheus {
         Self::start(Some(openmetrics), &[]).await
     }
 
+    /// Prometheus holding `app_up{namespace="<ns>"} 1` sampled in the last minute: a
+    /// series that exists now, for checks of the configuration against it.
+    pub async fn with_app_up(ns: &str) -> Self {
+        let now = jiff::Timestamp::now().as_second();
+        let om = format!(
+            "# TYPE app_up gauge\napp_up{{namespace=\"{ns}\"}} 1 {}\napp_up{{namespace=\"{ns}\"}} 1 {}\n# EOF\n",
+            now - 30,
+            now - 15
+        );
+        Self::with_backfill(&om).await
+    }
+
     /// Starts Prometheus with optional backfilled history and live scrape targets
     /// (scraped every second).
     pub async fn start(openmetrics: Option<&str>, targets: &[Target<'_>]) -> Self {
