@@ -18,6 +18,7 @@ pub mod probe;
 pub mod records;
 pub mod release;
 pub mod remediation;
+pub mod replay;
 pub mod state;
 pub mod suite;
 #[cfg(test)]

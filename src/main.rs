@@ -36,6 +36,7 @@ async fn run(args: Args) -> Result<i32, CliError> {
         Command::Check(a) => cli::check::run(cli::kube_client(&args).await?, a).await,
         Command::History(a) => cli::history::run(cli::kube_client(&args).await?, a).await,
         Command::Suspend(a) => cli::control::suspend(cli::kube_client(&args).await?, a).await,
+        Command::Replay(a) => cli::replay::run(cli::kube_client(&args).await?, a).await,
         Command::Resume(a) => cli::control::resume(cli::kube_client(&args).await?, a).await,
         Command::Accept(a) => cli::control::accept(cli::kube_client(&args).await?, a).await,
         Command::Recheck(a) => cli::control::recheck(cli::kube_client(&args).await?, a).await,

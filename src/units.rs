@@ -7,11 +7,20 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::fmt::friendly::{Designator, Spacing, SpanPrinter};
 
-/// Parses a duration as operators write it (`90s`, `15m`, `1h30m`); negative ones are refused.
+/// Parses a duration as operators write it (`90s`, `15m`, `1h30m`, `30d` with days of 24
+/// hours); negative ones are refused.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d: jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a duration like 90s, 15m or 1h30m ({e})"))?;
+    let d: jiff::SignedDuration = match s.parse() {
+        Ok(d) => d,
+        Err(e) => s
+            .parse::<jiff::Span>()
+            .ok()
+            .and_then(|span| {
+                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                    .ok()
+            })
+            .ok_or_else(|| format!("{s:?} is not a duration like 90s, 15m, 1h30m or 30d ({e})"))?,
+    };
     Duration::try_from(d).map_err(|_| format!("{s:?} must not be negative"))
 }
 
@@ -46,6 +55,11 @@ pub fn between(since: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO)
 }
 
+/// A duration in JSON: seconds, as a number (`serialize_with`).
+pub fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
 /// `t + d`, saturating at the largest timestamp: a deadline too far to represent is never
 /// reached.
 pub fn plus(t: Timestamp, d: Duration) -> Timestamp {
@@ -55,6 +69,14 @@ pub fn plus(t: Timestamp, d: Duration) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_are_24_hours() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(36 * 3600)));
+        assert!(parse_duration("2mo").is_err());
+        assert!(parse_duration("-1d").unwrap_err().contains("negative"));
+    }
 
     #[test]
     fn durations_and_numbers_read_naturally() {

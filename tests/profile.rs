@@ -38,36 +38,13 @@ use support::exporter::{Body, Exporter};
 use support::prometheus::{Prometheus, Target};
 use support::{helm, kube as tkube, stack::stack, wait};
 use upgrade_guard::config::DEFAULT_PROFILE;
-use upgrade_guard::units::parse_duration;
 
 /// Every duration upgrade-guard waits is divided by this.
 const FACTOR: u32 = 30;
 
-/// Keys whose durations are not waits of upgrade-guard: `rollback_timeout` is the
-/// `--timeout` handed to `helm rollback` in the recommended command.
-const NOT_SCALED: [&str; 1] = ["rollback_timeout"];
-
 /// The built-in profile with its durations divided by [`FACTOR`].
 fn scaled_profile() -> String {
-    fn walk(v: &mut serde_yaml_ng::Value, key: Option<&str>) {
-        match v {
-            serde_yaml_ng::Value::Mapping(m) => {
-                for (k, v) in m.iter_mut() {
-                    walk(v, k.as_str());
-                }
-            }
-            serde_yaml_ng::Value::Sequence(s) => s.iter_mut().for_each(|v| walk(v, None)),
-            serde_yaml_ng::Value::String(s) if key.is_none_or(|k| !NOT_SCALED.contains(&k)) => {
-                if let Ok(d) = parse_duration(s) {
-                    *s = format!("{}ms", (d / FACTOR).as_millis());
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut profile: serde_yaml_ng::Value = serde_yaml_ng::from_str(DEFAULT_PROFILE).unwrap();
-    walk(&mut profile, None);
-    serde_yaml_ng::to_string(&profile).unwrap()
+    support::profile::scaled(FACTOR)
 }
 
 #[test]

@@ -239,6 +239,17 @@ pub fn daemon_set(d: &DaemonSet) -> WorkloadObs {
     }
 }
 
+/// What the Kubernetes checks need about one revision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KubeObservations {
+    /// One per Deployment/StatefulSet/DaemonSet of the manifest.
+    pub workloads: Vec<WorkloadObs>,
+    /// Pods of those workloads' current templates, Ready or not.
+    pub pods: Vec<PodObs>,
+    /// Jobs of the release namespace (scoped to the release by the checks).
+    pub jobs: Vec<JobObs>,
+}
+
 /// Restarts from which a running container whose last run failed is in a restart loop
 /// (the kubelet's back-off shows `CrashLoopBackOff` only between the runs).
 pub const RESTART_LOOP_MIN_RESTARTS: i32 = 3;

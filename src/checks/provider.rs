@@ -29,6 +29,11 @@ pub enum ProviderError {
     /// The database refused the configured query, or its answer is not one number.
     #[error("{0}")]
     DatabaseQuery(String),
+    /// A replay of the past: what the check needs was not recorded then (no
+    /// kube-state-metrics series, a database's past). Not a failure of anything; never
+    /// retried.
+    #[error("{0}")]
+    NoHistory(String),
 }
 
 impl ProviderError {
@@ -38,12 +43,16 @@ impl ProviderError {
             Self::Unavailable(_) | Self::BadQuery(_) => "Prometheus",
             Self::Kubernetes(_) => "the Kubernetes API server",
             Self::Database(_) | Self::DatabaseQuery(_) => "the database",
+            Self::NoHistory(_) => "Prometheus' history",
         }
     }
 
-    /// The query itself is wrong: no retry will help.
+    /// The query itself is wrong, or the past holds no answer: no retry will help.
     fn is_configuration_error(&self) -> bool {
-        matches!(self, Self::BadQuery(_) | Self::DatabaseQuery(_))
+        matches!(
+            self,
+            Self::BadQuery(_) | Self::DatabaseQuery(_) | Self::NoHistory(_)
+        )
     }
 }
 

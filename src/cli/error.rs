@@ -82,6 +82,9 @@ pub enum CliError {
         #[source]
         source: reqwest::Error,
     },
+    /// A service the command needs (Prometheus) does not answer.
+    #[error("{0}")]
+    Unavailable(String),
     /// upgrade-guard's own records cannot be read or written.
     #[error(transparent)]
     Records(#[from] crate::records::StoreError),
@@ -100,7 +103,7 @@ impl CliError {
             Self::ReleaseNotFound { .. } => exit::NO_RELEASE,
             Self::Undecodable { .. } => exit::DATA,
             Self::Usage(_) => exit::USAGE,
-            Self::Daemon { .. } => exit::UNAVAILABLE,
+            Self::Daemon { .. } | Self::Unavailable(_) => exit::UNAVAILABLE,
             Self::Records(crate::records::StoreError::Forbidden { .. }) => exit::NO_PERMISSION,
             Self::Records(_) => exit::UNAVAILABLE,
             Self::Other(_) => exit::SOFTWARE,

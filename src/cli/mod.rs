@@ -10,6 +10,7 @@ pub mod history;
 pub mod output;
 pub mod preflight;
 pub mod progress;
+pub mod replay;
 pub mod run;
 pub mod scope;
 pub mod spot;
@@ -101,6 +102,12 @@ pub enum Command {
     /// Judge the latest revision of a release again now, with a fresh bake window
     /// (docs/incident.md).
     Recheck(control::Target),
+    /// What upgrade-guard would have done with past upgrades: every revision of the period
+    /// (`--since`, default 30d) judged again round by round from Helm's history and
+    /// Prometheus' history (kube-state-metrics series for the pods), with this
+    /// configuration, beside what actually happened next; `--at REVISION` shows one upgrade
+    /// round by round. Reads only (docs/replay.md).
+    Replay(replay::ReplayArgs),
     /// Lift a suspension (docs/incident.md).
     Resume(control::Target),
     /// Every watched release in one table: revision, chart and app version, verdict, checks

@@ -222,6 +222,10 @@ fn kube_failure(state: &mut KubeState, err: &ProviderError, limit: u32) -> Vec<C
                 .stale(),
         ]
     };
+    if let ProviderError::NoHistory(words) = err {
+        // A replay without the past's pod states: nothing to wait for.
+        return inconclusive(words.clone());
+    }
     match &state.last_good {
         Some(last) if state.errors_in_a_row < limit => {
             let note = format!(

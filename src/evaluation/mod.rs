@@ -78,7 +78,13 @@ pub struct Evaluator {
     bakes: BTreeMap<ReleaseKey, BTreeMap<u32, BakeRecord>>,
     trouble: bool,
     health: PrometheusHealth,
+    /// A replay: every round is judged from Prometheus' history at the round's time.
+    replaying: Option<Prometheus>,
 }
+
+/// Why a replay does not judge the `sql` checks.
+pub const SQL_NOT_REPLAYED: &str =
+    "not judged: a database's state in the past cannot be queried (sql checks are not replayed)";
 
 impl Evaluator {
     /// An evaluator using `config` for policies and Prometheus settings.
@@ -97,7 +103,21 @@ impl Evaluator {
             bakes: BTreeMap::new(),
             trouble: false,
             health: PrometheusHealth::default(),
+            replaying: None,
         }
+    }
+
+    /// Judges the past instead of the present: each round's Prometheus queries are
+    /// evaluated at the round's time, and Kubernetes state is read from the
+    /// kube-state-metrics series recorded then (a replay; `sql` checks are not judged).
+    pub fn replaying(mut self) -> Self {
+        let history = crate::gather::history::KubeHistory::new(
+            self.prometheus.clone(),
+            self.settings.scrape_interval,
+        );
+        self.source = kube::Source::History(Box::new(history), self.source.client().clone());
+        self.replaying = Some(self.prometheus.clone());
+        self
     }
 
     /// Counts the database checks' queries in `metrics`.
@@ -109,9 +129,7 @@ impl Evaluator {
     /// Reads Kubernetes state from `stores` (the daemon's watches) instead of per-round
     /// requests.
     pub fn with_stores(mut self, stores: std::sync::Arc<stores::Stores>) -> Self {
-        let client = match &self.source {
-            kube::Source::Api(c) | kube::Source::Stores(_, c) => c.clone(),
-        };
+        let client = self.source.client().clone();
         self.source = kube::Source::Stores(stores, client);
         self
     }
@@ -336,6 +354,9 @@ impl Evaluator {
 
     /// One round: gather, judge, report.
     pub async fn round(&mut self, now: Timestamp) -> Vec<Report> {
+        if let Some(base) = &self.replaying {
+            self.prometheus = base.at(now);
+        }
         let keys: Vec<ReleaseKey> = self.evaluations.keys().cloned().collect();
         let mut kube_obs = BTreeMap::new();
         for key in &keys {
@@ -353,9 +374,7 @@ impl Evaluator {
                 // Stale stores are a monitoring error, judged as one (never a failure).
                 let result = match self.source.trouble() {
                     Some(why) => Err(ProviderError::Kubernetes(why)),
-                    None => kube::gather(&self.source, &e.start.summary, jobs, now)
-                        .await
-                        .map_err(|e| ProviderError::Kubernetes(e.to_string())),
+                    None => kube::observe(&self.source, &e.start.summary, jobs, now).await,
                 };
                 kube_obs.insert(key.clone(), result);
             }
@@ -432,6 +451,10 @@ impl Evaluator {
             .flat_map(|e| e.policy.sql_sources())
             .cloned()
             .collect();
+        if self.replaying.is_some() {
+            let not_replayed = || Err(postgres::SqlError::NoHistory(SQL_NOT_REPLAYED.into()));
+            return distinct.into_iter().map(|q| (q, not_replayed())).collect();
+        }
         futures::stream::iter(distinct)
             .map(|sql| async move {
                 let answer = self.postgres.query(&sql).await;

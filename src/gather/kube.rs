@@ -17,7 +17,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 
 use super::stores::{Lookup, Stores};
-use crate::checks::observe::{self, JobObs, PodObs, WorkloadObs};
+use crate::checks::observe::{self, WorkloadObs};
 use crate::release::summary::{ReleaseSummary, WorkloadKind};
 
 /// Where Kubernetes state comes from.
@@ -27,12 +27,15 @@ pub enum Source {
     Api(Client),
     /// The daemon's reflector stores; the client serves namespaces they do not cover.
     Stores(Arc<Stores>, Client),
+    /// The past, from kube-state-metrics series in Prometheus (a replay).
+    History(Box<super::history::KubeHistory>, Client),
 }
 
 impl Source {
-    fn client(&self) -> &Client {
+    /// The API client (for what the stores or the history do not hold).
+    pub fn client(&self) -> &Client {
         match self {
-            Self::Api(c) | Self::Stores(_, c) => c,
+            Self::Api(c) | Self::Stores(_, c) | Self::History(_, c) => c,
         }
     }
 
@@ -50,22 +53,13 @@ impl Source {
 
     fn stores(&self) -> Option<&Stores> {
         match self {
-            Self::Api(_) => None,
+            Self::Api(_) | Self::History(..) => None,
             Self::Stores(s, _) => Some(s),
         }
     }
 }
 
-/// What the Kubernetes checks need about one revision.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KubeObservations {
-    /// One per Deployment/StatefulSet/DaemonSet of the manifest.
-    pub workloads: Vec<WorkloadObs>,
-    /// Pods of those workloads' current templates, Ready or not.
-    pub pods: Vec<PodObs>,
-    /// Jobs of the release namespace (scoped to the release by the checks).
-    pub jobs: Vec<JobObs>,
-}
+pub use crate::checks::observe::KubeObservations;
 
 async fn workload(
     source: &Source,
@@ -139,6 +133,21 @@ async fn deployment(source: &Source, ns: &str, d: &Deployment) -> Result<Workloa
     };
     obs.template = observe::new_replica_set_template(d, &metas);
     Ok(obs)
+}
+
+/// [`gather`], or the past's state for a replay; every failure a monitoring error.
+pub async fn observe(
+    source: &Source,
+    summary: &ReleaseSummary,
+    jobs: bool,
+    now: Timestamp,
+) -> Result<KubeObservations, crate::checks::provider::ProviderError> {
+    match source {
+        Source::History(history, _) => history.observe(summary, now).await,
+        _ => gather(source, summary, jobs, now)
+            .await
+            .map_err(|e| crate::checks::provider::ProviderError::Kubernetes(e.to_string())),
+    }
 }
 
 /// Reads the revision's workloads, their current pods and, when `jobs` is set (a migration

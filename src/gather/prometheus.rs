@@ -1,7 +1,8 @@
 //! Prometheus access (I/O) through `prometheus-http-query`: instant queries sent by POST (a
 //! batch for hundreds of releases exceeds URL limits of Prometheus and of proxies), with a
 //! timeout; errors sorted into "unavailable" (never a failure) and "bad query" (a
-//! configuration error); every query counted in `prometheus_queries_total{outcome}`.
+//! configuration error); every query counted in `prometheus_queries_total{outcome}`. A
+//! client may be fixed at a time in the past (`at`), for replays.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,8 @@ pub struct Prometheus {
     metrics: PrometheusMetrics,
     /// The credentials and headers of each request (files read at each one).
     auth: crate::config::HttpClientConfig,
+    /// The time queries are evaluated at (a replay of the past); now when `None`.
+    at: Option<jiff::Timestamp>,
 }
 
 impl std::fmt::Debug for Prometheus {
@@ -82,7 +85,17 @@ impl Prometheus {
             client,
             metrics,
             auth: config.client.clone(),
+            at: None,
         })
+    }
+
+    /// The same client, its queries evaluated at `t` (Prometheus' `time` parameter) instead
+    /// of now: the past as Prometheus recorded it.
+    pub fn at(&self, t: jiff::Timestamp) -> Self {
+        Self {
+            at: Some(t),
+            ..self.clone()
+        }
     }
 
     /// Runs one instant query, now, by POST.
@@ -95,6 +108,11 @@ impl Prometheus {
             }
         };
         let mut request = self.client.query(query);
+        if let Some(t) = self.at {
+            // To the millisecond: replayed rounds are not on whole seconds.
+            let seconds = format!("{:.3}", t.as_millisecond() as f64 / 1000.0);
+            request = request.query("time", seconds);
+        }
         for (name, value) in &headers {
             request = request.header(name.clone(), value.clone());
         }

@@ -107,6 +107,17 @@ pub fn last_within(
     format!("last_over_time({})", subquery(expr, window, step, at_time))
 }
 
+/// `last_over_time(selector[window])`, optionally `@ t`: each series' last raw sample
+/// within the window (a plain series selector; no look-back beyond the window, unlike a
+/// subquery's steps).
+pub fn last_sample_within(selector: &str, window: Duration, at_time: Option<Timestamp>) -> String {
+    format!(
+        "last_over_time({selector}[{}]{})",
+        range(window),
+        at_time.map(at).unwrap_or_default()
+    )
+}
+
 /// `count by (job, namespace) (last_over_time(...))`: series that existed within the
 /// window, per job and namespace.
 pub fn existed_by_job(

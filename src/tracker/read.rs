@@ -2,6 +2,9 @@
 //! the revisions' statuses from labels only. Secrets first; a release without any is looked
 //! for in ConfigMaps (Helm's `configmap` storage driver).
 
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
@@ -43,16 +46,46 @@ pub async fn read_history(
     namespace: &str,
     release: &str,
 ) -> Result<Vec<HistoryRow>, kube::Error> {
+    Ok(read_history_times(client, namespace, release).await?.0)
+}
+
+/// When a revision's record was last modified, per revision: Helm's `modifiedAt` label
+/// (Unix seconds), written when it changes the record's status.
+pub type Modified = BTreeMap<u32, Timestamp>;
+
+/// [`read_history`], with when each record was last modified (where Helm said so).
+pub async fn read_history_times(
+    client: kube::Client,
+    namespace: &str,
+    release: &str,
+) -> Result<(Vec<HistoryRow>, Modified), kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secrets = api.list(&release_selector(release)).await?;
     let mut rows: Vec<HistoryRow> = secrets.items.iter().filter_map(row_of).collect();
+    let mut modified: Modified = secrets
+        .items
+        .iter()
+        .filter_map(|s| modified_at(&s.metadata))
+        .collect();
     if rows.is_empty() {
         let api: Api<ConfigMap> = Api::namespaced(client, namespace);
         let maps = api.list(&configmap_selector(release)).await?;
         rows = maps.items.iter().filter_map(row_of_configmap).collect();
+        modified = maps
+            .items
+            .iter()
+            .filter_map(|m| modified_at(&m.metadata))
+            .collect();
     }
     rows.sort_by_key(|r| r.revision);
-    Ok(rows)
+    Ok((rows, modified))
+}
+
+/// The revision of a record and its `modifiedAt` label, when both read.
+fn modified_at(meta: &ObjectMeta) -> Option<(u32, Timestamp)> {
+    let revision = revision_from_meta(meta).ok()?.revision;
+    let seconds: i64 = meta.labels.as_ref()?.get("modifiedAt")?.parse().ok()?;
+    Some((revision, Timestamp::from_second(seconds).ok()?))
 }
 
 /// Reads and decodes one revision (one GET); `None` when its Secret does not exist.

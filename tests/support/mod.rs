@@ -22,6 +22,7 @@ pub mod helm;
 pub mod kube;
 pub mod mail;
 pub mod postgres;
+pub mod profile;
 pub mod prometheus;
 pub mod proxy;
 pub mod receiver;

@@ -41,6 +41,9 @@ pub enum SqlError {
     /// The database refused the query, or its answer is not one number.
     #[error("{0}")]
     Query(String),
+    /// A replay: a database's state in the past cannot be queried.
+    #[error("{0}")]
+    NoHistory(String),
 }
 
 impl SqlError {
@@ -51,6 +54,7 @@ impl SqlError {
                 ProviderError::Database(self.to_string())
             }
             Self::Query(_) => ProviderError::DatabaseQuery(self.to_string()),
+            Self::NoHistory(_) => ProviderError::NoHistory(self.to_string()),
         }
     }
 }
@@ -215,7 +219,7 @@ impl Postgres {
             let outcome = match &answer {
                 Ok(_) => DatabaseOutcome::Success,
                 Err(SqlError::Unreachable(_)) => DatabaseOutcome::Unreachable,
-                Err(SqlError::Unavailable(_)) => DatabaseOutcome::Error,
+                Err(SqlError::Unavailable(_) | SqlError::NoHistory(_)) => DatabaseOutcome::Error,
                 Err(SqlError::Query(_)) => DatabaseOutcome::BadQuery,
             };
             m.query(&db.name, outcome);
