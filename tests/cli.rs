@@ -437,8 +437,9 @@ async fn check_wait_shows_each_verdict_change_and_quiet_shows_none() {
 
 /// Issue 23.6: `config validate --live` runs every query of every release the configuration
 /// covers on the real Prometheus: one that answers is fine, a renamed metric returns no
-/// series, a typo is refused by Prometheus; each is named with its release and check, and
-/// the exit code says something is wrong.
+/// series, a series scraped less often than the configuration says cannot fill its windows,
+/// a typo is refused by Prometheus; each is named with its release and check, and the exit
+/// code says something is wrong.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_validate_live_names_each_query_that_cannot_work() {
     let ns = tkube::namespace("live-config").await;
@@ -451,7 +452,8 @@ async fn config_validate_live_names_each_query_that_cannot_work() {
         &format!(
             "watch:\n  namespaces: [{n}]\nreleases:\n  - name: app\n    metrics_presence:\n      \
              - name: up\n        query: 'app_up{{namespace=\"{{{{namespace}}}}\"}}'\n      \
-             - name: renamed\n        query: 'app_upp{{namespace=\"{{{{namespace}}}}\"}}'\n    custom:\n      \
+             - name: renamed\n        query: 'app_upp{{namespace=\"{{{{namespace}}}}\"}}'\n      \
+             - name: sparse\n        query: 'max(app_sparse{{namespace=\"{{{{namespace}}}}\"}})'\n    custom:\n      \
              - name: typo\n        query: 'sum(rate(app_up[5m])'\n        max: 1\n"
         ),
     ));
@@ -482,6 +484,21 @@ async fn config_validate_live_names_each_query_that_cannot_work() {
             .starts_with("returns no series now"),
         "{renamed:#}"
     );
+    // Scraped every 5 s where the configuration says 1 s: its windows were sized for 1 s.
+    let sparse = of("metrics_presence:sparse")["problem"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        sparse.starts_with(&format!(
+            "its series app_sparse{{namespace=\"{n}\"}} are sampled about every 5s"
+        )),
+        "{sparse}"
+    );
+    assert!(
+        sparse.contains("prometheus.scrape_interval says 1s"),
+        "{sparse}"
+    );
     assert!(
         of("custom:typo")["problem"]
             .as_str()
@@ -501,7 +518,7 @@ async fn config_validate_live_names_each_query_that_cannot_work() {
     assert!(
         table
             .stdout
-            .ends_with("4 check(s) of 1 release(s) tried: 2 problem(s)\n"),
+            .ends_with("5 check(s) of 1 release(s) tried: 3 problem(s)\n"),
         "{}",
         table.stdout
     );

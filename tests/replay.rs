@@ -34,12 +34,16 @@ const STEP: f64 = 0.05;
 /// Time between two revisions of the history: longer than GIM's scaled bake window.
 const APART: Duration = Duration::from_secs(8);
 
-/// The built-in profile scaled, GIM's entry in namespace `ns`. The daemon's Kubernetes
-/// watch timeouts (network settings a replay does not use) stay at the smallest the
-/// configuration accepts.
+/// The built-in profile scaled, GIM's entry in namespace `ns`. Network timeouts are not
+/// waits of the judgement: Prometheus' stays as shipped (a replay's queries of the past
+/// take what they take on a loaded machine), the daemon's Kubernetes watch timeouts (unused
+/// by a replay) at the smallest the configuration accepts.
 fn profile_for(ns: &str) -> String {
     let mut p: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&support::profile::scaled(FACTOR)).unwrap();
+    let shipped: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(upgrade_guard::config::DEFAULT_PROFILE).unwrap();
+    p["prometheus"]["timeout"] = shipped["prometheus"]["timeout"].clone();
     p["watch"]["watch_timeout"] = "1s".into();
     p["watch"]["idle_timeout"] = "2s".into();
     let releases = p["releases"].as_sequence_mut().unwrap();

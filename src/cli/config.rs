@@ -12,8 +12,9 @@ pub enum ConfigCommand {
     Default,
     /// Check a configuration file; exits 1 with the field, line and reason if it is wrong.
     /// With --live, also against the cluster: every PromQL query of every release it covers
-    /// runs once on its Prometheus (it must parse and return series now), every SQL query
-    /// once; exits 1 with a sentence per problem (release, check, fix).
+    /// runs once on its Prometheus (it must parse and return series now, sampled as often as
+    /// prometheus.scrape_interval says), every SQL query once; exits 1 with a sentence per
+    /// problem (release, check, fix).
     Validate {
         /// The file.
         file: PathBuf,

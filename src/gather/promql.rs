@@ -118,6 +118,17 @@ pub fn last_sample_within(selector: &str, window: Duration, at_time: Option<Time
     )
 }
 
+/// The time between two samples of each series of `selector` (a plain series selector),
+/// in seconds, the sparsest series' only: from its earliest sample seen within the window
+/// to its latest, over the samples in between (how often it is really scraped, whether it
+/// is still scraped or stopped a moment ago). `step` must be finer than the spacing to
+/// measure; series with a single sample in the window are left out.
+pub fn sample_spacing(selector: &str, window: Duration, step: Duration) -> String {
+    let ts = format!("timestamp({selector})");
+    let steps = subquery(&ts, window, step, None);
+    format!("max(({ts} - min_over_time({steps})) / (changes({steps}) > 0))")
+}
+
 /// `count by (job, namespace) (last_over_time(...))`: series that existed within the
 /// window, per job and namespace.
 pub fn existed_by_job(

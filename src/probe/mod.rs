@@ -1,9 +1,12 @@
 //! The configuration checked against the live cluster (I/O): for every release it covers,
 //! every PromQL query runs once on the configured Prometheus (it must parse and return series
-//! now) and every SQL query once in its read-only transaction; each answer becomes a
-//! finding in words (`plan.rs`). `upgrade-guard config validate --live` prints them.
+//! now, and its series must be sampled as often as `prometheus.scrape_interval` says: the
+//! windows and `for:` were sized for it) and every SQL query once in its read-only
+//! transaction; each answer becomes a finding in words (`plan.rs`). `upgrade-guard config validate --live` prints them.
 
 pub mod plan;
+
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::gather::postgres::Postgres;
@@ -38,7 +41,12 @@ pub async fn run(
             out.push(match probe {
                 Probe::PromQL { check, query } => {
                     let answer = prometheus.instant(&query).await.map(|s| s.len());
-                    promql_finding(key, &check, &query, &answer)
+                    let mut finding = promql_finding(key, &check, &query, &answer);
+                    if finding.ok() {
+                        finding.problem =
+                            sparse(prometheus, &query, config.prometheus.scrape_interval).await;
+                    }
+                    finding
                 }
                 Probe::Sql { check, source } => {
                     let answer = postgres.query(&source).await;
@@ -48,6 +56,24 @@ pub async fn run(
         }
     }
     out
+}
+
+/// Why the series `query` reads are sampled too rarely for checks sized for `scrape`, when
+/// they are: each selector's sample spacing measured over [`plan::spacing_window`]. A
+/// spacing that cannot be measured (no answer, one sample) says nothing.
+async fn sparse(prometheus: &Prometheus, query: &str, scrape: Duration) -> Option<String> {
+    let window = plan::spacing_window(scrape);
+    for selector in plan::selectors(query) {
+        let q = crate::gather::promql::sample_spacing(&selector, window, scrape / 4);
+        let Ok(series) = prometheus.instant(&q).await else {
+            continue;
+        };
+        let worst = series.iter().map(|(_, v)| *v).fold(f64::NAN, f64::max);
+        if let Some(problem) = plan::spacing_problem(&selector, worst, scrape) {
+            return Some(problem);
+        }
+    }
+    None
 }
 
 /// The kinds of objects the Kubernetes checks read that cannot be listed in `namespace`

@@ -66,6 +66,54 @@ pub fn probes(key: &ReleaseKey, policy: &ReleasePolicy) -> Vec<Probe> {
     out
 }
 
+/// A series sampled this much less often than `prometheus.scrape_interval` says is a
+/// problem (a little jitter is not).
+pub const SPACING_TOLERANCE: f64 = 1.5;
+
+/// The plain series selectors (`metric{labels}`) in a query, each once: the series whose
+/// sampling the check depends on. A metric named without braces is not found (a query
+/// without any selector found is not measured).
+pub fn selectors(query: &str) -> Vec<String> {
+    // A constant pattern: it compiles (the tests say so).
+    static SELECTOR: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"[a-zA-Z_:][a-zA-Z0-9_:]*\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}"#).ok()
+    });
+    let Some(selector) = SELECTOR.as_ref() else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for m in selector.find_iter(query) {
+        if !out.iter().any(|s| s == m.as_str()) {
+            out.push(m.as_str().to_string());
+        }
+    }
+    out
+}
+
+/// The window over which a selector's sample spacing is measured: ten scrape intervals,
+/// at least a minute.
+pub fn spacing_window(scrape: std::time::Duration) -> std::time::Duration {
+    (scrape * 10).max(std::time::Duration::from_secs(60))
+}
+
+/// Why the series of `selector`, sampled every `spacing` seconds (its sparsest series),
+/// cannot serve checks sized for `scrape`; `None` when they can.
+pub fn spacing_problem(
+    selector: &str,
+    spacing: f64,
+    scrape: std::time::Duration,
+) -> Option<String> {
+    let configured = scrape.as_secs_f64();
+    if !spacing.is_finite() || spacing <= configured * SPACING_TOLERANCE {
+        return None;
+    }
+    let actual = crate::units::human(std::time::Duration::from_secs_f64(spacing.round().max(1.0)));
+    let configured = crate::units::human(scrape);
+    Some(format!(
+        "its series {selector} are sampled about every {actual} (the sparsest of them), but prometheus.scrape_interval says {configured}: the windows and for: of its checks were sized for {configured} and see too few samples; scrape that job every {configured}, or set prometheus.scrape_interval to {actual} and lengthen the windows"
+    ))
+}
+
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
@@ -206,6 +254,42 @@ mod tests {
                     query: "rate(errors_total{release=\"gim\"}[5m])".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn the_series_a_query_reads_are_its_selectors() {
+        assert_eq!(
+            selectors(
+                r#"max(gim_lag{namespace="gim", x=~"a}b"}) / sum(rate(errors_total{job="gim"}[5m])) + gim_lag{namespace="gim", x=~"a}b"}"#
+            ),
+            [
+                r#"gim_lag{namespace="gim", x=~"a}b"}"#,
+                r#"errors_total{job="gim"}"#
+            ]
+        );
+        assert!(selectors("sum(up)").is_empty());
+    }
+
+    #[test]
+    fn a_series_scraped_less_often_than_configured_is_named_with_both_intervals() {
+        let scrape = std::time::Duration::from_secs(30);
+        assert_eq!(spacing_problem("up{}", 30.0, scrape), None);
+        assert_eq!(spacing_problem("up{}", 44.0, scrape), None, "jitter");
+        assert_eq!(spacing_problem("up{}", f64::NAN, scrape), None);
+        let words = spacing_problem("up{job=\"gim\"}", 120.0, scrape).unwrap();
+        assert!(
+            words.starts_with("its series up{job=\"gim\"} are sampled about every 2m"),
+            "{words}"
+        );
+        assert!(
+            words.contains("prometheus.scrape_interval says 30s"),
+            "{words}"
+        );
+        assert_eq!(spacing_window(scrape), std::time::Duration::from_secs(300));
+        assert_eq!(
+            spacing_window(std::time::Duration::from_secs(1)),
+            std::time::Duration::from_secs(60)
         );
     }
 

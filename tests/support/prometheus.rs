@@ -74,15 +74,21 @@ impl Prometheus {
         Self::start(Some(openmetrics), &[]).await
     }
 
-    /// Prometheus holding `app_up{namespace="<ns>"} 1` sampled in the last minute: a
-    /// series that exists now, for checks of the configuration against it.
+    /// Prometheus holding `app_up{namespace="<ns>"} 1` sampled every second for the last
+    /// two minutes (as the short configurations' 1 s scrape interval says), and
+    /// `app_sparse{namespace="<ns>"} 1` only every 5 s: series that exist now, for checks
+    /// of the configuration against them.
     pub async fn with_app_up(ns: &str) -> Self {
         let now = jiff::Timestamp::now().as_second();
-        let om = format!(
-            "# TYPE app_up gauge\napp_up{{namespace=\"{ns}\"}} 1 {}\napp_up{{namespace=\"{ns}\"}} 1 {}\n# EOF\n",
-            now - 30,
-            now - 15
-        );
+        let mut om = String::from("# TYPE app_up gauge\n");
+        for t in now - 120..=now {
+            om.push_str(&format!("app_up{{namespace=\"{ns}\"}} 1 {t}\n"));
+        }
+        om.push_str("# TYPE app_sparse gauge\n");
+        for t in (now - 120..=now).step_by(5) {
+            om.push_str(&format!("app_sparse{{namespace=\"{ns}\"}} 1 {t}\n"));
+        }
+        om.push_str("# EOF\n");
         Self::with_backfill(&om).await
     }
 
