@@ -237,6 +237,7 @@ fn ending_words(r: &Replayed) -> &'static str {
         crate::replay::timeline::Ending::Verdict => "verdict",
         crate::replay::timeline::Ending::Replaced => "replaced first",
         crate::replay::timeline::Ending::Baking => "still baking",
+        crate::replay::timeline::Ending::Uninstalled => "uninstalled first",
     }
 }
 

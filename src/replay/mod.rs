@@ -64,7 +64,7 @@ pub struct Replayed {
     /// How long after the start (the minute of the bake).
     #[serde(
         rename = "after_seconds",
-        serialize_with = "option_seconds",
+        serialize_with = "timeline::option_seconds",
         skip_serializing_if = "Option::is_none"
     )]
     pub after: Option<Duration>,
@@ -81,13 +81,6 @@ pub struct Replayed {
     /// Every round's report, when asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<Report>,
-}
-
-fn option_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => crate::units::seconds(d, s),
-        None => s.serialize_none(),
-    }
 }
 
 impl Replayed {
@@ -245,6 +238,12 @@ async fn revision(
             break Ending::Baking;
         }
         let (status, since) = timeline::status_at(p, t);
+        if matches!(
+            status,
+            ReleaseStatus::Uninstalled | ReleaseStatus::Uninstalling
+        ) {
+            break Ending::Uninstalled;
+        }
         evaluator.update(key, p.revision, status, since, history_at(t));
         let Some(mut report) = evaluator.round(t).await.into_iter().next() else {
             break Ending::Baking;
@@ -271,6 +270,7 @@ async fn revision(
         Ending::Baking => {
             notes.push("its bake window had not ended at the time of the replay".into())
         }
+        Ending::Uninstalled => notes.push("the release was uninstalled before a verdict".into()),
         Ending::Verdict => {}
     }
     Replayed {

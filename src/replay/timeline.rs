@@ -37,7 +37,8 @@ pub struct Past {
 /// The status revision `p` had at `t`, and since when. Helm writes a revision `pending-*`
 /// and changes it once its operation ends: to `deployed` or `failed` at its `modifiedAt`.
 /// A revision superseded since was deployed (when its operation ended is not kept once a
-/// later revision replaced it: taken as its start).
+/// later revision replaced it: taken as its start); one uninstalled since (with
+/// `--keep-history`) was deployed until its `modifiedAt`.
 pub fn status_at(p: &Past, t: Timestamp) -> (ReleaseStatus, Timestamp) {
     let pending = match p.operation {
         Operation::Install => ReleaseStatus::PendingInstall,
@@ -46,6 +47,10 @@ pub fn status_at(p: &Past, t: Timestamp) -> (ReleaseStatus, Timestamp) {
     };
     match p.status {
         ReleaseStatus::Superseded => (ReleaseStatus::Deployed, p.started),
+        ReleaseStatus::Uninstalled | ReleaseStatus::Uninstalling => match p.modified {
+            Some(m) if t >= m => (p.status, m),
+            _ => (ReleaseStatus::Deployed, p.started),
+        },
         ReleaseStatus::Deployed | ReleaseStatus::Failed => match p.modified {
             Some(m) if m > p.started && t < m => (pending, p.started),
             Some(m) if m > p.started => (p.status, m),
@@ -77,6 +82,16 @@ pub enum Next {
         #[serde(rename = "after_seconds", serialize_with = "crate::units::seconds")]
         after: Duration,
     },
+    /// The release was uninstalled (its history kept).
+    Uninstalled {
+        /// How long after the revision's start, when Helm said (`modifiedAt`).
+        #[serde(
+            rename = "after_seconds",
+            serialize_with = "option_seconds",
+            skip_serializing_if = "Option::is_none"
+        )]
+        after: Option<Duration>,
+    },
     /// It is still the latest revision.
     Latest {
         /// For how long so far.
@@ -90,6 +105,7 @@ impl Next {
     pub fn ran_for(&self) -> Duration {
         match self {
             Self::RolledBack { after, .. } | Self::Replaced { after, .. } => *after,
+            Self::Uninstalled { after } => after.unwrap_or_default(),
             Self::Latest { running } => *running,
         }
     }
@@ -109,8 +125,23 @@ impl Next {
             Self::Replaced { revision, after } => {
                 format!("replaced by revision {revision} after {}", h(*after))
             }
+            Self::Uninstalled { after: Some(after) } => {
+                format!("uninstalled after {}", h(*after))
+            }
+            Self::Uninstalled { after: None } => "uninstalled".into(),
             Self::Latest { running } => format!("still the latest, for {}", h(*running)),
         }
+    }
+}
+
+/// An optional duration in JSON: seconds, or null.
+pub(super) fn option_seconds<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => crate::units::seconds(d, s),
+        None => s.serialize_none(),
     }
 }
 
@@ -145,6 +176,15 @@ pub fn next(history: &[Past], i: usize, now: Timestamp) -> Next {
                 },
             }
         }
+        None if matches!(
+            p.status,
+            ReleaseStatus::Uninstalled | ReleaseStatus::Uninstalling
+        ) =>
+        {
+            Next::Uninstalled {
+                after: p.modified.map(|m| between(p.started, m)),
+            }
+        }
         None => Next::Latest {
             running: between(p.started, now),
         },
@@ -161,6 +201,8 @@ pub enum Ending {
     Replaced,
     /// Its bake had not ended by the time of the replay.
     Baking,
+    /// The release was uninstalled before a verdict.
+    Uninstalled,
 }
 
 /// What the summary needs of one replayed revision.

@@ -130,3 +130,25 @@ fn the_summary_counts_false_alarms_and_time_saved() {
     );
     assert_eq!(s.saved, Duration::from_secs(28 * 60));
 }
+
+#[test]
+fn an_uninstalled_revision_was_deployed_until_its_uninstall() {
+    let mut p = past(5, ReleaseStatus::Uninstalled, "2026-12-01T10:00:00Z");
+    p.modified = Some(t("2026-12-01T12:00:00Z"));
+    assert_eq!(
+        status_at(&p, t("2026-12-01T11:00:00Z")).0,
+        ReleaseStatus::Deployed
+    );
+    assert_eq!(
+        status_at(&p, t("2026-12-01T12:00:00Z")),
+        (ReleaseStatus::Uninstalled, t("2026-12-01T12:00:00Z"))
+    );
+    let next = next(&[p], 0, t("2026-12-03T10:00:00Z"));
+    assert_eq!(
+        next,
+        Next::Uninstalled {
+            after: Some(Duration::from_secs(7200))
+        }
+    );
+    assert_eq!(next.words(), "uninstalled after 2h");
+}
