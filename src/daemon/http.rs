@@ -7,7 +7,8 @@
 //!
 //! Hardened for a shared cluster: at most `http.max_connections` connections are served at
 //! once (more wait in the listen queue), a client must send its request within
-//! `http.read_timeout` and a connection lasts at most ten times that, the answers that cost
+//! `http.read_timeout` and a connection lasts ten times that (then it is closed after the
+//! answer in flight, which gets `Connection: close`), the answers that cost
 //! work are built one at a time per kind off the runtime's threads and shared by the requests
 //! waiting for them (see [`super::answers`]: a flood of reads never stalls the main loop),
 //! and with `http.authentication: kubernetes` `/metrics` and `/api/v1/releases` need a
@@ -433,22 +434,85 @@ pub async fn serve(listener: TcpListener, served: Served, mut stop: watch::Recei
                 let served = served.clone();
                 async move { Ok::<_, Infallible>(answer(served, req).await) }
             });
-            let connection = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(limits.read_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(limits.read_timeout * 10, connection).await {
-                Ok(Err(e)) => debug!(%peer, error = %e, "HTTP connection ended with an error"),
-                Err(_) => debug!(%peer, "HTTP connection closed: it lasted too long"),
-                Ok(Ok(())) => {}
+            match connection(TokioIo::new(stream), service, limits.read_timeout).await {
+                Ended::Closed => {}
+                Ended::Error(e) => debug!(%peer, error = %e, "HTTP connection ended with an error"),
+                Ended::TooLong => debug!(%peer, "HTTP connection closed: it lasted too long"),
             }
         });
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+enum Ended {
+    /// The client closed it, or it was closed after its last answer.
+    Closed,
+    /// An error of the connection.
+    Error(hyper::Error),
+    /// Cut: its request was still unanswered a lifetime after the lifetime ended.
+    TooLong,
+}
+
+/// Serves one connection: a request's headers must come within `read_timeout`, and the
+/// connection lasts ten times that (a client cannot hold a slot for ever). Then it is
+/// closed gracefully: the request in flight is still answered (with `Connection: close`,
+/// so a keep-alive client such as Prometheus opens a new connection instead of failing a
+/// scrape), within one more lifetime; only a request still unanswered then is cut.
+async fn connection<I, S>(io: I, service: S, read_timeout: std::time::Duration) -> Ended
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let lifetime = read_timeout * 10;
+    let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let ended = |r: Result<(), hyper::Error>| r.map_or_else(Ended::Error, |()| Ended::Closed);
+    if let Ok(r) = tokio::time::timeout(lifetime, conn.as_mut()).await {
+        return ended(r);
+    }
+    conn.as_mut().graceful_shutdown();
+    match tokio::time::timeout(lifetime, conn.as_mut()).await {
+        Ok(r) => ended(r),
+        Err(_) => Ended::TooLong,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request whose answer is still being built when the connection's lifetime ends is
+    /// answered, and the client told to reconnect: before, the connection was cut under it
+    /// (at 5,000 releases a keep-alive scraper lost a request about every lifetime).
+    #[tokio::test]
+    async fn a_request_in_flight_when_the_lifetime_ends_is_answered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let read_timeout = std::time::Duration::from_millis(100);
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let slow = service_fn(move |_req: Request<Incoming>| async move {
+            // Longer than the lifetime (1 s), shorter than the lifetime after it.
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"answered"))))
+        });
+        let served = tokio::spawn(connection(TokioIo::new(server), slow, read_timeout));
+        let (mut rx, mut tx) = tokio::io::split(client);
+        tx.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        rx.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response).to_lowercase();
+        assert!(text.starts_with("http/1.1 200"), "{text}");
+        assert!(text.contains("connection: close"), "{text}");
+        assert!(text.ends_with("answered"), "{text}");
+        assert!(matches!(served.await.unwrap(), Ended::Closed));
+    }
 
     #[test]
     fn the_classic_format_names_counters_with_their_suffix_and_has_no_eof() {
