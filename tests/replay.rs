@@ -24,15 +24,26 @@ use support::{helm, kube as tkube};
 use upgrade_guard::release::record::RowDetail;
 use upgrade_guard::tracker::read::read_history;
 
-/// Every duration upgrade-guard waits is divided by this: GIM's 60-minute bake lasts 6 s,
-/// its 30 s scrape and evaluation intervals 50 ms.
-const FACTOR: u32 = 600;
+/// Every duration upgrade-guard waits is divided by this: GIM's 60-minute bake lasts 18 s,
+/// its 30 s scrape and evaluation intervals 150 ms, a release pending 20 minutes (6 s) is
+/// stuck (helm on a loaded machine takes a few seconds: this factor leaves them to it).
+const FACTOR: f64 = 200.0;
 
-/// A sample every scaled scrape interval.
-const STEP: f64 = 0.05;
+/// `minutes` of the profile's real time, scaled, in seconds.
+fn scaled(minutes: f64) -> f64 {
+    minutes * 60.0 / FACTOR
+}
 
-/// Time between two revisions of the history: longer than GIM's scaled bake window.
-const APART: Duration = Duration::from_secs(8);
+/// A sample every scaled scrape interval (30 s).
+const STEP: f64 = 30.0 / FACTOR;
+
+/// Time between two revisions of the history: longer than GIM's bake window (65 minutes).
+fn apart() -> Duration {
+    Duration::from_secs_f64(scaled(65.0))
+}
+
+/// The people roll back the crash-looping revision after half an hour.
+const PEOPLE_MINUTES: f64 = 30.0;
 
 /// The built-in profile scaled, GIM's entry in namespace `ns`. Network timeouts are not
 /// waits of the judgement: Prometheus' stays as shipped (a replay's queries of the past
@@ -40,7 +51,7 @@ const APART: Duration = Duration::from_secs(8);
 /// by a replay) at the smallest the configuration accepts.
 fn profile_for(ns: &str) -> String {
     let mut p: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&support::profile::scaled(FACTOR)).unwrap();
+        serde_yaml_ng::from_str(&support::profile::scaled(FACTOR as u32)).unwrap();
     let shipped: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(upgrade_guard::config::DEFAULT_PROFILE).unwrap();
     p["prometheus"]["timeout"] = shipped["prometheus"]["timeout"].clone();
@@ -136,43 +147,43 @@ fn history(ns: &str, t: &[f64], end: f64) -> String {
     let (t1, t2, t3, t4) = (*t1, *t2, *t3, *t4);
     let far = end + 1.0;
     // GIM runs one instance with the Recreate strategy: the old pod goes before the new
-    // one starts; a new pod is Running at +0.5 s and Ready at +2 s (not Ready for long,
-    // as GIM); revision 3's pod crash-loops; the rollback scales revision 2's ReplicaSet
-    // up again.
+    // one starts; a new pod is Running 5 minutes (scaled) after the upgrade and Ready at
+    // 20 (not Ready for long, as GIM); revision 3's pod crash-loops from minute 8; the
+    // rollback scales revision 2's ReplicaSet up again.
     let pods = [
         PodLife {
             name: "gim-a-1".into(),
             rs: "gim-a",
-            created: t1 + 0.2,
-            running: t1 + 0.5,
-            ready: Some(t1 + 2.0),
+            created: t1 + scaled(2.0),
+            running: t1 + scaled(5.0),
+            ready: Some(t1 + scaled(20.0)),
             crashing: None,
-            deleted: t2 + 0.1,
+            deleted: t2 + scaled(1.0),
         },
         PodLife {
             name: "gim-b-1".into(),
             rs: "gim-b",
-            created: t2 + 0.2,
-            running: t2 + 0.5,
-            ready: Some(t2 + 2.0),
+            created: t2 + scaled(2.0),
+            running: t2 + scaled(5.0),
+            ready: Some(t2 + scaled(20.0)),
             crashing: None,
-            deleted: t3 + 0.1,
+            deleted: t3 + scaled(1.0),
         },
         PodLife {
             name: "gim-c-1".into(),
             rs: "gim-c",
-            created: t3 + 0.2,
-            running: t3 + 0.5,
+            created: t3 + scaled(2.0),
+            running: t3 + scaled(5.0),
             ready: None,
-            crashing: Some(t3 + 0.8),
-            deleted: t4 + 0.1,
+            crashing: Some(t3 + scaled(8.0)),
+            deleted: t4 + scaled(1.0),
         },
         PodLife {
             name: "gim-b-2".into(),
             rs: "gim-b",
-            created: t4 + 0.2,
-            running: t4 + 0.5,
-            ready: Some(t4 + 2.0),
+            created: t4 + scaled(2.0),
+            running: t4 + scaled(5.0),
+            ready: Some(t4 + scaled(20.0)),
             crashing: None,
             deleted: far,
         },
@@ -180,13 +191,25 @@ fn history(ns: &str, t: &[f64], end: f64) -> String {
     // ReplicaSets: (name, created, [(from, replicas)]).
     type Scale = Vec<(f64, f64)>;
     let replica_sets: [(&str, f64, Scale); 3] = [
-        ("gim-a", t1 + 0.1, vec![(t1 + 0.1, 1.0), (t2 + 0.05, 0.0)]),
+        (
+            "gim-a",
+            t1 + scaled(1.0),
+            vec![(t1 + scaled(1.0), 1.0), (t2 + scaled(0.5), 0.0)],
+        ),
         (
             "gim-b",
-            t2 + 0.15,
-            vec![(t2 + 0.15, 1.0), (t3 + 0.05, 0.0), (t4 + 0.15, 1.0)],
+            t2 + scaled(1.5),
+            vec![
+                (t2 + scaled(1.5), 1.0),
+                (t3 + scaled(0.5), 0.0),
+                (t4 + scaled(1.5), 1.0),
+            ],
         ),
-        ("gim-c", t3 + 0.15, vec![(t3 + 0.15, 1.0), (t4 + 0.05, 0.0)]),
+        (
+            "gim-c",
+            t3 + scaled(1.5),
+            vec![(t3 + scaled(1.5), 1.0), (t4 + scaled(0.5), 0.0)],
+        ),
     ];
     let ksm = format!(r#"job="kube-state-metrics",instance="ksm:8080",namespace="{ns}""#);
     let mut s = Series::default();
@@ -250,8 +273,8 @@ fn history(ns: &str, t: &[f64], end: f64) -> String {
                     v,
                 );
             }
-            // A crash every 0.2 s once crash-looping.
-            let restarts = crashing.map_or(0.0, |c| ((now - c) / 0.2).floor() + 1.0);
+            // A crash every 2 minutes (scaled) once crash-looping.
+            let restarts = crashing.map_or(0.0, |c| ((now - c) / scaled(2.0)).floor() + 1.0);
             s.add(
                 "kube_pod_container_status_restarts_total",
                 &container,
@@ -382,14 +405,18 @@ async fn the_built_in_profile_replays_a_gim_history_as_it_happened() {
             .chain([format!("image.tag={tag}")])
             .collect()
     };
-    after_last(n, APART, &upgrade("100.0.117")).await;
-    after_last(n, APART, &upgrade("100.0.118")).await;
-    // The people notice the crash loop and roll back three (scaled) seconds later: 30
-    // minutes at the profile's real scale.
+    after_last(n, apart(), &upgrade("100.0.117")).await;
+    after_last(n, apart(), &upgrade("100.0.118")).await;
+    // The people notice the crash loop and roll back half an hour (scaled) later.
     let rollback = ["rollback", "gim", "2", "-n", n].map(String::from);
-    after_last(n, Duration::from_secs(3), &rollback).await;
+    after_last(
+        n,
+        Duration::from_secs_f64(scaled(PEOPLE_MINUTES)),
+        &rollback,
+    )
+    .await;
     let times = started(n, "gim").await;
-    until_clock(at_seconds(times[3]) + APART).await;
+    until_clock(at_seconds(times[3]) + apart()).await;
     let end = Timestamp::now().as_millisecond() as f64 / 1000.0;
     let prometheus = Prometheus::with_backfill(&history(n, &times, end)).await;
     let config = profile_for(n);
@@ -404,16 +431,19 @@ async fn the_built_in_profile_replays_a_gim_history_as_it_happened() {
     println!("{report:#}");
     let healthy = revision(&report, 2);
     assert_eq!(healthy["verdict"], "healthy", "{verdicts:?}\n{healthy:#}");
-    // Healthy once GIM's bake window (6 s scaled) has passed, not before.
+    // Healthy once GIM's bake window (60 minutes, scaled) has passed, not before.
     let after = healthy["after_seconds"].as_f64().unwrap();
-    assert!((6.0..7.0).contains(&after), "{healthy:#}");
+    assert!(
+        (scaled(60.0)..scaled(60.0) + 1.0).contains(&after),
+        "{healthy:#}"
+    );
     assert_eq!(healthy["next"]["kind"], "replaced", "{healthy:#}");
 
     let bad = revision(&report, 3);
     assert_eq!(bad["verdict"], "failed", "{verdicts:?}\n{bad:#}");
     let failed_at = bad["after_seconds"].as_f64().unwrap();
     assert!(
-        failed_at < 3.0,
+        failed_at < scaled(PEOPLE_MINUTES),
         "caught before the people's rollback: {bad:#}"
     );
     assert_eq!(bad["action"]["action"], "rollback", "{bad:#}");
@@ -451,16 +481,19 @@ async fn the_built_in_profile_replays_a_gim_history_as_it_happened() {
             .is_empty()
     );
 
-    // The same history with another threshold: GIM's pods allowed 15 (scaled) minutes
-    // not Ready instead of 5: the crash loop is caught later, still before the people.
+    // The same history with another threshold: GIM's pods allowed 15 minutes not Ready
+    // instead of 5: the crash loop is caught later, still before the people.
     let mut patient: serde_yaml_ng::Value = serde_yaml_ng::from_str(&config).unwrap();
-    patient["defaults"]["pending_timeout"] = "1500ms".into();
+    patient["defaults"]["pending_timeout"] = format!("{}ms", scaled(15.0) * 1000.0).into();
     let patient = serde_yaml_ng::to_string(&patient).unwrap();
     let other = replay(&["gim", "-n", n], &patient, &prometheus.url);
     let later = revision(&other, 3);
     assert_eq!(later["verdict"], "failed", "{later:#}");
     let later_at = later["after_seconds"].as_f64().unwrap();
-    assert!(later_at > failed_at + 0.4, "{failed_at} then {later:#}");
+    assert!(
+        later_at > failed_at + scaled(5.0),
+        "{failed_at} then {later:#}"
+    );
     let saved_later = other["summary"]["saved_seconds"].as_f64().unwrap();
     assert!(saved_later < saved, "{:#}", other["summary"]);
 

@@ -25,6 +25,10 @@ pub struct DaemonMetrics {
     pub round_duration: Histogram,
     /// `upgrade_final_verdict_duration_seconds{verdict}`.
     pub to_final_verdict: Durations<Vec<(String, String)>>,
+    /// `config_checks_total`.
+    pub config_checks: Counter,
+    /// `config_check_duration_seconds`.
+    pub config_check_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for DaemonMetrics {
@@ -36,6 +40,8 @@ impl Default for DaemonMetrics {
             evaluations_active: Gauge::default(),
             round_duration: Histogram::new(buckets::ROUND),
             to_final_verdict: Family::new_with_constructor(|| Histogram::new(buckets::VERDICT)),
+            config_checks: Counter::default(),
+            config_check_duration: Gauge::default(),
         }
     }
 }
@@ -88,6 +94,17 @@ impl DaemonMetrics {
             "How long each evaluation round took: every revision under evaluation gathered, judged, and acted on",
             Unit::Seconds,
             m.round_duration.clone(),
+        );
+        registry.register(
+            "config_checks",
+            "Passes of the configuration's check against the live cluster (every query of every release tried)",
+            m.config_checks.clone(),
+        );
+        registry.register_with_unit(
+            "config_check_duration",
+            "How long the last pass of the configuration's check took",
+            Unit::Seconds,
+            m.config_check_duration.clone(),
         );
         // Every verdict an evaluation can end with, from the start (an empty histogram is a
         // series a dashboard can show).

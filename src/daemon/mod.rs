@@ -227,6 +227,7 @@ pub async fn run(
         crate::gather::postgres::Postgres::new(config.databases.clone(), Some(client.clone())),
         state.clone(),
         ready_rx.clone(),
+        daemon_metrics.clone(),
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let elector = tokio::spawn(elector.run(stop_rx.clone()));
@@ -499,6 +500,7 @@ async fn check_configuration(
     postgres: crate::gather::postgres::Postgres,
     state: Shared,
     mut ready: watch::Receiver<Readiness>,
+    metrics: DaemonMetrics,
 ) {
     // The first look once the releases are listed (the state has them).
     if ready
@@ -508,10 +510,11 @@ async fn check_configuration(
     {
         return;
     }
-    let mut known: Vec<(String, String)> = Vec::new();
+    let mut known: std::collections::BTreeSet<(String, String)> = Default::default();
     loop {
         let releases: Vec<crate::release::ReleaseKey> =
             state.read().releases().map(|v| v.release.clone()).collect();
+        let started = std::time::Instant::now();
         let problems: Vec<_> =
             crate::probe::run(&config, &releases, &prometheus, &postgres, Some(&client))
                 .await
@@ -519,7 +522,11 @@ async fn check_configuration(
                 // A monitoring outage is told by its own alerts, not as a configuration fault.
                 .filter(|f| !f.ok() && !f.untried)
                 .collect();
-        let now: Vec<(String, String)> = problems
+        metrics.config_checks.inc();
+        metrics
+            .config_check_duration
+            .set(started.elapsed().as_secs_f64());
+        let now: std::collections::BTreeSet<(String, String)> = problems
             .iter()
             .map(|f| (f.release.clone(), f.check.clone()))
             .collect();

@@ -17,8 +17,8 @@ use crate::checks::presence::{PresenceAnswers, PresenceBaseline, absence_grace, 
 use crate::checks::provider::ProviderError;
 use crate::config::{OnNoData, Source, SqlSource};
 use crate::gather::postgres::{SqlAnswer, SqlError};
-use crate::gather::prometheus::{Answers, values};
-use crate::gather::promql::{self, Series};
+use crate::gather::prometheus::{Answers, answer, values};
+use crate::gather::promql;
 
 fn key(prefix: char, i: usize, item: &str) -> String {
     format!("{prefix}{i}-{item}")
@@ -52,13 +52,6 @@ pub(super) fn baseline_items(i: usize, e: &Evaluation, scrape: Duration) -> Vec<
         ));
     }
     items
-}
-
-fn answer(answers: &Answers, key: &str) -> Result<Vec<Series>, ProviderError> {
-    answers
-        .get(key)
-        .cloned()
-        .unwrap_or_else(|| Err(ProviderError::Unavailable("no answer".into())))
 }
 
 fn samples(answers: &Answers, key: &str) -> Result<Samples, ProviderError> {

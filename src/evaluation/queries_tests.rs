@@ -6,6 +6,7 @@ use super::*;
 use crate::checks::provider::ProviderError;
 use crate::config::{FailAction, LagPolicy, PresencePolicy, ReleasePolicy, ThresholdPolicy};
 use crate::evaluation::revision::{Evaluation, KubeState, Start};
+use crate::gather::promql::Series;
 use crate::release::labels::Storage;
 use crate::release::summary::WorkloadKind;
 use crate::release::{ReleaseKey, ReleaseStatus};

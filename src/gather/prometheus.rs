@@ -66,6 +66,14 @@ fn unavailable(e: &prometheus_http_query::Error) -> String {
 /// One answer per key of a batch: the series (labels without the batch key) or the error.
 pub type Answers = BTreeMap<String, Result<Vec<Series>, ProviderError>>;
 
+/// The answer of `key` in a batch's answers; a key without one is Prometheus not answering.
+pub fn answer(answers: &Answers, key: &str) -> Result<Vec<Series>, ProviderError> {
+    answers
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| Err(ProviderError::Unavailable("no answer".into())))
+}
+
 /// The values of an answer, for checks that do not need labels.
 pub fn values(series: &[Series]) -> Samples {
     series.iter().map(|(_, v)| *v).collect()
