@@ -260,7 +260,11 @@ async fn revision(
         t = crate::units::plus(t, config.evaluation_interval);
     };
     evaluator.end(key);
-    let decided = (ending == Ending::Verdict).then_some(()).and(last.as_ref());
+    let decided = if ending == Ending::Verdict {
+        last.as_ref()
+    } else {
+        None
+    };
     let mut notes = last.as_ref().map(|r| r.notes.clone()).unwrap_or_default();
     match ending {
         Ending::Replaced => notes.push(format!(
