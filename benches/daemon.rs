@@ -6,7 +6,8 @@
 //! round (from the API server's own metrics), Prometheus queries per round, CPU per round,
 //! RSS with the stores. Two scales side by side, each on a fresh control plane: 500
 //! releases with 50 under evaluation, and 5,000 with 500. The report is written to
-//! `docs/benchmarks.md`. Other scales: `BENCH_SCALES=50/10,500/50`.
+//! `docs/benchmarks.md`. Other scales: `BENCH_SCALES=50/10,500/50`; a profile of the daemon:
+//! `BENCH_WRAP=heaptrack`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -300,7 +301,18 @@ async fn run(releases: usize, active: usize) -> Measured {
     // Every revision's 1 s window must be over before the daemon starts.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let child = Command::new(env!("CARGO_BIN_EXE_upgrade-guard"))
+    // BENCH_WRAP=heaptrack (or another wrapper) runs the daemon under it, to profile where
+    // its memory goes; the numbers of such a run measure the wrapper too.
+    let daemon_binary = env!("CARGO_BIN_EXE_upgrade-guard");
+    let mut command = match std::env::var("BENCH_WRAP") {
+        Ok(wrapper) if !wrapper.is_empty() => {
+            let mut c = Command::new(wrapper);
+            c.arg(daemon_binary);
+            c
+        }
+        _ => Command::new(daemon_binary),
+    };
+    let child = command
         .args(["run", "--listen", &address, "--config"])
         .arg(file.path())
         .env("KUBECONFIG", &plane.kubeconfig)
