@@ -185,11 +185,12 @@ pub fn items(
         "rs_then".into(),
         last("kube_replicaset_spec_replicas", "", Some(started)),
     ));
-    // When each pod was last seen Ready, within the look-back.
+    // When each pod was last seen Ready within the look-back, plus one scrape interval: it
+    // may have been Ready until the next look, so its time not Ready is never overstated.
     items.push((
         "p_was_ready".into(),
         format!(
-            "max by (pod) (max_over_time({}))",
+            "max by (pod) (max_over_time({})) + {:.3}",
             promql::subquery(
                 &format!(
                     "timestamp({} == 1)",
@@ -198,7 +199,8 @@ pub fn items(
                 since_ready,
                 scrape,
                 None
-            )
+            ),
+            scrape.as_secs_f64()
         ),
     ));
     items

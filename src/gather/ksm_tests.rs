@@ -304,4 +304,10 @@ fn the_expressions_read_one_namespace_at_the_replayed_time() {
         "{}",
         all["p_was_ready"]
     );
+    // A pod last seen Ready may have stayed so until the next scrape.
+    assert!(
+        all["p_was_ready"].ends_with(") + 30.000"),
+        "{}",
+        all["p_was_ready"]
+    );
 }

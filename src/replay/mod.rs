@@ -166,7 +166,6 @@ pub async fn release(
             },
         }
     }
-    let policy = config.policy_for(key);
     let mut evaluator = Evaluator::new(client.clone(), config, prometheus.clone()).replaying();
     for (i, p) in past.iter().enumerate() {
         if p.started < opts.since || opts.revision.is_some_and(|r| r != p.revision) {
@@ -185,10 +184,7 @@ pub async fn release(
             opts,
         )
         .await;
-        out.revisions.push(Replayed {
-            would: would(policy.mode, replayed.verdict, &replayed.action),
-            ..replayed
-        });
+        out.revisions.push(replayed);
     }
     Ok(out)
 }
@@ -206,6 +202,7 @@ async fn revision(
     opts: &Options,
 ) -> Replayed {
     let p = &past[i];
+    let policy = config.policy_for(key);
     let history_at = |t: Timestamp| -> Vec<(u32, ReleaseStatus)> {
         past[..i]
             .iter()
@@ -224,7 +221,7 @@ async fn revision(
             rollbacks: rollbacks_of(rows_then),
             storage: rows_then[i].storage,
         },
-        config.policy_for(key),
+        policy.clone(),
     );
     let next_start = past.get(i + 1).map(|n| n.started);
     let mut t = p.started;
@@ -277,6 +274,8 @@ async fn revision(
         Ending::Uninstalled => notes.push("the release was uninstalled before a verdict".into()),
         Ending::Verdict => {}
     }
+    let verdict = decided.map(|r| r.verdict);
+    let action = decided.map_or(RecommendedAction::None, |r| r.action.clone());
     Replayed {
         release: key.clone(),
         revision: p.revision,
@@ -285,12 +284,12 @@ async fn revision(
         started: p.started,
         helm_status: p.status,
         helm_description: summary.description.clone(),
-        verdict: decided.map(|r| r.verdict),
+        would: would(policy.mode, verdict, &action),
+        verdict,
         ending,
         decided_at: decided.map(|r| r.evaluated_at),
         after: decided.map(|r| crate::units::between(p.started, r.evaluated_at)),
-        action: decided.map_or(RecommendedAction::None, |r| r.action.clone()),
-        would: String::new(),
+        action,
         next: timeline::next(past, i, opts.now),
         evidence: last
             .as_ref()
