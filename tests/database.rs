@@ -282,7 +282,8 @@ enum Upgrade<'a> {
     /// returns before the old pod is gone): the workloads pass however slowly a loaded
     /// machine starts and stops pods.
     Ready,
-    /// `helm upgrade --set <values>`, not waiting.
+    /// `helm upgrade --set <values>`, not waiting for the pods to be Ready, only for the
+    /// controller to have created them.
     With(&'a [&'a str]),
 }
 
@@ -300,7 +301,10 @@ async fn judge_migration(
             install_then_upgrade_ready(&ns.name, "app");
             support::eval::rolled_out(&ns.name, "app").await;
         }
-        Upgrade::With(set) => install_then_upgrade(&ns.name, "app", set),
+        Upgrade::With(set) => {
+            install_then_upgrade(&ns.name, "app", set);
+            support::eval::pods_created(&ns.name, "app").await;
+        }
     }
     let config = migration_config(db, MARKER_QUERY, deadline);
     let (code, report, stderr) = check_json(&ns.name, &config, "90s", &[]);

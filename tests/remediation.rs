@@ -591,27 +591,37 @@ async fn a_failed_migration_restarts_the_pod_once_when_allowed() {
             .await
             .unwrap()
             .items;
+        let seen: Vec<_> = job_pods
+            .iter()
+            .map(|p| (&p.metadata.name, &p.metadata.deletion_timestamp))
+            .collect();
         assert!(
             job_pods
                 .iter()
                 .all(|p| p.metadata.deletion_timestamp.is_none())
                 && !job_pods.is_empty(),
-            "the migration Job's pod (matched by the Deployment's selector) was left alone"
+            "the migration Job's pod (matched by the Deployment's selector) was left alone: \
+             {seen:?}; {detail}"
         );
     }
     // Once: the migration still failed, so the next decision holds.
-    wait::until(WAIT, "held: already attempted", || async {
-        let v = view(&d, "app").await?;
-        (v["automation"]["plan"]["reason"] == "already_attempted").then_some(())
+    wait::until_seen(WAIT, "held: already attempted", || async {
+        let v = view(&d, "app").await.unwrap_or_default();
+        let automation = &v["automation"];
+        (automation["plan"]["reason"] == "already_attempted")
+            .then_some(())
+            .ok_or_else(|| format!("{automation:#}"))
     })
     .await;
-    assert_eq!(records(n, "app").await.len(), 1);
+    let all = records(n, "app").await;
+    assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(
         d.metric(r#"upgrade_guard_migration_restarts_total{outcome="done"}"#)
             .await,
         Some(1.0)
     );
-    assert!(rollbacks(n, "app").await.is_empty());
+    let rolled = rollbacks(n, "app").await;
+    assert!(rolled.is_empty(), "{rolled:?}");
     d.stop().await;
 }
 

@@ -63,24 +63,47 @@ pub fn install_then_upgrade_ready(ns: &str, release: &str) {
 /// ReplicaSet is scaled down (a rollout still under way, which the judge rightly calls
 /// pending on a loaded machine).
 pub async fn rolled_out(ns: &str, name: &str) {
+    deployment_until(ns, name, "rolled out", |want, s| {
+        s.replicas == Some(want)
+            && s.updated_replicas == Some(want)
+            && s.ready_replicas == Some(want)
+            && s.available_replicas == Some(want)
+    })
+    .await;
+}
+
+/// Waits until the controller has created every pod of Deployment `name`'s current template
+/// (created, not necessarily Ready): a judgement that must see the new pods does not depend
+/// on how late a loaded machine's controller creates them.
+pub async fn pods_created(ns: &str, name: &str) {
+    deployment_until(ns, name, "has created its pods", |want, s| {
+        s.updated_replicas == Some(want)
+    })
+    .await;
+}
+
+/// Waits until Deployment `name` in `ns` has a status for its current spec for which
+/// `done(desired replicas, status)` holds, showing the last status seen on a timeout.
+async fn deployment_until(
+    ns: &str,
+    name: &str,
+    what: &str,
+    done: impl Fn(i32, &k8s_openapi::api::apps::v1::DeploymentStatus) -> bool,
+) {
     use k8s_openapi::api::apps::v1::Deployment;
     let api: kube::Api<Deployment> = kube::Api::namespaced(tkube::client().await, ns);
     wait::until_seen(
         Duration::from_secs(120),
-        &format!("Deployment {ns}/{name} rolled out"),
+        &format!("Deployment {ns}/{name} {what}"),
         || async {
             let d = api.get_opt(name).await.ok().flatten();
-            let done = d.as_ref().is_some_and(|d| {
+            let ok = d.as_ref().is_some_and(|d| {
                 let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
                 d.status.as_ref().is_some_and(|s| {
-                    s.observed_generation >= d.metadata.generation
-                        && s.replicas == Some(want)
-                        && s.updated_replicas == Some(want)
-                        && s.ready_replicas == Some(want)
-                        && s.available_replicas == Some(want)
+                    s.observed_generation >= d.metadata.generation && done(want, s)
                 })
             });
-            if done {
+            if ok {
                 Ok(())
             } else {
                 Err(format!("{:?}", d.and_then(|d| d.status)))
