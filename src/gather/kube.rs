@@ -170,7 +170,7 @@ pub async fn gather(
         if let Some(selector) = &found.selector {
             let stored = source.stores().map(|s| s.pods(&w.namespace, selector));
             let pods: Vec<Pod> = match stored {
-                Some(Lookup::Covered(pods)) => pods.iter().map(|p| (**p).clone()).collect(),
+                Some(Lookup::Covered(pods)) => pods,
                 _ => {
                     Api::<Pod>::namespaced(source.client().clone(), &w.namespace)
                         .list(&ListParams::default().labels_from(selector))
@@ -197,7 +197,7 @@ pub async fn gather(
     if jobs {
         let stored = source.stores().map(|s| s.jobs(&summary.namespace));
         obs.jobs = match stored {
-            Some(Lookup::Covered(jobs)) => jobs.iter().map(|j| observe::job(j)).collect(),
+            Some(Lookup::Covered(jobs)) => jobs.iter().map(observe::job).collect(),
             _ => Api::<Job>::namespaced(source.client().clone(), &summary.namespace)
                 .list(&ListParams::default())
                 .await?

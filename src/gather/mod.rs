@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod postgres;
 pub mod prometheus;
 pub mod promql;
+pub mod slim;
 pub mod stores;

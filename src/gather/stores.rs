@@ -1,8 +1,9 @@
 //! Kubernetes state for the daemon from watches, not per-round LISTs: one kube-runtime
 //! reflector per kind (Deployments, StatefulSets, DaemonSets, ReplicaSets, Pods, Jobs) and watched
 //! namespace (or one cluster-wide), so a round reads memory and costs no request. Objects are
-//! trimmed before they are stored to what the checks read (no managed fields, no pod spec,
-//! no workload pod template, no annotations but Helm's release ones), which bounds memory.
+//! decoded into slim types ([`super::slim`]: no pod spec, no workload pod template) and
+//! trimmed before they are stored (no managed fields, no annotations but the ones the checks
+//! read), which bounds memory.
 //! Objects in a namespace that is not watched are read from the API (rare: a manifest that
 //! names another namespace).
 
@@ -16,13 +17,17 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
+
+use super::slim::{
+    Slim, SlimDaemonSet, SlimDeployment, SlimJob, SlimPod, SlimReplicaSet, SlimStatefulSet,
+};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-/// Objects per page of the initial listings (kube's default is 500): a page is decoded
-/// whole, before trimming, so smaller pages keep the listing's peak memory down.
+/// Objects per page of the initial listings (kube's default is 500): a page is held whole
+/// while it is decoded, so smaller pages keep the listing's peak memory down.
 const LIST_PAGE: u32 = 100;
 
 /// Annotations the checks read (Helm's ownership of a Job; a Deployment's and its
@@ -34,10 +39,7 @@ const KEPT_ANNOTATIONS: [&str; 3] = [
 ];
 
 /// Stores of one kind, per watched namespace (`None`: cluster-wide).
-struct Kind<K: Resource + 'static>
-where
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
+struct Kind<K: Slim + 'static> {
     stores: BTreeMap<Option<String>, Store<K>>,
 }
 
@@ -53,8 +55,7 @@ pub const DISTRUST_AFTER_ERROR: std::time::Duration = std::time::Duration::from_
 
 impl<K> Kind<K>
 where
-    K: Resource + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+    K: Slim + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
 {
     fn start(
         client: &Client,
@@ -63,10 +64,7 @@ where
         tasks: &mut Vec<JoinHandle<()>>,
         last_error: &LastWatchError,
         watch_timeout: u32,
-    ) -> Self
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    {
+    ) -> Self {
         let mut stores = BTreeMap::new();
         for ns in namespaces {
             let api: Api<K> = match ns {
@@ -74,7 +72,7 @@ where
                 None => Api::all(client.clone()),
             };
             let (reader, writer) = reflector::store();
-            let kind = K::kind(&K::DynamicType::default()).to_string();
+            let kind = K::kind(&()).to_string();
             let scope = ns.clone().unwrap_or_else(|| "*".into());
             let last_error = last_error.clone();
             // Small pages: each page is held whole, untrimmed, while it is listed.
@@ -144,71 +142,14 @@ fn trim_meta<K: ResourceExt>(o: &mut K) {
     annotations.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()));
 }
 
-fn trim_pod(p: &mut Pod) {
-    trim_meta(p);
-    p.spec = None;
-    if let Some(status) = p.status.as_mut() {
-        status.pod_ips = None;
-        status.host_ips = None;
-        for c in status
-            .container_statuses
-            .iter_mut()
-            .flatten()
-            .chain(status.init_container_statuses.iter_mut().flatten())
-        {
-            c.image_id = String::new();
-            c.volume_mounts = None;
-            c.resources = None;
-            c.allocated_resources = None;
-        }
-    }
-}
-
-fn trim_deployment(d: &mut Deployment) {
-    trim_meta(d);
-    if let Some(spec) = d.spec.as_mut() {
-        spec.template = Default::default();
-    }
-}
-
-fn trim_stateful_set(s: &mut StatefulSet) {
-    trim_meta(s);
-    if let Some(spec) = s.spec.as_mut() {
-        spec.template = Default::default();
-        spec.volume_claim_templates = None;
-    }
-}
-
-fn trim_daemon_set(d: &mut DaemonSet) {
-    trim_meta(d);
-    if let Some(spec) = d.spec.as_mut() {
-        spec.template = Default::default();
-    }
-}
-
-fn trim_replica_set(r: &mut ReplicaSet) {
-    trim_meta(r);
-    r.spec = None;
-    r.status = None;
-}
-
-fn trim_job(j: &mut Job) {
-    trim_meta(j);
-    // Only its time to live is read.
-    j.spec = j.spec.take().map(|s| k8s_openapi::api::batch::v1::JobSpec {
-        ttl_seconds_after_finished: s.ttl_seconds_after_finished,
-        ..Default::default()
-    });
-}
-
 /// The reflector stores of the watched namespaces.
 pub struct Stores {
-    deployments: Kind<Deployment>,
-    stateful_sets: Kind<StatefulSet>,
-    daemon_sets: Kind<DaemonSet>,
-    replica_sets: Kind<ReplicaSet>,
-    pods: Kind<Pod>,
-    jobs: Kind<Job>,
+    deployments: Kind<SlimDeployment>,
+    stateful_sets: Kind<SlimStatefulSet>,
+    daemon_sets: Kind<SlimDaemonSet>,
+    replica_sets: Kind<SlimReplicaSet>,
+    pods: Kind<SlimPod>,
+    jobs: Kind<SlimJob>,
     tasks: Vec<JoinHandle<()>>,
     last_error: LastWatchError,
 }
@@ -247,12 +188,12 @@ impl Stores {
         let last_error = LastWatchError::default();
         let e = &last_error;
         Arc::new(Self {
-            deployments: Kind::start(client, &scopes, trim_deployment, &mut tasks, e, t),
-            stateful_sets: Kind::start(client, &scopes, trim_stateful_set, &mut tasks, e, t),
-            daemon_sets: Kind::start(client, &scopes, trim_daemon_set, &mut tasks, e, t),
-            replica_sets: Kind::start(client, &scopes, trim_replica_set, &mut tasks, e, t),
-            pods: Kind::start(client, &scopes, trim_pod, &mut tasks, e, t),
-            jobs: Kind::start(client, &scopes, trim_job, &mut tasks, e, t),
+            deployments: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
+            stateful_sets: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
+            daemon_sets: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
+            replica_sets: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
+            pods: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
+            jobs: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
             tasks,
             last_error,
         })
@@ -294,13 +235,33 @@ impl Stores {
         self.len() == 0
     }
 
-    fn get<K>(kind: &Kind<K>, ns: &str, name: &str) -> Lookup<Option<Arc<K>>>
+    fn get<K>(kind: &Kind<K>, ns: &str, name: &str) -> Lookup<Option<K::Full>>
     where
-        K: Resource + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
-        K::DynamicType: std::hash::Hash + Eq + Clone + Default,
+        K: Slim + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
     {
         match kind.store_for(ns) {
-            Some(store) => Lookup::Covered(store.get(&ObjectRef::new(name).within(ns))),
+            Some(store) => Lookup::Covered(
+                store
+                    .get(&ObjectRef::new(name).within(ns))
+                    .map(|o| o.full()),
+            ),
+            None => Lookup::NotWatched,
+        }
+    }
+
+    /// The objects of namespace `ns` in `kind`'s store for which `keep` holds.
+    fn filter<K>(kind: &Kind<K>, ns: &str, keep: impl Fn(&K) -> bool) -> Lookup<Vec<K::Full>>
+    where
+        K: Slim + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
+    {
+        match kind.store_for(ns) {
+            Some(store) => Lookup::Covered(
+                store
+                    .state_filter(|o| o.meta().namespace.as_deref() == Some(ns) && keep(o))
+                    .iter()
+                    .map(|o| o.full())
+                    .collect(),
+            ),
             None => Lookup::NotWatched,
         }
     }
@@ -313,17 +274,17 @@ impl Stores {
     }
 
     /// A Deployment.
-    pub fn deployment(&self, ns: &str, name: &str) -> Lookup<Option<Arc<Deployment>>> {
+    pub fn deployment(&self, ns: &str, name: &str) -> Lookup<Option<Deployment>> {
         Self::get(&self.deployments, ns, name)
     }
 
     /// A StatefulSet.
-    pub fn stateful_set(&self, ns: &str, name: &str) -> Lookup<Option<Arc<StatefulSet>>> {
+    pub fn stateful_set(&self, ns: &str, name: &str) -> Lookup<Option<StatefulSet>> {
         Self::get(&self.stateful_sets, ns, name)
     }
 
     /// A DaemonSet.
-    pub fn daemon_set(&self, ns: &str, name: &str) -> Lookup<Option<Arc<DaemonSet>>> {
+    pub fn daemon_set(&self, ns: &str, name: &str) -> Lookup<Option<DaemonSet>> {
         Self::get(&self.daemon_sets, ns, name)
     }
 
@@ -332,34 +293,19 @@ impl Stores {
         &self,
         ns: &str,
         selector: &kube::core::Selector,
-    ) -> Lookup<Vec<Arc<ReplicaSet>>> {
+    ) -> Lookup<Vec<ReplicaSet>> {
         use kube::core::SelectorExt;
-        match self.replica_sets.store_for(ns) {
-            Some(store) => Lookup::Covered(store.state_filter(|r| {
-                r.metadata.namespace.as_deref() == Some(ns) && selector.matches(r.labels())
-            })),
-            None => Lookup::NotWatched,
-        }
+        Self::filter(&self.replica_sets, ns, |r| selector.matches(r.labels()))
     }
 
     /// The pods of a namespace that `selector` selects.
-    pub fn pods(&self, ns: &str, selector: &kube::core::Selector) -> Lookup<Vec<Arc<Pod>>> {
+    pub fn pods(&self, ns: &str, selector: &kube::core::Selector) -> Lookup<Vec<Pod>> {
         use kube::core::SelectorExt;
-        match self.pods.store_for(ns) {
-            Some(store) => Lookup::Covered(store.state_filter(|p| {
-                p.metadata.namespace.as_deref() == Some(ns) && selector.matches(p.labels())
-            })),
-            None => Lookup::NotWatched,
-        }
+        Self::filter(&self.pods, ns, |p| selector.matches(p.labels()))
     }
 
     /// The Jobs of a namespace.
-    pub fn jobs(&self, ns: &str) -> Lookup<Vec<Arc<Job>>> {
-        match self.jobs.store_for(ns) {
-            Some(store) => {
-                Lookup::Covered(store.state_filter(|j| j.metadata.namespace.as_deref() == Some(ns)))
-            }
-            None => Lookup::NotWatched,
-        }
+    pub fn jobs(&self, ns: &str) -> Lookup<Vec<Job>> {
+        Self::filter(&self.jobs, ns, |_| true)
     }
 }
