@@ -82,12 +82,13 @@ pub struct Answers {
 
 impl Answers {
     /// The answer of `kind` for a request that arrived at `arrived`: one whose build started
-    /// since, or one `build` makes now (on a blocking thread, while the others wait).
+    /// since, or one `build` makes now (on a blocking thread, while the others wait). `build`
+    /// is given the size of the previous answer, to allocate its body once.
     pub async fn get(
         &self,
         kind: Costly,
         arrived: Instant,
-        build: impl FnOnce() -> Answer + Send + 'static,
+        build: impl FnOnce(usize) -> Answer + Send + 'static,
     ) -> (Arc<Answer>, Source) {
         let mut slot = self.slots[kind.slot()].lock().await;
         if let Some((started, answer)) = slot.as_ref()
@@ -95,9 +96,12 @@ impl Answers {
         {
             return (answer.clone(), Source::Shared);
         }
+        // The old answer is of no use to anyone from now on: it goes before the new one
+        // is built, so two of them are never held at once.
+        let previous = slot.take().map_or(0, |(_, a)| a.body.len());
         let started = Instant::now();
         let answer = Arc::new(
-            tokio::task::spawn_blocking(build)
+            tokio::task::spawn_blocking(move || build(previous))
                 .await
                 .unwrap_or_else(|e| Answer {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,7 +138,7 @@ mod tests {
             let (answers, builds) = (answers.clone(), builds.clone());
             tokio::spawn(async move {
                 answers
-                    .get(Costly::Releases, Instant::now(), move || {
+                    .get(Costly::Releases, Instant::now(), move |_| {
                         running.send(()).unwrap();
                         wait.recv().unwrap();
                         builds.fetch_add(1, Ordering::SeqCst);
@@ -152,7 +156,7 @@ mod tests {
                 let (answers, builds) = (answers.clone(), builds.clone());
                 tokio::spawn(async move {
                     answers
-                        .get(Costly::Releases, arrived, move || {
+                        .get(Costly::Releases, arrived, move |_| {
                             builds.fetch_add(1, Ordering::SeqCst);
                             text("second")
                         })
@@ -171,14 +175,22 @@ mod tests {
         }
         assert_eq!(built, 1, "one build for the ten");
         assert_eq!(builds.load(Ordering::SeqCst), 2);
-        // Another kind is built on its own.
-        let (_, source) = answers
+        // Another kind is built on its own, with no previous answer to size it by.
+        let (a, source) = answers
             .get(
                 Costly::Metrics { openmetrics: true },
                 Instant::now(),
-                || text("m"),
+                |previous| text(&previous.to_string()),
             )
             .await;
         assert_eq!(source, Source::Built);
+        assert_eq!(a.body.as_ref(), b"0");
+        // A new build is told the size of the last answer of its kind ("second").
+        let (a, _) = answers
+            .get(Costly::Releases, Instant::now(), |previous| {
+                text(&previous.to_string())
+            })
+            .await;
+        assert_eq!(a.body.as_ref(), b"6");
     }
 }

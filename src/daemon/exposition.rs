@@ -6,7 +6,11 @@
 //! timestamp, message or value.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use std::sync::Arc;
+
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::checks::{Bound, CheckId, Outcome};
@@ -26,33 +30,42 @@ impl ReleaseCollector {
     }
 }
 
-type Labels = Vec<(&'static str, String)>;
-
-/// One metric family: name, help and its samples.
-struct Family {
-    name: &'static str,
-    help: &'static str,
-    samples: Vec<(Labels, f64)>,
+/// A label value: a word of the code, a name shared with the state (no copy per sample),
+/// or one built for the scrape.
+#[derive(Debug, Clone)]
+enum Value {
+    Word(&'static str),
+    Shared(Arc<str>),
+    Built(String),
 }
 
-impl Family {
-    fn new(name: &'static str, help: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            samples: Vec::new(),
-        }
+impl EncodeLabelValue for Value {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let text: &str = match self {
+            Self::Word(w) => w,
+            Self::Shared(s) => s,
+            Self::Built(s) => s,
+        };
+        EncodeLabelValue::encode(&text, encoder)
     }
+}
 
-    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let gauge = ConstGauge::new(0.0);
-        let mut metric =
-            encoder.encode_descriptor(self.name, self.help, None, gauge.metric_type())?;
-        for (labels, value) in &self.samples {
-            ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
-        }
-        Ok(())
+type Labels = Vec<(&'static str, Value)>;
+
+/// Encodes one gauge family from its samples, produced one at a time (each sample's labels
+/// are dropped once written, so a scrape never holds every label set at once).
+fn family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (Labels, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric =
+        encoder.encode_descriptor(name, help, None, ConstGauge::new(0.0).metric_type())?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
     }
+    Ok(())
 }
 
 fn bound_word(b: Bound) -> &'static str {
@@ -62,222 +75,295 @@ fn bound_word(b: Bound) -> &'static str {
     }
 }
 
+/// What a scrape needs of one check's result.
+struct ResultRow {
+    check: Value,
+    outcome: Outcome,
+    value: Option<f64>,
+    threshold: Option<(&'static str, f64)>,
+}
+
+/// What a scrape needs of a judgement.
+struct JudgementRow {
+    verdict: Verdict,
+    is_final: bool,
+    pending: Vec<(&'static str, f64)>,
+    results: Vec<ResultRow>,
+}
+
+/// What a scrape needs of one release, copied under the state's lock (its names shared,
+/// not copied); the samples are made from it after the lock is released.
+struct Row {
+    namespace: Value,
+    release: Value,
+    revision: u32,
+    chart: [String; 3],
+    status: &'static str,
+    suspended: Option<(String, f64)>,
+    accepted: Option<String>,
+    problem: Option<&'static str>,
+    started: Option<f64>,
+    hold: Option<&'static str>,
+    action: Option<(&'static str, &'static str)>,
+    after_bake: Vec<(Value, f64)>,
+    judgement: Option<JudgementRow>,
+}
+
+impl Row {
+    fn of(view: &crate::state::ReleaseView) -> Self {
+        let chart = view.chart.as_ref();
+        let results = |results: &[crate::checks::CheckResult]| -> Vec<ResultRow> {
+            results
+                .iter()
+                .map(|r| ResultRow {
+                    check: Value::Shared(Arc::from(r.check.to_string())),
+                    outcome: r.outcome,
+                    value: r.value,
+                    threshold: r.threshold.map(|t| (bound_word(t.bound), t.value)),
+                })
+                .collect()
+        };
+        Self {
+            namespace: Value::Shared(view.release.namespace.clone()),
+            release: Value::Shared(view.release.name.clone()),
+            revision: view.revision,
+            chart: [
+                chart.map(|c| c.name.clone()).unwrap_or_default(),
+                chart.map(|c| c.version.clone()).unwrap_or_default(),
+                chart
+                    .and_then(|c| c.app_version.clone())
+                    .unwrap_or_default(),
+            ],
+            status: view.status.as_str(),
+            suspended: view
+                .controls
+                .suspended
+                .as_ref()
+                .map(|s| (s.set.by.clone(), s.until.as_second() as f64)),
+            accepted: view.controls.accepted.as_ref().map(|a| a.set.by.clone()),
+            problem: view.problem_kind().map(|k| k.as_str()),
+            started: view.started.map(|at| at.as_millisecond() as f64 / 1000.0),
+            hold: view
+                .automation
+                .as_ref()
+                .and_then(|a| a.hold())
+                .map(|h| h.reason.as_str()),
+            action: view
+                .automation
+                .as_ref()
+                .and_then(|a| a.record.as_ref())
+                .map(|r| (r.action.as_str(), r.phase.as_str())),
+            after_bake: view
+                .after_bake
+                .iter()
+                .flat_map(|a| &a.judgement.results)
+                .map(|r| {
+                    (
+                        Value::Built(r.check.to_string()),
+                        f64::from(u8::from(r.outcome == Outcome::Fail)),
+                    )
+                })
+                .collect(),
+            judgement: view.judgement.as_ref().map(|j| JudgementRow {
+                verdict: j.verdict,
+                is_final: j.is_final,
+                pending: j
+                    .results
+                    .iter()
+                    .filter(|r| r.check == CheckId::PendingPods)
+                    .flat_map(|r| &r.counts)
+                    .map(|(reason, n)| (*reason, f64::from(*n)))
+                    .collect(),
+                results: results(&j.results),
+            }),
+        }
+    }
+
+    /// The release's labels, then `extra`.
+    fn labels<const N: usize>(&self, extra: [(&'static str, Value); N]) -> Labels {
+        let mut l = Vec::with_capacity(2 + N);
+        l.push(("namespace", self.namespace.clone()));
+        l.push(("release", self.release.clone()));
+        l.extend(extra);
+        l
+    }
+}
+
 impl Collector for ReleaseCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut info = Family::new(
+        let (rows, config_problems): (Vec<Row>, Vec<Labels>) = {
+            let state = self.state.read();
+            let problems = state
+                .config_problems()
+                .iter()
+                .filter_map(|f| {
+                    let (namespace, release) = f.release.split_once('/')?;
+                    Some(vec![
+                        ("namespace", Value::Built(namespace.to_string())),
+                        ("release", Value::Built(release.to_string())),
+                        ("check", Value::Built(f.check.clone())),
+                    ])
+                })
+                .collect();
+            (state.releases().map(Row::of).collect(), problems)
+        };
+        // Encoded without the state: the daemon's loop never waits for a scrape's encoding.
+        let e = &mut encoder;
+        let judged = || {
+            rows.iter()
+                .filter_map(|r| r.judgement.as_ref().map(|j| (r, j)))
+        };
+        let word = Value::Word;
+        let built = |s: String| Value::Built(s);
+        family(
+            e,
             "release_info",
             "The latest revision of each watched release (1), with its chart and status",
-        );
-        let mut verdict = Family::new(
+            rows.iter().map(|r| {
+                let [chart, version, app] = r.chart.clone();
+                let labels = r.labels([
+                    ("revision", built(r.revision.to_string())),
+                    ("chart", built(chart)),
+                    ("chart_version", built(version)),
+                    ("app_version", built(app)),
+                    ("status", word(r.status)),
+                ]);
+                (labels, 1.0)
+            }),
+        )?;
+        family(
+            e,
             "release_verdict",
             "Verdict of the latest revision: 1 for the current verdict, 0 for the others",
-        );
-        let mut result = Family::new(
-            "check_result",
-            "Result of each check of the latest revision: 1 for the current result, 0 for the others",
-        );
-        let mut value = Family::new("check_value", "The value each check measured");
-        let mut threshold = Family::new(
-            "check_threshold",
-            "The threshold each check compares its value with, by bound (min or max)",
-        );
-        let mut started = Family::new(
-            "upgrade_started_timestamp_seconds",
-            "When the latest revision's upgrade started (Unix time)",
-        );
-        let mut pending = Family::new(
-            "pending_pods",
-            "Pods of the latest revision that are not Ready, by reason",
-        );
-        let mut hold = Family::new(
-            "action_hold",
-            "mode: auto only: 1 while the automatic action for the latest revision's failure is held, by reason",
-        );
-        let mut rollback = Family::new(
-            "action_state",
-            "mode: auto only: 1 for the state of the automatic action concerning the latest revision (running, done, failed, interrupted, verified, verification_failed, cancelled)",
-        );
-        let mut problem = Family::new(
-            "release_problem",
-            "1 while the latest revision's record has a problem: stuck_pending (pending past watch.stuck_pending_after, the helm holding its lock probably gone) or unreadable",
-        );
-        let mut final_verdict = Family::new(
+            judged().flat_map(|(r, j)| {
+                Verdict::ALL.into_iter().map(move |v| {
+                    (
+                        r.labels([("verdict", word(v.as_str()))]),
+                        f64::from(u8::from(v == j.verdict)),
+                    )
+                })
+            }),
+        )?;
+        family(
+            e,
             "release_evaluation_final",
             "1 when the latest revision's evaluation ended (bake window over), 0 while it runs",
-        );
-        let mut after_bake = Family::new(
+            judged().map(|(r, j)| (r.labels([]), f64::from(u8::from(j.is_final)))),
+        )?;
+        let results = || judged().flat_map(|(r, j)| j.results.iter().map(move |c| (r, c)));
+        family(
+            e,
+            "check_result",
+            "Result of each check of the latest revision: 1 for the current result, 0 for the others",
+            results().flat_map(|(r, c)| {
+                Outcome::ALL.into_iter().map(move |o| {
+                    (
+                        r.labels([("check", c.check.clone()), ("result", word(o.as_str()))]),
+                        f64::from(u8::from(o == c.outcome)),
+                    )
+                })
+            }),
+        )?;
+        family(
+            e,
+            "check_value",
+            "The value each check measured",
+            results().filter_map(|(r, c)| Some((r.labels([("check", c.check.clone())]), c.value?))),
+        )?;
+        family(
+            e,
+            "check_threshold",
+            "The threshold each check compares its value with, by bound (min or max)",
+            results().filter_map(|(r, c)| {
+                let (bound, value) = c.threshold?;
+                Some((
+                    r.labels([("check", c.check.clone()), ("bound", word(bound))]),
+                    value,
+                ))
+            }),
+        )?;
+        family(
+            e,
+            "pending_pods",
+            "Pods of the latest revision that are not Ready, by reason",
+            judged().flat_map(|(r, j)| {
+                j.pending
+                    .iter()
+                    .map(move |(reason, n)| (r.labels([("reason", word(reason))]), *n))
+            }),
+        )?;
+        family(
+            e,
+            "upgrade_started_timestamp_seconds",
+            "When the latest revision's upgrade started (Unix time)",
+            rows.iter().filter_map(|r| Some((r.labels([]), r.started?))),
+        )?;
+        family(
+            e,
+            "release_problem",
+            "1 while the latest revision's record has a problem: stuck_pending (pending past watch.stuck_pending_after, the helm holding its lock probably gone) or unreadable",
+            rows.iter()
+                .filter_map(|r| Some((r.labels([("problem", word(r.problem?))]), 1.0))),
+        )?;
+        family(
+            e,
+            "action_hold",
+            "mode: auto only: 1 while the automatic action for the latest revision's failure is held, by reason",
+            rows.iter()
+                .filter_map(|r| Some((r.labels([("reason", word(r.hold?))]), 1.0))),
+        )?;
+        family(
+            e,
+            "action_state",
+            "mode: auto only: 1 for the state of the automatic action concerning the latest revision (running, done, failed, interrupted, verified, verification_failed, cancelled)",
+            rows.iter().filter_map(|r| {
+                let (action, state) = r.action?;
+                Some((
+                    r.labels([("action", word(action)), ("state", word(state))]),
+                    1.0,
+                ))
+            }),
+        )?;
+        family(
+            e,
             "release_after_bake_check_failed",
             "While the latest revision is watched after its bake: 1 for each check that found it broken since (alerted, never acted on), 0 for the others",
-        );
-        let mut suspended = Family::new(
+            rows.iter().flat_map(|r| {
+                r.after_bake
+                    .iter()
+                    .map(move |(check, failed)| (r.labels([("check", check.clone())]), *failed))
+            }),
+        )?;
+        family(
+            e,
             "release_suspended_until_timestamp_seconds",
             "While an operator has suspended the release (upgrade-guard suspend; by: who): when the suspension ends (Unix time); its verdicts are neither alerted nor acted on meanwhile",
-        );
-        let mut accepted = Family::new(
+            rows.iter().filter_map(|r| {
+                let (by, until) = r.suspended.clone()?;
+                Some((r.labels([("by", built(by))]), until))
+            }),
+        )?;
+        family(
+            e,
             "release_accepted",
             "1 when an operator accepted the latest revision as good (upgrade-guard accept; by: who)",
-        );
-        let mut config_problem = Family::new(
-            "config_problem",
-            "1 for each check whose query, tried against the live cluster, cannot work (refused, no series, SQL failing); see config_problems in /api/v1/releases",
-        );
-        let state = self.state.read();
-        for f in state.config_problems() {
-            if let Some((namespace, release)) = f.release.split_once('/') {
-                config_problem.samples.push((
-                    vec![
-                        ("namespace", namespace.to_string()),
-                        ("release", release.to_string()),
-                        ("check", f.check.clone()),
-                    ],
-                    1.0,
-                ));
-            }
-        }
-        for view in state.releases() {
-            let base: Labels = vec![
-                ("namespace", view.release.namespace.to_string()),
-                ("release", view.release.name.to_string()),
-            ];
-            let with = |extra: &[(&'static str, String)]| {
-                let mut l = base.clone();
-                l.extend(extra.iter().cloned());
-                l
-            };
-            let chart = view.chart.as_ref();
-            info.samples.push((
-                with(&[
-                    ("revision", view.revision.to_string()),
-                    ("chart", chart.map(|c| c.name.clone()).unwrap_or_default()),
-                    (
-                        "chart_version",
-                        chart.map(|c| c.version.clone()).unwrap_or_default(),
-                    ),
-                    (
-                        "app_version",
-                        chart
-                            .and_then(|c| c.app_version.clone())
-                            .unwrap_or_default(),
-                    ),
-                    ("status", view.status.as_str().to_string()),
-                ]),
-                1.0,
-            ));
-            if let Some(s) = &view.controls.suspended {
-                suspended.samples.push((
-                    with(&[("by", s.set.by.clone())]),
-                    s.until.as_second() as f64,
-                ));
-            }
-            if let Some(a) = &view.controls.accepted {
-                accepted.samples.push((
-                    with(&[
-                        ("revision", view.revision.to_string()),
-                        ("by", a.set.by.clone()),
+            rows.iter().filter_map(|r| {
+                let by = r.accepted.clone()?;
+                Some((
+                    r.labels([
+                        ("revision", built(r.revision.to_string())),
+                        ("by", built(by)),
                     ]),
                     1.0,
-                ));
-            }
-            if let Some(kind) = view.problem_kind() {
-                problem
-                    .samples
-                    .push((with(&[("problem", kind.as_str().to_string())]), 1.0));
-            }
-            if let Some(at) = view.started {
-                started
-                    .samples
-                    .push((base.clone(), at.as_millisecond() as f64 / 1000.0));
-            }
-            if let Some(a) = &view.automation {
-                if let Some(h) = a.hold() {
-                    hold.samples
-                        .push((with(&[("reason", h.reason.as_str().to_string())]), 1.0));
-                }
-                if let Some(r) = &a.record {
-                    rollback.samples.push((
-                        with(&[
-                            ("action", r.action.as_str().to_string()),
-                            ("state", r.phase.as_str().to_string()),
-                        ]),
-                        1.0,
-                    ));
-                }
-            }
-            for r in view.after_bake.iter().flat_map(|a| &a.judgement.results) {
-                after_bake.samples.push((
-                    with(&[("check", r.check.to_string())]),
-                    f64::from(u8::from(r.outcome == Outcome::Fail)),
-                ));
-            }
-            let Some(j) = &view.judgement else {
-                continue;
-            };
-            for v in Verdict::ALL {
-                verdict.samples.push((
-                    with(&[("verdict", v.as_str().to_string())]),
-                    f64::from(u8::from(v == j.verdict)),
-                ));
-            }
-            final_verdict
-                .samples
-                .push((base.clone(), f64::from(u8::from(j.is_final))));
-            for (reason, n) in j
-                .results
-                .iter()
-                .filter(|r| r.check == CheckId::PendingPods)
-                .flat_map(|r| &r.counts)
-            {
-                pending
-                    .samples
-                    .push((with(&[("reason", (*reason).to_string())]), f64::from(*n)));
-            }
-            for r in &j.results {
-                for o in Outcome::ALL {
-                    result.samples.push((
-                        with(&[
-                            ("check", r.check.to_string()),
-                            ("result", o.as_str().to_string()),
-                        ]),
-                        f64::from(u8::from(o == r.outcome)),
-                    ));
-                }
-                if let Some(v) = r.value {
-                    value
-                        .samples
-                        .push((with(&[("check", r.check.to_string())]), v));
-                }
-                if let Some(t) = r.threshold {
-                    threshold.samples.push((
-                        with(&[
-                            ("check", r.check.to_string()),
-                            ("bound", bound_word(t.bound).to_string()),
-                        ]),
-                        t.value,
-                    ));
-                }
-            }
-        }
-        // Encoded without the state: the daemon's loop never waits for a scrape's encoding.
-        drop(state);
-        for family in [
-            info,
-            verdict,
-            final_verdict,
-            result,
-            value,
-            threshold,
-            pending,
-            started,
-            problem,
-            hold,
-            rollback,
-            after_bake,
-            suspended,
-            accepted,
-            config_problem,
-        ] {
-            family.encode(&mut encoder)?;
-        }
+                ))
+            }),
+        )?;
+        family(
+            e,
+            "config_problem",
+            "1 for each check whose query, tried against the live cluster, cannot work (refused, no series, SQL failing); see config_problems in /api/v1/releases",
+            config_problems.into_iter().map(|l| (l, 1.0)),
+        )?;
         Ok(())
     }
 }

@@ -189,9 +189,10 @@ pub fn handle(
             Costly::Metrics {
                 openmetrics: openmetrics(accept),
             },
+            0,
         )
         .response(),
-        "/api/v1/releases" => build(served, Costly::Releases).response(),
+        "/api/v1/releases" => build(served, Costly::Releases, 0).response(),
         _ => respond(
             StatusCode::NOT_FOUND,
             TEXT,
@@ -205,8 +206,10 @@ fn openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains("application/openmetrics-text"))
 }
 
-/// Builds a costly answer (every metric, or every release) from the state as it is now.
-fn build(served: &Served, kind: Costly) -> Answer {
+/// Builds a costly answer (every metric, or every release) from the state as it is now;
+/// `previous` (the last answer's size) sizes its body, so a large one is never copied
+/// while it grows.
+fn build(served: &Served, kind: Costly, previous: usize) -> Answer {
     let answer = |status, content_type, body: Vec<u8>| Answer {
         status,
         content_type,
@@ -215,7 +218,8 @@ fn build(served: &Served, kind: Costly) -> Answer {
     match kind {
         Costly::Metrics { openmetrics } => {
             // upgrade-guard's own metrics, then the standard process metrics (one `# EOF`).
-            let mut text = String::new();
+            // A little more than last time: the answer grows with the releases.
+            let mut text = String::with_capacity(previous + previous / 8);
             let encoded = prometheus_client::encoding::text::encode(&mut text, &served.registry)
                 .and_then(|()| {
                     let own = text.strip_suffix("# EOF\n").unwrap_or(&text).len();
@@ -235,7 +239,7 @@ fn build(served: &Served, kind: Costly) -> Answer {
                 ),
             }
         }
-        Costly::Releases => releases(served, &Filter::default()),
+        Costly::Releases => releases(served, &Filter::default(), previous),
     }
 }
 
@@ -274,7 +278,7 @@ impl Filter {
 }
 
 /// Every release the filter admits, with its notices and order warnings.
-fn releases(served: &Served, filter: &Filter) -> Answer {
+fn releases(served: &Served, filter: &Filter, previous: usize) -> Answer {
     let answer = |status, content_type, body: Vec<u8>| Answer {
         status,
         content_type,
@@ -326,8 +330,9 @@ fn releases(served: &Served, filter: &Filter) -> Answer {
         config_problems: &config_problems,
         notifications: NotificationsBody { email_error },
     };
-    match serde_json::to_vec_pretty(&body) {
-        Ok(json) => answer(StatusCode::OK, "application/json", json),
+    let mut json = Vec::with_capacity(previous + previous / 8);
+    match serde_json::to_writer_pretty(&mut json, &body) {
+        Ok(()) => answer(StatusCode::OK, "application/json", json),
         Err(e) => answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             TEXT,
@@ -381,7 +386,7 @@ async fn answer(served: Served, req: Request<Incoming>) -> Response<Full<Bytes>>
     if path == "/api/v1/releases" && filter != Filter::default() {
         // One release or one namespace (the link on each alert): cheap, built for it.
         return match method {
-            Method::GET | Method::HEAD => releases(&served, &filter).response(),
+            Method::GET | Method::HEAD => releases(&served, &filter, 0).response(),
             _ => handle(&served, &method, &path, accept.as_deref()),
         };
     }
@@ -398,7 +403,9 @@ async fn answer(served: Served, req: Request<Incoming>) -> Response<Full<Bytes>>
     let answers = served.answers.clone();
     let metrics = served.metrics.clone();
     let (answer, source) = answers
-        .get(kind, arrived, move || build(&served, kind))
+        .get(kind, arrived, move |previous| {
+            build(&served, kind, previous)
+        })
         .await;
     metrics.answered(&path, source);
     answer.response()
