@@ -22,6 +22,9 @@ use crate::state::{Shared, State};
 use crate::tracker::read::{read_history, read_statuses};
 use crate::verdict::{RecommendedAction, Report, guard};
 
+/// Release histories read at once to guard a round's proposed actions.
+const GUARD_READS: usize = 16;
+
 /// What the handlers share: the cluster, the configuration, the state everyone reads, the
 /// bake records and the remediator.
 pub(super) struct Daemon {
@@ -290,6 +293,7 @@ impl Daemon {
         let began = std::time::Instant::now();
         let reports = evaluator.round(Timestamp::now()).await;
         self.metrics.rounds.inc();
+        self.guard_all(&reports).await;
         for mut report in reports {
             if self.accepted(&report.release, report.revision) {
                 // An operator accepted this revision (after any re-check they asked):
@@ -462,18 +466,45 @@ impl Daemon {
         }
     }
 
+    /// Guards every action the round proposes that is not guarded yet, several histories
+    /// read at once: when a shared outage fails hundreds of releases in one round, their
+    /// verdicts are shown together, not one history read after another (10 a second).
+    async fn guard_all(&mut self, reports: &[Report]) {
+        use futures::StreamExt;
+        let todo: Vec<(usize, ReleaseKey, u32, RecommendedAction)> = reports
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.action != RecommendedAction::None
+                    && self.guards.cached(r).is_none()
+                    && !self.accepted(&r.release, r.revision)
+            })
+            .map(|(i, r)| (i, r.release.clone(), r.revision, r.action.clone()))
+            .collect();
+        let client = self.client.clone();
+        let decided: Vec<(usize, RecommendedAction)> = futures::stream::iter(todo)
+            .map(move |(i, key, revision, action)| {
+                let client = client.clone();
+                async move { (i, guarded(client, &key, revision, action).await) }
+            })
+            .buffer_unordered(GUARD_READS)
+            .collect()
+            .await;
+        for (i, action) in decided {
+            self.guards.remember(&reports[i], action);
+        }
+    }
+
     /// The action, held when the history as re-read now says the revision is no longer
     /// current (or the history cannot be read).
     async fn guarded(&self, report: &Report) -> RecommendedAction {
-        let key = &report.release;
-        match read_statuses(self.client.clone(), &key.namespace, &key.name).await {
-            Ok(history) => guard(report.action.clone(), &history, report.revision),
-            Err(e) => RecommendedAction::Hold {
-                reason: format!(
-                    "cannot re-read the release history before recommending an action: {e}"
-                ),
-            },
-        }
+        guarded(
+            self.client.clone(),
+            &report.release,
+            report.revision,
+            report.action.clone(),
+        )
+        .await
     }
 
     /// The records of a release whose every Helm record is gone (`helm uninstall` without
@@ -537,5 +568,23 @@ impl Daemon {
                 self.remediator.unwritten(Unwritten::bake(report, entry));
             }
         }
+    }
+}
+
+/// `action` for `revision` of `key`, held when the history as re-read now says the revision
+/// is no longer current (or the history cannot be read).
+async fn guarded(
+    client: kube::Client,
+    key: &ReleaseKey,
+    revision: u32,
+    action: RecommendedAction,
+) -> RecommendedAction {
+    match read_statuses(client, &key.namespace, &key.name).await {
+        Ok(history) => guard(action, &history, revision),
+        Err(e) => RecommendedAction::Hold {
+            reason: format!(
+                "cannot re-read the release history before recommending an action: {e}"
+            ),
+        },
     }
 }
