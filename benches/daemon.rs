@@ -121,18 +121,7 @@ impl Drop for Daemon {
 }
 
 async fn metric(http: &reqwest::Client, url: &str, name: &str) -> f64 {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    bench::sum(&bench::text(http, &format!("{url}/metrics")).await, name)
 }
 
 /// utime + stime of a process, in seconds.
@@ -312,6 +301,9 @@ async fn run(releases: usize, active: usize) -> Measured {
         }
         _ => Command::new(daemon_binary),
     };
+    // As the image runs it (deploy/Dockerfile), unless BENCH_MALLOC_ARENA_MAX says
+    // otherwise (empty: glibc's default, up to 8 arenas per core).
+    bench::as_the_image_runs_it(&mut command);
     let child = command
         .args(["run", "--listen", &address, "--config"])
         .arg(file.path())
@@ -435,6 +427,15 @@ fn report(all: &[Measured]) -> String {
         "Command: `cargo bench --bench daemon` (benches/daemon.rs), run {date} on {}.\n\n",
         machine()
     ));
+    let allocator = if cfg!(feature = "jemalloc") {
+        "jemalloc (`--features jemalloc`)".to_string()
+    } else {
+        match bench::arena_max() {
+            Some(n) => format!("glibc's malloc with `MALLOC_ARENA_MAX={n}`"),
+            None => "glibc's malloc with its default arenas (up to 8 per core)".to_string(),
+        }
+    };
+    out.push_str(&format!("Allocator: {allocator}.\n\n"));
     let scales: Vec<String> = all
         .iter()
         .map(|m| format!("{} / {}", m.releases, m.active))

@@ -7,6 +7,10 @@ use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
 use upgrade_guard::cli::{self, Args, CliError, Command, LogFormat, exit};
 
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn init_logging(args: &Args) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&args.log_level))

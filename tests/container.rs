@@ -115,6 +115,27 @@ async fn the_image_judges_serves_metrics_and_rolls_back_with_its_own_helm() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
+/// The image runs the daemon with two malloc arenas: with glibc's default (up to eight per
+/// core) the same work held three quarters more memory (docs/benchmarks.md).
+#[test]
+fn the_image_limits_malloc_arenas() {
+    let image = support::container::image();
+    let out = support::container::podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        image,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(env.iter().any(|e| e == "MALLOC_ARENA_MAX=2"), "{env:?}");
+}
+
 /// The chart's `helm test` (kwok runs no container, so the test pod's command runs here, in
 /// the image): the configuration the chart writes, generic or Genesys, with or without
 /// rollback, is one the image's upgrade-guard accepts. A broken one is refused.

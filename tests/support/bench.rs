@@ -80,3 +80,37 @@ pub fn write_section(name: &str, section: &str) -> std::path::PathBuf {
     std::fs::write(&path, new).expect("write docs/benchmarks.md");
     path
 }
+
+/// The body of a GET of `url` (a metrics page), empty when it cannot be had.
+pub async fn text(http: &reqwest::Client, url: &str) -> String {
+    match http.get(url).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The sum of every sample of metric `name` (any labels) in a metrics page.
+pub fn sum(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// glibc's `MALLOC_ARENA_MAX` for the daemon: `BENCH_MALLOC_ARENA_MAX`, else the image's 2
+/// (deploy/Dockerfile); `None` when it is set empty (glibc's default).
+pub fn arena_max() -> Option<String> {
+    match std::env::var("BENCH_MALLOC_ARENA_MAX") {
+        Ok(v) if v.trim().is_empty() => None,
+        Ok(v) => Some(v),
+        Err(_) => Some("2".into()),
+    }
+}
+
+/// Sets the daemon's environment as the image does ([`arena_max`]).
+pub fn as_the_image_runs_it(command: &mut std::process::Command) {
+    match arena_max() {
+        Some(n) => command.env("MALLOC_ARENA_MAX", n),
+        None => command.env_remove("MALLOC_ARENA_MAX"),
+    };
+}

@@ -1,5 +1,6 @@
 //! A private control plane (etcd + kube-apiserver, no controllers) for tests that must stop
-//! and start the API server without disturbing the other tests.
+//! and start the API server without disturbing the other tests; with the controllers, the
+//! scheduler and kwok for benchmarks whose workloads must roll out.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,8 +20,12 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     fn testenv(&self, verb: &str) -> std::process::Output {
+        self.testenv_args(&[verb])
+    }
+
+    fn testenv_args(&self, args: &[&str]) -> std::process::Output {
         Command::new(repo_root().join("testenv/testenv.sh"))
-            .arg(verb)
+            .args(args)
             .env("K8S_TESTENV_DIR", self.dir.path())
             .env("K8S_TESTENV_APISERVER_ARGS", &self.apiserver_args)
             .output()
@@ -43,6 +48,17 @@ impl ControlPlane {
 
     /// Same, with extra kube-apiserver flags (space-separated).
     pub fn start_with(apiserver_args: &str) -> Self {
+        Self::start_as(apiserver_args, &["up"])
+    }
+
+    /// With kube-controller-manager, kube-scheduler, kwok and one fake node (pods get
+    /// statuses, no container runs): for workloads that must roll out. `apiserver_args`
+    /// come last, so they win over testenv's own.
+    pub fn start_full(apiserver_args: &str) -> Self {
+        Self::start_as(apiserver_args, &["up", "--full"])
+    }
+
+    fn start_as(apiserver_args: &str, up: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("upgrade-guard-cp-")
             .tempdir()
@@ -59,7 +75,12 @@ impl ControlPlane {
         );
         let bin = plane.testenv("bin");
         plane.bin_dir = PathBuf::from(String::from_utf8_lossy(&bin.stdout).trim());
-        plane.expect_ok("up");
+        let out = plane.testenv_args(up);
+        assert!(
+            out.status.success(),
+            "testenv.sh {up:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         plane
     }
 
