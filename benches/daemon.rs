@@ -124,25 +124,6 @@ async fn metric(http: &reqwest::Client, url: &str, name: &str) -> f64 {
     bench::sum(&bench::text(http, &format!("{url}/metrics")).await, name)
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    let hz = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(100.0);
-    ticks / hz
-}
-
 async fn kube_requests(plane: &ControlPlane, client: &kube::Client) -> u64 {
     let mut n = 0;
     for resource in [
@@ -358,7 +339,7 @@ async fn run(releases: usize, active: usize) -> Measured {
     let r0 = metric(&http, &daemon.url, "upgrade_guard_evaluation_rounds_total").await;
     let q0 = metric(&http, &daemon.url, "upgrade_guard_prometheus_queries_total").await;
     let k0 = kube_requests(&plane, &client).await;
-    let c0 = cpu_seconds(pid);
+    let c0 = bench::cpu_seconds(pid);
     let r_end = r0 + ROUNDS as f64;
     support::wait::until(Duration::from_secs(600), "the measured rounds", || async {
         (metric(&http, &daemon.url, "upgrade_guard_evaluation_rounds_total").await >= r_end)
@@ -368,7 +349,7 @@ async fn run(releases: usize, active: usize) -> Measured {
     let r1 = metric(&http, &daemon.url, "upgrade_guard_evaluation_rounds_total").await;
     let q1 = metric(&http, &daemon.url, "upgrade_guard_prometheus_queries_total").await;
     let k1 = kube_requests(&plane, &client).await;
-    let c1 = cpu_seconds(pid);
+    let c1 = bench::cpu_seconds(pid);
     let rounds = r1 - r0;
     // The measuring GETs of /metrics above are the daemon's CPU too: a bound, not a floor.
     let cpu_per_round = (c1 - c0) / rounds;

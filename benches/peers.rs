@@ -117,6 +117,17 @@ fn peers() -> Peers {
     }
 }
 
+/// What every tool works with at one N: the control plane, the Prometheus scraping the
+/// services' series, their names, and the switch that turns them failing.
+#[derive(Clone, Copy)]
+struct Setup<'a> {
+    plane: &'a ControlPlane,
+    client: &'a kube::Client,
+    prometheus: &'a Prometheus,
+    names: &'a [String],
+    failing: &'a AtomicBool,
+}
+
 /// What one tool measured at one N.
 #[derive(Default)]
 struct Measured {
@@ -141,13 +152,6 @@ struct Scale {
     helm: HelmPoll,
 }
 
-/// utime + stime of a process, in seconds (100 ticks per second on Linux).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
-}
-
 /// Queries Prometheus has answered (instant and range).
 async fn queries(http: &reqwest::Client, prometheus: &str) -> f64 {
     bench::text(http, &format!("{prometheus}/metrics"))
@@ -164,11 +168,11 @@ async fn queries(http: &reqwest::Client, prometheus: &str) -> f64 {
 /// CPU and Prometheus queries per interval over [`MEASURED`] intervals, then RSS.
 async fn steady(http: &reqwest::Client, prometheus: &str, pid: u32) -> Measured {
     let q0 = queries(http, prometheus).await;
-    let c0 = cpu_seconds(pid);
+    let c0 = bench::cpu_seconds(pid);
     // The measurement is this window of time itself.
     tokio::time::sleep(INTERVAL * MEASURED).await;
     let q1 = queries(http, prometheus).await;
-    let c1 = cpu_seconds(pid);
+    let c1 = bench::cpu_seconds(pid);
     Measured {
         rss: load::rss_kib(pid, "VmRSS:"),
         hwm: load::rss_kib(pid, "VmHWM:"),
@@ -439,6 +443,13 @@ async fn run(peers: &Peers, n: usize) -> Scale {
         }],
     )
     .await;
+    let setup = Setup {
+        plane: &plane,
+        client: &client,
+        prometheus: &prometheus,
+        names: &names,
+        failing: &failing,
+    };
     let mut tools = Vec::new();
     let done = |name: &str, m: &Measured| {
         eprintln!(
@@ -451,14 +462,14 @@ async fn run(peers: &Peers, n: usize) -> Scale {
             seconds(&m.latencies, 1.0)
         );
     };
-    let ug = tools::upgrade_guard(&plane, &client, &prometheus, &names, &failing).await;
+    let ug = tools::upgrade_guard(&setup).await;
     done("upgrade-guard", &ug);
     let helm = tools::helm_list(&plane);
     tools.push(("upgrade-guard", ug));
-    let argo = tools::argo(peers, &plane, &client, &prometheus, &names, &failing).await;
+    let argo = tools::argo(peers, &setup).await;
     done("Argo Rollouts", &argo);
     tools.push(("Argo Rollouts", argo));
-    let flagger = tools::flagger(peers, &plane, &client, &prometheus, &names, &failing).await;
+    let flagger = tools::flagger(peers, &setup).await;
     done("Flagger", &flagger);
     tools.push(("Flagger", flagger));
     drop(exporter);

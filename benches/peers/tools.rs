@@ -6,13 +6,14 @@ use super::*;
 /// upgrade-guard: N releases (one revision each, inside a 30 m bake window when it
 /// starts, with their Deployment and StatefulSet rolled out), each judged by one custom
 /// check on its service's series.
-pub async fn upgrade_guard(
-    plane: &ControlPlane,
-    client: &kube::Client,
-    prometheus: &Prometheus,
-    names: &[String],
-    failing: &AtomicBool,
-) -> Measured {
+pub async fn upgrade_guard(setup: &Setup<'_>) -> Measured {
+    let Setup {
+        plane,
+        client,
+        prometheus,
+        names,
+        failing,
+    } = *setup;
     let ns = "ug";
     let releases: Vec<(String, String)> =
         names.iter().map(|n| (ns.to_string(), n.clone())).collect();
@@ -118,14 +119,14 @@ pub fn helm_list(plane: &ControlPlane) -> HelmPoll {
 
 /// Argo Rollouts: N standalone AnalysisRuns, each measuring its service's series every
 /// interval, failed after two failing measurements (`failureLimit: 1`).
-pub async fn argo(
-    peers: &Peers,
-    plane: &ControlPlane,
-    client: &kube::Client,
-    prometheus: &Prometheus,
-    names: &[String],
-    failing: &AtomicBool,
-) -> Measured {
+pub async fn argo(peers: &Peers, setup: &Setup<'_>) -> Measured {
+    let Setup {
+        plane,
+        client,
+        prometheus,
+        names,
+        ..
+    } = *setup;
     let ns = "argo";
     namespace(client, ns).await;
     crds(client, &peers.argo_crds).await;
@@ -170,29 +171,20 @@ pub async fn argo(
             >= 2
     })
     .await;
-    measured(
-        controller.pid(),
-        client,
-        ns,
-        &ar,
-        prometheus,
-        names,
-        failing,
-    )
-    .await
+    measured(controller.pid(), ns, &ar, setup).await
 }
 
 /// Flagger: N Canaries (`kubernetes` provider, blue/green), each analysing its
 /// Deployment with a MetricTemplate of its service's series every interval, failed (rolled
 /// back) after two failed checks (`threshold: 2`).
-pub async fn flagger(
-    peers: &Peers,
-    plane: &ControlPlane,
-    client: &kube::Client,
-    prometheus: &Prometheus,
-    names: &[String],
-    failing: &AtomicBool,
-) -> Measured {
+pub async fn flagger(peers: &Peers, setup: &Setup<'_>) -> Measured {
+    let Setup {
+        plane,
+        client,
+        prometheus,
+        names,
+        ..
+    } = *setup;
     let ns = "flagger";
     namespace(client, ns).await;
     crds(client, &peers.flagger_crds).await;
@@ -268,16 +260,7 @@ pub async fn flagger(
             && c.data["status"]["iterations"].as_u64().unwrap_or(0) >= 2
     })
     .await;
-    measured(
-        controller.pid(),
-        client,
-        ns,
-        &canary,
-        prometheus,
-        names,
-        failing,
-    )
-    .await
+    measured(controller.pid(), ns, &canary, setup).await
 }
 
 /// Waits until `n` objects of `ar` in `ns` are `what` (`done` holds for them).
@@ -307,15 +290,14 @@ async fn until_all(
 
 /// A peer's steady costs, then its verdicts: the objects of `ar` in `ns` whose
 /// `status.phase` turns `Failed`.
-async fn measured(
-    pid: u32,
-    client: &kube::Client,
-    ns: &str,
-    ar: &ApiResource,
-    prometheus: &Prometheus,
-    names: &[String],
-    failing: &AtomicBool,
-) -> Measured {
+async fn measured(pid: u32, ns: &str, ar: &ApiResource, setup: &Setup<'_>) -> Measured {
+    let Setup {
+        client,
+        prometheus,
+        names,
+        failing,
+        ..
+    } = *setup;
     let http = reqwest::Client::new();
     let mut m = steady(&http, &prometheus.url, pid).await;
     m.latencies = detection(failing, prometheus, names, || async {
