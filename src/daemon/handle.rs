@@ -302,14 +302,15 @@ impl Daemon {
                 continue;
             }
             if report.action != RecommendedAction::None {
-                report.action = match self.guards.cached(&report) {
-                    Some(decided) => decided,
-                    None => {
-                        let decided = self.guarded(&report).await;
-                        self.guards.remember(&report, decided.clone());
-                        decided
-                    }
-                };
+                // Guarded above ([`Self::guard_all`]); never shown unguarded.
+                report.action =
+                    self.guards
+                        .cached(&report)
+                        .unwrap_or_else(|| RecommendedAction::Hold {
+                            reason:
+                                "the release history was not re-read before recommending an action"
+                                    .into(),
+                        });
             }
             let policy = self.config.policy_for(&report.release);
             let (steps, storage) = {
@@ -493,18 +494,6 @@ impl Daemon {
         for (i, action) in decided {
             self.guards.remember(&reports[i], action);
         }
-    }
-
-    /// The action, held when the history as re-read now says the revision is no longer
-    /// current (or the history cannot be read).
-    async fn guarded(&self, report: &Report) -> RecommendedAction {
-        guarded(
-            self.client.clone(),
-            &report.release,
-            report.revision,
-            report.action.clone(),
-        )
-        .await
     }
 
     /// The records of a release whose every Helm record is gone (`helm uninstall` without
