@@ -17,7 +17,12 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+#[path = "daemon/detection.rs"]
+mod detection;
+
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -34,7 +39,9 @@ const NAMESPACES: usize = 50;
 const ROUNDS: u64 = 20;
 const SCRAPES: usize = 500;
 const API_READS: usize = 100;
-const INTERVAL: &str = "2s";
+const INTERVAL: Duration = Duration::from_secs(2);
+/// Where the daemon keeps its records (`state.namespace`).
+const STATE_NAMESPACE: &str = "default";
 
 fn json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).unwrap()
@@ -162,6 +169,8 @@ struct Measured {
     anon: u64,
     file: u64,
     hwm: u64,
+    /// The failures made at the end, when enough releases are under evaluation.
+    detected: Vec<detection::Detected>,
 }
 
 /// `BENCH_SCALES` (`releases/active,...`), else 500/50 and 5000/500.
@@ -235,36 +244,64 @@ async fn run(releases: usize, active: usize) -> Measured {
         .await;
     eprintln!("[bench] {releases} releases and their workloads written");
 
+    // The releases made to fail at the end (not under evaluation before) are Ready until
+    // then.
+    let failing = detection::choose(&names[active..]);
+    for f in &failing {
+        detection::ready(&client, &f.ns, &f.name).await;
+    }
+    let metric_failed = Arc::new(AtomicUsize::new(0));
+    let app = detection::exporter(&names, &failing, metric_failed.clone());
+    let alertmanager = support::alertmanager::Private::start().await;
+
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
     let prometheus = Prometheus::start(
         None,
-        &[Target {
-            job: "upgrade-guard",
-            address: &address,
-            namespace: None,
-        }],
+        &[
+            Target {
+                job: "upgrade-guard",
+                address: &address,
+                namespace: None,
+            },
+            Target {
+                job: "app",
+                address: &app.address,
+                namespace: None,
+            },
+        ],
     )
     .await;
-    // Every release has a presence check and a custom check (two check types, so two
-    // batched queries per round); the first `active` releases are inside a 30 m bake
-    // window when the daemon starts, the others' 1 s window and 1 s grace have passed (their
-    // pods never become Ready here, so without the grace their rollouts would keep them
-    // under evaluation until the readiness deadline).
+    // Every release has a presence check and a custom check on its error metric (two
+    // check types, so two batched queries per round); the first `active` releases are
+    // inside a 30 m bake window when the daemon starts, the others' 1 s window and 1 s
+    // grace have passed (their pods never become Ready here, so without the grace their
+    // rollouts would keep them under evaluation until the readiness deadline). The releases
+    // made to fail at the end have their own entries (`mode: auto`); the budget lets each
+    // be rolled back.
     let mut config = format!(
         "prometheus:\n  url: {}\n  scrape_interval: 1s\n\
-         evaluation:\n  interval: {INTERVAL}\n\
+         evaluation:\n  interval: {}s\n\
          watch:\n  namespaces: []\n\
-         state:\n  namespace: default\n\
-         defaults:\n  bake_window: 1s\n  inconclusive_grace: 1s\n  metrics_presence:\n    - name: up\n      query: 'up{{job=\"upgrade-guard\"}}'\n  \
-         custom:\n    - name: probe\n      query: 'vector(1)'\n      max: 10\n\
+         state:\n  namespace: {STATE_NAMESPACE}\n\
+         notifications:\n  alertmanager:\n    urls: ['{}']\n\
+         actions:\n  helm: {}\n  budget: {}\n\
+         defaults:\n  bake_window: 1s\n  inconclusive_grace: 1s\n  metrics_presence:\n    - name: up\n      query: 'up{{job=\"upgrade-guard\"}}'\n{}\
          releases:\n",
-        prometheus.url
+        prometheus.url,
+        INTERVAL.as_secs(),
+        alertmanager.url,
+        plane.helm().bin.display(),
+        failing.len().max(1),
+        detection::custom_check(),
     );
     for (ns, name) in names.iter().take(active) {
         config.push_str(&format!(
             "  - name: {name}\n    namespace: {ns}\n    bake_window: 30m\n"
         ));
+    }
+    for f in &failing {
+        config.push_str(&detection::release_entry(f));
     }
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &config).unwrap();
@@ -289,6 +326,7 @@ async fn run(releases: usize, active: usize) -> Measured {
         .args(["run", "--listen", &address, "--config"])
         .arg(file.path())
         .env("KUBECONFIG", &plane.kubeconfig)
+        .envs(plane.helm().env)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(
@@ -393,7 +431,22 @@ async fn run(releases: usize, active: usize) -> Measured {
         anon: load::rss_kib(pid, "RssAnon:"),
         file: load::rss_kib(pid, "RssFile:"),
         hwm: load::rss_kib(pid, "VmHWM:"),
+        detected: Vec::new(),
     };
+    // ---- last: failures, judged, alerted and rolled back
+    let detected = detection::upgrade_and_fail(
+        &detection::Watched {
+            client: &client,
+            daemon_url: &daemon.url,
+            prometheus: &prometheus,
+            alertmanager: &alertmanager,
+            state_namespace: STATE_NAMESPACE,
+        },
+        &failing,
+        &metric_failed,
+    )
+    .await;
+    let m = Measured { detected, ..m };
     drop(daemon);
     drop(prometheus);
     m
@@ -428,14 +481,16 @@ fn report(all: &[Measured]) -> String {
          Deployment, StatefulSet and 3 Pods (full pod specs, 5 workload objects per release); \
          the releases under evaluation are inside their bake window when the release binary \
          `upgrade-guard run` starts (all namespaces), so they are evaluated together every \
-         {INTERVAL}, each with the rollout, pod, Helm checks, a presence check and a custom \
-         PromQL check against a real Prometheus that scrapes the daemon. Measured from outside: \
+         {} s, each with the rollout, pod, Helm checks, a presence check and a custom PromQL \
+         check (an error metric per release, from an exporter) against a real Prometheus that \
+         scrapes the daemon and the exporter. Measured from outside: \
          Kubernetes requests from the API server's own `apiserver_request_total` (LIST and GET \
          of workloads, pods, Jobs and Secrets), queries from the daemon's \
          `upgrade_guard_prometheus_queries_total`, CPU from `/proc/<pid>/stat` over {ROUNDS} \
          rounds, RSS from `/proc/<pid>/status`, {SCRAPES} GETs of `/metrics` asking for \
          OpenMetrics, as Prometheus does, and {API_READS} GETs of `/api/v1/releases`.\n\n",
-        scales.join(", ")
+        scales.join(", "),
+        INTERVAL.as_secs()
     ));
     let header: Vec<String> = scales.iter().map(|s| format!(" {s} |")).collect();
     out.push_str(&format!(
@@ -558,5 +613,99 @@ fn report(all: &[Measured]) -> String {
     row("heap and stacks (steady)", &|m| kib_mib(m.anon), &mibs, "");
     row("mapped binary", &|m| kib_mib(m.file), &mibs, "");
     row("peak RSS (VmHWM)", &|m| kib_mib(m.hwm), &mibs, "≤ 128 MiB");
+    out.push_str(&detection_report(all));
+    out
+}
+
+/// When a step of a detection happened.
+type Step = fn(&detection::Detected) -> jiff::Timestamp;
+
+/// The detection table: per kind of failure and scale, the floor and each step's latency
+/// (median, then the range over the releases failed).
+fn detection_report(all: &[Measured]) -> String {
+    use detection::Kind;
+    if all.iter().all(|m| m.detected.is_empty()) {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n### Detection latency\n\nAt the end of each scale's run, {two_n} releases that \
+         were not under evaluation (their workloads Ready, `mode: auto`, `bake_window: {bw} s`) \
+         are upgraded as helm's storage driver writes it; once that revision has passed its \
+         bake (the revision to roll back to), they are upgraded again and fail at once during \
+         that bake: in {n} a pod enters CrashLoopBackOff (its status written through the \
+         status subresource, as a kubelet writes it; `pending_timeout: {pt} s` for these \
+         releases), in {n} the release's error \
+         metric jumps over its threshold in what Prometheus scrapes (`for:` is the default, two \
+         evaluation intervals). Each latency runs from the moment the failure is observable \
+         (the pod's status time; the first sample over the threshold in Prometheus) to the \
+         failed verdict (the judgement's time), the alert held by Alertmanager (its \
+         `updatedAt`), and the start of the rollback (the action record's intent, written \
+         before `helm rollback` runs). The floor is the evidence time plus one evaluation \
+         interval ({i} s): for the pod, `pending_timeout` and the two rounds every Kubernetes \
+         finding must hold; for the metric, its `for:`. No verdict can come before the evidence \
+         time; one that comes under the floor found its round right after the failure. The \
+         failures of each kind come one second apart, so that they fall at different points \
+         of the round. Median over the releases (range).\n\n",
+        n = detection::PER_KIND,
+        two_n = 2 * detection::PER_KIND,
+        bw = detection::BAKE_WINDOW.as_secs(),
+        pt = detection::PENDING_TIMEOUT.as_secs(),
+        i = INTERVAL.as_secs(),
+    );
+    let shown: Vec<&Measured> = all.iter().filter(|m| !m.detected.is_empty()).collect();
+    let header: Vec<String> = shown
+        .iter()
+        .map(|m| format!(" {} / {} |", m.releases, m.active))
+        .collect();
+    out.push_str(&format!(
+        "| |{}\n|---|{}\n",
+        header.concat(),
+        "---|".repeat(shown.len())
+    ));
+    for kind in [Kind::Pod, Kind::Metric] {
+        let floor = detection::floor(kind, INTERVAL).as_secs_f64();
+        let spans = |m: &Measured, step: &dyn Fn(&detection::Detected) -> jiff::Timestamp| {
+            let mut v: Vec<f64> = m
+                .detected
+                .iter()
+                .filter(|d| d.kind == kind)
+                .map(|d| step(d).duration_since(d.observable).as_secs_f64())
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let cell = |v: &[f64], scale: f64, unit: &str| match (v.first(), v.last()) {
+            (Some(lo), Some(hi)) => format!(
+                " {:.1}{unit} ({:.1}–{:.1}) |",
+                v[v.len() / 2] / scale,
+                lo / scale,
+                hi / scale
+            ),
+            _ => " |".to_string(),
+        };
+        let evidence = detection::evidence(kind, INTERVAL).as_secs_f64();
+        out.push_str(&format!(
+            "| **{}**: evidence time; floor | {} |\n",
+            kind.words(),
+            vec![format!("{evidence:.0} s; {floor:.0} s"); shown.len()].join(" | ")
+        ));
+        let steps: [(&str, Step); 3] = [
+            ("failed verdict", |d| d.verdict),
+            ("alert in Alertmanager", |d| d.alert),
+            ("rollback started", |d| d.rollback),
+        ];
+        for (name, step) in steps {
+            let cells: Vec<String> = shown
+                .iter()
+                .map(|m| cell(&spans(m, &step), 1.0, " s"))
+                .collect();
+            out.push_str(&format!("| {name} after |{}\n", cells.concat()));
+        }
+        let ratios: Vec<String> = shown
+            .iter()
+            .map(|m| cell(&spans(m, &|d| d.verdict), floor, "×"))
+            .collect();
+        out.push_str(&format!("| failed verdict ÷ floor |{}\n", ratios.concat()));
+    }
     out
 }
