@@ -103,10 +103,11 @@ pub struct ReleaseView {
     pub mode: Option<crate::config::Mode>,
     /// `mode: auto` only: the decision about a failure and the action taken.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub automation: Option<crate::remediation::automation::Automation>,
+    /// Boxed, as `after_bake`: most releases have none, and a daemon holds thousands of views.
+    pub automation: Option<Box<crate::remediation::automation::Automation>>,
     /// The watch after the bake of this revision, while it lasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after_bake: Option<AfterBakeView>,
+    pub after_bake: Option<Box<AfterBakeView>>,
     /// The operator's controls in force (suspension, acceptance, re-check), with who set
     /// them and why.
     #[serde(default, skip_serializing_if = "ControlView::is_empty")]
@@ -390,7 +391,7 @@ impl State {
         if let Some(view) = self.releases.get_mut(key)
             && view.revision == revision
         {
-            view.automation = Some(automation);
+            view.automation = Some(Box::new(automation));
         }
     }
 
@@ -403,7 +404,7 @@ impl State {
         if view.revision != report.revision {
             return;
         }
-        view.after_bake = Some(AfterBakeView {
+        view.after_bake = Some(Box::new(AfterBakeView {
             since,
             until,
             judgement: Judgement {
@@ -417,7 +418,7 @@ impl State {
                 inconclusive_since: None,
                 overdue: false,
             },
-        });
+        }));
     }
 
     /// The watch after the bake of `revision` is over: what it found is no longer told.

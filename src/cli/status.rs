@@ -429,7 +429,7 @@ mod tests {
             }),
             problem: None,
             mode: Some(Mode::Auto),
-            automation: Some(Automation {
+            automation: Some(Box::new(Automation {
                 dry_run: false,
                 plan: None,
                 record: Some(ActionRecord {
@@ -448,7 +448,7 @@ mod tests {
                     taken_over_from: None,
                     about: None,
                 }),
-            }),
+            })),
             after_bake: None,
             controls: Default::default(),
         }

@@ -414,7 +414,7 @@ impl Daemon {
             let regressed = report.verdict == crate::verdict::Verdict::Failed;
             let before = state
                 .get(&report.release)
-                .and_then(|v| v.after_bake.as_ref())
+                .and_then(|v| v.after_bake.as_deref())
                 .is_some_and(crate::state::AfterBakeView::regressed);
             if regressed != before {
                 info!(release = %report.release, revision = report.revision, regressed,

@@ -4,9 +4,12 @@
 //! its strings, even with its spec removed, because the spec's struct is inline; with
 //! 25,000 objects in the stores that alone was 60 MB. A slim object becomes the
 //! k8s-openapi one again when a round reads it ([`Slim::full`]), for the pure observations
-//! of `checks/observe.rs`.
+//! of `checks/observe.rs`. Labels and selectors are kept as sorted slices ([`Labels`]):
+//! a `BTreeMap` takes a 500-byte node even for one label, 14 MB of the stores at 5,000
+//! releases.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetStatus, DaemonSetUpdateStrategy, Deployment, DeploymentSpec,
@@ -18,8 +21,11 @@ use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, Pod, PodCondition, PodStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta, Time,
+};
 use k8s_openapi::{NamespaceResourceScope, Resource as _};
+use kube::core::Expression;
 use serde::Deserialize;
 
 /// A slim object of the k8s-openapi kind [`Slim::Full`].
@@ -28,6 +34,119 @@ pub trait Slim: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
     type Full;
     /// The object as k8s-openapi's type, with what was not kept left empty.
     fn full(&self) -> Self::Full;
+    /// Keeps only what the checks read (before the object is stored): no managed fields,
+    /// no annotations but [`KEPT_ANNOTATIONS`], the labels moved to [`Slim::labels`].
+    fn trim(&mut self);
+    /// Its labels, once trimmed.
+    fn labels(&self) -> &Labels;
+}
+
+/// The annotations the checks read (a Deployment's rollout revision, the Helm release of a
+/// Job); every other annotation is dropped from the stores.
+pub const KEPT_ANNOTATIONS: [&str; 3] = [
+    "meta.helm.sh/release-name",
+    "meta.helm.sh/release-namespace",
+    crate::checks::observe::DEPLOYMENT_REVISION,
+];
+
+/// Labels (or a selector's `matchLabels`), sorted by key, one allocation per string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    /// From a label map (sorted already).
+    pub fn of(map: Option<BTreeMap<String, String>>) -> Self {
+        Self(
+            map.into_iter()
+                .flatten()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+        )
+    }
+
+    /// The value of label `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
+
+    /// As a label map; `None` when there is no label.
+    pub fn to_map(&self) -> Option<BTreeMap<String, String>> {
+        (!self.0.is_empty()).then(|| {
+            self.0
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+    }
+
+    /// Whether every expression of a label selector holds, as `kube::core::Selector`
+    /// matches a label map.
+    pub fn matches(&self, selector: &[Expression]) -> bool {
+        selector.iter().all(|e| match e {
+            Expression::In(k, values) => self.get(k).is_some_and(|v| values.contains(v)),
+            Expression::NotIn(k, values) => self.get(k).is_none_or(|v| !values.contains(v)),
+            Expression::Exists(k) => self.get(k).is_some(),
+            Expression::DoesNotExist(k) => self.get(k).is_none(),
+            Expression::Equal(k, v) => self.get(k) == Some(v.as_str()),
+            Expression::NotEqual(k, v) => self.get(k) != Some(v.as_str()),
+        })
+    }
+}
+
+/// Trims `meta` as [`Slim::trim`] says and returns its labels.
+fn trim_meta(meta: &mut ObjectMeta) -> Labels {
+    meta.managed_fields = None;
+    // The watch keeps its own resource version; the checks never read it.
+    meta.resource_version = None;
+    meta.generate_name = None;
+    meta.finalizers = None;
+    if let Some(a) = &mut meta.annotations {
+        a.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()));
+    }
+    if meta.annotations.as_ref().is_some_and(BTreeMap::is_empty) {
+        meta.annotations = None;
+    }
+    Labels::of(meta.labels.take())
+}
+
+/// `meta` with its labels back (those of an object that was not trimmed stay).
+fn full_meta(meta: &ObjectMeta, labels: &Labels) -> ObjectMeta {
+    let mut m = meta.clone();
+    if let Some(l) = labels.to_map() {
+        m.labels = Some(l);
+    }
+    m
+}
+
+/// A workload's pod selector: `matchLabels` as [`Labels`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "LabelSelector")]
+pub struct SlimSelector {
+    /// `matchLabels`.
+    pub match_labels: Labels,
+    /// `matchExpressions`.
+    pub match_expressions: Option<Vec<LabelSelectorRequirement>>,
+}
+
+impl From<LabelSelector> for SlimSelector {
+    fn from(s: LabelSelector) -> Self {
+        Self {
+            match_labels: Labels::of(s.match_labels),
+            match_expressions: s.match_expressions,
+        }
+    }
+}
+
+impl From<&SlimSelector> for LabelSelector {
+    fn from(s: &SlimSelector) -> Self {
+        Self {
+            match_labels: s.match_labels.to_map(),
+            match_expressions: s.match_expressions.clone(),
+        }
+    }
 }
 
 /// Implements `kube::Resource` for a slim type with the API coordinates of `$full`.
@@ -191,6 +310,9 @@ pub struct SlimPod {
     /// Its metadata.
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// Its labels, once trimmed.
+    #[serde(skip)]
+    pub labels: Labels,
     /// What the checks read of its status.
     pub status: Option<SlimPodStatus>,
 }
@@ -200,10 +322,16 @@ impl Slim for SlimPod {
     type Full = Pod;
     fn full(&self) -> Pod {
         Pod {
-            metadata: self.metadata.clone(),
+            metadata: full_meta(&self.metadata, &self.labels),
             spec: None,
             status: self.status.as_ref().map(SlimPodStatus::full),
         }
+    }
+    fn trim(&mut self) {
+        self.labels = trim_meta(&mut self.metadata);
+    }
+    fn labels(&self) -> &Labels {
+        &self.labels
     }
 }
 
@@ -213,6 +341,9 @@ pub struct SlimReplicaSet {
     /// Its metadata.
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// Its labels, once trimmed.
+    #[serde(skip)]
+    pub labels: Labels,
 }
 resource!(SlimReplicaSet, ReplicaSet);
 
@@ -220,10 +351,16 @@ impl Slim for SlimReplicaSet {
     type Full = ReplicaSet;
     fn full(&self) -> ReplicaSet {
         ReplicaSet {
-            metadata: self.metadata.clone(),
+            metadata: full_meta(&self.metadata, &self.labels),
             spec: None,
             status: None,
         }
+    }
+    fn trim(&mut self) {
+        self.labels = trim_meta(&mut self.metadata);
+    }
+    fn labels(&self) -> &Labels {
+        &self.labels
     }
 }
 
@@ -234,6 +371,9 @@ pub struct SlimObject<S, T> {
     /// Its metadata.
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// Its labels, once trimmed.
+    #[serde(skip)]
+    pub labels: Labels,
     /// What the checks read of its spec.
     pub spec: Option<S>,
     /// Its status.
@@ -259,10 +399,16 @@ macro_rules! slim_object {
             type Full = $full;
             fn full(&self) -> $full {
                 $full {
-                    metadata: self.metadata.clone(),
+                    metadata: full_meta(&self.metadata, &self.labels),
                     spec: self.spec.as_ref().map($spec::from),
                     status: self.status.clone(),
                 }
+            }
+            fn trim(&mut self) {
+                self.labels = trim_meta(&mut self.metadata);
+            }
+            fn labels(&self) -> &Labels {
+                &self.labels
             }
         }
     };
@@ -281,7 +427,7 @@ pub struct SlimDeploymentSpec {
     pub replicas: Option<i32>,
     /// `selector`.
     #[serde(default)]
-    pub selector: LabelSelector,
+    pub selector: SlimSelector,
     /// `progressDeadlineSeconds`.
     pub progress_deadline_seconds: Option<i32>,
     /// `paused`.
@@ -292,7 +438,7 @@ impl From<&SlimDeploymentSpec> for DeploymentSpec {
     fn from(s: &SlimDeploymentSpec) -> Self {
         Self {
             replicas: s.replicas,
-            selector: s.selector.clone(),
+            selector: LabelSelector::from(&s.selector),
             progress_deadline_seconds: s.progress_deadline_seconds,
             paused: s.paused,
             ..Default::default()
@@ -308,7 +454,7 @@ pub struct SlimStatefulSetSpec {
     pub replicas: Option<i32>,
     /// `selector`.
     #[serde(default)]
-    pub selector: LabelSelector,
+    pub selector: SlimSelector,
     /// `updateStrategy`.
     pub update_strategy: Option<StatefulSetUpdateStrategy>,
 }
@@ -317,7 +463,7 @@ impl From<&SlimStatefulSetSpec> for StatefulSetSpec {
     fn from(s: &SlimStatefulSetSpec) -> Self {
         Self {
             replicas: s.replicas,
-            selector: s.selector.clone(),
+            selector: LabelSelector::from(&s.selector),
             update_strategy: s.update_strategy.clone(),
             ..Default::default()
         }
@@ -330,7 +476,7 @@ impl From<&SlimStatefulSetSpec> for StatefulSetSpec {
 pub struct SlimDaemonSetSpec {
     /// `selector`.
     #[serde(default)]
-    pub selector: LabelSelector,
+    pub selector: SlimSelector,
     /// `updateStrategy`.
     pub update_strategy: Option<DaemonSetUpdateStrategy>,
 }
@@ -338,7 +484,7 @@ pub struct SlimDaemonSetSpec {
 impl From<&SlimDaemonSetSpec> for DaemonSetSpec {
     fn from(s: &SlimDaemonSetSpec) -> Self {
         Self {
-            selector: s.selector.clone(),
+            selector: LabelSelector::from(&s.selector),
             update_strategy: s.update_strategy.clone(),
             ..Default::default()
         }

@@ -9,12 +9,21 @@ use super::*;
 use crate::checks::observe;
 use crate::release::summary::WorkloadKind;
 
-/// `value` decoded as the k8s-openapi type and as the slim one, as a watch would.
-fn both<F: DeserializeOwned, S: DeserializeOwned>(value: &Value) -> (F, S) {
-    (
-        serde_json::from_value(value.clone()).unwrap(),
-        serde_json::from_value(value.clone()).unwrap(),
-    )
+/// `value` decoded as the k8s-openapi type and as the slim one, trimmed as the stores keep
+/// it.
+fn both<F: DeserializeOwned, S: DeserializeOwned + Slim>(value: &Value) -> (F, S) {
+    let mut slim: S = serde_json::from_value(value.clone()).unwrap();
+    slim.trim();
+    (serde_json::from_value(value.clone()).unwrap(), slim)
+}
+
+/// `m` as the stores keep it: without its resource version.
+fn without_resource_version(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    let mut m = m.clone();
+    m.resource_version = None;
+    m
 }
 
 fn meta(name: &str) -> Value {
@@ -64,7 +73,9 @@ fn a_deployment_observed_from_its_slim_form_is_observed_the_same() {
         observe::deployment(&slim.full()),
         observe::deployment(&full)
     );
-    assert_eq!(slim.full().metadata, full.metadata);
+    // Everything but the resource version (the watch keeps its own).
+    let expected = without_resource_version(&full.metadata);
+    assert_eq!(slim.full().metadata, expected);
     assert_eq!(slim.full().status, full.status);
     let spec = slim.full().spec.unwrap();
     assert_eq!(
@@ -235,4 +246,97 @@ fn slim_objects_are_a_fraction_of_the_full_ones() {
     assert!(size_of::<SlimStatefulSet>() * 3 < size_of::<StatefulSet>());
     assert!(size_of::<SlimReplicaSet>() * 4 < size_of::<ReplicaSet>());
     assert!(size_of::<SlimJob>() * 3 < size_of::<Job>());
+}
+
+#[test]
+fn trimmed_objects_keep_their_labels_and_only_the_annotations_the_checks_read() {
+    let mut v = json!({"metadata": meta("gim-7d9f-x1"), "status": {"phase": "Running"}});
+    v["metadata"]["annotations"]["checksum/config"] = json!("abc");
+    v["metadata"]["managedFields"] = json!([{"manager": "kubectl", "operation": "Update"}]);
+    let (full, slim): (Pod, SlimPod) = both(&v);
+    assert_eq!(
+        slim.metadata.labels, None,
+        "the labels moved out of the map"
+    );
+    assert_eq!(slim.labels().get("pod-template-hash"), Some("7d9f"));
+    assert_eq!(slim.labels().get("tier"), None);
+    let back = slim.full();
+    assert_eq!(back.metadata.labels, full.metadata.labels);
+    let kept: Vec<&String> = back
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "deployment.kubernetes.io/revision",
+            "meta.helm.sh/release-name"
+        ]
+    );
+    assert_eq!(back.metadata.managed_fields, None);
+    assert_eq!(back.metadata.uid, full.metadata.uid, "the uid stays");
+    assert_eq!(
+        back.metadata.owner_references,
+        full.metadata.owner_references
+    );
+
+    // With no annotation the checks read, none is kept (no empty map).
+    let mut v = json!({"metadata": meta("gim-state-0")});
+    v["metadata"]["annotations"] = json!({"checksum/config": "abc"});
+    let (_, slim): (Pod, SlimPod) = both(&v);
+    assert_eq!(slim.full().metadata.annotations, None);
+}
+
+#[test]
+fn labels_match_every_kind_of_selector_as_kube_matches_a_label_map() {
+    use kube::core::{Expression, Selector, SelectorExt};
+    let map: std::collections::BTreeMap<String, String> = [
+        ("app", "gim"),
+        ("pod-template-hash", "7d9f"),
+        ("tier", "db"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let labels = Labels::of(Some(map.clone()));
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    let expressions = [
+        Expression::Equal("app".into(), "gim".into()),
+        Expression::Equal("app".into(), "gsp".into()),
+        Expression::Equal("zone".into(), "a".into()),
+        Expression::NotEqual("app".into(), "gim".into()),
+        Expression::NotEqual("zone".into(), "a".into()),
+        Expression::In("tier".into(), set(&["db", "cache"])),
+        Expression::In("tier".into(), set(&["cache"])),
+        Expression::In("zone".into(), set(&["a"])),
+        Expression::NotIn("tier".into(), set(&["cache"])),
+        Expression::NotIn("tier".into(), set(&["db"])),
+        Expression::NotIn("zone".into(), set(&["a"])),
+        Expression::Exists("pod-template-hash".into()),
+        Expression::Exists("zone".into()),
+        Expression::DoesNotExist("zone".into()),
+        Expression::DoesNotExist("app".into()),
+    ];
+    let mut outcomes = std::collections::BTreeSet::new();
+    // Each expression alone, and each pair: a selector holds when all of them do.
+    for (i, a) in expressions.iter().enumerate() {
+        for b in expressions.iter().skip(i) {
+            let exprs = vec![a.clone(), b.clone()];
+            let selector: Selector = exprs.iter().cloned().collect();
+            let expected = selector.matches(&map);
+            assert_eq!(labels.matches(&exprs), expected, "{selector}");
+            outcomes.insert(expected);
+        }
+    }
+    assert_eq!(outcomes.len(), 2, "some selectors match, others do not");
+    assert!(
+        Labels::default().matches(&[]),
+        "an empty selector selects all"
+    );
+    assert!(!Labels::default().matches(&[Expression::Exists("app".into())]));
+    assert_eq!(Labels::default().to_map(), None);
+    assert_eq!(labels.to_map(), Some(map));
 }

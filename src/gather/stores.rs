@@ -2,8 +2,8 @@
 //! reflector per kind (Deployments, StatefulSets, DaemonSets, ReplicaSets, Pods, Jobs) and watched
 //! namespace (or one cluster-wide), so a round reads memory and costs no request. Objects are
 //! decoded into slim types ([`super::slim`]: no pod spec, no workload pod template) and
-//! trimmed before they are stored (no managed fields, no annotations but the ones the checks
-//! read), which bounds memory.
+//! trimmed before they are stored ([`Slim::trim`]: no managed fields, no annotations but the
+//! ones the checks read, labels as sorted slices), which bounds memory.
 //! Objects in a namespace that is not watched are read from the API (rare: a manifest that
 //! names another namespace).
 
@@ -14,10 +14,10 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::slim::{
@@ -29,14 +29,6 @@ use tracing::warn;
 /// Objects per page of the initial listings (kube's default is 500): a page is held whole
 /// while it is decoded, so smaller pages keep the listing's peak memory down.
 const LIST_PAGE: u32 = 100;
-
-/// Annotations the checks read (Helm's ownership of a Job; a Deployment's and its
-/// ReplicaSets' rollout revision, which finds the new ReplicaSet).
-const KEPT_ANNOTATIONS: [&str; 3] = [
-    "meta.helm.sh/release-name",
-    "meta.helm.sh/release-namespace",
-    crate::checks::observe::DEPLOYMENT_REVISION,
-];
 
 /// Stores of one kind, per watched namespace (`None`: cluster-wide).
 struct Kind<K: Slim + 'static> {
@@ -60,7 +52,6 @@ where
     fn start(
         client: &Client,
         namespaces: &[Option<String>],
-        trim: fn(&mut K),
         tasks: &mut Vec<JoinHandle<()>>,
         last_error: &LastWatchError,
         watch_timeout: u32,
@@ -84,7 +75,7 @@ where
                 .timeout(watch_timeout);
             let stream = watcher(api, config)
                 .default_backoff()
-                .modify(trim)
+                .modify(K::trim)
                 .reflect(writer);
             tasks.push(tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
@@ -136,12 +127,6 @@ where
     }
 }
 
-fn trim_meta<K: ResourceExt>(o: &mut K) {
-    o.managed_fields_mut().clear();
-    let annotations = o.annotations_mut();
-    annotations.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()));
-}
-
 /// The reflector stores of the watched namespaces.
 pub struct Stores {
     deployments: Kind<SlimDeployment>,
@@ -188,12 +173,12 @@ impl Stores {
         let last_error = LastWatchError::default();
         let e = &last_error;
         Arc::new(Self {
-            deployments: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
-            stateful_sets: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
-            daemon_sets: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
-            replica_sets: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
-            pods: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
-            jobs: Kind::start(client, &scopes, trim_meta, &mut tasks, e, t),
+            deployments: Kind::start(client, &scopes, &mut tasks, e, t),
+            stateful_sets: Kind::start(client, &scopes, &mut tasks, e, t),
+            daemon_sets: Kind::start(client, &scopes, &mut tasks, e, t),
+            replica_sets: Kind::start(client, &scopes, &mut tasks, e, t),
+            pods: Kind::start(client, &scopes, &mut tasks, e, t),
+            jobs: Kind::start(client, &scopes, &mut tasks, e, t),
             tasks,
             last_error,
         })
@@ -294,14 +279,16 @@ impl Stores {
         ns: &str,
         selector: &kube::core::Selector,
     ) -> Lookup<Vec<ReplicaSet>> {
-        use kube::core::SelectorExt;
-        Self::filter(&self.replica_sets, ns, |r| selector.matches(r.labels()))
+        let selector: Vec<kube::core::Expression> = selector.clone().into_iter().collect();
+        Self::filter(&self.replica_sets, ns, |r| {
+            Slim::labels(r).matches(&selector)
+        })
     }
 
     /// The pods of a namespace that `selector` selects.
     pub fn pods(&self, ns: &str, selector: &kube::core::Selector) -> Lookup<Vec<Pod>> {
-        use kube::core::SelectorExt;
-        Self::filter(&self.pods, ns, |p| selector.matches(p.labels()))
+        let selector: Vec<kube::core::Expression> = selector.clone().into_iter().collect();
+        Self::filter(&self.pods, ns, |p| Slim::labels(p).matches(&selector))
     }
 
     /// The Jobs of a namespace.

@@ -213,7 +213,7 @@ pub fn desired<'a>(views: impl Iterator<Item = &'a ReleaseView>, links: &Links) 
                 .into_iter()
                 .chain(
                     view.automation
-                        .as_ref()
+                        .as_deref()
                         .and_then(Automation::words)
                         .map(|t| ("automatic_action", t)),
                 )

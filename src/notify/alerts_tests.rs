@@ -158,9 +158,9 @@ fn a_revision_that_broke_after_its_bake_fires_its_own_alert() {
             ..v.judgement.clone().unwrap()
         },
     };
-    v.after_bake = Some(watch(Verdict::Healthy, Outcome::Pass));
+    v.after_bake = Some(Box::new(watch(Verdict::Healthy, Outcome::Pass)));
     assert!(desired([&v].into_iter(), &Links::default()).is_empty());
-    v.after_bake = Some(watch(Verdict::Failed, Outcome::Fail));
+    v.after_bake = Some(Box::new(watch(Verdict::Failed, Outcome::Fail)));
     let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     let a = &alerts[0];
@@ -259,14 +259,14 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
     use crate::remediation::plan::{Hold, HoldReason, Plan};
     // Held: the failure alert says why, and a warning names the reason.
     let mut v = view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)]);
-    v.automation = Some(Automation {
+    v.automation = Some(Box::new(Automation {
         dry_run: false,
         plan: Some(Plan::Hold(Hold {
             reason: HoldReason::DependencyDown,
             detail: "the dependency kafka fails".into(),
         })),
         record: None,
-    });
+    }));
     let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(
         names(&alerts),
@@ -282,11 +282,11 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
     );
     // Running (revision 2 is the bad one here): only the failure, saying so.
     v.revision = 2;
-    v.automation = Some(Automation {
+    v.automation = Some(Box::new(Automation {
         dry_run: false,
         plan: None,
         record: Some(record(Phase::Running, None)),
-    });
+    }));
     let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(names(&alerts), [("UpgradeFailed", "lag")]);
     assert!(
@@ -298,11 +298,11 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
     // Failed: critical, whatever the verdict of the revision now.
     for phase in [Phase::Failed, Phase::Interrupted, Phase::VerificationFailed] {
         let mut v = view(Verdict::Progressing, false, vec![]);
-        v.automation = Some(Automation {
+        v.automation = Some(Box::new(Automation {
             dry_run: false,
             plan: None,
             record: Some(record(phase, Some(3))),
-        });
+        }));
         let alerts = desired([&v].into_iter(), &Links::default());
         assert_eq!(
             names(&alerts),
@@ -316,11 +316,11 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
     // failure, never an `UpgradeFailed` recommending one more rollback.
     for phase in [Phase::Failed, Phase::Interrupted, Phase::VerificationFailed] {
         let mut v = view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)]);
-        v.automation = Some(Automation {
+        v.automation = Some(Box::new(Automation {
             dry_run: false,
             plan: None,
             record: Some(record(phase, Some(v.revision))),
-        });
+        }));
         let alerts = desired([&v].into_iter(), &Links::default());
         assert_eq!(
             names(&alerts),
@@ -331,17 +331,17 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
     // Verified: a warning while the rollback's revision is the latest (the upgrade has to be
     // fixed; `info` would be hidden by kube-prometheus-stack's InfoInhibitor).
     let mut v = view(Verdict::Healthy, true, vec![]);
-    v.automation = Some(Automation {
+    v.automation = Some(Box::new(Automation {
         dry_run: false,
         plan: None,
         record: Some(record(Phase::Verified, Some(3))),
-    });
+    }));
     let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(names(&alerts), [("UpgradeRolledBack", "rollback")]);
     assert_eq!(alerts[0].labels["severity"], "warning");
     // Dry run: says what would run.
     let mut v = view(Verdict::Failed, false, vec![lag(Outcome::Fail, 2.5)]);
-    v.automation = Some(Automation {
+    v.automation = Some(Box::new(Automation {
         dry_run: true,
         plan: Some(Plan::Rollback {
             target: 1,
@@ -349,7 +349,7 @@ fn automatic_actions_are_alerted_held_running_failed_and_verified() {
             command: "helm rollback gim 1 -n gim --wait --timeout 15m".into(),
         }),
         record: None,
-    });
+    }));
     let alerts = desired([&v].into_iter(), &Links::default());
     assert_eq!(
         alerts[0].annotations["automatic_action"],

@@ -54,14 +54,14 @@ fn each_verdict_change_is_published_once_about_the_newest_record() {
 fn holds_and_automatic_actions_are_published_with_their_outcome() {
     let mut book = EventBook::default();
     let mut v = view(Verdict::Failed, false, vec![]);
-    v.automation = Some(Automation {
+    v.automation = Some(Box::new(Automation {
         dry_run: false,
         plan: Some(Plan::Hold(Hold {
             reason: HoldReason::DependencyDown,
             detail: "the dependency kafka fails".into(),
         })),
         record: None,
-    });
+    }));
     let events = book.new_events([&v].into_iter());
     assert_eq!(
         reasons(&events),
@@ -76,11 +76,11 @@ fn holds_and_automatic_actions_are_published_with_their_outcome() {
         (Phase::Done, "RollbackDone", false),
         (Phase::Verified, "RollbackVerified", false),
     ] {
-        v.automation = Some(Automation {
+        v.automation = Some(Box::new(Automation {
             dry_run: false,
             plan: None,
             record: Some(action_record(3, phase)),
-        });
+        }));
         assert_eq!(
             reasons(&book.new_events([&v].into_iter())),
             [(reason, warning)],
@@ -89,11 +89,11 @@ fn holds_and_automatic_actions_are_published_with_their_outcome() {
     }
     // A failed attempt is a warning; published once.
     let mut failed = v.clone();
-    failed.automation = Some(Automation {
+    failed.automation = Some(Box::new(Automation {
         dry_run: false,
         plan: None,
         record: Some(action_record(4, Phase::Failed)),
-    });
+    }));
     assert_eq!(
         reasons(&book.new_events([&failed].into_iter())),
         [("RollbackFailed", true)]

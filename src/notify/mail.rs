@@ -488,7 +488,7 @@ impl Mailbook {
             started => view.started.map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()),
             problem => view.problem.clone(),
             action => action.map(RecommendedAction::words),
-            automatic => view.automation.as_ref().and_then(Automation::words),
+            automatic => view.automation.as_deref().and_then(Automation::words),
             command => command,
             checks => checks,
             dashboard => links.dashboard(&view.release),
@@ -742,7 +742,7 @@ mod tests {
             "1 pod(s) not Ready past their timeout: CrashLoopBackOff 1",
         );
         crash.value = Some(1.0);
-        broke.after_bake = Some(crate::state::AfterBakeView {
+        broke.after_bake = Some(Box::new(crate::state::AfterBakeView {
             since: Timestamp::from_second(3600).unwrap(),
             until: Timestamp::from_second(6 * 3600).unwrap(),
             judgement: Judgement {
@@ -755,7 +755,7 @@ mod tests {
                 results: vec![crash],
                 ..healthy.judgement.clone().unwrap()
             },
-        });
+        }));
         let mails = book.changes([&broke].into_iter(), &Links::default());
         assert_eq!(mails.len(), 1);
         let mail = mails[0].as_ref().unwrap();

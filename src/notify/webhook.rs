@@ -127,7 +127,7 @@ fn chat_text(view: &ReleaseView, headline: &str, links: &Links, cluster: Option<
     }
     if let Some(words) = view
         .automation
-        .as_ref()
+        .as_deref()
         .and_then(crate::remediation::automation::Automation::words)
     {
         lines.push(format!("Automatic action: {words}"));
