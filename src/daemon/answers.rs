@@ -83,12 +83,13 @@ pub struct Answers {
 impl Answers {
     /// The answer of `kind` for a request that arrived at `arrived`: one whose build started
     /// since, or one `build` makes now (on a blocking thread, while the others wait). `build`
-    /// is given the size of the previous answer, to allocate its body once.
+    /// is given an empty buffer for its body, as large as the previous answer and a little
+    /// more ([`buffer`]).
     pub async fn get(
         &self,
         kind: Costly,
         arrived: Instant,
-        build: impl FnOnce(usize) -> Answer + Send + 'static,
+        build: impl FnOnce(Vec<u8>) -> Answer + Send + 'static,
     ) -> (Arc<Answer>, Source) {
         let mut slot = self.slots[kind.slot()].lock().await;
         if let Some((started, answer)) = slot.as_ref()
@@ -98,10 +99,10 @@ impl Answers {
         }
         // The old answer is of no use to anyone from now on: it goes before the new one
         // is built, so two of them are never held at once.
-        let previous = slot.take().map_or(0, |(_, a)| a.body.len());
+        let previous = slot.take().map(|(_, a)| a);
         let started = Instant::now();
         let answer = Arc::new(
-            tokio::task::spawn_blocking(move || build(previous))
+            tokio::task::spawn_blocking(move || build(buffer(previous)))
                 .await
                 .unwrap_or_else(|e| Answer {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,6 +113,25 @@ impl Answers {
         *slot = Some((started, answer.clone()));
         (answer, Source::Built)
     }
+}
+
+/// An empty buffer for the next answer of a kind, with room for the previous one and an
+/// eighth more: the previous answer's own when no response holds it any more (a block of
+/// megabytes is reused, not mapped anew and faulted in page by page at each build), else a
+/// new one.
+fn buffer(previous: Option<Arc<Answer>>) -> Vec<u8> {
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let wanted = previous.body.len() + previous.body.len() / 8;
+    let reclaimed = Arc::try_unwrap(previous)
+        .ok()
+        .and_then(|a| a.body.try_into_mut().ok())
+        .map(Vec::from);
+    let mut buffer = reclaimed.unwrap_or_default();
+    buffer.clear();
+    buffer.reserve(wanted);
+    buffer
 }
 
 #[cfg(test)]
@@ -180,17 +200,52 @@ mod tests {
             .get(
                 Costly::Metrics { openmetrics: true },
                 Instant::now(),
-                |previous| text(&previous.to_string()),
+                |buffer| text(&buffer.capacity().to_string()),
             )
             .await;
         assert_eq!(source, Source::Built);
         assert_eq!(a.body.as_ref(), b"0");
-        // A new build is told the size of the last answer of its kind ("second").
+        // A new build gets room for the last answer of its kind ("second").
         let (a, _) = answers
-            .get(Costly::Releases, Instant::now(), |previous| {
-                text(&previous.to_string())
+            .get(Costly::Releases, Instant::now(), |buffer| {
+                text(&format!("{} {}", buffer.len(), buffer.capacity() >= 6))
             })
             .await;
-        assert_eq!(a.body.as_ref(), b"6");
+        assert_eq!(a.body.as_ref(), b"0 true");
+    }
+
+    #[tokio::test]
+    async fn a_large_answer_s_buffer_is_reused_once_no_response_holds_it() {
+        let answers = Answers::default();
+        let big = |buffer: Vec<u8>| {
+            let mut body = buffer;
+            body.resize(2 << 20, b'x');
+            Answer {
+                status: StatusCode::OK,
+                content_type: "text/plain",
+                body: Bytes::from(body),
+            }
+        };
+        let kind = Costly::Metrics { openmetrics: true };
+        let (first, _) = answers.get(kind, Instant::now(), big).await;
+        let at = first.body.as_ptr();
+        // A response still holds it: the next build gets a buffer of its own.
+        let held = first.body.clone();
+        drop(first);
+        let (second, _) = answers.get(kind, Instant::now(), big).await;
+        assert_ne!(second.body.as_ptr(), at);
+        assert_eq!(held.len(), 2 << 20, "the held answer is untouched");
+        drop(held);
+        // Nobody holds the second any more: the third is built in its memory.
+        let at = second.body.as_ptr();
+        drop(second);
+        let (third, _) = answers
+            .get(kind, Instant::now(), move |buffer| {
+                assert!(buffer.is_empty() && buffer.capacity() >= 2 << 20);
+                big(buffer)
+            })
+            .await;
+        assert_eq!(third.body.as_ptr(), at);
+        assert_eq!(third.body.len(), 2 << 20);
     }
 }

@@ -189,10 +189,10 @@ pub fn handle(
             Costly::Metrics {
                 openmetrics: openmetrics(accept),
             },
-            0,
+            Vec::new(),
         )
         .response(),
-        "/api/v1/releases" => build(served, Costly::Releases, 0).response(),
+        "/api/v1/releases" => build(served, Costly::Releases, Vec::new()).response(),
         _ => respond(
             StatusCode::NOT_FOUND,
             TEXT,
@@ -206,10 +206,10 @@ fn openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains("application/openmetrics-text"))
 }
 
-/// Builds a costly answer (every metric, or every release) from the state as it is now;
-/// `previous` (the last answer's size) sizes its body, so a large one is never copied
-/// while it grows.
-fn build(served: &Served, kind: Costly, previous: usize) -> Answer {
+/// Builds a costly answer (every metric, or every release) from the state as it is now,
+/// into `buffer` (empty, sized after the last answer: a large body is never copied while
+/// it grows).
+fn build(served: &Served, kind: Costly, buffer: Vec<u8>) -> Answer {
     let answer = |status, content_type, body: Vec<u8>| Answer {
         status,
         content_type,
@@ -219,7 +219,7 @@ fn build(served: &Served, kind: Costly, previous: usize) -> Answer {
         Costly::Metrics { openmetrics } => {
             // upgrade-guard's own metrics, then the standard process metrics (one `# EOF`).
             // A little more than last time: the answer grows with the releases.
-            let mut text = String::with_capacity(previous + previous / 8);
+            let mut text = String::from_utf8(buffer).unwrap_or_default();
             let encoded = prometheus_client::encoding::text::encode(&mut text, &served.registry)
                 .and_then(|()| {
                     let own = text.strip_suffix("# EOF\n").unwrap_or(&text).len();
@@ -239,7 +239,7 @@ fn build(served: &Served, kind: Costly, previous: usize) -> Answer {
                 ),
             }
         }
-        Costly::Releases => releases(served, &Filter::default(), previous),
+        Costly::Releases => releases(served, &Filter::default(), buffer),
     }
 }
 
@@ -278,7 +278,7 @@ impl Filter {
 }
 
 /// Every release the filter admits, with its notices and order warnings.
-fn releases(served: &Served, filter: &Filter, previous: usize) -> Answer {
+fn releases(served: &Served, filter: &Filter, buffer: Vec<u8>) -> Answer {
     let answer = |status, content_type, body: Vec<u8>| Answer {
         status,
         content_type,
@@ -330,7 +330,7 @@ fn releases(served: &Served, filter: &Filter, previous: usize) -> Answer {
         config_problems: &config_problems,
         notifications: NotificationsBody { email_error },
     };
-    let mut json = Vec::with_capacity(previous + previous / 8);
+    let mut json = buffer;
     match serde_json::to_writer_pretty(&mut json, &body) {
         Ok(()) => answer(StatusCode::OK, "application/json", json),
         Err(e) => answer(
@@ -386,7 +386,7 @@ async fn answer(served: Served, req: Request<Incoming>) -> Response<Full<Bytes>>
     if path == "/api/v1/releases" && filter != Filter::default() {
         // One release or one namespace (the link on each alert): cheap, built for it.
         return match method {
-            Method::GET | Method::HEAD => releases(&served, &filter, 0).response(),
+            Method::GET | Method::HEAD => releases(&served, &filter, Vec::new()).response(),
             _ => handle(&served, &method, &path, accept.as_deref()),
         };
     }
@@ -403,9 +403,7 @@ async fn answer(served: Served, req: Request<Incoming>) -> Response<Full<Bytes>>
     let answers = served.answers.clone();
     let metrics = served.metrics.clone();
     let (answer, source) = answers
-        .get(kind, arrived, move |previous| {
-            build(&served, kind, previous)
-        })
+        .get(kind, arrived, move |buffer| build(&served, kind, buffer))
         .await;
     metrics.answered(&path, source);
     answer.response()
