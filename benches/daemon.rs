@@ -464,10 +464,7 @@ fn report(all: &[Measured]) -> String {
     let allocator = if cfg!(feature = "jemalloc") {
         "jemalloc (`--features jemalloc`)".to_string()
     } else {
-        match bench::arena_max() {
-            Some(n) => format!("glibc's malloc with `MALLOC_ARENA_MAX={n}`"),
-            None => "glibc's malloc with its default arenas (up to 8 per core)".to_string(),
-        }
+        bench::malloc_words()
     };
     out.push_str(&format!("Allocator: {allocator}.\n\n"));
     let scales: Vec<String> = all

@@ -115,10 +115,11 @@ async fn the_image_judges_serves_metrics_and_rolls_back_with_its_own_helm() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
-/// The image runs the daemon with two malloc arenas: with glibc's default (up to eight per
-/// core) the same work held three quarters more memory (docs/benchmarks.md).
+/// The image runs the daemon with the malloc settings the benchmarks measure it with
+/// (`support::bench::IMAGE_MALLOC`): with glibc's defaults the same work held about twice the
+/// memory (docs/benchmarks.md).
 #[test]
-fn the_image_limits_malloc_arenas() {
+fn the_image_sets_glibc_malloc_as_benchmarked() {
     let image = support::container::image();
     let out = support::container::podman(&[
         "image",
@@ -133,7 +134,10 @@ fn the_image_limits_malloc_arenas() {
         String::from_utf8_lossy(&out.stderr)
     );
     let env: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(env.iter().any(|e| e == "MALLOC_ARENA_MAX=2"), "{env:?}");
+    for (name, value) in support::bench::IMAGE_MALLOC {
+        let set = format!("{name}={value}");
+        assert!(env.contains(&set), "{set} not in {env:?}");
+    }
 }
 
 /// The chart's `helm test` (kwok runs no container, so the test pod's command runs here, in

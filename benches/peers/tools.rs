@@ -340,9 +340,10 @@ pub fn report(peers: &Peers, all: &[Scale]) -> String {
          MetricTemplate; its targets rolled out and a new revision of each being analysed). \
          Settings that are not their defaults, and why: every controller runs alone without \
          leader election; Flagger's `-log-level=info` is its chart's (the binary's default \
-         is debug); upgrade-guard runs with `MALLOC_ARENA_MAX=2`, as its image does.\n\n",
+         is debug); upgrade-guard runs with {}, as its image does.\n\n",
         INTERVAL.as_secs(),
         INTERVAL.as_secs(),
+        bench::malloc_words(),
     ));
     let mib = |kib: u64| kib as f64 / 1024.0;
     for s in all {

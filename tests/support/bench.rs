@@ -97,22 +97,49 @@ pub fn sum(page: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// glibc's `MALLOC_ARENA_MAX` for the daemon: `BENCH_MALLOC_ARENA_MAX`, else the image's 2
-/// (deploy/Dockerfile); `None` when it is set empty (glibc's default).
-pub fn arena_max() -> Option<String> {
-    match std::env::var("BENCH_MALLOC_ARENA_MAX") {
-        Ok(v) if v.trim().is_empty() => None,
-        Ok(v) => Some(v),
-        Err(_) => Some("2".into()),
-    }
+/// glibc's malloc settings the image runs the daemon with (deploy/Dockerfile): two arenas,
+/// and blocks from 1 MiB up mapped on their own (returned to the kernel when freed).
+pub const IMAGE_MALLOC: [(&str, &str); 2] = [
+    ("MALLOC_ARENA_MAX", "2"),
+    ("MALLOC_MMAP_THRESHOLD_", "1048576"),
+];
+
+/// The daemon's malloc settings: each of [`IMAGE_MALLOC`] unless `BENCH_<NAME>` says
+/// otherwise (`BENCH_MALLOC_ARENA_MAX=4`; set empty, glibc's default: `None`).
+pub fn malloc_settings() -> Vec<(&'static str, Option<String>)> {
+    IMAGE_MALLOC
+        .iter()
+        .map(|(name, image)| {
+            let value = match std::env::var(format!("BENCH_{name}")) {
+                Ok(v) if v.trim().is_empty() => None,
+                Ok(v) => Some(v),
+                Err(_) => Some((*image).to_string()),
+            };
+            (*name, value)
+        })
+        .collect()
 }
 
-/// Sets the daemon's environment as the image does ([`arena_max`]).
+/// The malloc settings in words, for a report.
+pub fn malloc_words() -> String {
+    let set: Vec<String> = malloc_settings()
+        .into_iter()
+        .map(|(name, v)| match v {
+            Some(v) => format!("`{name}={v}`"),
+            None => format!("`{name}` unset (glibc's default)"),
+        })
+        .collect();
+    format!("glibc's malloc with {}", set.join(" and "))
+}
+
+/// Sets the daemon's environment as the image does ([`malloc_settings`]).
 pub fn as_the_image_runs_it(command: &mut std::process::Command) {
-    match arena_max() {
-        Some(n) => command.env("MALLOC_ARENA_MAX", n),
-        None => command.env_remove("MALLOC_ARENA_MAX"),
-    };
+    for (name, value) in malloc_settings() {
+        match value {
+            Some(v) => command.env(name, v),
+            None => command.env_remove(name),
+        };
+    }
 }
 
 /// utime + stime of a process, in seconds.
