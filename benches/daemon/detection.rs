@@ -223,14 +223,7 @@ pub async fn ready(client: &kube::Client, ns: &str, name: &str) {
     )
     .await;
     for pod in [format!("{name}-{hash}-a1"), format!("{name}-{hash}-b2")] {
-        patch(
-            &pods,
-            &pod,
-            serde_json::json!({"metadata": {"labels": {"pod-template-hash": hash}}}),
-            false,
-        )
-        .await;
-        patch(&pods, &pod, running(now), true).await;
+        of_template_and_running(&pods, &pod, "pod-template-hash", hash, now).await;
     }
     let sts_name = format!("{name}-state");
     let revision = format!("{sts_name}-7b9c6d5f8");
@@ -246,14 +239,26 @@ pub async fn ready(client: &kube::Client, ns: &str, name: &str) {
     )
     .await;
     let pod = format!("{sts_name}-0");
+    of_template_and_running(&pods, &pod, "controller-revision-hash", &revision, now).await;
+}
+
+/// Pod `pod` labelled as of its controller's current template (`label=value`), running and
+/// Ready since `now`.
+async fn of_template_and_running(
+    pods: &Api<Pod>,
+    pod: &str,
+    label: &str,
+    value: &str,
+    now: Timestamp,
+) {
     patch(
-        &pods,
-        &pod,
-        serde_json::json!({"metadata": {"labels": {"controller-revision-hash": revision}}}),
+        pods,
+        pod,
+        serde_json::json!({"metadata": {"labels": {label: value}}}),
         false,
     )
     .await;
-    patch(&pods, &pod, running(now), true).await;
+    patch(pods, pod, running(now), true).await;
 }
 
 /// Pod `<name>-5d8f7c9b4-a1` starts crash-looping at `at` (a whole second, as Kubernetes
